@@ -1,0 +1,54 @@
+# Conker: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything is built with Meson/Ninja; this file only sequences the steps.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+MESON      ?= meson
+
+.PHONY: all deps build build-asan test unit e2e check bench demo images clean format
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --werror
+
+build: deps $(BUILD)/build.ninja
+	$(MESON) compile -C $(BUILD)
+
+$(BUILD_ASAN)/build.ninja:
+	CC=clang $(MESON) setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug --werror
+
+build-asan: deps $(BUILD_ASAN)/build.ninja
+	$(MESON) compile -C $(BUILD_ASAN)
+
+# Every suite: static checks, unit + fuzz corpora (normal and ASan/UBSan builds), end to end.
+test: build build-asan
+	@bash scripts/test.sh $(BUILD) $(BUILD_ASAN)
+
+unit: build
+	$(MESON) test -C $(BUILD) --suite unit --suite fuzz-regress --print-errorlogs
+
+e2e: build
+	python3 -m pytest -v tests/e2e
+
+check:
+	@bash scripts/check-banned.sh
+
+images: build
+	@bash scripts/images.sh $(BUILD)
+
+bench: build
+	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD) || exit 1; done
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

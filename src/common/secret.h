@@ -1,0 +1,33 @@
+/* Secret bytes: keys, tokens, passwords and released secrets.
+ *
+ * A ck_secret is wiped with OPENSSL_cleanse before it is freed and has no printing helper on
+ * purpose. Compare with ck_secret_equal(), which is constant-time. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+struct ck_secret {
+        size_t len;
+        uint8_t data[]; /* NUL-terminated (not counted in len) for text secrets */
+};
+
+/* Copies len bytes into a new secret; NULL on OOM. */
+struct ck_secret *ck_secret_new(const void *data, size_t len);
+/* len random bytes from the OpenSSL DRBG. */
+int ck_secret_random(size_t len, struct ck_secret **ret);
+bool ck_secret_equal(const struct ck_secret *a, const void *b, size_t blen);
+void ck_secret_free(struct ck_secret *s);
+/* Wipes and frees a malloc'd C string (e.g. a password that came from JSON). */
+void ck_secret_str_free(char *s);
+
+DEFINE_POINTER_CLEANUP(struct ck_secret, ck_secret_free, ck_secret_free)
+#define _cleanup_secret_ _cleanup_(ck_secret_freep)
+static inline void ck_secret_str_freep(char **p)
+{
+        ck_secret_str_free(*p);
+}
+#define _cleanup_secret_str_ _cleanup_(ck_secret_str_freep)

@@ -1,0 +1,49 @@
+/* SQLite glue. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlite.h"
+
+int ck_sqlite_exec(sqlite3 *db, const char *sql, struct ck_error **reterr)
+{
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+        if (rc != SQLITE_OK) {
+                int r = ck_error_set(reterr, -EIO, "database: %s", msg ? msg : sqlite3_errstr(rc));
+                sqlite3_free(msg);
+                return r;
+        }
+        return 0;
+}
+
+int ck_sqlite_open(const char *path, sqlite3 **ret, struct ck_error **reterr)
+{
+        sqlite3 *db = NULL;
+        int fd, rc, r;
+
+        /* Create the file with 0600 before SQLite does, so it never exists world-readable. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open database %s", path);
+        close(fd);
+
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                r = ck_error_set(reterr, -EIO, "cannot open database %s: %s", path, sqlite3_errstr(rc));
+                sqlite3_close_v2(db);
+                return r;
+        }
+        sqlite3_busy_timeout(db, 5000);
+        r = ck_sqlite_exec(db,
+                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                           reterr);
+        if (r < 0) {
+                sqlite3_close_v2(db);
+                return r;
+        }
+        *ret = db;
+        return 0;
+}

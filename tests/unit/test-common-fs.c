@@ -1,0 +1,93 @@
+/* Unit tests for bounded reads, atomic writes, rm -rf and root-confined opens. */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ck-test-fs-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+static void test_atomic_write_and_bounded_read(void **state)
+{
+        _cleanup_close_ int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ uint8_t *d = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        size_t n = 0;
+        struct stat st;
+
+        assert_int_equal(ck_write_file_atomic(dfd, "f", "hello", 5, 0600, NULL), 0);
+        assert_int_equal(fstatat(dfd, "f", &st, 0), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(ck_read_file_at(dfd, "f", 5, &d, &n, NULL), 0);
+        assert_int_equal(n, 5);
+        assert_string_equal((char *)d, "hello");
+        assert_int_equal(ck_read_file_at(dfd, "f", 4, &d, &n, &e), -EFBIG);
+        assert_non_null(strstr(e->msg, "larger than 4 bytes"));
+}
+
+static void test_open_in_root_confines(void **state)
+{
+        _cleanup_close_ int dfd = -1, rootfd = -1, fd = -1;
+        char canary[128];
+
+        dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(mkdirat(dfd, "root", 0755), 0);
+        assert_int_equal(ck_write_file_atomic(dfd, "canary", "x", 1, 0644, NULL), 0);
+        rootfd = openat(dfd, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        snprintf(canary, sizeof(canary), "%s/canary", tmpdir);
+        assert_int_equal(symlinkat(canary, rootfd, "abs"), 0);
+        assert_int_equal(symlinkat("../../../canary", rootfd, "rel"), 0);
+
+        /* Both links resolve inside the root, where no canary exists. */
+        assert_int_equal(ck_open_in_root(rootfd, "abs", O_RDONLY, 0), -ENOENT);
+        assert_int_equal(ck_open_in_root(rootfd, "rel", O_RDONLY, 0), -ENOENT);
+        assert_int_equal(ck_open_in_root(rootfd, "../canary", O_RDONLY, 0), -ENOENT);
+        fd = ck_open_in_root(rootfd, "/new", O_WRONLY | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(faccessat(rootfd, "new", F_OK, 0), 0);
+}
+
+static void test_rm_rf(void **state)
+{
+        _cleanup_close_ int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char p[128];
+
+        snprintf(p, sizeof(p), "%s/a/b/c", tmpdir);
+        assert_int_equal(ck_mkdir_p(p, 0755), 0);
+        assert_int_equal(ck_mkdir_p(p, 0755), 0);
+        assert_int_equal(ck_write_file_atomic(dfd, "a/b/c/f", "1", 1, 0644, NULL), -EINVAL);
+        snprintf(p, sizeof(p), "%s/a/b/c/f", tmpdir);
+        assert_int_equal(creat(p, 0644) >= 0, 1);
+        assert_int_equal(symlinkat("/etc", dfd, "a/link"), 0);
+        assert_int_equal(ck_rm_rf_at(dfd, "a"), 0);
+        assert_int_equal(faccessat(dfd, "a", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(access("/etc/hostname", F_OK) == 0 || errno == ENOENT, 1);
+        assert_int_equal(ck_rm_rf_at(dfd, "a"), 0); /* repeatable */
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_atomic_write_and_bounded_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_in_root_confines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
