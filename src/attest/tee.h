@@ -1,0 +1,48 @@
+/* TEE providers: where quotes and RTMR extensions come from inside a TD.
+ *
+ * Contract header (owned by the attest module). `tdx` uses configfs-tsm for quotes and the
+ * tdx_guest measurements sysfs for RTMRs (both paths overridable so unit tests can point them at
+ * fake trees); `sim` is the simulated TD of sim.h. `auto` picks tdx when its files exist and
+ * otherwise fails, naming --tee sim: a simulated TEE is never chosen silently. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "quote.h"
+
+enum attest_tee_kind {
+        ATTEST_TEE_AUTO,
+        ATTEST_TEE_KIND_TDX,
+        ATTEST_TEE_KIND_SIM,
+        _ATTEST_TEE_KIND_MAX,
+};
+const char *attest_tee_kind_to_string(enum attest_tee_kind k);
+int attest_tee_kind_from_string(const char *s);
+
+struct attest_tee_config {
+        enum attest_tee_kind kind;
+        /* tdx: defaults /sys/kernel/config/tsm/report and
+         * /sys/class/misc/tdx_guest/measurements when NULL. */
+        const char *tsm_report_dir;
+        const char *measurements_dir;
+        /* sim: the directory made by `conker tdx-sim init` (keys, profile) and the state
+         * directory under /run that keeps RTMRs across restarts until "reboot". */
+        const char *sim_dir;
+        const char *sim_state_dir;
+};
+
+struct attest_tee; /* opaque */
+
+int attest_tee_open(const struct attest_tee_config *cfg, struct attest_tee **ret, struct ck_error **reterr);
+enum attest_tee_kind attest_tee_kind(const struct attest_tee *t);
+/* A quote over report_data; malloc'd bytes. */
+int attest_tee_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
+                     struct ck_error **reterr);
+/* RTMR[index] = SHA-384(RTMR[index] || data). Only index 3 is allowed for applications. */
+int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48], struct ck_error **reterr);
+/* Current MRTD/RTMR/MRCONFIGID... as far as the provider can tell without a quote. */
+int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *ret, struct ck_error **reterr);
+void attest_tee_free(struct attest_tee *t);
+DEFINE_POINTER_CLEANUP(struct attest_tee, attest_tee_free, attest_tee_free)

@@ -1,0 +1,46 @@
+/* Pulling an image: resolve the reference (mirrors applied), fetch the manifest (index ->
+ * linux/amd64), fetch the config and the layers (3 in parallel) into the store with digest and
+ * size verification, unpack each layer with its diff_id checked, and record the image.
+ *
+ * Contract header (owned by the image module). */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+#include "secret.h"
+#include "store.h"
+
+/* Progress: called from the pulling threads; must be cheap and thread-safe. */
+struct image_pull_progress {
+        const char *phase;    /* "resolving", "downloading", "unpacking", "done" */
+        uint64_t done_bytes;  /* downloaded so far, all layers */
+        uint64_t total_bytes; /* sum of layer and config sizes once known */
+        unsigned layers_done, layers_total;
+};
+typedef void (*image_pull_progress_fn)(void *userdata, const struct image_pull_progress *p);
+
+struct image_mirror {
+        const char *domain;   /* e.g. "docker.io" */
+        const char *endpoint; /* e.g. "127.0.0.1:5000" (served instead) */
+};
+
+struct image_pull_opts {
+        const char *ref;
+        const char *username;
+        const struct ck_secret *password;
+        const char *ca_file;
+        const struct image_mirror *mirrors;
+        size_t n_mirrors;
+        const char *const *insecure_registries; /* plain HTTP allowed for these domains; NULL-terminated */
+        atomic_int *cancel;
+        image_pull_progress_fn progress;
+        void *progress_userdata;
+};
+
+/* On success ret (may be NULL) receives the stored record; ret_config (may be NULL) the parsed
+ * image config. */
+int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
+               struct image_config *ret_config, struct ck_error **reterr);

@@ -1,0 +1,78 @@
+/* The image store: content-addressed blobs, unpacked layers and image records under one data
+ * directory (DESIGN.md §7: blobs/sha256/…, layers/, and the images tables of conker.db).
+ *
+ * Contract header (owned by the image module). Every blob is verified by size and digest before
+ * it becomes visible (written to a temp file, renamed on success); concurrent writers of the same
+ * digest are serialised so a blob is fetched once; each layer is unpacked once, and its
+ * uncompressed digest is checked against the config's diff_id before it is committed. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+
+struct image_limits {
+        uint64_t max_blob_size;      /* default 4 GiB */
+        uint64_t max_layer_unpacked; /* default 16 GiB */
+        uint64_t max_layer_entries;  /* default 1,000,000 */
+        uint64_t max_ratio;          /* uncompressed/compressed, default 100 (past 1 MiB) */
+        size_t max_name_len;         /* default 4096 */
+};
+void image_limits_default(struct image_limits *l);
+
+struct image_store;
+
+/* Opens or creates the store under dir (mode 0700), recovering from a crash: temp files and
+ * half-unpacked layers are removed. */
+int image_store_open(const char *dir, const struct image_limits *lim, struct image_store **ret,
+                     struct ck_error **reterr);
+void image_store_free(struct image_store *s);
+
+/* Blob writing. begin() returns 0 and a writer, or 1 when the blob is already present (no
+ * writer); if another thread is writing the same digest it waits for it. */
+struct image_blob_writer;
+int image_blob_begin(struct image_store *s, const char *digest, uint64_t size, struct image_blob_writer **ret,
+                     struct ck_error **reterr);
+int image_blob_write(struct image_blob_writer *w, const uint8_t *data, size_t len, struct ck_error **reterr);
+/* Verifies size and digest, then makes the blob visible. Frees w in all cases. */
+int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr);
+void image_blob_abort(struct image_blob_writer *w);
+
+bool image_store_has_blob(struct image_store *s, const char *digest);
+/* Reads a blob (max bytes) and re-verifies its digest. */
+int image_store_read_blob(struct image_store *s, const char *digest, size_t max, uint8_t **ret, size_t *ret_len,
+                          struct ck_error **reterr);
+
+/* Unpacks a stored layer blob (gzip, zstd or plain tar) into its own directory with the
+ * confined writer, checking the diff_id. Idempotent. */
+int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer, const char *diff_id,
+                             struct ck_error **reterr);
+
+/* An image record: the name it was pulled as, its manifest digest, its ID (config digest)
+ * and its layers (bottom first). */
+struct image_record {
+        char *name;            /* normalised reference */
+        char *manifest_digest;
+        char *id;              /* config digest = image ID */
+        char **layers;         /* layer (compressed) digests, bottom first */
+        char **diff_ids;
+        size_t n_layers;
+        uint64_t size;         /* sum of blob sizes */
+        int64_t created;       /* unix time it was stored */
+};
+void image_record_clear(struct image_record *r);
+
+int image_store_put(struct image_store *s, const struct image_record *r, struct ck_error **reterr);
+/* Looks up by name, by ID or by unique ID prefix (>= 12 hex). -ENOENT when absent. */
+int image_store_get(struct image_store *s, const char *name_or_id, struct image_record *ret,
+                    struct ck_error **reterr);
+int image_store_list(struct image_store *s, struct image_record **ret, size_t *ret_n, struct ck_error **reterr);
+/* Removes the record and frees the blobs and layers no other image uses. -EBUSY while a
+ * rootfs of it is mounted (see rootfs.h). */
+int image_store_remove(struct image_store *s, const char *name_or_id, struct ck_error **reterr);
+
+/* Directory of an unpacked layer (for overlay lowerdir); malloc'd. */
+char *image_store_layer_dir(struct image_store *s, const char *diff_id);
