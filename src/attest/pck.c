@@ -450,3 +450,30 @@ void attest_pck_entry_release(const struct attest_pck_entry *e)
         free(m->chain);
         free(m);
 }
+
+int attest_quote_pck_identity(const struct attest_quote *q, char ret_fmspc[13], const char **ret_ca_type,
+                              struct ck_error **reterr)
+{
+        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *chain = NULL;
+        struct attest_pck_info info = {};
+        X509 *ca;
+        int r;
+
+        chain = attest_pem_chain_parse((const char *)q->cert_data, q->cert_len, 4);
+        if (!chain || sk_X509_num(chain) < 2)
+                return ck_error_set(reterr, -EBADMSG,
+                                    "PCK chain: invalid PEM certificate chain in the quote");
+        r = attest_pck_sgx_ext_parse(sk_X509_value(chain, 0), &info, reterr);
+        if (r < 0)
+                return r;
+        ca = sk_X509_value(chain, 1);
+        if (attest_cert_cn_contains(ca, "SGX PCK Processor CA"))
+                *ret_ca_type = "processor";
+        else if (attest_cert_cn_contains(ca, "SGX PCK Platform CA"))
+                *ret_ca_type = "platform";
+        else
+                return ck_error_set(reterr, -EBADMSG,
+                                    "PCK chain: intermediate CN is not an SGX PCK Platform/Processor CA");
+        ck_hex_encode(info.fmspc, 6, ret_fmspc);
+        return 0;
+}

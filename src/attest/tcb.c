@@ -762,3 +762,14 @@ int attest_tcb_match(const struct attest_tcb_info *t, const struct attest_quote 
         res->tcb_eval_number = t->eval_number;
         return 0;
 }
+
+int attest_time_parse(const char *s, time_t *ret)
+{
+        uint64_t v = 0;
+
+        if (ck_parse_uint(s, INT64_MAX, &v) >= 0) {
+                *ret = (time_t)v;
+                return 0;
+        }
+        return attest_parse_date(s, ret);
+}
