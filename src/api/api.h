@@ -18,11 +18,11 @@
 struct task_manager;
 
 struct api_config {
-        const char *listen;            /* "HOST:PORT" or "[IPV6]:PORT"; port 0 picks a free one */
-        bool auth;                     /* false only when the operator said --no-auth */
-        const struct ck_secret *token; /* required when auth is on (borrowed) */
+        const char *listen;             /* "HOST:PORT" or "[IPV6]:PORT"; port 0 picks a free one */
+        bool auth;                      /* false only when the operator said --no-auth */
+        const struct ck_secret *token;  /* required when auth is on (borrowed) */
         const char *tls_cert, *tls_key; /* both or neither */
-        const char *tls_client_ca;     /* clients must present a certificate it verifies */
+        const char *tls_client_ca;      /* clients must present a certificate it verifies */
         size_t max_body_size;
         size_t max_header_size;
         unsigned max_connections;

@@ -40,15 +40,25 @@ struct api_error_view api_error_map(int code, const struct ck_error *err, const 
 const char *api_status_reason(int status)
 {
         switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 409: return "Conflict";
-        case 413: return "Payload Too Large";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        default: return "Error";
+        case 200:
+                return "OK";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 409:
+                return "Conflict";
+        case 413:
+                return "Payload Too Large";
+        case 500:
+                return "Internal Server Error";
+        case 503:
+                return "Service Unavailable";
+        default:
+                return "Error";
         }
 }

@@ -254,7 +254,8 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
         }
         if (data)
                 used = render_lines((const char *)data, len, tail, out);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; charset=utf-8");
         if (!follow) {
                 evhttp_send_reply(req, 200, "OK", out);
                 evbuffer_free(out);

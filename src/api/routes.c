@@ -43,8 +43,9 @@ void api_route_create(struct api_server *s, struct evhttp_request *req)
                 data = json_pack("{s:s}", "Id", id);
         } else {
                 /* The creation answer is short: what the client needs to follow the task. */
-                json_t *brief = json_pack("{s:O,s:O,s:O}", "Id", json_object_get(data, "Id"), "Name",
-                                          json_object_get(data, "Name"), "Status", json_object_get(data, "Status"));
+                json_t *brief =
+                        json_pack("{s:O,s:O,s:O}", "Id", json_object_get(data, "Id"), "Name",
+                                  json_object_get(data, "Name"), "Status", json_object_get(data, "Status"));
                 json_decref(data);
                 data = brief;
         }

@@ -27,8 +27,8 @@
 
 void api_reply(struct evhttp_request *req, int status, const char *message, json_t *data)
 {
-        _cleanup_json_ json_t *env = json_pack("{s:i,s:s,s:o}", "code", status, "message", message,
-                                               "data", data ? data : json_null());
+        _cleanup_json_ json_t *env = json_pack("{s:i,s:s,s:o}", "code", status, "message", message, "data",
+                                               data ? data : json_null());
         _cleanup_free_ char *body = env ? ck_json_dump(env) : NULL;
         struct evbuffer *out = evhttp_request_get_output_buffer(req);
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -80,13 +80,13 @@ static bool authorized(struct api_server *s, struct evhttp_request *req)
 
 enum route_id {
         R_HEALTH,
-        R_CONTAINER,     /* /container: POST create, GET newest, DELETE newest */
-        R_CANCEL,        /* /container/cancel */
-        R_CONTAINERS,    /* /containers */
-        R_ONE,           /* /container/{id} */
-        R_ONE_CANCEL,    /* /container/{id}/cancel */
-        R_ONE_LOGS,      /* /container/{id}/logs */
-        R_ONE_EVENTS,    /* /container/{id}/events */
+        R_CONTAINER,  /* /container: POST create, GET newest, DELETE newest */
+        R_CANCEL,     /* /container/cancel */
+        R_CONTAINERS, /* /containers */
+        R_ONE,        /* /container/{id} */
+        R_ONE_CANCEL, /* /container/{id}/cancel */
+        R_ONE_LOGS,   /* /container/{id}/logs */
+        R_ONE_EVENTS, /* /container/{id}/events */
 };
 
 static const struct {
@@ -166,7 +166,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 
         if (route_match(path, &route, ref, sizeof(ref)) < 0) {
                 if (!authorized(s, req)) {
-                        api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)", NULL);
+                        api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)",
+                                  NULL);
                         return;
                 }
                 api_reply(req, 404, "no such route", NULL);
@@ -195,7 +196,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 
         switch (route) {
         case R_HEALTH:
-                api_reply(req, 200, "ok", json_pack("{s:s,s:s}", "Status", "healthy", "Version", s->cfg.version));
+                api_reply(req, 200, "ok",
+                          json_pack("{s:s,s:s}", "Status", "healthy", "Version", s->cfg.version));
                 return;
         case R_CONTAINER:
                 if (method == EVHTTP_REQ_POST)
@@ -298,14 +300,16 @@ static int tls_setup(struct api_server *s, struct ck_error **reterr)
                 return ck_ssl_error(reterr, -EINVAL, "tls-key does not match tls-cert");
         if (s->cfg.tls_client_ca && *s->cfg.tls_client_ca) {
                 if (SSL_CTX_load_verify_locations(ctx, s->cfg.tls_client_ca, NULL) != 1)
-                        return ck_ssl_error(reterr, -EINVAL, "cannot load tls-client-ca %s", s->cfg.tls_client_ca);
+                        return ck_ssl_error(reterr, -EINVAL, "cannot load tls-client-ca %s",
+                                            s->cfg.tls_client_ca);
                 SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         }
         return 0;
 }
 
 /* "host:port" / "[v6]:port" -> host (brackets removed) and port. */
-static int split_listen(const char *listen, char *host, size_t host_size, uint16_t *port, struct ck_error **reterr)
+static int split_listen(const char *listen, char *host, size_t host_size, uint16_t *port,
+                        struct ck_error **reterr)
 {
         const char *colon = strrchr(listen, ':');
         const char *h = listen;
@@ -362,8 +366,9 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
         evhttp_set_max_body_size(s->http, (ev_ssize_t)(cfg->max_body_size * API_BODY_HARD_FACTOR));
         evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->max_header_size);
         evhttp_set_timeout(s->http, (int)cfg->timeout_s);
-        evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT |
-                                                    EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+        evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                                    EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH |
+                                                    EVHTTP_REQ_OPTIONS);
         evhttp_set_default_content_type(s->http, "application/json");
         evhttp_set_bevcb(s->http, on_new_connection, s);
         evhttp_set_gencb(s->http, on_request, s);

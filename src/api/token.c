@@ -29,7 +29,8 @@ static int token_create(const char *path, struct ck_error **reterr)
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
                 OPENSSL_cleanse(hex, sizeof(hex));
-                return errno == EEXIST ? 0 : ck_error_errno(reterr, -errno, "cannot create token file %s", path);
+                return errno == EEXIST ? 0
+                                       : ck_error_errno(reterr, -errno, "cannot create token file %s", path);
         }
         r = ck_write_all(fd, hex, sizeof(hex));
         OPENSSL_cleanse(hex, sizeof(hex));
@@ -69,8 +70,9 @@ int api_token_load_or_create(const char *path, struct ck_secret **ret, struct ck
         if (fstat(fd, &st) < 0)
                 return ck_error_errno(reterr, -errno, "cannot stat token file %s", path);
         if (st.st_mode & 077)
-                return ck_error_set(reterr, -EPERM, "token file %s is accessible to others (mode %03o); chmod 600 it",
-                                    path, st.st_mode & 0777);
+                return ck_error_set(reterr, -EPERM,
+                                    "token file %s is accessible to others (mode %03o); chmod 600 it", path,
+                                    st.st_mode & 0777);
         r = ck_read_fd(fd, TOKEN_MAX, &data, &len);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot read token file %s", path);

@@ -331,7 +331,7 @@ static bool is_blank(char ch)
 int conkerd_config_parse(struct conkerd_config *c, const char *buf, size_t len, const char *origin,
                          struct ck_error **reterr)
 {
-        bool seen[ELEMENTSOF(keys)] = {0};
+        unsigned char seen[ELEMENTSOF(keys)] = {0};
         size_t off = 0;
         unsigned lineno = 0;
 

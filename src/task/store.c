@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "sqlite.h"
-#include "store.h"
+#include "task-store.h"
 
 void (*task_store_test_hook)(const char *point);
 

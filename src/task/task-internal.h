@@ -8,7 +8,7 @@
 #include "backend.h"
 #include "request.h"
 #include "runtime.h"
-#include "store.h"
+#include "task-store.h"
 #include "task.h"
 
 #define TASK_ID_LEN 32

@@ -16,7 +16,7 @@ static char tmpdir[64];
 
 struct script {
         char calls[4096];
-        const char *fail_at;  /* operation that fails */
+        const char *fail_at;   /* operation that fails */
         const char *cancel_at; /* operation during which the user cancels */
         int fail_code;
         int rootfs, secret, container, volumes, images, image_removes;
@@ -34,7 +34,8 @@ static int op(const char *name, struct ck_error **reterr)
         if (sc.cancel_at && strcmp(sc.cancel_at, name) == 0)
                 assert_int_equal(task_manager_cancel(g_m, NULL, NULL, NULL), 0);
         if (sc.fail_at && strcmp(sc.fail_at, name) == 0)
-                return ck_error_set(reterr, sc.fail_code ? sc.fail_code : -EIO, "scripted failure in %s", name);
+                return ck_error_set(reterr, sc.fail_code ? sc.fail_code : -EIO, "scripted failure in %s",
+                                    name);
         return 0;
 }
 
@@ -45,7 +46,8 @@ static int s_normalize(void *ud, const char *ref, char **ret, struct ck_error **
         return asprintf(ret, "docker.io/library/%s", ref) < 0 ? -ENOMEM : 0;
 }
 
-static int s_pull(void *ud, const struct task_pull_request *r, struct task_image *ret, struct ck_error **reterr)
+static int s_pull(void *ud, const struct task_pull_request *r, struct task_image *ret,
+                  struct ck_error **reterr)
 {
         struct task_pull_progress p = {"downloading", 10, 100, 0, 1};
         int q;
@@ -57,10 +59,11 @@ static int s_pull(void *ud, const struct task_pull_request *r, struct task_image
         if (atomic_load(r->cancel))
                 return ck_error_set(reterr, -ECANCELED, "cancelled");
         sc.images = 1;
-        *ret = (struct task_image){.id = strdup("sha256:1111111111111111111111111111111111111111111111111111111111111111"),
-                                   .name = strdup(r->ref),
-                                   .n_layers = 1,
-                                   .size = 1234};
+        *ret = (struct task_image){
+                .id = strdup("sha256:1111111111111111111111111111111111111111111111111111111111111111"),
+                .name = strdup(r->ref),
+                .n_layers = 1,
+                .size = 1234};
         ret->cmd = calloc(3, sizeof(char *));
         ret->cmd[0] = strdup("/app");
         ret->cmd[1] = strdup("--serve");
@@ -182,4 +185,3 @@ static const struct task_backend backend = {
         .container_log_path = s_log_path,
         .host_port_in_use = s_port_in_use,
 };
-

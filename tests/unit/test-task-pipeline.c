@@ -12,16 +12,19 @@
 
 #include "fs.h"
 #include "json.h"
-#include "store.h"
+#include "task-store.h"
 #include "task.h"
 #include "task-scripted-backend.h"
 
 static const char seed[] =
         "{\"Name\":\"conker-example-app\",\"ImageInfo\":{\"ImageName\":\"reckey/conker-example-app:latest\","
-        "\"RegisterAuthInfo\":{\"Username\":\"user\",\"Password\":\"S3cret-Pw-9f8e\"}},\"Ports\":[{\"TargetPort\":8080,"
-        "\"PublishedPort\":30080}],\"Env\":[\"userId=secret-127.0.0.1:3333\"],\"Mounts\":[{\"Type\":\"volume\","
+        "\"RegisterAuthInfo\":{\"Username\":\"user\",\"Password\":\"S3cret-Pw-9f8e\"}},\"Ports\":[{"
+        "\"TargetPort\":8080,"
+        "\"PublishedPort\":30080}],\"Env\":[\"userId=secret-127.0.0.1:3333\"],\"Mounts\":[{\"Type\":"
+        "\"volume\","
         "\"Target\":\"/data\",\"Source\":\"data\",\"RW\":true}]}";
-static const char with_kms[] = "{\"Name\":\"k\",\"ImageInfo\":{\"ImageName\":\"app\"},\"KmsEndpoints\":[\"127.0.0.1:3333\"]}";
+static const char with_kms[] =
+        "{\"Name\":\"k\",\"ImageInfo\":{\"ImageName\":\"app\"},\"KmsEndpoints\":[\"127.0.0.1:3333\"]}";
 
 static void open_manager(void)
 {
@@ -79,7 +82,7 @@ static void events_of(const char *id, char *out, size_t size)
         out[0] = 0;
         assert_int_equal(task_manager_events_json(g_m, id, &j, NULL), 0);
         json_array_foreach(j, i, ev) n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "",
-                                                          json_string_value(json_object_get(ev, "Type")));
+                                                           json_string_value(json_object_get(ev, "Type")));
 }
 
 static const char *last_message(const char *id, char *buf, size_t size)
@@ -113,11 +116,12 @@ static void test_happy_path(void **state)
         assert_string_equal(json_string_value(json_object_get(j, "Status")), "Running");
         assert_string_equal(json_string_value(json_object_get(j, "Id")), id);
         /* The password is masked in the response... */
-        assert_string_equal(json_string_value(json_object_get(
-                                    json_object_get(json_object_get(json_object_get(j, "Config"), "ImageInfo"),
-                                                    "RegisterAuthInfo"),
-                                    "Username")),
-                            "user");
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_object_get(json_object_get(json_object_get(j, "Config"), "ImageInfo"),
+                                        "RegisterAuthInfo"),
+                        "Username")),
+                "user");
         _cleanup_free_ char *dump = ck_json_dump(j);
         assert_null(strstr(dump, "S3cret-Pw-9f8e"));
         /* ... and ContainerInspect has Docker's fields. */
@@ -126,16 +130,19 @@ static void test_happy_path(void **state)
         assert_string_equal(json_string_value(json_array_get(json_object_get(ci, "Args"), 0)), "--serve");
         assert_true(json_is_true(json_object_get(json_object_get(ci, "State"), "Running")));
         assert_int_equal(json_integer_value(json_object_get(json_object_get(ci, "State"), "Pid")), 4242);
-        assert_string_equal(json_string_value(json_object_get(
-                                    json_array_get(json_object_get(json_object_get(json_object_get(ci, "HostConfig"),
-                                                                                   "PortBindings"),
-                                                                   "8080/tcp"),
-                                                   0),
-                                    "HostPort")),
-                            "30080");
-        assert_non_null(json_object_get(json_object_get(json_object_get(ci, "Config"), "ExposedPorts"), "8080/tcp"));
-        assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(ci, "Config"), "Env"), 0)),
-                            "userId=secret-127.0.0.1:3333");
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_array_get(json_object_get(json_object_get(json_object_get(ci, "HostConfig"),
+                                                                       "PortBindings"),
+                                                       "8080/tcp"),
+                                       0),
+                        "HostPort")),
+                "30080");
+        assert_non_null(
+                json_object_get(json_object_get(json_object_get(ci, "Config"), "ExposedPorts"), "8080/tcp"));
+        assert_string_equal(
+                json_string_value(json_array_get(json_object_get(json_object_get(ci, "Config"), "Env"), 0)),
+                "userId=secret-127.0.0.1:3333");
 }
 
 static void test_password_not_on_disk(void **state)
@@ -165,8 +172,9 @@ static void test_attest_unavailable(void **state)
 
         events_of(id, ev, sizeof(ev));
         assert_string_equal(ev, "Pulling,Pulled,Attesting,Failed");
-        assert_non_null(strstr(last_message(id, msg, sizeof(msg)),
-                               "remote attestation is not available in this build: KmsEndpoints cannot be honoured"));
+        assert_non_null(strstr(
+                last_message(id, msg, sizeof(msg)),
+                "remote attestation is not available in this build: KmsEndpoints cannot be honoured"));
         assert_clean();
 }
 
@@ -286,14 +294,16 @@ static void test_conflicts(void **state)
         assert_non_null(strstr(e->msg, "name"));
         ck_error_free(TAKE_PTR(e));
         /* Same published port, other name. */
-        const char *port = "{\"Name\":\"other\",\"ImageInfo\":{\"ImageName\":\"x\"},\"Ports\":[{\"TargetPort\":1,"
-                           "\"PublishedPort\":30080}]}";
+        const char *port =
+                "{\"Name\":\"other\",\"ImageInfo\":{\"ImageName\":\"x\"},\"Ports\":[{\"TargetPort\":1,"
+                "\"PublishedPort\":30080}]}";
         assert_int_equal(task_manager_create(g_m, port, strlen(port), &x, &e), -EEXIST);
         assert_non_null(strstr(e->msg, "30080"));
         ck_error_free(TAKE_PTR(e));
         /* A port busy on the host. */
         sc.port_busy = true;
-        const char *host = "{\"ImageInfo\":{\"ImageName\":\"x\"},\"Ports\":[{\"TargetPort\":1,\"PublishedPort\":30999}]}";
+        const char *host = "{\"ImageInfo\":{\"ImageName\":\"x\"},\"Ports\":[{\"TargetPort\":1,"
+                           "\"PublishedPort\":30999}]}";
         assert_int_equal(task_manager_create(g_m, host, strlen(host), &x, &e), -EEXIST);
         assert_non_null(strstr(e->msg, "on the host"));
         ck_error_free(TAKE_PTR(e));
@@ -330,7 +340,8 @@ static void test_watcher(void **state)
         sc.state = (struct runtime_state){.status = RUNTIME_EXITED, .exit_code = 137, .oom_killed = true};
         task_manager_watch_once(g_m);
         events_of(id, ev, sizeof(ev));
-        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running,Restarting,Running,Exited");
+        assert_string_equal(ev,
+                            "Pulling,Pulled,Creating,Created,Starting,Running,Restarting,Running,Exited");
         assert_non_null(strstr(last_message(id, msg, sizeof(msg)), "code 137 (killed: out of memory)"));
 }
 
@@ -362,10 +373,14 @@ static void test_recovery_mid_pipeline(void **state)
         struct task_store *s = NULL;
         char path[128], ev[512], msg[256];
         const char *id = "0123456789abcdef0123456789abcdef";
-        struct task_store_task t = {.id = (char *)id, .seq = 7, .name = (char *)"mid", .created_ns = 1,
-                                    .request = (char *)"{\"Name\":\"mid\",\"ImageInfo\":{\"ImageName\":\"x\"},"
-                                                       "\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\","
-                                                       "\"Source\":\"v1\"}]}"};
+        struct task_store_task t = {.id = (char *)id,
+                                    .seq = 7,
+                                    .name = (char *)"mid",
+                                    .created_ns = 1,
+                                    .request =
+                                            (char *)"{\"Name\":\"mid\",\"ImageInfo\":{\"ImageName\":\"x\"},"
+                                                    "\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\","
+                                                    "\"Source\":\"v1\"}]}"};
         struct task_store_event e1 = {(char *)"Pulling", 1, (char *)"pulling"};
         struct task_store_event e2 = {(char *)"Creating", 2, (char *)"creating"};
 

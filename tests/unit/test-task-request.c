@@ -14,8 +14,10 @@ static const struct task_request_limits lim = {30000, 65534};
 
 static const char seed[] =
         "{\"Name\":\"conker-example-app\",\"ImageInfo\":{\"ImageName\":\"reckey/conker-example-app:latest\","
-        "\"RegisterAuthInfo\":{\"Username\":\"user\",\"Password\":\"pass\"}},\"Ports\":[{\"TargetPort\":8080,"
-        "\"PublishedPort\":30080}],\"Env\":[\"userId=secret-127.0.0.1:3333\"],\"Mounts\":[{\"Type\":\"volume\","
+        "\"RegisterAuthInfo\":{\"Username\":\"user\",\"Password\":\"pass\"}},\"Ports\":[{\"TargetPort\":"
+        "8080,"
+        "\"PublishedPort\":30080}],\"Env\":[\"userId=secret-127.0.0.1:3333\"],\"Mounts\":[{\"Type\":"
+        "\"volume\","
         "\"Target\":\"/data\",\"Source\":\"data\",\"RW\":true}],\"KmsEndpoints\":[\"127.0.0.1:3333\"]}";
 
 static void test_seed_body(void **state)
@@ -43,8 +45,9 @@ static void test_seed_body(void **state)
 static void test_minimal_body(void **state)
 {
         struct task_request r = {0};
-        const char *b = "{\"ImageInfo\":{\"ImageName\":\"busybox\"},\"Ports\":null,\"Env\":[],\"Mounts\":[{\"Type\":"
-                        "\"volume\",\"Target\":\"/v\",\"Source\":\"v\"}]}";
+        const char *b =
+                "{\"ImageInfo\":{\"ImageName\":\"busybox\"},\"Ports\":null,\"Env\":[],\"Mounts\":[{\"Type\":"
+                "\"volume\",\"Target\":\"/v\",\"Source\":\"v\"}]}";
 
         assert_int_equal(task_request_parse(b, strlen(b), 1 << 20, &lim, &r, NULL), 0);
         assert_null(r.name);
@@ -100,35 +103,39 @@ static const struct bad bad_cases[] = {
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Cmd\":[]}", -EINVAL, "unknown field \"Cmd\""},
         {"{\"Name\":\"-x\",\"ImageInfo\":{\"ImageName\":\"a\"}}", -EINVAL, "Name must match"},
         {"{\"Name\":\"a/b\",\"ImageInfo\":{\"ImageName\":\"a\"}}", -EINVAL, "Name must match"},
-        {"{\"Name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"ImageInfo\":{\"ImageName\":"
+        {"{\"Name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"ImageInfo\":{"
+         "\"ImageName\":"
          "\"a\"}}",
          -EINVAL, "Name must match"},
         {"{\"Name\":7,\"ImageInfo\":{\"ImageName\":\"a\"}}", -EINVAL, "Name must be a string"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Password\":\"p\"}}}", -EINVAL,
          "needs a Username"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"a:b\"}}}", -EINVAL, "no ':'"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"a:b\"}}}", -EINVAL,
+         "no ':'"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":1}}}", -EINVAL,
          "Username must be a string"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":{}}", -EINVAL, "Ports must be an array"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[1]}", -EINVAL, "Ports[0] must be an object"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80}]}", -EINVAL,
          "Ports[0].PublishedPort is required"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":\"80\",\"PublishedPort\":30080}]}", -EINVAL,
-         "Ports[0].TargetPort must be an integer"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":0,\"PublishedPort\":30080}]}", -ERANGE,
-         "outside the allowed range 1-65535"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":65536,\"PublishedPort\":30080}]}", -ERANGE,
-         "TargetPort"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":80}]}", -ERANGE,
-         "outside the allowed range 30000-65534"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":65535}]}", -ERANGE,
-         "PublishedPort"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080.5}]}", -EINVAL,
-         "must be an integer"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080},{\"TargetPort\":"
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":\"80\",\"PublishedPort\":30080}]}",
+         -EINVAL, "Ports[0].TargetPort must be an integer"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":0,\"PublishedPort\":30080}]}",
+         -ERANGE, "outside the allowed range 1-65535"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":65536,\"PublishedPort\":30080}]}",
+         -ERANGE, "TargetPort"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":80}]}",
+         -ERANGE, "outside the allowed range 30000-65534"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":65535}]}",
+         -ERANGE, "PublishedPort"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080.5}]}",
+         -EINVAL, "must be an integer"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080},{"
+         "\"TargetPort\":"
          "81,\"PublishedPort\":30080}]}",
          -EINVAL, "published twice"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080,\"Proto\":1}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":30080,"
+         "\"Proto\":1}]}",
          -EINVAL, "unknown field \"Proto\""},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Env\":\"A=1\"}", -EINVAL, "Env must be an array"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Env\":[1]}", -EINVAL, "Env[0] must be a string"},
@@ -139,47 +146,60 @@ static const struct bad bad_cases[] = {
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Env\":[\"A=x\\ny\"]}", -EINVAL, "newline"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Env\":[\"A=x\\u0000y\"]}", -EINVAL, "NUL"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Env\":[\"A=1\",\"A=2\"]}", -EINVAL, "A is set twice"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"bind\",\"Target\":\"/d\",\"Source\":\"/etc\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"bind\",\"Target\":\"/"
+         "d\",\"Source\":\"/etc\"}]}",
          -EINVAL, "Type must be \"volume\""},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Target\":\"/d\",\"Source\":\"d\"}]}", -EINVAL,
          "Type must be \"volume\""},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\"}]}", -EINVAL,
-         "Target is required"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\"}]}", -EINVAL,
-         "Source is required"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"d\",\"Source\":\"d\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Source\":\"d\"}]}",
+         -EINVAL, "Target is required"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\"}]}",
+         -EINVAL, "Source is required"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"d\",\"Source\":"
+         "\"d\"}]}",
          -EINVAL, "absolute"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/\",\"Source\":\"d\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/"
+         "\",\"Source\":\"d\"}]}",
          -EINVAL, "over /"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a/../secret\","
          "\"Source\":\"d\"}]}",
          -EINVAL, "clean path"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a//b\",\"Source\":\"d\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a//"
+         "b\",\"Source\":\"d\"}]}",
          -EINVAL, "clean path"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a/\",\"Source\":\"d\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/a/"
+         "\",\"Source\":\"d\"}]}",
          -EINVAL, "end with /"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/secret\",\"Source\":"
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/"
+         "secret\",\"Source\":"
          "\"d\"}]}",
          -EINVAL, "/secret is reserved"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/secret/x\",\"Source\":"
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/secret/"
+         "x\",\"Source\":"
          "\"d\"}]}",
          -EINVAL, "/secret is reserved"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\",\"Source\":\"../x\"}]}",
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/"
+         "d\",\"Source\":\"../x\"}]}",
          -EINVAL, "Source must be a volume name"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\",\"Source\":\"d\","
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/"
+         "d\",\"Source\":\"d\","
          "\"RW\":\"yes\"}]}",
          -EINVAL, "RW must be true or false"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/d\",\"Source\":\"a\"},"
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"Mounts\":[{\"Type\":\"volume\",\"Target\":\"/"
+         "d\",\"Source\":\"a\"},"
          "{\"Type\":\"volume\",\"Target\":\"/d\",\"Source\":\"b\"}]}",
          -EINVAL, "mounted twice"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":\"h:1\"}", -EINVAL, "KmsEndpoints must be an array"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":\"h:1\"}", -EINVAL,
+         "KmsEndpoints must be an array"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"nohost\"]}", -EINVAL, "host:port"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:0\"]}", -EINVAL, "port must be"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:99999\"]}", -EINVAL, "port must be"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h_x:1\"]}", -EINVAL, "DNS name"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"[zz]:1\"]}", -EINVAL, "IPv6"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1#sha256:abc\"]}", -EINVAL, "certificate pin"},
-        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1\"]}", -EINVAL, "listed twice"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1#sha256:abc\"]}", -EINVAL,
+         "certificate pin"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1\"]}", -EINVAL,
+         "listed twice"},
 };
 
 static void test_bad_requests(void **state)
@@ -187,7 +207,8 @@ static void test_bad_requests(void **state)
         for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
                 _cleanup_error_ struct ck_error *e = NULL;
                 struct task_request r = {0};
-                int q = task_request_parse(bad_cases[i].body, strlen(bad_cases[i].body), 1 << 20, &lim, &r, &e);
+                int q = task_request_parse(bad_cases[i].body, strlen(bad_cases[i].body), 1 << 20, &lim, &r,
+                                           &e);
                 if (q != bad_cases[i].code || !e || !strstr(e->msg, bad_cases[i].msg))
                         fail_msg("case %zu (%s): got %d \"%s\", want %d \"%s\"", i, bad_cases[i].body, q,
                                  e ? e->msg : "", bad_cases[i].code, bad_cases[i].msg);
@@ -227,10 +248,11 @@ static void test_validators(void **state)
         assert_int_equal(task_mount_target_check("/a/./b", NULL), -EINVAL);
         assert_int_equal(task_kms_endpoint_check("127.0.0.1:3333", NULL), 0);
         assert_int_equal(task_kms_endpoint_check("[::1]:3333", NULL), 0);
-        assert_int_equal(task_kms_endpoint_check("kms.example.com:443#sha256:"
-                                                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                                                 NULL),
-                         0);
+        assert_int_equal(
+                task_kms_endpoint_check("kms.example.com:443#sha256:"
+                                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                                        NULL),
+                0);
         assert_int_equal(task_kms_endpoint_check("a..b:1", NULL), -EINVAL);
         assert_int_equal(task_kms_endpoint_check("-a:1", NULL), -EINVAL);
         assert_int_equal(task_kms_endpoint_check(":1", NULL), -EINVAL);
@@ -239,9 +261,9 @@ static void test_validators(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_seed_body),   cmocka_unit_test(test_minimal_body),
-                cmocka_unit_test(test_redaction),   cmocka_unit_test(test_bad_requests),
-                cmocka_unit_test(test_limits),      cmocka_unit_test(test_validators),
+                cmocka_unit_test(test_seed_body), cmocka_unit_test(test_minimal_body),
+                cmocka_unit_test(test_redaction), cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_limits),    cmocka_unit_test(test_validators),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

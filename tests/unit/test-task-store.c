@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "fs.h"
-#include "store.h"
+#include "task-store.h"
 
 static char tmpdir[64], dbpath[128];
 
@@ -34,8 +34,8 @@ static const char *ID = "00112233445566778899aabbccddeeff";
 
 static void insert_one(struct task_store *s)
 {
-        struct task_store_task t = {.id = (char *)ID, .seq = 1, .name = (char *)"n", .created_ns = 5,
-                                    .request = (char *)"{}"};
+        struct task_store_task t = {
+                .id = (char *)ID, .seq = 1, .name = (char *)"n", .created_ns = 5, .request = (char *)"{}"};
         struct task_store_event e = {(char *)"Pulling", 5, (char *)"pulling x"};
 
         assert_int_equal(task_store_insert(s, &t, &e, NULL), 0);
@@ -90,7 +90,8 @@ static void test_append_reload(void **state)
 static void test_duplicate_and_delete(void **state)
 {
         struct task_store *s = NULL;
-        struct task_store_task t = {.id = (char *)ID, .seq = 2, .name = (char *)"n", .request = (char *)"{}"};
+        struct task_store_task t = {
+                .id = (char *)ID, .seq = 2, .name = (char *)"n", .request = (char *)"{}"};
         struct task_store_event e = {(char *)"Pulling", 1, (char *)""};
         struct task_store_task *v = NULL;
         size_t n = 0;
