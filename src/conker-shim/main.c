@@ -300,7 +300,7 @@ static int runc_create(struct shim *s, struct ck_error **reterr)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 char msg[1024];
                 runc_last_error(s, msg, sizeof(msg));
-                return ck_error_set(reterr, -EIO, "runc create failed%s%s", msg[0] ? ": " : "", msg);
+                return ck_error_set(reterr, -EIO, "%s", msg[0] ? msg : "runc create failed");
         }
         return 0;
 }

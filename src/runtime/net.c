@@ -4,6 +4,7 @@
  * container's namespace through setns() in the child, so namespaces need not live in /run/netns. */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -184,8 +185,7 @@ int net_nft_script(const struct net_config *cfg, const struct net_subnet *sn, co
                 goto done;
         r |= ck_buf_printf(&b, "table inet %s {\n", t);
         for (int hook = 0; hook < 2; hook++) {
-                r |= ck_buf_printf(&b,
-                                   "\tchain %s {\n\t\ttype nat hook %s priority dstnat; policy accept;\n",
+                r |= ck_buf_printf(&b, "\tchain %s {\n\t\ttype nat hook %s priority -100; policy accept;\n",
                                    hook ? "output" : "prerouting", hook ? "output" : "prerouting");
                 for (size_t i = 0; i < n; i++)
                         for (size_t k = 0; k < e[i].n_ports; k++) {
@@ -365,11 +365,10 @@ static int ip_run(int netns_fd, struct ck_error **reterr, char *const *argv)
 }
 #define IP(nsfd, err, ...) ip_run(nsfd, err, (char *const[]){"ip", __VA_ARGS__, NULL})
 
+/* Through the netns of the caller (sysfs may belong to another one). */
 static bool link_exists(const char *name)
 {
-        char p[64];
-        snprintf(p, sizeof(p), "/sys/class/net/%s", name);
-        return access(p, F_OK) == 0;
+        return if_nametoindex(name) != 0;
 }
 
 int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)

@@ -594,7 +594,6 @@ static json_t *build_devices(void)
         for (size_t i = 0; i < ELEMENTSOF(chars); i++)
                 r |= push(d, device_rule(true, "c", chars[i][0], chars[i][1], "rwm"));
         r |= push(d, device_rule(true, "c", 136, -1, "rwm"));
-        r |= push(d, device_rule(false, "c", 10, 229, "rwm"));
         if (r) {
                 json_decref(d);
                 return NULL;

@@ -88,10 +88,10 @@ static void test_nft_script(void **state)
         assert_string_equal(
                 s, "table inet conker_t1 {}\ndelete table inet conker_t1\n"
                    "table inet conker_t1 {\n"
-                   "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+                   "\tchain prerouting {\n\t\ttype nat hook prerouting priority -100; policy accept;\n"
                    "\t\tfib daddr type local tcp dport 30080 dnat ip to 10.77.0.2:80\n"
                    "\t\tfib daddr type local udp dport 30053 dnat ip to 10.77.0.2:53\n\t}\n"
-                   "\tchain output {\n\t\ttype nat hook output priority dstnat; policy accept;\n"
+                   "\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n"
                    "\t\tfib daddr type local tcp dport 30080 dnat ip to 10.77.0.2:80\n"
                    "\t\tfib daddr type local udp dport 30053 dnat ip to 10.77.0.2:53\n\t}\n"
                    "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
