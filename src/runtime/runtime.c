@@ -537,12 +537,15 @@ int runtime_delete(struct runtime *rt, const char *id, struct ck_error **reterr)
         r = net_container_teardown(&rt->net, id, reterr);
         if (r < 0)
                 return r;
-        if (ck_rm_rf_at(AT_FDCWD, sdir) < 0 && errno != ENOENT)
-                return ck_error_errno(reterr, -errno, "cannot remove %s", sdir);
-        if (ck_rm_rf_at(AT_FDCWD, bundle) < 0 && errno != ENOENT)
-                return ck_error_errno(reterr, -errno, "cannot remove %s", bundle);
-        if (ck_rm_rf_at(AT_FDCWD, logdir) < 0 && errno != ENOENT)
-                return ck_error_errno(reterr, -errno, "cannot remove %s", logdir);
+        r = ck_rm_rf_at(AT_FDCWD, sdir);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot remove %s", sdir);
+        r = ck_rm_rf_at(AT_FDCWD, bundle);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot remove %s", bundle);
+        r = ck_rm_rf_at(AT_FDCWD, logdir);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot remove %s", logdir);
         /* The image module may still have the rootfs mounted below it; it removes the rest. */
         (void)rmdir(cdir);
         /* With the last container gone the table goes too (net_apply wrote an empty one). */
