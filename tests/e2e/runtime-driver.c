@@ -22,7 +22,7 @@ static int usage(void)
                 "  [--log-max-files N] [--resolv FILE] COMMAND ...\n"
                 "commands: run ID ROOTFS [--port PUB:TARGET[/udp]] [--env K=V] [--secret DIR]\n"
                 "            [--mount SRC:DST[:ro]] [--restart always|no] [--user U] [--workdir W]\n"
-                "            [--stop-signal S] [--name N] -- ARGS...\n"
+                "            [--stop-signal S] [--name N] [--hold] -- ARGS...\n"
                 "          state ID | stop ID TIMEOUT | delete ID | list | logpath ID | teardown | hold\n");
         return 2;
 }
@@ -41,7 +41,8 @@ static int cmd_run(struct runtime *rt, int argc, char **argv)
                 {"secret", required_argument, NULL, 's'},  {"mount", required_argument, NULL, 'm'},
                 {"restart", required_argument, NULL, 'r'}, {"user", required_argument, NULL, 'u'},
                 {"workdir", required_argument, NULL, 'w'}, {"stop-signal", required_argument, NULL, 'k'},
-                {"name", required_argument, NULL, 'n'},    {0},
+                {"name", required_argument, NULL, 'n'},    {"hold", no_argument, NULL, 'H'},
+                {0},
         };
         struct runtime_port ports[MAX_ITEMS];
         struct runtime_mount mounts[MAX_ITEMS];
@@ -50,6 +51,7 @@ static int cmd_run(struct runtime *rt, int argc, char **argv)
         struct image_config img = {0};
         struct runtime_spec spec = {.restart = RUNTIME_RESTART_NO};
         struct ck_error *err = NULL;
+        bool hold = false;
         int c, r;
 
         if (argc < 3)
@@ -122,6 +124,10 @@ static int cmd_run(struct runtime *rt, int argc, char **argv)
         if (r < 0)
                 return fail(err, r);
         printf("{\"ok\":true}\n");
+        fflush(stdout);
+        /* Plays a conkerd that keeps running until it is killed. */
+        while (hold)
+                pause();
         return 0;
 }
 
