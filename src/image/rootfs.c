@@ -145,6 +145,7 @@ static void strv_free_n(char **v, size_t n)
 int image_rootfs_mount(struct image_store *s, const char *id, const char *state_dir, const char *target,
                        struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_(image_record_clear) struct image_record rec = {0};
         _cleanup_free_ char *state = NULL, *tgt = NULL, *upper = NULL, *work = NULL, *empty = NULL;
         _cleanup_close_ int sfd = -1;
@@ -225,6 +226,7 @@ rollback:
 int image_rootfs_umount(struct image_store *s, const char *id, const char *state_dir, const char *target,
                         bool remove_state, struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_free_ char *tgt = realpath(target, NULL);
         const char *t = tgt ? tgt : target;
 

@@ -35,6 +35,11 @@ struct image_store {
         sqlite3 *db;
         struct image_limits lim;
 
+        /* One SQLite connection is shared by all threads: every multi-statement use of it
+         * (transactions above all) runs under this recursive lock, so one thread's ROLLBACK
+         * never takes another thread's statements with it. */
+        pthread_mutex_t db_lock;
+
         /* Keys being written in this process; writers of the same key wait on `cond`. */
         pthread_mutex_t mutex;
         pthread_cond_t cond;
@@ -47,6 +52,19 @@ int image_digest_split(const char *digest, const char **ret_algo, size_t *ret_al
                        const char **ret_hex);
 
 DEFINE_POINTER_CLEANUP(struct image_store, image_store_free, image_store_free)
+
+/* Takes the DB lock; released by the cleanup of the returned guard. */
+static inline struct image_store *image_store_db_lock(struct image_store *s)
+{
+        pthread_mutex_lock(&s->db_lock);
+        return s;
+}
+static inline void image_store_db_unlockp(struct image_store **s)
+{
+        if (*s)
+                pthread_mutex_unlock(&(*s)->db_lock);
+}
+#define _cleanup_db_lock_ _cleanup_(image_store_db_unlockp)
 
 /* True when target is still a mount point of an overlay (rootfs.c); a `mounts` row whose
  * mount is gone is stale. */

@@ -307,6 +307,13 @@ int image_store_open(const char *dir, const struct image_limits *lim, struct ima
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
         s->dir_fd = s->blobs_fd = s->ingest_fd = s->layers_fd = s->lock_fd = -1;
         pthread_mutex_init(&s->mutex, NULL);
+        {
+                pthread_mutexattr_t a;
+                pthread_mutexattr_init(&a);
+                pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+                pthread_mutex_init(&s->db_lock, &a);
+                pthread_mutexattr_destroy(&a);
+        }
         pthread_cond_init(&s->cond, NULL);
         if (lim)
                 s->lim = *lim;
@@ -383,6 +390,7 @@ void image_store_free(struct image_store *s)
         safe_close(s->dir_fd);
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->mutex);
+        pthread_mutex_destroy(&s->db_lock);
         free(s->dir);
         free(s);
 }
@@ -677,6 +685,7 @@ static int db_error(struct image_store *s, struct ck_error **reterr)
 /* Returns 1 and the number when diff_id has a ready layer, 0 when it has none. */
 static int layer_lookup(struct image_store *s, const char *diff_id, int64_t *ret_n, struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc;
 
@@ -695,6 +704,7 @@ static int layer_lookup(struct image_store *s, const char *diff_id, int64_t *ret
 
 static int layer_delete_row(struct image_store *s, int64_t n)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
 
         if (sqlite3_prepare_v2(s->db, "DELETE FROM layers WHERE n = ?", -1, &st, NULL) != SQLITE_OK)
@@ -703,12 +713,14 @@ static int layer_delete_row(struct image_store *s, int64_t n)
         return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 }
 
-static int layer_unpack_locked(struct image_store *s, const struct image_descriptor *layer,
-                               const char *diff_id, int kind, struct ck_error **reterr)
+/* Returns 1 when diff_id already has a complete layer, else 0 with a fresh unready row whose
+ * number is *ret_n. Runs under the DB lock: last_insert_rowid() is per connection. */
+static int layer_reserve(struct image_store *s, const struct image_descriptor *layer, const char *diff_id,
+                         int64_t *ret_n, struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_close_ int blob_fd = -1, root_fd = -1;
-        char rel[IMAGE_DIGEST_MAX], name[32], tmp[40];
+        char name[32], tmp[40];
         struct stat sb;
         int64_t n;
         int r;
@@ -719,7 +731,7 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
         if (r > 0) {
                 snprintf(name, sizeof(name), "%" PRId64, n);
                 if (fstatat(s->layers_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
-                        return 0;
+                        return 1;
                 (void)layer_delete_row(s, n); /* the directory vanished: unpack again */
         }
         /* A row left unready by a crashed process that did not get to recovery. */
@@ -741,7 +753,24 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
         sqlite3_bind_text(st, 2, layer->digest, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
                 return db_error(s, reterr);
-        n = sqlite3_last_insert_rowid(s->db);
+        *ret_n = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+static int layer_unpack_locked(struct image_store *s, const struct image_descriptor *layer,
+                               const char *diff_id, int kind, struct ck_error **reterr)
+{
+        _cleanup_db_lock_ struct image_store *db_guard = NULL; /* taken for the final update only */
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_close_ int blob_fd = -1, root_fd = -1;
+        char rel[IMAGE_DIGEST_MAX], name[32], tmp[40];
+        struct stat sb;
+        int64_t n = 0;
+        int r;
+
+        r = layer_reserve(s, layer, diff_id, &n, reterr);
+        if (r != 0)
+                return r < 0 ? r : 0;
         snprintf(name, sizeof(name), "%" PRId64, n);
         snprintf(tmp, sizeof(tmp), "%" PRId64 ".tmp", n);
 
@@ -838,6 +867,7 @@ int image_store_unpack_layer(struct image_store *s, const struct image_descripto
 
 char *image_store_layer_dir(struct image_store *s, const char *diff_id)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         char *p = NULL;
         int64_t n;
 
@@ -880,6 +910,7 @@ static void db_rollback(struct image_store *s)
 
 int image_store_put(struct image_store *s, const struct image_record *r, struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int k;
 
@@ -1103,6 +1134,7 @@ static int name_of_id(struct image_store *s, const char *id, char **ret, struct 
 int image_store_get(struct image_store *s, const char *name_or_id, struct image_record *ret,
                     struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_free_ char *id = NULL, *name = NULL;
         int r;
 
@@ -1122,6 +1154,7 @@ int image_store_get(struct image_store *s, const char *name_or_id, struct image_
 int image_store_list(struct image_store *s, struct image_record **ret, size_t *ret_n,
                      struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         struct image_record *v = NULL;
         size_t n = 0, cap = 0;
@@ -1244,6 +1277,7 @@ static void strv_clear(struct strv *a)
 
 int image_store_remove(struct image_store *s, const char *name_or_id, struct ck_error **reterr)
 {
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         _cleanup_free_ char *id = NULL, *name = NULL, *target = NULL;
         _cleanup_(strv_clear) struct strv names = {0}, blobs = {0}, dead_blobs = {0}, diff_ids = {0},
                                           dead_layers = {0};
