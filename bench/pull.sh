@@ -27,7 +27,7 @@ runs = int(os.environ.get("CONKER_BENCH_RUNS", "3"))
 
 
 def build_image():
-    layout = cache / "image"
+    layout = cache / "work" / "image"
     if (cache / "done").exists():
         return layout
     shutil.rmtree(cache, ignore_errors=True)
