@@ -15,56 +15,6 @@
 #include "secret-store.h"
 #include "ssl.h"
 
-static bool host_char_ok(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
-}
-
-int broker_endpoint_parse(const char *s, struct broker_endpoint *ret, struct ck_error **reterr)
-{
-        struct broker_endpoint e = {0};
-        const char *hash = strchr(s, '#'), *end = hash ? hash : s + strlen(s), *colon, *h = s, *hend;
-        uint64_t port = 0;
-
-        if (hash) {
-                const char *pin = hash + 1;
-                if (!ck_startswith(pin, "sha256:") || strlen(pin) != 7 + 64 ||
-                    ck_hex_decode(pin + 7, 64, e.pin, sizeof(e.pin)) < 0)
-                        return ck_error_set(reterr, -EINVAL,
-                                            "endpoint \"%.300s\": the pin must be #sha256:<64 hex digits>", s);
-                e.has_pin = true;
-        }
-        if (*h == '[') {
-                hend = memchr(h, ']', (size_t)(end - h));
-                if (!hend || hend + 1 >= end || hend[1] != ':')
-                        return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": expected [ipv6]:port", s);
-                colon = hend + 1;
-                h++;
-                for (const char *p = h; p < hend; p++)
-                        if (!(host_char_ok(*p) || *p == ':'))
-                                return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": bad IPv6 address", s);
-        } else {
-                colon = NULL;
-                for (const char *p = h; p < end; p++)
-                        if (*p == ':')
-                                colon = p;
-                if (!colon)
-                        return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": expected host:port", s);
-                hend = colon;
-                for (const char *p = h; p < hend; p++)
-                        if (!host_char_ok(*p))
-                                return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": bad host name", s);
-        }
-        if (hend == h || (size_t)(hend - h) >= sizeof(e.host))
-                return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": bad host", s);
-        if (ck_parse_u64(colon + 1, (size_t)(end - colon - 1), 65535, &port) < 0 || port == 0)
-                return ck_error_set(reterr, -EINVAL, "endpoint \"%.300s\": bad port", s);
-        memcpy(e.host, h, (size_t)(hend - h));
-        e.port = (unsigned)port;
-        *ret = e;
-        return 0;
-}
-
 struct fetch_ctx {
         const struct broker_endpoint *ep;
         EVP_PKEY *key;
@@ -84,7 +34,8 @@ static int pin_verify(X509_STORE_CTX *x, void *arg)
 
         if (!f->ep->has_pin)
                 return 1;
-        if (!leaf || X509_digest(leaf, EVP_sha256(), md, &n) != 1 || CRYPTO_memcmp(md, f->ep->pin, 32) != 0) {
+        if (!leaf || X509_digest(leaf, EVP_sha256(), md, &n) != 1 ||
+            CRYPTO_memcmp(md, f->ep->pin, 32) != 0) {
                 f->pin_mismatch = true;
                 X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
                 return 0;
@@ -97,8 +48,8 @@ static CURLcode ssl_ctx_setup(CURL *curl, void *sslctx, void *arg)
         struct fetch_ctx *f = arg;
         SSL_CTX *ctx = sslctx;
 
-        if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 || SSL_CTX_use_certificate(ctx, f->cert) != 1 ||
-            SSL_CTX_use_PrivateKey(ctx, f->key) != 1)
+        if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+            SSL_CTX_use_certificate(ctx, f->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, f->key) != 1)
                 return CURLE_SSL_CERTPROBLEM;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_cert_verify_callback(ctx, pin_verify, f);
@@ -131,10 +82,12 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
         if (ck_curl_global_init() < 0)
                 return ck_error_set(reterr, -EIO, "libcurl initialisation failed");
         if (!ep.has_pin)
-                log_warn("broker %s: no certificate pin (#sha256:...) given, the broker is not authenticated",
-                         endpoint);
-        snprintf(url, sizeof(url), strchr(ep.host, ':') ? "https://[%s]:%u/v1/secret" : "https://%s:%u/v1/secret",
-                 ep.host, ep.port);
+                log_warn(
+                        "broker %s: no certificate pin (#sha256:...) given, the broker is not authenticated",
+                        endpoint);
+        snprintf(url, sizeof(url),
+                 strchr(ep.host, ':') ? "https://[%s]:%u/v1/secret" : "https://%s:%u/v1/secret", ep.host,
+                 ep.port);
         ck_buf_init(&f.body, BROKER_CLIENT_MAX_SECRET + 1024);
 
         curl = curl_easy_init();
@@ -148,7 +101,8 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_TLSv1_3));
+        curl_easy_setopt(curl, CURLOPT_SSLVERSION,
+                         (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_TLSv1_3));
         /* Chain and host checks are replaced by the pin check in pin_verify(). */
         curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -163,13 +117,15 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
         if (cc != CURLE_OK) {
                 if (f.pin_mismatch)
                         rc = ck_error_set(reterr, -EKEYREJECTED,
-                                          "broker %s: certificate does not match the pinned fingerprint", endpoint);
+                                          "broker %s: certificate does not match the pinned fingerprint",
+                                          endpoint);
                 else if (cc == CURLE_WRITE_ERROR)
-                        rc = ck_error_set(reterr, -EFBIG, "broker %s: response larger than %u bytes", endpoint,
-                                          BROKER_CLIENT_MAX_SECRET);
+                        rc = ck_error_set(reterr, -EFBIG, "broker %s: response larger than %u bytes",
+                                          endpoint, BROKER_CLIENT_MAX_SECRET);
                 else
-                        rc = ck_error_set(reterr, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
-                                          "broker %s: %s", endpoint, *errbuf ? errbuf : curl_easy_strerror(cc));
+                        rc = ck_error_set(
+                                reterr, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
+                                "broker %s: %s", endpoint, *errbuf ? errbuf : curl_easy_strerror(cc));
                 ck_buf_free_wiped(&f.body);
                 return rc;
         }
@@ -202,8 +158,9 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
         return 0;
 }
 
-int broker_fetch_secret(const char *endpoint, struct attest_tee *tee, const struct attest_ratls_claims *claims,
-                        unsigned timeout_ms, struct ck_secret **ret, struct ck_error **reterr)
+int broker_fetch_secret(const char *endpoint, struct attest_tee *tee,
+                        const struct attest_ratls_claims *claims, unsigned timeout_ms,
+                        struct ck_secret **ret, struct ck_error **reterr)
 {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;

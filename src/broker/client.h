@@ -35,8 +35,9 @@ int broker_endpoint_parse(const char *s, struct broker_endpoint *ret, struct ck_
  * presenting it, checks the pin, sends GET /v1/secret and returns the secret (validated as
  * JSON; free with ck_secret_free()). A 403 becomes -EACCES with "broker <endpoint> refused:
  * <reason>"; other failures name the endpoint too. timeout_ms bounds the whole exchange. */
-int broker_fetch_secret(const char *endpoint, struct attest_tee *tee, const struct attest_ratls_claims *claims,
-                        unsigned timeout_ms, struct ck_secret **ret, struct ck_error **reterr);
+int broker_fetch_secret(const char *endpoint, struct attest_tee *tee,
+                        const struct attest_ratls_claims *claims, unsigned timeout_ms,
+                        struct ck_secret **ret, struct ck_error **reterr);
 
 /* The same exchange with an identity the caller made (tests, benchmarks). */
 int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 *cert, unsigned timeout_ms,

@@ -49,59 +49,6 @@ struct broker_server {
         unsigned n_threads;
 };
 
-/* Request check */
-
-static bool is_token_char(uint8_t c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               strchr("!#$%&'*+-.^_`|~", c);
-}
-
-int broker_request_check(const uint8_t *buf, size_t len, size_t max)
-{
-        static const char request_line[] = "GET /v1/secret HTTP/1.1\r\n";
-        size_t off, n_headers = 0;
-
-        if (len > max)
-                return -E2BIG;
-        if (len < sizeof(request_line) - 1 || memcmp(buf, request_line, sizeof(request_line) - 1) != 0)
-                return -EBADMSG;
-        off = sizeof(request_line) - 1;
-        for (;;) {
-                const uint8_t *line = buf + off, *eol, *colon;
-                size_t llen;
-
-                eol = memchr(line, '\r', len - off);
-                if (!eol || (size_t)(eol - buf) + 1 >= len || eol[1] != '\n')
-                        return -EBADMSG;
-                llen = (size_t)(eol - line);
-                off += llen + 2;
-                if (llen == 0)
-                        break; /* the empty line ends the head */
-                if (++n_headers > BROKER_REQUEST_MAX_HEADERS)
-                        return -E2BIG;
-                colon = memchr(line, ':', llen);
-                if (!colon || colon == line)
-                        return -EBADMSG;
-                for (const uint8_t *p = line; p < colon; p++)
-                        if (!is_token_char(*p))
-                                return -EBADMSG;
-                for (const uint8_t *p = colon + 1; p < eol; p++)
-                        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-                                return -EBADMSG;
-                if ((size_t)(colon - line) == 17 && strncasecmp((const char *)line, "Transfer-Encoding", 17) == 0)
-                        return -EBADMSG;
-                if ((size_t)(colon - line) == 14 && strncasecmp((const char *)line, "Content-Length", 14) == 0) {
-                        const uint8_t *v = colon + 1;
-                        while (v < eol && (*v == ' ' || *v == '\t'))
-                                v++;
-                        if (eol - v != 1 || *v != '0')
-                                return -EBADMSG;
-                }
-        }
-        return off == len ? 0 : -EBADMSG;
-}
-
 /* Identity */
 
 int broker_cert_fingerprint(X509 *cert, char buf[72])
@@ -131,8 +78,8 @@ int broker_identity_generate(EVP_PKEY **ret_key, X509 **ret_cert, struct ck_erro
             !X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600) || X509_set_pubkey(cert, key) != 1)
                 return ck_ssl_error(reterr, -EIO, "building the broker certificate");
         name = X509_get_subject_name(cert);
-        if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"conker-broker", -1, -1, 0) !=
-                    1 ||
+        if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"conker-broker", -1,
+                                       -1, 0) != 1 ||
             X509_set_issuer_name(cert, name) != 1 || X509_sign(cert, key, EVP_sha256()) <= 0)
                 return ck_ssl_error(reterr, -EIO, "signing the broker certificate");
         *ret_key = TAKE_PTR(key);
@@ -344,8 +291,8 @@ static void peer_name(int fd, char *buf, size_t len)
 static void audit(struct broker_server *s, const char *peer, const struct broker_decision *d,
                   const struct broker_attested *a, int *ret_rc)
 {
-        struct broker_audit_entry e = {.peer = peer, .release = d->allow, .reason = d->reason,
-                                       .secret_id = d->secret_id};
+        struct broker_audit_entry e = {
+                .peer = peer, .release = d->allow, .reason = d->reason, .secret_id = d->secret_id};
         int rc;
 
         clock_gettime(CLOCK_REALTIME, &e.time);
@@ -357,7 +304,8 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
                 }
         }
         if (d->allow)
-                log_info("%s: release of secret \"%s\"%s", peer, d->secret_id, a && a->cached ? " (cached evidence)" : "");
+                log_info("%s: release of secret \"%s\"%s", peer, d->secret_id,
+                         a && a->cached ? " (cached evidence)" : "");
         else
                 log_info("%s: refused: %s", peer, d->reason);
         if (!s->cfg.audit) {
@@ -447,7 +395,9 @@ static void serve_connection(struct broker_server *s, int fd)
         if (rc < 0) {
                 unsigned long e = ERR_peek_error();
                 log_debug("%s: TLS handshake failed: %s", peer,
-                          rc == -ETIMEDOUT ? "timed out" : e ? ERR_reason_error_string(e) : "connection closed");
+                          rc == -ETIMEDOUT ? "timed out"
+                          : e              ? ERR_reason_error_string(e)
+                                           : "connection closed");
                 ERR_clear_error();
                 return;
         }
@@ -459,7 +409,8 @@ static void serve_connection(struct broker_server *s, int fd)
                 rc = broker_request_check(req.data, req.len, s->cfg.max_request_bytes);
         ck_buf_free(&req);
         if (rc == -E2BIG)
-                respond_error(ssl, fd, 431, "Request Header Fields Too Large", "request_too_large", deadline);
+                respond_error(ssl, fd, 431, "Request Header Fields Too Large", "request_too_large",
+                              deadline);
         else if (rc == -EBADMSG)
                 respond_error(ssl, fd, 400, "Bad Request", "bad_request", deadline);
         else if (rc < 0)
@@ -514,8 +465,9 @@ static int listen_socket(const char *address, uint16_t port, int *ret_fd, uint16
         snprintf(portstr, sizeof(portstr), "%u", port);
         r = getaddrinfo(address, portstr, &hints, &ai);
         if (r != 0)
-                return ck_error_set(reterr, -EINVAL, "listen address \"%s\": %s (a numeric IPv4 or IPv6 address)",
-                                    address, gai_strerror(r));
+                return ck_error_set(reterr, -EINVAL,
+                                    "listen address \"%s\": %s (a numeric IPv4 or IPv6 address)", address,
+                                    gai_strerror(r));
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
                 freeaddrinfo(ai);
@@ -573,7 +525,8 @@ int broker_server_new(const struct broker_server_config *cfg, struct broker_serv
         rc = tls_context_new(&s->cfg, &s->ctx, reterr);
         if (rc < 0)
                 return rc;
-        rc = listen_socket(cfg->address ? cfg->address : "0.0.0.0", cfg->port, &s->listen_fd, &s->port, reterr);
+        rc = listen_socket(cfg->address ? cfg->address : "0.0.0.0", cfg->port, &s->listen_fd, &s->port,
+                           reterr);
         if (rc < 0)
                 return rc;
         s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -632,7 +585,8 @@ static void accept_pending(struct broker_server *s)
                 }
                 pthread_mutex_unlock(&s->lock);
                 if (!queued) {
-                        log_warn("connection refused: %u clients already (--max-clients)", s->cfg.max_clients);
+                        log_warn("connection refused: %u clients already (--max-clients)",
+                                 s->cfg.max_clients);
                         close(fd);
                 }
         }

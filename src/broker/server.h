@@ -37,10 +37,10 @@ struct broker_server_config {
         EVP_PKEY *key; /* the broker's own identity; borrowed */
         X509 *cert;
 
-        const struct broker_policy *policy;   /* borrowed */
-        struct broker_secret_store *secrets;  /* borrowed */
-        struct broker_audit *audit;           /* borrowed */
-        struct broker_verifier *verifier;     /* borrowed */
+        const struct broker_policy *policy;  /* borrowed */
+        struct broker_secret_store *secrets; /* borrowed */
+        struct broker_audit *audit;          /* borrowed */
+        struct broker_verifier *verifier;    /* borrowed */
 
         /* Benchmarks only (bench/broker-plain.c): release the first secret to any client that
          * completes the mutual-TLS handshake, without attestation, policy or audit, to measure

@@ -67,14 +67,16 @@ static size_t slot_of(const struct broker_verifier *v, const uint8_t key[32])
         return h % v->n_slots;
 }
 
-static bool cache_get(struct broker_verifier *v, const uint8_t key[32], time_t now, struct broker_attested *ret)
+static bool cache_get(struct broker_verifier *v, const uint8_t key[32], time_t now,
+                      struct broker_attested *ret)
 {
         bool hit = false;
 
         if (!v->slots)
                 return false;
         pthread_mutex_lock(&v->lock);
-        for (size_t i = slot_of(v, key), n = 0; n < v->n_slots && v->slots[i].used; i = (i + 1) % v->n_slots, n++)
+        for (size_t i = slot_of(v, key), n = 0; n < v->n_slots && v->slots[i].used;
+             i = (i + 1) % v->n_slots, n++)
                 if (memcmp(v->slots[i].key, key, 32) == 0) {
                         hit = now < v->slots[i].expires;
                         if (hit)
@@ -140,8 +142,9 @@ static const char *failure_reason(X509 *cert, const struct attest_collateral *co
                 return "no_evidence";
         ext = X509_get_ext(cert, idx);
         data = ext ? X509_EXTENSION_get_data(ext) : NULL;
-        if (!data || attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data),
-                                                  &quote, &quote_len, &claims, &claims_len, NULL) < 0)
+        if (!data ||
+            attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data),
+                                         &quote, &quote_len, &claims, &claims_len, NULL) < 0)
                 return "evidence_malformed";
         if (attest_verify_quote(quote, quote_len, col, opts, &res, NULL) < 0)
                 return "quote_invalid";
@@ -182,7 +185,8 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
         if (ev->app_id) {
                 if (ev->app_id_len > sizeof(a.app_id)) {
                         *ret_reason = "image_mismatch";
-                        return ck_error_set(reterr, -EBADMSG, "appId claim of %zu bytes is too long", ev->app_id_len);
+                        return ck_error_set(reterr, -EBADMSG, "appId claim of %zu bytes is too long",
+                                            ev->app_id_len);
                 }
                 memcpy(a.app_id, ev->app_id, ev->app_id_len);
                 a.app_id_len = ev->app_id_len;

@@ -72,24 +72,28 @@ static void usage(FILE *f)
                 "usage: conker-broker [OPTIONS]\n"
                 "\n"
                 "Seed-compatible options:\n"
-                "  -m, --mutual               mutual TLS (always on: clients attest with RA-TLS certificates)\n"
+                "  -m, --mutual               mutual TLS (always on: clients attest with RA-TLS "
+                "certificates)\n"
                 "  -i, --ip ADDR              listen address (default 0.0.0.0)\n"
                 "  -p, --port PORT            listen port (default 3333)\n"
                 "  -v, --verifier NAME        client evidence verifier: tdx_ecdsa\n"
-                "  -a, --attester NAME        the broker's own certificate: nullattester (a normal certificate)\n"
+                "  -a, --attester NAME        the broker's own certificate: nullattester (a normal "
+                "certificate)\n"
                 "  -s, --secret FILE          the JSON secret, reloaded when it changes\n"
                 "  -w, --rtmr1 HEX            the client TD's RTMR[1], exactly 96 hex digits\n"
                 "  -d, --image-id ID          the image ID the secret is for (sha256:<hex> or <hex>)\n"
                 "  -l, --log-level LEVEL      error, warn, info or debug (default info)\n"
                 "\n"
                 "Policy and attestation:\n"
-                "      --policy FILE          JSON policy with several secrets and rules (instead of -s/-w/-d)\n"
+                "      --policy FILE          JSON policy with several secrets and rules (instead of "
+                "-s/-w/-d)\n"
                 "      --collateral FILE|URL  DCAP collateral: a dcap-qvl JSON file or a PCS/PCCS base URL\n"
                 "                             (default %s; with --trust-sim-root,\n"
                 "                             collateral.json next to the root)\n"
                 "      --trust-sim-root FILE  trust this simulated root CA instead of Intel's and accept\n"
                 "                             simulated TDs (testing only)\n"
-                "      --cache-ttl SECS       reuse a certificate's verification this long (default 300, 0 = off)\n"
+                "      --cache-ttl SECS       reuse a certificate's verification this long (default 300, 0 "
+                "= off)\n"
                 "\n"
                 "Identity, audit and limits:\n"
                 "      --cert FILE --key FILE the broker's certificate and key (PEM); default: a fresh\n"
@@ -109,8 +113,8 @@ static void usage(FILE *f)
 static int parse_uint_opt(const char *name, const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
         if (ck_parse_uint(v, max, ret) < 0 || *ret < min) {
-                fprintf(stderr, "conker-broker: %s: expected a number between %llu and %llu, got \"%s\"\n", name,
-                        (unsigned long long)min, (unsigned long long)max, v);
+                fprintf(stderr, "conker-broker: %s: expected a number between %llu and %llu, got \"%s\"\n",
+                        name, (unsigned long long)min, (unsigned long long)max, v);
                 return -EINVAL;
         }
         return 0;
@@ -186,7 +190,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                         break;
                 case 'v':
                         if (strcmp(optarg, "tdx_ecdsa") != 0) {
-                                fprintf(stderr, "conker-broker: -v %s: the only verifier is tdx_ecdsa\n", optarg);
+                                fprintf(stderr, "conker-broker: -v %s: the only verifier is tdx_ecdsa\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         break;
@@ -211,7 +216,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 case 'l':
                         r = parse_log_level(optarg);
                         if (r < 0) {
-                                fprintf(stderr, "conker-broker: -l %s: expected error, warn, info or debug\n",
+                                fprintf(stderr,
+                                        "conker-broker: -l %s: expected error, warn, info or debug\n",
                                         optarg);
                                 return -EINVAL;
                         }
@@ -241,7 +247,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                 case OPT_AUDIT_FSYNC:
                         r = broker_audit_fsync_from_string(optarg);
                         if (r < 0) {
-                                fprintf(stderr, "conker-broker: --audit-fsync %s: expected always or never\n", optarg);
+                                fprintf(stderr,
+                                        "conker-broker: --audit-fsync %s: expected always or never\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         o->audit_fsync = (enum broker_audit_fsync)r;
@@ -315,7 +323,8 @@ static void free_wiped(void *p)
 static int write_file_at_path(const char *path, const char *data, size_t len, struct ck_error **reterr)
 {
         const char *slash = strrchr(path, '/');
-        _cleanup_free_ char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+        _cleanup_free_ char *dir =
+                slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
         _cleanup_close_ int dfd = -1;
 
         if (!dir)
@@ -362,8 +371,8 @@ int main(int argc, char **argv)
         if (o.policy_path)
                 rc = broker_policy_load_file(o.policy_path, o.trust_sim_root != NULL, &policy, &err);
         else
-                rc = broker_policy_from_flags(o.secret_path, o.rtmr1, o.image_id, o.trust_sim_root != NULL, &policy,
-                                              &err);
+                rc = broker_policy_from_flags(o.secret_path, o.rtmr1, o.image_id, o.trust_sim_root != NULL,
+                                              &policy, &err);
         if (rc < 0)
                 return fail(rc, err);
 
@@ -377,7 +386,8 @@ int main(int argc, char **argv)
                 if (!o.collateral) {
                         const char *slash = strrchr(o.trust_sim_root, '/');
                         if (asprintf(&default_collateral, "%.*s/collateral.json",
-                                     slash ? (int)(slash - o.trust_sim_root) : 1, slash ? o.trust_sim_root : ".") < 0)
+                                     slash ? (int)(slash - o.trust_sim_root) : 1,
+                                     slash ? o.trust_sim_root : ".") < 0)
                                 return fail(-ENOMEM, NULL);
                         o.collateral = default_collateral;
                 }
@@ -399,7 +409,8 @@ int main(int argc, char **argv)
         if (!src)
                 return fail(-ENOMEM, NULL);
         for (size_t i = 0; i < policy->n_secrets; i++)
-                src[i] = (struct broker_secret_source){.id = policy->secrets[i].id, .path = policy->secrets[i].path};
+                src[i] = (struct broker_secret_source){.id = policy->secrets[i].id,
+                                                       .path = policy->secrets[i].path};
         rc = broker_secret_store_new(src, policy->n_secrets, o.max_secret_bytes, &secrets, &err);
         if (rc < 0)
                 return fail(rc, err);
@@ -409,8 +420,8 @@ int main(int argc, char **argv)
                 return fail(rc, err);
 
         rc = broker_verifier_new(&(struct broker_verifier_config){.collateral = collateral,
-                                                                   .root = sim_root,
-                                                                   .cache_ttl_secs = o.cache_ttl},
+                                                                  .root = sim_root,
+                                                                  .cache_ttl_secs = o.cache_ttl},
                                  &verifier, &err);
         if (rc < 0)
                 return fail(rc, err);
