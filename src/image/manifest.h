@@ -45,8 +45,10 @@ struct image_manifest {
 };
 
 /* Parses an index/list and returns the descriptor of the linux/amd64 manifest. */
-int image_index_select(const uint8_t *buf, size_t len, struct image_descriptor *ret, struct ck_error **reterr);
-int image_manifest_parse(const uint8_t *buf, size_t len, struct image_manifest *ret, struct ck_error **reterr);
+int image_index_select(const uint8_t *buf, size_t len, struct image_descriptor *ret,
+                       struct ck_error **reterr);
+int image_manifest_parse(const uint8_t *buf, size_t len, struct image_manifest *ret,
+                         struct ck_error **reterr);
 void image_manifest_clear(struct image_manifest *m);
 
 struct image_config {
