@@ -442,6 +442,9 @@ int main(int argc, char **argv)
                 return fail(rc, err);
 
         rc = broker_verifier_new(&(struct broker_verifier_config){.collateral = collateral,
+                                                                  .pcs_url = pcs_url,
+                                                                  .pcs_cache_dir = o.pcs_cache_dir,
+                                                                  .pcs_ca_file = o.pcs_ca,
                                                                   .root = sim_root,
                                                                   .cache_ttl_secs = o.cache_ttl},
                                  &verifier, &err);
