@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimTD
+from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimPccs, SimTD
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(BROKER) and os.path.exists(CLIENT)),
                                 reason="conker-broker and its test client are not built (attest RA-TLS missing)")
@@ -261,3 +261,23 @@ def test_limits_and_timeouts(sim, secret, brokers, tmp_path):
     # And the broker still serves.
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
+
+
+def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
+    """--collateral URL: fetched for the quote's FMSPC on first use, then reused."""
+    pccs = SimPccs(sim.collateral, str(tmp_path))
+    try:
+        args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
+                "--trust-sim-root", sim.root, "--collateral", pccs.url, "--pcs-ca", pccs.cert,
+                "--pcs-cache-dir", str(tmp_path / "pcs-cache"), "--cache-ttl", "0"]
+        b = start(brokers, tmp_path, args)
+        for _ in range(2):
+            res = sim.fetch(b.pinned)
+            assert res.returncode == 0, res.stderr + b.read_log()
+        tcb = [p for p in pccs.requests if p.startswith("/tdx/certification/v4/tcb?")]
+        assert len(tcb) == 1 and "fmspc=" in tcb[0]
+        # A PCCS whose certificate the broker does not trust gives no collateral, hence no secret.
+        b2 = start(brokers, tmp_path, args[:-6] + ["--collateral", pccs.url], name="b2")
+        assert_refused(sim.fetch(b2.pinned), "collateral_unavailable")
+    finally:
+        pccs.stop()
