@@ -52,7 +52,9 @@ class Conkerd:
     def __init__(self, workdir: Path | None = None, extra_args=(), auth: bool = True):
         tag = "%06x" % random.randrange(1 << 24)
         self.tag = tag
-        self.dir = Path(tempfile.mkdtemp(prefix=f"ck-d-{tag}-", dir=workdir))
+        # Always short and under /tmp: unix socket paths below the run dir must stay under 108
+        # bytes (workdir is accepted for symmetry with the other helpers but not used).
+        self.dir = Path(tempfile.mkdtemp(prefix=f"ckd{tag}-", dir="/tmp"))
         self.data = self.dir / "data"
         self.run_dir = self.dir / "run"
         self.token_file = self.dir / "token"
