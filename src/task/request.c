@@ -3,6 +3,7 @@
  * in isolation; conflicts with other tasks and host ports are checked by the task manager. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,9 @@ static int parse_image(json_t *doc, struct task_request *r, struct ck_error **re
                         return ck_error_set(reterr, -EINVAL,
                                             "ImageInfo.RegisterAuthInfo.Password contains a NUL byte");
                 r->password = ck_secret_new(json_string_value(pass), n);
+                /* The parsed document is ours and dies after parsing: wipe its copy now, as
+                 * jansson frees strings without clearing them. */
+                OPENSSL_cleanse((char *)json_string_value(pass), n);
                 if (!r->password)
                         return -ENOMEM;
         }
