@@ -801,10 +801,8 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
                 .kind = kind,
         };
         r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
-        if (r < 0) {
-                r = ck_error_prefix(reterr, r, "layer %s", layer->digest);
-                goto fail;
-        }
+        if (r < 0)
+                goto fail; /* the caller names the layer */
         /* Crash safety comes from the rename of the whole layer: one syncfs, no per-file fsync. */
         if (syncfs(root_fd) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot sync layer %s", layer->digest);
