@@ -239,6 +239,10 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                 r = image_pull(s, &o, &rec, NULL, &err);
                 if (isatty(STDERR_FILENO))
                         fputc('\n', stderr);
+                /* Leave the store as it was: drop what the failed pull fetched (unless another
+                 * process is using the store, whose pulls must not lose their blobs). */
+                if (r < 0)
+                        (void)image_store_prune(s, NULL);
         }
         image_ref_clear(&ref);
         if (r < 0)
