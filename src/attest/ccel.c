@@ -18,16 +18,16 @@
 #include "parse.h"
 #include "ssl.h"
 
-#define TCG_ALG_SHA1         0x0004
-#define TCG_ALG_SHA256       0x000B
-#define TCG_ALG_SHA384       0x000C
-#define TCG_ALG_SHA512       0x000D
-#define EV_NO_ACTION         0x00000003u
-#define CCEL_MAX_LEN         (16u << 20) /* the whole area; real ones are 64-256 KiB */
-#define CCEL_MAX_EVENTS      65536u
-#define CCEL_MAX_EVENT_SIZE  (1u << 20)
-#define CCEL_MAX_ALGS        8u
-#define SPEC_ID_SIGNATURE    "Spec ID Event03"
+#define TCG_ALG_SHA1        0x0004
+#define TCG_ALG_SHA256      0x000B
+#define TCG_ALG_SHA384      0x000C
+#define TCG_ALG_SHA512      0x000D
+#define EV_NO_ACTION        0x00000003u
+#define CCEL_MAX_LEN        (16u << 20) /* the whole area; real ones are 64-256 KiB */
+#define CCEL_MAX_EVENTS     65536u
+#define CCEL_MAX_EVENT_SIZE (1u << 20)
+#define CCEL_MAX_ALGS       8u
+#define SPEC_ID_SIGNATURE   "Spec ID Event03"
 
 struct ccel_alg {
         uint16_t id;
@@ -54,7 +54,7 @@ static int ccel_parse_spec_id(const uint8_t *data, size_t len, struct ccel_alg *
 
         if (!sig || memcmp(sig, SPEC_ID_SIGNATURE, sizeof(SPEC_ID_SIGNATURE)) != 0)
                 return ck_error_set(reterr, -EBADMSG, "CCEL: first event is not a Spec ID Event03");
-        (void)ck_cursor_u32le(&c); /* platformClass */
+        (void)ck_cursor_u32le(&c);   /* platformClass */
         (void)ck_cursor_take(&c, 4); /* spec version minor/major, errata, uintnSize */
         n = ck_cursor_u32le(&c);
         if (c.err)
@@ -116,7 +116,8 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
         int r;
 
         if (!log || len > CCEL_MAX_LEN)
-                return ck_error_set(reterr, -EFBIG, "CCEL: log area of %zu bytes exceeds %u", len, CCEL_MAX_LEN);
+                return ck_error_set(reterr, -EFBIG, "CCEL: log area of %zu bytes exceeds %u", len,
+                                    CCEL_MAX_LEN);
 
         /* The first event uses the legacy SHA-1 format and must be the Spec ID event. */
         (void)ck_cursor_u32le(&c); /* mr_index: 0 */
@@ -126,7 +127,8 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
         if (c.err)
                 return ck_error_set(reterr, -EBADMSG, "CCEL: truncated first event");
         if (type != EV_NO_ACTION)
-                return ck_error_set(reterr, -EBADMSG, "CCEL: first event has type 0x%x, not EV_NO_ACTION", type);
+                return ck_error_set(reterr, -EBADMSG, "CCEL: first event has type 0x%x, not EV_NO_ACTION",
+                                    type);
         if (size > CCEL_MAX_EVENT_SIZE || !(data = ck_cursor_take(&c, size)))
                 return ck_error_set(reterr, -EBADMSG, "CCEL: Spec ID event size %u exceeds the log", size);
         r = ccel_parse_spec_id(data, size, algs, &n_algs, reterr);
@@ -148,30 +150,32 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
                 if (c.err)
                         return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: truncated header", count);
                 if (n_digests == 0 || n_digests > n_algs)
-                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: %u digests for %zu banks", count,
-                                            n_digests, n_algs);
+                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: %u digests for %zu banks",
+                                            count, n_digests, n_algs);
                 for (uint32_t i = 0; i < n_digests; i++) {
                         uint16_t alg = ck_cursor_u16le(&c);
                         const struct ccel_alg *a = NULL;
                         const uint8_t *d;
 
                         if (c.err)
-                                return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: truncated digest list",
-                                                    count);
+                                return ck_error_set(reterr, -EBADMSG,
+                                                    "CCEL: event %zu: truncated digest list", count);
                         for (size_t k = 0; k < n_algs; k++)
                                 if (algs[k].id == alg)
                                         a = &algs[k];
                         if (!a)
-                                return ck_error_set(reterr, -EBADMSG,
-                                                    "CCEL: event %zu: algorithm 0x%04x not in the Spec ID event",
-                                                    count, alg);
+                                return ck_error_set(
+                                        reterr, -EBADMSG,
+                                        "CCEL: event %zu: algorithm 0x%04x not in the Spec ID event", count,
+                                        alg);
                         d = ck_cursor_take(&c, a->size);
                         if (!d)
-                                return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: truncated digest", count);
+                                return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: truncated digest",
+                                                    count);
                         if (alg == TCG_ALG_SHA384) {
                                 if (sha384)
-                                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: two SHA-384 digests",
-                                                            count);
+                                        return ck_error_set(reterr, -EBADMSG,
+                                                            "CCEL: event %zu: two SHA-384 digests", count);
                                 sha384 = d;
                         }
                 }
@@ -179,13 +183,13 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
                 if (c.err)
                         return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: truncated size", count);
                 if (size > CCEL_MAX_EVENT_SIZE || !ck_cursor_take(&c, size))
-                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: data size %u exceeds the log", count,
-                                            size);
+                        return ck_error_set(reterr, -EBADMSG,
+                                            "CCEL: event %zu: data size %u exceeds the log", count, size);
                 if (type == EV_NO_ACTION)
                         continue;
                 if (mr < 1 || mr > 4)
-                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: MR index %u is not an RTMR", count,
-                                            mr);
+                        return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: MR index %u is not an RTMR",
+                                            count, mr);
                 if (!sha384)
                         return ck_error_set(reterr, -EBADMSG, "CCEL: event %zu: no SHA-384 digest", count);
                 rtmr_extend(rt.rtmr[mr - 1], sha384);

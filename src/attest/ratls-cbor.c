@@ -12,7 +12,6 @@
 #include "eventlog.h"
 #include "ratls-internal.h"
 
-
 /* ---- bounded CBOR pre-scan ---- */
 
 struct cbor_scan {
@@ -168,8 +167,8 @@ static int cbor_load_strict(const uint8_t *buf, size_t len, const char *what, cb
                                     "integer, impossible length or nesting deeper than %d)",
                                     what, CBOR_DEPTH_MAX);
         if (s.depth != 0 || s.top != 1)
-                return ck_error_set(reterr, -EBADMSG, "%s: expected exactly one CBOR item (%zu found%s)", what,
-                                    s.top, s.depth ? ", last one incomplete" : "");
+                return ck_error_set(reterr, -EBADMSG, "%s: expected exactly one CBOR item (%zu found%s)",
+                                    what, s.top, s.depth ? ", last one incomplete" : "");
         item = cbor_load(buf, len, &res);
         if (!item || res.error.code != CBOR_ERR_NONE || res.read != len) {
                 if (item)
@@ -195,27 +194,31 @@ static bool cbor_is_bstr(const cbor_item_t *i)
 
 /* ---- parsing ---- */
 
-int attest_ratls_parse_extension(const uint8_t *buf, size_t len, const uint8_t **ret_quote, size_t *ret_quote_len,
-                                 const uint8_t **ret_claims, size_t *ret_claims_len, struct ck_error **reterr)
+int attest_ratls_parse_extension(const uint8_t *buf, size_t len, const uint8_t **ret_quote,
+                                 size_t *ret_quote_len, const uint8_t **ret_claims, size_t *ret_claims_len,
+                                 struct ck_error **reterr)
 {
         _cleanup_cbor_ cbor_item_t *top = NULL, *inner = NULL, *q = NULL, *c = NULL;
         size_t qoff, coff;
         int r;
 
         if (!buf || len > RATLS_EXT_MAX)
-                return ck_error_set(reterr, -EFBIG, "RA-TLS extension: %zu bytes exceeds %u", len, RATLS_EXT_MAX);
+                return ck_error_set(reterr, -EFBIG, "RA-TLS extension: %zu bytes exceeds %u", len,
+                                    RATLS_EXT_MAX);
         r = cbor_load_strict(buf, len, "RA-TLS extension", &top, reterr);
         if (r < 0)
                 return r;
         if (!cbor_isa_tag(top) || cbor_tag_value(top) != RATLS_TAG)
-                return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: not CBOR tag %u (TEE quote)", RATLS_TAG);
+                return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: not CBOR tag %u (TEE quote)",
+                                    RATLS_TAG);
         inner = cbor_tag_item(top);
         if (!cbor_isa_array(inner) || !cbor_array_is_definite(inner) || cbor_array_size(inner) != 2)
                 return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: expected [quote, claims]");
         q = cbor_array_get(inner, 0);
         c = cbor_array_get(inner, 1);
         if (!cbor_is_bstr(q) || !cbor_is_bstr(c))
-                return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: quote and claims must be byte strings");
+                return ck_error_set(reterr, -EBADMSG,
+                                    "RA-TLS extension: quote and claims must be byte strings");
         if (cbor_bytestring_length(q) == 0 || cbor_bytestring_length(q) > RATLS_QUOTE_MAX ||
             cbor_bytestring_length(c) > RATLS_CLAIMS_MAX)
                 return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: quote or claims size out of range");
@@ -229,13 +232,18 @@ int attest_ratls_parse_extension(const uint8_t *buf, size_t len, const uint8_t *
         /* The quote bstr ends where the claims item starts; find that item's header length. */
         {
                 size_t clen = cbor_bytestring_length(c);
-                size_t hdr = clen < 24 ? 1 : clen < 0x100 ? 2 : clen < 0x10000 ? 3 : clen < 0x100000000ull ? 5 : 9;
+                size_t hdr = clen < 24               ? 1
+                             : clen < 0x100          ? 2
+                             : clen < 0x10000        ? 3
+                             : clen < 0x100000000ull ? 5
+                                                     : 9;
                 if (coff < hdr + cbor_bytestring_length(q))
                         return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: unexpected layout");
                 qoff = coff - hdr - cbor_bytestring_length(q);
         }
         if (memcmp(buf + qoff, cbor_bytestring_handle(q), cbor_bytestring_length(q)) != 0)
-                return ck_error_set(reterr, -EBADMSG, "RA-TLS extension: non-canonical CBOR length encoding");
+                return ck_error_set(reterr, -EBADMSG,
+                                    "RA-TLS extension: non-canonical CBOR length encoding");
         *ret_quote = buf + qoff;
         *ret_quote_len = cbor_bytestring_length(q);
         *ret_claims = buf + coff;
@@ -258,7 +266,8 @@ static int bstr_dup(const cbor_item_t *v, size_t max, const char *key, uint8_t *
         uint8_t *d;
 
         if (n > max)
-                return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: \"%s\" is longer than %zu bytes", key, max);
+                return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: \"%s\" is longer than %zu bytes", key,
+                                    max);
         d = malloc(n + 1); /* +1: never malloc(0), and text claims stay NUL-terminated */
         if (!d)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
@@ -274,8 +283,8 @@ static int parse_pubkey_hash(const cbor_item_t *v, uint8_t ret[32], struct ck_er
         _cleanup_cbor_ cbor_item_t *arr = NULL, *alg = NULL, *dig = NULL;
         int r;
 
-        r = cbor_load_strict(cbor_bytestring_handle(v), cbor_bytestring_length(v), "RA-TLS pubkey-hash", &arr,
-                             reterr);
+        r = cbor_load_strict(cbor_bytestring_handle(v), cbor_bytestring_length(v), "RA-TLS pubkey-hash",
+                             &arr, reterr);
         if (r < 0)
                 return r;
         if (!cbor_isa_array(arr) || cbor_array_size(arr) != 2)
@@ -303,7 +312,8 @@ int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratl
         int r;
 
         if (!buf || len > RATLS_CLAIMS_MAX)
-                return ck_error_set(reterr, -EFBIG, "RA-TLS claims: %zu bytes exceeds %u", len, RATLS_CLAIMS_MAX);
+                return ck_error_set(reterr, -EFBIG, "RA-TLS claims: %zu bytes exceeds %u", len,
+                                    RATLS_CLAIMS_MAX);
         r = cbor_load_strict(buf, len, "RA-TLS claims", &map, reterr);
         if (r < 0)
                 return r;
@@ -328,11 +338,13 @@ int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratl
                                 if (cbor_string_length(pairs[j].key) == cbor_string_length(k) &&
                                     memcmp(cbor_string_handle(pairs[j].key), cbor_string_handle(k),
                                            cbor_string_length(k)) == 0)
-                                        return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: duplicate key");
+                                        return ck_error_set(reterr, -EBADMSG,
+                                                            "RA-TLS claims: duplicate key");
                         continue;
                 }
                 if (seen[which])
-                        return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: duplicate \"%s\"", known[which]);
+                        return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: duplicate \"%s\"",
+                                            known[which]);
                 seen[which] = true;
                 switch (which) {
                 case 0:
@@ -362,7 +374,9 @@ int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratl
         }
         if (!seen[0] || !seen[1] || !seen[2])
                 return ck_error_set(reterr, -EBADMSG, "RA-TLS claims: \"%s\" is missing",
-                                    !seen[0] ? "pubkey-hash" : !seen[1] ? "appId" : "ctx");
+                                    !seen[0]   ? "pubkey-hash"
+                                    : !seen[1] ? "appId"
+                                               : "ctx");
         *ret = local;
         local = (struct attest_ratls_evidence){0};
         memcpy(ret_pubkey_hash, pkh, 32);
@@ -394,7 +408,8 @@ static int serialize(const cbor_item_t *item, uint8_t **ret, size_t *ret_len)
         return 0;
 }
 
-int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims *c, uint8_t **ret, size_t *ret_len)
+int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims *c, uint8_t **ret,
+                        size_t *ret_len)
 {
         size_t n = 3 + (c->nonce ? 1 : 0) + (c->rtmr3_log ? 1 : 0);
         _cleanup_cbor_ cbor_item_t *map = cbor_new_definite_map(n);
@@ -408,7 +423,8 @@ int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims 
             serialize(ph, &phbuf, &phlen) < 0)
                 return -ENOMEM;
         /* Key order is part of the format (ratls.h): pubkey-hash, appId, ctx, nonce, rtmr3-log. */
-        if (!map_add_bstr(map, "pubkey-hash", phbuf, phlen) || !map_add_bstr(map, "appId", c->app_id, c->app_id_len) ||
+        if (!map_add_bstr(map, "pubkey-hash", phbuf, phlen) ||
+            !map_add_bstr(map, "appId", c->app_id, c->app_id_len) ||
             !map_add_bstr(map, "ctx", (const uint8_t *)ATTEST_RATLS_CTX, strlen(ATTEST_RATLS_CTX)) ||
             (c->nonce && !map_add_bstr(map, "nonce", c->nonce, c->nonce_len)) ||
             (c->rtmr3_log && !map_add_bstr(map, "rtmr3-log", c->rtmr3_log, c->rtmr3_log_len)))
@@ -416,8 +432,8 @@ int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims 
         return serialize(map, ret, ret_len);
 }
 
-int ratls_evidence_encode(const uint8_t *quote, size_t qlen, const uint8_t *claims, size_t clen, uint8_t **ret,
-                           size_t *ret_len)
+int ratls_evidence_encode(const uint8_t *quote, size_t qlen, const uint8_t *claims, size_t clen,
+                          uint8_t **ret, size_t *ret_len)
 {
         _cleanup_cbor_ cbor_item_t *tag = cbor_new_tag(RATLS_TAG);
         _cleanup_cbor_ cbor_item_t *arr = cbor_new_definite_array(2);

@@ -52,8 +52,9 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
         time_t now = time(NULL);
         int r;
 
-        if (!tee || !claims || !claims->app_id || claims->app_id_len == 0 || claims->app_id_len > RATLS_APPID_MAX ||
-            claims->nonce_len > RATLS_NONCE_MAX || claims->rtmr3_log_len > ATTEST_RT_LOG_MAX)
+        if (!tee || !claims || !claims->app_id || claims->app_id_len == 0 ||
+            claims->app_id_len > RATLS_APPID_MAX || claims->nonce_len > RATLS_NONCE_MAX ||
+            claims->rtmr3_log_len > ATTEST_RT_LOG_MAX)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: invalid claims");
         if (validity_secs == 0 || validity_secs > 30u * 86400u)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: validity must be 1 s .. 30 days");
@@ -80,14 +81,16 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
         val = ASN1_OCTET_STRING_new();
         if (!cert || !name || !serial || !oid || !val)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
-        if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"Conker RA-TLS", -1, -1,
-                                       0) != 1 ||
+        if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"Conker RA-TLS", -1,
+                                       -1, 0) != 1 ||
             X509_set_version(cert, X509_VERSION_3) != 1 ||
             BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
-            !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) || X509_set_subject_name(cert, name) != 1 ||
-            X509_set_issuer_name(cert, name) != 1 || !ASN1_TIME_set(X509_getm_notBefore(cert), now - 3600) ||
+            !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) ||
+            X509_set_subject_name(cert, name) != 1 || X509_set_issuer_name(cert, name) != 1 ||
+            !ASN1_TIME_set(X509_getm_notBefore(cert), now - 3600) ||
             !ASN1_TIME_set(X509_getm_notAfter(cert), now + (time_t)validity_secs) ||
-            X509_set_pubkey(cert, key) != 1 || cert_add_ext_conf(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+            X509_set_pubkey(cert, key) != 1 ||
+            cert_add_ext_conf(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
             cert_add_ext_conf(cert, NID_key_usage, "critical,digitalSignature") < 0 ||
             cert_add_ext_conf(cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
             ASN1_OCTET_STRING_set(val, ebuf, (int)elen) != 1 ||
@@ -103,8 +106,9 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
 
 /* ---- verifying ---- */
 
-int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col, const struct attest_verify_opts *opts,
-                             struct attest_ratls_evidence **ret, struct ck_error **reterr)
+int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col,
+                             const struct attest_verify_opts *opts, struct attest_ratls_evidence **ret,
+                             struct ck_error **reterr)
 {
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
         _cleanup_(attest_result_freep) struct attest_result *res = NULL;
@@ -120,12 +124,13 @@ int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col, co
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: missing certificate, collateral or options");
         idx = X509_get_ext_by_OBJ(cert, oid, -1);
         if (idx < 0)
-                return ck_error_set(reterr, -EKEYREJECTED, "RA-TLS: the certificate carries no evidence extension");
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "RA-TLS: the certificate carries no evidence extension");
         if (X509_get_ext_by_OBJ(cert, oid, idx) >= 0)
                 return ck_error_set(reterr, -EKEYREJECTED, "RA-TLS: more than one evidence extension");
         data = X509_EXTENSION_get_data(X509_get_ext(cert, idx));
-        r = attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data), &quote, &qlen,
-                                         &claims, &clen, reterr);
+        r = attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data),
+                                         &quote, &qlen, &claims, &clen, reterr);
         if (r < 0)
                 return r;
 
@@ -141,9 +146,11 @@ int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col, co
 
         if (ck_sha256(claims, clen, want) < 0)
                 return ck_error_set(reterr, -EIO, "SHA-256 failed");
-        if (CRYPTO_memcmp(res->m.report_data, want, 32) != 0 || memcmp(res->m.report_data + 32, zero, 32) != 0)
-                return ck_error_set(reterr, -EKEYREJECTED,
-                                    "RA-TLS: REPORTDATA is not SHA-256(claims) || 0^32 (claims were altered)");
+        if (CRYPTO_memcmp(res->m.report_data, want, 32) != 0 ||
+            memcmp(res->m.report_data + 32, zero, 32) != 0)
+                return ck_error_set(
+                        reterr, -EKEYREJECTED,
+                        "RA-TLS: REPORTDATA is not SHA-256(claims) || 0^32 (claims were altered)");
 
         ev = calloc(1, sizeof(*ev));
         if (!ev)
@@ -154,9 +161,10 @@ int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col, co
         if (spki_sha256(key, cert_pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the certificate key");
         if (CRYPTO_memcmp(pkh, cert_pkh, 32) != 0)
-                return ck_error_set(reterr, -EKEYREJECTED,
-                                    "RA-TLS: pubkey-hash does not match the certificate's key (evidence replayed "
-                                    "into another certificate)");
+                return ck_error_set(
+                        reterr, -EKEYREJECTED,
+                        "RA-TLS: pubkey-hash does not match the certificate's key (evidence replayed "
+                        "into another certificate)");
         if (ev->rtmr3_log) {
                 _cleanup_(attest_rt_log_clear) struct attest_rt_log log = {0};
                 uint8_t rtmr3[48];

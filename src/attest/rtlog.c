@@ -54,8 +54,8 @@ int attest_rt_event_digest(const char *name, const char *payload, uint8_t ret[48
                 return -ENOMEM;
         if (EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1 ||
             EVP_DigestUpdate(ctx, RT_DOMAIN, sizeof(RT_DOMAIN)) != 1 || /* includes the NUL */
-            EVP_DigestUpdate(ctx, name, strlen(name) + 1) != 1 || EVP_DigestUpdate(ctx, payload, plen) != 1 ||
-            EVP_DigestFinal_ex(ctx, ret, NULL) != 1)
+            EVP_DigestUpdate(ctx, name, strlen(name) + 1) != 1 ||
+            EVP_DigestUpdate(ctx, payload, plen) != 1 || EVP_DigestFinal_ex(ctx, ret, NULL) != 1)
                 return -EIO;
         return 0;
 }
@@ -69,9 +69,10 @@ static int rt_event_from_json(json_t *o, size_t line, struct attest_rt_event *re
 
         if (!json_is_object(o) || json_object_size(o) != 3 || !json_is_string(jn) || !json_is_string(jp) ||
             !json_is_string(jd))
-                return ck_error_set(reterr, -EBADMSG,
-                                    "RTMR3 log line %zu: expected exactly {\"name\",\"payload\",\"digest\"} strings",
-                                    line);
+                return ck_error_set(
+                        reterr, -EBADMSG,
+                        "RTMR3 log line %zu: expected exactly {\"name\",\"payload\",\"digest\"} strings",
+                        line);
         if (json_string_length(jn) != strlen(json_string_value(jn)) ||
             !attest_rt_event_name_valid(json_string_value(jn)))
                 return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: invalid event name", line);
@@ -79,7 +80,8 @@ static int rt_event_from_json(json_t *o, size_t line, struct attest_rt_event *re
             !attest_rt_event_payload_valid(json_string_value(jp), json_string_length(jp)))
                 return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: invalid payload", line);
         if (ck_hex_decode(json_string_value(jd), json_string_length(jd), digest, sizeof(digest)) < 0)
-                return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: digest is not 96 hex digits", line);
+                return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: digest is not 96 hex digits",
+                                    line);
         r = attest_rt_event_digest(json_string_value(jn), json_string_value(jp), want);
         if (r < 0)
                 return ck_error_set(reterr, r, "RTMR3 log line %zu: cannot compute the digest", line);
@@ -104,7 +106,8 @@ int attest_rt_log_parse(const uint8_t *buf, size_t len, struct attest_rt_log *re
         int r;
 
         if (len > ATTEST_RT_LOG_MAX)
-                return ck_error_set(reterr, -EFBIG, "RTMR3 log of %zu bytes exceeds %u", len, ATTEST_RT_LOG_MAX);
+                return ck_error_set(reterr, -EFBIG, "RTMR3 log of %zu bytes exceeds %u", len,
+                                    ATTEST_RT_LOG_MAX);
         if (len > 0 && !buf)
                 return ck_error_set(reterr, -EINVAL, "RTMR3 log: no buffer");
         while (off < len) {
@@ -116,7 +119,8 @@ int attest_rt_log_parse(const uint8_t *buf, size_t len, struct attest_rt_log *re
                 line++;
                 /* Every event ends with a newline: an unterminated line is a torn append. */
                 if (!nl)
-                        return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: no terminating newline", line);
+                        return ck_error_set(reterr, -EBADMSG, "RTMR3 log line %zu: no terminating newline",
+                                            line);
                 n = (size_t)(nl - (buf + off));
                 if (log.n >= ATTEST_RT_LOG_MAX_EVENTS)
                         return ck_error_set(reterr, -E2BIG, "RTMR3 log: more than %u events",

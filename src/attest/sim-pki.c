@@ -17,7 +17,7 @@
 DEFINE_POINTER_CLEANUP(ASN1_INTEGER, ASN1_INTEGER_free, ASN1_INTEGER_free)
 DEFINE_POINTER_CLEANUP(X509_REVOKED, X509_REVOKED_free, X509_REVOKED_free)
 
-static void sk_ASN1_TYPE_pop_freep(STACK_OF(ASN1_TYPE) **p)
+static void sk_ASN1_TYPE_pop_freep(STACK_OF(ASN1_TYPE) * *p)
 {
         if (*p)
                 sk_ASN1_TYPE_pop_free(*p, ASN1_TYPE_free);
@@ -60,17 +60,19 @@ static X509_NAME *name_make(const char *cn)
 {
         X509_NAME *n = X509_NAME_new();
 
-        if (!n || X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1 ||
-            X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Conker SIMULATED", -1, -1,
-                                       0) != 1) {
+        if (!n ||
+            X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1 ||
+            X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Conker SIMULATED", -1,
+                                       -1, 0) != 1) {
                 X509_NAME_free(n);
                 return NULL;
         }
         return n;
 }
 
-int sim_cert_make(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int ca, time_t not_before,
-                  time_t not_after, X509_EXTENSION *ext, X509 **ret, struct ck_error **reterr)
+int sim_cert_make(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int ca,
+                  time_t not_before, time_t not_after, X509_EXTENSION *ext, X509 **ret,
+                  struct ck_error **reterr)
 {
         _cleanup_(X509_freep) X509 *cert = X509_new();
         _cleanup_(X509_NAME_freep) X509_NAME *name = name_make(cn);
@@ -94,7 +96,8 @@ int sim_cert_make(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_
                 r = cert_add_ext(cert, issuer ? issuer : cert, NID_authority_key_identifier, "keyid:always");
         if (r >= 0)
                 r = cert_add_ext(cert, issuer ? issuer : cert, NID_key_usage,
-                                 ca >= 0 ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,nonRepudiation");
+                                 ca >= 0 ? "critical,keyCertSign,cRLSign"
+                                         : "critical,digitalSignature,nonRepudiation");
         if (r >= 0)
                 r = cert_add_ext(cert, issuer ? issuer : cert, NID_basic_constraints, bc);
         if (r >= 0 && ext && X509_add_ext(cert, ext, -1) != 1)
@@ -108,7 +111,7 @@ int sim_cert_make(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_
 }
 
 /* Appends ASN1_TYPE t (ownership taken) to a SEQUENCE under construction. */
-static int seq_push(STACK_OF(ASN1_TYPE) *seq, ASN1_TYPE *t)
+static int seq_push(STACK_OF(ASN1_TYPE) * seq, ASN1_TYPE *t)
 {
         if (!t)
                 return -ENOMEM;
@@ -120,7 +123,7 @@ static int seq_push(STACK_OF(ASN1_TYPE) *seq, ASN1_TYPE *t)
 }
 
 /* DER-encodes a SEQUENCE and wraps it as an ASN1_TYPE, so that it can nest in another. */
-static ASN1_TYPE *seq_wrap(STACK_OF(ASN1_TYPE) *seq)
+static ASN1_TYPE *seq_wrap(STACK_OF(ASN1_TYPE) * seq)
 {
         unsigned char *der = NULL;
         int n = i2d_ASN1_SEQUENCE_ANY(seq, &der);
@@ -174,7 +177,8 @@ static ASN1_TYPE *type_int(int type, long v)
 {
         ASN1_INTEGER *i = type == V_ASN1_ENUMERATED ? ASN1_ENUMERATED_new() : ASN1_INTEGER_new();
         ASN1_TYPE *t = ASN1_TYPE_new();
-        int ok = i && t && (type == V_ASN1_ENUMERATED ? ASN1_ENUMERATED_set(i, v) : ASN1_INTEGER_set(i, v)) == 1;
+        int ok = i && t &&
+                 (type == V_ASN1_ENUMERATED ? ASN1_ENUMERATED_set(i, v) : ASN1_INTEGER_set(i, v)) == 1;
 
         if (!ok) {
                 ASN1_STRING_free(i);
@@ -197,7 +201,7 @@ static ASN1_TYPE *type_bool(bool v)
 }
 
 /* SEQUENCE { OID, value } — the shape of every entry of the SGX extension. */
-static int seq_push_pair(STACK_OF(ASN1_TYPE) *seq, const char *oid, ASN1_TYPE *value)
+static int seq_push_pair(STACK_OF(ASN1_TYPE) * seq, const char *oid, ASN1_TYPE *value)
 {
         _cleanup_(sk_ASN1_TYPE_pop_freep) STACK_OF(ASN1_TYPE) *pair = sk_ASN1_TYPE_new_null();
         int r;
@@ -217,9 +221,9 @@ static int seq_push_pair(STACK_OF(ASN1_TYPE) *seq, const char *oid, ASN1_TYPE *v
         return seq_push(seq, seq_wrap(pair));
 }
 
-int sim_sgx_ext_make(const uint8_t ppid[16], const uint8_t comps[16], unsigned pcesvn, const uint8_t cpusvn[16],
-                     const uint8_t pceid[2], const uint8_t fmspc[6], const uint8_t platform_instance_id[16],
-                     X509_EXTENSION **ret, struct ck_error **reterr)
+int sim_sgx_ext_make(const uint8_t ppid[16], const uint8_t comps[16], unsigned pcesvn,
+                     const uint8_t cpusvn[16], const uint8_t pceid[2], const uint8_t fmspc[6],
+                     const uint8_t platform_instance_id[16], X509_EXTENSION **ret, struct ck_error **reterr)
 {
         _cleanup_(sk_ASN1_TYPE_pop_freep) STACK_OF(ASN1_TYPE) *top = sk_ASN1_TYPE_new_null();
         _cleanup_(sk_ASN1_TYPE_pop_freep) STACK_OF(ASN1_TYPE) *tcb = sk_ASN1_TYPE_new_null();
@@ -277,7 +281,8 @@ int sim_sgx_ext_make(const uint8_t ppid[16], const uint8_t comps[16], unsigned p
 }
 
 int sim_crl_make(X509 *issuer, EVP_PKEY *issuer_key, time_t this_update, time_t next_update,
-                 const uint64_t *revoked, size_t n_revoked, uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
+                 const uint64_t *revoked, size_t n_revoked, uint8_t **ret, size_t *ret_len,
+                 struct ck_error **reterr)
 {
         _cleanup_(X509_CRL_freep) X509_CRL *crl = X509_CRL_new();
         _cleanup_(ASN1_TIME_freep) ASN1_TIME *t1 = ASN1_TIME_set(NULL, this_update);
@@ -299,8 +304,8 @@ int sim_crl_make(X509 *issuer, EVP_PKEY *issuer_key, time_t this_update, time_t 
                 _cleanup_(X509_REVOKED_freep) X509_REVOKED *rev = X509_REVOKED_new();
                 _cleanup_(ASN1_INTEGER_freep) ASN1_INTEGER *serial = ASN1_INTEGER_new();
                 if (!rev || !serial || ASN1_INTEGER_set_uint64(serial, revoked[i]) != 1 ||
-                    X509_REVOKED_set_serialNumber(rev, serial) != 1 || X509_REVOKED_set_revocationDate(rev, t1) != 1 ||
-                    X509_CRL_add0_revoked(crl, rev) != 1)
+                    X509_REVOKED_set_serialNumber(rev, serial) != 1 ||
+                    X509_REVOKED_set_revocationDate(rev, t1) != 1 || X509_CRL_add0_revoked(crl, rev) != 1)
                         return ck_ssl_error(reterr, -EIO, "cannot add a revoked serial");
                 rev = NULL; /* owned by the CRL now */
         }
@@ -351,8 +356,8 @@ int sim_pubkey_raw(EVP_PKEY *key, uint8_t ret[64], struct ck_error **reterr)
         uint8_t pt[65];
         size_t n = 0;
 
-        if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &n) != 1 || n != 65 ||
-            pt[0] != 0x04)
+        if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &n) != 1 ||
+            n != 65 || pt[0] != 0x04)
                 return ck_ssl_error(reterr, -EIO, "cannot export the P-256 public point");
         memcpy(ret, pt + 1, 64);
         return 0;

@@ -26,9 +26,9 @@ const uint8_t sim_sgx_comps[16] = {3, 3, 2, 2, 4, 1, 0, 5};
 const uint8_t sim_qe_vendor_id[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
                                       0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
 
-#define SIM_MAX_DAYS      3650u
-#define SIM_PROFILE_MAX   (64u << 10)
-#define SIM_TCB_EVAL      17
+#define SIM_MAX_DAYS    3650u
+#define SIM_PROFILE_MAX (64u << 10)
+#define SIM_TCB_EVAL    17
 
 /* ---- measurement profile ---- */
 
@@ -77,8 +77,8 @@ static const struct profile_field profile_fields[] = {
         {"rtmr2", offsetof(struct sim_profile, rtmr[2]), 48},
 };
 
-int sim_profile_parse(const uint8_t *buf, size_t len, const struct sim_profile *base, struct sim_profile *ret,
-                      struct ck_error **reterr)
+int sim_profile_parse(const uint8_t *buf, size_t len, const struct sim_profile *base,
+                      struct sim_profile *ret, struct ck_error **reterr)
 {
         _cleanup_json_ json_t *j = NULL;
         struct sim_profile p = {0};
@@ -93,7 +93,8 @@ int sim_profile_parse(const uint8_t *buf, size_t len, const struct sim_profile *
                 return ck_error_set(reterr, -EBADMSG, "profile: expected a JSON object");
         if (base)
                 p = *base;
-        json_object_foreach(j, key, v) {
+        json_object_foreach(j, key, v)
+        {
                 const struct profile_field *f = NULL;
                 for (size_t i = 0; i < ELEMENTSOF(profile_fields); i++)
                         if (strcmp(key, profile_fields[i].key) == 0)
@@ -103,8 +104,8 @@ int sim_profile_parse(const uint8_t *buf, size_t len, const struct sim_profile *
                                 continue;
                         return ck_error_set(reterr, -EBADMSG, "profile: unknown key \"%s\"", key);
                 }
-                if (!json_is_string(v) ||
-                    ck_hex_decode(json_string_value(v), json_string_length(v), (uint8_t *)&p + f->off, f->len) < 0)
+                if (!json_is_string(v) || ck_hex_decode(json_string_value(v), json_string_length(v),
+                                                        (uint8_t *)&p + f->off, f->len) < 0)
                         return ck_error_set(reterr, -EBADMSG, "profile: \"%s\" must be %zu hex digits", key,
                                             2 * f->len);
         }
@@ -163,9 +164,9 @@ static json_t *tcb_components(const uint8_t svn[16])
 static json_t *tcb_level(const uint8_t sgx[16], unsigned pcesvn, const uint8_t tdx[16], const char *date,
                          const char *status, const char *advisory)
 {
-        json_t *l = json_pack("{s:{s:o, s:i, s:o}, s:s, s:s}", "tcb", "sgxtcbcomponents", tcb_components(sgx),
-                              "pcesvn", (int)pcesvn, "tdxtcbcomponents", tcb_components(tdx), "tcbDate", date,
-                              "tcbStatus", status);
+        json_t *l = json_pack("{s:{s:o, s:i, s:o}, s:s, s:s}", "tcb", "sgxtcbcomponents",
+                              tcb_components(sgx), "pcesvn", (int)pcesvn, "tdxtcbcomponents",
+                              tcb_components(tdx), "tcbDate", date, "tcbStatus", status);
 
         if (l && advisory && json_object_set_new(l, "advisoryIDs", json_pack("[s]", advisory)) < 0) {
                 json_decref(l);
@@ -197,13 +198,14 @@ static char *tcb_info_text(const char *issue, const char *next, const struct sim
                       " s:{s:s, s:s, s:s},"
                       " s:[{s:s, s:s, s:s, s:s, s:[{s:{s:i}, s:s, s:s}, {s:{s:i}, s:s, s:s}]}],"
                       " s:[o, o]}",
-                      "id", "TDX", "version", 3, "issueDate", issue, "nextUpdate", next, "fmspc", SIM_FMSPC_HEX,
-                      "pceId", SIM_PCEID_HEX, "tcbType", 0, "tcbEvaluationDataNumber", SIM_TCB_EVAL, "tdxModule",
-                      "mrsigner", zero48, "attributes", "0000000000000000", "attributesMask", "FFFFFFFFFFFFFFFF",
-                      "tdxModuleIdentities", "id", "TDX_01", "mrsigner", zero48, "attributes", "0000000000000000",
-                      "attributesMask", "FFFFFFFFFFFFFFFF", "tcbLevels", "tcb", "isvsvn", 6, "tcbDate",
-                      "2024-03-13T00:00:00Z", "tcbStatus", "UpToDate", "tcb", "isvsvn", 2, "tcbDate",
-                      "2023-08-09T00:00:00Z", "tcbStatus", "OutOfDate", "tcbLevels",
+                      "id", "TDX", "version", 3, "issueDate", issue, "nextUpdate", next, "fmspc",
+                      SIM_FMSPC_HEX, "pceId", SIM_PCEID_HEX, "tcbType", 0, "tcbEvaluationDataNumber",
+                      SIM_TCB_EVAL, "tdxModule", "mrsigner", zero48, "attributes", "0000000000000000",
+                      "attributesMask", "FFFFFFFFFFFFFFFF", "tdxModuleIdentities", "id", "TDX_01",
+                      "mrsigner", zero48, "attributes", "0000000000000000", "attributesMask",
+                      "FFFFFFFFFFFFFFFF", "tcbLevels", "tcb", "isvsvn", 6, "tcbDate", "2024-03-13T00:00:00Z",
+                      "tcbStatus", "UpToDate", "tcb", "isvsvn", 2, "tcbDate", "2023-08-09T00:00:00Z",
+                      "tcbStatus", "OutOfDate", "tcbLevels",
                       tcb_level(sim_sgx_comps, SIM_PCESVN, tdx_up, "2024-03-13T00:00:00Z", "UpToDate", NULL),
                       tcb_level(sgx_old, SIM_PCESVN - 6, tdx_old, "2023-02-15T00:00:00Z", "OutOfDate",
                                 "INTEL-SA-00837"));
@@ -224,12 +226,13 @@ static char *qe_identity_text(const char *issue, const char *next)
                         *c = (char)(*c - 'a' + 'A');
         j = json_pack("{s:s, s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:i,"
                       " s:[{s:{s:i}, s:s, s:s}, {s:{s:i}, s:s, s:s}]}",
-                      "id", "TD_QE", "version", 2, "issueDate", issue, "nextUpdate", next, "tcbEvaluationDataNumber",
-                      SIM_TCB_EVAL, "miscselect", "00000000", "miscselectMask", "FFFFFFFF", "attributes",
-                      "11000000000000000000000000000000", "attributesMask", "FBFFFFFFFFFFFFFF0000000000000000",
-                      "mrsigner", hex, "isvprodid", SIM_QE_ISVPRODID, "tcbLevels", "tcb", "isvsvn", SIM_QE_ISVSVN,
-                      "tcbDate", "2024-03-13T00:00:00Z", "tcbStatus", "UpToDate", "tcb", "isvsvn", 2, "tcbDate",
-                      "2023-02-15T00:00:00Z", "tcbStatus", "OutOfDate");
+                      "id", "TD_QE", "version", 2, "issueDate", issue, "nextUpdate", next,
+                      "tcbEvaluationDataNumber", SIM_TCB_EVAL, "miscselect", "00000000", "miscselectMask",
+                      "FFFFFFFF", "attributes", "11000000000000000000000000000000", "attributesMask",
+                      "FBFFFFFFFFFFFFFF0000000000000000", "mrsigner", hex, "isvprodid", SIM_QE_ISVPRODID,
+                      "tcbLevels", "tcb", "isvsvn", SIM_QE_ISVSVN, "tcbDate", "2024-03-13T00:00:00Z",
+                      "tcbStatus", "UpToDate", "tcb", "isvsvn", 2, "tcbDate", "2023-02-15T00:00:00Z",
+                      "tcbStatus", "OutOfDate");
         return j ? json_text(j) : NULL;
 }
 
@@ -291,8 +294,8 @@ static int write_key(int dfd, const char *name, EVP_PKEY *key, struct ck_error *
 
 int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, struct ck_error **reterr)
 {
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *root_key = NULL, *ca_key = NULL, *pck_key = NULL, *tcb_key = NULL,
-                                           *ak_key = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *root_key = NULL, *ca_key = NULL, *pck_key = NULL,
+                                           *tcb_key = NULL, *ak_key = NULL;
         _cleanup_(X509_freep) X509 *root = NULL, *ca = NULL, *pck = NULL, *tcb = NULL;
         _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *sgx = NULL;
         _cleanup_free_ uint8_t *root_crl = NULL, *pck_crl = NULL;
@@ -312,12 +315,13 @@ int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, st
         int r;
 
         if (days > SIM_MAX_DAYS)
-                return ck_error_set(reterr, -EINVAL, "sim: validity of %u days exceeds %u", days, SIM_MAX_DAYS);
+                return ck_error_set(reterr, -EINVAL, "sim: validity of %u days exceeds %u", days,
+                                    SIM_MAX_DAYS);
         until = now + (time_t)days * 86400;
         sim_profile_default(&prof);
         if (opts && opts->profile_json) {
-                r = sim_profile_parse((const uint8_t *)opts->profile_json, strlen(opts->profile_json), &prof, &prof,
-                                      reterr);
+                r = sim_profile_parse((const uint8_t *)opts->profile_json, strlen(opts->profile_json), &prof,
+                                      &prof, reterr);
                 if (r < 0)
                         return r;
         }
@@ -347,20 +351,20 @@ int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, st
                 return ck_ssl_error(reterr, -EIO, "no randomness");
         /* Certificates start an hour early so that a verifier whose clock is slightly behind
          * (or a test that verifies "now") is not confused; the collateral starts at now. */
-        r = sim_cert_make("Conker SIMULATED SGX Root CA", root_key, NULL, NULL, 1, now - 3600, until, NULL, &root,
-                          reterr);
+        r = sim_cert_make("Conker SIMULATED SGX Root CA", root_key, NULL, NULL, 1, now - 3600, until, NULL,
+                          &root, reterr);
         if (r >= 0)
-                r = sim_cert_make("Conker SIMULATED SGX PCK Platform CA", ca_key, root, root_key, 0, now - 3600, until,
-                                  NULL, &ca, reterr);
+                r = sim_cert_make("Conker SIMULATED SGX PCK Platform CA", ca_key, root, root_key, 0,
+                                  now - 3600, until, NULL, &ca, reterr);
         if (r >= 0)
-                r = sim_sgx_ext_make(ppid, sim_sgx_comps, SIM_PCESVN, sim_sgx_comps, sim_pceid, sim_fmspc, instance,
-                                     &sgx, reterr);
+                r = sim_sgx_ext_make(ppid, sim_sgx_comps, SIM_PCESVN, sim_sgx_comps, sim_pceid, sim_fmspc,
+                                     instance, &sgx, reterr);
         if (r >= 0)
-                r = sim_cert_make("Conker SIMULATED SGX PCK Certificate", pck_key, ca, ca_key, -1, now - 3600, until,
-                                  sgx, &pck, reterr);
+                r = sim_cert_make("Conker SIMULATED SGX PCK Certificate", pck_key, ca, ca_key, -1,
+                                  now - 3600, until, sgx, &pck, reterr);
         if (r >= 0)
-                r = sim_cert_make("Conker SIMULATED SGX TCB Signing", tcb_key, root, root_key, -1, now - 3600, until,
-                                  NULL, &tcb, reterr);
+                r = sim_cert_make("Conker SIMULATED SGX TCB Signing", tcb_key, root, root_key, -1,
+                                  now - 3600, until, NULL, &tcb, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "sim PKI");
         /* The PCK CRL revokes two unrelated serials, so that revocation lists are exercised. */
@@ -388,9 +392,10 @@ int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, st
             pem_concat(tcb, root, NULL, &tcb_chain) < 0)
                 return ck_error_set(reterr, -ENOMEM, "cannot encode certificates");
         col = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "pck_crl_issuer_chain", ca_chain,
-                        "root_ca_crl", root_crl_hex, "pck_crl", pck_crl_hex, "tcb_info_issuer_chain", tcb_chain,
-                        "tcb_info", tcb_info, "tcb_info_signature", tcb_sig, "qe_identity_issuer_chain", tcb_chain,
-                        "qe_identity", qe_id, "qe_identity_signature", qe_sig);
+                        "root_ca_crl", root_crl_hex, "pck_crl", pck_crl_hex, "tcb_info_issuer_chain",
+                        tcb_chain, "tcb_info", tcb_info, "tcb_info_signature", tcb_sig,
+                        "qe_identity_issuer_chain", tcb_chain, "qe_identity", qe_id, "qe_identity_signature",
+                        qe_sig);
         collateral = col ? json_dumps(col, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!collateral || sim_profile_to_json(&prof, &profile_text) < 0)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");

@@ -8,7 +8,8 @@ struct attest_tee_ops {
         int (*quote)(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr);
         /* index is already checked to be 3. */
-        int (*extend)(struct attest_tee *t, unsigned index, const uint8_t data[48], struct ck_error **reterr);
+        int (*extend)(struct attest_tee *t, unsigned index, const uint8_t data[48],
+                      struct ck_error **reterr);
         int (*measurements)(struct attest_tee *t, struct attest_measurements *ret, struct ck_error **reterr);
         void (*free)(void *priv);
 };
@@ -20,10 +21,10 @@ struct attest_tee {
         void *priv;
 };
 
-#define ATTEST_TSM_REPORT_DIR   "/sys/kernel/config/tsm/report"
-#define ATTEST_TDX_MEASURE_DIR  "/sys/class/misc/tdx_guest/measurements"
-#define ATTEST_TDX_RT_LOG       "/run/conker/rtmr3.log"
-#define ATTEST_SIM_STATE_ROOT   "/run/conker/tdx-sim"
+#define ATTEST_TSM_REPORT_DIR  "/sys/kernel/config/tsm/report"
+#define ATTEST_TDX_MEASURE_DIR "/sys/class/misc/tdx_guest/measurements"
+#define ATTEST_TDX_RT_LOG      "/run/conker/rtmr3.log"
+#define ATTEST_SIM_STATE_ROOT  "/run/conker/tdx-sim"
 
 /* Each provider fills t->ops, t->priv and, when cfg->rt_log_path is NULL, t->rt_log_path. */
 int attest_tee_tdx_open(const struct attest_tee_config *cfg, struct attest_tee *t, struct ck_error **reterr);

@@ -24,13 +24,13 @@
 #include "ssl.h"
 #include "tee-internal.h"
 
-#define SIM_CHAIN_MAX (64u << 10)
-#define SIM_KEY_MAX   (16u << 10)
+#define SIM_CHAIN_MAX  (64u << 10)
+#define SIM_KEY_MAX    (16u << 10)
 #define SIM_STATE_FILE "rtmrs"
-#define QUOTE_HDR     48
-#define QUOTE_BODY    584
-#define QE_REPORT     384
-#define QE_AUTH       32
+#define QUOTE_HDR      48
+#define QUOTE_BODY     584
+#define QE_REPORT      384
+#define QE_AUTH        32
 
 struct sim_priv {
         struct sim_profile prof;
@@ -106,7 +106,8 @@ static int sim_state_load(struct sim_priv *s, uint8_t rtmr[4][48], struct ck_err
         if (r < 0)
                 return r;
         if (truncate(s->rt_log_path, 0) < 0 && errno != ENOENT)
-                return ck_error_errno(reterr, -errno, "sim: cannot reset the runtime log %s", s->rt_log_path);
+                return ck_error_errno(reterr, -errno, "sim: cannot reset the runtime log %s",
+                                      s->rt_log_path);
         return 0;
 }
 
@@ -193,15 +194,17 @@ static void body_write(uint8_t *b, const struct attest_measurements *m, const ui
 }
 
 /* The simulated TD QE's own report: identity as in the sim QE Identity, bound to the AK. */
-static int qe_report_write(struct sim_priv *s, uint8_t *q, const uint8_t auth[QE_AUTH], struct ck_error **reterr)
+static int qe_report_write(struct sim_priv *s, uint8_t *q, const uint8_t auth[QE_AUTH],
+                           struct ck_error **reterr)
 {
         uint8_t bind[64 + QE_AUTH];
 
         memset(q, 0, QE_REPORT);
         memcpy(q + 0, sim_sgx_comps, 16); /* CPUSVN */
         q[48] = SIM_QE_ATTR0;
-        if (ck_sha256("Conker SIMULATED TD QE", strlen("Conker SIMULATED TD QE"), q + 64) < 0 || /* MRENCLAVE */
-            ck_sha256(SIM_QE_SIGNER_LABEL, strlen(SIM_QE_SIGNER_LABEL), q + 128) < 0)       /* MRSIGNER */
+        if (ck_sha256("Conker SIMULATED TD QE", strlen("Conker SIMULATED TD QE"), q + 64) <
+                    0 ||                                                              /* MRENCLAVE */
+            ck_sha256(SIM_QE_SIGNER_LABEL, strlen(SIM_QE_SIGNER_LABEL), q + 128) < 0) /* MRSIGNER */
                 return ck_error_set(reterr, -EIO, "SHA-256 failed");
         ck_put_le16(q + 256, SIM_QE_ISVPRODID);
         ck_put_le16(q + 258, SIM_QE_ISVSVN);
@@ -232,8 +235,8 @@ static int sim_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_
         if (!q)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
 
-        ck_put_le16(q + 0, 4);               /* version */
-        ck_put_le16(q + 2, 2);               /* ECDSA-256 with P-256 */
+        ck_put_le16(q + 0, 4); /* version */
+        ck_put_le16(q + 2, 2); /* ECDSA-256 with P-256 */
         ck_put_le32(q + 4, ATTEST_TEE_TDX);
         memcpy(q + 12, sim_qe_vendor_id, 16);
         memcpy(q + 28, SIM_USER_DATA, strlen(SIM_USER_DATA));
@@ -305,8 +308,9 @@ int attest_tee_sim_open(const struct attest_tee_config *cfg, struct attest_tee *
         int r;
 
         if (!cfg->sim_dir)
-                return ck_error_set(reterr, -EINVAL, "the simulated TD needs a sim directory (made by "
-                                                     "`conker tdx-sim init DIR`)");
+                return ck_error_set(reterr, -EINVAL,
+                                    "the simulated TD needs a sim directory (made by "
+                                    "`conker tdx-sim init DIR`)");
         dfd = open(cfg->sim_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open sim directory %s", cfg->sim_dir);

@@ -19,10 +19,10 @@
 #include "parse.h"
 #include "tee-internal.h"
 
-#define TSM_OUTBLOB_MAX     (1u << 20)
+#define TSM_OUTBLOB_MAX        (1u << 20)
 #define TSM_GENERATION_RETRIES 3
-#define TSM_BUSY_RETRIES    100
-#define TSM_BUSY_SLEEP_MS   50
+#define TSM_BUSY_RETRIES       100
+#define TSM_BUSY_SLEEP_MS      50
 
 struct tdx_priv {
         int report_fd;
@@ -146,8 +146,9 @@ int attest_tdx_quote_entry(int entry_fd, const uint8_t report_data[64], uint8_t 
                 *ret_len = qlen;
                 return 0;
         }
-        return ck_error_set(reterr, -EAGAIN, "configfs-tsm: generation kept changing; another process is using "
-                                             "the same report entry");
+        return ck_error_set(reterr, -EAGAIN,
+                            "configfs-tsm: generation kept changing; another process is using "
+                            "the same report entry");
 }
 
 static int tdx_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
@@ -296,7 +297,8 @@ int attest_tee_tdx_open(const struct attest_tee_config *cfg, struct attest_tee *
         if (!x)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
         x->report_fd = open(cfg_report_dir(cfg), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        x->measure_fd = x->report_fd < 0 ? -1 : open(cfg_measure_dir(cfg), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        x->measure_fd =
+                x->report_fd < 0 ? -1 : open(cfg_measure_dir(cfg), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (x->report_fd < 0 || x->measure_fd < 0) {
                 int r = -errno;
                 const char *what = x->report_fd < 0 ? cfg_report_dir(cfg) : cfg_measure_dir(cfg);

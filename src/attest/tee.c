@@ -92,8 +92,8 @@ int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[4
         /* RTMR0-2 belong to firmware and boot loader; extending them from user space would make
          * the boot measurements unverifiable. */
         if (index != 3)
-                return ck_error_set(reterr, -EPERM, "only RTMR3 may be extended by applications (asked for RTMR%u)",
-                                    index);
+                return ck_error_set(reterr, -EPERM,
+                                    "only RTMR3 may be extended by applications (asked for RTMR%u)", index);
         return t->ops->extend(t, index, data, reterr);
 }
 
@@ -156,10 +156,11 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
 
         r = attest_rt_event_digest(name, payload, digest);
         if (r < 0)
-                return ck_error_set(reterr, r,
-                                    "invalid runtime event: the name must be 1-%u characters of [a-z0-9.-] and "
-                                    "the payload at most %u bytes without control characters",
-                                    ATTEST_RT_NAME_MAX, ATTEST_RT_PAYLOAD_MAX);
+                return ck_error_set(
+                        reterr, r,
+                        "invalid runtime event: the name must be 1-%u characters of [a-z0-9.-] and "
+                        "the payload at most %u bytes without control characters",
+                        ATTEST_RT_NAME_MAX, ATTEST_RT_PAYLOAD_MAX);
         r = attest_rt_event_format(name, payload, digest, &line);
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot format the runtime event");
@@ -192,10 +193,11 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot replay the RTMR3 log");
         if (memcmp(m.rtmr[3], replayed, 48) != 0)
-                return ck_error_set(reterr, -EUCLEAN,
-                                    "RTMR3 does not match its event log %s (RTMR3 was extended without logging, "
-                                    "or the log was lost); only a reboot of the TD can repair this",
-                                    t->rt_log_path);
+                return ck_error_set(
+                        reterr, -EUCLEAN,
+                        "RTMR3 does not match its event log %s (RTMR3 was extended without logging, "
+                        "or the log was lost); only a reboot of the TD can repair this",
+                        t->rt_log_path);
 
         r = attest_tee_extend(t, 3, digest, reterr);
         if (r < 0)
@@ -206,7 +208,8 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r < 0)
-                return ck_error_errno(reterr, r, "RTMR3 was extended but the event could not be appended to %s",
+                return ck_error_errno(reterr, r,
+                                      "RTMR3 was extended but the event could not be appended to %s",
                                       t->rt_log_path);
         return 0;
 }

@@ -38,15 +38,18 @@ enum {
         OPT_JSON,
 };
 
-#define TEE_LONG_OPTIONS                                                                                  \
-        {"tee", required_argument, NULL, OPT_TEE}, {"sim-dir", required_argument, NULL, OPT_SIM_DIR},     \
-                {"sim-state-dir", required_argument, NULL, OPT_SIM_STATE_DIR},                            \
-                {"rtmr3-log", required_argument, NULL, OPT_RT_LOG}, {"help", no_argument, NULL, 'h'}
+#define TEE_LONG_OPTIONS                                                                                    \
+        {"tee", required_argument, NULL, OPT_TEE}, {"sim-dir", required_argument, NULL, OPT_SIM_DIR},       \
+                {"sim-state-dir", required_argument, NULL, OPT_SIM_STATE_DIR},                              \
+                {"rtmr3-log", required_argument, NULL, OPT_RT_LOG},                                         \
+        {                                                                                                   \
+                "help", no_argument, NULL, 'h'                                                              \
+        }
 
-#define TEE_USAGE                                                                                         \
-        "  --tee auto|tdx|sim      TEE provider (default auto: real TDX, or an error)\n"                     \
-        "  --sim-dir DIR           the simulated TD made by `conker tdx-sim init DIR` (with --tee sim)\n"  \
-        "  --sim-state-dir DIR     where the simulated TD keeps RTMRs (default under /run/conker)\n"       \
+#define TEE_USAGE                                                                                           \
+        "  --tee auto|tdx|sim      TEE provider (default auto: real TDX, or an error)\n"                    \
+        "  --sim-dir DIR           the simulated TD made by `conker tdx-sim init DIR` (with --tee sim)\n"   \
+        "  --sim-state-dir DIR     where the simulated TD keeps RTMRs (default under /run/conker)\n"        \
         "  --rtmr3-log FILE        the RTMR3 runtime event log (default: the provider's)\n"
 
 /* Returns 1 when the option was one of the TEE options, 0 otherwise, -1 on a bad value. */
@@ -80,12 +83,14 @@ static int tee_opts_take(struct tee_opts *o, int c, const char *arg)
 static int tee_opts_check(const char *cmd, const struct tee_opts *o)
 {
         if (o->cfg.sim_dir && o->cfg.kind != ATTEST_TEE_KIND_SIM) {
-                fprintf(stderr, "conker %s: --sim-dir needs --tee sim (a simulated TEE is never chosen silently)\n",
+                fprintf(stderr,
+                        "conker %s: --sim-dir needs --tee sim (a simulated TEE is never chosen silently)\n",
                         cmd);
                 return -1;
         }
         if (o->cfg.kind == ATTEST_TEE_KIND_SIM && !o->cfg.sim_dir) {
-                fprintf(stderr, "conker %s: --tee sim needs --sim-dir DIR (see `conker tdx-sim init`)\n", cmd);
+                fprintf(stderr, "conker %s: --tee sim needs --sim-dir DIR (see `conker tdx-sim init`)\n",
+                        cmd);
                 return -1;
         }
         return 0;
@@ -253,8 +258,9 @@ int cmd_tdx_info(int argc, char **argv)
         if (attest_rt_log_replay(&parsed, replayed) < 0)
                 return cli_fail("tdx info", -EIO, NULL);
         printf("%-15s %zu (%s)\n", "rtmr3 events:", parsed.n,
-               memcmp(replayed, m.rtmr[3], 48) == 0 ? "replays to RTMR3"
-                                                    : "DOES NOT replay to RTMR3: RTMR3 was extended without logging");
+               memcmp(replayed, m.rtmr[3], 48) == 0
+                       ? "replays to RTMR3"
+                       : "DOES NOT replay to RTMR3: RTMR3 was extended without logging");
         return memcmp(replayed, m.rtmr[3], 48) == 0 ? 0 : 1;
 }
 
@@ -422,6 +428,7 @@ int cmd_tdx_sim(int argc, char **argv)
         r = attest_sim_init(argv[argc - 1], &o, &err);
         if (r < 0)
                 return cli_fail("tdx-sim", r, err);
-        printf("simulated TD created in %s (trust anchor: %s/root-ca.pem)\n", argv[argc - 1], argv[argc - 1]);
+        printf("simulated TD created in %s (trust anchor: %s/root-ca.pem)\n", argv[argc - 1],
+               argv[argc - 1]);
         return 0;
 }

@@ -170,7 +170,8 @@ static int verify(X509 *cert, const struct attest_verify_opts *o, const char *ex
                 assert_true(r < 0);
                 assert_null(ev);
                 if (!strstr(ck_error_message(e, r), expect_in_error))
-                        fail_msg("error \"%s\" does not mention \"%s\"", ck_error_message(e, r), expect_in_error);
+                        fail_msg("error \"%s\" does not mention \"%s\"", ck_error_message(e, r),
+                                 expect_in_error);
         } else if (r < 0)
                 fail_msg("verify: %s", ck_error_message(e, r));
         return r;
@@ -181,13 +182,16 @@ static void test_good_identity(void **state)
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
-        struct attest_ratls_claims c = {.app_id = (const uint8_t *)APP_ID, .app_id_len = strlen(APP_ID),
-                                        .nonce = (const uint8_t *)"n0nce", .nonce_len = 5};
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)APP_ID,
+                                        .app_id_len = strlen(APP_ID),
+                                        .nonce = (const uint8_t *)"n0nce",
+                                        .nonce_len = 5};
         struct attest_verify_opts o = sim_opts();
         _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
 
         assert_int_equal(attest_ratls_make_identity(the_tee, &c, 600, &key, &cert, NULL), 0);
-        assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(cert, X509_get_ext_by_OBJ(cert, oid, -1))), 0);
+        assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(cert, X509_get_ext_by_OBJ(cert, oid, -1))),
+                         0);
         assert_int_equal(attest_ratls_verify_cert(cert, col, &o, &ev, NULL), 0);
         assert_non_null(ev->result);
         assert_true(ev->result->simulated);
@@ -277,8 +281,10 @@ static void test_rtmr3_log(void **state)
 
         assert_int_equal(attest_tee_measure(the_tee, "image-digest", APP_ID, NULL), 0);
         assert_int_equal(attest_tee_rt_log_read(the_tee, &log, &n, NULL), 0);
-        struct attest_ratls_claims c = {.app_id = (const uint8_t *)APP_ID, .app_id_len = strlen(APP_ID),
-                                        .rtmr3_log = log, .rtmr3_log_len = n};
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)APP_ID,
+                                        .app_id_len = strlen(APP_ID),
+                                        .rtmr3_log = log,
+                                        .rtmr3_log_len = n};
         assert_int_equal(attest_ratls_make_identity(the_tee, &c, 600, &key, &cert, NULL), 0);
         assert_int_equal(attest_ratls_verify_cert(cert, col, &o, &ev, NULL), 0);
         assert_int_equal(ev->rtmr3_log_len, n);
@@ -322,12 +328,17 @@ static void test_malformed_extension(void **state)
         /* Indefinite-length array: [_ h'00', h'00'] */
         {
                 static const uint8_t indef[] = {0xd9, 0xea, 0x60, 0x9f, 0x41, 0x00, 0x41, 0x00, 0xff};
-                static const uint8_t huge[] = {0xd9, 0xea, 0x60, 0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-                static const uint8_t deep[] = {0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x00};
-                assert_int_equal(attest_ratls_parse_extension(indef, sizeof(indef), &q, &ql, &cl, &cll, NULL),
+                static const uint8_t huge[] = {0xd9, 0xea, 0x60, 0x9b, 0x7f, 0xff,
+                                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+                static const uint8_t deep[] = {0x81, 0x81, 0x81, 0x81, 0x81, 0x81,
+                                               0x81, 0x81, 0x81, 0x81, 0x00};
+                assert_int_equal(
+                        attest_ratls_parse_extension(indef, sizeof(indef), &q, &ql, &cl, &cll, NULL),
+                        -EBADMSG);
+                assert_int_equal(attest_ratls_parse_extension(huge, sizeof(huge), &q, &ql, &cl, &cll, NULL),
                                  -EBADMSG);
-                assert_int_equal(attest_ratls_parse_extension(huge, sizeof(huge), &q, &ql, &cl, &cll, NULL), -EBADMSG);
-                assert_int_equal(attest_ratls_parse_extension(deep, sizeof(deep), &q, &ql, &cl, &cll, NULL), -EBADMSG);
+                assert_int_equal(attest_ratls_parse_extension(deep, sizeof(deep), &q, &ql, &cl, &cll, NULL),
+                                 -EBADMSG);
         }
         /* A certificate with garbage in the extension is rejected before any quote work. */
         {
@@ -365,15 +376,18 @@ static void test_claims_parser(void **state)
                 static const uint8_t not_bstr[] = {0xa1, 0x63, 'c', 't', 'x', 0x01};
                 assert_int_equal(attest_ratls_parse_claims(dup, sizeof(dup), &ev, pkh, NULL), -EBADMSG);
                 assert_int_equal(attest_ratls_parse_claims(dup2, sizeof(dup2), &ev, pkh, NULL), -EBADMSG);
-                assert_int_equal(attest_ratls_parse_claims(indef_map, sizeof(indef_map), &ev, pkh, NULL), -EBADMSG);
-                assert_int_equal(attest_ratls_parse_claims(not_bstr, sizeof(not_bstr), &ev, pkh, NULL), -EBADMSG);
+                assert_int_equal(attest_ratls_parse_claims(indef_map, sizeof(indef_map), &ev, pkh, NULL),
+                                 -EBADMSG);
+                assert_int_equal(attest_ratls_parse_claims(not_bstr, sizeof(not_bstr), &ev, pkh, NULL),
+                                 -EBADMSG);
         }
         /* Missing pubkey-hash. */
         {
-                static const uint8_t only_ctx[] = {0xa1, 0x63, 'c', 't', 'x', 0x50, 'c', 'o', 'n', 'k', 'e', 'r', '/',
-                                                   'r', 'a', '-', 't', 'l', 's', '/', 'v', '1'};
+                static const uint8_t only_ctx[] = {0xa1, 0x63, 'c', 't', 'x', 0x50, 'c', 'o', 'n', 'k', 'e',
+                                                   'r',  '/',  'r', 'a', '-', 't',  'l', 's', '/', 'v', '1'};
                 _cleanup_error_ struct ck_error *e = NULL;
-                assert_int_equal(attest_ratls_parse_claims(only_ctx, sizeof(only_ctx), &ev, pkh, &e), -EBADMSG);
+                assert_int_equal(attest_ratls_parse_claims(only_ctx, sizeof(only_ctx), &ev, pkh, &e),
+                                 -EBADMSG);
                 assert_non_null(strstr(e->msg, "pubkey-hash"));
         }
 }

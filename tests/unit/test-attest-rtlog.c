@@ -120,7 +120,8 @@ static void test_parse_limits(void **state)
         assert_int_equal(attest_rt_log_parse((const uint8_t *)ok, strlen(ok), &log, NULL), 0);
         assert_int_equal(log.n, ATTEST_RT_LOG_MAX_EVENTS);
         attest_rt_log_clear(&log);
-        assert_int_equal(attest_rt_log_parse((const uint8_t *)ok, ATTEST_RT_LOG_MAX + 1, &log, NULL), -EFBIG);
+        assert_int_equal(attest_rt_log_parse((const uint8_t *)ok, ATTEST_RT_LOG_MAX + 1, &log, NULL),
+                         -EFBIG);
 }
 
 int main(void)

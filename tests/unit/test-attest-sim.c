@@ -46,7 +46,7 @@ static int teardown(void **state)
         return ck_rm_rf_at(AT_FDCWD, tmp);
 }
 
-static STACK_OF(X509) *read_chain(const char *text, size_t len)
+static STACK_OF(X509) * read_chain(const char *text, size_t len)
 {
         BIO *b = BIO_new_mem_buf(text, (int)len);
         STACK_OF(X509) *sk = sk_X509_new_null();
@@ -60,7 +60,7 @@ static STACK_OF(X509) *read_chain(const char *text, size_t len)
         return sk;
 }
 
-static STACK_OF(X509) *read_chain_file(const char *name)
+static STACK_OF(X509) * read_chain_file(const char *name)
 {
         _cleanup_free_ uint8_t *d = NULL;
         char p[256];
@@ -148,7 +148,7 @@ static void test_pki_shape(void **state)
                 X509_EXTENSION *ext;
                 const ASN1_OCTET_STRING *d;
                 const unsigned char *q;
-                STACK_OF(ASN1_TYPE) *seq;
+                STACK_OF(ASN1_TYPE) * seq;
                 bool found_fmspc = false;
 
                 assert_true(idx >= 0);
@@ -162,7 +162,7 @@ static void test_pki_shape(void **state)
                 for (int i = 0; i < sk_ASN1_TYPE_num(seq); i++) {
                         ASN1_TYPE *t = sk_ASN1_TYPE_value(seq, i);
                         const unsigned char *pp;
-                        STACK_OF(ASN1_TYPE) *pair;
+                        STACK_OF(ASN1_TYPE) * pair;
                         char oidtxt[64];
                         assert_int_equal(t->type, V_ASN1_SEQUENCE);
                         pp = t->value.sequence->data;
@@ -182,7 +182,8 @@ static void test_pki_shape(void **state)
                         if (strcmp(oidtxt, "1.2.840.113741.1.13.1.2") == 0) {
                                 ASN1_TYPE *v = sk_ASN1_TYPE_value(pair, 1);
                                 const unsigned char *tp = v->value.sequence->data;
-                                STACK_OF(ASN1_TYPE) *tcb = d2i_ASN1_SEQUENCE_ANY(NULL, &tp, v->value.sequence->length);
+                                STACK_OF(ASN1_TYPE) *tcb =
+                                        d2i_ASN1_SEQUENCE_ANY(NULL, &tp, v->value.sequence->length);
                                 assert_int_equal(sk_ASN1_TYPE_num(tcb), 18);
                                 sk_ASN1_TYPE_pop_free(tcb, ASN1_TYPE_free);
                         }
@@ -205,7 +206,8 @@ static void test_collateral_signed(void **state)
         _cleanup_json_ json_t *j = NULL;
         char p[256];
         size_t n = 0;
-        const char *items[][2] = {{"tcb_info", "tcb_info_signature"}, {"qe_identity", "qe_identity_signature"}};
+        const char *items[][2] = {{"tcb_info", "tcb_info_signature"},
+                                  {"qe_identity", "qe_identity_signature"}};
 
         snprintf(p, sizeof(p), "%s/collateral.json", simdir);
         assert_int_equal(ck_read_file(p, 1 << 20, &d, &n, NULL), 0);
@@ -260,7 +262,8 @@ static void test_sim_quote_layout(void **state)
         uint16_t auth_len;
 
         snprintf(statedir, sizeof(statedir), "%s/state", tmp);
-        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
+        struct attest_tee_config cfg = {
+                .kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
         assert_int_equal(attest_tee_open(&cfg, &t, NULL), 0);
         for (int i = 0; i < 64; i++)
                 rd[i] = (uint8_t)(i * 3);
@@ -316,7 +319,8 @@ static void test_init_options(void **state)
         size_t n = 0;
         struct attest_sim_init_opts o = {.now = 1767225600,
                                          .validity_days = 10,
-                                         .profile_json = "{\"rtmr1\":\"" "00112233445566778899aabbccddeeff"
+                                         .profile_json = "{\"rtmr1\":\""
+                                                         "00112233445566778899aabbccddeeff"
                                                          "00112233445566778899aabbccddeeff"
                                                          "00112233445566778899aabbccddeeff\"}"};
 

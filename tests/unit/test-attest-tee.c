@@ -195,8 +195,10 @@ static void test_tdx_provider_fake_tree(void **state)
 
         make_fake_tdx(report, measure);
         path(log, sizeof(log), "rt/rtmr3.log");
-        struct attest_tee_config cfg = {
-                .kind = ATTEST_TEE_KIND_TDX, .tsm_report_dir = report, .measurements_dir = measure, .rt_log_path = log};
+        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_TDX,
+                                        .tsm_report_dir = report,
+                                        .measurements_dir = measure,
+                                        .rt_log_path = log};
         assert_int_equal(attest_tee_open(&cfg, &t, NULL), 0);
         assert_int_equal(attest_tee_kind(t), ATTEST_TEE_KIND_TDX);
         assert_string_equal(attest_tee_rt_log_path(t), log);
@@ -229,7 +231,8 @@ static void test_auto_refuses_without_tdx(void **state)
 
         path(report, sizeof(report), "nope/report");
         path(measure, sizeof(measure), "nope/measurements");
-        struct attest_tee_config cfg = {.kind = ATTEST_TEE_AUTO, .tsm_report_dir = report, .measurements_dir = measure};
+        struct attest_tee_config cfg = {
+                .kind = ATTEST_TEE_AUTO, .tsm_report_dir = report, .measurements_dir = measure};
         assert_int_equal(attest_tee_open(&cfg, &t, &e), -ENODEV);
         assert_null(t);
         assert_non_null(strstr(e->msg, "--tee sim"));
@@ -254,7 +257,8 @@ static void test_kind_strings(void **state)
 
 static struct attest_tee *sim_open(const char *simdir, const char *statedir)
 {
-        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
+        struct attest_tee_config cfg = {
+                .kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
         _cleanup_error_ struct ck_error *e = NULL;
         struct attest_tee *t = NULL;
         int r = attest_tee_open(&cfg, &t, &e);
@@ -281,7 +285,7 @@ static void test_sim_rtmr_state(void **state)
                 assert_int_equal(attest_tee_measurements(t, &m0, NULL), 0);
                 memset(want, 0, 48);
                 assert_memory_equal(m0.rtmr[3], want, 48);
-                assert_int_equal(m0.td_attributes[0] & 1, 0);    /* DEBUG = 0 */
+                assert_int_equal(m0.td_attributes[0] & 1, 0);       /* DEBUG = 0 */
                 assert_int_equal(m0.td_attributes[3] & 0x10, 0x10); /* SEPT_VE_DISABLE = 1 */
                 memset(d, 7, 48);
                 assert_int_equal(attest_tee_extend(t, 3, d, NULL), 0);
