@@ -45,6 +45,14 @@ int attest_collateral_fetch(const char *base_url, const char *fmspc_hex, const c
                             const char *ca_file, time_t now, struct attest_collateral **ret,
                             struct ck_error **reterr);
 
+/* Like attest_collateral_fetch() (which fetches TDX collateral) for either TEE type: the TCB
+ * Info and QE Identity come from /tdx/… for ATTEST_TEE_TDX and /sgx/… for ATTEST_TEE_SGX.
+ * A cached copy is used while issueDate <= now <= its earliest nextUpdate; when it is stale and
+ * the fetch fails, the error says so (-EKEYEXPIRED). */
+int attest_collateral_fetch_tee(const char *base_url, uint32_t tee_type, const char *fmspc_hex, const char *ca_type,
+                                const char *cache_dir, const char *ca_file, time_t now,
+                                struct attest_collateral **ret, struct ck_error **reterr);
+
 /* The earliest nextUpdate of all items (TCB Info, QE Identity, both CRLs). */
 time_t attest_collateral_next_update(const struct attest_collateral *c);
 /* Serialises to the dcap-qvl JSON layout (for caching and for `tdx-sim init`); malloc'd text. */

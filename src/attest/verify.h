@@ -68,6 +68,24 @@ struct json_t *attest_result_to_json(const struct attest_result *r);
 void attest_result_free(struct attest_result *r);
 DEFINE_POINTER_CLEANUP(struct attest_result, attest_result_free, attest_result_free)
 
+/* The FMSPC (lower-case hex) and PCK CA type ("platform" or "processor") of the quote's PCK
+ * certificate, for fetching collateral. Parses the certificate only; verifies nothing. */
+int attest_quote_pck_identity(const struct attest_quote *q, char ret_fmspc[13], const char **ret_ca_type,
+                              struct ck_error **reterr);
+
+/* A verification time: unix seconds, or RFC 3339 UTC ("2025-07-19T10:00:34Z", optional
+ * fractional seconds). -EINVAL otherwise. */
+int attest_time_parse(const char *s, time_t *ret);
+
+/* Certificate names the verifier requires (as Intel's QVL does; a simulated PKI must use the same
+ * shape): PCK leaf CN contains "SGX PCK Certificate"; PCK CA CN contains "SGX PCK Platform CA"
+ * or "SGX PCK Processor CA"; TCB Info / QE Identity signer CN contains "SGX TCB Signing". The
+ * PCK chain in the quote has exactly 3 certificates (leaf, CA, root), the issuer chains exactly
+ * 2 (signer or CA, root), and the root must be byte-identical to the trust anchor.
+ *
+ * A TCB status of Revoked (platform, TDX module or QE level) is an error (-EKEYREVOKED), never a
+ * result. */
+
 /* The pinned Intel SGX Root CA (a new reference). */
 X509 *attest_intel_root_ca(void);
 /* Loads a PEM or DER root certificate from a file. */

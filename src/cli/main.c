@@ -7,7 +7,7 @@
 #include "log.h"
 
 static const struct conker_command commands[] = {
-        {"tdx", "TDX attestation tools (quote, info, measure)", cmd_tdx},
+        {"tdx", "TDX attestation tools (quote, info, measure, verify)", cmd_tdx},
         {"tdx-sim", "create a simulated TD (tdx-sim init DIR)", cmd_tdx_sim},
         {"version", "print the version", cmd_version},
 };

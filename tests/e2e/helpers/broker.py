@@ -1,0 +1,104 @@
+"""Helpers for the broker's end-to-end tests: a simulated TD made by the test client, and a
+conker-broker process on a free loopback port with its log, audit log and fingerprint."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+BUILD = os.environ.get("CONKER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "..", "build"))
+BROKER = os.path.join(BUILD, "src", "conker-broker", "conker-broker")
+CLIENT = os.path.join(BUILD, "src", "conker-broker", "conker-broker-testclient")
+
+IMAGE_ID = "sha256:" + "ab" * 32
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SimTD:
+    def __init__(self, base):
+        self.dir = str(base / "sim")
+        self.state = str(base / "sim-state")
+        os.makedirs(self.state, exist_ok=True)
+        subprocess.run([CLIENT, "sim-init", self.dir], check=True, capture_output=True)
+        self.root = os.path.join(self.dir, "root-ca.pem")
+        self.collateral = os.path.join(self.dir, "collateral.json")
+        self.rtmr1 = self.run("rtmr1").stdout.strip()
+        assert len(self.rtmr1) == 96
+
+    def args(self):
+        return ["--sim-dir", self.dir, "--sim-state-dir", self.state]
+
+    def run(self, cmd, *extra, check=True):
+        return subprocess.run([CLIENT, cmd, *self.args(), *extra], capture_output=True, text=True,
+                              check=check, timeout=60)
+
+    def fetch(self, endpoint, app_id=IMAGE_ID, *extra):
+        return subprocess.run([CLIENT, "fetch", *self.args(), "--app-id", app_id, *extra, endpoint],
+                              capture_output=True, text=True, timeout=60)
+
+
+class Broker:
+    """conker-broker with the seed's flags (plus test-only paths), stopped with SIGTERM."""
+
+    def __init__(self, base, args, name="broker"):
+        self.port = free_port()
+        self.log_path = str(base / f"{name}.log")
+        self.audit_path = str(base / f"{name}-audit.jsonl")
+        self.fp_path = str(base / f"{name}.fingerprint")
+        if "{port}" in args:
+            listen = []
+            args = [str(self.port) if a == "{port}" else a for a in args]
+        else:
+            listen = ["-i", "127.0.0.1", "-p", str(self.port)]
+        self.cmd = [BROKER] + listen + args + ["-l", "debug", "--audit-log", self.audit_path,
+                                               "--fingerprint-file", self.fp_path]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("broker did not start listening")
+        with open(self.fp_path) as f:
+            self.fingerprint = f.read().strip()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pinned(self):
+        return f"127.0.0.1:{self.port}#{self.fingerprint}"
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def audit(self):
+        if not os.path.exists(self.audit_path):
+            return []
+        with open(self.audit_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode

@@ -1,0 +1,72 @@
+"""A fake Intel PCS / PCCS for `conker tdx verify --collateral https://...` tests.
+
+Serves the go-tdx-guest collateral parts (testdata/tdx/go-tdx-guest) over HTTPS on 127.0.0.1 with
+a throwaway self-signed certificate, with the issuer chains in URL-encoded response headers the
+way PCS sends them, and the root CA CRL as hex the way a PCCS serves /rootcacrl.
+"""
+import http.server
+import os
+import ssl
+import subprocess
+import threading
+import urllib.parse
+
+
+class FakePcs:
+    def __init__(self, shared, workdir):
+        self.dir = os.path.join(shared, "testdata", "tdx", "go-tdx-guest")
+        self.workdir = workdir
+        self.requests = []
+        self.cert = os.path.join(workdir, "pcs-cert.pem")
+        key = os.path.join(workdir, "pcs-key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", self.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True)
+        pcs = self
+
+        def read(name, mode="rb"):
+            with open(os.path.join(pcs.dir, name), mode) as f:
+                return f.read()
+
+        tcb_chain = urllib.parse.quote(read("tcb_signing_chain.pem", "r"), safe="")
+        pck_chain = urllib.parse.quote(read("pck_crl_issuer_chain.pem", "r"), safe="")
+        routes = {
+            "/tdx/certification/v4/tcb": (read("sample_tcbInfo_response"), {"TCB-Info-Issuer-Chain": tcb_chain}),
+            "/tdx/certification/v4/qe/identity": (read("sample_qeIdentity_response"),
+                                                  {"SGX-Enclave-Identity-Issuer-Chain": tcb_chain}),
+            "/sgx/certification/v4/pckcrl": (read("pckcrl"), {"SGX-PCK-CRL-Issuer-Chain": pck_chain}),
+            "/sgx/certification/v4/rootcacrl": (read("rootcrl.der").hex().encode(), {}),
+        }
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server API)
+                url = urllib.parse.urlparse(self.path)
+                pcs.requests.append(self.path)
+                route = routes.get(url.path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                body, headers = route
+                self.send_response(200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
