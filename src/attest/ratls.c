@@ -11,6 +11,7 @@
 #include "eventlog.h"
 #include "ratls-internal.h"
 #include "ssl.h"
+#include "tee-internal.h"
 
 static int spki_sha256(EVP_PKEY *key, uint8_t ret[32])
 {
@@ -46,7 +47,10 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
         _cleanup_(ASN1_OCTET_STRING_freep) ASN1_OCTET_STRING *val = NULL;
         _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = NULL;
         _cleanup_(BN_freep) BIGNUM *serial = NULL;
-        _cleanup_free_ uint8_t *cbuf = NULL, *quote = NULL, *ebuf = NULL;
+        _cleanup_free_ uint8_t *cbuf = NULL, *quote = NULL, *ebuf = NULL, *log = NULL;
+        _cleanup_close_ int log_lock = -1;
+        struct attest_ratls_claims with_log;
+        size_t log_len = 0;
         uint8_t pkh[32], rd[64] = {0};
         size_t clen = 0, qlen = 0, elen = 0;
         time_t now = time(NULL);
@@ -54,7 +58,7 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
 
         if (!tee || !claims || !claims->app_id || claims->app_id_len == 0 ||
             claims->app_id_len > RATLS_APPID_MAX || claims->nonce_len > RATLS_NONCE_MAX ||
-            claims->rtmr3_log_len > ATTEST_RT_LOG_MAX)
+            claims->rtmr3_log_len > ATTEST_RT_LOG_MAX || (claims->rtmr3_log_from_tee && claims->rtmr3_log))
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: invalid claims");
         if (validity_secs == 0 || validity_secs > 30u * 86400u)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: validity must be 1 s .. 30 days");
@@ -63,6 +67,15 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot generate a key");
         if (spki_sha256(key, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the public key");
+        if (claims->rtmr3_log_from_tee) {
+                r = attest_tee_rt_log_lock_read(tee, &log_lock, &log, &log_len, reterr);
+                if (r < 0)
+                        return ck_error_prefix(reterr, r, "RA-TLS");
+                with_log = *claims;
+                with_log.rtmr3_log = log;
+                with_log.rtmr3_log_len = log_len;
+                claims = &with_log;
+        }
         if (ratls_claims_encode(pkh, claims, &cbuf, &clen) < 0)
                 return ck_error_set(reterr, -ENOMEM, "RA-TLS: cannot encode the claims");
         /* REPORTDATA = SHA-256(claims) || 0^32 */
@@ -71,6 +84,7 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
         r = attest_tee_quote(tee, rd, &quote, &qlen, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "RA-TLS: quote");
+        log_lock = safe_close(log_lock); /* the quote now holds RTMR3: measuring may go on */
         if (ratls_evidence_encode(quote, qlen, cbuf, clen, &ebuf, &elen) < 0)
                 return ck_error_set(reterr, -ENOMEM, "RA-TLS: cannot encode the evidence");
 

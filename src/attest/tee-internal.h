@@ -26,6 +26,11 @@ struct attest_tee {
 #define ATTEST_TDX_RT_LOG      "/run/conker/rtmr3.log"
 #define ATTEST_SIM_STATE_ROOT  "/run/conker/tdx-sim"
 
+/* Reads the runtime log under a shared lock and hands the locked fd to the caller, who keeps
+ * it until its quote is made: no measurement can land between reading the log and quoting. */
+int attest_tee_rt_log_lock_read(struct attest_tee *t, int *ret_lock_fd, uint8_t **ret, size_t *ret_len,
+                                struct ck_error **reterr);
+
 /* Each provider fills t->ops, t->priv and, when cfg->rt_log_path is NULL, t->rt_log_path. */
 int attest_tee_tdx_open(const struct attest_tee_config *cfg, struct attest_tee *t, struct ck_error **reterr);
 int attest_tee_sim_open(const struct attest_tee_config *cfg, struct attest_tee *t, struct ck_error **reterr);

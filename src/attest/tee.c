@@ -107,33 +107,6 @@ const char *attest_tee_rt_log_path(const struct attest_tee *t)
         return t->rt_log_path;
 }
 
-int attest_tee_rt_log_read(struct attest_tee *t, uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
-{
-        _cleanup_close_ int fd = open(t->rt_log_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        uint8_t *data = NULL;
-        size_t len = 0;
-        int r;
-
-        if (fd < 0 && errno == ENOENT) {
-                data = calloc(1, 1);
-                if (!data)
-                        return ck_error_set(reterr, -ENOMEM, "out of memory");
-                *ret = data;
-                *ret_len = 0;
-                return 0;
-        }
-        if (fd < 0)
-                return ck_error_errno(reterr, -errno, "cannot open RTMR3 log %s", t->rt_log_path);
-        if (flock(fd, LOCK_SH) < 0)
-                return ck_error_errno(reterr, -errno, "cannot lock RTMR3 log %s", t->rt_log_path);
-        r = ck_read_fd(fd, ATTEST_RT_LOG_MAX, &data, &len);
-        if (r < 0)
-                return ck_error_errno(reterr, r, "cannot read RTMR3 log %s", t->rt_log_path);
-        *ret = data;
-        *ret_len = len;
-        return 0;
-}
-
 static int tee_log_dir_ensure(const char *path)
 {
         _cleanup_free_ char *copy = strdup(path);
@@ -141,6 +114,45 @@ static int tee_log_dir_ensure(const char *path)
         if (!copy)
                 return -ENOMEM;
         return ck_mkdir_p(dirname(copy), 0700);
+}
+
+int attest_tee_rt_log_lock_read(struct attest_tee *t, int *ret_lock_fd, uint8_t **ret, size_t *ret_len,
+                                struct ck_error **reterr)
+{
+        _cleanup_close_ int fd = -1;
+        struct attest_measurements m;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int r;
+
+        r = tee_log_dir_ensure(t->rt_log_path);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot create the directory of %s", t->rt_log_path);
+        /* Created if missing so that there is always something to lock: a measure that
+         * starts after us must wait until the caller has made its quote. */
+        fd = open(t->rt_log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open RTMR3 log %s", t->rt_log_path);
+        if (flock(fd, LOCK_SH) < 0)
+                return ck_error_errno(reterr, -errno, "cannot lock RTMR3 log %s", t->rt_log_path);
+        /* For the simulator this is where a "reboot" empties the log of the previous boot. */
+        r = t->ops->measurements(t, &m, reterr);
+        if (r < 0)
+                return r;
+        r = ck_read_fd(fd, ATTEST_RT_LOG_MAX, &data, &len);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot read RTMR3 log %s", t->rt_log_path);
+        *ret_lock_fd = TAKE_FD(fd);
+        *ret = data;
+        *ret_len = len;
+        return 0;
+}
+
+int attest_tee_rt_log_read(struct attest_tee *t, uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
+{
+        _cleanup_close_ int fd = -1;
+
+        return attest_tee_rt_log_lock_read(t, &fd, ret, ret_len, reterr);
 }
 
 int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr)

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "eventlog.h"
 #include "fs.h"
+#include "json.h"
 #include "parse.h"
 #include "sim.h"
 #include "tee.h"
@@ -38,13 +39,14 @@ enum {
         OPT_JSON,
 };
 
-#define TEE_LONG_OPTIONS                                                                                    \
-        {"tee", required_argument, NULL, OPT_TEE}, {"sim-dir", required_argument, NULL, OPT_SIM_DIR},       \
-                {"sim-state-dir", required_argument, NULL, OPT_SIM_STATE_DIR},                              \
-                {"rtmr3-log", required_argument, NULL, OPT_RT_LOG},                                         \
-        {                                                                                                   \
-                "help", no_argument, NULL, 'h'                                                              \
-        }
+/* clang-format off */
+#define TEE_LONG_OPTIONS                                                \
+        {"tee", required_argument, NULL, OPT_TEE},                      \
+        {"sim-dir", required_argument, NULL, OPT_SIM_DIR},              \
+        {"sim-state-dir", required_argument, NULL, OPT_SIM_STATE_DIR},  \
+        {"rtmr3-log", required_argument, NULL, OPT_RT_LOG},             \
+        {"help", no_argument, NULL, 'h'}
+/* clang-format on */
 
 #define TEE_USAGE                                                                                           \
         "  --tee auto|tdx|sim      TEE provider (default auto: real TDX, or an error)\n"                    \
@@ -190,15 +192,73 @@ int cmd_tdx_quote(int argc, char **argv)
 
 static void info_usage(FILE *f)
 {
-        fprintf(f, "usage: conker tdx info [TEE OPTIONS]\n"
+        fprintf(f, "usage: conker tdx info [--json] [TEE OPTIONS]\n"
                    "\n"
                    "Prints the TD's current measurements (MRTD, RTMR0-3, ...) and the RTMR3 runtime log\n"
                    "state: whether the log replays to RTMR3.\n" TEE_USAGE);
 }
 
+static void info_print_text(struct attest_tee *tee, const struct attest_measurements *m, size_t events,
+                            bool replays)
+{
+        printf("%-15s %s%s\n", "tee:", attest_tee_kind_to_string(attest_tee_kind(tee)),
+               attest_tee_kind(tee) == ATTEST_TEE_KIND_SIM ? " (SIMULATED)" : "");
+        print_hex_line("MRTD:", m->mr_td, 48);
+        for (unsigned i = 0; i < 4; i++) {
+                char label[16];
+                snprintf(label, sizeof(label), "RTMR%u:", i);
+                print_hex_line(label, m->rtmr[i], 48);
+        }
+        print_hex_line("MRCONFIGID:", m->mr_config_id, 48);
+        print_hex_line("MROWNER:", m->mr_owner, 48);
+        print_hex_line("MROWNERCONFIG:", m->mr_owner_config, 48);
+        if (attest_tee_kind(tee) == ATTEST_TEE_KIND_SIM) {
+                print_hex_line("MRSEAM:", m->mr_seam, 48);
+                print_hex_line("TDATTRIBUTES:", m->td_attributes, 8);
+                print_hex_line("XFAM:", m->xfam, 8);
+                print_hex_line("TEE_TCB_SVN:", m->tee_tcb_svn, 16);
+        }
+        printf("%-15s %s\n", "rtmr3 log:", attest_tee_rt_log_path(tee));
+        printf("%-15s %zu (%s)\n", "rtmr3 events:", events,
+               replays ? "replays to RTMR3"
+                       : "DOES NOT replay to RTMR3: RTMR3 was extended without logging");
+}
+
+static json_t *hex_json(const uint8_t *p, size_t n)
+{
+        char buf[2 * 64 + 1];
+
+        ck_hex_encode(p, n, buf);
+        return json_string(buf);
+}
+
+static void info_print_json(struct attest_tee *tee, const struct attest_measurements *m, size_t events,
+                            bool replays)
+{
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ char *text = NULL;
+        json_t *rt = json_array();
+
+        for (unsigned i = 0; rt && i < 4; i++)
+                json_array_append_new(rt, hex_json(m->rtmr[i], 48));
+        j = json_pack("{s:s, s:b, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:s, s:I, s:b}}",
+                      "tee", attest_tee_kind_to_string(attest_tee_kind(tee)), "simulated",
+                      attest_tee_kind(tee) == ATTEST_TEE_KIND_SIM, "measurements", "mr_td",
+                      hex_json(m->mr_td, 48), "rtmr", rt, "mr_config_id", hex_json(m->mr_config_id, 48),
+                      "mr_owner", hex_json(m->mr_owner, 48), "mr_owner_config",
+                      hex_json(m->mr_owner_config, 48), "mr_seam", hex_json(m->mr_seam, 48), "td_attributes",
+                      hex_json(m->td_attributes, 8), "xfam", hex_json(m->xfam, 8), "tee_tcb_svn",
+                      hex_json(m->tee_tcb_svn, 16), "rtmr3_log", "path", attest_tee_rt_log_path(tee),
+                      "events", (json_int_t)events, "replays", replays);
+        text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (text)
+                printf("%s\n", text);
+}
+
 int cmd_tdx_info(int argc, char **argv)
 {
-        static const struct option longopts[] = {TEE_LONG_OPTIONS, {}};
+        static const struct option longopts[] = {
+                TEE_LONG_OPTIONS, {"json", no_argument, NULL, OPT_JSON}, {}};
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_free_ uint8_t *log = NULL;
@@ -207,6 +267,7 @@ int cmd_tdx_info(int argc, char **argv)
         struct tee_opts o = {0};
         uint8_t replayed[48];
         size_t len = 0;
+        bool json = false, replays;
         int c, r;
 
         optind = 0;
@@ -216,6 +277,10 @@ int cmd_tdx_info(int argc, char **argv)
                         return 2;
                 if (r > 0)
                         continue;
+                if (c == OPT_JSON) {
+                        json = true;
+                        continue;
+                }
                 if (c == 'h') {
                         info_usage(stdout);
                         return 0;
@@ -230,38 +295,19 @@ int cmd_tdx_info(int argc, char **argv)
                 r = attest_tee_measurements(tee, &m, &err);
         if (r < 0)
                 return cli_fail("tdx info", r, err);
-        printf("%-15s %s%s\n", "tee:", attest_tee_kind_to_string(attest_tee_kind(tee)),
-               attest_tee_kind(tee) == ATTEST_TEE_KIND_SIM ? " (SIMULATED)" : "");
-        print_hex_line("MRTD:", m.mr_td, 48);
-        for (unsigned i = 0; i < 4; i++) {
-                char label[16];
-                snprintf(label, sizeof(label), "RTMR%u:", i);
-                print_hex_line(label, m.rtmr[i], 48);
-        }
-        print_hex_line("MRCONFIGID:", m.mr_config_id, 48);
-        print_hex_line("MROWNER:", m.mr_owner, 48);
-        print_hex_line("MROWNERCONFIG:", m.mr_owner_config, 48);
-        if (attest_tee_kind(tee) == ATTEST_TEE_KIND_SIM) {
-                print_hex_line("MRSEAM:", m.mr_seam, 48);
-                print_hex_line("TDATTRIBUTES:", m.td_attributes, 8);
-                print_hex_line("XFAM:", m.xfam, 8);
-                print_hex_line("TEE_TCB_SVN:", m.tee_tcb_svn, 16);
-        }
-        printf("%-15s %s\n", "rtmr3 log:", attest_tee_rt_log_path(tee));
         r = attest_tee_rt_log_read(tee, &log, &len, &err);
         if (r >= 0)
                 r = attest_rt_log_parse(log, len, &parsed, &err);
-        if (r < 0) {
-                printf("%-15s unreadable: %s\n", "rtmr3 events:", ck_error_message(err, r));
-                return 1;
-        }
-        if (attest_rt_log_replay(&parsed, replayed) < 0)
-                return cli_fail("tdx info", -EIO, NULL);
-        printf("%-15s %zu (%s)\n", "rtmr3 events:", parsed.n,
-               memcmp(replayed, m.rtmr[3], 48) == 0
-                       ? "replays to RTMR3"
-                       : "DOES NOT replay to RTMR3: RTMR3 was extended without logging");
-        return memcmp(replayed, m.rtmr[3], 48) == 0 ? 0 : 1;
+        if (r >= 0 && attest_rt_log_replay(&parsed, replayed) < 0)
+                r = -EIO;
+        if (r < 0)
+                return cli_fail("tdx info", r, err);
+        replays = memcmp(replayed, m.rtmr[3], 48) == 0;
+        if (json)
+                info_print_json(tee, &m, parsed.n, replays);
+        else
+                info_print_text(tee, &m, parsed.n, replays);
+        return replays ? 0 : 1;
 }
 
 /* ---- conker tdx measure ---- */

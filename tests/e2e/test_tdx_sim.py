@@ -78,6 +78,10 @@ def test_measure_extends_rtmr3_and_quote_carries_it(sim, tmp_path):
     info = conker("tdx", "info", *sim["tee"])
     assert "replays to RTMR3" in info.stdout
     assert rtmr3 in info.stdout
+    info = json.loads(conker("tdx", "info", "--json", *sim["tee"]).stdout)
+    assert info["simulated"] is True
+    assert info["measurements"]["rtmr"][3] == rtmr3
+    assert info["rtmr3_log"] == {"path": str(sim["state"] / "rtmr3.log"), "events": 1, "replays": True}
 
     # The state survives a new process; the quote carries the new RTMR3.
     quote = tmp_path / "q.bin"

@@ -296,6 +296,26 @@ static void test_rtmr3_log(void **state)
         c.rtmr3_log_len = strlen(fake);
         assert_int_equal(attest_ratls_make_identity(the_tee, &c, 600, &key2, &cert2, NULL), 0);
         verify(cert2, &o, "does not replay");
+
+        /* Taken from the TEE under its lock: always consistent with the quote. */
+        {
+                _cleanup_(EVP_PKEY_freep) EVP_PKEY *key3 = NULL;
+                _cleanup_(X509_freep) X509 *cert3 = NULL;
+                _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev3 = NULL;
+                struct attest_ratls_claims c3 = {.app_id = (const uint8_t *)APP_ID,
+                                                 .app_id_len = strlen(APP_ID),
+                                                 .rtmr3_log_from_tee = true};
+                assert_int_equal(attest_tee_measure(the_tee, "request-digest", APP_ID, NULL), 0);
+                assert_int_equal(attest_ratls_make_identity(the_tee, &c3, 600, &key3, &cert3, NULL), 0);
+                assert_int_equal(attest_ratls_verify_cert(cert3, col, &o, &ev3, NULL), 0);
+                assert_non_null(ev3->rtmr3_log);
+                assert_non_null(strstr((const char *)ev3->rtmr3_log, "request-digest"));
+                /* Both at once is a caller error. */
+                c3.rtmr3_log = log;
+                c3.rtmr3_log_len = n;
+                assert_int_equal(attest_ratls_make_identity(the_tee, &c3, 600, &key3, &cert3, NULL),
+                                 -EINVAL);
+        }
 }
 
 static void test_malformed_extension(void **state)
