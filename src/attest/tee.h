@@ -44,15 +44,13 @@ enum attest_tee_kind attest_tee_kind(const struct attest_tee *t);
 int attest_tee_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr);
 /* RTMR[index] = SHA-384(RTMR[index] || data). Only index 3 is allowed for applications. */
-int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48],
-                      struct ck_error **reterr);
+int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48], struct ck_error **reterr);
 /* Current MRTD/RTMR/MRCONFIGID... as far as the provider can tell without a quote. */
 int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *ret, struct ck_error **reterr);
 /* Measures a runtime event: checks that the runtime log replays to the current RTMR3, extends
  * RTMR3 with attest_rt_event_digest(name, payload) and appends the event to the log, under a
  * lock on the log so that concurrent measurers cannot interleave. */
-int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload,
-                       struct ck_error **reterr);
+int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr);
 /* The runtime log path in use and its current content (empty when nothing was measured yet;
  * malloc'd, at most ATTEST_RT_LOG_MAX bytes). */
 const char *attest_tee_rt_log_path(const struct attest_tee *t);
