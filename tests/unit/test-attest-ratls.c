@@ -412,6 +412,38 @@ static void test_claims_parser(void **state)
         }
 }
 
+/* A profile whose TDX module SVN is below the sim TCB Info's UpToDate level verifies as
+ * OutOfDate: the sim collateral has real TCB levels, not a rubber stamp. */
+static void test_sim_outdated_module(void **state)
+{
+        char dir[256], st[256], p[300];
+        struct attest_sim_init_opts o = {.validity_days = 30,
+                                         .profile_json =
+                                                 "{\"tee_tcb_svn\":\"03010300000000000000000000000000\"}"};
+        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM, .sim_dir = dir, .sim_state_dir = st};
+        _cleanup_(attest_tee_freep) struct attest_tee *t = NULL;
+        _cleanup_(attest_collateral_freep) struct attest_collateral *c = NULL;
+        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
+        _cleanup_(X509_freep) X509 *root = NULL;
+        _cleanup_free_ uint8_t *q = NULL;
+        uint8_t rd[64] = {0};
+        size_t n = 0;
+
+        snprintf(dir, sizeof(dir), "%s/sim-old", tmp);
+        snprintf(st, sizeof(st), "%s/state-old", tmp);
+        assert_int_equal(attest_sim_init(dir, &o, NULL), 0);
+        assert_int_equal(attest_tee_open(&cfg, &t, NULL), 0);
+        assert_int_equal(attest_tee_quote(t, rd, &q, &n, NULL), 0);
+        snprintf(p, sizeof(p), "%s/collateral.json", dir);
+        assert_int_equal(attest_collateral_load_file(p, &c, NULL), 0);
+        snprintf(p, sizeof(p), "%s/root-ca.pem", dir);
+        assert_int_equal(attest_root_load_file(p, &root, NULL), 0);
+        struct attest_verify_opts vo = {.now = time(NULL), .root = root};
+        assert_int_equal(attest_verify_quote(q, n, c, &vo, &res, NULL), 0);
+        assert_int_equal(res->status, ATTEST_TCB_OUT_OF_DATE);
+        assert_true(res->simulated);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -423,6 +455,7 @@ int main(void)
                 cmocka_unit_test(test_rtmr3_log),
                 cmocka_unit_test(test_malformed_extension),
                 cmocka_unit_test(test_claims_parser),
+                cmocka_unit_test(test_sim_outdated_module),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
