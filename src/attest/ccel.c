@@ -36,9 +36,16 @@ struct ccel_alg {
 
 static bool all_ff(const uint8_t *p, size_t n)
 {
-        for (size_t i = 0; i < n; i++)
-                if (p[i] != 0xFF)
+        static const uint8_t ff[4096] = {[0 ... 4095] = 0xFF};
+
+        /* The fill is most of a 64-256 KiB area: compare in blocks, memcmp is vectorised. */
+        while (n > 0) {
+                size_t k = n < sizeof(ff) ? n : sizeof(ff);
+                if (memcmp(p, ff, k) != 0)
                         return false;
+                p += k;
+                n -= k;
+        }
         return true;
 }
 
@@ -139,9 +146,13 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
                 const uint8_t *sha384 = NULL;
                 uint32_t mr, n_digests;
 
-                /* The unused rest of the area is 0xFF; anything else there is an error. */
-                if (all_ff(c.p + c.off, ck_cursor_left(&c)))
+                /* The unused rest of the area is 0xFF (an MR index of 0xFFFFFFFF starts it);
+                 * anything else there is an error. */
+                if (ck_cursor_left(&c) < 4 || ck_le32(c.p + c.off) == UINT32_MAX) {
+                        if (!all_ff(c.p + c.off, ck_cursor_left(&c)))
+                                return ck_error_set(reterr, -EBADMSG, "CCEL: garbage after the end of the log");
                         break;
+                }
                 if (++count > CCEL_MAX_EVENTS)
                         return ck_error_set(reterr, -E2BIG, "CCEL: more than %u events", CCEL_MAX_EVENTS);
                 mr = ck_cursor_u32le(&c);
