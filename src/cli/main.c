@@ -7,6 +7,7 @@
 #include "log.h"
 
 static const struct conker_command commands[] = {
+        {"image", "pull, list, remove and mount images", cmd_image},
         {"tdx", "TDX attestation tools (quote, info, measure, verify)", cmd_tdx},
         {"tdx-sim", "create a simulated TD (tdx-sim init DIR)", cmd_tdx_sim},
         {"version", "print the version", cmd_version},
