@@ -151,21 +151,30 @@ int attest_tdx_quote_entry(int entry_fd, const uint8_t report_data[64], uint8_t 
                             "the same report entry");
 }
 
+/* A fresh entry name: configfs-tsm entries are shared state, a private one per request keeps
+ * other requesters (and our own threads) out (reference §3.1). */
+static int entry_name(const char *prefix, char out[64])
+{
+        uint8_t rnd[8];
+        char hex[17];
+
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                return -EIO;
+        ck_hex_encode(rnd, sizeof(rnd), hex);
+        snprintf(out, 64, "conker-%s%d-%s", prefix, (int)getpid(), hex);
+        return 0;
+}
+
 static int tdx_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr)
 {
         struct tdx_priv *x = t->priv;
         _cleanup_close_ int entry_fd = -1;
-        uint8_t rnd[8];
-        char name[64], hex[17];
+        char name[64];
         int r;
 
-        /* One entry per request: configfs-tsm entries are shared state, a private one keeps
-         * other requesters out (reference §3.1). */
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        if (entry_name("", name) < 0)
                 return ck_error_set(reterr, -EIO, "no randomness for the configfs-tsm entry name");
-        ck_hex_encode(rnd, sizeof(rnd), hex);
-        snprintf(name, sizeof(name), "conker-%d-%s", (int)getpid(), hex);
         if (mkdirat(x->report_fd, name, 0700) < 0)
                 return ck_error_errno(reterr, -errno, "configfs-tsm: cannot create report entry");
         entry_fd = openat(x->report_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -275,7 +284,8 @@ int attest_tee_tdx_probe(const struct attest_tee_config *cfg, struct ck_error **
         if (access(cfg_measure_dir(cfg), F_OK) < 0)
                 return ck_error_errno(reterr, -errno, "%s", cfg_measure_dir(cfg));
         /* The provider is only visible inside an entry. */
-        snprintf(name, sizeof(name), "conker-probe-%d", (int)getpid());
+        if (entry_name("probe-", name) < 0)
+                return ck_error_set(reterr, -EIO, "no randomness for the configfs-tsm entry name");
         if (mkdirat(report_fd, name, 0700) < 0)
                 return ck_error_errno(reterr, -errno, "cannot create a configfs-tsm entry");
         entry_fd = openat(report_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
