@@ -308,7 +308,7 @@ int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, st
         uint8_t ppid[16], instance[16];
         uint64_t revoked[2];
         char issue[32], next[32], tcb_sig[129], qe_sig[129];
-        size_t root_crl_len = 0, pck_crl_len = 0, n = 0;
+        size_t root_crl_len = 0, pck_crl_len = 0;
         unsigned days = opts && opts->validity_days ? opts->validity_days : 365;
         time_t now = opts && opts->now ? opts->now : time(NULL);
         time_t until;
@@ -399,7 +399,6 @@ int attest_sim_init(const char *dir, const struct attest_sim_init_opts *opts, st
         collateral = col ? json_dumps(col, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!collateral || sim_profile_to_json(&prof, &profile_text) < 0)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
-        (void)n;
 
         /* Keys first, public files after: a half-written directory is never mistaken for a
          * complete one, because profile.json (which tee-sim reads first) comes last. */
