@@ -28,6 +28,8 @@ enum image_media_kind {
         _IMAGE_MEDIA_KIND_MAX,
 };
 enum image_media_kind image_media_kind_from_string(const char *media_type);
+/* The canonical media type string of a kind ("unknown" for IMAGE_MEDIA_UNKNOWN); static. */
+const char *image_media_kind_to_string(enum image_media_kind k);
 
 struct image_descriptor {
         char *media_type;
@@ -43,8 +45,10 @@ struct image_manifest {
 };
 
 /* Parses an index/list and returns the descriptor of the linux/amd64 manifest. */
-int image_index_select(const uint8_t *buf, size_t len, struct image_descriptor *ret, struct ck_error **reterr);
-int image_manifest_parse(const uint8_t *buf, size_t len, struct image_manifest *ret, struct ck_error **reterr);
+int image_index_select(const uint8_t *buf, size_t len, struct image_descriptor *ret,
+                       struct ck_error **reterr);
+int image_manifest_parse(const uint8_t *buf, size_t len, struct image_manifest *ret,
+                         struct ck_error **reterr);
 void image_manifest_clear(struct image_manifest *m);
 
 struct image_config {

@@ -15,32 +15,35 @@
 #include "secret.h"
 
 struct registry_opts {
-        const char *domain;           /* as in image_ref: "host:port", "[::1]:5000", "docker.io" */
-        const char *username;         /* NULL = anonymous */
+        const char *domain;   /* as in image_ref: "host:port", "[::1]:5000", "docker.io" */
+        const char *username; /* NULL = anonymous */
         const struct ck_secret *password;
-        const char *ca_file;          /* extra trust anchors (PEM); NULL = system store */
-        int plain_http;               /* only for explicitly configured insecure registries */
-        unsigned connect_timeout_ms;  /* default 10000 */
-        unsigned retries;             /* default 4 */
-        atomic_int *cancel;           /* when it becomes non-zero, transfers stop with -ECANCELED */
+        const char *ca_file;         /* extra trust anchors (PEM); NULL = system store */
+        int plain_http;              /* only for explicitly configured insecure registries */
+        unsigned connect_timeout_ms; /* default 10000 */
+        unsigned retries;            /* default 4 */
+        atomic_int *cancel;          /* when it becomes non-zero, transfers stop with -ECANCELED */
 };
 
 struct registry_client;
 
-int registry_client_new(const struct registry_opts *o, struct registry_client **ret, struct ck_error **reterr);
+int registry_client_new(const struct registry_opts *o, struct registry_client **ret,
+                        struct ck_error **reterr);
 void registry_client_free(struct registry_client *c);
 
 /* GETs a manifest or index by tag or digest (max IMAGE_MANIFEST_MAX). ret_media_type and
  * ret_digest (the sha256 of the bytes received) are malloc'd. When reference is a digest the
  * bytes are verified against it. */
-int registry_get_manifest(struct registry_client *c, const char *repo, const char *reference, uint8_t **ret_body,
-                          size_t *ret_len, char **ret_media_type, char **ret_digest, struct ck_error **reterr);
+int registry_get_manifest(struct registry_client *c, const char *repo, const char *reference,
+                          uint8_t **ret_body, size_t *ret_len, char **ret_media_type, char **ret_digest,
+                          struct ck_error **reterr);
 
 /* Streams a blob to sink, which is called with each chunk (return < 0 to abort). The caller
  * verifies the digest (the store does). */
 typedef int (*registry_sink_fn)(void *userdata, const uint8_t *data, size_t len);
-int registry_get_blob(struct registry_client *c, const char *repo, const char *digest, uint64_t expected_size,
-                      registry_sink_fn sink, void *userdata, struct ck_error **reterr);
+int registry_get_blob(struct registry_client *c, const char *repo, const char *digest,
+                      uint64_t expected_size, registry_sink_fn sink, void *userdata,
+                      struct ck_error **reterr);
 
 /* Errors: -EACCES authentication failed ("registry rejected the credentials for user X"),
  * -ENOENT unknown manifest/tag/blob, -ECANCELED cancelled, -EMSGSIZE over a size cap,

@@ -34,8 +34,8 @@ void image_store_free(struct image_store *s);
 /* Blob writing. begin() returns 0 and a writer, or 1 when the blob is already present (no
  * writer); if another thread is writing the same digest it waits for it. */
 struct image_blob_writer;
-int image_blob_begin(struct image_store *s, const char *digest, uint64_t size, struct image_blob_writer **ret,
-                     struct ck_error **reterr);
+int image_blob_begin(struct image_store *s, const char *digest, uint64_t size,
+                     struct image_blob_writer **ret, struct ck_error **reterr);
 int image_blob_write(struct image_blob_writer *w, const uint8_t *data, size_t len, struct ck_error **reterr);
 /* Verifies size and digest, then makes the blob visible. Frees w in all cases. */
 int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr);
@@ -43,25 +43,25 @@ void image_blob_abort(struct image_blob_writer *w);
 
 bool image_store_has_blob(struct image_store *s, const char *digest);
 /* Reads a blob (max bytes) and re-verifies its digest. */
-int image_store_read_blob(struct image_store *s, const char *digest, size_t max, uint8_t **ret, size_t *ret_len,
-                          struct ck_error **reterr);
+int image_store_read_blob(struct image_store *s, const char *digest, size_t max, uint8_t **ret,
+                          size_t *ret_len, struct ck_error **reterr);
 
 /* Unpacks a stored layer blob (gzip, zstd or plain tar) into its own directory with the
  * confined writer, checking the diff_id. Idempotent. */
-int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer, const char *diff_id,
-                             struct ck_error **reterr);
+int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
+                             const char *diff_id, struct ck_error **reterr);
 
 /* An image record: the name it was pulled as, its manifest digest, its ID (config digest)
  * and its layers (bottom first). */
 struct image_record {
-        char *name;            /* normalised reference */
+        char *name; /* normalised reference */
         char *manifest_digest;
-        char *id;              /* config digest = image ID */
-        char **layers;         /* layer (compressed) digests, bottom first */
+        char *id;      /* config digest = image ID */
+        char **layers; /* layer (compressed) digests, bottom first */
         char **diff_ids;
         size_t n_layers;
-        uint64_t size;         /* sum of blob sizes */
-        int64_t created;       /* unix time it was stored */
+        uint64_t size;   /* sum of blob sizes */
+        int64_t created; /* unix time it was stored */
 };
 void image_record_clear(struct image_record *r);
 
@@ -69,7 +69,8 @@ int image_store_put(struct image_store *s, const struct image_record *r, struct 
 /* Looks up by name, by ID or by unique ID prefix (>= 12 hex). -ENOENT when absent. */
 int image_store_get(struct image_store *s, const char *name_or_id, struct image_record *ret,
                     struct ck_error **reterr);
-int image_store_list(struct image_store *s, struct image_record **ret, size_t *ret_n, struct ck_error **reterr);
+int image_store_list(struct image_store *s, struct image_record **ret, size_t *ret_n,
+                     struct ck_error **reterr);
 /* Removes the record and frees the blobs and layers no other image uses. -EBUSY while a
  * rootfs of it is mounted (see rootfs.h). */
 int image_store_remove(struct image_store *s, const char *name_or_id, struct ck_error **reterr);

@@ -24,6 +24,11 @@ struct runtime_config {
         unsigned stop_timeout_s;  /* default 10 */
         uint64_t log_max_bytes;   /* per file before rotation, default 20 MiB */
         unsigned log_max_files;   /* default 5 */
+        /* Extensions (NULL/0 = default); tests set them to keep host-global names unique. */
+        const char *nft_table;    /* default "conker": table "inet <nft_table>", owned by conkerd */
+        const char *netns_prefix; /* default "conker-": <netns_dir>/<prefix><id[0..12)> */
+        const char *resolv_conf;  /* host resolver file, default /etc/resolv.conf */
+        unsigned start_timeout_s; /* shim start (runc create + start), default 120 */
 };
 
 struct runtime_port {
@@ -41,11 +46,11 @@ struct runtime_mount {
 enum runtime_restart { RUNTIME_RESTART_NO, RUNTIME_RESTART_ALWAYS };
 
 struct runtime_spec {
-        const char *id;       /* task ID: [a-z0-9]{12,64} */
-        const char *name;     /* container name (hostname defaults to it) */
-        const char *rootfs;   /* mounted rootfs (image/rootfs.h) */
+        const char *id;     /* task ID: [a-z0-9]{12,64} */
+        const char *name;   /* container name (hostname defaults to it) */
+        const char *rootfs; /* mounted rootfs (image/rootfs.h) */
         const struct image_config *image;
-        char *const *env;     /* request env "K=V", overrides the image's */
+        char *const *env; /* request env "K=V", overrides the image's */
         const struct runtime_port *ports;
         size_t n_ports;
         const struct runtime_mount *mounts;
@@ -66,8 +71,8 @@ const char *runtime_status_to_string(enum runtime_status s);
 
 struct runtime_state {
         enum runtime_status status;
-        pid_t pid;              /* container init, 0 when not running */
-        int exit_code;          /* last exit code, -1 if none yet */
+        pid_t pid;     /* container init, 0 when not running */
+        int exit_code; /* last exit code, -1 if none yet */
         bool oom_killed;
         unsigned restart_count;
         int64_t started_at_ns;  /* unix time in ns of the last start, 0 if never */
@@ -95,3 +100,6 @@ int runtime_list(struct runtime *rt, char ***ret_ids, size_t *ret_n, struct ck_e
 /* Path of the current JSON-lines log file of a container ({"ts","stream","log"} per line);
  * rotated files are <path>.1 … <path>.N. malloc'd. */
 char *runtime_log_path(struct runtime *rt, const char *id);
+/* Removes the nftables table and the bridge when no container has network state left
+ * (explicit teardown, e.g. at uninstall or at the end of a test). */
+int runtime_teardown(struct runtime *rt, struct ck_error **reterr);

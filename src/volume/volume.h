@@ -7,6 +7,7 @@
  * Contract header (owned by the volume module). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -14,6 +15,9 @@
 struct volume_config {
         const char *data_dir;      /* /var/lib/conker: volumes.img and its mount point */
         uint64_t backing_size;     /* size of the loop image when one is needed, default 4 GiB (sparse) */
+        /* Extension: use the loop image even when the data dir's filesystem could encrypt (tests
+         * that inspect the image, or a data dir whose filesystem should not hold volumes). */
+        bool force_image;
 };
 
 struct volume_manager;
@@ -28,3 +32,8 @@ int volume_create(struct volume_manager *vm, const char *owner, const char *name
                   struct ck_error **reterr);
 /* Removes the key from the filesystem keyring, then deletes the files. Safe to repeat. */
 int volume_delete(struct volume_manager *vm, const char *owner, const char *name, struct ck_error **reterr);
+/* Extension: the host path of the filesystem holding the volumes (<data_dir>/volumes). */
+const char *volume_manager_root(struct volume_manager *vm);
+/* Extension: unmounts the loop image this manager mounted or reused (the loop device detaches
+ * itself); volumes must have been deleted. For uninstall and test cleanup. */
+int volume_manager_unmount(struct volume_manager *vm, struct ck_error **reterr);

@@ -1,0 +1,243 @@
+/* conker-broker-load: attested secret releases per second against a broker.
+ *
+ *   conker-broker-load --endpoint 127.0.0.1:PORT --sim-dir DIR --sim-state-dir DIR --app-id ID
+ *                      [--identities N] [--clients C] [--seconds T]
+ *
+ * First makes N RA-TLS identities with the simulated TD (not timed), then runs C client threads
+ * for T seconds; each connection is a full TLS 1.3 handshake presenting one of the identities,
+ * one GET /v1/secret and the whole response, which must be a 200. Against conker-broker this
+ * measures attested releases; against conker-broker-plain (same server code, no attestation) it
+ * measures plain mutual-TLS exchanges with the same keys and cipher. Prints one JSON line. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "parse.h"
+#include "ratls.h"
+#include "ssl.h"
+#include "tee.h"
+
+#define MAX_SAMPLES (1u << 20)
+
+struct shared {
+        struct sockaddr_in addr;
+        SSL_CTX **ctx; /* one per identity */
+        unsigned n_ctx;
+        double stop_at;
+        atomic_uint errors;
+};
+
+struct worker {
+        struct shared *sh;
+        unsigned id;
+        pthread_t thread;
+        double *lat_ms;
+        size_t n;
+};
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One connection: handshake, request, whole response. Returns 0 on a 200. */
+static int one_exchange(struct shared *sh, SSL_CTX *ctx)
+{
+        static const char req[] = "GET /v1/secret HTTP/1.1\r\nHost: broker\r\n\r\n";
+        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        _cleanup_close_ int fd = -1;
+        char buf[4096];
+        size_t got = 0, n;
+        int one = 1, ok;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sh->addr, sizeof(sh->addr)) < 0)
+                return -errno;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ssl = SSL_new(ctx);
+        if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
+                return -EPROTO;
+        if (SSL_write_ex(ssl, req, sizeof(req) - 1, &n) != 1)
+                return -EPIPE;
+        while (SSL_read_ex(ssl, buf + got, sizeof(buf) - 1 - got, &n) == 1) {
+                got += n;
+                if (got >= sizeof(buf) - 1)
+                        break;
+        }
+        buf[got] = 0;
+        ok = ck_startswith(buf, "HTTP/1.1 200 ");
+        SSL_shutdown(ssl);
+        return ok ? 0 : -EACCES;
+}
+
+static void *worker_main(void *arg)
+{
+        struct worker *w = arg;
+        unsigned k = w->id;
+
+        while (now_s() < w->sh->stop_at) {
+                double t0 = now_s();
+                int r = one_exchange(w->sh, w->sh->ctx[k++ % w->sh->n_ctx]);
+                if (r < 0) {
+                        atomic_fetch_add(&w->sh->errors, 1);
+                        ERR_clear_error();
+                        continue;
+                }
+                if (w->n < MAX_SAMPLES)
+                        w->lat_ms[w->n++] = (now_s() - t0) * 1000.0;
+        }
+        ERR_clear_error();
+        return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"endpoint", required_argument, NULL, 'e'},      {"sim-dir", required_argument, NULL, 'S'},
+                {"sim-state-dir", required_argument, NULL, 's'}, {"app-id", required_argument, NULL, 'a'},
+                {"identities", required_argument, NULL, 'n'},    {"clients", required_argument, NULL, 'c'},
+                {"seconds", required_argument, NULL, 't'},       {},
+        };
+        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
+        _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        struct shared sh = {.addr = {.sin_family = AF_INET}};
+        struct broker_endpoint ep;
+        const char *endpoint = NULL,
+                   *app_id = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        uint64_t n_ids = 16, clients = 8, seconds = 3;
+        struct worker *w;
+        double *all, t0, elapsed;
+        size_t total = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'e':
+                        endpoint = optarg;
+                        break;
+                case 'S':
+                        cfg.sim_dir = optarg;
+                        break;
+                case 's':
+                        cfg.sim_state_dir = optarg;
+                        break;
+                case 'a':
+                        app_id = optarg;
+                        break;
+                case 'n':
+                        if (ck_parse_uint(optarg, 4096, &n_ids) < 0 || n_ids == 0)
+                                return 2;
+                        break;
+                case 'c':
+                        if (ck_parse_uint(optarg, 1024, &clients) < 0 || clients == 0)
+                                return 2;
+                        break;
+                case 't':
+                        if (ck_parse_uint(optarg, 3600, &seconds) < 0 || seconds == 0)
+                                return 2;
+                        break;
+                default:
+                        return 2;
+                }
+        }
+        if (!endpoint || broker_endpoint_parse(endpoint, &ep, &err) < 0 ||
+            inet_pton(AF_INET, ep.host, &sh.addr.sin_addr) != 1) {
+                fprintf(stderr, "conker-broker-load: --endpoint IPv4:PORT is required\n");
+                return 2;
+        }
+        sh.addr.sin_port = htons((uint16_t)ep.port);
+        r = attest_tee_open(&cfg, &tee, &err);
+        if (r < 0) {
+                fprintf(stderr, "conker-broker-load: %s\n", ck_error_message(err, r));
+                return 1;
+        }
+
+        /* Identities first: this is the TD's work, not the broker's. */
+        sh.n_ctx = (unsigned)n_ids;
+        sh.ctx = calloc(n_ids, sizeof(*sh.ctx));
+        if (!sh.ctx)
+                return 1;
+        for (unsigned i = 0; i < n_ids; i++) {
+                struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
+                                                     .app_id_len = strlen(app_id)};
+                _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+                _cleanup_(X509_freep) X509 *cert = NULL;
+                SSL_CTX *ctx;
+
+                r = attest_ratls_make_identity(tee, &claims, 3600, &key, &cert, &err);
+                if (r < 0) {
+                        fprintf(stderr, "conker-broker-load: identity %u: %s\n", i,
+                                ck_error_message(err, r));
+                        return 1;
+                }
+                ctx = SSL_CTX_new(TLS_client_method());
+                if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+                    SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+                        return 1;
+                SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+                SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+                sh.ctx[i] = ctx;
+        }
+
+        w = calloc(clients, sizeof(*w));
+        if (!w)
+                return 1;
+        t0 = now_s();
+        sh.stop_at = t0 + (double)seconds;
+        for (unsigned i = 0; i < clients; i++) {
+                w[i] = (struct worker){.sh = &sh, .id = i, .lat_ms = malloc(MAX_SAMPLES * sizeof(double))};
+                if (!w[i].lat_ms || pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0)
+                        return 1;
+        }
+        for (unsigned i = 0; i < clients; i++) {
+                pthread_join(w[i].thread, NULL);
+                total += w[i].n;
+        }
+        elapsed = now_s() - t0;
+
+        all = malloc((total ? total : 1) * sizeof(double));
+        if (!all)
+                return 1;
+        total = 0;
+        for (unsigned i = 0; i < clients; i++) {
+                memcpy(all + total, w[i].lat_ms, w[i].n * sizeof(double));
+                total += w[i].n;
+                free(w[i].lat_ms);
+        }
+        qsort(all, total, sizeof(double), cmp_double);
+        printf("{\"clients\":%llu,\"identities\":%llu,\"seconds\":%.2f,\"ok\":%zu,\"errors\":%u,\"per_"
+               "second\":%.1f,"
+               "\"p50_ms\":%.2f,\"p99_ms\":%.2f}\n",
+               (unsigned long long)clients, (unsigned long long)n_ids, elapsed, total,
+               atomic_load(&sh.errors), (double)total / elapsed, total ? all[total / 2] : 0.0,
+               total ? all[(size_t)((double)total * 0.99)] : 0.0);
+        free(all);
+        free(w);
+        for (unsigned i = 0; i < n_ids; i++)
+                SSL_CTX_free(sh.ctx[i]);
+        free(sh.ctx);
+        return 0;
+}

@@ -1,0 +1,197 @@
+/* Append-only JSON-lines audit log of releases and refusals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "fs.h"
+#include "json.h"
+#include "parse.h"
+#include "policy.h"
+
+/* Group commit: every line is written under the lock (one write() each), and then waits until
+ * an fdatasync() that started after its write has completed. One thread syncs at a time; lines
+ * written meanwhile are covered by the next sync, so concurrent releases share fsyncs instead of
+ * queueing one each. */
+struct broker_audit {
+        pthread_mutex_t lock;
+        pthread_cond_t synced_cond;
+        int fd;
+        enum broker_audit_fsync fsync_policy;
+        uint64_t written; /* lines written */
+        uint64_t synced;  /* lines known to be on disk */
+        bool syncing;
+};
+
+static const char *const fsync_names[_BROKER_AUDIT_FSYNC_MAX] = {
+        [BROKER_AUDIT_FSYNC_ALWAYS] = "always",
+        [BROKER_AUDIT_FSYNC_NEVER] = "never",
+};
+
+const char *broker_audit_fsync_to_string(enum broker_audit_fsync f)
+{
+        return (unsigned)f < _BROKER_AUDIT_FSYNC_MAX ? fsync_names[f] : "unknown";
+}
+
+int broker_audit_fsync_from_string(const char *s)
+{
+        for (size_t i = 0; i < _BROKER_AUDIT_FSYNC_MAX; i++)
+                if (s && strcmp(s, fsync_names[i]) == 0)
+                        return (int)i;
+        return -EINVAL;
+}
+
+int broker_audit_open(const char *path, enum broker_audit_fsync fsync_policy, struct broker_audit **ret,
+                      struct ck_error **reterr)
+{
+        struct broker_audit *a;
+        const char *slash = strrchr(path, '/');
+        int fd;
+
+        if (slash && slash != path) {
+                _cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+                if (!dir)
+                        return -ENOMEM;
+                if (ck_mkdir_p(dir, 0700) < 0)
+                        return ck_error_errno(reterr, -errno, "audit log directory %s", dir);
+        }
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "audit log %s", path);
+        a = calloc(1, sizeof(*a));
+        if (!a) {
+                close(fd);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_cond_init(&a->synced_cond, NULL);
+        a->fd = fd;
+        a->fsync_policy = fsync_policy;
+        *ret = a;
+        return 0;
+}
+
+void broker_audit_close(struct broker_audit *a)
+{
+        if (!a)
+                return;
+        if (a->fd >= 0)
+                fdatasync(a->fd);
+        safe_close(a->fd);
+        pthread_cond_destroy(&a->synced_cond);
+        pthread_mutex_destroy(&a->lock);
+        free(a);
+}
+
+static int set_hex(json_t *o, const char *key, const uint8_t *v, size_t len)
+{
+        char hex[2 * 64 + 1];
+
+        if (len > 64)
+                return -EINVAL;
+        ck_hex_encode(v, len, hex);
+        return json_object_set_new(o, key, json_string(hex));
+}
+
+/* The appId claim comes from the peer: printed as text only when it is short printable ASCII,
+ * otherwise as hex of at most its first 64 bytes. */
+static int set_app_id(json_t *o, const uint8_t *v, size_t len)
+{
+        char hex[2 * 64 + 5];
+
+        if (len <= 128 && ck_is_printable((const char *)v, len))
+                return json_object_set_new(o, "appId", json_stringn((const char *)v, len));
+        memcpy(hex, "hex:", 4);
+        ck_hex_encode(v, len > 64 ? 64 : len, hex + 4);
+        return json_object_set_new(o, "appId", json_string(hex));
+}
+
+char *broker_audit_format(const struct broker_audit_entry *e)
+{
+        _cleanup_json_ json_t *o = json_object();
+        char ts[48];
+        struct tm tm;
+        size_t n;
+
+        if (!o)
+                return NULL;
+        gmtime_r(&e->time.tv_sec, &tm);
+        n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", e->time.tv_nsec / 1000000);
+        json_object_set_new(o, "time", json_string(ts));
+        json_object_set_new(o, "peer", json_string(e->peer ? e->peer : "-"));
+        json_object_set_new(o, "decision", json_string(e->release ? "release" : "refuse"));
+        if (!e->release)
+                json_object_set_new(o, "reason", json_string(e->reason ? e->reason : "unknown"));
+        if (e->secret_id)
+                json_object_set_new(o, "secretId", json_string(e->secret_id));
+        if (e->result) {
+                const struct attest_result *r = e->result;
+                static const char *const rtmr_keys[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
+
+                json_object_set_new(o, "tee", json_string(r->tee_type == ATTEST_TEE_TDX ? "tdx" : "sgx"));
+                json_object_set_new(o, "simulated", json_boolean(r->simulated));
+                json_object_set_new(o, "tcbStatus", json_string(broker_tcb_status_to_string(r->status)));
+                json_object_set_new(o, "tcbEvaluationNumber", json_integer(r->tcb_eval_number));
+                json_object_set_new(o, "fmspc", json_stringn(r->fmspc, strnlen(r->fmspc, sizeof(r->fmspc))));
+                set_hex(o, "mrtd", r->m.mr_td, 48);
+                for (unsigned k = 0; k < 4; k++)
+                        set_hex(o, rtmr_keys[k], r->m.rtmr[k], 48);
+                set_hex(o, "tdAttributes", r->m.td_attributes, 8);
+        }
+        if (e->app_id)
+                set_app_id(o, e->app_id, e->app_id_len);
+        return json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry *e)
+{
+        _cleanup_free_ char *line = broker_audit_format(e);
+        uint64_t seq;
+        size_t len;
+        int rc = 0;
+
+        if (!line)
+                return -ENOMEM;
+        len = strlen(line);
+        line[len] = '\n'; /* replaces the NUL; the buffer is written by length */
+        pthread_mutex_lock(&a->lock);
+        rc = ck_write_all(a->fd, line, len + 1);
+        if (rc < 0 || a->fsync_policy != BROKER_AUDIT_FSYNC_ALWAYS) {
+                pthread_mutex_unlock(&a->lock);
+                return rc;
+        }
+        seq = ++a->written;
+        while (a->synced < seq) {
+                uint64_t target;
+                int r;
+
+                if (a->syncing) {
+                        pthread_cond_wait(&a->synced_cond, &a->lock);
+                        continue;
+                }
+                a->syncing = true;
+                target = a->written;
+                pthread_mutex_unlock(&a->lock);
+                r = fdatasync(a->fd) < 0 ? -errno : 0;
+                pthread_mutex_lock(&a->lock);
+                a->syncing = false;
+                if (r == 0)
+                        a->synced = target;
+                pthread_cond_broadcast(&a->synced_cond);
+                if (r < 0) {
+                        rc = r;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&a->lock);
+        return rc;
+}

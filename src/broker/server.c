@@ -1,0 +1,671 @@
+/* RA-TLS secret server: accept loop, worker pool, TLS 1.3 with client certificates, a bounded
+ * request reader that accepts exactly one request form, and the release decision.
+ *
+ * I/O on client sockets is non-blocking with poll() against a per-phase deadline, so a client
+ * that trickles bytes cannot hold a worker past handshake_timeout_ms + request_timeout_ms. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "parse.h"
+#include "server.h"
+#include "ssl.h"
+
+struct broker_server {
+        struct broker_server_config cfg;
+        SSL_CTX *ctx;
+        int listen_fd;
+        int stop_fd; /* eventfd */
+        int sig_fd;  /* signalfd for SIGTERM, SIGINT, SIGHUP */
+        uint16_t port;
+
+        pthread_mutex_t lock; /* guards everything below */
+        pthread_cond_t cond;
+        int *queue; /* ring of accepted fds */
+        size_t q_head, q_len;
+        unsigned busy; /* queued + being served */
+        bool stopping;
+        pthread_t *threads;
+        unsigned n_threads;
+};
+
+/* Identity */
+
+int broker_cert_fingerprint(X509 *cert, char buf[72])
+{
+        uint8_t md[32];
+        unsigned int n = sizeof(md);
+
+        if (X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
+                return -EIO;
+        memcpy(buf, "sha256:", 7);
+        ck_hex_encode(md, 32, buf + 7);
+        return 0;
+}
+
+int broker_identity_generate(EVP_PKEY **ret_key, X509 **ret_cert, struct ck_error **reterr)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+        _cleanup_(X509_freep) X509 *cert = X509_new();
+        _cleanup_(BN_freep) BIGNUM *serial = BN_new();
+        X509_NAME *name;
+
+        if (!key || !cert || !serial)
+                return ck_ssl_error(reterr, -ENOMEM, "generating the broker key");
+        if (BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+            !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) || X509_set_version(cert, 2) != 1 ||
+            !X509_gmtime_adj(X509_getm_notBefore(cert), -3600) ||
+            !X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600) || X509_set_pubkey(cert, key) != 1)
+                return ck_ssl_error(reterr, -EIO, "building the broker certificate");
+        name = X509_get_subject_name(cert);
+        if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"conker-broker", -1,
+                                       -1, 0) != 1 ||
+            X509_set_issuer_name(cert, name) != 1 || X509_sign(cert, key, EVP_sha256()) <= 0)
+                return ck_ssl_error(reterr, -EIO, "signing the broker certificate");
+        *ret_key = TAKE_PTR(key);
+        *ret_cert = TAKE_PTR(cert);
+        return 0;
+}
+
+int broker_identity_load(const char *cert_path, const char *key_path, EVP_PKEY **ret_key, X509 **ret_cert,
+                         struct ck_error **reterr)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_fclose_ FILE *cf = NULL, *kf = NULL;
+
+        cf = fopen(cert_path, "re");
+        if (!cf)
+                return ck_error_errno(reterr, -errno, "%s", cert_path);
+        cert = PEM_read_X509(cf, NULL, NULL, NULL);
+        if (!cert)
+                return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM certificate", cert_path);
+        kf = fopen(key_path, "re");
+        if (!kf)
+                return ck_error_errno(reterr, -errno, "%s", key_path);
+        key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+        if (!key)
+                return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM private key", key_path);
+        if (X509_check_private_key(cert, key) != 1)
+                return ck_ssl_error(reterr, -EINVAL, "%s does not match %s", key_path, cert_path);
+        *ret_key = TAKE_PTR(key);
+        *ret_cert = TAKE_PTR(cert);
+        return 0;
+}
+
+/* TLS */
+
+/* OpenSSL's chain check runs first and has nothing to anchor a self-signed RA-TLS certificate
+ * to. Accept here; the real check (quote, binding, policy) runs after the handshake on the
+ * certificate the client proved possession of, so that a refusal can carry a reason. */
+static int verify_defer(int preverify_ok, X509_STORE_CTX *x)
+{
+        return 1;
+}
+
+static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret, struct ck_error **reterr)
+{
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+        if (!ctx)
+                return ck_ssl_error(reterr, -ENOMEM, "SSL_CTX_new");
+        if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+            SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+                return ck_ssl_error(reterr, -EIO, "restricting to TLS 1.3");
+        if (SSL_CTX_use_certificate(ctx, cfg->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, cfg->key) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1)
+                return ck_ssl_error(reterr, -EINVAL, "loading the broker identity");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_defer);
+        /* Every connection attests afresh: no resumption, no tickets, no session cache. */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_set_num_tickets(ctx, 0);
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for the direction OpenSSL asked for, until deadline. */
+static int wait_io(int fd, int ssl_err, int64_t deadline)
+{
+        struct pollfd p = {.fd = fd, .events = ssl_err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
+        int64_t left = deadline - now_ms();
+        int r;
+
+        if (left <= 0)
+                return -ETIMEDOUT;
+        do
+                r = poll(&p, 1, (int)left);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        return r == 0 ? -ETIMEDOUT : 0;
+}
+
+static int tls_accept(SSL *ssl, int fd, int64_t deadline)
+{
+        for (;;) {
+                int r = SSL_accept(ssl), e;
+                if (r == 1)
+                        return 0;
+                e = SSL_get_error(ssl, r);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                        return -EPROTO;
+                r = wait_io(fd, e, deadline);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, int64_t deadline)
+{
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                size_t n = 0;
+                int r = SSL_write_ex(ssl, p, len, &n), e;
+                if (r == 1) {
+                        p += n;
+                        len -= n;
+                        continue;
+                }
+                e = SSL_get_error(ssl, r);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                        return -EPIPE;
+                r = wait_io(fd, e, deadline);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads until the empty line that ends the request head, at most max bytes. */
+static int read_request(SSL *ssl, int fd, size_t max, int64_t deadline, struct ck_buf *b)
+{
+        uint8_t chunk[1024];
+
+        for (;;) {
+                size_t n = 0;
+                int r, e;
+
+                if (b->len >= 4 && memmem(b->data, b->len, "\r\n\r\n", 4))
+                        return 0;
+                r = SSL_read_ex(ssl, chunk, sizeof(chunk), &n);
+                if (r == 1) {
+                        if (ck_buf_append(b, chunk, n) < 0)
+                                return -E2BIG;
+                        continue;
+                }
+                e = SSL_get_error(ssl, r);
+                if (e == SSL_ERROR_ZERO_RETURN)
+                        return -ECONNRESET;
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                        return -EPROTO;
+                r = wait_io(fd, e, deadline);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int respond(SSL *ssl, int fd, int status, const char *status_text, const void *body, size_t body_len,
+                   int64_t deadline)
+{
+        struct ck_buf b;
+        int rc;
+
+        /* The body may be the secret: the buffer is wiped. */
+        ck_buf_init(&b, body_len + 512);
+        rc = ck_buf_printf(&b,
+                           "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                           "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                           status, status_text, body_len);
+        if (rc >= 0)
+                rc = ck_buf_append(&b, body, body_len);
+        if (rc >= 0)
+                rc = tls_write_all(ssl, fd, b.data, b.len, deadline);
+        ck_buf_free_wiped(&b);
+        return rc;
+}
+
+static int respond_error(SSL *ssl, int fd, int status, const char *status_text, const char *message,
+                         int64_t deadline)
+{
+        char body[160];
+        int n;
+
+        /* message is always one of our own reason codes: no escaping needed. */
+        n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", status, message);
+        if (n < 0 || (size_t)n >= sizeof(body))
+                return -EINVAL;
+        return respond(ssl, fd, status, status_text, body, (size_t)n, deadline);
+}
+
+static void peer_name(int fd, char *buf, size_t len)
+{
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof(sa);
+        char host[INET6_ADDRSTRLEN];
+
+        if (getpeername(fd, (struct sockaddr *)&sa, &sl) < 0) {
+                snprintf(buf, len, "unknown");
+                return;
+        }
+        if (sa.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa;
+                inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+                snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+        } else {
+                const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa;
+                inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+                snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+        }
+}
+
+static void audit(struct broker_server *s, const char *peer, const struct broker_decision *d,
+                  const struct broker_attested *a, int *ret_rc)
+{
+        struct broker_audit_entry e = {
+                .peer = peer, .release = d->allow, .reason = d->reason, .secret_id = d->secret_id};
+        int rc;
+
+        clock_gettime(CLOCK_REALTIME, &e.time);
+        if (a) {
+                e.result = &a->result;
+                if (a->has_app_id) {
+                        e.app_id = a->app_id;
+                        e.app_id_len = a->app_id_len;
+                }
+        }
+        if (d->allow)
+                log_info("%s: release of secret \"%s\"%s", peer, d->secret_id,
+                         a && a->cached ? " (cached evidence)" : "");
+        else
+                log_info("%s: refused: %s", peer, d->reason);
+        if (!s->cfg.audit) {
+                *ret_rc = 0;
+                return;
+        }
+        rc = broker_audit_append(s->cfg.audit, &e);
+        if (rc < 0)
+                log_error("audit log: %s", strerror(-rc));
+        *ret_rc = rc;
+}
+
+/* Decides and answers one authenticated request. */
+static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *peer, int64_t deadline)
+{
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_secret_ struct ck_secret *secret = NULL;
+        struct broker_attested a;
+        struct broker_decision d = {0};
+        const char *reason = NULL;
+        X509 *cert = SSL_get0_peer_certificate(ssl);
+        bool have_evidence = false;
+        int rc, arc = 0;
+
+        if (s->cfg.bench_skip_attestation) {
+                if (broker_secret_store_get(s->cfg.secrets, s->cfg.policy->secrets[0].id, &secret) < 0)
+                        respond_error(ssl, fd, 503, "Service Unavailable", "secret_unavailable", deadline);
+                else
+                        respond(ssl, fd, 200, "OK", secret->data, secret->len, deadline);
+                return;
+        }
+
+        if (!cert) {
+                d.reason = "no_certificate";
+        } else {
+                rc = broker_verifier_check(s->cfg.verifier, cert, time(NULL), &a, &reason, &err);
+                if (rc < 0) {
+                        log_warn("%s: attestation failed (%s): %s", peer, reason, ck_error_message(err, rc));
+                        d.reason = reason;
+                } else {
+                        struct broker_evidence ev = {.result = &a.result,
+                                                     .app_id = a.has_app_id ? a.app_id : NULL,
+                                                     .app_id_len = a.app_id_len};
+                        have_evidence = true;
+                        broker_policy_decide(s->cfg.policy, &ev, &d);
+                }
+        }
+
+        if (d.allow) {
+                rc = broker_secret_store_get(s->cfg.secrets, d.secret_id, &secret);
+                if (rc < 0) {
+                        d = (struct broker_decision){.reason = "secret_unavailable"};
+                        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+                        respond_error(ssl, fd, 503, "Service Unavailable", "secret_unavailable", deadline);
+                        return;
+                }
+        }
+        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+        if (d.allow && arc < 0) {
+                /* No release without its audit record. */
+                respond_error(ssl, fd, 500, "Internal Server Error", "audit_failed", deadline);
+                return;
+        }
+        if (d.allow)
+                respond(ssl, fd, 200, "OK", secret->data, secret->len, deadline);
+        else
+                respond_error(ssl, fd, 403, "Forbidden", d.reason, deadline);
+}
+
+static void serve_connection(struct broker_server *s, int fd)
+{
+        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        struct ck_buf req;
+        char peer[INET6_ADDRSTRLEN + 16];
+        int64_t deadline;
+        int rc;
+
+        peer_name(fd, peer, sizeof(peer));
+        ssl = SSL_new(s->ctx);
+        if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+                log_error("%s: SSL_new failed", peer);
+                ERR_clear_error();
+                return;
+        }
+        deadline = now_ms() + s->cfg.handshake_timeout_ms;
+        rc = tls_accept(ssl, fd, deadline);
+        if (rc < 0) {
+                unsigned long e = ERR_peek_error();
+                log_debug("%s: TLS handshake failed: %s", peer,
+                          rc == -ETIMEDOUT ? "timed out"
+                          : e              ? ERR_reason_error_string(e)
+                                           : "connection closed");
+                ERR_clear_error();
+                return;
+        }
+
+        deadline = now_ms() + s->cfg.request_timeout_ms;
+        ck_buf_init(&req, s->cfg.max_request_bytes);
+        rc = read_request(ssl, fd, s->cfg.max_request_bytes, deadline, &req);
+        if (rc >= 0)
+                rc = broker_request_check(req.data, req.len, s->cfg.max_request_bytes);
+        ck_buf_free(&req);
+        if (rc == -E2BIG)
+                respond_error(ssl, fd, 431, "Request Header Fields Too Large", "request_too_large",
+                              deadline);
+        else if (rc == -EBADMSG)
+                respond_error(ssl, fd, 400, "Bad Request", "bad_request", deadline);
+        else if (rc < 0)
+                log_debug("%s: reading the request: %s", peer, strerror(-rc));
+        else
+                serve_secret(s, ssl, fd, peer, deadline);
+        if (rc != -ECONNRESET && rc != -EPROTO)
+                SSL_shutdown(ssl); /* best effort close_notify */
+        ERR_clear_error();
+}
+
+static void *worker_main(void *arg)
+{
+        struct broker_server *s = arg;
+
+        for (;;) {
+                int fd;
+
+                pthread_mutex_lock(&s->lock);
+                while (s->q_len == 0 && !s->stopping)
+                        pthread_cond_wait(&s->cond, &s->lock);
+                if (s->q_len == 0) {
+                        pthread_mutex_unlock(&s->lock);
+                        return NULL;
+                }
+                fd = s->queue[s->q_head];
+                s->q_head = (s->q_head + 1) % s->cfg.max_clients;
+                s->q_len--;
+                pthread_mutex_unlock(&s->lock);
+
+                serve_connection(s, fd);
+                close(fd);
+
+                pthread_mutex_lock(&s->lock);
+                s->busy--;
+                pthread_mutex_unlock(&s->lock);
+        }
+}
+
+static int listen_socket(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port,
+                         struct ck_error **reterr)
+{
+        struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+                                 .ai_socktype = SOCK_STREAM};
+        struct addrinfo *ai = NULL;
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof(sa);
+        _cleanup_close_ int fd = -1;
+        char portstr[8];
+        int one = 1, r;
+
+        snprintf(portstr, sizeof(portstr), "%u", port);
+        r = getaddrinfo(address, portstr, &hints, &ai);
+        if (r != 0)
+                return ck_error_set(reterr, -EINVAL,
+                                    "listen address \"%s\": %s (a numeric IPv4 or IPv6 address)", address,
+                                    gai_strerror(r));
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                freeaddrinfo(ai);
+                return ck_error_errno(reterr, -errno, "socket");
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                r = -errno;
+                freeaddrinfo(ai);
+                return ck_error_errno(reterr, r, "binding %s port %u", address, port);
+        }
+        freeaddrinfo(ai);
+        if (listen(fd, 512) < 0)
+                return ck_error_errno(reterr, -errno, "listen");
+        if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+                return ck_error_errno(reterr, -errno, "getsockname");
+        *ret_port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                                   : ((struct sockaddr_in *)&sa)->sin_port);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int broker_server_new(const struct broker_server_config *cfg, struct broker_server **ret,
+                      struct ck_error **reterr)
+{
+        _cleanup_(broker_server_freep) struct broker_server *s = NULL;
+        sigset_t mask;
+        int rc;
+
+        if (!cfg->policy || !cfg->secrets || (!cfg->verifier && !cfg->bench_skip_attestation) || !cfg->key ||
+            !cfg->cert)
+                return ck_error_set(reterr, -EINVAL, "broker server: incomplete configuration");
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->cfg = *cfg;
+        s->listen_fd = s->stop_fd = s->sig_fd = -1;
+        if (!s->cfg.workers)
+                s->cfg.workers = 4;
+        if (!s->cfg.max_clients)
+                s->cfg.max_clients = 256;
+        if (!s->cfg.handshake_timeout_ms)
+                s->cfg.handshake_timeout_ms = 10000;
+        if (!s->cfg.request_timeout_ms)
+                s->cfg.request_timeout_ms = 10000;
+        if (!s->cfg.max_request_bytes)
+                s->cfg.max_request_bytes = BROKER_REQUEST_MAX_BYTES;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        s->queue = calloc(s->cfg.max_clients, sizeof(*s->queue));
+        s->threads = calloc(s->cfg.workers, sizeof(*s->threads));
+        if (!s->queue || !s->threads)
+                return -ENOMEM;
+
+        rc = tls_context_new(&s->cfg, &s->ctx, reterr);
+        if (rc < 0)
+                return rc;
+        rc = listen_socket(cfg->address ? cfg->address : "0.0.0.0", cfg->port, &s->listen_fd, &s->port,
+                           reterr);
+        if (rc < 0)
+                return rc;
+        s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->stop_fd < 0)
+                return ck_error_errno(reterr, -errno, "eventfd");
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (s->sig_fd < 0)
+                return ck_error_errno(reterr, -errno, "signalfd");
+
+        for (unsigned i = 0; i < s->cfg.workers; i++) {
+                rc = pthread_create(&s->threads[i], NULL, worker_main, s);
+                if (rc != 0)
+                        return ck_error_errno(reterr, -rc, "starting worker %u", i);
+                s->n_threads++;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+uint16_t broker_server_port(const struct broker_server *s)
+{
+        return s->port;
+}
+
+void broker_server_stop(struct broker_server *s)
+{
+        uint64_t one = 1;
+        ssize_t r = write(s->stop_fd, &one, sizeof(one));
+
+        (void)r;
+}
+
+static void accept_pending(struct broker_server *s)
+{
+        for (;;) {
+                int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), one = 1;
+                bool queued = false;
+
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warn("accept: %s", strerror(errno));
+                        return;
+                }
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                pthread_mutex_lock(&s->lock);
+                if (s->busy < s->cfg.max_clients) {
+                        s->queue[(s->q_head + s->q_len) % s->cfg.max_clients] = fd;
+                        s->q_len++;
+                        s->busy++;
+                        queued = true;
+                        pthread_cond_signal(&s->cond);
+                }
+                pthread_mutex_unlock(&s->lock);
+                if (!queued) {
+                        log_warn("connection refused: %u clients already (--max-clients)",
+                                 s->cfg.max_clients);
+                        close(fd);
+                }
+        }
+}
+
+int broker_server_run(struct broker_server *s, struct ck_error **reterr)
+{
+        int ifd = broker_secret_store_fd(s->cfg.secrets);
+
+        for (;;) {
+                struct pollfd p[4] = {
+                        {.fd = s->listen_fd, .events = POLLIN},
+                        {.fd = s->stop_fd, .events = POLLIN},
+                        {.fd = s->sig_fd, .events = POLLIN},
+                        {.fd = ifd, .events = POLLIN},
+                };
+                int r = poll(p, 4, -1);
+
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return ck_error_errno(reterr, -errno, "poll");
+                }
+                if (p[3].revents & POLLIN) {
+                        r = broker_secret_store_process(s->cfg.secrets);
+                        if (r < 0)
+                                log_error("secret watch: %s", strerror(-r));
+                }
+                if (p[2].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        if (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGHUP) {
+                                        log_info("SIGHUP: reloading secrets");
+                                        broker_secret_store_reload_all(s->cfg.secrets);
+                                } else {
+                                        log_info("%s: stopping", strsignal((int)si.ssi_signo));
+                                        break;
+                                }
+                        }
+                }
+                if (p[1].revents & POLLIN)
+                        break;
+                if (p[0].revents & POLLIN)
+                        accept_pending(s);
+        }
+
+        /* Stop accepting; the workers finish what was accepted, then exit. */
+        s->listen_fd = safe_close(s->listen_fd);
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_threads; i++)
+                pthread_join(s->threads[i], NULL);
+        s->n_threads = 0;
+        return 0;
+}
+
+void broker_server_free(struct broker_server *s)
+{
+        if (!s)
+                return;
+        if (s->n_threads) {
+                pthread_mutex_lock(&s->lock);
+                s->stopping = true;
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->lock);
+                for (unsigned i = 0; i < s->n_threads; i++)
+                        pthread_join(s->threads[i], NULL);
+        }
+        for (size_t i = 0; i < s->q_len; i++)
+                close(s->queue[(s->q_head + i) % s->cfg.max_clients]);
+        safe_close(s->listen_fd);
+        safe_close(s->stop_fd);
+        safe_close(s->sig_fd);
+        SSL_CTX_free(s->ctx);
+        free(s->queue);
+        free(s->threads);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}

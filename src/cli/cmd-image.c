@@ -1,0 +1,456 @@
+/* conker image: pull, list, remove, mount and unmount images in a local data directory
+ * (default /var/lib/conker), without conkerd. Useful for preparing a host, for tests and for
+ * benchmarks; conkerd uses the same image module.
+ *
+ * The registry password is read from stdin only (--password-stdin), kept in a ck_secret and
+ * wiped after use; it never appears in argv, the environment or a message. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "error.h"
+#include "json.h"
+#include "parse.h"
+#include "pull.h"
+#include "reference.h"
+#include "rootfs.h"
+#include "secret.h"
+#include "store.h"
+
+#define DEFAULT_DATA_DIR "/var/lib/conker"
+#define PASSWORD_MAX     4096
+
+DEFINE_POINTER_CLEANUP(struct image_store, image_store_free, image_store_free)
+
+struct image_cli {
+        const char *data_dir;
+        struct image_limits lim;
+};
+
+static void image_usage(FILE *f)
+{
+        fprintf(f, "usage: conker image COMMAND [OPTIONS]\n\n"
+                   "  pull REF [--user U --password-stdin] [--ca-file F] [--plain-http]\n"
+                   "           [--max-unpacked BYTES] [--max-ratio N] [--max-entries N]\n"
+                   "  ls [--json]\n"
+                   "  rm REF|ID...\n"
+                   "  mount REF|ID TARGET --state DIR\n"
+                   "  umount TARGET [--state DIR [--remove-state]]\n\n"
+                   "Every command takes --data-dir DIR (default " DEFAULT_DATA_DIR ").\n");
+}
+
+static int store_open(const struct image_cli *c, struct image_store **ret, struct ck_error **reterr)
+{
+        return image_store_open(c->data_dir, &c->lim, ret, reterr);
+}
+
+/* The key under which the store knows arg: arg itself (a stored name, an ID or an ID prefix),
+ * else arg normalised as a reference ("busybox" -> "docker.io/library/busybox:latest"). */
+static int resolve_key(struct image_store *s, const char *arg, char **ret, struct ck_error **reterr)
+{
+        struct image_record rec = {0};
+        struct image_ref ref = {0};
+        char *norm;
+        int r;
+
+        r = image_store_get(s, arg, &rec, NULL);
+        image_record_clear(&rec);
+        if (r == 0 || image_ref_parse(arg, &ref, NULL) < 0) {
+                if (r < 0 && r != -ENOENT)
+                        return image_store_get(s, arg, &rec, reterr);
+                if (r < 0)
+                        return ck_error_set(reterr, -ENOENT, "no such image: %s", arg);
+                norm = strdup(arg);
+        } else {
+                norm = image_ref_to_string(&ref);
+                image_ref_clear(&ref);
+        }
+        if (!norm)
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        *ret = norm;
+        return 0;
+}
+
+static int lookup(struct image_store *s, const char *arg, struct image_record *ret, struct ck_error **reterr)
+{
+        _cleanup_free_ char *key = NULL;
+        int r = resolve_key(s, arg, &key, reterr);
+
+        if (r < 0)
+                return r;
+        return image_store_get(s, key, ret, reterr);
+}
+
+static int read_password(struct ck_secret **ret, struct ck_error **reterr)
+{
+        uint8_t buf[PASSWORD_MAX + 1];
+        size_t len = 0;
+        int r = 0;
+
+        while (len < sizeof(buf)) {
+                ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = ck_error_errno(reterr, -errno, "cannot read the password from stdin");
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (len > PASSWORD_MAX) {
+                r = ck_error_set(reterr, -EMSGSIZE, "password on stdin is longer than %d bytes",
+                                 PASSWORD_MAX);
+                goto out;
+        }
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+                len--;
+        if (len == 0) {
+                r = ck_error_set(reterr, -EINVAL, "empty password on stdin");
+                goto out;
+        }
+        *ret = ck_secret_new(buf, len);
+        if (!*ret)
+                r = ck_error_set(reterr, -ENOMEM, "out of memory");
+out:
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return r;
+}
+
+static void progress_print(void *userdata, const struct image_pull_progress *p)
+{
+        (void)userdata;
+        if (isatty(STDERR_FILENO))
+                fprintf(stderr, "\r%-11s %u/%u layers, %" PRIu64 "/%" PRIu64 " MB   ", p->phase,
+                        p->layers_done, p->layers_total, p->done_bytes >> 20, p->total_bytes >> 20);
+}
+
+static int parse_size_arg(const char *opt, const char *v, uint64_t *ret)
+{
+        if (ck_parse_uint(v, UINT64_MAX, ret) < 0 || *ret == 0) {
+                fprintf(stderr, "conker image: %s needs a positive number, not '%s'\n", opt, v);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"user", required_argument, NULL, 'u'},
+                {"password-stdin", no_argument, NULL, 'P'},
+                {"ca-file", required_argument, NULL, 'C'},
+                {"plain-http", no_argument, NULL, 'H'},
+                {"max-unpacked", required_argument, NULL, 'U'},
+                {"max-ratio", required_argument, NULL, 'R'},
+                {"max-entries", required_argument, NULL, 'E'},
+                {"data-dir", required_argument, NULL, 'd'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_secret_ struct ck_secret *password = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        struct image_ref ref = {0};
+        const char *user = NULL, *ca_file = NULL;
+        bool password_stdin = false, plain = false;
+        const char *insecure[2] = {NULL, NULL};
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "u:", opts, NULL)) >= 0) {
+                switch (opt) {
+                case 'u':
+                        user = optarg;
+                        break;
+                case 'P':
+                        password_stdin = true;
+                        break;
+                case 'C':
+                        ca_file = optarg;
+                        break;
+                case 'H':
+                        plain = true;
+                        break;
+                case 'U':
+                        if (parse_size_arg("--max-unpacked", optarg, &c->lim.max_layer_unpacked) < 0)
+                                return 2;
+                        break;
+                case 'R':
+                        if (parse_size_arg("--max-ratio", optarg, &c->lim.max_ratio) < 0)
+                                return 2;
+                        break;
+                case 'E':
+                        if (parse_size_arg("--max-entries", optarg, &c->lim.max_layer_entries) < 0)
+                                return 2;
+                        break;
+                case 'd':
+                        c->data_dir = optarg;
+                        break;
+                case 'h':
+                        image_usage(stdout);
+                        return 0;
+                default:
+                        image_usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1) {
+                image_usage(stderr);
+                return 2;
+        }
+        if (password_stdin != (user != NULL)) {
+                fprintf(stderr, "conker image pull: --user and --password-stdin go together\n");
+                return 2;
+        }
+        if (password_stdin) {
+                r = read_password(&password, &err);
+                if (r < 0)
+                        return cli_fail("image pull", r, err);
+        }
+        if (plain) {
+                r = image_ref_parse(argv[optind], &ref, &err);
+                if (r < 0)
+                        return cli_fail("image pull", r, err);
+                insecure[0] = ref.domain;
+        }
+
+        r = store_open(c, &s, &err);
+        if (r >= 0) {
+                struct image_pull_opts o = {
+                        .ref = argv[optind],
+                        .username = user,
+                        .password = password,
+                        .ca_file = ca_file,
+                        .insecure_registries = plain ? insecure : NULL,
+                        .progress = progress_print,
+                };
+                r = image_pull(s, &o, &rec, NULL, &err);
+                if (isatty(STDERR_FILENO))
+                        fputc('\n', stderr);
+        }
+        image_ref_clear(&ref);
+        if (r < 0)
+                return cli_fail("image pull", r, err);
+        printf("%s\n%s\n", rec.name, rec.id);
+        return 0;
+}
+
+static int image_ls_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"json", no_argument, NULL, 'j'},
+                {"data-dir", required_argument, NULL, 'd'},
+                {},
+        };
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        struct image_record *v = NULL;
+        bool json = false;
+        size_t n = 0;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                if (opt == 'j')
+                        json = true;
+                else if (opt == 'd')
+                        c->data_dir = optarg;
+                else {
+                        image_usage(stderr);
+                        return 2;
+                }
+        }
+        r = store_open(c, &s, &err);
+        if (r >= 0)
+                r = image_store_list(s, &v, &n, &err);
+        if (r < 0)
+                return cli_fail("image ls", r, err);
+
+        if (json) {
+                _cleanup_json_ json_t *arr = json_array();
+                _cleanup_free_ char *out = NULL;
+                for (size_t i = 0; arr && i < n; i++) {
+                        json_t *layers = json_array(), *o;
+                        for (size_t k = 0; layers && k < v[i].n_layers; k++)
+                                json_array_append_new(layers, json_string(v[i].layers[k]));
+                        o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "Name", v[i].name, "Id", v[i].id,
+                                      "ManifestDigest", v[i].manifest_digest, "Size", (json_int_t)v[i].size,
+                                      "Created", (json_int_t)v[i].created, "Layers",
+                                      layers ? layers : json_null());
+                        json_array_append_new(arr, o);
+                }
+                out = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
+                if (out)
+                        printf("%s\n", out);
+        } else {
+                printf("%-50s %-12s %10s  %s\n", "NAME", "ID", "SIZE", "CREATED");
+                for (size_t i = 0; i < n; i++) {
+                        char when[32] = "-";
+                        time_t t = (time_t)v[i].created;
+                        struct tm tm;
+                        if (gmtime_r(&t, &tm))
+                                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                        printf("%-50s %-12.12s %8.1fMB  %s\n", v[i].name,
+                               strchr(v[i].id, ':') ? strchr(v[i].id, ':') + 1 : v[i].id,
+                               (double)v[i].size / 1e6, when);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                image_record_clear(&v[i]);
+        free(v);
+        return 0;
+}
+
+static int image_rm_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {{"data-dir", required_argument, NULL, 'd'}, {}};
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        int opt, r, status = 0;
+
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                if (opt != 'd') {
+                        image_usage(stderr);
+                        return 2;
+                }
+                c->data_dir = optarg;
+        }
+        if (optind >= argc) {
+                image_usage(stderr);
+                return 2;
+        }
+        r = store_open(c, &s, &err);
+        if (r < 0)
+                return cli_fail("image rm", r, err);
+        for (int i = optind; i < argc; i++) {
+                _cleanup_(image_record_clear) struct image_record rec = {0};
+                _cleanup_error_ struct ck_error *e = NULL;
+                _cleanup_free_ char *key = NULL;
+                r = resolve_key(s, argv[i], &key, &e);
+                if (r >= 0)
+                        r = image_store_get(s, key, &rec, &e);
+                /* By name only that name goes; by ID every name of the image. */
+                if (r >= 0)
+                        r = image_store_remove(s, key, &e);
+                if (r < 0) {
+                        status = cli_fail("image rm", r, e);
+                        continue;
+                }
+                printf("Untagged: %s\nDeleted: %s\n", rec.name, rec.id);
+        }
+        return status;
+}
+
+static int image_mount_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"state", required_argument, NULL, 's'},
+                {"data-dir", required_argument, NULL, 'd'},
+                {},
+        };
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        const char *state = NULL;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                if (opt == 's')
+                        state = optarg;
+                else if (opt == 'd')
+                        c->data_dir = optarg;
+                else {
+                        image_usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 2 || !state) {
+                image_usage(stderr);
+                return 2;
+        }
+        r = store_open(c, &s, &err);
+        if (r >= 0)
+                r = lookup(s, argv[optind], &rec, &err);
+        if (r >= 0)
+                r = image_rootfs_mount(s, rec.id, state, argv[optind + 1], &err);
+        if (r < 0)
+                return cli_fail("image mount", r, err);
+        return 0;
+}
+
+static int image_umount_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"state", required_argument, NULL, 's'},
+                {"remove-state", no_argument, NULL, 'r'},
+                {"data-dir", required_argument, NULL, 'd'},
+                {},
+        };
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        const char *state = NULL;
+        bool remove_state = false;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                if (opt == 's')
+                        state = optarg;
+                else if (opt == 'r')
+                        remove_state = true;
+                else if (opt == 'd')
+                        c->data_dir = optarg;
+                else {
+                        image_usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1 || (remove_state && !state)) {
+                image_usage(stderr);
+                return 2;
+        }
+        r = store_open(c, &s, &err);
+        if (r >= 0)
+                r = image_rootfs_umount(s, NULL, state, argv[optind], remove_state, &err);
+        if (r < 0)
+                return cli_fail("image umount", r, err);
+        return 0;
+}
+
+int cmd_image(int argc, char **argv)
+{
+        static const struct {
+                const char *name;
+                int (*run)(struct image_cli *c, int argc, char **argv);
+        } sub[] = {
+                {"pull", image_pull_cmd}, {"ls", image_ls_cmd},       {"list", image_ls_cmd},
+                {"rm", image_rm_cmd},     {"mount", image_mount_cmd}, {"umount", image_umount_cmd},
+        };
+        struct image_cli c = {.data_dir = DEFAULT_DATA_DIR};
+
+        image_limits_default(&c.lim);
+        if (argc < 2) {
+                image_usage(stderr);
+                return 2;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                image_usage(stdout);
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(sub); i++)
+                if (strcmp(argv[1], sub[i].name) == 0) {
+                        optind = 1;
+                        return sub[i].run(&c, argc - 1, argv + 1);
+                }
+        fprintf(stderr, "conker image: unknown command '%s'\n", argv[1]);
+        image_usage(stderr);
+        return 2;
+}

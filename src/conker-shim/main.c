@@ -1,0 +1,843 @@
+/* conker-shim: one per container. Started by conkerd (setsid + double fork) so that it outlives
+ * it, it is the subreaper of the container, runs `runc create` with stdio pipes it holds (never a
+ * terminal) and `runc start`, writes the container's output as JSON lines with rotation, records
+ * state.json/exit.json atomically, applies restart=always with exponential backoff, and answers
+ * state/stop/delete on its control socket (protocol in src/runtime/shim-proto.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "exec.h"
+#include "fs.h"
+#include "json.h"
+#include "log.h"
+#include "parse.h"
+#include "shim-proto.h"
+
+#define LINE_MAX_BYTES      16384
+#define BACKOFF_START_MS    100
+#define BACKOFF_MAX_MS      60000
+#define BACKOFF_RESET_NS    (10LL * 1000000000LL)
+#define DELETE_KILL_WAIT_MS 10000
+
+struct linebuf {
+        const char *stream;
+        uint8_t data[LINE_MAX_BYTES];
+        size_t len;
+};
+
+struct shim {
+        const char *id, *bundle, *runtime, *root, *log_path, *state_dir, *cgroup;
+        uint64_t log_max;
+        unsigned log_files;
+        bool restart_always;
+        int stop_signal;
+        int state_dfd;
+        int out_r, out_w, err_r, err_w;
+        int listen_fd, sig_fd, backoff_fd, kill_fd, pidfd;
+        int log_fd;
+        uint64_t log_size;
+        struct linebuf out_lb, err_lb;
+        struct shim_state st;
+        bool stopping, deleting;
+        uint64_t backoff_ms;
+};
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- log ---- */
+
+static int log_open(struct shim *s)
+{
+        struct stat st;
+        s->log_fd = safe_close(s->log_fd);
+        s->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (s->log_fd < 0)
+                return -errno;
+        s->log_size = fstat(s->log_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        return 0;
+}
+
+/* path → path.1 → … → path.(files-1); the oldest is dropped. Disk use stays ≤ files × max. */
+static void log_rotate(struct shim *s)
+{
+        char from[4096], to[4096];
+
+        if (s->log_files <= 1) {
+                if (s->log_fd >= 0 && ftruncate(s->log_fd, 0) == 0)
+                        s->log_size = 0;
+                return;
+        }
+        snprintf(to, sizeof(to), "%s.%u", s->log_path, s->log_files - 1);
+        (void)unlink(to);
+        for (unsigned i = s->log_files - 1; i > 1; i--) {
+                snprintf(from, sizeof(from), "%s.%u", s->log_path, i - 1);
+                snprintf(to, sizeof(to), "%s.%u", s->log_path, i);
+                (void)rename(from, to);
+        }
+        snprintf(to, sizeof(to), "%s.1", s->log_path);
+        (void)rename(s->log_path, to);
+        if (log_open(s) < 0)
+                log_error("cannot reopen log %s: %m", s->log_path);
+}
+
+static json_t *json_text(const uint8_t *p, size_t n)
+{
+        json_t *j = json_stringn((const char *)p, n);
+        _cleanup_free_ char *copy = NULL;
+
+        if (j)
+                return j;
+        /* Not UTF-8 (or a NUL): keep the line readable rather than dropping it. */
+        copy = malloc(n ? n : 1);
+        if (!copy)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                copy[i] = (p[i] >= 0x80 || p[i] == 0) ? '?' : (char)p[i];
+        return json_stringn(copy, n);
+}
+
+static void log_line(struct shim *s, const char *stream, const uint8_t *p, size_t n)
+{
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ char *line = NULL;
+        char ts[64];
+        struct timespec now;
+        struct tm tm;
+        size_t len;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        gmtime_r(&now.tv_sec, &tm);
+        len = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + len, sizeof(ts) - len, ".%09ldZ", now.tv_nsec);
+        j = json_pack("{s:s,s:s,s:o}", "ts", ts, "stream", stream, "log", json_text(p, n));
+        if (!j)
+                return;
+        line = json_dumps(j, JSON_COMPACT);
+        if (!line)
+                return;
+        len = strlen(line);
+        if (s->log_size > 0 && s->log_size + len + 1 > s->log_max)
+                log_rotate(s);
+        if (s->log_fd < 0)
+                return;
+        line[len] = '\n'; /* replaces the NUL; written with its length */
+        if (ck_write_all(s->log_fd, line, len + 1) == 0)
+                s->log_size += len + 1;
+}
+
+static void linebuf_feed(struct shim *s, struct linebuf *lb, const uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                size_t take = LINE_MAX_BYTES - lb->len < n ? LINE_MAX_BYTES - lb->len : n;
+                uint8_t *nl;
+
+                memcpy(lb->data + lb->len, p, take);
+                lb->len += take;
+                p += take;
+                n -= take;
+                while ((nl = memchr(lb->data, '\n', lb->len))) {
+                        size_t l = (size_t)(nl - lb->data) + 1;
+                        log_line(s, lb->stream, lb->data, l);
+                        memmove(lb->data, lb->data + l, lb->len - l);
+                        lb->len -= l;
+                }
+                if (lb->len == LINE_MAX_BYTES) { /* a line longer than the cap is split */
+                        log_line(s, lb->stream, lb->data, lb->len);
+                        lb->len = 0;
+                }
+        }
+}
+
+static void linebuf_flush(struct shim *s, struct linebuf *lb)
+{
+        if (lb->len) {
+                log_line(s, lb->stream, lb->data, lb->len);
+                lb->len = 0;
+        }
+}
+
+/* Reads what is available on one pipe; returns false at EOF. */
+static void pipe_drain(struct shim *s, int fd, struct linebuf *lb)
+{
+        uint8_t buf[8192];
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return;
+                linebuf_feed(s, lb, buf, (size_t)n);
+        }
+}
+
+/* ---- state ---- */
+
+static void state_write(struct shim *s)
+{
+        _cleanup_json_ json_t *j = shim_state_to_json(&s->st);
+        _cleanup_free_ char *txt = j ? ck_json_dump(j) : NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+
+        if (!txt || ck_write_file_atomic(s->state_dfd, SHIM_STATE_NAME, txt, strlen(txt), 0600, &err) < 0)
+                log_error("cannot write state: %s", ck_error_message(err, -ENOMEM));
+}
+
+static void exit_write(struct shim *s)
+{
+        _cleanup_json_ json_t *j =
+                json_pack("{s:i,s:I,s:b,s:i}", "exit_code", s->st.st.exit_code, "finished_at",
+                          (json_int_t)s->st.st.finished_at_ns, "oom_killed", s->st.st.oom_killed,
+                          "restart_count", (int)s->st.st.restart_count);
+        _cleanup_free_ char *txt = j ? ck_json_dump(j) : NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+
+        if (!txt || ck_write_file_atomic(s->state_dfd, SHIM_EXIT_NAME, txt, strlen(txt), 0600, &err) < 0)
+                log_error("cannot write exit status: %s", ck_error_message(err, -ENOMEM));
+}
+
+/* ---- runc ---- */
+
+static int runc(struct shim *s, char *const *args, size_t n, struct ck_error **reterr)
+{
+        char log_arg[4096];
+        char *argv[16] = {(char *)s->runtime, "--root", (char *)s->root, "--log", log_arg,
+                          "--log-format",     "json"};
+        size_t k = 7;
+
+        snprintf(log_arg, sizeof(log_arg), "%s/runc.log", s->state_dir);
+        for (size_t i = 0; i < n && k < ELEMENTSOF(argv) - 1; i++)
+                argv[k++] = args[i];
+        argv[k] = NULL;
+        return ck_exec(argv, NULL, NULL, NULL, reterr);
+}
+
+/* The last "msg" from runc's JSON log, the most precise reason for a failed create. */
+static void runc_last_error(struct shim *s, char *out, size_t outlen)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        char *line, *last = NULL;
+
+        out[0] = 0;
+        if (ck_read_file_at(s->state_dfd, "runc.log", 1u << 20, &buf, &len, NULL) < 0)
+                return;
+        for (line = (char *)buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                if (strstr(line, "\"error\""))
+                        last = line;
+                line = nl ? nl + 1 : NULL;
+        }
+        if (last) {
+                _cleanup_json_ json_t *j = json_loads(last, 0, NULL);
+                const char *m = json_string_value(json_object_get(j, "msg"));
+                if (m)
+                        snprintf(out, outlen, "%s", m);
+        }
+}
+
+static int runc_create(struct shim *s, struct ck_error **reterr)
+{
+        _cleanup_free_ char *prog = NULL;
+        char log_arg[4096], pid_arg[4096];
+        char *argv[] = {NULL,           "--root", (char *)s->root, "--log",    log_arg,
+                        "--log-format", "json",   "create",        "--bundle", (char *)s->bundle,
+                        "--pid-file",   pid_arg,  (char *)s->id,   NULL};
+        int status, r;
+        pid_t pid;
+
+        r = ck_exec_find(s->runtime, &prog);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot find %s", s->runtime);
+        argv[0] = prog;
+        snprintf(log_arg, sizeof(log_arg), "%s/runc.log", s->state_dir);
+        snprintf(pid_arg, sizeof(pid_arg), "%s/init.pid", s->state_dir);
+        (void)unlinkat(s->state_dfd, "init.pid", 0);
+        (void)unlinkat(s->state_dfd, "runc.log", 0);
+
+        pid = fork();
+        if (pid < 0)
+                return ck_error_errno(reterr, -errno, "fork");
+        if (pid == 0) {
+                sigset_t none;
+                int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGPIPE, SIG_DFL);
+                /* The container inherits these: the pipes, never a terminal. */
+                if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0)
+                        _exit(126);
+                execv(prog, argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return ck_error_errno(reterr, -errno, "waitpid");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                char msg[1024];
+                runc_last_error(s, msg, sizeof(msg));
+                return ck_error_set(reterr, -EIO, "%s", msg[0] ? msg : "runc create failed");
+        }
+        return 0;
+}
+
+static int read_init_pid(struct shim *s, pid_t *ret, struct ck_error **reterr)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        uint64_t v;
+        int r;
+
+        r = ck_read_file_at(s->state_dfd, "init.pid", 64, &buf, &len, reterr);
+        if (r < 0)
+                return r;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+                len--;
+        r = ck_parse_u64((const char *)buf, len, INT32_MAX, &v);
+        if (r < 0 || v < 2)
+                return ck_error_set(reterr, -EBADMSG, "bad pid file from runc");
+        *ret = (pid_t)v;
+        return 0;
+}
+
+static void set_timer(int fd, uint64_t ms)
+{
+        struct itimerspec its = {
+                .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
+        if (ms == 0)
+                its.it_value.tv_nsec = 1; /* 0 would disarm */
+        timerfd_settime(fd, 0, &its, NULL);
+}
+
+static void clear_timer(int fd)
+{
+        struct itimerspec its = {0};
+        timerfd_settime(fd, 0, &its, NULL);
+}
+
+static int container_start(struct shim *s, bool restart, struct ck_error **reterr)
+{
+        char *del[] = {"delete", "--force", (char *)s->id};
+        char *start[] = {"start", (char *)s->id};
+        pid_t pid = 0;
+        int r;
+
+        if (restart)
+                (void)runc(s, del, ELEMENTSOF(del), NULL);
+        r = runc_create(s, reterr);
+        if (r < 0)
+                return r;
+        r = read_init_pid(s, &pid, reterr);
+        if (r < 0)
+                return r;
+        s->pidfd = safe_close(s->pidfd);
+        s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        s->st.st.pid = pid;
+        r = runc(s, start, ELEMENTSOF(start), reterr);
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                return r;
+        }
+        s->st.st.status = RUNTIME_RUNNING;
+        s->st.st.started_at_ns = now_ns();
+        state_write(s);
+        return 0;
+}
+
+static void send_signal(struct shim *s, int sig)
+{
+        if (s->st.st.pid <= 0)
+                return;
+        if (s->pidfd >= 0 && syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0) == 0)
+                return;
+        if (s->pidfd < 0)
+                kill(s->st.st.pid, sig);
+}
+
+/* The kernel counts OOM kills per memory cgroup (v2 memory.events, v1 memory.oom_control); the
+ * cgroup lives until `runc delete`, so it still has the count of the run that just ended. */
+static bool cgroup_oom_killed(struct shim *s)
+{
+        if (!s->cgroup)
+                return false;
+        for (int v1 = 0; v1 < 2; v1++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                char path[4096];
+                uint64_t n;
+                size_t len;
+
+                if (v1)
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.oom_control",
+                                 s->cgroup);
+                else
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.events", s->cgroup);
+                if (ck_read_file(path, 65536, &buf, &len, NULL) == 0 &&
+                    shim_parse_oom_kill((const char *)buf, len, &n) == 0)
+                        return n > 0;
+        }
+        return false;
+}
+
+static void on_exit_status(struct shim *s, int status)
+{
+        int64_t ran;
+
+        pipe_drain(s, s->out_r, &s->out_lb);
+        pipe_drain(s, s->err_r, &s->err_lb);
+        linebuf_flush(s, &s->out_lb);
+        linebuf_flush(s, &s->err_lb);
+
+        s->st.st.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        s->st.st.finished_at_ns = now_ns();
+        s->st.st.oom_killed = cgroup_oom_killed(s);
+        s->st.st.pid = 0;
+        s->pidfd = safe_close(s->pidfd);
+        clear_timer(s->kill_fd);
+        ran = s->st.st.finished_at_ns - s->st.st.started_at_ns;
+        exit_write(s);
+
+        if (s->restart_always && !s->stopping) {
+                if (ran >= BACKOFF_RESET_NS)
+                        s->backoff_ms = BACKOFF_START_MS;
+                s->st.st.status = RUNTIME_RESTARTING;
+                set_timer(s->backoff_fd, s->backoff_ms);
+                log_info("container %s exited with %d, restarting in %llu ms", s->id, s->st.st.exit_code,
+                         (unsigned long long)s->backoff_ms);
+                s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+        } else {
+                s->st.st.status = RUNTIME_EXITED;
+        }
+        state_write(s);
+}
+
+static void reap(struct shim *s)
+{
+        for (;;) {
+                int status;
+                pid_t p = waitpid(-1, &status, WNOHANG);
+                if (p <= 0)
+                        return;
+                if (p == s->st.st.pid)
+                        on_exit_status(s, status);
+        }
+}
+
+/* Waits (bounded) for the init to die after SIGKILL, for delete. */
+static void wait_init_gone(struct shim *s)
+{
+        int64_t deadline = now_ns() + (int64_t)DELETE_KILL_WAIT_MS * 1000000;
+        while (s->st.st.pid > 0 && now_ns() < deadline) {
+                struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
+                if (s->pidfd >= 0)
+                        (void)poll(&p, 1, 100);
+                else
+                        usleep(50000);
+                reap(s);
+        }
+}
+
+static void on_backoff(struct shim *s)
+{
+        _cleanup_error_ struct ck_error *err = NULL;
+        uint64_t ticks;
+
+        if (read(s->backoff_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
+                return;
+        if (s->st.st.status != RUNTIME_RESTARTING || s->stopping)
+                return;
+        s->st.st.restart_count++;
+        if (container_start(s, true, &err) < 0) {
+                const char *m = ck_error_message(err, -EIO);
+                log_error("restart of %s failed: %s", s->id, m);
+                log_line(s, "stderr", (const uint8_t *)m, strlen(m));
+                s->st.st.finished_at_ns = now_ns();
+                s->st.st.started_at_ns = s->st.st.finished_at_ns;
+                s->st.st.pid = 0;
+                set_timer(s->backoff_fd, s->backoff_ms);
+                s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+                state_write(s);
+        }
+}
+
+static void on_kill_timer(struct shim *s)
+{
+        uint64_t ticks;
+        if (read(s->kill_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
+                return;
+        if (s->st.st.status == RUNTIME_RUNNING)
+                send_signal(s, SIGKILL);
+}
+
+/* ---- control socket ---- */
+
+static void reply(int fd, struct shim *s, int code, const char *msg)
+{
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ char *txt = NULL;
+
+        if (code < 0)
+                j = json_pack("{s:b,s:s,s:i}", "ok", 0, "error", msg ? msg : "error", "errno", -code);
+        else
+                j = json_pack("{s:b,s:o}", "ok", 1, "state", shim_state_to_json(&s->st));
+        txt = j ? ck_json_dump(j) : NULL;
+        if (txt)
+                (void)shim_frame_write(fd, txt, strlen(txt));
+}
+
+static void do_stop(struct shim *s, unsigned timeout_s)
+{
+        s->stopping = true;
+        if (s->st.st.status == RUNTIME_RESTARTING) {
+                clear_timer(s->backoff_fd);
+                s->st.st.status = RUNTIME_EXITED;
+                state_write(s);
+        } else if (s->st.st.status == RUNTIME_RUNNING) {
+                send_signal(s, s->stop_signal);
+                set_timer(s->kill_fd, (uint64_t)timeout_s * 1000);
+        }
+}
+
+/* Returns true when the shim should exit after replying. */
+static bool on_client(struct shim *s)
+{
+        _cleanup_close_ int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ uint8_t *msg = NULL;
+        struct timeval tv = {.tv_sec = 2};
+        struct shim_request req;
+        size_t len;
+        int r;
+
+        if (fd < 0)
+                return false;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        r = shim_frame_read(fd, &msg, &len);
+        if (r < 0) {
+                reply(fd, s, r, "bad frame");
+                return false;
+        }
+        r = shim_request_parse(msg, len, &req, &err);
+        if (r < 0) {
+                reply(fd, s, r, ck_error_message(err, r));
+                return false;
+        }
+        switch (req.op) {
+        case SHIM_OP_STATE:
+                break;
+        case SHIM_OP_STOP:
+                do_stop(s, req.timeout_s);
+                break;
+        case SHIM_OP_DELETE: {
+                char *del[] = {"delete", "--force", (char *)s->id};
+                s->stopping = true;
+                clear_timer(s->backoff_fd);
+                if (s->st.st.status == RUNTIME_RUNNING) {
+                        send_signal(s, SIGKILL);
+                        wait_init_gone(s);
+                }
+                if (s->st.st.pid > 0) {
+                        reply(fd, s, -EBUSY, "container did not die after SIGKILL");
+                        return false;
+                }
+                r = runc(s, del, ELEMENTSOF(del), &err);
+                if (r < 0)
+                        log_warn("runc delete: %s", ck_error_message(err, r));
+                s->st.st.status = RUNTIME_EXITED;
+                state_write(s);
+                (void)unlinkat(s->state_dfd, SHIM_SOCK_NAME, 0);
+                reply(fd, s, 0, NULL);
+                return true;
+        }
+        default:
+                break;
+        }
+        reply(fd, s, 0, NULL);
+        return false;
+}
+
+static int listen_socket(struct shim *s)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd, n;
+        mode_t old;
+
+        n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", s->state_dir, SHIM_SOCK_NAME);
+        if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        (void)unlink(sa.sun_path);
+        old = umask(0077);
+        n = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (n < 0 || chmod(sa.sun_path, 0600) < 0 || listen(fd, 16) < 0) {
+                n = -errno;
+                close(fd);
+                return n;
+        }
+        return fd;
+}
+
+static int parse_signal(const char *s)
+{
+        static const struct {
+                const char *name;
+                int sig;
+        } sigs[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"QUIT", SIGQUIT},
+                    {"HUP", SIGHUP},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}};
+        uint64_t v;
+
+        if (!s || !*s)
+                return SIGTERM;
+        if (ck_parse_uint(s, 64, &v) == 0 && v > 0)
+                return (int)v;
+        if (ck_startswith(s, "SIG"))
+                s += 3;
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                if (strcmp(s, sigs[i].name) == 0)
+                        return sigs[i].sig;
+        return -EINVAL;
+}
+
+static void ready(int *fd, const char *msg)
+{
+        if (*fd >= 0) {
+                (void)ck_write_all(*fd, msg, strlen(msg));
+                *fd = safe_close(*fd);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"id", required_argument, NULL, 'i'},
+                {"bundle", required_argument, NULL, 'b'},
+                {"state-dir", required_argument, NULL, 's'},
+                {"runtime", required_argument, NULL, 'r'},
+                {"runtime-root", required_argument, NULL, 'R'},
+                {"log", required_argument, NULL, 'l'},
+                {"log-max-bytes", required_argument, NULL, 'm'},
+                {"log-max-files", required_argument, NULL, 'n'},
+                {"restart", required_argument, NULL, 'p'},
+                {"stop-signal", required_argument, NULL, 'k'},
+                {"ready-fd", required_argument, NULL, 'f'},
+                {"cgroup", required_argument, NULL, 'c'},
+                {0},
+        };
+        struct shim s = {.log_max = 20u << 20,
+                         .log_files = 5,
+                         .stop_signal = SIGTERM,
+                         .state_dfd = -1,
+                         .out_r = -1,
+                         .out_w = -1,
+                         .err_r = -1,
+                         .err_w = -1,
+                         .listen_fd = -1,
+                         .sig_fd = -1,
+                         .backoff_fd = -1,
+                         .kill_fd = -1,
+                         .pidfd = -1,
+                         .log_fd = -1,
+                         .backoff_ms = BACKOFF_START_MS,
+                         .out_lb = {.stream = "stdout"},
+                         .err_lb = {.stream = "stderr"}};
+        _cleanup_error_ struct ck_error *err = NULL;
+        int ready_fd = -1, c, r, p[2];
+        uint64_t v;
+        sigset_t mask;
+
+        ck_log_set_ident("conker-shim");
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        s.cgroup = optarg;
+                        break;
+                case 'i':
+                        s.id = optarg;
+                        break;
+                case 'b':
+                        s.bundle = optarg;
+                        break;
+                case 's':
+                        s.state_dir = optarg;
+                        break;
+                case 'r':
+                        s.runtime = optarg;
+                        break;
+                case 'R':
+                        s.root = optarg;
+                        break;
+                case 'l':
+                        s.log_path = optarg;
+                        break;
+                case 'm':
+                        if (ck_parse_uint(optarg, UINT64_MAX, &s.log_max) < 0 || s.log_max < 4096)
+                                goto usage;
+                        break;
+                case 'n':
+                        if (ck_parse_uint(optarg, 100, &v) < 0 || v < 1)
+                                goto usage;
+                        s.log_files = (unsigned)v;
+                        break;
+                case 'p':
+                        if (strcmp(optarg, "always") != 0 && strcmp(optarg, "no") != 0)
+                                goto usage;
+                        s.restart_always = strcmp(optarg, "always") == 0;
+                        break;
+                case 'k':
+                        s.stop_signal = parse_signal(optarg);
+                        if (s.stop_signal < 0)
+                                goto usage;
+                        break;
+                case 'f':
+                        if (ck_parse_uint(optarg, INT32_MAX, &v) < 0)
+                                goto usage;
+                        ready_fd = (int)v;
+                        fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+                        break;
+                default:
+                        goto usage;
+                }
+        }
+        if (!s.id || !s.bundle || !s.state_dir || !s.runtime || !s.root || !s.log_path || optind != argc)
+                goto usage;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        /* Orphaned container processes come to us, not to PID 1, so they are reaped here. */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+                r = -errno;
+                ck_error_errno(&err, r, "PR_SET_CHILD_SUBREAPER");
+                goto fail;
+        }
+        s.state_dfd = open(s.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s.state_dfd < 0) {
+                r = ck_error_errno(&err, -errno, "cannot open %s", s.state_dir);
+                goto fail;
+        }
+        s.st.shim_pid = getpid();
+        s.st.st.status = RUNTIME_CREATED;
+        s.st.st.exit_code = -1;
+        state_write(&s);
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                r = ck_error_errno(&err, -errno, "pipe");
+                goto fail;
+        }
+        s.out_r = p[0];
+        s.out_w = p[1];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                r = ck_error_errno(&err, -errno, "pipe");
+                goto fail;
+        }
+        s.err_r = p[0];
+        s.err_w = p[1];
+        fcntl(s.out_r, F_SETFL, O_NONBLOCK);
+        fcntl(s.err_r, F_SETFL, O_NONBLOCK);
+        s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        s.backoff_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        s.kill_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (s.sig_fd < 0 || s.backoff_fd < 0 || s.kill_fd < 0) {
+                r = ck_error_errno(&err, -errno, "signalfd/timerfd");
+                goto fail;
+        }
+        r = log_open(&s);
+        if (r < 0) {
+                ck_error_errno(&err, r, "cannot open log %s", s.log_path);
+                goto fail;
+        }
+        s.listen_fd = listen_socket(&s);
+        if (s.listen_fd < 0) {
+                r = ck_error_errno(&err, s.listen_fd, "control socket");
+                goto fail;
+        }
+        r = container_start(&s, false, &err);
+        if (r < 0) {
+                char *del[] = {"delete", "--force", (char *)s.id};
+                (void)runc(&s, del, ELEMENTSOF(del), NULL);
+                (void)unlinkat(s.state_dfd, SHIM_SOCK_NAME, 0);
+                goto fail;
+        }
+        ready(&ready_fd, "ok\n");
+
+        for (;;) {
+                struct pollfd pfd[6] = {
+                        {.fd = s.sig_fd, .events = POLLIN},     {.fd = s.listen_fd, .events = POLLIN},
+                        {.fd = s.out_r, .events = POLLIN},      {.fd = s.err_r, .events = POLLIN},
+                        {.fd = s.backoff_fd, .events = POLLIN}, {.fd = s.kill_fd, .events = POLLIN},
+                };
+                if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error("poll: %m");
+                        return 1;
+                }
+                /* Output first, so that lines written just before an exit precede the exit. */
+                if (pfd[2].revents)
+                        pipe_drain(&s, s.out_r, &s.out_lb);
+                if (pfd[3].revents)
+                        pipe_drain(&s, s.err_r, &s.err_lb);
+                if (pfd[0].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(s.sig_fd, &si, sizeof(si)) == sizeof(si))
+                                ;
+                        reap(&s);
+                }
+                if (pfd[5].revents)
+                        on_kill_timer(&s);
+                if (pfd[4].revents)
+                        on_backoff(&s);
+                if (pfd[1].revents && on_client(&s))
+                        return 0;
+        }
+
+usage:
+        fprintf(stderr,
+                "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
+                "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
+        return 2;
+fail : {
+        const char *m = ck_error_message(err, r);
+        char line[1100];
+        log_error("%s", m);
+        s.st.st.status = RUNTIME_EXITED;
+        if (s.state_dfd >= 0)
+                state_write(&s);
+        snprintf(line, sizeof(line), "error: %.1024s\n", m);
+        ready(&ready_fd, line);
+        return 1;
+}
+}

@@ -1,0 +1,167 @@
+"""Helpers for the broker's end-to-end tests: a simulated TD made by the test client, and a
+conker-broker process on a free loopback port with its log, audit log and fingerprint."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+BUILD = os.environ.get("CONKER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "..", "build"))
+BROKER = os.path.join(BUILD, "src", "conker-broker", "conker-broker")
+CLIENT = os.path.join(BUILD, "src", "conker-broker", "conker-broker-testclient")
+
+IMAGE_ID = "sha256:" + "ab" * 32
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SimTD:
+    def __init__(self, base):
+        self.dir = str(base / "sim")
+        self.state = str(base / "sim-state")
+        os.makedirs(self.state, exist_ok=True)
+        subprocess.run([CLIENT, "sim-init", self.dir], check=True, capture_output=True)
+        self.root = os.path.join(self.dir, "root-ca.pem")
+        self.collateral = os.path.join(self.dir, "collateral.json")
+        self.rtmr1 = self.run("rtmr1").stdout.strip()
+        assert len(self.rtmr1) == 96
+
+    def args(self):
+        return ["--sim-dir", self.dir, "--sim-state-dir", self.state]
+
+    def run(self, cmd, *extra, check=True):
+        return subprocess.run([CLIENT, cmd, *self.args(), *extra], capture_output=True, text=True,
+                              check=check, timeout=60)
+
+    def fetch(self, endpoint, app_id=IMAGE_ID, *extra):
+        return subprocess.run([CLIENT, "fetch", *self.args(), "--app-id", app_id, *extra, endpoint],
+                              capture_output=True, text=True, timeout=60)
+
+
+class Broker:
+    """conker-broker with the seed's flags (plus test-only paths), stopped with SIGTERM."""
+
+    def __init__(self, base, args, name="broker"):
+        self.port = free_port()
+        self.log_path = str(base / f"{name}.log")
+        self.audit_path = str(base / f"{name}-audit.jsonl")
+        self.fp_path = str(base / f"{name}.fingerprint")
+        if "{port}" in args:
+            listen = []
+            args = [str(self.port) if a == "{port}" else a for a in args]
+        else:
+            listen = ["-i", "127.0.0.1", "-p", str(self.port)]
+        self.cmd = [BROKER] + listen + args + ["-l", "debug", "--audit-log", self.audit_path,
+                                               "--fingerprint-file", self.fp_path]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("broker did not start listening")
+        with open(self.fp_path) as f:
+            self.fingerprint = f.read().strip()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pinned(self):
+        return f"127.0.0.1:{self.port}#{self.fingerprint}"
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def audit(self):
+        if not os.path.exists(self.audit_path):
+            return []
+        with open(self.audit_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class SimPccs:
+    """A PCCS on 127.0.0.1 (HTTPS, throwaway certificate) serving a simulated TD's collateral the
+    way PCS does: TCB Info and QE Identity bodies with URL-encoded issuer-chain headers, the PCK
+    CRL in DER, the root CA CRL as hex."""
+
+    def __init__(self, collateral_path, workdir):
+        import http.server
+        import ssl
+        import threading
+        import urllib.parse
+
+        with open(collateral_path) as f:
+            c = json.load(f)
+        self.requests = []
+        self.cert = os.path.join(workdir, "pccs-cert.pem")
+        key = os.path.join(workdir, "pccs-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", self.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        q = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
+        tcb = ('{"tcbInfo":' + c["tcb_info"] + ',"signature":"' + c["tcb_info_signature"] + '"}').encode()
+        qe = ('{"enclaveIdentity":' + c["qe_identity"] + ',"signature":"' + c["qe_identity_signature"] + '"}').encode()
+        routes = {
+            "/tdx/certification/v4/tcb": (tcb, {"TCB-Info-Issuer-Chain": q(c["tcb_info_issuer_chain"])}),
+            "/tdx/certification/v4/qe/identity": (qe, {"SGX-Enclave-Identity-Issuer-Chain":
+                                                       q(c["qe_identity_issuer_chain"])}),
+            "/sgx/certification/v4/pckcrl": (bytes.fromhex(c["pck_crl"]),
+                                             {"SGX-PCK-CRL-Issuer-Chain": q(c["pck_crl_issuer_chain"])}),
+            "/sgx/certification/v4/rootcacrl": (c["root_ca_crl"].encode(), {}),
+        }
+        pccs = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server API)
+                pccs.requests.append(self.path)
+                route = routes.get(urllib.parse.urlparse(self.path).path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                body, headers = route
+                self.send_response(200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,283 @@
+"""conker-broker end to end with a simulated TD: releases, every refusal the policy knows,
+pinning, hot reload of the secret, the audit log, and that the secret never reaches the log."""
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimPccs, SimTD
+
+pytestmark = pytest.mark.skipif(not (os.path.exists(BROKER) and os.path.exists(CLIENT)),
+                                reason="conker-broker and its test client are not built (attest RA-TLS missing)")
+
+MARKER = "s3cr3t-marker-7f1c"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    return SimTD(tmp_path_factory.mktemp("broker-sim"))
+
+
+@pytest.fixture
+def secret(tmp_path):
+    d = tmp_path / "secret"
+    d.mkdir()
+    p = d / "secret.json"
+    p.write_text(json.dumps({"password": MARKER, "n": 1}))
+    return p
+
+
+@pytest.fixture
+def brokers():
+    started = []
+    yield started
+    for b in started:
+        b.stop()
+
+
+def start(brokers, tmp_path, args, name="broker"):
+    b = Broker(tmp_path, args, name)
+    brokers.append(b)
+    return b
+
+
+def seed_args(sim, secret, rtmr1=None, image=IMAGE_ID, trust=True):
+    args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1 or sim.rtmr1,
+            "-d", image]
+    if trust:
+        args += ["--trust-sim-root", sim.root]
+    else:
+        args += ["--collateral", sim.collateral]
+    return args
+
+
+def assert_refused(res, reason):
+    assert res.returncode != 0, res.stdout
+    assert f"refused: {reason}" in res.stderr, res.stderr
+    assert MARKER not in res.stdout
+
+
+def test_release_and_pin(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret, image=IMAGE_ID[7:].upper()))
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"password": MARKER, "n": 1}
+    # Unpinned works too (the seed's behaviour), with a warning.
+    res = sim.fetch(b.endpoint)
+    assert res.returncode == 0, res.stderr
+    assert "not authenticated" in res.stderr
+    # A wrong pin stops the client before it sends anything.
+    wrong = b.endpoint + "#sha256:" + "00" * 32
+    res = sim.fetch(wrong)
+    assert res.returncode != 0 and "pinned fingerprint" in res.stderr
+    entries = b.audit()
+    assert [e["decision"] for e in entries] == ["release", "release"]
+    assert entries[0]["rtmr1"] == sim.rtmr1.lower()
+    assert entries[0]["appId"] == IMAGE_ID and entries[0]["simulated"] is True
+    assert entries[0]["secretId"] == "default"
+    assert MARKER not in b.read_log()
+    assert not any(MARKER in json.dumps(e) for e in entries)
+    assert b.stop() == 0
+
+
+def test_wrong_rtmr1(sim, secret, brokers, tmp_path):
+    other = sim.rtmr1[:-1] + ("0" if sim.rtmr1[-1] != "0" else "1")
+    b = start(brokers, tmp_path, seed_args(sim, secret, rtmr1=other))
+    assert_refused(sim.fetch(b.pinned), "rtmr1_mismatch")
+    assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "rtmr1_mismatch")]
+
+
+def test_wrong_image(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    assert_refused(sim.fetch(b.pinned, "sha256:" + "cd" * 32), "image_mismatch")
+    assert_refused(sim.fetch(b.pinned, "sha256:" + "ab" * 31), "image_mismatch")
+    assert [e["reason"] for e in b.audit()] == ["image_mismatch", "image_mismatch"]
+
+
+def test_untrusted_sim_root(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret, trust=False))
+    assert_refused(sim.fetch(b.pinned), "quote_invalid")
+    assert [e["reason"] for e in b.audit()] == ["quote_invalid"]
+
+
+def test_mismatched_key(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--mismatched-key"), "binding_invalid")
+    assert [e["reason"] for e in b.audit()] == ["binding_invalid"]
+
+
+def test_tcb_status_not_accepted(sim, secret, brokers, tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "tcbStatuses": ["OutOfDate"], "allowSimulated": True}]}]}))
+    b = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root])
+    assert_refused(sim.fetch(b.pinned), "tcb_status")
+    # The same policy accepting UpToDate releases, under the policy's secret id.
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "allowSimulated": True}]}]}))
+    b2 = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root], name="b2")
+    assert sim.fetch(b2.pinned).returncode == 0
+    assert b2.audit()[0]["secretId"] == "db"
+
+
+def test_simulated_td_needs_trust_in_policy(sim, secret, brokers, tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID]}]}]}))
+    b = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root])
+    assert_refused(sim.fetch(b.pinned), "simulated_td")
+
+
+def test_hot_reload(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    assert json.loads(sim.fetch(b.pinned).stdout)["n"] == 1
+    # Rename-over, as an editor does.
+    tmp = secret.parent / ".secret.json.new"
+    tmp.write_text(json.dumps({"password": MARKER, "n": 2}))
+    os.rename(tmp, secret)
+    for _ in range(50):
+        res = sim.fetch(b.pinned)
+        if res.returncode == 0 and json.loads(res.stdout)["n"] == 2:
+            break
+        time.sleep(0.1)
+    assert json.loads(res.stdout)["n"] == 2
+    # A broken file keeps the last good secret, and the broker keeps serving.
+    secret.write_text('{"password": "' + MARKER + '-broken", ')
+    time.sleep(0.5)
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0 and json.loads(res.stdout)["n"] == 2
+    log = b.read_log()
+    assert "keeping the last good value" in log
+    assert MARKER not in log
+    assert len(b.audit()) == 3
+    assert b.stop() == 0
+
+
+def test_startup_errors(sim, secret, tmp_path):
+    def run(args):
+        return subprocess.run([BROKER, "-i", "127.0.0.1", "-p", "0", "--audit-log", str(tmp_path / "a.jsonl")]
+                              + args, capture_output=True, text=True, timeout=30)
+
+    res = run(seed_args(sim, secret, rtmr1=sim.rtmr1[:48]))
+    assert res.returncode != 0 and "exactly 96 hex digits" in res.stderr and "got 48" in res.stderr
+    res = run(seed_args(sim, secret, rtmr1=sim.rtmr1[:-2] + "zz"))
+    assert res.returncode != 0 and "not a hex digit" in res.stderr
+    res = run(seed_args(sim, secret, image="sha256:1234"))
+    assert res.returncode != 0 and "-d" in res.stderr
+    res = run(["-m", "-v", "other", "-a", "nullattester"])
+    assert res.returncode == 2 and "tdx_ecdsa" in res.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    res = run(seed_args(sim, bad))
+    assert res.returncode != 0 and "not valid JSON" in res.stderr
+
+
+def test_seed_command_line_verbatim(sim, secret, brokers, tmp_path):
+    """The seed's flags exactly (listening on 0.0.0.0), reached over loopback."""
+    b = start(brokers, tmp_path, ["-m", "-i", "0.0.0.0", "-p", "{port}", "-v", "tdx_ecdsa", "-a", "nullattester",
+                                  "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID[7:],
+                                  "--trust-sim-root", sim.root])
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    assert b.stop() == 0
+
+
+def plain_client_context(tmp_path):
+    """A TLS 1.3 client context with an ordinary self-signed certificate (no RA-TLS evidence)."""
+    key, crt = tmp_path / "c.key", tmp_path / "c.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=plain"],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(str(crt), str(key))
+    return ctx
+
+
+def tls_request(ctx, port, raw):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s) as t:
+            t.sendall(raw)
+            data = b""
+            while True:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLEOFError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_requests_and_certificates_without_evidence(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    ctx = plain_client_context(tmp_path)
+    status, body = tls_request(ctx, b.port, b"POST /v1/secret HTTP/1.1\r\n\r\n")
+    assert status == 400
+    status, body = tls_request(ctx, b.port, b"GET /v1/other HTTP/1.1\r\n\r\n")
+    assert status == 400
+    status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")
+    assert status == 431
+    status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nHost: b\r\n\r\n")
+    assert status == 403 and json.loads(body) == {"code": 403, "message": "no_evidence"}
+    # Without a client certificate the handshake itself fails.
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    bare.check_hostname = False
+    bare.verify_mode = ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, ConnectionResetError, IndexError, ValueError)):
+        tls_request(bare, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
+    # TLS 1.2 is refused.
+    old = plain_client_context(tmp_path)
+    old.minimum_version = ssl.TLSVersion.TLSv1_2
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        tls_request(old, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
+    assert [e["reason"] for e in b.audit()] == ["no_evidence"]
+
+
+def test_limits_and_timeouts(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret) + ["--handshake-timeout", "500", "--max-clients", "1",
+                                                           "--workers", "1"])
+    # A client that connects and says nothing holds the only slot until the handshake deadline.
+    idle = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    time.sleep(0.1)
+    # Over --max-clients: closed at once.
+    extra = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    assert extra.recv(16) == b""
+    extra.close()
+    # The idle one is dropped at the deadline.
+    t0 = time.time()
+    assert idle.recv(16) == b""
+    assert time.time() - t0 < 3
+    idle.close()
+    # And the broker still serves.
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+
+
+def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
+    """--collateral URL: fetched for the quote's FMSPC on first use, then reused."""
+    pccs = SimPccs(sim.collateral, str(tmp_path))
+    try:
+        args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
+                "--trust-sim-root", sim.root, "--collateral", pccs.url, "--pcs-ca", pccs.cert,
+                "--pcs-cache-dir", str(tmp_path / "pcs-cache"), "--cache-ttl", "0"]
+        b = start(brokers, tmp_path, args)
+        for _ in range(2):
+            res = sim.fetch(b.pinned)
+            assert res.returncode == 0, res.stderr + b.read_log()
+        tcb = [p for p in pccs.requests if p.startswith("/tdx/certification/v4/tcb?")]
+        assert len(tcb) == 1 and "fmspc=" in tcb[0]
+        # A PCCS whose certificate the broker does not trust gives no collateral, hence no secret.
+        b2 = start(brokers, tmp_path, args[:-6] + ["--collateral", pccs.url], name="b2")
+        assert_refused(sim.fetch(b2.pinned), "collateral_unavailable")
+    finally:
+        pccs.stop()

@@ -1,0 +1,328 @@
+"""End to end: `conker image pull/ls/rm/mount` against a real registry (TLS + htpasswd).
+
+The acceptance tests of the image engine: a multi-layer image built with umoci (whiteouts,
+an opaque dir, hard links, symlinks, owners, setuid) is pulled, mounted as an overlay and
+compared with umoci's own unpack of the same image; bad credentials, unknown tags, tampered
+blobs and hostile layers fail cleanly and leave the store and the host untouched; removal
+frees exactly the unshared content.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import hostile
+from helpers.registry import REGISTRY_BIN, ImageBuilder, Registry, tar_bytes
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (overlay mounts, chown, mknod)")
+
+
+def conker_bin() -> str:
+    build = os.environ.get("CONKER_BUILD", str(Path(__file__).resolve().parents[2] / "build"))
+    path = Path(build) / "src/cli/conker"
+    if not path.exists():
+        pytest.skip(f"{path} not built")
+    return str(path)
+
+
+class Conker:
+    """Runs `conker image ...` against one data dir."""
+
+    def __init__(self, data_dir: Path, reg: Registry):
+        self.data_dir, self.reg = data_dir, reg
+
+    def run(self, *args, password=None, check=False):
+        cmd = [conker_bin(), "image", *args, "--data-dir", str(self.data_dir)]
+        r = subprocess.run(cmd, input=password, capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{cmd} failed: {r.stderr}")
+        return r
+
+    def pull(self, ref, password=None, extra=(), check=False):
+        reg = self.reg
+        args = ["pull", f"{reg.host}/{ref}", "--ca-file", str(reg.ca_file), *extra]
+        if reg.auth:
+            args += ["--user", reg.user, "--password-stdin"]
+            password = reg.password if password is None else password
+        return self.run(*args, password=(password + "\n") if password is not None else None, check=check)
+
+    def images(self):
+        return json.loads(self.run("ls", "--json", check=True).stdout)
+
+
+# -- module fixtures: one registry and the images every test uses --------------------------
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry is not installed")
+    if not shutil.which("umoci") or not shutil.which("skopeo"):
+        pytest.skip("umoci and skopeo are needed to build and push test images")
+    with Registry(tmp_path_factory.mktemp("registry")) as r:
+        yield r
+
+
+def opaque_layer() -> bytes:
+    # The opaque marker comes before its directory's entry: order must not matter.
+    return tar_bytes([
+        {"name": "opt/app/.wh..wh..opq"},
+        {"name": "opt/app/", "type": "dir", "mode": 0o750, "uid": 1000, "gid": 1000},
+        {"name": "opt/app/new.txt", "data": b"after the opaque marker\n", "mode": 0o600},
+        {"name": "srv/", "type": "dir"},
+        {"name": "srv/a", "data": b"linked\n", "uid": 33, "gid": 33},
+        {"name": "srv/b", "type": "hardlink", "target": "srv/a"},
+        {"name": "srv/link", "type": "symlink", "target": "a"},
+        {"name": "srv/abs", "type": "symlink", "target": "/etc/passwd"},
+        {"name": "bin/.wh.wget"},
+        {"name": "srv/fifo", "type": "fifo", "mode": 0o600},
+    ])
+
+
+@pytest.fixture(scope="module")
+def multilayer(reg, tmp_path_factory):
+    """demo/multi:v1 — busybox base, then umoci-made changes, then a hand-made layer."""
+    b = ImageBuilder(tmp_path_factory.mktemp("build"))
+    img = b.busybox("multi")
+
+    def layer2(root: Path):
+        app = root / "opt/app"
+        (app / "sub").mkdir(parents=True)
+        (app / "data.txt").write_text("v1\n")
+        (app / "old.txt").write_text("to be deleted\n")
+        (app / "sub/keep").write_text("hidden later by the opaque dir\n")
+        os.link(app / "data.txt", app / "hl")
+        (root / "etc/motd").write_text("hello\n")
+        su = root / "usr/bin/su-like"
+        su.write_bytes(b"#!/bin/sh\n")
+        os.chmod(su, 0o4755)
+        home = root / "home/user"
+        home.mkdir(parents=True)
+        (home / "notes").write_text("private\n")
+        os.chown(home, 1000, 1000)
+        os.chown(home / "notes", 1000, 1000)
+        os.chmod(home / "notes", 0o640)
+        os.symlink("/bin/busybox", root / "usr/bin/hello")
+
+    def layer3(root: Path):
+        (root / "etc/motd").unlink()
+        (root / "opt/app/old.txt").unlink()
+        (root / "opt/app/data.txt").write_text("v2\n")
+
+    img.add_dir_layer(layer2)
+    img.add_dir_layer(layer3)
+    img.add_tar_layer(opaque_layer())
+    reg.push_layout(img.layout, img.tag, "demo/multi:v1")
+    oracle = img.unpack_reference(tmp_path_factory.mktemp("oracle") / "bundle")
+    return img, oracle
+
+
+@pytest.fixture
+def conker(reg, tmp_path):
+    return Conker(tmp_path / "data", reg)
+
+
+# -- tree comparison --------------------------------------------------------------------
+def snapshot(root: Path) -> tuple[dict, set]:
+    """{relpath: attributes} and the set of hard-link groups of a tree."""
+    entries, inodes = {}, {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            st = os.lstat(p)
+            a = {"type": stat.S_IFMT(st.st_mode), "mode": oct(stat.S_IMODE(st.st_mode)),
+                 "uid": st.st_uid, "gid": st.st_gid}
+            if stat.S_ISREG(st.st_mode):
+                a["sha"] = hashlib.sha256(p.read_bytes()).hexdigest()
+                a["mtime"] = int(st.st_mtime)
+                inodes.setdefault(st.st_ino, []).append(rel)
+            elif stat.S_ISLNK(st.st_mode):
+                a["target"] = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                a["rdev"] = st.st_rdev
+            entries[rel] = a
+    links = {frozenset(v) for v in inodes.values() if len(v) > 1}
+    return entries, links
+
+
+def store_files(data: Path) -> dict:
+    def names(sub):
+        d = data / sub
+        return sorted(p.name for p in d.iterdir()) if d.exists() else []
+    return {"blobs": names("blobs/sha256"), "layers": names("layers"), "ingest": names("ingest")}
+
+
+# -- tests ------------------------------------------------------------------------------
+def test_pull_multilayer_tree_matches_umoci(conker, multilayer, tmp_path):
+    img, oracle = multilayer
+    r = conker.pull("demo/multi:v1")
+    assert r.returncode == 0, r.stderr
+    images = conker.images()
+    assert [i["Name"] for i in images] == [f"{conker.reg.host}/demo/multi:v1"]
+    manifest = json.loads((img.layout / "index.json").read_text())["manifests"][0]
+    assert images[0]["ManifestDigest"] == manifest["digest"]
+    assert r.stdout.split()[-1] == images[0]["Id"]
+
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", images[0]["Id"][7:19], str(target), "--state", str(state), check=True)
+    try:
+        got, got_links = snapshot(target)
+        want, want_links = snapshot(oracle)
+        assert sorted(got) == sorted(want)
+        for k in want:
+            assert got[k] == want[k], k
+        assert got_links == want_links
+        # The things the layers are about, spelled out.
+        assert not (target / "etc/motd").exists()             # umoci whiteout
+        assert not (target / "bin/wget").exists()             # hand-made whiteout
+        assert sorted(os.listdir(target / "opt/app")) == ["new.txt"]  # opaque dir
+        assert os.stat(target / "srv/a").st_ino == os.stat(target / "srv/b").st_ino
+        assert os.readlink(target / "srv/link") == "a"
+        assert os.readlink(target / "usr/bin/hello") == "/bin/busybox"
+        su = os.stat(target / "usr/bin/su-like")
+        assert stat.S_IMODE(su.st_mode) == 0o4755
+        notes = os.stat(target / "home/user/notes")
+        assert (notes.st_uid, notes.st_gid, stat.S_IMODE(notes.st_mode)) == (1000, 1000, 0o640)
+        assert subprocess.run(["chroot", str(target), "/bin/sh", "-c", "echo ok"],
+                              capture_output=True, text=True).stdout == "ok\n"
+        # The rootfs is writable through its own upper dir only.
+        (target / "new-file").write_text("upper\n")
+        assert (state / "upper/new-file").exists()
+        # Removal refuses while the rootfs is mounted.
+        r = conker.run("rm", images[0]["Id"])
+        assert r.returncode != 0 and "in use" in r.stderr
+    finally:
+        conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+    assert not os.path.ismount(target)
+    assert not (state / "upper").exists()
+    # Pulling again is a no-op on the content.
+    before = store_files(conker.data_dir)
+    assert conker.pull("demo/multi:v1").returncode == 0
+    assert store_files(conker.data_dir) == before
+    assert before["ingest"] == []
+
+
+def test_wrong_password_is_a_clear_auth_error(conker, multilayer):
+    r = conker.pull("demo/multi:v1", password="not-the-password")
+    assert r.returncode != 0
+    msg = r.stderr.lower()
+    assert "auth" in msg or "credential" in msg or "unauthorized" in msg, r.stderr
+    assert "not-the-password" not in r.stderr
+    assert conker.images() == []
+
+
+def test_unknown_tag_is_not_found(conker, multilayer):
+    r = conker.pull("demo/multi:no-such-tag")
+    assert r.returncode != 0
+    msg = r.stderr.lower()
+    assert "not found" in msg or "unknown" in msg or "no such" in msg, r.stderr
+    assert conker.images() == []
+
+
+def test_tampered_blob_fails_and_store_unchanged(conker, reg):
+    members = [{"name": "payload", "data": os.urandom(4096)}]
+    info = hostile.push_hostile(reg, "demo/tampered", "v1", members)
+    layer = info["layers"][0]
+    data = reg.blob_data_path(layer)
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+
+    r = conker.pull("demo/tampered:v1")
+    assert r.returncode != 0
+    assert layer in r.stderr, r.stderr
+    files = store_files(conker.data_dir)
+    assert layer.split(":")[1] not in files["blobs"]
+    assert files["layers"] == [] and files["ingest"] == []
+    assert conker.images() == []
+
+
+@pytest.mark.parametrize("case", sorted(hostile.CASES))
+def test_hostile_layer_rejected_or_confined(conker, reg, tmp_path, case):
+    make, expect = hostile.CASES[case]
+    outside = hostile.make_outside(tmp_path / "outside")
+    repo = f"evil/{case}"
+    hostile.push_hostile(reg, repo, "v1", make(outside))
+
+    r = conker.pull(f"{repo}:v1")
+    assert hostile.canary_intact(outside) == []
+    if expect == "reject":
+        assert r.returncode != 0, f"{case} was accepted"
+    elif expect == "confine":
+        assert r.returncode == 0, r.stderr
+    files = store_files(conker.data_dir)
+    assert not any(n.endswith(".tmp") for n in files["layers"])
+    if r.returncode != 0:
+        assert conker.images() == []
+        assert files["layers"] == []
+        return
+    # Accepted: whatever it wrote is inside its layer.
+    (img,) = conker.images()
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", img["Id"], str(target), "--state", str(state), check=True)
+    try:
+        if case == "absolute-name":
+            assert (target / str(outside).lstrip("/") / "evil-absolute").read_bytes() == b"escaped\n"
+        assert hostile.canary_intact(outside) == []
+    finally:
+        conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+
+def test_decompression_bomb_past_the_cap(conker, reg):
+    blob, plain = hostile.bomb_layer(64 << 20)
+    from helpers.registry import OCI_LAYER_GZIP
+    reg.push_image("evil/bomb", "v1", [(blob, plain, OCI_LAYER_GZIP)])
+    # A small unpacked-size cap set for the test...
+    r = conker.pull("evil/bomb:v1", extra=["--max-unpacked", str(8 << 20), "--max-ratio", "100000"])
+    assert r.returncode != 0
+    assert "limit" in r.stderr, r.stderr
+    # ...and the default ratio cap (64 MiB of zeros gzip to ~64 KiB).
+    r = conker.pull("evil/bomb:v1")
+    assert r.returncode != 0
+    assert "ratio" in r.stderr, r.stderr
+    files = store_files(conker.data_dir)
+    assert files["layers"] == [] and files["ingest"] == []
+    assert conker.images() == []
+
+
+def test_rm_frees_unshared_blobs_keeps_shared(conker, reg, tmp_path):
+    b = ImageBuilder(tmp_path / "build")
+    img = b.busybox("base")
+    reg.push_layout(img.layout, img.tag, "demo/one:v1")
+    img.add_tar_layer(tar_bytes([{"name": "only-two", "data": b"second image\n"}]))
+    reg.push_layout(img.layout, img.tag, "demo/two:v1")
+
+    assert conker.pull("demo/one:v1").returncode == 0
+    assert conker.pull("demo/two:v1").returncode == 0
+    images = {i["Name"].split("/", 1)[1]: i for i in conker.images()}
+    one, two = images["demo/one:v1"], images["demo/two:v1"]
+    shared = set(one["Layers"]) & set(two["Layers"])
+    only_two = set(two["Layers"]) - shared
+    assert shared and only_two
+    assert len(store_files(conker.data_dir)["layers"]) == 2
+
+    assert conker.run("rm", f"{reg.host}/demo/two:v1").returncode == 0
+    blobs = store_files(conker.data_dir)["blobs"]
+    assert all(d.split(":")[1] in blobs for d in shared)
+    assert not any(d.split(":")[1] in blobs for d in only_two)
+    assert two["Id"].split(":")[1] not in blobs
+    assert len(store_files(conker.data_dir)["layers"]) == 1
+
+    # The remaining image still mounts.
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", one["Id"], str(target), "--state", str(state), check=True)
+    assert (target / "bin/busybox").exists()
+    conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+    assert conker.run("rm", one["Id"]).returncode == 0
+    files = store_files(conker.data_dir)
+    assert files["blobs"] == [] and files["layers"] == []
+    assert conker.images() == []

@@ -1,0 +1,36 @@
+/* Fuzzes the shim protocol parsers: a frame header and its body as a request, a response and a
+ * state document (what conkerd and the shim read from each other and from state.json). */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "json.h"
+#include "shim-proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct shim_request req;
+        struct shim_state st;
+        struct ck_error *err = NULL;
+        json_t *j = NULL;
+        size_t len;
+
+        if (size >= 4 && shim_frame_length(data, &len) == 0 && len <= size - 4) {
+                (void)shim_request_parse(data + 4, len, &req, &err);
+                ck_error_free(err);
+                err = NULL;
+        }
+        (void)shim_request_parse(data, size, &req, &err);
+        ck_error_free(err);
+        err = NULL;
+        (void)shim_response_parse(data, size, &st, &err);
+        ck_error_free(err);
+        err = NULL;
+        if (ck_json_loadb(data, size, SHIM_STATE_MAX, &j, NULL) == 0) {
+                (void)shim_state_from_json(j, &st, NULL);
+                json_decref(j);
+        }
+        return 0;
+}

@@ -1,0 +1,152 @@
+/* Unit tests for the broker's audit log: one JSON line per decision, appended, with the
+ * measurements seen and without anything that was not given to it. */
+#include "cmocka-wrap.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "audit.h"
+#include "fs.h"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ck-test-audit-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+static void test_lines(void **state)
+{
+        _cleanup_(broker_audit_closep) struct broker_audit *a = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct attest_result r = {.status = ATTEST_TCB_UP_TO_DATE,
+                                  .tee_type = ATTEST_TEE_TDX,
+                                  .tcb_eval_number = 17,
+                                  .simulated = true};
+        struct broker_audit_entry e = {.time = {.tv_sec = 1700000000, .tv_nsec = 5000000},
+                                       .peer = "127.0.0.1:4444"};
+        const char *app = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        const uint8_t bin[3] = {0xff, 0x00, 0x01};
+        char path[128], *line, *save = NULL;
+        size_t len = 0;
+        struct stat st;
+        int n = 0;
+
+        memcpy(r.fmspc, "00806f050000", 13);
+        memset(r.m.rtmr[1], 0xab, 48);
+        snprintf(path, sizeof(path), "%s/sub/audit.jsonl", tmpdir);
+        assert_int_equal(broker_audit_open(path, BROKER_AUDIT_FSYNC_ALWAYS, &a, NULL), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        e.release = true;
+        e.secret_id = "default";
+        e.result = &r;
+        e.app_id = (const uint8_t *)app;
+        e.app_id_len = strlen(app);
+        assert_int_equal(broker_audit_append(a, &e), 0);
+
+        e = (struct broker_audit_entry){.time = e.time,
+                                        .peer = "[::1]:5",
+                                        .reason = "quote_invalid",
+                                        .app_id = bin,
+                                        .app_id_len = sizeof(bin)};
+        assert_int_equal(broker_audit_append(a, &e), 0);
+
+        assert_int_equal(ck_read_file(path, 1 << 20, &buf, &len, NULL), 0);
+        for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+                assert_non_null(j);
+                assert_string_equal(json_string_value(json_object_get(j, "time")),
+                                    "2023-11-14T22:13:20.005Z");
+                if (n == 0) {
+                        assert_string_equal(json_string_value(json_object_get(j, "decision")), "release");
+                        assert_string_equal(json_string_value(json_object_get(j, "secretId")), "default");
+                        assert_string_equal(json_string_value(json_object_get(j, "tcbStatus")), "UpToDate");
+                        assert_string_equal(json_string_value(json_object_get(j, "fmspc")), "00806f050000");
+                        assert_string_equal(json_string_value(json_object_get(j, "appId")), app);
+                        assert_true(json_is_true(json_object_get(j, "simulated")));
+                        assert_int_equal(strlen(json_string_value(json_object_get(j, "rtmr1"))), 96);
+                        assert_memory_equal(json_string_value(json_object_get(j, "rtmr1")), "abababab", 8);
+                        assert_null(json_object_get(j, "reason"));
+                } else {
+                        assert_string_equal(json_string_value(json_object_get(j, "decision")), "refuse");
+                        assert_string_equal(json_string_value(json_object_get(j, "reason")),
+                                            "quote_invalid");
+                        assert_string_equal(json_string_value(json_object_get(j, "peer")), "[::1]:5");
+                        assert_string_equal(json_string_value(json_object_get(j, "appId")), "hex:ff0001");
+                        assert_null(json_object_get(j, "rtmr1"));
+                        assert_null(json_object_get(j, "secretId"));
+                }
+                json_decref(j);
+        }
+        assert_int_equal(n, 2);
+}
+
+static void *append_many(void *arg)
+{
+        struct broker_audit *a = arg;
+        struct broker_audit_entry e = {.peer = "127.0.0.1:1", .reason = "image_mismatch"};
+
+        for (int i = 0; i < 50; i++)
+                if (broker_audit_append(a, &e) < 0)
+                        return (void *)1;
+        return NULL;
+}
+
+/* Concurrent appenders with fsync "always" (group commit): every line arrives whole. */
+static void test_concurrent_lines(void **state)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct broker_audit *a = NULL;
+        pthread_t t[8];
+        char path[128], *line, *save = NULL;
+        size_t len = 0;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/audit.jsonl", tmpdir);
+        assert_int_equal(broker_audit_open(path, BROKER_AUDIT_FSYNC_ALWAYS, &a, NULL), 0);
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, append_many, a), 0);
+        for (int i = 0; i < 8; i++) {
+                void *r = NULL;
+                pthread_join(t[i], &r);
+                assert_null(r);
+        }
+        broker_audit_close(a);
+        assert_int_equal(ck_read_file(path, 1 << 20, &buf, &len, NULL), 0);
+        for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+                assert_non_null(j);
+                json_decref(j);
+        }
+        assert_int_equal(n, 400);
+}
+
+static void test_fsync_names(void **state)
+{
+        assert_int_equal(broker_audit_fsync_from_string("always"), BROKER_AUDIT_FSYNC_ALWAYS);
+        assert_int_equal(broker_audit_fsync_from_string("never"), BROKER_AUDIT_FSYNC_NEVER);
+        assert_true(broker_audit_fsync_from_string("sometimes") < 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_lines, setup, teardown),
+                cmocka_unit_test(test_fsync_names),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,158 @@
+/* Unit tests for the broker's secret store: initial load, inotify reload (in-place writes and
+ * rename-over), bad or missing files keep the last good value, size cap, JSON validation. */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "secret-store.h"
+
+static char tmpdir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ck-test-secret-XXXXXX");
+        if (!mkdtemp(tmpdir))
+                return -1;
+        snprintf(path, sizeof(path), "%s/secret.json", tmpdir);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+static void write_file(const char *p, const char *content)
+{
+        FILE *f = fopen(p, "we");
+
+        assert_non_null(f);
+        assert_int_equal(fputs(content, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+}
+
+static void assert_value(struct broker_secret_store *s, const char *want)
+{
+        _cleanup_secret_ struct ck_secret *v = NULL;
+
+        assert_int_equal(broker_secret_store_get(s, "default", &v), 0);
+        assert_int_equal(v->len, strlen(want));
+        assert_memory_equal(v->data, want, v->len);
+}
+
+/* Waits for the inotify fd and processes events; returns the number of changed secrets. */
+static int pump(struct broker_secret_store *s)
+{
+        struct pollfd pfd = {.fd = broker_secret_store_fd(s), .events = POLLIN};
+        int changed = 0;
+
+        while (poll(&pfd, 1, 200) > 0)
+                changed += broker_secret_store_process(s);
+        return changed;
+}
+
+static void test_load_and_reload(void **state)
+{
+        _cleanup_(broker_secret_store_freep) struct broker_secret_store *s = NULL;
+        struct broker_secret_source src = {.id = "default", .path = path};
+        char tmp[160];
+
+        write_file(path, "{\"k\":\"v1\"}");
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, NULL), 0);
+        assert_value(s, "{\"k\":\"v1\"}");
+
+        /* In-place rewrite. */
+        write_file(path, "{\"k\":\"v2\"}");
+        assert_int_equal(pump(s), 1);
+        assert_value(s, "{\"k\":\"v2\"}");
+
+        /* Rename over, as editors and deployment tools do. */
+        snprintf(tmp, sizeof(tmp), "%s/.secret.json.tmp", tmpdir);
+        write_file(tmp, "[\"v3\"]");
+        assert_int_equal(rename(tmp, path), 0);
+        assert_int_equal(pump(s), 1);
+        assert_value(s, "[\"v3\"]");
+
+        /* An unrelated file in the same directory changes nothing. */
+        snprintf(tmp, sizeof(tmp), "%s/other", tmpdir);
+        write_file(tmp, "x");
+        assert_int_equal(pump(s), 0);
+        assert_value(s, "[\"v3\"]");
+
+        assert_int_equal(broker_secret_store_get(s, "nope", &(struct ck_secret *){NULL}), -ENOENT);
+}
+
+static void test_bad_file_keeps_last_good(void **state)
+{
+        _cleanup_(broker_secret_store_freep) struct broker_secret_store *s = NULL;
+        struct broker_secret_source src = {.id = "default", .path = path};
+        char big[200];
+
+        write_file(path, "{\"k\":\"good\"}");
+        assert_int_equal(broker_secret_store_new(&src, 1, 128, &s, NULL), 0);
+
+        write_file(path, "{\"k\": broken");
+        assert_int_equal(pump(s), 0);
+        assert_value(s, "{\"k\":\"good\"}");
+
+        memset(big, ' ', sizeof(big) - 1);
+        big[0] = '{';
+        big[sizeof(big) - 2] = '}';
+        big[sizeof(big) - 1] = 0;
+        write_file(path, big);
+        assert_int_equal(pump(s), 0);
+        assert_value(s, "{\"k\":\"good\"}");
+
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(pump(s), 0);
+        assert_value(s, "{\"k\":\"good\"}");
+
+        write_file(path, "{\"k\":\"new\"}");
+        assert_int_equal(pump(s), 1);
+        assert_value(s, "{\"k\":\"new\"}");
+}
+
+static void test_bad_initial_file_is_an_error(void **state)
+{
+        struct broker_secret_store *s = NULL;
+        struct broker_secret_source src = {.id = "default", .path = path};
+        _cleanup_error_ struct ck_error *e1 = NULL, *e2 = NULL;
+
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, &e1), -ENOENT);
+        write_file(path, "{\"password\":\"hunter2\"");
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, &e2), -EBADMSG);
+        assert_non_null(strstr(e2->msg, "not valid JSON"));
+        /* The error locates the problem but never quotes the secret. */
+        assert_null(strstr(e2->msg, "hunter2"));
+        assert_null(s);
+}
+
+static void test_validate(void **state)
+{
+        assert_int_equal(broker_secret_validate((const uint8_t *)"{}", 2, 10, NULL), 0);
+        assert_int_equal(broker_secret_validate((const uint8_t *)"[1]", 3, 10, NULL), 0);
+        assert_int_equal(broker_secret_validate((const uint8_t *)"\"s\"", 3, 10, NULL), -EBADMSG);
+        assert_int_equal(broker_secret_validate((const uint8_t *)"{} {}", 5, 10, NULL), -EBADMSG);
+        assert_int_equal(broker_secret_validate((const uint8_t *)"{\"a\":1,\"a\":2}", 13, 100, NULL),
+                         -EBADMSG);
+        assert_int_equal(broker_secret_validate((const uint8_t *)"{}", 2, 1, NULL), -EFBIG);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_load_and_reload, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_file_keeps_last_good, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_initial_file_is_an_error, setup, teardown),
+                cmocka_unit_test(test_validate),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,386 @@
+/* Unit tests for the image store: blob verification (digest, size), concurrent writers of one
+ * blob, crash leftovers, image records and garbage collection of unshared blobs and layers. */
+#include "cmocka-wrap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "image-tar-helper.h"
+#include "store-internal.h"
+#include "store.h"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ck-test-store-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+static struct image_store *store_open(void)
+{
+        struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        assert_int_equal(image_store_open(tmpdir, NULL, &s, &e), 0);
+        return s;
+}
+
+static int put_blob(struct image_store *s, const void *data, size_t len, const char *digest, uint64_t size,
+                    struct ck_error **e)
+{
+        struct image_blob_writer *w = NULL;
+        int r = image_blob_begin(s, digest, size, &w, e);
+
+        if (r != 0)
+                return r;
+        r = image_blob_write(w, data, len, e);
+        if (r < 0) {
+                image_blob_abort(w);
+                return r;
+        }
+        return image_blob_commit(w, e);
+}
+
+static int count_dir(const char *sub)
+{
+        char p[256];
+        int n = 0;
+        DIR *d;
+        struct dirent *de;
+
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, sub);
+        d = opendir(p);
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_blob_roundtrip_and_reverify(void **state)
+{
+        struct image_store *s = store_open();
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ uint8_t *got = NULL;
+        char d[72], p[256];
+        size_t n = 0;
+
+        tar_digest((const uint8_t *)"hello world", 11, d);
+        assert_false(image_store_has_blob(s, d));
+        assert_int_equal(put_blob(s, "hello world", 11, d, 11, &e), 0);
+        assert_true(image_store_has_blob(s, d));
+        /* Present: begin says so and hands out no writer. */
+        assert_int_equal(put_blob(s, "hello world", 11, d, 11, &e), 1);
+        assert_int_equal(image_store_read_blob(s, d, 100, &got, &n, &e), 0);
+        assert_int_equal(n, 11);
+        assert_memory_equal(got, "hello world", 11);
+        assert_int_equal(count_dir("ingest"), 0);
+
+        /* Flip a byte on disk: reading re-verifies. */
+        snprintf(p, sizeof(p), "%s/blobs/sha256/%s", tmpdir, d + 7);
+        {
+                _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                assert_int_equal(pwrite(fd, "J", 1, 0), 1);
+        }
+        free(TAKE_PTR(got));
+        assert_int_equal(image_store_read_blob(s, d, 100, &got, &n, &e), -EBADMSG);
+        assert_non_null(strstr(e->msg, "corrupt"));
+        image_store_free(s);
+}
+
+static void test_blob_digest_and_size_mismatch(void **state)
+{
+        struct image_store *s = store_open();
+        char d[72];
+
+        tar_digest((const uint8_t *)"expected", 8, d);
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                assert_int_equal(put_blob(s, "Expected", 8, d, 8, &e), -EBADMSG);
+                assert_non_null(strstr(e->msg, "digest mismatch"));
+                assert_non_null(strstr(e->msg, d));
+        }
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                assert_int_equal(put_blob(s, "expect", 6, d, 8, &e), -EBADMSG);
+                assert_non_null(strstr(e->msg, "size mismatch"));
+        }
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                assert_int_equal(put_blob(s, "expected!", 9, d, 8, &e), -EMSGSIZE);
+        }
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                assert_int_equal(put_blob(s, "x", 1, "sha256:abc", 1, &e), -EINVAL);
+                assert_int_equal(put_blob(s, "x", 1, "md5:d41d8cd98f00b204e9800998ecf8427e", 1, &e),
+                                 -EINVAL);
+        }
+        assert_false(image_store_has_blob(s, d));
+        assert_int_equal(count_dir("ingest"), 0);
+        assert_int_equal(count_dir("blobs/sha256"), 0);
+        image_store_free(s);
+}
+
+struct writer_arg {
+        struct image_store *s;
+        const char *digest;
+        int result;
+};
+
+static const char concurrent_data[] = "the same blob, fetched by several pulls at once";
+
+static void *writer_thread(void *p)
+{
+        struct writer_arg *a = p;
+        struct image_blob_writer *w = NULL;
+        size_t len = strlen(concurrent_data);
+
+        a->result = image_blob_begin(a->s, a->digest, len, &w, NULL);
+        if (a->result != 0)
+                return NULL;
+        /* Hold the blob for a while so the others have to wait. */
+        for (size_t i = 0; i < len; i++) {
+                if (image_blob_write(w, (const uint8_t *)concurrent_data + i, 1, NULL) < 0) {
+                        a->result = -1;
+                        image_blob_abort(w);
+                        return NULL;
+                }
+                usleep(2000);
+        }
+        if (image_blob_commit(w, NULL) < 0)
+                a->result = -1;
+        return NULL;
+}
+
+static void test_concurrent_writers_once(void **state)
+{
+        struct image_store *s = store_open();
+        struct writer_arg args[6];
+        pthread_t t[6];
+        char d[72];
+        int writers = 0, skipped = 0;
+
+        tar_digest((const uint8_t *)concurrent_data, strlen(concurrent_data), d);
+        for (int i = 0; i < 6; i++) {
+                args[i] = (struct writer_arg){.s = s, .digest = d, .result = -100};
+                assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &args[i]), 0);
+        }
+        for (int i = 0; i < 6; i++) {
+                pthread_join(t[i], NULL);
+                if (args[i].result == 0)
+                        writers++;
+                else if (args[i].result == 1)
+                        skipped++;
+        }
+        assert_int_equal(writers, 1);
+        assert_int_equal(skipped, 5);
+        assert_true(image_store_has_blob(s, d));
+        assert_int_equal(count_dir("ingest"), 0);
+        image_store_free(s);
+}
+
+static void test_crash_leftovers_cleaned(void **state)
+{
+        struct image_store *s = store_open();
+        char p[256];
+        image_store_free(s);
+
+        snprintf(p, sizeof(p), "%s/ingest/sha256-abc.partial", tmpdir);
+        {
+                _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                assert_true(fd >= 0);
+        }
+        snprintf(p, sizeof(p), "%s/layers/7.tmp/usr/bin", tmpdir);
+        assert_int_equal(ck_mkdir_p(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/layers/99", tmpdir);
+        assert_int_equal(ck_mkdir_p(p, 0755), 0);
+
+        s = store_open();
+        assert_int_equal(count_dir("ingest"), 0);
+        assert_int_equal(count_dir("layers"), 0);
+
+        /* A second open while the first holds the store skips recovery (it is not alone). */
+        snprintf(p, sizeof(p), "%s/layers/5.tmp", tmpdir);
+        assert_int_equal(mkdir(p, 0755), 0);
+        {
+                struct image_store *s2 = store_open();
+                assert_int_equal(count_dir("layers"), 1);
+                image_store_free(s2);
+        }
+        image_store_free(s);
+}
+
+/* Stores a one-file layer with the given content; fills the descriptor and diff_id. */
+static void make_layer(struct image_store *s, const char *content, struct image_descriptor *desc,
+                       char diff_id[72])
+{
+        struct tar_member m[] = {{.path = "file", .data = content}};
+        _cleanup_free_ uint8_t *tar = NULL, *gz = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        size_t tl = 0, gl = 0;
+        char d[72];
+
+        tar = tar_build(m, 1, 0, &tl);
+        gz = tar_build(m, 1, 1, &gl);
+        tar_digest(tar, tl, diff_id);
+        tar_digest(gz, gl, d);
+        assert_true(put_blob(s, gz, gl, d, gl, &e) >= 0);
+        desc->digest = strdup(d);
+        desc->media_type = strdup("application/vnd.oci.image.layer.v1.tar+gzip");
+        desc->size = gl;
+        assert_int_equal(image_store_unpack_layer(s, desc, diff_id, &e), 0);
+        /* Idempotent. */
+        assert_int_equal(image_store_unpack_layer(s, desc, diff_id, &e), 0);
+}
+
+static void desc_free(struct image_descriptor *d)
+{
+        free(d->digest);
+        free(d->media_type);
+}
+
+static void make_config(struct image_store *s, const char *text, char out[72])
+{
+        tar_digest((const uint8_t *)text, strlen(text), out);
+        assert_true(put_blob(s, text, strlen(text), out, strlen(text), NULL) >= 0);
+}
+
+static void test_records_and_gc(void **state)
+{
+        struct image_store *s = store_open();
+        struct image_descriptor shared = {0}, only_a = {0}, only_b = {0};
+        char did_shared[72], did_a[72], did_b[72], cfg_a[72], cfg_b[72], man_a[72], man_b[72];
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *dir_a = NULL, *dir_shared = NULL;
+        struct image_record got = {0}, *list = NULL;
+        size_t n = 0;
+        struct stat st;
+
+        make_layer(s, "shared", &shared, did_shared);
+        make_layer(s, "only a", &only_a, did_a);
+        make_layer(s, "only b", &only_b, did_b);
+        make_config(s, "{\"config\":\"a\"}", cfg_a);
+        make_config(s, "{\"config\":\"b\"}", cfg_b);
+        make_config(s, "{\"manifest\":\"a\"}", man_a);
+        make_config(s, "{\"manifest\":\"b\"}", man_b);
+
+        char *layers_a[] = {shared.digest, only_a.digest}, *diffs_a[] = {did_shared, did_a};
+        char *layers_b[] = {shared.digest, only_b.digest}, *diffs_b[] = {did_shared, did_b};
+        struct image_record a = {.name = "localhost:5000/a:latest",
+                                 .manifest_digest = man_a,
+                                 .id = cfg_a,
+                                 .layers = layers_a,
+                                 .diff_ids = diffs_a,
+                                 .n_layers = 2,
+                                 .size = 10};
+        struct image_record b = {.name = "localhost:5000/b:latest",
+                                 .manifest_digest = man_b,
+                                 .id = cfg_b,
+                                 .layers = layers_b,
+                                 .diff_ids = diffs_b,
+                                 .n_layers = 2,
+                                 .size = 20};
+        assert_int_equal(image_store_put(s, &a, &e), 0);
+        assert_int_equal(image_store_put(s, &b, &e), 0);
+
+        assert_int_equal(image_store_get(s, "localhost:5000/a:latest", &got, &e), 0);
+        assert_string_equal(got.id, cfg_a);
+        assert_int_equal(got.n_layers, 2);
+        assert_string_equal(got.diff_ids[1], did_a);
+        image_record_clear(&got);
+        /* By ID, by "sha256:" prefix and by a 12-hex prefix. */
+        assert_int_equal(image_store_get(s, cfg_b, &got, &e), 0);
+        assert_string_equal(got.name, "localhost:5000/b:latest");
+        image_record_clear(&got);
+        {
+                char prefix[20];
+                snprintf(prefix, sizeof(prefix), "%.12s", cfg_b + 7);
+                assert_int_equal(image_store_get(s, prefix, &got, &e), 0);
+                assert_string_equal(got.id, cfg_b);
+                image_record_clear(&got);
+        }
+        assert_int_equal(image_store_get(s, "nope", &got, NULL), -ENOENT);
+        assert_int_equal(image_store_list(s, &list, &n, &e), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                image_record_clear(&list[i]);
+        free(list);
+
+        dir_a = image_store_layer_dir(s, did_a);
+        dir_shared = image_store_layer_dir(s, did_shared);
+        assert_non_null(dir_a);
+        assert_int_equal(stat(dir_a, &st), 0);
+
+        assert_int_equal(image_store_remove(s, "localhost:5000/a:latest", &e), 0);
+        assert_int_equal(image_store_get(s, "localhost:5000/a:latest", &got, NULL), -ENOENT);
+        assert_false(image_store_has_blob(s, only_a.digest));
+        assert_false(image_store_has_blob(s, cfg_a));
+        assert_false(image_store_has_blob(s, man_a));
+        assert_true(image_store_has_blob(s, shared.digest));
+        assert_true(image_store_has_blob(s, only_b.digest));
+        assert_int_equal(stat(dir_a, &st), -1);
+        assert_int_equal(stat(dir_shared, &st), 0);
+
+        assert_int_equal(image_store_remove(s, cfg_b, &e), 0);
+        assert_false(image_store_has_blob(s, shared.digest));
+        assert_int_equal(stat(dir_shared, &st), -1);
+        assert_int_equal(count_dir("layers"), 0);
+
+        desc_free(&shared);
+        desc_free(&only_a);
+        desc_free(&only_b);
+        image_store_free(s);
+}
+
+static void test_layer_diff_id_mismatch_leaves_nothing(void **state)
+{
+        struct image_store *s = store_open();
+        struct tar_member m[] = {{.path = "etc/hostname", .data = "box\n"}};
+        _cleanup_free_ uint8_t *tar = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct image_descriptor desc = {.media_type = (char *)"application/vnd.oci.image.layer.v1.tar"};
+        char d[72], wrong[72];
+        size_t tl = 0;
+
+        tar = tar_build(m, 1, 0, &tl);
+        tar_digest(tar, tl, d);
+        tar_digest((const uint8_t *)"other", 5, wrong);
+        assert_int_equal(put_blob(s, tar, tl, d, tl, &e), 0);
+        desc.digest = d;
+        desc.size = tl;
+        assert_int_equal(image_store_unpack_layer(s, &desc, wrong, &e), -EBADMSG);
+        assert_non_null(strstr(e->msg, "diff_id mismatch"));
+        assert_int_equal(count_dir("layers"), 0);
+        assert_null(image_store_layer_dir(s, wrong));
+        image_store_free(s);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_blob_roundtrip_and_reverify, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_blob_digest_and_size_mismatch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_writers_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_crash_leftovers_cleaned, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_records_and_gc, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_layer_diff_id_mismatch_leaves_nothing, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,330 @@
+/* Unit tests for config.json generation: a golden file for a fixed input, environment merging,
+ * in-root user resolution, WorkingDir checks, resolv.conf filtering and the seccomp data. */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "json.h"
+#include "spec.h"
+
+static char root[64];
+static int rootfd = -1;
+
+static void put(const char *rel, const char *content)
+{
+        char p[256];
+        snprintf(p, sizeof(p), "%s/%s", root, rel);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+static int setup(void **state)
+{
+        char p[128];
+        snprintf(root, sizeof(root), "/tmp/ck-test-spec-XXXXXX");
+        if (!mkdtemp(root))
+                return -1;
+        snprintf(p, sizeof(p), "%s/etc", root);
+        mkdir(p, 0755);
+        put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
+                          "# comment\n"
+                          "app:x:1000:1000:App:/home/app:/bin/sh\n"
+                          "svc:x:1001:50::/srv:/bin/false\n"
+                          "broken line without fields\n");
+        put("etc/group", "root:x:0:\nstaff:x:50:app\napp:x:1000:\nwheel:x:10:svc,app\naudio:x:29:svc\n");
+        rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return rootfd < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+        close(rootfd);
+        return ck_rm_rf_at(AT_FDCWD, root);
+}
+
+static void test_env_merge(void **state)
+{
+        char *img[] = {"A=1", "PATH=/img", "B=2", NULL};
+        char *req[] = {"B=3", "C=4", "A=", NULL};
+        char **out = NULL;
+
+        assert_int_equal(spec_env_merge(img, req, &out, NULL), 0);
+        assert_string_equal(out[0], "A=");
+        assert_string_equal(out[1], "PATH=/img");
+        assert_string_equal(out[2], "B=3");
+        assert_string_equal(out[3], "C=4");
+        assert_null(out[4]);
+        spec_strv_free(out);
+
+        char *noenv[] = {"X=1", NULL};
+        assert_int_equal(spec_env_merge(NULL, noenv, &out, NULL), 0);
+        assert_string_equal(out[0], SPEC_DEFAULT_PATH);
+        assert_string_equal(out[1], "X=1");
+        spec_strv_free(out);
+
+        char *bad1[] = {"NOEQUALS", NULL};
+        char *bad2[] = {"=value", NULL};
+        struct ck_error *err = NULL;
+        assert_int_equal(spec_env_merge(NULL, bad1, &out, &err), -EINVAL);
+        ck_error_free(err);
+        assert_int_equal(spec_env_merge(bad2, NULL, &out, NULL), -EINVAL);
+}
+
+static void test_user(void **state)
+{
+        struct spec_user u;
+        struct ck_error *err = NULL;
+
+        assert_int_equal(spec_user_resolve(rootfd, "", &u, NULL), 0);
+        assert_int_equal(u.uid, 0);
+        assert_int_equal(u.gid, 0);
+        assert_string_equal(u.home, "/root");
+        assert_int_equal(u.n_gids, 1);
+
+        assert_int_equal(spec_user_resolve(rootfd, "app", &u, NULL), 0);
+        assert_int_equal(u.uid, 1000);
+        assert_int_equal(u.gid, 1000);
+        assert_string_equal(u.home, "/home/app");
+        /* primary first, then the groups listing app */
+        assert_int_equal(u.n_gids, 3);
+        assert_int_equal(u.gids[0], 1000);
+        assert_int_equal(u.gids[1], 50);
+        assert_int_equal(u.gids[2], 10);
+
+        assert_int_equal(spec_user_resolve(rootfd, "svc:staff", &u, NULL), 0);
+        assert_int_equal(u.uid, 1001);
+        assert_int_equal(u.gid, 50);
+        assert_int_equal(u.gids[0], 50);
+
+        assert_int_equal(spec_user_resolve(rootfd, "1000:4242", &u, NULL), 0);
+        assert_int_equal(u.uid, 1000);
+        assert_int_equal(u.gid, 4242);
+        assert_int_equal(u.gids[0], 4242);
+
+        /* unknown numeric uid: allowed, gid 0, home / */
+        assert_int_equal(spec_user_resolve(rootfd, "4000", &u, NULL), 0);
+        assert_int_equal(u.uid, 4000);
+        assert_int_equal(u.gid, 0);
+        assert_string_equal(u.home, "/");
+
+        assert_int_equal(spec_user_resolve(rootfd, "nosuch", &u, &err), -ENOENT);
+        assert_non_null(strstr(err->msg, "nosuch"));
+        ck_error_free(err);
+        err = NULL;
+        assert_int_equal(spec_user_resolve(rootfd, "app:nogroup", &u, NULL), -ENOENT);
+        assert_int_equal(spec_user_resolve(rootfd, "app:", &u, NULL), -EINVAL);
+        assert_int_equal(spec_user_resolve(rootfd, ":1", &u, NULL), -EINVAL);
+        assert_int_equal(spec_user_resolve(rootfd, "99999999999", &u, NULL), -EINVAL);
+        assert_int_equal(spec_user_resolve(rootfd, "2147483648", &u, NULL), -EINVAL);
+}
+
+static void test_user_hostile_files(void **state)
+{
+        char p[256], dir[64];
+        struct spec_user u;
+        int fd;
+
+        snprintf(dir, sizeof(dir), "/tmp/ck-test-spec2-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(p, sizeof(p), "%s/etc", dir);
+        mkdir(p, 0755);
+        /* An absolute symlink resolves inside the rootfs, never to the host's file. */
+        snprintf(p, sizeof(p), "%s/etc/passwd", dir);
+        assert_int_equal(symlink("/../../../../etc/shadow-not-here", p), 0);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -ENOENT);
+        /* numeric still works without passwd */
+        assert_int_equal(spec_user_resolve(fd, "0", &u, NULL), 0);
+        unlink(p);
+        /* A directory is not a regular file. */
+        assert_int_equal(mkdir(p, 0755), 0);
+        assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -EINVAL);
+        close(fd);
+        ck_rm_rf_at(AT_FDCWD, dir);
+}
+
+static void test_cwd(void **state)
+{
+        assert_true(spec_cwd_valid("/"));
+        assert_true(spec_cwd_valid("/app"));
+        assert_true(spec_cwd_valid("/a/b.c/..d"));
+        assert_false(spec_cwd_valid(""));
+        assert_false(spec_cwd_valid("app"));
+        assert_false(spec_cwd_valid("/app/"));
+        assert_false(spec_cwd_valid("/a//b"));
+        assert_false(spec_cwd_valid("/a/./b"));
+        assert_false(spec_cwd_valid("/a/../b"));
+        assert_false(spec_cwd_valid("/proc/self/fd/7"));
+        assert_false(spec_cwd_valid("/proc"));
+        assert_true(spec_cwd_valid("/procx"));
+}
+
+static void test_resolv(void **state)
+{
+        const char *in = "# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\n"
+                         "search example.com\noptions edns0\nnameserver 127.0.0.1";
+        char *out = NULL;
+
+        assert_int_equal(spec_resolv_filter(in, strlen(in), &out), 0);
+        assert_string_equal(out, "# generated\nnameserver 10.0.0.2\nsearch example.com\noptions edns0\n");
+        free(out);
+        const char *stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\n";
+        assert_int_equal(spec_resolv_filter(stub, strlen(stub), &out), 0);
+        assert_string_equal(out, "options edns0 trust-ad\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        free(out);
+        assert_int_equal(spec_resolv_filter("", 0, &out), 0);
+        assert_string_equal(out, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        free(out);
+}
+
+static void test_seccomp(void **state)
+{
+        static const char *const forbidden[] = {
+                "mount",           "umount2",      "unshare",        "setns",
+                "keyctl",          "add_key",      "request_key",    "bpf",
+                "init_module",     "finit_module", "delete_module",  "kexec_load",
+                "reboot",          "swapon",       "pivot_root",     "open_by_handle_at",
+                "perf_event_open", "userfaultfd",  "acct",           "clone",
+                "clone3",          "socket",       "personality",    "fsopen",
+                "move_mount",      "settimeofday", "clock_settime",  "iopl",
+                "ioperm",          "syslog",       "lookup_dcookie", "vhangup",
+                "quotactl",        "nfsservctl"};
+        json_t *j = spec_seccomp_default();
+        json_t *sys, *r;
+        size_t i;
+        bool clone3 = false, clone = false;
+
+        assert_true(spec_seccomp_n_allowed > 300);
+        for (i = 1; i < spec_seccomp_n_allowed; i++)
+                assert_true(strcmp(spec_seccomp_allowed[i - 1], spec_seccomp_allowed[i]) < 0);
+        for (i = 0; i < spec_seccomp_n_allowed; i++)
+                for (size_t k = 0; k < sizeof(forbidden) / sizeof(forbidden[0]); k++)
+                        if (strcmp(spec_seccomp_allowed[i], forbidden[k]) == 0)
+                                fail_msg("%s must not be allowed unconditionally", forbidden[k]);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "defaultAction")), "SCMP_ACT_ERRNO");
+        assert_int_equal(json_integer_value(json_object_get(j, "defaultErrnoRet")), EPERM);
+        sys = json_object_get(j, "syscalls");
+        json_array_foreach(sys, i, r)
+        {
+                const char *name = json_string_value(json_array_get(json_object_get(r, "names"), 0));
+                if (strcmp(name, "clone3") == 0) {
+                        clone3 = true;
+                        assert_string_equal(json_string_value(json_object_get(r, "action")),
+                                            "SCMP_ACT_ERRNO");
+                        assert_int_equal(json_integer_value(json_object_get(r, "errnoRet")), ENOSYS);
+                }
+                if (strcmp(name, "clone") == 0) {
+                        json_t *a = json_array_get(json_object_get(r, "args"), 0);
+                        clone = true;
+                        assert_string_equal(json_string_value(json_object_get(a, "op")),
+                                            "SCMP_CMP_MASKED_EQ");
+                        assert_int_equal(json_integer_value(json_object_get(a, "value")), 0x7E020000);
+                }
+        }
+        assert_true(clone3 && clone);
+        json_decref(j);
+}
+
+static void test_golden(void **state)
+{
+        char *entry[] = {"/bin/entry", "--flag", NULL};
+        char *cmd[] = {"serve", "--port", "80", NULL};
+        char *ienv[] = {"LANG=C.UTF-8", "MODE=image", NULL};
+        char *renv[] = {"MODE=request", NULL};
+        char *exposed[] = {"80/tcp", "53/udp", NULL};
+        struct image_config img = {.entrypoint = entry,
+                                   .cmd = cmd,
+                                   .env = ienv,
+                                   .working_dir = "/srv",
+                                   .user = "app",
+                                   .stop_signal = "SIGQUIT",
+                                   .exposed_ports = exposed};
+        struct runtime_mount mounts[] = {{"/var/lib/conker/volumes/x/data", "/data", false},
+                                         {"/var/lib/conker/volumes/x/conf", "/conf", true}};
+        struct runtime_spec spec = {.id = "0123456789abcdef",
+                                    .name = "web",
+                                    .rootfs = "/golden/rootfs",
+                                    .image = &img,
+                                    .env = renv,
+                                    .mounts = mounts,
+                                    .n_mounts = 2,
+                                    .secret_dir = "/run/conker/tasks/0123456789abcdef/secret"};
+        struct spec_input in = {.spec = &spec,
+                                .bundle_dir = "/golden/bundle",
+                                .netns_path = "/run/netns/conker-0123456789ab",
+                                .cgroups_path = "/conker/0123456789abcdef",
+                                .oom_score_adj = 0};
+        struct ck_error *err = NULL;
+        json_t *j = NULL;
+        char *txt, golden[512];
+        uint8_t *want = NULL;
+        size_t wlen;
+        const char *src = getenv("CONKER_SOURCE");
+
+        assert_int_equal(spec_build(&in, rootfd, &j, &err), 0);
+        txt = json_dumps(j, JSON_INDENT(2));
+        assert_non_null(txt);
+        snprintf(golden, sizeof(golden), "%s/tests/unit/golden/runtime-config.json", src ? src : "..");
+        if (getenv("CONKER_UPDATE_GOLDEN")) {
+                FILE *f = fopen(golden, "w");
+                assert_non_null(f);
+                fprintf(f, "%s\n", txt);
+                fclose(f);
+        }
+        assert_int_equal(ck_read_file(golden, 1u << 20, &want, &wlen, NULL), 0);
+        assert_int_equal(wlen, strlen(txt) + 1);
+        assert_memory_equal(want, txt, strlen(txt));
+        free(want);
+        free(txt);
+        json_decref(j);
+
+        /* The things the golden file is about, spelled out. */
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), 0);
+        json_t *caps = json_object_get(json_object_get(j, "process"), "capabilities");
+        assert_int_equal(json_array_size(json_object_get(caps, "bounding")), 14);
+        assert_int_equal(json_array_size(json_object_get(caps, "inheritable")), 0);
+        assert_int_equal(json_array_size(json_object_get(caps, "ambient")), 0);
+        json_decref(j);
+
+        img.working_dir = "/proc/self/fd/7";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        img.working_dir = "relative";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        img.working_dir = NULL;
+        img.user = "ghost";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -ENOENT);
+        img.user = NULL;
+        img.entrypoint = img.cmd = NULL;
+        assert_int_equal(spec_build(&in, rootfd, &j, &err), -EINVAL);
+        ck_error_free(err);
+        err = NULL;
+        img.cmd = cmd;
+        mounts[0].target = "/secret/x";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        mounts[0].target = "rel";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_env_merge),
+                cmocka_unit_test(test_user),
+                cmocka_unit_test(test_user_hostile_files),
+                cmocka_unit_test(test_cwd),
+                cmocka_unit_test(test_resolv),
+                cmocka_unit_test(test_seccomp),
+                cmocka_unit_test(test_golden),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
