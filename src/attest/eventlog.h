@@ -21,8 +21,8 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
 
 /* One RTMR3 runtime event: what was measured and the 48-byte value extended. */
 struct attest_rt_event {
-        char *name;     /* e.g. "image-digest" */
-        char *payload;  /* e.g. "sha256:…" */
+        char *name;         /* e.g. "image-digest" */
+        char *payload;      /* e.g. "sha256:…" */
         uint8_t digest[48]; /* SHA-384 of the canonical event encoding; what RTMR3 was extended with */
 };
 

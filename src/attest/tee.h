@@ -44,7 +44,8 @@ enum attest_tee_kind attest_tee_kind(const struct attest_tee *t);
 int attest_tee_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr);
 /* RTMR[index] = SHA-384(RTMR[index] || data). Only index 3 is allowed for applications. */
-int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48], struct ck_error **reterr);
+int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48],
+                      struct ck_error **reterr);
 /* Current MRTD/RTMR/MRCONFIGID... as far as the provider can tell without a quote. */
 int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *ret, struct ck_error **reterr);
 /* Measures a runtime event: checks that the runtime log replays to the current RTMR3, extends
