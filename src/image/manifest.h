@@ -28,6 +28,8 @@ enum image_media_kind {
         _IMAGE_MEDIA_KIND_MAX,
 };
 enum image_media_kind image_media_kind_from_string(const char *media_type);
+/* The canonical media type string of a kind ("unknown" for IMAGE_MEDIA_UNKNOWN); static. */
+const char *image_media_kind_to_string(enum image_media_kind k);
 
 struct image_descriptor {
         char *media_type;
