@@ -243,3 +243,27 @@ def test_oom_kill_recorded(env):
     assert "survived\n" not in [l["log"] for l in env.log_lines(cid)]
     env.driver("delete", cid)
     assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
+
+
+def test_published_port_from_outside_and_direct_traffic_dropped(env):
+    host_ip = env.add_client()
+    cid = env.new_id()
+    env.run(cid, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30081:80")
+    ip = env.state(cid)["ip"]
+    ok = None
+    for _ in range(50):
+        p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
+        if p.returncode == 0:
+            ok = p.stdout
+            break
+        time.sleep(0.1)
+    assert ok == "hello from conker\n"
+    # The container does serve on its own address (reachable from the host itself) ...
+    assert env.ns(["curl", "-s", "-m", "2", f"http://{ip}:80/index.html"]).stdout == "hello from conker\n"
+    # ... but routed there from outside, not through DNAT: dropped.
+    p = env.client(["curl", "-s", "-m", "2", f"http://{ip}:80/index.html"])
+    assert p.returncode != 0 and "hello" not in p.stdout
+    env.driver("delete", cid)
+    # After delete the published port is gone.
+    p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
+    assert p.returncode != 0
