@@ -423,6 +423,16 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                 return ck_error_set(reterr, -EINVAL, "rootfs must be an absolute path");
         if (shim_request(rt, spec->id, SHIM_OP_STATE, 0, 2, &st, NULL) >= 0)
                 return ck_error_set(reterr, -EEXIST, "container %s already exists", spec->id);
+        /* A shim that lives but does not answer still owns the container. */
+        if (shim_state_file(rt, spec->id, &st, NULL) >= 0 && shim_pid_alive(st.shim_pid))
+                return ck_error_set(reterr, -EEXIST,
+                                    "container %s already exists (its shim does not answer)", spec->id);
+
+        /* Before anything is made: a failure below cleans up by ID, which must not touch
+         * another container's interface. */
+        r = net_check_conflicts(&rt->net, spec->id, spec->ports, spec->n_ports, reterr);
+        if (r < 0)
+                return r;
 
         bundle = container_dir(rt, spec->id, "bundle");
         logdir = container_dir(rt, spec->id, "log");

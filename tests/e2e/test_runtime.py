@@ -267,3 +267,29 @@ def test_published_port_from_outside_and_direct_traffic_dropped(env):
     # After delete the published port is gone.
     p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
     assert p.returncode != 0
+
+
+def test_conflicts_leave_the_running_container_alone(env):
+    a = env.new_id()
+    env.run(a, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30082:80")
+    b = env.new_id()
+    p = env.run(b, ["httpd", "-f", "-p", "80"], "--port", "30082:80", check=False)
+    assert p.returncode != 0 and "already published" in p.stderr
+    same_prefix = a[:12] + "zz0000"
+    env.ids.append(same_prefix)
+    p = env.run(same_prefix, ["true"], check=False)
+    assert p.returncode != 0 and "first 12 characters" in p.stderr
+    p = env.run(a, ["true"], check=False)
+    assert p.returncode != 0 and "already exists" in p.stderr
+    assert env.state(a)["status"] == "running"
+    assert "ck" + a[:12] in env.ns(["ip", "-o", "link"]).stdout
+    out = None
+    for _ in range(50):
+        r = env.ns(["curl", "-s", "-m", "2", "http://127.0.0.1:30082/index.html"])
+        if r.returncode == 0:
+            out = r.stdout
+            break
+        time.sleep(0.1)
+    assert out == "hello from conker\n"
+    env.driver("delete", a)
+    assert leftovers(env, a) == []
