@@ -293,3 +293,19 @@ def test_conflicts_leave_the_running_container_alone(env):
     assert out == "hello from conker\n"
     env.driver("delete", a)
     assert leftovers(env, a) == []
+
+
+def test_dead_shim_is_reported_and_delete_still_cleans_up(env):
+    cid = env.new_id()
+    env.run(cid, ["sleep", "1000"])
+    st = env.state(cid)
+    with open(os.path.join(env.run_dir, "shims", cid, "state.json")) as f:
+        shim_pid = json.load(f)["shim_pid"]
+    os.kill(shim_pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert env.state(cid)["status"] == "unknown"
+    assert cid not in env.driver("list").stdout.split()
+    env.driver("delete", cid)
+    assert leftovers(env, cid) == []
+    # The container's init is gone too (runc delete --force).
+    assert not os.path.exists(f"/proc/{st['pid']}") or "sleep" not in open(f"/proc/{st['pid']}/cmdline").read()
