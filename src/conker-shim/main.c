@@ -339,6 +339,14 @@ static void clear_timer(int fd)
         timerfd_settime(fd, 0, &its, NULL);
 }
 
+/* runc keeps one directory per container under its --root. */
+static bool runc_has_state(struct shim *s)
+{
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", s->root, s->id);
+        return access(p, F_OK) == 0;
+}
+
 static int container_start(struct shim *s, struct ck_error **reterr)
 {
         char *del[] = {"delete", "--force", (char *)s->id};
@@ -348,7 +356,8 @@ static int container_start(struct shim *s, struct ck_error **reterr)
 
         /* Before a restart the old container is still in runc's state; before the first start
          * there may be one left by a shim that died (it has no stdio holder any more). */
-        (void)runc(s, del, ELEMENTSOF(del), NULL);
+        if (runc_has_state(s))
+                (void)runc(s, del, ELEMENTSOF(del), NULL);
         r = runc_create(s, reterr);
         if (r < 0)
                 return r;
