@@ -38,6 +38,8 @@ struct broker_server {
         int stop_fd; /* eventfd */
         int sig_fd;  /* signalfd for SIGTERM, SIGINT, SIGHUP */
         uint16_t port;
+        uint64_t refused; /* connections closed over max_clients since the last log line */
+        time_t refused_logged_at;
 
         pthread_mutex_t lock; /* guards everything below */
         pthread_cond_t cond;
@@ -585,8 +587,16 @@ static void accept_pending(struct broker_server *s)
                 }
                 pthread_mutex_unlock(&s->lock);
                 if (!queued) {
-                        log_warn("connection refused: %u clients already (--max-clients)",
-                                 s->cfg.max_clients);
+                        /* At most one line per second, so that a flood cannot flood the log too. */
+                        time_t now = time(NULL);
+                        s->refused++;
+                        if (now != s->refused_logged_at) {
+                                log_warn("%u clients already (--max-clients): %llu connection(s) closed "
+                                         "unserved",
+                                         s->cfg.max_clients, (unsigned long long)s->refused);
+                                s->refused_logged_at = now;
+                                s->refused = 0;
+                        }
                         close(fd);
                 }
         }
