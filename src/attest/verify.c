@@ -20,6 +20,7 @@
  * binding and identity, verify the quote signature with the attestation key, and match TCB
  * levels: nothing that depends on the quote's bytes outside the PCK chain is ever cached. */
 #include <errno.h>
+#include <pthread.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
@@ -111,7 +112,11 @@ int attest_tcb_status_from_string(const char *s)
 
 /* ---- trust anchor ---- */
 
-X509 *attest_intel_root_ca(void)
+/* Parsed once per process: verification is on the hot path of a broker. */
+static pthread_once_t intel_root_once = PTHREAD_ONCE_INIT;
+static X509 *intel_root;
+
+static void intel_root_init(void)
 {
         const unsigned char *p = intel_root_der;
         uint8_t fp[32];
@@ -119,8 +124,16 @@ X509 *attest_intel_root_ca(void)
         /* The fingerprint check guards the compiled-in bytes against an accidental edit. */
         if (ck_sha256(intel_root_der, sizeof(intel_root_der), fp) < 0 ||
             memcmp(fp, intel_root_sha256, 32) != 0)
+                return;
+        intel_root = d2i_X509(NULL, &p, sizeof(intel_root_der));
+}
+
+X509 *attest_intel_root_ca(void)
+{
+        pthread_once(&intel_root_once, intel_root_init);
+        if (!intel_root || X509_up_ref(intel_root) != 1)
                 return NULL;
-        return d2i_X509(NULL, &p, sizeof(intel_root_der));
+        return intel_root;
 }
 
 int attest_root_load_file(const char *path, X509 **ret, struct ck_error **reterr)
@@ -375,6 +388,16 @@ void attest_result_free(struct attest_result *r)
         free(r);
 }
 
+static int sha256_two(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[32])
+{
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, a, alen) != 1 ||
+            EVP_DigestUpdate(ctx, b, blen) != 1 || EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+                return -ENOMEM;
+        return 0;
+}
+
 static void pck_entry_releasep(const struct attest_pck_entry **e)
 {
         attest_pck_entry_release(*e);
@@ -393,7 +416,7 @@ int attest_verify_quote(const uint8_t *quote, size_t len, const struct attest_co
         const struct attest_module_identity *mi = NULL;
         const struct attest_isv_level *qe_level = NULL;
         struct attest_quote q;
-        uint8_t root_fp[32], buf[64 + 65536], hash[32];
+        uint8_t root_fp[32], hash[32];
         X509 *root;
         bool simulated;
         int r;
@@ -412,7 +435,9 @@ int attest_verify_quote(const uint8_t *quote, size_t len, const struct attest_co
                 return ck_error_set(reterr, -EKEYREJECTED,
                                     "root CA: the pinned Intel root fails its fingerprint check");
         root = opts->root ? opts->root : intel;
-        if (cert_fingerprint(root, root_fp) < 0)
+        if (!opts->root)
+                memcpy(root_fp, intel_root_sha256, 32);
+        else if (cert_fingerprint(root, root_fp) < 0)
                 return ck_error_set(reterr, -EBADMSG, "root CA: cannot encode the trust anchor");
         simulated = memcmp(root_fp, intel_root_sha256, 32) != 0;
 
@@ -449,11 +474,7 @@ int attest_verify_quote(const uint8_t *quote, size_t len, const struct attest_co
                                     "QE report: signature verification failed (PCK key)");
 
         /* Step 9: QE.REPORTDATA = SHA-256(attestation key || QE auth data) || 32 zero bytes. */
-        if (q.qe_auth_len > sizeof(buf) - 64)
-                return ck_error_set(reterr, -EBADMSG, "QE report: auth data too long");
-        memcpy(buf, q.attest_key, 64);
-        memcpy(buf + 64, q.qe_auth_data, q.qe_auth_len);
-        if (ck_sha256(buf, 64 + q.qe_auth_len, hash) < 0)
+        if (sha256_two(q.attest_key, 64, q.qe_auth_data, q.qe_auth_len, hash) < 0)
                 return ck_error_set(reterr, -ENOMEM, "QE report: hashing failed");
         if (CRYPTO_memcmp(hash, q.qe_report + 320, 32) != 0)
                 return ck_error_set(reterr, -EKEYREJECTED,

@@ -7,6 +7,7 @@
 #include "log.h"
 
 static const struct conker_command commands[] = {
+        {"image", "pull, list, remove and mount images", cmd_image},
         {"tdx", "offline TDX attestation tools (verify)", cmd_tdx},
         {"version", "print the version", cmd_version},
 };

@@ -44,7 +44,7 @@ struct linebuf {
 };
 
 struct shim {
-        const char *id, *bundle, *runtime, *root, *log_path, *state_dir;
+        const char *id, *bundle, *runtime, *root, *log_path, *state_dir, *cgroup;
         uint64_t log_max;
         unsigned log_files;
         bool restart_always;
@@ -378,6 +378,30 @@ static void send_signal(struct shim *s, int sig)
                 kill(s->st.st.pid, sig);
 }
 
+/* The kernel counts OOM kills per memory cgroup (v2 memory.events, v1 memory.oom_control); the
+ * cgroup lives until `runc delete`, so it still has the count of the run that just ended. */
+static bool cgroup_oom_killed(struct shim *s)
+{
+        if (!s->cgroup)
+                return false;
+        for (int v1 = 0; v1 < 2; v1++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                char path[4096];
+                uint64_t n;
+                size_t len;
+
+                if (v1)
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.oom_control",
+                                 s->cgroup);
+                else
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.events", s->cgroup);
+                if (ck_read_file(path, 65536, &buf, &len, NULL) == 0 &&
+                    shim_parse_oom_kill((const char *)buf, len, &n) == 0)
+                        return n > 0;
+        }
+        return false;
+}
+
 static void on_exit_status(struct shim *s, int status)
 {
         int64_t ran;
@@ -389,6 +413,7 @@ static void on_exit_status(struct shim *s, int status)
 
         s->st.st.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         s->st.st.finished_at_ns = now_ns();
+        s->st.st.oom_killed = cgroup_oom_killed(s);
         s->st.st.pid = 0;
         s->pidfd = safe_close(s->pidfd);
         clear_timer(s->kill_fd);
@@ -622,6 +647,7 @@ int main(int argc, char **argv)
                 {"restart", required_argument, NULL, 'p'},
                 {"stop-signal", required_argument, NULL, 'k'},
                 {"ready-fd", required_argument, NULL, 'f'},
+                {"cgroup", required_argument, NULL, 'c'},
                 {0},
         };
         struct shim s = {.log_max = 20u << 20,
@@ -649,6 +675,9 @@ int main(int argc, char **argv)
         ck_log_set_ident("conker-shim");
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 switch (c) {
+                case 'c':
+                        s.cgroup = optarg;
+                        break;
                 case 'i':
                         s.id = optarg;
                         break;
@@ -798,7 +827,7 @@ usage:
         fprintf(stderr,
                 "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
                 "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD]\n");
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
         return 2;
 fail : {
         const char *m = ck_error_message(err, r);

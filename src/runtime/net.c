@@ -511,7 +511,7 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
                         size_t n_ports, char ret_ip[16], char **ret_netns_path, struct ck_error **reterr)
 {
         _cleanup_close_ int leases = -1, nsfd = -1;
-        _cleanup_free_ char *ns_path = NULL, *cidr = NULL, *nsarg = NULL;
+        _cleanup_free_ char *ns_path = NULL, *cidr = NULL;
         char host[16], peer[16], ip[16], gw[16];
         struct net_subnet sn;
         int r;

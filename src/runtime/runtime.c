@@ -285,7 +285,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
 {
         _cleanup_free_ char *shim_log = path_join(sdir, "shim.log");
         _cleanup_close_ int logfd = -1, rd = -1;
-        char max_bytes[32], max_files[16], buf[1200];
+        char max_bytes[32], max_files[16], buf[1200], cgroup[128];
         const char *stop_signal =
                 spec->image && spec->image->stop_signal ? spec->image->stop_signal : "SIGTERM";
         char *argv[] = {rt->shim_path,
@@ -311,6 +311,8 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         (char *)stop_signal,
                         "--ready-fd",
                         "3",
+                        "--cgroup",
+                        cgroup,
                         NULL};
         int p[2], status;
         size_t got = 0;
@@ -321,6 +323,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                 return -ENOMEM;
         snprintf(max_bytes, sizeof(max_bytes), "%llu", (unsigned long long)rt->log_max_bytes);
         snprintf(max_files, sizeof(max_files), "%u", rt->log_max_files);
+        snprintf(cgroup, sizeof(cgroup), "/conker/%s", spec->id);
         logfd = open(shim_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (logfd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open %s", shim_log);

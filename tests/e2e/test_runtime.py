@@ -206,3 +206,40 @@ def test_secret_readonly_and_security_defaults(env):
     assert "uid=0(root) gid=0(root)" in out
     assert not os.path.exists(os.path.join(secret, "new"))
     env.driver("delete", cid)
+
+
+def test_runtime_version_floor(env):
+    fake = os.path.join(env.tmp, "old-runc")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\necho 'runc version 1.0.3'\necho 'spec: 1.0.2-dev'\n")
+    os.chmod(fake, 0o755)
+    # --runtime is a global option: it goes before the command.
+    argv = env.driver_argv("list")
+    argv.insert(argv.index("list"), fake)
+    argv.insert(argv.index(fake), "--runtime")
+    p = subprocess.run(argv, capture_output=True, text=True)
+    assert p.returncode != 0 and "older than the supported 1.1" in p.stderr, p.stderr
+    # The real one (>= 1.1) is accepted; below 1.1.12 with a warning about CVE-2024-21626.
+    p = env.driver("list")
+    out = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout
+    if out.startswith("runc version 1.1.") and int(out.split()[2].split(".")[2].split("+")[0]) < 12:
+        assert "CVE-2024-21626" in p.stderr
+
+
+def test_oom_kill_recorded(env):
+    cid = env.new_id()
+    env.run(cid, ["sh", "-c", "sleep 2; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"])
+    # No memory limit in the request API yet: set one on the container's cgroup directly.
+    for path in (f"/sys/fs/cgroup/memory/conker/{cid}/memory.limit_in_bytes",
+                 f"/sys/fs/cgroup/conker/{cid}/memory.max"):
+        if os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("20000000")
+            break
+    else:
+        pytest.skip("no memory cgroup for the container found")
+    st = env.wait_state(cid, lambda s: s["status"] == "exited", timeout=60)
+    assert st["oom_killed"] is True and st["exit_code"] == 137
+    assert "survived\n" not in [l["log"] for l in env.log_lines(cid)]
+    env.driver("delete", cid)
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
