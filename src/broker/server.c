@@ -271,7 +271,7 @@ static int respond_error(SSL *ssl, int fd, int status, const char *status_text, 
 
 static void peer_name(int fd, char *buf, size_t len)
 {
-        struct sockaddr_storage sa;
+        struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
         char host[INET6_ADDRSTRLEN];
 
@@ -458,7 +458,7 @@ static int listen_socket(const char *address, uint16_t port, int *ret_fd, uint16
         struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
                                  .ai_socktype = SOCK_STREAM};
         struct addrinfo *ai = NULL;
-        struct sockaddr_storage sa;
+        struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
         _cleanup_close_ int fd = -1;
         char portstr[8];
