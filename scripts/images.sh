@@ -50,6 +50,9 @@ echo "images: built $out:latest"
 
 if [ -n "$registry" ]; then
   dest="docker://$registry/reckey/conker-example-app:latest"
-  skopeo copy --quiet --dest-tls-verify=false "$@" "oci:$out:latest" "$dest"
+  # Extra arguments are skopeo destination flags; without any, the registry is taken to be a
+  # plain-HTTP loopback mirror.
+  [ $# -gt 0 ] || set -- --dest-tls-verify=false
+  skopeo copy --quiet "$@" "oci:$out:latest" "$dest"
   echo "images: pushed $dest"
 fi

@@ -234,6 +234,7 @@ void attest_collateral_free(struct attest_collateral *c)
         for (size_t i = 0; i < c->n_pck_cache; i++) {
                 free(c->pck_cache[i]->chain);
                 EVP_PKEY_free(c->pck_cache[i]->leaf_key);
+                EVP_PKEY_free(c->pck_cache[i]->ak_key);
                 free(c->pck_cache[i]);
         }
         pthread_mutex_destroy(&c->lock);
@@ -774,6 +775,11 @@ int attest_collateral_fetch_tee(const char *base_url, uint32_t tee_type, const c
         bool tdx = tee_type == ATTEST_TEE_TDX;
         int r;
 
+        if (strlen(fmspc_hex) != 12 || strspn(fmspc_hex, "0123456789abcdefABCDEF") != 12)
+                return ck_error_set(reterr, -EINVAL, "collateral: FMSPC must be 12 hex digits");
+        if (strcmp(ca_type, "platform") != 0 && strcmp(ca_type, "processor") != 0)
+                return ck_error_set(reterr, -EINVAL,
+                                    "collateral: CA type \"%s\" is not platform or processor", ca_type);
         if (cache_dir) {
                 char fm[13] = "";
 

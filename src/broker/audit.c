@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,18 @@
 #include "parse.h"
 #include "policy.h"
 
+/* Group commit: every line is written under the lock (one write() each), and then waits until
+ * an fdatasync() that started after its write has completed. One thread syncs at a time; lines
+ * written meanwhile are covered by the next sync, so concurrent releases share fsyncs instead of
+ * queueing one each. */
 struct broker_audit {
-        pthread_mutex_t lock; /* one line at a time, so that fdatasync covers a whole line */
+        pthread_mutex_t lock;
+        pthread_cond_t synced_cond;
         int fd;
         enum broker_audit_fsync fsync_policy;
+        uint64_t written; /* lines written */
+        uint64_t synced;  /* lines known to be on disk */
+        bool syncing;
 };
 
 static const char *const fsync_names[_BROKER_AUDIT_FSYNC_MAX] = {
@@ -48,10 +58,13 @@ int broker_audit_open(const char *path, enum broker_audit_fsync fsync_policy, st
 
         if (slash && slash != path) {
                 _cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+                int r;
+
                 if (!dir)
                         return -ENOMEM;
-                if (ck_mkdir_p(dir, 0700) < 0)
-                        return ck_error_errno(reterr, -errno, "audit log directory %s", dir);
+                r = ck_mkdir_p(dir, 0700);
+                if (r < 0)
+                        return ck_error_errno(reterr, r, "audit log directory %s", dir);
         }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
         if (fd < 0)
@@ -62,6 +75,7 @@ int broker_audit_open(const char *path, enum broker_audit_fsync fsync_policy, st
                 return -ENOMEM;
         }
         pthread_mutex_init(&a->lock, NULL);
+        pthread_cond_init(&a->synced_cond, NULL);
         a->fd = fd;
         a->fsync_policy = fsync_policy;
         *ret = a;
@@ -75,6 +89,7 @@ void broker_audit_close(struct broker_audit *a)
         if (a->fd >= 0)
                 fdatasync(a->fd);
         safe_close(a->fd);
+        pthread_cond_destroy(&a->synced_cond);
         pthread_mutex_destroy(&a->lock);
         free(a);
 }
@@ -143,6 +158,7 @@ char *broker_audit_format(const struct broker_audit_entry *e)
 int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry *e)
 {
         _cleanup_free_ char *line = broker_audit_format(e);
+        uint64_t seq;
         size_t len;
         int rc = 0;
 
@@ -152,8 +168,33 @@ int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry 
         line[len] = '\n'; /* replaces the NUL; the buffer is written by length */
         pthread_mutex_lock(&a->lock);
         rc = ck_write_all(a->fd, line, len + 1);
-        if (rc >= 0 && a->fsync_policy == BROKER_AUDIT_FSYNC_ALWAYS && fdatasync(a->fd) < 0)
-                rc = -errno;
+        if (rc < 0 || a->fsync_policy != BROKER_AUDIT_FSYNC_ALWAYS) {
+                pthread_mutex_unlock(&a->lock);
+                return rc;
+        }
+        seq = ++a->written;
+        while (a->synced < seq) {
+                uint64_t target;
+                int r;
+
+                if (a->syncing) {
+                        pthread_cond_wait(&a->synced_cond, &a->lock);
+                        continue;
+                }
+                a->syncing = true;
+                target = a->written;
+                pthread_mutex_unlock(&a->lock);
+                r = fdatasync(a->fd) < 0 ? -errno : 0;
+                pthread_mutex_lock(&a->lock);
+                a->syncing = false;
+                if (r == 0)
+                        a->synced = target;
+                pthread_cond_broadcast(&a->synced_cond);
+                if (r < 0) {
+                        rc = r;
+                        break;
+                }
+        }
         pthread_mutex_unlock(&a->lock);
         return rc;
 }

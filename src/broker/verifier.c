@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quote.h"
 #include "ratls.h"
 #include "ssl.h"
 #include "verifier.h"
@@ -17,8 +18,21 @@ struct cache_entry {
         struct broker_attested value;
 };
 
+/* Collateral fetched for one FMSPC and PCK CA type. Replaced collateral is retired, not freed,
+ * because other workers may still be verifying with it; refreshes happen about once per
+ * nextUpdate, so the list stays short. */
+struct fetched {
+        char fmspc[13];
+        const char *ca_type; /* static string from attest_quote_pck_identity() */
+        struct attest_collateral *col;
+        struct fetched *next;
+};
+
 struct broker_verifier {
         struct attest_collateral *collateral;
+        char *pcs_url, *pcs_cache_dir, *pcs_ca_file;
+        pthread_mutex_t fetch_lock; /* guards fetched and retired; held across a fetch */
+        struct fetched *fetched, *retired;
         X509 *root;
         unsigned ttl;
         pthread_mutex_t lock;
@@ -35,6 +49,19 @@ int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_
                 return -ENOMEM;
         v->collateral = cfg->collateral;
         v->root = cfg->root;
+        pthread_mutex_init(&v->fetch_lock, NULL);
+        if (!cfg->collateral) {
+                v->pcs_url = cfg->pcs_url ? strdup(cfg->pcs_url) : NULL;
+                v->pcs_cache_dir = cfg->pcs_cache_dir ? strdup(cfg->pcs_cache_dir) : NULL;
+                v->pcs_ca_file = cfg->pcs_ca_file ? strdup(cfg->pcs_ca_file) : NULL;
+                if (!v->pcs_url || (cfg->pcs_cache_dir && !v->pcs_cache_dir) ||
+                    (cfg->pcs_ca_file && !v->pcs_ca_file)) {
+                        broker_verifier_free(v);
+                        return cfg->pcs_url ? -ENOMEM
+                                            : ck_error_set(reterr, -EINVAL,
+                                                           "verifier: no collateral and no PCS URL");
+                }
+        }
         v->ttl = cfg->cache_ttl_secs;
         v->max = cfg->cache_max ? cfg->cache_max : 4096;
         pthread_mutex_init(&v->lock, NULL);
@@ -54,7 +81,21 @@ void broker_verifier_free(struct broker_verifier *v)
 {
         if (!v)
                 return;
+        for (struct fetched *f = v->fetched, *n; f; f = n) {
+                n = f->next;
+                attest_collateral_free(f->col);
+                free(f);
+        }
+        for (struct fetched *f = v->retired, *n; f; f = n) {
+                n = f->next;
+                attest_collateral_free(f->col);
+                free(f);
+        }
+        free(v->pcs_url);
+        free(v->pcs_cache_dir);
+        free(v->pcs_ca_file);
         free(v->slots);
+        pthread_mutex_destroy(&v->fetch_lock);
         pthread_mutex_destroy(&v->lock);
         free(v);
 }
@@ -124,31 +165,122 @@ static int cert_time_check(X509 *cert, time_t now, time_t *ret_not_after)
         return 0;
 }
 
-/* Names what failed when attest_ratls_verify_cert() refused: no evidence at all, a quote that
- * does not verify, or a quote that verifies but is not bound to this certificate and claims. */
-static const char *failure_reason(X509 *cert, const struct attest_collateral *col,
-                                  const struct attest_verify_opts *opts)
+static int cert_evidence(X509 *cert, const uint8_t **ret_quote, size_t *ret_len)
 {
         _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
-        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
-        const uint8_t *quote = NULL, *claims = NULL;
-        size_t quote_len = 0, claims_len = 0;
         const ASN1_OCTET_STRING *data;
+        const uint8_t *claims = NULL;
+        size_t claims_len = 0;
         X509_EXTENSION *ext;
         int idx;
 
         idx = oid ? X509_get_ext_by_OBJ(cert, oid, -1) : -1;
         if (idx < 0)
-                return "no_evidence";
+                return -ENOENT;
         ext = X509_get_ext(cert, idx);
         data = ext ? X509_EXTENSION_get_data(ext) : NULL;
         if (!data ||
             attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data),
-                                         &quote, &quote_len, &claims, &claims_len, NULL) < 0)
+                                         ret_quote, ret_len, &claims, &claims_len, NULL) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+/* Names what failed when attest_ratls_verify_cert() refused: no evidence at all, a quote that
+ * does not verify, or a quote that verifies but is not bound to this certificate and claims. */
+static const char *failure_reason(X509 *cert, const struct attest_collateral *col,
+                                  const struct attest_verify_opts *opts)
+{
+        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
+        const uint8_t *quote = NULL;
+        size_t quote_len = 0;
+        int rc = cert_evidence(cert, &quote, &quote_len);
+
+        if (rc == -ENOENT)
+                return "no_evidence";
+        if (rc < 0)
                 return "evidence_malformed";
         if (attest_verify_quote(quote, quote_len, col, opts, &res, NULL) < 0)
                 return "quote_invalid";
         return "binding_invalid";
+}
+
+/* The collateral to verify cert's quote with: the fixed one, or the one fetched for the quote's
+ * FMSPC (fetched now when missing or past its nextUpdate). The FMSPC is read from the PCK
+ * certificate before anything is verified; it only selects collateral, which the verification
+ * then checks against that same certificate. */
+static int collateral_for(struct broker_verifier *v, X509 *cert, time_t now,
+                          const struct attest_collateral **ret, const char **ret_reason,
+                          struct ck_error **reterr)
+{
+        struct attest_quote q;
+        const uint8_t *quote = NULL;
+        const char *ca_type = NULL;
+        struct fetched *f;
+        char fmspc[13];
+        size_t len = 0;
+        int rc;
+
+        if (v->collateral) {
+                *ret = v->collateral;
+                return 0;
+        }
+        rc = cert_evidence(cert, &quote, &len);
+        if (rc < 0) {
+                *ret_reason = rc == -ENOENT ? "no_evidence" : "evidence_malformed";
+                return ck_error_set(reterr, -EKEYREJECTED, "RA-TLS: no usable evidence extension");
+        }
+        rc = attest_quote_parse(quote, len, &q, reterr);
+        if (rc >= 0)
+                rc = attest_quote_pck_identity(&q, fmspc, &ca_type, reterr);
+        if (rc < 0) {
+                *ret_reason = "quote_invalid";
+                return rc;
+        }
+        pthread_mutex_lock(&v->fetch_lock);
+        for (f = v->fetched; f; f = f->next)
+                if (strcmp(f->fmspc, fmspc) == 0 && strcmp(f->ca_type, ca_type) == 0)
+                        break;
+        if (!f || attest_collateral_next_update(f->col) <= now) {
+                struct attest_collateral *col = NULL;
+
+                rc = attest_collateral_fetch_tee(v->pcs_url, q.tee_type, fmspc, ca_type, v->pcs_cache_dir,
+                                                 v->pcs_ca_file, now, &col, reterr);
+                if (rc < 0) {
+                        pthread_mutex_unlock(&v->fetch_lock);
+                        *ret_reason = "collateral_unavailable";
+                        return ck_error_prefix(reterr, rc, "collateral for FMSPC %s from %s", fmspc,
+                                               v->pcs_url);
+                }
+                if (f) {
+                        struct fetched *old = calloc(1, sizeof(*old));
+                        if (!old) {
+                                pthread_mutex_unlock(&v->fetch_lock);
+                                attest_collateral_free(col);
+                                *ret_reason = "internal_error";
+                                return -ENOMEM;
+                        }
+                        *old = (struct fetched){.col = f->col, .next = v->retired};
+                        v->retired = old;
+                        f->col = col;
+                } else {
+                        f = calloc(1, sizeof(*f));
+                        if (!f) {
+                                pthread_mutex_unlock(&v->fetch_lock);
+                                attest_collateral_free(col);
+                                *ret_reason = "internal_error";
+                                return -ENOMEM;
+                        }
+                        memcpy(f->fmspc, fmspc, sizeof(fmspc));
+                        f->ca_type = ca_type;
+                        f->col = col;
+                        f->next = v->fetched;
+                        v->fetched = f;
+                }
+        }
+        *ret = f->col;
+        pthread_mutex_unlock(&v->fetch_lock);
+        return 0;
 }
 
 int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, struct broker_attested *ret,
@@ -156,6 +288,7 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
 {
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
         struct attest_verify_opts opts = {.now = now, .root = v->root};
+        const struct attest_collateral *col = NULL;
         struct broker_attested a = {0};
         time_t not_after = 0, expires;
         uint8_t key[32];
@@ -174,9 +307,12 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
         if (cache_get(v, key, now, ret))
                 return 0;
 
-        rc = attest_ratls_verify_cert(cert, v->collateral, &opts, &ev, reterr);
+        rc = collateral_for(v, cert, now, &col, ret_reason, reterr);
+        if (rc < 0)
+                return rc;
+        rc = attest_ratls_verify_cert(cert, col, &opts, &ev, reterr);
         if (rc < 0) {
-                *ret_reason = failure_reason(cert, v->collateral, &opts);
+                *ret_reason = failure_reason(cert, col, &opts);
                 return rc;
         }
         a.result = *ev->result;
@@ -195,8 +331,8 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
         expires = now + (time_t)v->ttl;
         if (not_after < expires)
                 expires = not_after;
-        if (attest_collateral_next_update(v->collateral) < expires)
-                expires = attest_collateral_next_update(v->collateral);
+        if (attest_collateral_next_update(col) < expires)
+                expires = attest_collateral_next_update(col);
         cache_put(v, key, expires, &a);
         *ret = a;
         return 0;

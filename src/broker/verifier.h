@@ -23,10 +23,15 @@
 struct broker_verifier; /* opaque */
 
 struct broker_verifier_config {
-        struct attest_collateral *collateral; /* borrowed; must outlive the verifier */
-        X509 *root;                           /* borrowed; NULL = the pinned Intel root */
-        unsigned cache_ttl_secs;              /* 0 = no cache */
-        size_t cache_max;                     /* entries; default 4096 */
+        /* Collateral: either fixed (a file, borrowed; must outlive the verifier), or fetched per
+         * FMSPC from a PCS/PCCS base URL and kept until its earliest nextUpdate. */
+        struct attest_collateral *collateral;
+        const char *pcs_url;
+        const char *pcs_cache_dir; /* may be NULL: memory only */
+        const char *pcs_ca_file;   /* extra HTTPS trust anchors for a PCCS; may be NULL */
+        X509 *root;                /* borrowed; NULL = the pinned Intel root */
+        unsigned cache_ttl_secs;   /* 0 = no cache */
+        size_t cache_max;          /* entries; default 4096 */
 };
 
 /* What a verified client certificate established. */

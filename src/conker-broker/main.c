@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "collateral.h"
@@ -40,6 +41,7 @@ struct options {
         const char *policy_path;
         const char *collateral;
         const char *trust_sim_root;
+        const char *pcs_cache_dir, *pcs_ca;
         const char *cert_path, *key_path;
         const char *audit_path;
         enum broker_audit_fsync audit_fsync;
@@ -64,6 +66,8 @@ enum {
         OPT_MAX_SECRET,
         OPT_FINGERPRINT_FILE,
         OPT_LOG_JSON,
+        OPT_PCS_CACHE_DIR,
+        OPT_PCS_CA,
 };
 
 static void usage(FILE *f)
@@ -90,6 +94,8 @@ static void usage(FILE *f)
                 "      --collateral FILE|URL  DCAP collateral: a dcap-qvl JSON file or a PCS/PCCS base URL\n"
                 "                             (default %s; with --trust-sim-root,\n"
                 "                             collateral.json next to the root)\n"
+                "      --pcs-cache-dir DIR    keep fetched collateral here across restarts\n"
+                "      --pcs-ca FILE          extra CA certificates for a PCCS's HTTPS certificate\n"
                 "      --trust-sim-root FILE  trust this simulated root CA instead of Intel's and accept\n"
                 "                             simulated TDs (testing only)\n"
                 "      --cache-ttl SECS       reuse a certificate's verification this long (default 300, 0 "
@@ -159,6 +165,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                 {"max-secret-bytes", required_argument, NULL, OPT_MAX_SECRET},
                 {"fingerprint-file", required_argument, NULL, OPT_FINGERPRINT_FILE},
                 {"log-json", no_argument, NULL, OPT_LOG_JSON},
+                {"pcs-cache-dir", required_argument, NULL, OPT_PCS_CACHE_DIR},
+                {"pcs-ca", required_argument, NULL, OPT_PCS_CA},
                 {},
         };
         uint64_t u = 0;
@@ -287,6 +295,12 @@ static int parse_options(int argc, char **argv, struct options *o)
                 case OPT_FINGERPRINT_FILE:
                         o->fingerprint_file = optarg;
                         break;
+                case OPT_PCS_CACHE_DIR:
+                        o->pcs_cache_dir = optarg;
+                        break;
+                case OPT_PCS_CA:
+                        o->pcs_ca = optarg;
+                        break;
                 case OPT_LOG_JSON:
                         ck_log_set_json(1);
                         break;
@@ -354,6 +368,7 @@ int main(int argc, char **argv)
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_free_ struct broker_secret_source *src = NULL;
         _cleanup_free_ char *default_collateral = NULL;
+        const char *pcs_url = NULL;
         struct broker_server_config scfg;
         struct options o;
         char fp[72];
@@ -395,14 +410,24 @@ int main(int argc, char **argv)
         if (!o.collateral)
                 o.collateral = DEFAULT_PCS_URL;
         if (ck_startswith(o.collateral, "https://") || ck_startswith(o.collateral, "http://")) {
-                log_error("--collateral %s: fetching collateral from a PCS/PCCS URL is not supported yet; "
-                          "give a collateral JSON file",
-                          o.collateral);
-                return 1;
+                /* Fetched per FMSPC on first use and refreshed at nextUpdate (verifier.c). */
+                pcs_url = o.collateral;
+                if (o.pcs_cache_dir) {
+                        rc = ck_mkdir_p(o.pcs_cache_dir, 0700);
+                        if (rc < 0)
+                                return fail(ck_error_errno(&err, rc, "--pcs-cache-dir %s", o.pcs_cache_dir),
+                                            err);
+                }
+        } else {
+                rc = attest_collateral_load_file(o.collateral, &collateral, &err);
+                if (rc < 0)
+                        return fail(ck_error_prefix(&err, rc, "--collateral %s", o.collateral), err);
+                if (attest_collateral_next_update(collateral) <= time(NULL))
+                        log_warn("--collateral %s is past its nextUpdate: every quote will be refused until "
+                                 "it "
+                                 "is replaced",
+                                 o.collateral);
         }
-        rc = attest_collateral_load_file(o.collateral, &collateral, &err);
-        if (rc < 0)
-                return fail(ck_error_prefix(&err, rc, "--collateral %s", o.collateral), err);
 
         /* Secrets. */
         src = calloc(policy->n_secrets, sizeof(*src));
@@ -420,6 +445,9 @@ int main(int argc, char **argv)
                 return fail(rc, err);
 
         rc = broker_verifier_new(&(struct broker_verifier_config){.collateral = collateral,
+                                                                  .pcs_url = pcs_url,
+                                                                  .pcs_cache_dir = o.pcs_cache_dir,
+                                                                  .pcs_ca_file = o.pcs_ca,
                                                                   .root = sim_root,
                                                                   .cache_ttl_secs = o.cache_ttl},
                                  &verifier, &err);

@@ -44,7 +44,7 @@ struct linebuf {
 };
 
 struct shim {
-        const char *id, *bundle, *runtime, *root, *log_path, *state_dir;
+        const char *id, *bundle, *runtime, *root, *log_path, *state_dir, *cgroup;
         uint64_t log_max;
         unsigned log_files;
         bool restart_always;
@@ -339,14 +339,24 @@ static void clear_timer(int fd)
         timerfd_settime(fd, 0, &its, NULL);
 }
 
-static int container_start(struct shim *s, bool restart, struct ck_error **reterr)
+/* runc keeps one directory per container under its --root. */
+static bool runc_has_state(struct shim *s)
+{
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", s->root, s->id);
+        return access(p, F_OK) == 0;
+}
+
+static int container_start(struct shim *s, struct ck_error **reterr)
 {
         char *del[] = {"delete", "--force", (char *)s->id};
         char *start[] = {"start", (char *)s->id};
         pid_t pid = 0;
         int r;
 
-        if (restart)
+        /* Before a restart the old container is still in runc's state; before the first start
+         * there may be one left by a shim that died (it has no stdio holder any more). */
+        if (runc_has_state(s))
                 (void)runc(s, del, ELEMENTSOF(del), NULL);
         r = runc_create(s, reterr);
         if (r < 0)
@@ -378,6 +388,30 @@ static void send_signal(struct shim *s, int sig)
                 kill(s->st.st.pid, sig);
 }
 
+/* The kernel counts OOM kills per memory cgroup (v2 memory.events, v1 memory.oom_control); the
+ * cgroup lives until `runc delete`, so it still has the count of the run that just ended. */
+static bool cgroup_oom_killed(struct shim *s)
+{
+        if (!s->cgroup)
+                return false;
+        for (int v1 = 0; v1 < 2; v1++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                char path[4096];
+                uint64_t n;
+                size_t len;
+
+                if (v1)
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.oom_control",
+                                 s->cgroup);
+                else
+                        snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.events", s->cgroup);
+                if (ck_read_file(path, 65536, &buf, &len, NULL) == 0 &&
+                    shim_parse_oom_kill((const char *)buf, len, &n) == 0)
+                        return n > 0;
+        }
+        return false;
+}
+
 static void on_exit_status(struct shim *s, int status)
 {
         int64_t ran;
@@ -389,6 +423,7 @@ static void on_exit_status(struct shim *s, int status)
 
         s->st.st.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         s->st.st.finished_at_ns = now_ns();
+        s->st.st.oom_killed = cgroup_oom_killed(s);
         s->st.st.pid = 0;
         s->pidfd = safe_close(s->pidfd);
         clear_timer(s->kill_fd);
@@ -445,7 +480,7 @@ static void on_backoff(struct shim *s)
         if (s->st.st.status != RUNTIME_RESTARTING || s->stopping)
                 return;
         s->st.st.restart_count++;
-        if (container_start(s, true, &err) < 0) {
+        if (container_start(s, &err) < 0) {
                 const char *m = ck_error_message(err, -EIO);
                 log_error("restart of %s failed: %s", s->id, m);
                 log_line(s, "stderr", (const uint8_t *)m, strlen(m));
@@ -622,6 +657,7 @@ int main(int argc, char **argv)
                 {"restart", required_argument, NULL, 'p'},
                 {"stop-signal", required_argument, NULL, 'k'},
                 {"ready-fd", required_argument, NULL, 'f'},
+                {"cgroup", required_argument, NULL, 'c'},
                 {0},
         };
         struct shim s = {.log_max = 20u << 20,
@@ -649,6 +685,9 @@ int main(int argc, char **argv)
         ck_log_set_ident("conker-shim");
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
                 switch (c) {
+                case 'c':
+                        s.cgroup = optarg;
+                        break;
                 case 'i':
                         s.id = optarg;
                         break;
@@ -754,7 +793,7 @@ int main(int argc, char **argv)
                 r = ck_error_errno(&err, s.listen_fd, "control socket");
                 goto fail;
         }
-        r = container_start(&s, false, &err);
+        r = container_start(&s, &err);
         if (r < 0) {
                 char *del[] = {"delete", "--force", (char *)s.id};
                 (void)runc(&s, del, ELEMENTSOF(del), NULL);
@@ -798,7 +837,7 @@ usage:
         fprintf(stderr,
                 "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
                 "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD]\n");
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
         return 2;
 fail : {
         const char *m = ck_error_message(err, r);

@@ -287,3 +287,19 @@ int shim_call(const char *sock_path, const struct shim_request *req, unsigned io
                 return ck_error_errno(reterr, r == -EAGAIN ? -ETIMEDOUT : r, "shim reply");
         return shim_response_parse(resp, len, ret, reterr);
 }
+
+int shim_parse_oom_kill(const char *buf, size_t len, uint64_t *ret)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                const char *line = buf + off;
+                const char *nl = memchr(line, '\n', len - off);
+                size_t l = nl ? (size_t)(nl - line) : len - off;
+
+                off += l + (nl ? 1 : 0);
+                if (l > 9 && memcmp(line, "oom_kill ", 9) == 0)
+                        return ck_parse_u64(line + 9, l - 9, UINT64_MAX, ret);
+        }
+        return -ENOENT;
+}

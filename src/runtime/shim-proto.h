@@ -58,6 +58,9 @@ int shim_state_read(int dirfd, struct shim_state *ret, struct ck_error **reterr)
 /* Parses a response frame: state on success, the shim's error otherwise. */
 int shim_response_parse(const uint8_t *buf, size_t len, struct shim_state *ret, struct ck_error **reterr);
 
+/* The "oom_kill N" counter of a cgroup v2 memory.events or v1 memory.oom_control file. */
+int shim_parse_oom_kill(const char *buf, size_t len, uint64_t *ret);
+
 /* Connects to sock_path, sends req, waits up to io_timeout_s for the reply. */
 int shim_call(const char *sock_path, const struct shim_request *req, unsigned io_timeout_s,
               struct shim_state *ret, struct ck_error **reterr);

@@ -37,11 +37,16 @@ static int fail(struct ck_error *err, int r)
 static int cmd_run(struct runtime *rt, int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"port", required_argument, NULL, 'p'},    {"env", required_argument, NULL, 'e'},
-                {"secret", required_argument, NULL, 's'},  {"mount", required_argument, NULL, 'm'},
-                {"restart", required_argument, NULL, 'r'}, {"user", required_argument, NULL, 'u'},
-                {"workdir", required_argument, NULL, 'w'}, {"stop-signal", required_argument, NULL, 'k'},
-                {"name", required_argument, NULL, 'n'},    {"hold", no_argument, NULL, 'H'},
+                {"port", required_argument, NULL, 'p'},
+                {"env", required_argument, NULL, 'e'},
+                {"secret", required_argument, NULL, 's'},
+                {"mount", required_argument, NULL, 'm'},
+                {"restart", required_argument, NULL, 'r'},
+                {"user", required_argument, NULL, 'u'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"stop-signal", required_argument, NULL, 'k'},
+                {"name", required_argument, NULL, 'n'},
+                {"hold", no_argument, NULL, 'H'},
                 {0},
         };
         struct runtime_port ports[MAX_ITEMS];

@@ -1,13 +1,16 @@
 """conker-broker end to end with a simulated TD: releases, every refusal the policy knows,
 pinning, hot reload of the secret, the audit log, and that the secret never reaches the log."""
+import hashlib
 import json
 import os
+import socket
+import ssl
 import subprocess
 import time
 
 import pytest
 
-from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimTD
+from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimPccs, SimTD
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(BROKER) and os.path.exists(CLIENT)),
                                 reason="conker-broker and its test client are not built (attest RA-TLS missing)")
@@ -182,3 +185,123 @@ def test_seed_command_line_verbatim(sim, secret, brokers, tmp_path):
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
     assert b.stop() == 0
+
+
+def plain_client_context(tmp_path):
+    """A TLS 1.3 client context with an ordinary self-signed certificate (no RA-TLS evidence)."""
+    key, crt = tmp_path / "c.key", tmp_path / "c.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=plain"],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(str(crt), str(key))
+    return ctx
+
+
+def tls_request(ctx, port, raw):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s) as t:
+            t.sendall(raw)
+            data = b""
+            while True:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLEOFError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_requests_and_certificates_without_evidence(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    ctx = plain_client_context(tmp_path)
+    status, body = tls_request(ctx, b.port, b"POST /v1/secret HTTP/1.1\r\n\r\n")
+    assert status == 400
+    status, body = tls_request(ctx, b.port, b"GET /v1/other HTTP/1.1\r\n\r\n")
+    assert status == 400
+    status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")
+    assert status == 431
+    status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nHost: b\r\n\r\n")
+    assert status == 403 and json.loads(body) == {"code": 403, "message": "no_evidence"}
+    # Without a client certificate the handshake itself fails.
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    bare.check_hostname = False
+    bare.verify_mode = ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, ConnectionResetError, IndexError, ValueError)):
+        tls_request(bare, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
+    # TLS 1.2 is refused.
+    old = plain_client_context(tmp_path)
+    old.minimum_version = ssl.TLSVersion.TLSv1_2
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        tls_request(old, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
+    assert [e["reason"] for e in b.audit()] == ["no_evidence"]
+
+
+def test_limits_and_timeouts(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret) + ["--handshake-timeout", "500", "--max-clients", "1",
+                                                           "--workers", "1"])
+    # A client that connects and says nothing holds the only slot until the handshake deadline.
+    idle = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    time.sleep(0.1)
+    # Over --max-clients: closed at once.
+    extra = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    assert extra.recv(16) == b""
+    extra.close()
+    # The idle one is dropped at the deadline.
+    t0 = time.time()
+    assert idle.recv(16) == b""
+    assert time.time() - t0 < 3
+    idle.close()
+    # And the broker still serves.
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+
+
+def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
+    """--collateral URL: fetched for the quote's FMSPC on first use, then reused."""
+    pccs = SimPccs(sim.collateral, str(tmp_path))
+    try:
+        args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
+                "--trust-sim-root", sim.root, "--collateral", pccs.url, "--pcs-ca", pccs.cert,
+                "--pcs-cache-dir", str(tmp_path / "pcs-cache"), "--cache-ttl", "0"]
+        b = start(brokers, tmp_path, args)
+        for _ in range(2):
+            res = sim.fetch(b.pinned)
+            assert res.returncode == 0, res.stderr + b.read_log()
+        tcb = [p for p in pccs.requests if p.startswith("/tdx/certification/v4/tcb?")]
+        assert len(tcb) == 1 and "fmspc=" in tcb[0]
+        # A PCCS whose certificate the broker does not trust gives no collateral, hence no secret.
+        b2 = start(brokers, tmp_path, args[:-6] + ["--collateral", pccs.url], name="b2")
+        assert_refused(sim.fetch(b2.pinned), "collateral_unavailable")
+    finally:
+        pccs.stop()
+
+
+def test_broker_identity_from_files(sim, secret, brokers, tmp_path):
+    """--cert/--key: the fingerprint conkerd pins is SHA-256 of that certificate's DER."""
+    key, crt = tmp_path / "b.key", tmp_path / "b.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=broker"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(crt), "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    b = start(brokers, tmp_path, seed_args(sim, secret) + ["--cert", str(crt), "--key", str(key)])
+    assert b.fingerprint == "sha256:" + hashlib.sha256(der).hexdigest()
+    assert b.fingerprint in b.read_log()
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    # A key that does not match the certificate is a startup error.
+    other = tmp_path / "o.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                    str(other)], check=True, capture_output=True)
+    res = subprocess.run([BROKER, "-i", "127.0.0.1", "-p", "0", "--audit-log", str(tmp_path / "x.jsonl"),
+                          *seed_args(sim, secret), "--cert", str(crt), "--key", str(other)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and "does not match" in res.stderr

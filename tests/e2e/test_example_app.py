@@ -103,3 +103,22 @@ def test_sigterm_exits_cleanly(app):
     _, _, proc = app
     proc.terminate()
     assert proc.wait(timeout=5) == 0
+
+
+def test_make_images_and_push(registry):
+    """scripts/images.sh builds conker-example-app:latest and pushes it as reckey/conker-example-app."""
+    if not os.path.exists(APP) or "statically linked" not in subprocess.run(["file", APP], capture_output=True,
+                                                                          text=True).stdout:
+        pytest.skip("a static conker-example-app is needed")
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    subprocess.run(["bash", os.path.join(root, "scripts", "images.sh"), BUILD, registry.host,
+                    *registry.skopeo_dest_args()], check=True, capture_output=True, timeout=120)
+    s = registry.session()
+    r = s.get(f"{registry.url}/v2/reckey/conker-example-app/manifests/latest",
+              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 200, r.text
+    manifest = r.json()
+    assert len(manifest["layers"]) == 1
+    config = s.get(f"{registry.url}/v2/reckey/conker-example-app/blobs/{manifest['config']['digest']}").json()
+    assert config["config"]["Entrypoint"] == ["/conker-example-app"]
+    assert "8080/tcp" in config["config"]["ExposedPorts"]

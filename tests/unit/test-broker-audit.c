@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,46 @@ static void test_lines(void **state)
         assert_int_equal(n, 2);
 }
 
+static void *append_many(void *arg)
+{
+        struct broker_audit *a = arg;
+        struct broker_audit_entry e = {.peer = "127.0.0.1:1", .reason = "image_mismatch"};
+
+        for (int i = 0; i < 50; i++)
+                if (broker_audit_append(a, &e) < 0)
+                        return (void *)1;
+        return NULL;
+}
+
+/* Concurrent appenders with fsync "always" (group commit): every line arrives whole. */
+static void test_concurrent_lines(void **state)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct broker_audit *a = NULL;
+        pthread_t t[8];
+        char path[128], *line, *save = NULL;
+        size_t len = 0;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/audit.jsonl", tmpdir);
+        assert_int_equal(broker_audit_open(path, BROKER_AUDIT_FSYNC_ALWAYS, &a, NULL), 0);
+        for (int i = 0; i < 8; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, append_many, a), 0);
+        for (int i = 0; i < 8; i++) {
+                void *r = NULL;
+                pthread_join(t[i], &r);
+                assert_null(r);
+        }
+        broker_audit_close(a);
+        assert_int_equal(ck_read_file(path, 1 << 20, &buf, &len, NULL), 0);
+        for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+                assert_non_null(j);
+                json_decref(j);
+        }
+        assert_int_equal(n, 400);
+}
+
 static void test_fsync_names(void **state)
 {
         assert_int_equal(broker_audit_fsync_from_string("always"), BROKER_AUDIT_FSYNC_ALWAYS);
@@ -104,6 +145,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_lines, setup, teardown),
                 cmocka_unit_test(test_fsync_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

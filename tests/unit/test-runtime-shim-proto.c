@@ -163,12 +163,28 @@ static void test_status_strings(void **state)
         assert_string_equal(runtime_status_to_string(_RUNTIME_STATUS_MAX), "unknown");
 }
 
+static void test_oom_kill(void **state)
+{
+        const char *v2 = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        const char *v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n";
+        uint64_t n = 99;
+
+        assert_int_equal(shim_parse_oom_kill(v2, strlen(v2), &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(shim_parse_oom_kill(v1, strlen(v1), &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(shim_parse_oom_kill("oom 1\n", 6, &n), -ENOENT);
+        assert_int_equal(shim_parse_oom_kill("oom_kill x\n", 11, &n), -EINVAL);
+        assert_int_equal(shim_parse_oom_kill("oom_kill 1", 8, &n), -ENOENT); /* truncated by len */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_frame_length),   cmocka_unit_test(test_frame_io),
                 cmocka_unit_test(test_request_parse),  cmocka_unit_test(test_state_roundtrip),
                 cmocka_unit_test(test_response_error), cmocka_unit_test(test_status_strings),
+                cmocka_unit_test(test_oom_kill),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,246 @@
+/* conkerd: the Conker engine daemon. Reads its configuration, opens the real backend (image
+ * store, runtime, volumes), the task manager (which recovers tasks from the last run) and the
+ * REST API, then runs the event loop until SIGTERM/SIGINT. Containers keep running after it
+ * exits: their shims own them, and the next conkerd re-adopts them. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "task-backend.h"
+#include "task.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+        struct event_base *base = arg;
+
+        log_info("received %s; shutting down (containers keep running)",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        event_base_loopbreak(base);
+}
+
+/* DESIGN.md §3: auto means TDX when the guest interface exists, otherwise refuse; a simulated
+ * TD is never chosen silently. */
+static int tee_check(const struct conkerd_config *c, struct ck_error **reterr)
+{
+        bool tdx = access("/sys/kernel/config/tsm/report", F_OK) == 0 || access("/dev/tdx_guest", F_OK) == 0;
+
+        if (strcmp(c->tee, "sim") == 0) {
+                log_warn("TEE: simulated TD (state in %s); its quotes only verify against the simulator's "
+                         "root",
+                         c->sim_dir);
+                return 0;
+        }
+        if (!tdx)
+                return ck_error_set(
+                        reterr, -ENODEV,
+                        "no TDX guest interface found (configfs-tsm or /dev/tdx_guest); run conkerd in a "
+                        "TD, or start it with --tee sim for a simulated one");
+        log_info("TEE: Intel TDX");
+        return 0;
+}
+
+/* conker-shim next to this executable, else PATH. */
+static char *shim_default(void)
+{
+        char self[PATH_MAX], *slash, *p = NULL;
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n > 0) {
+                self[n] = 0;
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        /* The build tree keeps programs in sibling directories. */
+                        for (int i = 0; i < 2; i++) {
+                                if (asprintf(&p, i == 0 ? "%s/conker-shim" : "%s/../conker-shim/conker-shim",
+                                             self) < 0)
+                                        return NULL;
+                                if (access(p, X_OK) == 0)
+                                        return p;
+                                free(p);
+                                p = NULL;
+                        }
+                }
+        }
+        return strdup("conker-shim");
+}
+
+static int run(struct conkerd_config *c)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_(ck_secret_freep) struct ck_secret *token = NULL;
+        _cleanup_free_ char *shim = NULL;
+        struct task_backend *be = NULL;
+        struct task_manager *m = NULL;
+        struct api_server *api = NULL;
+        struct event_base *base = NULL;
+        struct event *sigterm = NULL, *sigint = NULL;
+        int r;
+
+        r = tee_check(c, &e);
+        if (r < 0)
+                goto out;
+        if (ck_mkdir_p(c->data_dir, 0700) < 0 || ck_mkdir_p(c->run_dir, 0700) < 0) {
+                r = ck_error_errno(&e, -errno, "cannot create %s or %s", c->data_dir, c->run_dir);
+                goto out;
+        }
+        if (c->auth) {
+                r = api_token_load_or_create(c->token_file, &token, &e);
+                if (r < 0)
+                        goto out;
+        } else {
+                log_warn(
+                        "API authentication is DISABLED (--no-auth): anyone who reaches %s controls conkerd",
+                        c->listen);
+        }
+
+        shim = *c->shim ? strdup(c->shim) : shim_default();
+        if (!shim) {
+                r = -ENOMEM;
+                goto out;
+        }
+        struct task_backend_config bc = {
+                .data_dir = c->data_dir,
+                .run_dir = c->run_dir,
+                .runtime = c->runtime,
+                .shim = shim,
+                .bridge = c->bridge,
+                .subnet = c->subnet,
+                .nft_table = c->nft_table,
+                .netns_dir = c->netns_dir,
+                .netns_prefix = c->netns_prefix,
+                .stop_timeout_s = (unsigned)c->stop_timeout,
+                .log_max_bytes = c->log_max_bytes,
+                .log_max_files = (unsigned)c->log_max_files,
+                .volume_backing_size = c->volume_backing_size,
+                .registry_mirrors = c->registry_mirrors.items,
+                .insecure_registries = c->insecure_registries.items,
+                .registry_ca_file = c->registry_ca_file,
+        };
+        r = task_backend_real_new(&bc, &be, &e);
+        if (r < 0)
+                goto out;
+
+        struct task_manager_config mc = {
+                .data_dir = c->data_dir,
+                .limits = {(uint16_t)c->published_port_min, (uint16_t)c->published_port_max},
+                .max_tasks = (unsigned)c->max_tasks,
+                .stop_timeout_s = (unsigned)c->stop_timeout,
+                .pull_timeout_s = (unsigned)c->pull_timeout,
+                .watch_interval_ms = 1000,
+                .max_request_size = c->max_body_size,
+        };
+        r = task_manager_new(&mc, be, &m, &e);
+        if (r < 0)
+                goto out;
+
+        if (evthread_use_pthreads() < 0) {
+                r = ck_error_set(&e, -EIO, "libevent threading support is missing");
+                goto out;
+        }
+        base = event_base_new();
+        if (!base) {
+                r = ck_error_set(&e, -ENOMEM, "cannot create the event loop");
+                goto out;
+        }
+        struct api_config ac = {
+                .listen = c->listen,
+                .auth = c->auth,
+                .token = token,
+                .tls_cert = c->tls_cert,
+                .tls_key = c->tls_key,
+                .tls_client_ca = c->tls_client_ca,
+                .max_body_size = c->max_body_size,
+                .max_header_size = c->max_header_size,
+                .max_connections = (unsigned)c->max_connections,
+                .timeout_s = (unsigned)c->http_timeout,
+                .version = CONKER_VERSION,
+        };
+        r = api_server_new(base, &ac, m, &api, &e);
+        if (r < 0)
+                goto out;
+
+        sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+        sigint = evsignal_new(base, SIGINT, on_signal, base);
+        if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0) {
+                r = ck_error_set(&e, -EIO, "cannot install signal handlers");
+                goto out;
+        }
+        log_info("conkerd %s ready (data %s, run %s)", CONKER_VERSION, c->data_dir, c->run_dir);
+        event_base_dispatch(base);
+        r = 0;
+out:
+        if (r < 0)
+                log_error("%s", ck_error_message(e, r));
+        if (sigterm)
+                event_free(sigterm);
+        if (sigint)
+                event_free(sigint);
+        api_server_free(api);
+        task_manager_free(m);
+        task_backend_real_free(be);
+        if (base)
+                event_base_free(base);
+        return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct conkerd_config c;
+        struct conkerd_args args;
+        int r, level;
+
+        ck_log_set_ident("conkerd");
+        signal(SIGPIPE, SIG_IGN);
+        umask(0077);
+
+        r = conkerd_config_init(&c, &e);
+        if (r < 0) {
+                fprintf(stderr, "conkerd: %s\n", ck_error_message(e, r));
+                return 1;
+        }
+        r = conkerd_config_from_args(&c, argc, argv, &args, &e);
+        if (r >= 0)
+                r = conkerd_config_check(&c, &e);
+        if (r < 0) {
+                fprintf(stderr, "conkerd: %s\n", ck_error_message(e, r));
+                conkerd_config_clear(&c);
+                return 2;
+        }
+        if (args.help) {
+                conkerd_config_usage(stdout);
+                conkerd_config_clear(&c);
+                return 0;
+        }
+        if (args.version) {
+                printf("conkerd %s\n", CONKER_VERSION);
+                conkerd_config_clear(&c);
+                return 0;
+        }
+        if (args.print_example) {
+                _cleanup_free_ char *ex = conkerd_config_example();
+                conkerd_config_clear(&c);
+                if (!ex)
+                        return 1;
+                fputs(ex, stdout);
+                return 0;
+        }
+        level = ck_log_level_from_string(c.log_level);
+        ck_log_set_level(level < 0 ? CK_LOG_INFO : (enum ck_log_level)level);
+
+        r = run(&c);
+        conkerd_config_clear(&c);
+        return r;
+}

@@ -1,0 +1,547 @@
+/* Pulling an image: reference -> (mirror) -> manifest (through indexes, linux/amd64) -> config
+ * -> layers, into the content store, then the image record.
+ *
+ * Threads: the calling thread resolves the manifest, fetches the config and then unpacks the
+ * layers in order as their downloads complete; up to PULL_PARALLEL worker threads download
+ * layer blobs (Docker's and containerd's default of 3), each through the same registry client
+ * (own easy handle, shared token cache). When the caller passes a cancel flag, a watcher thread
+ * copies it into the pull's own stop flag, which is also raised when any step fails, so that
+ * every transfer stops within a second either way. Unpacking a layer is not interruptible: a
+ * cancel that arrives during one takes effect when it ends.
+ *
+ * Nothing partial becomes visible: blobs go through the store's writers (temp file, verified,
+ * renamed) and are aborted on any failure; the record is written last. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "pull.h"
+#include "reference.h"
+#include "registry.h"
+
+#define PULL_PARALLEL        3
+#define INDEX_DEPTH_MAX      3
+#define PROGRESS_STEP        (256u << 10)
+#define WATCH_INTERVAL_NSEC  50000000L
+
+struct layer_state {
+        int status; /* 0 pending, 1 downloaded (or present), < 0 failed */
+};
+
+struct pull {
+        struct image_store *s;
+        const struct image_pull_opts *o;
+        struct registry_client *client;
+        const char *ref_str;
+        const char *repo;
+        const struct image_manifest *m;
+
+        atomic_int stop;     /* raised on user cancel or on the first failure */
+        atomic_int finished; /* tells the watcher to exit */
+
+        pthread_mutex_t lock; /* guards next, layers[], err, err_layer; cond signals layer changes */
+        pthread_cond_t cond;
+        size_t next;
+        struct layer_state *layers;
+        struct ck_error *err; /* first failure */
+        int err_code;
+        size_t err_layer; /* 1-based, 0 when not a layer */
+
+        atomic_uint_fast64_t done_bytes;
+        atomic_uint_fast64_t reported_bytes;
+        uint64_t total_bytes;
+        atomic_uint layers_done;
+};
+
+static void progress(struct pull *p, const char *phase)
+{
+        struct image_pull_progress pr;
+
+        if (!p->o->progress)
+                return;
+        pr = (struct image_pull_progress){
+                .phase = phase,
+                .done_bytes = atomic_load(&p->done_bytes),
+                .total_bytes = p->total_bytes,
+                .layers_done = atomic_load(&p->layers_done),
+                .layers_total = p->m ? (unsigned)p->m->n_layers : 0,
+        };
+        p->o->progress(p->o->progress_userdata, &pr);
+}
+
+static void add_bytes(struct pull *p, uint64_t n)
+{
+        uint64_t done = atomic_fetch_add(&p->done_bytes, n) + n;
+        uint64_t last = atomic_load(&p->reported_bytes);
+
+        /* Report about every PROGRESS_STEP bytes; the CAS picks one reporter per step. */
+        if (done - last >= PROGRESS_STEP && atomic_compare_exchange_strong(&p->reported_bytes, &last, done))
+                progress(p, "downloading");
+}
+
+/* Records the first failure (layer is 1-based, 0 for none) and stops everything else. */
+static void fail(struct pull *p, size_t layer, int code, struct ck_error **err)
+{
+        pthread_mutex_lock(&p->lock);
+        if (!p->err_code) {
+                p->err_code = code;
+                p->err = err ? TAKE_PTR(*err) : NULL;
+                p->err_layer = layer;
+        }
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        atomic_store(&p->stop, 1);
+}
+
+static bool user_cancelled(const struct pull *p)
+{
+        return p->o->cancel && atomic_load(p->o->cancel) != 0;
+}
+
+static void *watcher_main(void *arg)
+{
+        struct pull *p = arg;
+
+        while (!atomic_load(&p->finished)) {
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = WATCH_INTERVAL_NSEC};
+
+                if (user_cancelled(p)) {
+                        atomic_store(&p->stop, 1);
+                        pthread_mutex_lock(&p->lock);
+                        pthread_cond_broadcast(&p->cond);
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
+}
+
+/* -- blobs -------------------------------------------------------------------------------- */
+struct blob_sink {
+        struct pull *p;
+        struct image_blob_writer *w;
+        struct ck_error *err;
+};
+
+static int blob_sink_write(void *userdata, const uint8_t *data, size_t len)
+{
+        struct blob_sink *bs = userdata;
+        int r = image_blob_write(bs->w, data, len, &bs->err);
+
+        if (r < 0)
+                return r;
+        add_bytes(bs->p, len);
+        return 0;
+}
+
+/* Downloads one blob into the store unless it is already there. */
+static int fetch_blob(struct pull *p, const struct image_descriptor *d, struct ck_error **reterr)
+{
+        struct blob_sink bs = {.p = p};
+        int r;
+
+        r = image_blob_begin(p->s, d->digest, d->size, &bs.w, reterr);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                add_bytes(p, d->size);
+                return 0;
+        }
+        r = registry_get_blob(p->client, p->repo, d->digest, d->size, blob_sink_write, &bs, reterr);
+        if (r < 0) {
+                image_blob_abort(bs.w);
+                if (bs.err) {
+                        /* The store said why (the registry leaves reterr alone then). */
+                        ck_error_free(reterr ? *reterr : NULL);
+                        if (reterr)
+                                *reterr = TAKE_PTR(bs.err);
+                }
+                ck_error_free(bs.err);
+                return r;
+        }
+        return image_blob_commit(bs.w, reterr);
+}
+
+static void *worker_main(void *arg)
+{
+        struct pull *p = arg;
+
+        for (;;) {
+                struct ck_error *err = NULL;
+                size_t i;
+                int r;
+
+                pthread_mutex_lock(&p->lock);
+                if (atomic_load(&p->stop) || p->next >= p->m->n_layers) {
+                        pthread_mutex_unlock(&p->lock);
+                        return NULL;
+                }
+                i = p->next++;
+                pthread_mutex_unlock(&p->lock);
+
+                r = fetch_blob(p, &p->m->layers[i], &err);
+                if (r < 0) {
+                        /* A stop raised by someone else shows up here as ECANCELED: not ours. */
+                        if (r == -ECANCELED && atomic_load(&p->stop) && !user_cancelled(p)) {
+                                ck_error_free(err);
+                                return NULL;
+                        }
+                        fail(p, i + 1, r, &err);
+                        ck_error_free(err);
+                        return NULL;
+                }
+                pthread_mutex_lock(&p->lock);
+                p->layers[i].status = 1;
+                pthread_cond_broadcast(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+        }
+}
+
+/* -- manifests ---------------------------------------------------------------------------- */
+
+/* What a manifest body is: its own mediaType when it has one (it must then agree with the
+ * Content-Type, when that names a manifest type), else the Content-Type, else its shape. */
+static int manifest_kind(const char *content_type, const uint8_t *buf, size_t len, enum image_media_kind *ret,
+                         struct ck_error **reterr)
+{
+        _cleanup_json_ json_t *root = NULL;
+        enum image_media_kind ct = image_media_kind_from_string(content_type), body = IMAGE_MEDIA_UNKNOWN;
+        json_t *mt, *sv;
+        int r;
+
+        r = ck_json_loadb(buf, len, IMAGE_MANIFEST_MAX, &root, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "manifest");
+        if (!json_is_object(root))
+                return ck_error_set(reterr, -EBADMSG, "manifest is not a JSON object");
+        sv = json_object_get(root, "schemaVersion");
+        if (json_is_integer(sv) && json_integer_value(sv) == 1)
+                return ck_error_set(reterr, -EPROTONOSUPPORT,
+                                    "schema 1 manifests are not supported; push the image again with a current client");
+        mt = json_object_get(root, "mediaType");
+        if (json_is_string(mt)) {
+                body = image_media_kind_from_string(json_string_value(mt));
+                if (body == IMAGE_MEDIA_UNKNOWN)
+                        return ck_error_set(reterr, -EPROTONOSUPPORT, "unsupported manifest media type \"%.100s\"",
+                                            json_string_value(mt));
+        }
+        if (ct != IMAGE_MEDIA_OCI_MANIFEST && ct != IMAGE_MEDIA_OCI_INDEX && ct != IMAGE_MEDIA_DOCKER_MANIFEST &&
+            ct != IMAGE_MEDIA_DOCKER_LIST)
+                ct = IMAGE_MEDIA_UNKNOWN;
+        if (body != IMAGE_MEDIA_UNKNOWN && ct != IMAGE_MEDIA_UNKNOWN && body != ct)
+                return ck_error_set(reterr, -EBADMSG,
+                                    "registry sent Content-Type %.100s for a manifest whose mediaType is %s",
+                                    content_type, image_media_kind_to_string(body));
+        if (body == IMAGE_MEDIA_UNKNOWN)
+                body = ct;
+        if (body == IMAGE_MEDIA_UNKNOWN)
+                body = json_object_get(root, "manifests") ? IMAGE_MEDIA_OCI_INDEX : IMAGE_MEDIA_OCI_MANIFEST;
+        *ret = body;
+        return 0;
+}
+
+/* Fetches the reference's manifest, following indexes to the linux/amd64 image. ret_digest is
+ * the digest of the first document (what the tag points to, what one would pin). */
+static int resolve(struct pull *p, const char *reference, struct image_manifest *ret, char **ret_digest,
+                   struct ck_error **reterr)
+{
+        _cleanup_free_ char *top_digest = NULL, *want = NULL;
+        uint64_t want_size = 0;
+
+        for (unsigned depth = 0;; depth++) {
+                _cleanup_free_ uint8_t *body = NULL;
+                _cleanup_free_ char *media_type = NULL, *digest = NULL;
+                enum image_media_kind kind = IMAGE_MEDIA_UNKNOWN;
+                size_t len = 0;
+                int r;
+
+                r = registry_get_manifest(p->client, p->repo, want ? want : reference, &body, &len, &media_type,
+                                          &digest, reterr);
+                if (r < 0)
+                        return r;
+                if (want && len != want_size)
+                        return ck_error_set(reterr, -EBADMSG, "manifest %s is %zu bytes, the index says %" PRIu64,
+                                            want, len, want_size);
+                if (!top_digest)
+                        top_digest = strdup(digest);
+                if (!top_digest)
+                        return -ENOMEM;
+                r = manifest_kind(media_type, body, len, &kind, reterr);
+                if (r < 0)
+                        return r;
+
+                if (kind == IMAGE_MEDIA_OCI_INDEX || kind == IMAGE_MEDIA_DOCKER_LIST) {
+                        struct image_descriptor d = {0};
+
+                        if (depth >= INDEX_DEPTH_MAX)
+                                return ck_error_set(reterr, -ELOOP, "indexes nested deeper than %d levels",
+                                                    INDEX_DEPTH_MAX);
+                        r = image_index_select(body, len, &d, reterr);
+                        if (r < 0)
+                                return r;
+                        free(want);
+                        want = TAKE_PTR(d.digest);
+                        want_size = d.size;
+                        image_descriptor_clear(&d);
+                        continue;
+                }
+                r = image_manifest_parse(body, len, ret, reterr);
+                if (r < 0)
+                        return r;
+                *ret_digest = TAKE_PTR(top_digest);
+                return 0;
+        }
+}
+
+/* -- the pull ----------------------------------------------------------------------------- */
+static const char *endpoint_for(const struct image_pull_opts *o, const char *domain)
+{
+        for (size_t i = 0; i < o->n_mirrors; i++)
+                if (o->mirrors[i].domain && o->mirrors[i].endpoint && strcmp(o->mirrors[i].domain, domain) == 0)
+                        return o->mirrors[i].endpoint;
+        return domain;
+}
+
+static bool is_insecure(const struct image_pull_opts *o, const char *endpoint)
+{
+        if (!o->insecure_registries)
+                return false;
+        for (const char *const *p = o->insecure_registries; *p; p++)
+                if (strcmp(*p, endpoint) == 0)
+                        return true;
+        return false;
+}
+
+static int record_put(struct pull *p, const char *name, const char *manifest_digest, const struct image_config *cfg,
+                      struct ck_error **reterr)
+{
+        const struct image_manifest *m = p->m;
+        struct image_record rec = {
+                .name = (char *)name,
+                .manifest_digest = (char *)manifest_digest,
+                .id = m->config.digest,
+                .n_layers = m->n_layers,
+                .size = m->config.size,
+                .created = (int64_t)time(NULL),
+        };
+        int r;
+
+        rec.layers = calloc(m->n_layers + 1, sizeof(char *));
+        if (!rec.layers)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                rec.layers[i] = m->layers[i].digest;
+                rec.size += m->layers[i].size;
+        }
+        rec.diff_ids = cfg->diff_ids;
+        r = image_store_put(p->s, &rec, reterr);
+        free(rec.layers); /* the strings are borrowed */
+        return r;
+}
+
+/* Downloads (workers) and unpacks (this thread, in order) every layer. Failures are recorded
+ * in p (fail()); the return value only reports -ENOMEM before anything started. */
+static int pull_layers(struct pull *p, const struct image_config *cfg)
+{
+        const struct image_manifest *m = p->m;
+        pthread_t workers[PULL_PARALLEL];
+        size_t n_workers = 0;
+        int r = 0;
+
+        p->layers = calloc(m->n_layers + 1, sizeof(*p->layers));
+        if (!p->layers)
+                return -ENOMEM;
+        for (size_t i = 0; i < PULL_PARALLEL && i < m->n_layers; i++) {
+                if (pthread_create(&workers[n_workers], NULL, worker_main, p) != 0) {
+                        struct ck_error *e = NULL;
+
+                        ck_error_set(&e, -EAGAIN, "cannot start a download thread");
+                        fail(p, 0, -EAGAIN, &e);
+                        ck_error_free(e);
+                        break;
+                }
+                n_workers++;
+        }
+
+        for (size_t i = 0; i < m->n_layers; i++) {
+                struct ck_error *err = NULL;
+                int st;
+
+                pthread_mutex_lock(&p->lock);
+                while ((st = p->layers[i].status) == 0 && !p->err_code && !atomic_load(&p->stop))
+                        pthread_cond_wait(&p->cond, &p->lock);
+                pthread_mutex_unlock(&p->lock);
+                if (st != 1)
+                        break;
+                progress(p, "unpacking");
+                r = image_store_unpack_layer(p->s, &m->layers[i], cfg->diff_ids[i], &err);
+                if (r < 0) {
+                        fail(p, i + 1, r, &err);
+                        ck_error_free(err);
+                        break;
+                }
+                atomic_fetch_add(&p->layers_done, 1);
+                progress(p, "unpacking");
+        }
+
+        /* Workers see stop (or run out of layers) and end; transfers abort within a second. */
+        for (size_t i = 0; i < n_workers; i++)
+                pthread_join(workers[i], NULL);
+        return 0;
+}
+
+int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
+               struct image_config *ret_config, struct ck_error **reterr)
+{
+        _cleanup_(image_ref_clear) struct image_ref ref = {0};
+        _cleanup_(image_manifest_clear) struct image_manifest m = {0};
+        _cleanup_(image_config_clear) struct image_config cfg = {0};
+        _cleanup_free_ char *name = NULL, *manifest_digest = NULL;
+        _cleanup_free_ uint8_t *cfg_buf = NULL;
+        struct pull p = {.s = s, .o = o};
+        struct registry_opts ro = {0};
+        pthread_t watcher;
+        bool have_watcher = false;
+        const char *endpoint;
+        size_t cfg_len = 0;
+        int r;
+
+        if (!s || !o || !o->ref)
+                return ck_error_set(reterr, -EINVAL, "image_pull: no store or reference");
+        r = image_ref_parse(o->ref, &ref, reterr);
+        if (r < 0)
+                return r;
+        name = image_ref_to_string(&ref);
+        if (!name)
+                return -ENOMEM;
+        p.ref_str = name;
+        p.repo = ref.path;
+        pthread_mutex_init(&p.lock, NULL);
+        pthread_cond_init(&p.cond, NULL);
+
+        endpoint = endpoint_for(o, ref.domain);
+        ro = (struct registry_opts){
+                .domain = endpoint,
+                .username = o->username,
+                .password = o->password,
+                .ca_file = o->ca_file,
+                .plain_http = is_insecure(o, endpoint),
+                .cancel = &p.stop,
+        };
+        r = registry_client_new(&ro, &p.client, reterr);
+        if (r < 0)
+                goto out;
+        if (o->cancel) {
+                if (pthread_create(&watcher, NULL, watcher_main, &p) != 0) {
+                        r = ck_error_set(reterr, -EAGAIN, "cannot start the cancel watcher thread");
+                        goto out;
+                }
+                have_watcher = true;
+        }
+        if (endpoint != ref.domain)
+                log_debug("pulling %s through mirror %s", name, endpoint);
+
+        progress(&p, "resolving");
+        r = resolve(&p, image_ref_reference(&ref), &m, &manifest_digest, reterr);
+        if (r < 0)
+                goto out;
+        p.m = &m;
+        p.total_bytes = m.config.size;
+        for (size_t i = 0; i < m.n_layers; i++) {
+                if (m.layers[i].size > UINT64_MAX - p.total_bytes) {
+                        r = ck_error_set(reterr, -EOVERFLOW, "layer sizes add up to more than 2^64 bytes");
+                        goto out;
+                }
+                p.total_bytes += m.layers[i].size;
+        }
+
+        /* The config: small, fetched first, checked against the manifest. */
+        progress(&p, "downloading");
+        r = fetch_blob(&p, &m.config, reterr);
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
+                goto out;
+        }
+        r = image_store_read_blob(s, m.config.digest, IMAGE_CONFIG_MAX, &cfg_buf, &cfg_len, reterr);
+        if (r >= 0)
+                r = image_config_parse(cfg_buf, cfg_len, &cfg, reterr);
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
+                goto out;
+        }
+        if ((cfg.os && strcmp(cfg.os, "linux") != 0) || (cfg.architecture && strcmp(cfg.architecture, "amd64") != 0)) {
+                r = ck_error_set(reterr, -EPROTONOSUPPORT, "image is for %s/%s, not linux/amd64",
+                                 cfg.os ? cfg.os : "?", cfg.architecture ? cfg.architecture : "?");
+                goto out;
+        }
+        if (cfg.n_diff_ids != m.n_layers) {
+                r = ck_error_set(reterr, -EBADMSG, "the config lists %zu layer diff_ids, the manifest %zu layers",
+                                 cfg.n_diff_ids, m.n_layers);
+                goto out;
+        }
+
+        r = pull_layers(&p, &cfg);
+        if (r >= 0 && p.err_code) {
+                r = p.err_code;
+                if (reterr && !*reterr) {
+                        *reterr = TAKE_PTR(p.err);
+                        if (!*reterr)
+                                ck_error_set(reterr, r, "layer %zu failed", p.err_layer);
+                }
+                if (r == -ECANCELED && user_cancelled(&p)) {
+                        ck_error_free(reterr ? TAKE_PTR(*reterr) : NULL);
+                        r = ck_error_set(reterr, -ECANCELED, "cancelled");
+                } else if (p.err_layer > 0) {
+                        r = ck_error_prefix(reterr, r, "layer %zu/%zu %s", p.err_layer, m.n_layers,
+                                            m.layers[p.err_layer - 1].digest);
+                }
+                goto out;
+        }
+        if (r >= 0 && user_cancelled(&p)) {
+                r = ck_error_set(reterr, -ECANCELED, "cancelled");
+                goto out;
+        }
+        if (r < 0)
+                goto out;
+
+        r = record_put(&p, name, manifest_digest, &cfg, reterr);
+        if (r < 0)
+                goto out;
+        progress(&p, "done");
+        if (ret) {
+                r = image_store_get(s, name, ret, reterr);
+                if (r < 0)
+                        goto out;
+        }
+        if (ret_config) {
+                *ret_config = cfg;
+                cfg = (struct image_config){0};
+        }
+        r = 0;
+out:
+        atomic_store(&p.finished, 1);
+        if (have_watcher)
+                pthread_join(watcher, NULL);
+        if (r < 0 && r == -ECANCELED && user_cancelled(&p) && reterr && *reterr &&
+            strstr((*reterr)->msg, "cancel") == NULL) {
+                ck_error_free(TAKE_PTR(*reterr));
+                ck_error_set(reterr, r, "cancelled");
+        }
+        if (r < 0)
+                r = ck_error_prefix(reterr, r, "pulling %s", name);
+        registry_client_free(p.client);
+        ck_error_free(p.err);
+        free(p.layers);
+        pthread_cond_destroy(&p.cond);
+        pthread_mutex_destroy(&p.lock);
+        return r;
+}

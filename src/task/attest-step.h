@@ -1,0 +1,33 @@
+/* The Attesting step of the pipeline: for each KMS endpoint of a task, attest over RA-TLS and
+ * receive the released secret.
+ *
+ * This is the seam the attestation module fills in: the pipeline calls task_attest_step() only
+ * when the request has KmsEndpoints, and writes the returned secrets into the task's secret
+ * tmpfs (as secret-<endpoint>.json, read-only) in the Creating step. The secrets stay in
+ * ck_secret buffers in between and never touch the disk. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "secret.h"
+
+struct task_attest_ctx {
+        const char *task_id;
+        const char *image_id; /* "sha256:…", the appId claim */
+        char *const *endpoints;
+        size_t n_endpoints;
+        atomic_int *cancel;
+};
+
+struct task_released_secret {
+        char *endpoint;
+        struct ck_secret *secret;
+};
+void task_released_secrets_free(struct task_released_secret *v, size_t n);
+
+/* On success ret receives one secret per endpoint, in order. Fails closed: any doubt about an
+ * endpoint fails the whole step. -ENOTSUP in builds without attestation. */
+int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_secret **ret, size_t *ret_n,
+                     struct ck_error **reterr);

@@ -1,0 +1,438 @@
+/* The real task backend (see task-backend.h): each operation is a thin, idempotent call into
+ * the image, runtime or volume module. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+#include "pull.h"
+#include "reference.h"
+#include "request.h"
+#include "rootfs.h"
+#include "runtime.h"
+#include "task-backend.h"
+#include "volume.h"
+
+struct real {
+        struct task_backend be; /* first: the ops table handed out */
+        char *data_dir, *run_dir;
+        struct image_store *images;
+        struct runtime *rt;
+        struct volume_manager *vm;
+        struct image_mirror *mirrors;
+        char **mirror_storage;
+        size_t n_mirrors;
+        char *const *insecure;
+        const char *ca_file;
+};
+
+static char *task_path(const char *base, const char *id, const char *sub)
+{
+        char *p = NULL;
+
+        if (asprintf(&p, "%s/%s%s%s", base, id, sub ? "/" : "", sub ? sub : "") < 0)
+                return NULL;
+        return p;
+}
+
+static int real_ref_normalize(void *ud, const char *ref, char **ret, struct ck_error **reterr)
+{
+        _cleanup_(image_ref_clear) struct image_ref r = {0};
+        char *s;
+        int q;
+
+        q = image_ref_parse(ref, &r, reterr);
+        if (q < 0)
+                return q;
+        s = image_ref_to_string(&r);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+struct progress_adapter {
+        const struct task_pull_request *r;
+};
+
+static void on_pull_progress(void *userdata, const struct image_pull_progress *p)
+{
+        struct progress_adapter *a = userdata;
+        struct task_pull_progress tp = {p->phase, p->done_bytes, p->total_bytes, p->layers_done,
+                                        p->layers_total};
+
+        if (a->r->progress)
+                a->r->progress(a->r->progress_userdata, &tp);
+}
+
+static char **strv_dup(char *const *v)
+{
+        size_t n = 0;
+        char **out;
+
+        if (!v)
+                return NULL;
+        while (v[n])
+                n++;
+        out = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; out && i < n; i++)
+                if (!(out[i] = strdup(v[i]))) {
+                        for (size_t j = 0; j < i; j++)
+                                free(out[j]);
+                        free(out);
+                        return NULL;
+                }
+        return out;
+}
+
+static int real_pull(void *ud, const struct task_pull_request *r, struct task_image *ret,
+                     struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        _cleanup_(image_config_clear) struct image_config cfg = {0};
+        struct progress_adapter a = {r};
+        struct image_pull_opts o = {
+                .ref = r->ref,
+                .username = r->username,
+                .password = r->password,
+                .ca_file = x->ca_file,
+                .mirrors = x->mirrors,
+                .n_mirrors = x->n_mirrors,
+                .insecure_registries = (const char *const *)x->insecure,
+                .cancel = r->cancel,
+                .progress = on_pull_progress,
+                .progress_userdata = &a,
+        };
+        struct task_image img = {0};
+        int q;
+
+        q = image_pull(x->images, &o, &rec, &cfg, reterr);
+        if (q < 0)
+                return q;
+        img.id = strdup(rec.id);
+        img.name = strdup(rec.name ? rec.name : r->ref);
+        img.entrypoint = strv_dup(cfg.entrypoint);
+        img.cmd = strv_dup(cfg.cmd);
+        img.env = strv_dup(cfg.env);
+        img.exposed_ports = strv_dup(cfg.exposed_ports);
+        img.working_dir = cfg.working_dir ? strdup(cfg.working_dir) : NULL;
+        img.user = cfg.user ? strdup(cfg.user) : NULL;
+        img.stop_signal = cfg.stop_signal ? strdup(cfg.stop_signal) : NULL;
+        img.size = rec.size;
+        img.n_layers = (unsigned)rec.n_layers;
+        if (!img.id || !img.name) {
+                task_image_clear(&img);
+                return -ENOMEM;
+        }
+        *ret = img;
+        return 0;
+}
+
+static int real_image_remove(void *ud, const char *image_id, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return image_store_remove(x->images, image_id, reterr);
+}
+
+static int real_rootfs_mount(void *ud, const char *id, const char *image_id, char **ret,
+                             struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ char *cdir = task_path(x->data_dir, "containers", id);
+        _cleanup_free_ char *target = cdir ? task_path(cdir, "rootfs", NULL) : NULL;
+        _cleanup_free_ char *state = cdir ? task_path(cdir, "overlay", NULL) : NULL;
+        int q;
+
+        if (!target || !state)
+                return -ENOMEM;
+        q = ck_mkdir_p(target, 0700);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "cannot create %s", target);
+        q = image_rootfs_mount(x->images, image_id, state, target, reterr);
+        if (q < 0)
+                return q;
+        *ret = TAKE_PTR(target);
+        return 0;
+}
+
+static int real_rootfs_umount(void *ud, const char *id, const char *image_id, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ char *cdir = task_path(x->data_dir, "containers", id);
+        _cleanup_free_ char *target = cdir ? task_path(cdir, "rootfs", NULL) : NULL;
+        _cleanup_free_ char *state = cdir ? task_path(cdir, "overlay", NULL) : NULL;
+        struct stat st;
+        int q;
+
+        if (!target || !state)
+                return -ENOMEM;
+        if (stat(target, &st) == 0) {
+                q = image_rootfs_umount(x->images, image_id ? image_id : "", state, target, true, reterr);
+                if (q < 0)
+                        return q;
+        }
+        /* What is left is empty directories; rm -rf stays on this filesystem, so a mount that
+         * somehow survived is never walked into. */
+        q = ck_rm_rf_at(AT_FDCWD, cdir);
+        if (q < 0 && q != -ENOENT)
+                return ck_error_errno(reterr, q, "cannot remove %s", cdir);
+        return 0;
+}
+
+static int real_volume_create(void *ud, const char *id, const char *name, char **ret,
+                              struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return volume_create(x->vm, id, name, ret, reterr);
+}
+
+static int real_volume_delete(void *ud, const char *id, const char *name, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return volume_delete(x->vm, id, name, reterr);
+}
+
+static int real_secret_create(void *ud, const char *id, char **ret, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ char *tdir = task_path(x->run_dir, "tasks", id);
+        _cleanup_free_ char *dir = tdir ? task_path(tdir, "secret", NULL) : NULL;
+        int q;
+
+        if (!dir)
+                return -ENOMEM;
+        q = ck_mkdir_p(dir, 0700);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "cannot create %s", dir);
+        /* A small tmpfs of its own: the secrets never reach a disk and vanish with the mount. */
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0700,size=1m,nr_inodes=64") < 0)
+                return ck_error_errno(reterr, -errno, "cannot mount the secret tmpfs at %s", dir);
+        *ret = TAKE_PTR(dir);
+        return 0;
+}
+
+static int real_secret_remove(void *ud, const char *id, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ char *tdir = task_path(x->run_dir, "tasks", id);
+        _cleanup_free_ char *dir = tdir ? task_path(tdir, "secret", NULL) : NULL;
+
+        if (!dir)
+                return -ENOMEM;
+        /* Unmount every layer (a repeated create could have stacked two). */
+        while (umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+                ;
+        if (errno != EINVAL && errno != ENOENT)
+                return ck_error_errno(reterr, -errno, "cannot unmount %s", dir);
+        if (rmdir(dir) < 0 && errno != ENOENT)
+                return ck_error_errno(reterr, -errno, "cannot remove %s", dir);
+        if (rmdir(tdir) < 0 && errno != ENOENT)
+                return ck_error_errno(reterr, -errno, "cannot remove %s", tdir);
+        return 0;
+}
+
+static int real_run(void *ud, const struct task_run_spec *s, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ struct runtime_port *ports = calloc(s->n_ports + 1, sizeof(*ports));
+        _cleanup_free_ struct runtime_mount *mounts = calloc(s->n_mounts + 1, sizeof(*mounts));
+        /* A view of the task's copy of the image config: pointers are borrowed. */
+        struct image_config cfg = {
+                .entrypoint = s->image->entrypoint,
+                .cmd = s->image->cmd,
+                .env = s->image->env,
+                .working_dir = s->image->working_dir,
+                .user = s->image->user,
+                .stop_signal = s->image->stop_signal,
+                .exposed_ports = s->image->exposed_ports,
+        };
+        struct runtime_spec spec = {
+                .id = s->id,
+                .name = s->name,
+                .rootfs = s->rootfs,
+                .image = &cfg,
+                .env = s->env,
+                .ports = ports,
+                .n_ports = s->n_ports,
+                .mounts = mounts,
+                .n_mounts = s->n_mounts,
+                .secret_dir = s->secret_dir,
+                .restart = RUNTIME_RESTART_ALWAYS,
+        };
+
+        if (!ports || !mounts)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_ports; i++)
+                ports[i] = (struct runtime_port){s->ports[i].target, s->ports[i].published, false};
+        for (size_t i = 0; i < s->n_mounts; i++)
+                mounts[i] = (struct runtime_mount){s->mounts[i].host_path, s->mounts[i].target,
+                                                   !s->mounts[i].rw};
+        return runtime_run(x->rt, &spec, reterr);
+}
+
+static int real_stop(void *ud, const char *id, unsigned timeout_s, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return runtime_stop(x->rt, id, timeout_s, reterr);
+}
+
+static int real_delete(void *ud, const char *id, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return runtime_delete(x->rt, id, reterr);
+}
+
+static int real_state(void *ud, const char *id, struct runtime_state *ret, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        return runtime_state(x->rt, id, ret, reterr);
+}
+
+static char *real_log_path(void *ud, const char *id)
+{
+        struct real *x = ud;
+        return runtime_log_path(x->rt, id);
+}
+
+static bool real_port_in_use(void *ud, uint16_t port)
+{
+        struct sockaddr_in sa = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+
+        if (fd < 0)
+                return false;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        return bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == EADDRINUSE;
+}
+
+static int parse_mirrors(struct real *x, char *const *list, struct ck_error **reterr)
+{
+        size_t n = 0;
+
+        while (list && list[n])
+                n++;
+        x->mirrors = calloc(n + 1, sizeof(*x->mirrors));
+        x->mirror_storage = calloc(n + 1, sizeof(char *));
+        if (!x->mirrors || !x->mirror_storage)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char *eq, *s = strdup(list[i]);
+                if (!s)
+                        return -ENOMEM;
+                x->mirror_storage[i] = s;
+                eq = strchr(s, '=');
+                if (!eq || eq == s || !eq[1])
+                        return ck_error_set(reterr, -EINVAL,
+                                            "registry-mirror \"%s\" is not DOMAIN=HOST:PORT", list[i]);
+                *eq = 0;
+                x->mirrors[i] = (struct image_mirror){s, eq + 1};
+                x->n_mirrors++;
+        }
+        return 0;
+}
+
+int task_backend_real_new(const struct task_backend_config *cfg, struct task_backend **ret,
+                          struct ck_error **reterr)
+{
+        struct image_limits lim;
+        struct runtime_config rc = {
+                .runtime_path = cfg->runtime,
+                .shim_path = cfg->shim,
+                .data_dir = cfg->data_dir,
+                .run_dir = cfg->run_dir,
+                .bridge = cfg->bridge,
+                .subnet = cfg->subnet,
+                .netns_dir = cfg->netns_dir,
+                .nft_table = cfg->nft_table,
+                .netns_prefix = cfg->netns_prefix,
+                .stop_timeout_s = cfg->stop_timeout_s,
+                .log_max_bytes = cfg->log_max_bytes,
+                .log_max_files = cfg->log_max_files,
+        };
+        struct volume_config vc = {.data_dir = cfg->data_dir, .backing_size = cfg->volume_backing_size};
+        struct real *x;
+        int r;
+
+        x = calloc(1, sizeof(*x));
+        if (!x)
+                return -ENOMEM;
+        x->be = (struct task_backend){
+                .userdata = x,
+                .image_ref_normalize = real_ref_normalize,
+                .image_pull = real_pull,
+                .image_remove = real_image_remove,
+                .rootfs_mount = real_rootfs_mount,
+                .rootfs_umount = real_rootfs_umount,
+                .volume_create = real_volume_create,
+                .volume_delete = real_volume_delete,
+                .secret_dir_create = real_secret_create,
+                .secret_dir_remove = real_secret_remove,
+                .container_run = real_run,
+                .container_stop = real_stop,
+                .container_delete = real_delete,
+                .container_state = real_state,
+                .container_log_path = real_log_path,
+                .host_port_in_use = real_port_in_use,
+        };
+        x->data_dir = strdup(cfg->data_dir);
+        x->run_dir = strdup(cfg->run_dir);
+        x->insecure = cfg->insecure_registries;
+        x->ca_file = cfg->registry_ca_file && *cfg->registry_ca_file ? cfg->registry_ca_file : NULL;
+        if (!x->data_dir || !x->run_dir) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = parse_mirrors(x, cfg->registry_mirrors, reterr);
+        if (r < 0)
+                goto fail;
+        image_limits_default(&lim);
+        r = image_store_open(cfg->data_dir, &lim, &x->images, reterr);
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "image store");
+                goto fail;
+        }
+        r = runtime_open(&rc, &x->rt, reterr);
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "runtime");
+                goto fail;
+        }
+        r = volume_manager_open(&vc, &x->vm, reterr);
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "volumes");
+                goto fail;
+        }
+        *ret = &x->be;
+        return 0;
+fail:
+        task_backend_real_free(&x->be);
+        return r;
+}
+
+void task_backend_real_free(struct task_backend *be)
+{
+        struct real *x = (struct real *)be;
+
+        if (!x)
+                return;
+        volume_manager_free(x->vm);
+        runtime_free(x->rt);
+        image_store_free(x->images);
+        for (size_t i = 0; x->mirror_storage && x->mirror_storage[i]; i++)
+                free(x->mirror_storage[i]);
+        free(x->mirror_storage);
+        free(x->mirrors);
+        free(x->data_dir);
+        free(x->run_dir);
+        free(x);
+}

@@ -1,0 +1,37 @@
+/* The real task backend: struct task_backend implemented with the image store and puller,
+ * the runtime driver and the volume manager, plus the per-task secret tmpfs. conkerd uses
+ * this one; only unit tests use another.
+ *
+ * Layout it owns: <data>/containers/<id>/rootfs (overlay mount point) and .../overlay
+ * (upper/work), <run>/tasks/<id>/secret (tmpfs, 0700). */
+#pragma once
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "error.h"
+
+struct task_backend_config {
+        const char *data_dir;
+        const char *run_dir;
+        const char *runtime; /* runc or crun */
+        const char *shim;    /* conker-shim path */
+        const char *bridge;
+        const char *subnet;
+        const char *nft_table;
+        const char *netns_dir;
+        const char *netns_prefix;
+        unsigned stop_timeout_s;
+        uint64_t log_max_bytes;
+        unsigned log_max_files;
+        uint64_t volume_backing_size;
+        char *const *registry_mirrors;    /* "domain=host:port", NULL-terminated or NULL */
+        char *const *insecure_registries; /* NULL-terminated or NULL */
+        const char *registry_ca_file;     /* NULL or empty: system store */
+};
+
+/* Opens the image store, the runtime (which re-adopts surviving shims) and the volume
+ * manager. *ret is freed with task_backend_real_free(). */
+int task_backend_real_new(const struct task_backend_config *cfg, struct task_backend **ret,
+                          struct ck_error **reterr);
+void task_backend_real_free(struct task_backend *be);
