@@ -33,7 +33,7 @@ unit: build
 	$(MESON) test -C $(BUILD) --suite unit --suite fuzz-regress --print-errorlogs
 
 e2e: build
-	python3 -m pytest -v tests/e2e
+	CONKER_BUILD=$(CURDIR)/$(BUILD) /usr/bin/python3 -m pytest -v tests/e2e
 
 check:
 	@bash scripts/check-banned.sh

@@ -6,6 +6,9 @@
 # as passed. Exit status is non-zero when anything failed or when no test ran at all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Debian's interpreter, where scripts/deps.sh installed pytest and requests (a python3 earlier
+# in PATH, e.g. from pyenv, would not have them).
+py=/usr/bin/python3
 build=${1:-build}
 asan=${2:-build-asan}
 passed=0 failed=0 skipped=0
@@ -13,7 +16,7 @@ report=$(mktemp -d)
 trap 'rm -rf "$report"' EXIT
 
 count_meson() { # $1 = build dir
-  python3 - "$1/meson-logs/testlog.json" <<'PY'
+  "$py" - "$1/meson-logs/testlog.json" <<'PY'
 import json, sys
 p = f = s = 0
 try:
@@ -50,8 +53,8 @@ fi
 
 if ls tests/e2e/test_*.py >/dev/null 2>&1; then
   echo "== end to end"
-  CONKER_BUILD="$PWD/$build" python3 -m pytest -v -rs --junitxml="$report/e2e.xml" tests/e2e 2>&1 | tail -n 60
-  add $(python3 - "$report/e2e.xml" <<'PY'
+  CONKER_BUILD="$PWD/$build" "$py" -m pytest -v -rs --junitxml="$report/e2e.xml" tests/e2e 2>&1 | tail -n 60
+  add $("$py" - "$report/e2e.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
     t = ET.parse(sys.argv[1]).getroot()

@@ -23,4 +23,10 @@ int cmd_ps(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tdx(int argc, char **argv);
+int cmd_tdx_sim(int argc, char **argv); /* conker tdx-sim (cmd-tdx-tee.c) */
 int cmd_version(int argc, char **argv);
+
+/* `conker tdx` subcommands implemented in cmd-tdx-tee.c (rows of the table in cmd-tdx.c). */
+int cmd_tdx_info(int argc, char **argv);
+int cmd_tdx_measure(int argc, char **argv);
+int cmd_tdx_quote(int argc, char **argv);

@@ -15,7 +15,8 @@ static const struct conker_command commands[] = {
         {"cancel", "stop a task that is still being created", cmd_cancel},
         {"rm", "stop a task and remove everything it had", cmd_rm},
         {"image", "pull, list, remove and mount images", cmd_image},
-        {"tdx", "offline TDX attestation tools (verify)", cmd_tdx},
+        {"tdx", "TDX attestation tools (quote, info, measure, verify)", cmd_tdx},
+        {"tdx-sim", "create a simulated TD (tdx-sim init DIR)", cmd_tdx_sim},
         {"version", "print the version", cmd_version},
 };
 
