@@ -266,3 +266,52 @@ def test_cancel_during_throttled_pull(tmp_path):
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
         finally:
             proxy.close()
+
+
+def test_cli_task_commands(env, tmp_path):
+    """conker run/ps/inspect/events/logs/cancel/rm against the daemon, human and --json."""
+    _, d = env
+    port = free_published_port()
+    p = d.conker("run", "-d", "-p", f"{port}:8080", "-e", "userId=secret-127.0.0.1:3333", "-v", "data:/data",
+                 "--name", "cli-app", "--user", "user", "--password-stdin", "reckey/conker-example-app:latest",
+                 input="pass\n")
+    tid = p.stdout.strip()
+    assert len(tid) == 32, p.stdout
+    d.wait_status(tid, {"Running"}, timeout=180)
+
+    # Without -d: follows the events to Running, then prints the ID.
+    p = d.conker("run", "--name", "cli-2", "reckey/conker-example-app:latest")
+    tid2 = p.stdout.strip()
+    assert len(tid2) == 32
+    assert "Running" in p.stderr and "Pulled" in p.stderr
+
+    ps = d.conker("ps").stdout
+    assert "cli-app" in ps and "cli-2" in ps and f"{port}->8080/tcp" in ps
+    listing = json.loads(d.conker("ps", "--json").stdout)
+    assert {t["Name"] for t in listing} == {"cli-app", "cli-2"}
+
+    doc = json.loads(d.conker("inspect", "cli-app").stdout)
+    assert doc["Id"] == tid and doc["Status"] == "Running"
+    assert doc["Config"]["ImageInfo"]["RegisterAuthInfo"].get("Password") in (None, "******")
+    assert doc["Config"]["Mounts"][0]["Target"] == "/data"
+
+    ev = d.conker("events", "cli-app").stdout
+    assert "Pulling" in ev and "Running" in ev
+    assert d.conker("logs", "--tail", "5", "cli-app").returncode == 0
+
+    p = d.conker("cancel", "cli-app", check=False)
+    assert p.returncode == 1 and "not being created" in p.stderr
+
+    p = d.conker("run", "--name", "cli-bad", "127.0.0.1:1/none:latest", check=False, timeout=120)
+    assert p.returncode == 1 and "task Failed" in p.stderr, p.stderr
+
+    for ref in ("cli-app", "cli-2", "cli-bad"):
+        assert d.conker("rm", ref).returncode == 0
+    p = d.conker("inspect", "cli-app", check=False)
+    assert p.returncode == 1 and "no such task" in p.stderr
+
+    bad = tmp_path / "bad-token"
+    bad.write_text("f" * 64 + "\n")
+    p = subprocess.run([d.argv()[0].replace("conkerd/conkerd", "cli/conker"), "ps", "--host",
+                        f"http://127.0.0.1:{d.port}", "--token-file", str(bad)], capture_output=True, text=True)
+    assert p.returncode == 1 and "--token-file" in p.stderr
