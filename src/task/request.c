@@ -423,6 +423,8 @@ static int parse_mounts(json_t *doc, struct task_request *r, struct ck_error **r
                         return ck_error_set(reterr, -EINVAL, "%sTarget is required", where);
                 if (!source)
                         return ck_error_set(reterr, -EINVAL, "%sSource is required", where);
+                /* Counted before its strings are filled, so a failure below frees them. */
+                r->n_mounts++;
                 q = dup_string(target, TASK_MOUNT_TARGET_MAX, "Mounts[].Target", &tm->target, reterr);
                 if (q < 0)
                         return q;
@@ -430,7 +432,6 @@ static int parse_mounts(json_t *doc, struct task_request *r, struct ck_error **r
                 if (q < 0)
                         return q;
                 tm->rw = !rw || json_is_null(rw) || json_is_true(rw);
-                r->n_mounts++;
                 q = task_mount_target_check(tm->target, &e);
                 if (q < 0)
                         return ck_error_set(reterr, q, "%sTarget \"%s\": %s", where, tm->target,
