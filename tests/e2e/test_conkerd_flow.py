@@ -315,3 +315,42 @@ def test_cli_task_commands(env, tmp_path):
     p = subprocess.run([d.argv()[0].replace("conkerd/conkerd", "cli/conker"), "ps", "--host",
                         f"http://127.0.0.1:{d.port}", "--token-file", str(bad)], capture_output=True, text=True)
     assert p.returncode == 1 and "--token-file" in p.stderr
+
+
+def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
+    """kill -9 during a (throttled) pull: the next conkerd marks the task Failed with the step it
+    was in and leaves nothing half-made; DELETE of a task still pulling cancels and removes it."""
+    needs()
+    with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
+        push_example(reg)
+        proxy = ThrottleProxy(reg.port, rate=8 * 1024)
+        host = f"127.0.0.1:{proxy.port}"
+        ref = f"{host}/reckey/conker-example-app:latest"
+        try:
+            with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
+                for name in ("crash", "gone"):
+                    r = d.api("POST", P, data=json.dumps({"Name": name, "ImageInfo": {"ImageName": ref},
+                                                          "Mounts": [{"Type": "volume", "Target": "/v",
+                                                                      "Source": "v"}]}))
+                    assert r.status_code == 200, r.text
+                time.sleep(1.0)
+                assert d.task("crash")["Status"] == "Pulling"
+
+                t0 = time.time()
+                r = d.api("DELETE", f"{P}/gone", timeout=30)
+                assert r.status_code == 200, r.text
+                assert time.time() - t0 < 5
+                assert d.api("GET", f"{P}/gone").status_code == 404
+
+                d.kill9()
+                d.start()
+                t = d.task("crash")
+                assert t["Status"] == "Failed", t["Events"]
+                assert t["Events"][-1]["Message"] == "conkerd restarted during Pulling"
+                tid = t["Id"]
+                assert not (d.data / "containers" / tid).exists()
+                assert not (d.run_dir / "tasks" / tid).exists()
+                assert d.api("DELETE", f"{P}/crash").status_code == 200
+                assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
+        finally:
+            proxy.close()
