@@ -357,3 +357,34 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
         finally:
             proxy.close()
+
+
+def test_watcher_reports_restarts(tmp_path, image_builder):
+    """A container that exits is restarted by its shim (restart policy always); the watcher turns
+    the runtime's state changes into Restarting and Running events with the exit code."""
+    needs()
+    img = image_builder.busybox("crashy").config("--config.cmd=/bin/sh", "--config.cmd=-c",
+                                                 "--config.cmd=sleep 1; echo bye; exit 3")
+    with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{img.ref}",
+                        f"docker://{reg.host}/t/crashy:latest"], check=True, capture_output=True)
+        with Conkerd(tmp_path, extra_args=["--insecure-registry", reg.host]) as d:
+            r = d.api("POST", P, data=json.dumps({"Name": "crashy",
+                                                  "ImageInfo": {"ImageName": f"{reg.host}/t/crashy:latest"}}))
+            assert r.status_code == 200, r.text
+            d.wait_status("crashy", {"Running"}, timeout=120)
+            deadline = time.time() + 30
+            types = []
+            while time.time() < deadline:
+                t = d.task("crashy")
+                types = [e["Type"] for e in t["Events"]]
+                if "Restarting" in types and types[types.index("Restarting") + 1:].count("Running"):
+                    break
+                time.sleep(0.3)
+            assert "Restarting" in types and types[-1] in ("Running", "Restarting"), t["Events"]
+            restarting = [e for e in t["Events"] if e["Type"] == "Restarting"][0]
+            assert "exited with code 3" in restarting["Message"]
+            assert t["ContainerInspect"]["RestartCount"] >= 1 or types[-1] != "Running"
+            logs = d.api("GET", f"{P}/crashy/logs").text
+            assert "bye" in logs
+            assert d.api("DELETE", f"{P}/crashy").status_code == 200
