@@ -489,10 +489,10 @@ int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, st
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 const struct cfg_key *k = NULL;
 
-                if (ch >= ARG_NO_KEY_BASE) {
+                if (ch >= ARG_NO_KEY_BASE && ch < ARG_NO_KEY_BASE + (int)ELEMENTSOF(keys)) {
                         k = &keys[ch - ARG_NO_KEY_BASE];
                         r = key_set(c, k, "off", reterr);
-                } else if (ch >= ARG_KEY_BASE) {
+                } else if (ch >= ARG_KEY_BASE && ch < ARG_KEY_BASE + (int)ELEMENTSOF(keys)) {
                         k = &keys[ch - ARG_KEY_BASE];
                         r = key_set(c, k, k->type == CFG_BOOL ? "on" : optarg, reterr);
                 } else {
