@@ -228,7 +228,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         case R_ONE_EVENTS:
                 api_route_events(s, req, ref);
                 return;
+        case _R_MAX:
+                break;
         }
+        api_reply(req, 404, "no such route", NULL);
 }
 
 /* ---- connections ----
