@@ -410,7 +410,7 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
                 goto fail;
         }
         {
-                struct sockaddr_storage ss;
+                struct sockaddr_storage ss = {0};
                 socklen_t len = sizeof(ss);
                 evutil_socket_t fd = evhttp_bound_socket_get_fd(s->bound);
                 if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)

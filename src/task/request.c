@@ -296,7 +296,7 @@ static int parse_ports(json_t *doc, const struct task_request_limits *lim, struc
         json_array_foreach(arr, i, p)
         {
                 char where[32];
-                struct task_port tp;
+                struct task_port tp = {0};
 
                 snprintf(where, sizeof(where), "Ports[%zu]", i);
                 if (!json_is_object(p))
