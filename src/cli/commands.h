@@ -15,5 +15,5 @@ int cli_fail(const char *cmd, int code, const struct ck_error *err);
 
 /* Entry points, one per file. Keep this list sorted by name. */
 int cmd_image(int argc, char **argv);
-int cmd_tdx(int argc, char **argv);
+int cmd_tdx(int argc, char **argv); /* group: subcommands are rows of tdx_subcommands[] in cmd-tdx.c */
 int cmd_version(int argc, char **argv);
