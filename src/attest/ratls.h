@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,10 @@ struct attest_ratls_claims {
         size_t nonce_len;
         const uint8_t *rtmr3_log; /* optional: the RTMR3 runtime log (eventlog.h format) */
         size_t rtmr3_log_len;
+        /* Instead of rtmr3_log: include the TEE's current runtime log, read under a lock held
+         * until the quote is made, so that the log always replays to the quote's RTMR3 even
+         * while other tasks measure. */
+        bool rtmr3_log_from_tee;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)
