@@ -413,7 +413,7 @@ int attest_tcb_info_parse(const char *text, size_t len, struct attest_tcb_info *
 static int qe_identity_parse_json(json_t *j, struct attest_qe_identity *q, struct ck_error **reterr)
 {
         const char *s = NULL;
-        uint8_t b4[4];
+        uint8_t b4[4] = {};
         uint64_t v = 0;
         int r;
 
