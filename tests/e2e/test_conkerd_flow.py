@@ -80,6 +80,7 @@ def env(tmp_path):
             yield reg, d
         finally:
             d.close()
+        assert d.exit_code == 0, f"conkerd did not exit cleanly ({d.exit_code}):\n{d.final_log[-4000:]}"
 
 
 def seed_without_kms(port: int) -> dict:
