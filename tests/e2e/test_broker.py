@@ -331,3 +331,14 @@ def test_sigterm_finishes_in_flight(sim, secret, brokers, tmp_path):
                 data += chunk
     assert data.startswith(b"HTTP/1.1 403 ")
     assert b.proc.wait(timeout=10) == 0
+
+
+def test_large_secret(sim, tmp_path, brokers):
+    """A secret of several hundred KiB crosses many TLS records and client buffer growths intact."""
+    big = tmp_path / "big.json"
+    value = {"blob": "x" * 300000, "password": MARKER}
+    big.write_text(json.dumps(value))
+    b = start(brokers, tmp_path, seed_args(sim, big))
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == value
