@@ -75,9 +75,9 @@ static int read_password(struct ck_secret **ret)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"data-dir", required_argument, NULL, 'd'},  {"ca-file", required_argument, NULL, 'c'},
-                {"user", required_argument, NULL, 'u'},      {"password-stdin", no_argument, NULL, 'p'},
-                {"mirror", required_argument, NULL, 'm'},    {"insecure", required_argument, NULL, 'i'},
+                {"data-dir", required_argument, NULL, 'd'},     {"ca-file", required_argument, NULL, 'c'},
+                {"user", required_argument, NULL, 'u'},         {"password-stdin", no_argument, NULL, 'p'},
+                {"mirror", required_argument, NULL, 'm'},       {"insecure", required_argument, NULL, 'i'},
                 {"cancel-after", required_argument, NULL, 'a'}, {},
         };
         struct image_mirror mirrors[MIRRORS_MAX];
@@ -163,8 +163,9 @@ int main(int argc, char **argv)
         else
                 out = json_pack("{s:b,s:i,s:s}", "ok", 0, "code", r, "error", ck_error_message(err, r));
         if (r < 0 && atomic_load(&st.cancelled_at_ns))
-                json_object_set_new(out, "cancel_latency_ms",
-                                    json_integer((json_int_t)((end - atomic_load(&st.cancelled_at_ns)) / 1000000)));
+                json_object_set_new(
+                        out, "cancel_latency_ms",
+                        json_integer((json_int_t)((end - atomic_load(&st.cancelled_at_ns)) / 1000000)));
         dump = ck_json_dump(out);
         printf("%s\n", dump);
         free(dump);
