@@ -21,7 +21,7 @@ from helpers.registry_fetch import BlobServer, FrontProxy, TokenRegistry, TokenS
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry is not installed")
 
-ECANCELED, EACCES, ENOENT = 125, 13, 2
+ECANCELED, EACCES, ENOENT, EBADMSG, EMSGSIZE = 125, 13, 2, 74, 90
 
 
 def driver_bin() -> str:
@@ -60,6 +60,27 @@ def store_files(data: Path) -> dict:
         d = data / sub
         return sorted(p.name for p in d.iterdir()) if d.exists() else []
     return {"blobs": names("blobs/sha256"), "layers": names("layers"), "ingest": names("ingest")}
+
+
+def images(data: Path) -> list:
+    """The image records of a store, through `conker image ls --json`."""
+    conker = Path(driver_bin()).parents[1] / "cli/conker"
+    if not (data / "conker.db").exists() and not data.exists():
+        return []
+    p = subprocess.run([str(conker), "image", "ls", "--json", "--data-dir", str(data)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def assert_nothing_partial(data: Path, bad_digest: str):
+    """After a failed pull: no image record, the bad blob absent, no temp files. Verified blobs
+    and layers fetched before the failure stay as cache for the next pull."""
+    files = store_files(data)
+    assert bad_digest.split(":")[1] not in files["blobs"]
+    assert files["ingest"] == []
+    assert not any(n.endswith(".tmp") for n in files["layers"])
+    assert images(data) == []
 
 
 def small_layers(n: int, tag: str) -> list:
@@ -193,6 +214,51 @@ def test_pull_by_digest(basic_reg, tmp_path):
     assert r["name"] == ref and r["manifest_digest"] == basic_reg.image["manifest"]
 
 
+# -- registries that lie ---------------------------------------------------------------------------
+def lying_pull(reg, tmp_path, mutate, ref):
+    cert = (reg.certs / "server.crt", reg.certs / "server.key")
+    with FrontProxy(reg, cert, mutate=mutate) as front:
+        return pull(tmp_path / "data", f"{front.host}/{ref}", ca=reg.ca_file, user=reg.user,
+                    password=reg.password)
+
+
+def test_manifest_by_digest_is_verified(basic_reg, tmp_path):
+    r = lying_pull(basic_reg, tmp_path, lambda path, body: body + b" " if "/manifests/" in path else body,
+                   f"demo/app@{basic_reg.image['manifest']}")
+    assert not r["ok"] and r["code"] == -EBADMSG
+    assert "digest mismatch" in r["error"], r["error"]
+    assert store_files(tmp_path / "data")["blobs"] == []
+
+
+def test_manifest_size_cap(basic_reg, tmp_path):
+    r = lying_pull(basic_reg, tmp_path,
+                   lambda path, body: body + b" " * (5 << 20) if "/manifests/" in path else body, "demo/app:v1")
+    assert not r["ok"] and r["code"] == -EMSGSIZE
+    assert "larger than allowed" in r["error"], r["error"]
+
+
+def test_blob_longer_than_its_descriptor(basic_reg, tmp_path):
+    layer = basic_reg.image["layers"][2]
+    r = lying_pull(basic_reg, tmp_path, lambda path, body: body + b"x" if path.endswith(layer) else body,
+                   "demo/app:v1")
+    assert not r["ok"] and r["code"] == -EMSGSIZE
+    assert f"layer 3/5 {layer}" in r["error"], r["error"]
+    assert_nothing_partial(tmp_path / "data", layer)
+
+
+def test_blob_with_flipped_byte(basic_reg, tmp_path):
+    layer = basic_reg.image["layers"][0]
+
+    def flip(path, body):
+        return bytes([body[0] ^ 1]) + body[1:] if path.endswith(layer) else body
+
+    r = lying_pull(basic_reg, tmp_path, flip, "demo/app:v1")
+    assert not r["ok"]
+    assert f"layer 1/5 {layer}" in r["error"] and "mismatch" in r["error"], r["error"]
+    assert_nothing_partial(tmp_path / "data", layer)
+    assert store_files(tmp_path / "data")["layers"] == []  # layer 1 failed: nothing unpacked
+
+
 # -- redirects -----------------------------------------------------------------------------------
 def test_redirect_does_not_leak_authorization(basic_reg, tmp_path):
     cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
@@ -261,9 +327,8 @@ def test_cancel_during_slow_transfer(basic_reg, tmp_path):
     assert not r["ok"] and r["code"] == -ECANCELED, r
     assert r["cancel_latency_ms"] < 1000, r
     assert "cancel" in r["error"]
-    files = store_files(data)
-    assert info["layers"][0].split(":")[1] not in files["blobs"]
-    assert files["layers"] == [] and files["ingest"] == []
+    assert_nothing_partial(data, info["layers"][0])
+    assert store_files(data)["layers"] == []
     # A clean re-pull afterwards.
     r = pull(data, f"{basic_reg.host}/demo/big:v1", ca=basic_reg.ca_file, user=basic_reg.user,
              password=basic_reg.password)

@@ -131,12 +131,14 @@ class FrontProxy(_Server):
     """Reverse proxy to upstream (a Registry). Knobs, all optional:
     fail: list of [path_part, status, headers, count] answered before forwarding;
     redirect_blobs: a BlobServer; blob GETs get a 307 there;
-    throttle: bytes per second for blob bodies."""
+    throttle: bytes per second for blob bodies;
+    mutate: f(path, body) -> body, to play a registry that lies."""
 
     def __init__(self, upstream: Registry, cert=None, fail=None, redirect_blobs=None,
-                 throttle: int | None = None):
+                 throttle: int | None = None, mutate=None):
         super().__init__(cert)
         self.upstream = upstream
+        self.mutate = mutate
         self.fail = [list(f) for f in (fail or [])]
         self.redirect_blobs = redirect_blobs
         self.throttle = throttle
@@ -159,6 +161,8 @@ class FrontProxy(_Server):
                               allow_redirects=False,
                               verify=str(self.upstream.ca_file) if self.upstream.tls else False)
         body = up.raw.read(decode_content=False) if h.command != "HEAD" else b""
+        if self.mutate and up.status_code == 200:
+            body = self.mutate(h.path, body)
         h.send_response(up.status_code)
         for k in HOP_HEADERS:
             if k in up.headers and k != "Content-Length":
