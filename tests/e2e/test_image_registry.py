@@ -214,6 +214,54 @@ def test_pull_by_digest(basic_reg, tmp_path):
     assert r["name"] == ref and r["manifest_digest"] == basic_reg.image["manifest"]
 
 
+# -- multi-platform indexes ---------------------------------------------------------------------
+def manifest_desc(reg, repo, digest, platform=None, annotations=None) -> dict:
+    r = reg.session().get(f"{reg.url}/v2/{repo}/manifests/{digest}",
+                          headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    r.raise_for_status()
+    d = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": len(r.content)}
+    if platform:
+        d["platform"] = platform
+    if annotations:
+        d["annotations"] = annotations
+    return d
+
+
+def test_index_selects_linux_amd64(basic_reg, tmp_path):
+    repo = "demo/multiarch"
+    arm = basic_reg.push_image(repo, "arm", small_layers(1, "arm"), {"architecture": "arm64"})
+    amd = basic_reg.push_image(repo, "amd", small_layers(2, "amd"))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        manifest_desc(basic_reg, repo, arm["manifest"], {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+        manifest_desc(basic_reg, repo, arm["manifest"], {"os": "unknown", "architecture": "unknown"},
+                      {"vnd.docker.reference.type": "attestation-manifest"}),
+        manifest_desc(basic_reg, repo, amd["manifest"], {"os": "linux", "architecture": "amd64"}),
+    ]}
+    index_digest = basic_reg.push_manifest(repo, "v1", index, "application/vnd.oci.image.index.v1+json")
+
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:v1", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert r["ok"], r
+    assert r["id"] == amd["config"] and r["layers"] == 2
+    assert r["manifest_digest"] == index_digest  # what the tag points to
+    blobs = store_files(tmp_path / "data")["blobs"]
+    assert not any(d.split(":")[1] in blobs for d in arm["layers"])
+
+    # The arm64 image alone, by its own tag: refused rather than run on the wrong CPU.
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:arm", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert not r["ok"] and "not linux/amd64" in r["error"], r
+
+    # An index without amd64 names what it has.
+    only_arm = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": index["manifests"][:1]}
+    basic_reg.push_manifest(repo, "armonly", only_arm, "application/vnd.oci.image.index.v1+json")
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:armonly", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert not r["ok"] and r["code"] == -ENOENT
+    assert "no linux/amd64" in r["error"] and "linux/arm64/v8" in r["error"], r["error"]
+
+
 # -- registries that lie ---------------------------------------------------------------------------
 def lying_pull(reg, tmp_path, mutate, ref):
     cert = (reg.certs / "server.crt", reg.certs / "server.key")
