@@ -33,7 +33,7 @@ def driver_bin() -> str:
 
 
 def pull(data: Path, ref: str, ca=None, user=None, password=None, mirrors=(), insecure=(),
-         cancel_after=None, timeout=120) -> dict:
+         cancel_after=None, cancel_after_ms=None, timeout=120) -> dict:
     cmd = [driver_bin(), "--data-dir", str(data)]
     if ca:
         cmd += ["--ca-file", str(ca)]
@@ -45,6 +45,8 @@ def pull(data: Path, ref: str, ca=None, user=None, password=None, mirrors=(), in
         cmd += ["--insecure", host]
     if cancel_after:
         cmd += ["--cancel-after", str(cancel_after)]
+    if cancel_after_ms:
+        cmd += ["--cancel-after-ms", str(cancel_after_ms)]
     cmd.append(ref)
     started = time.monotonic()
     p = subprocess.run(cmd, input=(password + "\n") if password is not None else None,
@@ -363,6 +365,24 @@ def test_429_forever_gives_up(basic_reg, tmp_path):
         assert len(front.matching("/manifests/")) == 5  # 1 + 4 retries, then stop
 
 
+# -- interrupted transfers ---------------------------------------------------------------------
+@pytest.mark.parametrize("ignore_range", [False, True], ids=["range-206", "range-ignored-200"])
+def test_interrupted_blob_resumes(basic_reg, tmp_path, ignore_range):
+    big = tar_bytes([{"name": "resume", "data": os.urandom(1 << 20)}])
+    info = basic_reg.push_image("demo/resume", "v1", [(big, big, OCI_LAYER_TAR)])
+    cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
+    with FrontProxy(basic_reg, cert, drop_blobs=1, ignore_range=ignore_range) as front:
+        r = pull(tmp_path / "data", f"{front.host}/demo/resume:v1", ca=basic_reg.ca_file,
+                 user=basic_reg.user, password=basic_reg.password)
+        assert r["ok"], r
+        assert r["id"] == info["config"]
+        blob_reqs = front.matching("/blobs/")
+        ranged = [b for b in blob_reqs if "range" in b["headers"]]
+        assert len(ranged) == 1, blob_reqs  # exactly one resume...
+        assert ranged[0]["headers"]["range"].startswith("bytes=") and not ranged[0]["headers"]["range"].startswith(
+            "bytes=0-")  # ...from where the first attempt stopped
+
+
 # -- cancel ----------------------------------------------------------------------------------------
 def test_cancel_during_slow_transfer(basic_reg, tmp_path):
     big = tar_bytes([{"name": "big", "data": os.urandom(4 << 20)}])
@@ -374,6 +394,7 @@ def test_cancel_during_slow_transfer(basic_reg, tmp_path):
                  password=basic_reg.password, cancel_after=600_000)
     assert not r["ok"] and r["code"] == -ECANCELED, r
     assert r["cancel_latency_ms"] < 1000, r
+    print(f"cancel latency {r['cancel_latency_ms']} ms")
     assert "cancel" in r["error"]
     assert_nothing_partial(data, info["layers"][0])
     assert store_files(data)["layers"] == []
@@ -382,6 +403,18 @@ def test_cancel_during_slow_transfer(basic_reg, tmp_path):
              password=basic_reg.password)
     assert r["ok"], r
     assert store_files(data)["ingest"] == []
+
+
+def test_cancel_during_stalled_transfer(basic_reg, tmp_path):
+    cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
+    data = tmp_path / "data"
+    with FrontProxy(basic_reg, cert, stall_blobs=True) as front:
+        r = pull(data, f"{front.host}/demo/app:v1", ca=basic_reg.ca_file, user=basic_reg.user,
+                 password=basic_reg.password, cancel_after_ms=1500)
+    assert not r["ok"] and r["code"] == -ECANCELED, r
+    assert r["cancel_latency_ms"] < 1000, r
+    print(f"cancel latency {r['cancel_latency_ms']} ms")
+    assert store_files(data)["ingest"] == [] and images(data) == []
 
 
 # -- mirrors --------------------------------------------------------------------------------------
