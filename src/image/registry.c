@@ -1,8 +1,8 @@
 /* Registry client (OCI distribution spec) on libcurl easy handles.
  *
  * One client serves one registry and may be used from several threads at once (the pull runs
- * three blob downloads in parallel): each request takes an easy handle from a small pool (so
- * connections are reused per handle), DNS and TLS sessions are shared through a CURLSH, and the
+ * three blob downloads in parallel): each request takes an easy+multi handle pair from a small
+ * pool (so connections are reused per pair), DNS and TLS sessions are shared through a CURLSH, and the
  * auth state (challenge, token cache) is behind locks.
  *
  * Security rules kept here:
@@ -20,8 +20,9 @@
  *  - Transient failures (connection errors, 408/429/5xx) are retried with exponential backoff,
  *    honouring Retry-After, a bounded number of times; an interrupted blob resumes with a
  *    Range request (a 200 reply to it is handled by skipping what we already have).
- *  - Cancel: the progress callback (called at least once a second even when idle) and the
- *    backoff sleeps (100 ms slices) watch the cancel flag. */
+ *  - Cancel: each transfer runs in a multi loop that polls at most 100 ms at a time and checks
+ *    the cancel flag between polls (also while the peer sends nothing); the progress and write
+ *    callbacks and the backoff sleeps (100 ms slices) check it too. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +46,7 @@
 #include "registry.h"
 
 #define POOL_MAX           4
+#define POLL_INTERVAL_MS   100
 #define ERROR_BODY_MAX     (64u << 10)
 #define HEADER_LINE_MAX    8192
 #define BACKOFF_BASE_MS    250
@@ -60,6 +62,15 @@ static const char manifest_accept[] =
         "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
         "application/vnd.docker.distribution.manifest.list.v2+json, "
         "application/vnd.docker.distribution.manifest.v2+json";
+
+/* An easy handle and the multi handle it runs in. The multi owns the connection cache, so the
+ * pair is pooled together; the multi loop lets us look at the cancel flag every
+ * POLL_INTERVAL_MS even while a transfer is stalled (the easy interface's progress callback
+ * only comes about once a second then). */
+struct conn {
+        CURL *easy;
+        CURLM *multi;
+};
 
 struct registry_client {
         char *domain;   /* as given, used in messages and as the token cache key */
@@ -78,7 +89,7 @@ struct registry_client {
         pthread_mutex_t lock; /* guards pinged, challenge, pool */
         bool pinged;
         struct registry_challenge challenge;
-        CURL *pool[POOL_MAX];
+        struct conn pool[POOL_MAX];
         size_t n_pool;
 
         struct registry_token_cache *tokens;
@@ -135,6 +146,15 @@ static void share_unlock(CURL *h, curl_lock_data data, void *userptr)
 
         if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
                 pthread_mutex_unlock(&c->share_locks[data]);
+}
+
+static void conn_free(struct conn *k)
+{
+        if (k->multi)
+                curl_multi_cleanup(k->multi);
+        if (k->easy)
+                curl_easy_cleanup(k->easy);
+        *k = (struct conn){0};
 }
 
 /* -- construction ------------------------------------------------------------------------ */
@@ -213,7 +233,7 @@ void registry_client_free(struct registry_client *c)
         if (!c)
                 return;
         for (size_t i = 0; i < c->n_pool; i++)
-                curl_easy_cleanup(c->pool[i]);
+                conn_free(&c->pool[i]);
         if (c->share)
                 curl_share_cleanup(c->share);
         registry_token_cache_free(c->tokens);
@@ -229,35 +249,42 @@ void registry_client_free(struct registry_client *c)
         free(c);
 }
 
-static CURL *handle_get(struct registry_client *c)
+static int conn_get(struct registry_client *c, struct conn *ret)
 {
-        CURL *h = NULL;
+        struct conn k = {0};
+        bool found = false;
 
         pthread_mutex_lock(&c->lock);
-        if (c->n_pool > 0)
-                h = c->pool[--c->n_pool];
-        pthread_mutex_unlock(&c->lock);
-        if (h)
-                curl_easy_reset(h);
-        else
-                h = curl_easy_init();
-        return h;
-}
-
-static void handle_put(struct registry_client *c, CURL *h)
-{
-        if (!h)
-                return;
-        /* Drop per-request pointers (headers, callbacks' data) before parking the handle. */
-        curl_easy_reset(h);
-        pthread_mutex_lock(&c->lock);
-        if (c->n_pool < POOL_MAX) {
-                c->pool[c->n_pool++] = h;
-                h = NULL;
+        if (c->n_pool > 0) {
+                k = c->pool[--c->n_pool];
+                found = true;
         }
         pthread_mutex_unlock(&c->lock);
-        if (h)
-                curl_easy_cleanup(h);
+        if (found) {
+                curl_easy_reset(k.easy);
+        } else {
+                k.easy = curl_easy_init();
+                k.multi = curl_multi_init();
+                if (!k.easy || !k.multi) {
+                        conn_free(&k);
+                        return -ENOMEM;
+                }
+        }
+        *ret = k;
+        return 0;
+}
+
+static void conn_put(struct registry_client *c, struct conn *k)
+{
+        /* Drop per-request pointers (headers, callbacks' data) before parking the handle. */
+        curl_easy_reset(k->easy);
+        pthread_mutex_lock(&c->lock);
+        if (c->n_pool < POOL_MAX) {
+                c->pool[c->n_pool++] = *k;
+                *k = (struct conn){0};
+        }
+        pthread_mutex_unlock(&c->lock);
+        conn_free(k);
 }
 
 /* -- callbacks ---------------------------------------------------------------------------- */
@@ -444,14 +471,17 @@ static void slist_free_wiped(struct curl_slist *l)
 static int xfer_perform(struct registry_client *c, const char *url, struct curl_slist *headers,
                         struct xfer *x, bool *ret_transient, char *errbuf)
 {
-        CURL *h = handle_get(c);
         const char *protos = c->plain_http ? "http,https" : "https";
-        CURLcode cc;
+        CURLcode cc = CURLE_FAILED_INIT;
+        struct conn k = {0};
+        CURL *h;
         int r;
 
         *ret_transient = false;
-        if (!h)
-                return -ENOMEM;
+        r = conn_get(c, &k);
+        if (r < 0)
+                return r;
+        h = k.easy;
         xfer_reset_response(x);
         x->body_started = false;
         x->skip = 0;
@@ -490,8 +520,33 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
-        cc = curl_easy_perform(h);
-        handle_put(c, h);
+        if (curl_multi_add_handle(k.multi, h) != CURLM_OK) {
+                conn_free(&k);
+                return -ENOMEM;
+        }
+        for (;;) {
+                int running = 0;
+
+                if (curl_multi_perform(k.multi, &running) != CURLM_OK)
+                        break;
+                if (!running) {
+                        CURLMsg *msg;
+                        int left;
+
+                        while ((msg = curl_multi_info_read(k.multi, &left)))
+                                if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
+                                        cc = msg->data.result;
+                        break;
+                }
+                if (cancelled(c)) {
+                        x->err = -ECANCELED;
+                        break;
+                }
+                if (curl_multi_poll(k.multi, NULL, 0, POLL_INTERVAL_MS, NULL) != CURLM_OK)
+                        break;
+        }
+        curl_multi_remove_handle(k.multi, h);
+        conn_put(c, &k);
 
         if (x->err)
                 return x->err;
