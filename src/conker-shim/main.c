@@ -339,14 +339,24 @@ static void clear_timer(int fd)
         timerfd_settime(fd, 0, &its, NULL);
 }
 
-static int container_start(struct shim *s, bool restart, struct ck_error **reterr)
+/* runc keeps one directory per container under its --root. */
+static bool runc_has_state(struct shim *s)
+{
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", s->root, s->id);
+        return access(p, F_OK) == 0;
+}
+
+static int container_start(struct shim *s, struct ck_error **reterr)
 {
         char *del[] = {"delete", "--force", (char *)s->id};
         char *start[] = {"start", (char *)s->id};
         pid_t pid = 0;
         int r;
 
-        if (restart)
+        /* Before a restart the old container is still in runc's state; before the first start
+         * there may be one left by a shim that died (it has no stdio holder any more). */
+        if (runc_has_state(s))
                 (void)runc(s, del, ELEMENTSOF(del), NULL);
         r = runc_create(s, reterr);
         if (r < 0)
@@ -470,7 +480,7 @@ static void on_backoff(struct shim *s)
         if (s->st.st.status != RUNTIME_RESTARTING || s->stopping)
                 return;
         s->st.st.restart_count++;
-        if (container_start(s, true, &err) < 0) {
+        if (container_start(s, &err) < 0) {
                 const char *m = ck_error_message(err, -EIO);
                 log_error("restart of %s failed: %s", s->id, m);
                 log_line(s, "stderr", (const uint8_t *)m, strlen(m));
@@ -783,7 +793,7 @@ int main(int argc, char **argv)
                 r = ck_error_errno(&err, s.listen_fd, "control socket");
                 goto fail;
         }
-        r = container_start(&s, false, &err);
+        r = container_start(&s, &err);
         if (r < 0) {
                 char *del[] = {"delete", "--force", (char *)s.id};
                 (void)runc(&s, del, ELEMENTSOF(del), NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -322,8 +323,30 @@ static int entries_load(const struct net_config *cfg, struct net_entry **ret, si
         return 0;
 }
 
+/* Serialises load + nft across threads and processes: every writer of a state file applies
+ * after writing, so the apply that runs last has seen every write. */
+static int net_lock(const struct net_config *cfg, struct ck_error **reterr)
+{
+        _cleanup_free_ char *p = NULL;
+        int fd;
+
+        if (asprintf(&p, "%s/lock", cfg->state_dir) < 0)
+                return -ENOMEM;
+        fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open %s", p);
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR) {
+                        int r = -errno;
+                        close(fd);
+                        return ck_error_errno(reterr, r, "cannot lock %s", p);
+                }
+        return fd;
+}
+
 int net_apply(const struct net_config *cfg, struct ck_error **reterr)
 {
+        _cleanup_close_ int lock = net_lock(cfg, reterr);
         struct net_entry *e = NULL;
         size_t n = 0;
         _cleanup_free_ char *script = NULL;
@@ -332,6 +355,8 @@ int net_apply(const struct net_config *cfg, struct ck_error **reterr)
         char *argv[] = {"nft", "-f", "-", NULL};
         int r;
 
+        if (lock < 0)
+                return lock;
         if (net_subnet_parse(cfg->subnet, &sn) < 0)
                 return ck_error_set(reterr, -EINVAL, "invalid subnet %s", cfg->subnet);
         r = entries_load(cfg, &e, &n, reterr);
@@ -479,8 +504,8 @@ static int entry_write(const struct net_config *cfg, const char *id, const char 
         return ck_write_file_atomic(dfd, name, txt, strlen(txt), 0600, reterr);
 }
 
-static int ports_check_free(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
-                            size_t n, struct ck_error **reterr)
+int net_check_conflicts(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
+                        size_t n, struct ck_error **reterr)
 {
         struct net_entry *e = NULL;
         size_t ne = 0;
@@ -488,6 +513,11 @@ static int ports_check_free(const struct net_config *cfg, const char *id, const 
 
         if (r < 0)
                 return r;
+        /* Interface and namespace names carry the first 12 ID characters. */
+        for (size_t c = 0; c < ne && r == 0; c++)
+                if (strcmp(e[c].id, id) != 0 && strncmp(e[c].id, id, 12) == 0)
+                        r = ck_error_set(reterr, -EEXIST,
+                                         "container %s shares its first 12 characters with %s", id, e[c].id);
         for (size_t i = 0; i < n && r == 0; i++) {
                 for (size_t k = i + 1; k < n && r == 0; k++)
                         if (ports[i].published == ports[k].published && ports[i].udp == ports[k].udp)
@@ -496,6 +526,7 @@ static int ports_check_free(const struct net_config *cfg, const char *id, const 
                 for (size_t c = 0; c < ne && r == 0; c++) {
                         if (strcmp(e[c].id, id) == 0)
                                 continue;
+
                         for (size_t k = 0; k < e[c].n_ports && r == 0; k++)
                                 if (e[c].ports[k].published == ports[i].published &&
                                     e[c].ports[k].udp == ports[i].udp)
@@ -520,7 +551,7 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
                 return ck_error_set(reterr, -EINVAL, "invalid subnet %s", cfg->subnet);
         if (n_ports > NET_PORTS_MAX)
                 return ck_error_set(reterr, -E2BIG, "more than %d published ports", NET_PORTS_MAX);
-        r = ports_check_free(cfg, id, ports, n_ports, reterr);
+        r = net_check_conflicts(cfg, id, ports, n_ports, reterr);
         if (r < 0)
                 return r;
         names_for(cfg, id, host, peer, &ns_path);

@@ -61,6 +61,10 @@ void net_entries_free(struct net_entry *e, size_t n);
 
 /* Bridge with the gateway address, forwarding and route_localnet sysctls, the state dirs. */
 int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr);
+/* -EEXIST when another container shares id's first 12 characters (they name its interface and
+ * namespace), -EADDRINUSE when a published port is taken. */
+int net_check_conflicts(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
+                        size_t n, struct ck_error **reterr);
 /* Netns + veth + address + routes + port rules for id. ret_netns_path is malloc'd. */
 int net_container_setup(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
                         size_t n_ports, char ret_ip[16], char **ret_netns_path, struct ck_error **reterr);

@@ -160,20 +160,30 @@ static int shim_state_file(struct runtime *rt, const char *id, struct shim_state
         return shim_state_read(dfd, ret, reterr);
 }
 
+/* True when pid is a live (not zombie) conker-shim: /proc/<pid>/stat is "pid (comm) S ...". */
 static bool shim_pid_alive(pid_t pid)
 {
-        char p[64], comm[32] = {0};
+        char p[64], stat[512] = {0};
         _cleanup_close_ int fd = -1;
+        const char *open_paren, *close_paren;
         ssize_t n;
 
         if (pid <= 0)
                 return false;
-        snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
         fd = open(p, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return false;
-        n = read(fd, comm, sizeof(comm) - 1);
-        return n > 0 && ck_startswith(comm, "conker-shim");
+        n = read(fd, stat, sizeof(stat) - 1);
+        if (n <= 0)
+                return false;
+        open_paren = strchr(stat, '(');
+        close_paren = strrchr(stat, ')');
+        if (!open_paren || !close_paren || close_paren[1] != ' ' || !close_paren[2])
+                return false;
+        if (strncmp(open_paren + 1, "conker-shim", 11) != 0)
+                return false;
+        return close_paren[2] != 'Z' && close_paren[2] != 'X';
 }
 
 int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct ck_error **reterr)
@@ -423,6 +433,16 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                 return ck_error_set(reterr, -EINVAL, "rootfs must be an absolute path");
         if (shim_request(rt, spec->id, SHIM_OP_STATE, 0, 2, &st, NULL) >= 0)
                 return ck_error_set(reterr, -EEXIST, "container %s already exists", spec->id);
+        /* A shim that lives but does not answer still owns the container. */
+        if (shim_state_file(rt, spec->id, &st, NULL) >= 0 && shim_pid_alive(st.shim_pid))
+                return ck_error_set(reterr, -EEXIST,
+                                    "container %s already exists (its shim does not answer)", spec->id);
+
+        /* Before anything is made: a failure below cleans up by ID, which must not touch
+         * another container's interface. */
+        r = net_check_conflicts(&rt->net, spec->id, spec->ports, spec->n_ports, reterr);
+        if (r < 0)
+                return r;
 
         bundle = container_dir(rt, spec->id, "bundle");
         logdir = container_dir(rt, spec->id, "log");

@@ -362,6 +362,7 @@ const char *const spec_seccomp_allowed[] = {
         "uname",
         "unlink",
         "unlinkat",
+        "uretprobe",
         "utime",
         "utimensat",
         "utimensat_time64",

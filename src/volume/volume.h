@@ -13,8 +13,8 @@
 #include "error.h"
 
 struct volume_config {
-        const char *data_dir;      /* /var/lib/conker: volumes.img and its mount point */
-        uint64_t backing_size;     /* size of the loop image when one is needed, default 4 GiB (sparse) */
+        const char *data_dir;  /* /var/lib/conker: volumes.img and its mount point */
+        uint64_t backing_size; /* size of the loop image when one is needed, default 4 GiB (sparse) */
         /* Extension: use the loop image even when the data dir's filesystem could encrypt (tests
          * that inspect the image, or a data dir whose filesystem should not hold volumes). */
         bool force_image;
@@ -22,7 +22,8 @@ struct volume_config {
 
 struct volume_manager;
 
-int volume_manager_open(const struct volume_config *cfg, struct volume_manager **ret, struct ck_error **reterr);
+int volume_manager_open(const struct volume_config *cfg, struct volume_manager **ret,
+                        struct ck_error **reterr);
 void volume_manager_free(struct volume_manager *vm);
 
 /* Creates the volume `name` ([a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}) for owner (the task ID) with a

@@ -243,3 +243,69 @@ def test_oom_kill_recorded(env):
     assert "survived\n" not in [l["log"] for l in env.log_lines(cid)]
     env.driver("delete", cid)
     assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
+
+
+def test_published_port_from_outside_and_direct_traffic_dropped(env):
+    host_ip = env.add_client()
+    cid = env.new_id()
+    env.run(cid, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30081:80")
+    ip = env.state(cid)["ip"]
+    ok = None
+    for _ in range(50):
+        p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
+        if p.returncode == 0:
+            ok = p.stdout
+            break
+        time.sleep(0.1)
+    assert ok == "hello from conker\n"
+    # The container does serve on its own address (reachable from the host itself) ...
+    assert env.ns(["curl", "-s", "-m", "2", f"http://{ip}:80/index.html"]).stdout == "hello from conker\n"
+    # ... but routed there from outside, not through DNAT: dropped.
+    p = env.client(["curl", "-s", "-m", "2", f"http://{ip}:80/index.html"])
+    assert p.returncode != 0 and "hello" not in p.stdout
+    env.driver("delete", cid)
+    # After delete the published port is gone.
+    p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
+    assert p.returncode != 0
+
+
+def test_conflicts_leave_the_running_container_alone(env):
+    a = env.new_id()
+    env.run(a, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30082:80")
+    b = env.new_id()
+    p = env.run(b, ["httpd", "-f", "-p", "80"], "--port", "30082:80", check=False)
+    assert p.returncode != 0 and "already published" in p.stderr
+    same_prefix = a[:12] + "zz0000"
+    env.ids.append(same_prefix)
+    p = env.run(same_prefix, ["true"], check=False)
+    assert p.returncode != 0 and "first 12 characters" in p.stderr
+    p = env.run(a, ["true"], check=False)
+    assert p.returncode != 0 and "already exists" in p.stderr
+    assert env.state(a)["status"] == "running"
+    assert "ck" + a[:12] in env.ns(["ip", "-o", "link"]).stdout
+    out = None
+    for _ in range(50):
+        r = env.ns(["curl", "-s", "-m", "2", "http://127.0.0.1:30082/index.html"])
+        if r.returncode == 0:
+            out = r.stdout
+            break
+        time.sleep(0.1)
+    assert out == "hello from conker\n"
+    env.driver("delete", a)
+    assert leftovers(env, a) == []
+
+
+def test_dead_shim_is_reported_and_delete_still_cleans_up(env):
+    cid = env.new_id()
+    env.run(cid, ["sleep", "1000"])
+    st = env.state(cid)
+    with open(os.path.join(env.run_dir, "shims", cid, "state.json")) as f:
+        shim_pid = json.load(f)["shim_pid"]
+    os.kill(shim_pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert env.state(cid)["status"] == "unknown"
+    assert cid not in env.driver("list").stdout.split()
+    env.driver("delete", cid)
+    assert leftovers(env, cid) == []
+    # The container's init is gone too (runc delete --force).
+    assert not os.path.exists(f"/proc/{st['pid']}") or "sleep" not in open(f"/proc/{st['pid']}/cmdline").read()

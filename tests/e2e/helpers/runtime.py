@@ -64,6 +64,7 @@ class RuntimeEnv:
         self.rootfs = os.path.join(self.tmp, "rootfs")
         self.ids = []
         self.procs = []
+        self.client_ns = None
         self.log_max_bytes = log_max_bytes
         self.log_max_files = log_max_files
         make_rootfs(self.rootfs)
@@ -72,6 +73,30 @@ class RuntimeEnv:
 
     def ns(self, argv, **kw):
         return subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}"] + argv,
+                              capture_output=True, text=True, **kw)
+
+    def add_client(self):
+        """A second namespace ("the outside"), linked to the test namespace (the host) by a veth,
+        with routes to the host and, as an attacker would set, straight to the container subnet."""
+        self.client_ns = f"ckcl{self.tag}"
+        net = f"192.168.{random.randrange(0, 255)}"
+        host_if, cl_if = f"ckh{self.tag}", f"ckc{self.tag}"
+        subprocess.run(["ip", "netns", "add", self.client_ns], check=True)
+        cmds = [
+            ["ip", "link", "add", host_if, "type", "veth", "peer", "name", cl_if],
+            ["ip", "link", "set", cl_if, "netns", self.client_ns],
+            ["ip", "addr", "add", f"{net}.1/24", "dev", host_if],
+            ["ip", "link", "set", host_if, "up"],
+        ]
+        for c in cmds:
+            self.ns(c, check=True)
+        for c in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", f"{net}.2/24", "dev", cl_if],
+                  ["ip", "link", "set", cl_if, "up"], ["ip", "route", "add", self.subnet, "via", f"{net}.1"]):
+            subprocess.run(["ip", "netns", "exec", self.client_ns] + c, check=True, capture_output=True)
+        return f"{net}.1"
+
+    def client(self, argv, **kw):
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.client_ns}"] + argv,
                               capture_output=True, text=True, **kw)
 
     def driver_argv(self, *args):
@@ -152,4 +177,6 @@ class RuntimeEnv:
             for n in os.listdir(self.netns_dir):
                 subprocess.run(["umount", "-l", os.path.join(self.netns_dir, n)], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        if self.client_ns:
+            subprocess.run(["ip", "netns", "del", self.client_ns], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

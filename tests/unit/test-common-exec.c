@@ -1,0 +1,76 @@
+/* Unit tests for ck_exec(): argv without a shell, stdin data, captured output, exit status in the
+ * error, output caps, timeouts, PATH lookup. */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+
+static void test_stdin_and_stdout(void **state)
+{
+        char *argv[] = {"cat", NULL};
+        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
+        char *out = NULL, *err = NULL;
+
+        o.stdin_data = "line one\n$(not a shell)\n";
+        o.stdin_len = strlen(o.stdin_data);
+        assert_int_equal(ck_exec(argv, &o, &out, &err, NULL), 0);
+        assert_string_equal(out, "line one\n$(not a shell)\n");
+        assert_string_equal(err, "");
+        free(out);
+        free(err);
+}
+
+static void test_failure_message(void **state)
+{
+        char *argv[] = {"sh", "-c", "echo oops >&2; exit 3", NULL};
+        struct ck_error *e = NULL;
+        char *err = NULL;
+
+        assert_int_equal(ck_exec(argv, NULL, NULL, &err, &e), -EIO);
+        assert_non_null(strstr(e->msg, "exited 3"));
+        assert_non_null(strstr(e->msg, "oops"));
+        assert_string_equal(err, "oops");
+        free(err);
+        ck_error_free(e);
+}
+
+static void test_not_found_and_timeout(void **state)
+{
+        char *missing[] = {"conker-no-such-program-xyz", NULL};
+        char *slow[] = {"sleep", "5", NULL};
+        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
+        char *p = NULL;
+
+        assert_int_equal(ck_exec(missing, NULL, NULL, NULL, NULL), -ENOENT);
+        o.timeout_s = 1;
+        assert_int_equal(ck_exec(slow, &o, NULL, NULL, NULL), -ETIMEDOUT);
+        assert_int_equal(ck_exec_find("sh", &p), 0);
+        assert_true(p[0] == '/');
+        free(p);
+}
+
+static void test_output_cap(void **state)
+{
+        char *argv[] = {"head", "-c", "100000", "/dev/zero", NULL};
+        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
+        char *out = NULL;
+
+        o.out_max = 1000;
+        /* The child is drained to the end (no deadlock), the excess dropped. */
+        assert_int_equal(ck_exec(argv, &o, &out, NULL, NULL), 0);
+        free(out);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_stdin_and_stdout),
+                cmocka_unit_test(test_failure_message),
+                cmocka_unit_test(test_not_found_and_timeout),
+                cmocka_unit_test(test_output_cap),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
