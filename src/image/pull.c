@@ -384,7 +384,8 @@ static int pull_layers(struct pull *p, const struct image_config *cfg)
                 while ((st = p->layers[i].status) == 0 && !p->err_code && !atomic_load(&p->stop))
                         pthread_cond_wait(&p->cond, &p->lock);
                 pthread_mutex_unlock(&p->lock);
-                if (st != 1)
+                /* Downloaded but cancelled (or failed elsewhere): stop before the next unpack. */
+                if (st != 1 || atomic_load(&p->stop))
                         break;
                 progress(p, "unpacking");
                 r = image_store_unpack_layer(p->s, &m->layers[i], cfg->diff_ids[i], &err);
