@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from helpers import hostile
-from helpers.registry import REGISTRY_BIN, ImageBuilder, Registry, tar_bytes
+from helpers.registry import (OCI_LAYER_TAR, REGISTRY_BIN, ImageBuilder, Registry, tar_bytes,
+                              write_oci_layout)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (overlay mounts, chown, mknod)")
 
@@ -355,3 +356,52 @@ def test_load_oci_layout_matches_umoci(conker, multilayer, tmp_path):
         assert snapshot(target) == snapshot(oracle)
     finally:
         conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+
+def test_deep_image_mounts_past_one_page(conker, tmp_path):
+    """130 layers: the lowerdir list of a data dir this deep in /tmp exceeds one page, so the
+    mount goes through fsconfig(lowerdir+); every layer must still be visible, top first."""
+    layers = []
+    for k in range(130):
+        members = [{"name": f"layers/f{k:03}", "data": f"{k}\n".encode()},
+                   {"name": "top", "data": f"{k}\n".encode()}]
+        if k:
+            members.append({"name": f"layers/.wh.gone{k - 1:03}"})
+        members.append({"name": f"layers/gone{k:03}", "data": b"whited out by the next layer\n"})
+        plain = tar_bytes(members)
+        layers.append((plain, plain, OCI_LAYER_TAR))
+    write_oci_layout(tmp_path / "deep", "v1", layers)
+    r = conker.run("load", f"{tmp_path / 'deep'}:v1", "localhost/deep:v1")
+    assert r.returncode == 0, r.stderr
+    assert len(str(conker.data_dir / "layers/130")) * 130 > 4096
+
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", "localhost/deep:v1", str(target), "--state", str(state), check=True)
+    try:
+        assert (target / "top").read_text() == "129\n"
+        names = sorted(os.listdir(target / "layers"))
+        assert names == sorted([f"f{k:03}" for k in range(130)] + ["gone129"])
+    finally:
+        conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+
+def test_umount_busy_rootfs_detaches(conker, tmp_path):
+    plain = tar_bytes([{"name": "file", "data": b"x\n"}])
+    write_oci_layout(tmp_path / "one", "v1", [(plain, plain, OCI_LAYER_TAR)])
+    assert conker.run("load", f"{tmp_path / 'one'}:v1", "localhost/one:v1").returncode == 0
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", "localhost/one:v1", str(target), "--state", str(state), check=True)
+    busy = subprocess.Popen(["sleep", "60"], cwd=target)
+    try:
+        r = conker.run("umount", str(target))
+        assert r.returncode == 0, r.stderr
+        assert not os.path.ismount(target)
+        # Idempotent.
+        assert conker.run("umount", str(target)).returncode == 0
+        # No longer in use: removal works.
+        assert conker.run("rm", "localhost/one:v1").returncode == 0
+    finally:
+        busy.kill()
+        busy.wait()

@@ -363,6 +363,38 @@ class ImageBuilder:
         return img
 
 
+def write_oci_layout(layout: Path, tag: str, layers: list[tuple[bytes, bytes, str]],
+                     config_extra: dict | None = None) -> dict:
+    """Writes an OCI image layout by hand (no tool in between) from raw layers
+    [(blob, uncompressed_tar, media_type)]; returns the digests like Registry.push_image()."""
+    layout = Path(layout)
+    blobs = layout / "blobs/sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> str:
+        d = sha256_digest(data)
+        (blobs / d.split(":")[1]).write_bytes(data)
+        return d
+
+    diff_ids = [sha256_digest(plain) for _, plain, _ in layers]
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    config.update(config_extra or {})
+    cfg = json.dumps(config, separators=(",", ":")).encode()
+    descs = [{"mediaType": mt, "digest": put(blob), "size": len(blob)} for blob, _, mt in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": put(cfg), "size": len(cfg)},
+                           "layers": descs}, separators=(",", ":")).encode()
+    m = put(manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": m, "size": len(manifest),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return {"manifest": m, "config": sha256_digest(cfg), "layers": [d["digest"] for d in descs],
+            "diff_ids": diff_ids}
+
+
 # -- tar helpers shared with hostile.py and the tests ---------------------------------------
 def tar_bytes(members: list[dict]) -> bytes:
     """An uncompressed pax tar from a list of member dicts:
