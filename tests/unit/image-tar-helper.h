@@ -21,6 +21,7 @@ struct tar_member {
         const char *link;     /* symlink target */
         const char *hardlink; /* hard-link target */
         const char *xattr_name, *xattr_value;
+        size_t xattr_len; /* 0 = strlen(xattr_value) */
         long mtime;
         size_t zeros; /* a regular file of this many zero bytes (data ignored) */
 };
@@ -64,7 +65,8 @@ static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compr
                 }
                 if (m[i].xattr_name)
                         archive_entry_xattr_add_entry(e, m[i].xattr_name, m[i].xattr_value,
-                                                      strlen(m[i].xattr_value));
+                                                      m[i].xattr_len ? m[i].xattr_len
+                                                                     : strlen(m[i].xattr_value));
                 if (archive_write_header(a, e) != ARCHIVE_OK)
                         abort();
                 if (type == AE_IFREG && !m[i].hardlink && len) {
