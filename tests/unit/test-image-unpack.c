@@ -96,7 +96,9 @@ static int unpack(const struct tar_member *m, size_t n, int compress, const stru
                 .lim = lim,
                 .diff_id = diff_id,
                 .blob_size = len,
-                .kind = compress ? IMAGE_MEDIA_LAYER_GZIP : IMAGE_MEDIA_LAYER_TAR,
+                .kind = compress == 2   ? IMAGE_MEDIA_LAYER_ZSTD
+                        : compress == 1 ? IMAGE_MEDIA_LAYER_GZIP
+                                        : IMAGE_MEDIA_LAYER_TAR,
         };
         return image_unpack_fd(fd, root_fd, &o, e);
 }
@@ -362,6 +364,22 @@ static void test_capability_survives_chown(void **state)
         assert_memory_equal(got, cap, sizeof(cap));
 }
 
+static void test_zstd_layer(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "etc/os-release", .data = "ID=conker\n"},
+                {.path = "big", .zeros = 512 << 10}, /* under the ratio floor */
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct stat st;
+
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 2, NULL, &e), 0);
+        assert_int_equal(fstatat(root_fd, "etc/os-release", &st, 0), 0);
+        assert_int_equal(st.st_size, 10);
+        assert_int_equal(fstatat(root_fd, "big", &st, 0), 0);
+        assert_int_equal(st.st_size, 512 << 10);
+}
+
 static void test_caps(void **state)
 {
         struct image_limits lim;
@@ -456,6 +474,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_hostile_names_and_links, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_replacements_in_one_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
         };
