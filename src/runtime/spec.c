@@ -545,8 +545,9 @@ static int build_mounts(const struct spec_input *in, json_t **ret, struct ck_err
         r |= push(m, MOUNT("/etc/hostname", "bind", hostname, "rbind", "rprivate"));
         r |= push(m, MOUNT("/etc/hosts", "bind", hosts, "rbind", "rprivate"));
         if (s->secret_dir)
+                /* "rro" (mount_setattr, recursive) also covers mounts below the secret directory. */
                 r |= push(m, MOUNT("/secret", "bind", s->secret_dir, "rbind", "ro", "nosuid", "nodev",
-                                   "noexec", "rprivate"));
+                                   "noexec", "rprivate", "rro"));
         for (size_t i = 0; i < s->n_mounts; i++) {
                 const struct runtime_mount *vm = &s->mounts[i];
                 if (!vm->source || vm->source[0] != '/' || !spec_cwd_valid(vm->target) ||

@@ -174,14 +174,25 @@ def test_log_rotation_bounds_disk_use():
 
 
 def test_secret_readonly_and_security_defaults(env):
-    cid = env.new_id()
     secret = os.path.join(env.tmp, "secret")
     os.makedirs(secret)
+    # A mount below the secret directory must be read-only in the container too.
+    os.makedirs(os.path.join(secret, "sub"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", os.path.join(secret, "sub")], check=True)
+    try:
+        check_secret_and_defaults(env, secret)
+    finally:
+        subprocess.run(["umount", "-l", os.path.join(secret, "sub")])
+
+
+def check_secret_and_defaults(env, secret):
+    cid = env.new_id()
     with open(os.path.join(secret, "secret-kms.json"), "w") as f:
         f.write('{"k":"v"}')
     script = ("cat /secret/secret-kms.json; echo; "
-              "echo x > /secret/new 2>/dev/null; echo write=$?; "
+              "echo x > /secret/new 2>/dev/null; echo topwrite=$?; "
               "mount -o remount,rw /secret 2>/dev/null; echo remount=$?; "
+              "echo x > /secret/sub/new 2>/dev/null; echo subwrite=$?; "
               "grep CapInh /proc/self/status; grep CapAmb /proc/self/status; grep CapBnd /proc/self/status; "
               "mknod /tmp/blk b 8 0 && cat /tmp/blk >/dev/null 2>&1; echo blk=$?; "
               "unshare -U true 2>/dev/null; echo unshare=$?; "
@@ -192,8 +203,9 @@ def test_secret_readonly_and_security_defaults(env):
     env.wait_state(cid, lambda s: s["status"] == "exited")
     out = "".join(l["log"] for l in env.log_lines(cid))
     assert '{"k":"v"}' in out
-    assert "write=0" not in out and "write=" in out
+    assert "topwrite=0" not in out and "topwrite=" in out
     assert "remount=0" not in out and "remount=" in out
+    assert "subwrite=0" not in out and "subwrite=" in out
     assert "CapInh:\t0000000000000000" in out
     assert "CapAmb:\t0000000000000000" in out
     assert "CapBnd:\t00000000a80425fb" in out  # the 14 default capabilities
