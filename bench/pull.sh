@@ -6,7 +6,8 @@
 # Goals: Conker <= 0.5x podman, <= 1.0x skopeo.
 #
 # Usage: bench/pull.sh [BUILD_DIR]   (needs root; the image is built once and cached under
-# /var/tmp/conker-bench-pull; CONKER_BENCH_RUNS overrides the run count)
+# /var/tmp/conker-bench-pull; CONKER_BENCH_RUNS overrides the run count; CONKER_BENCH_DIR
+# (default /var/tmp) is where the three tools write, e.g. /dev/shm to take the disk out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
@@ -87,7 +88,7 @@ def median_of(fn):
 
 layout = build_image()
 size = sum(f.stat().st_size for f in (layout / "blobs/sha256").iterdir())
-tmp = Path(tempfile.mkdtemp(prefix="ck-bench-pull-", dir="/var/tmp"))
+tmp = Path(tempfile.mkdtemp(prefix="ck-bench-pull-", dir=os.environ.get("CONKER_BENCH_DIR", "/var/tmp")))
 try:
     with Registry(tmp / "registry", tls=False, auth=False) as reg:
         run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
@@ -126,7 +127,7 @@ try:
             shutil.rmtree(d, ignore_errors=True)
             return t
 
-        print(f"image: 5 layers, {size / 1e6:.1f} MB compressed; {runs} runs each, median")
+        print(f"image: 5 layers, {size / 1e6:.1f} MB compressed; {runs} runs each, median; in {tmp.parent}")
         c, ct = median_of(conker_pull)
         print(f"conker image pull : {c:7.3f} s   {' '.join(f'{x:.3f}' for x in ct)}")
         try:

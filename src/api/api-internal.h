@@ -8,6 +8,7 @@
 
 #include "api.h"
 
+struct api_conn;
 struct api_job;
 struct api_follow;
 
@@ -19,7 +20,8 @@ struct api_server {
         struct ssl_ctx_st *ssl_ctx;
         struct task_manager *m;
         uint16_t port;
-        unsigned connections; /* open connections (loop thread only) */
+        unsigned connections; /* tracked connections (loop thread only) */
+        struct api_conn *conns;
 
         /* Worker jobs (DELETE): finished jobs are queued and replied to on the loop. */
         pthread_mutex_t jobs_lock;
@@ -36,6 +38,11 @@ struct api_server {
 void api_reply(struct evhttp_request *req, int status, const char *message, json_t *data);
 /* Replies with the status and message of an internal error (errors.c). */
 void api_reply_error(struct evhttp_request *req, int code, const struct ck_error *err, const char *what);
+
+/* Calls fn(userdata) when the connection of req closes (one hook per connection; NULL fn
+ * clears it). */
+void api_conn_set_close_hook(struct api_server *s, struct evhttp_request *req, void (*fn)(void *),
+                             void *userdata);
 
 /* Route handlers; `ref` is the task ID/name from the path or NULL for the newest task. */
 void api_route_create(struct api_server *s, struct evhttp_request *req);

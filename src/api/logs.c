@@ -106,15 +106,13 @@ static void follow_free(struct api_follow *f)
 static void follow_end(struct api_follow *f)
 {
         if (f->req) {
-                struct evhttp_connection *evcon = evhttp_request_get_connection(f->req);
-                if (evcon)
-                        evhttp_connection_set_closecb(evcon, NULL, NULL);
+                api_conn_set_close_hook(f->s, f->req, NULL, NULL);
                 evhttp_send_reply_end(f->req);
         }
         follow_free(f);
 }
 
-static void on_follow_close(struct evhttp_connection *evcon, void *arg)
+static void on_follow_close(void *arg)
 {
         struct api_follow *f = arg;
 
@@ -291,6 +289,6 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
                 follow_end(f);
                 return;
         }
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_follow_close, f);
+        api_conn_set_close_hook(s, req, on_follow_close, f);
         event_add(f->timer, &(struct timeval){0, 250000});
 }

@@ -138,6 +138,8 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
         return -ENOENT;
 }
 
+static struct api_conn *conn_track(struct api_server *s, struct evhttp_request *req);
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
         struct api_server *s = arg;
@@ -149,7 +151,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         size_t i;
 
         /* The connection limit: a connection over it gets one answer and is closed. */
-        if (s->connections > s->cfg.max_connections) {
+        if (!conn_track(s, req) || s->connections > s->cfg.max_connections) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
                 api_reply(req, 503, "too many connections; try again later", NULL);
                 return;
@@ -231,55 +233,82 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
 }
 
-/* ---- connections: counting (through a pass-through filter whose free hook fires when evhttp
- * frees the connection) and TLS ---- */
+/* ---- connections ----
+ *
+ * libevent 2.1 has no connection limit and no hook when an accepted connection goes away, so
+ * connections are tracked from their first request (closecb), and a request on a connection
+ * over the limit is answered 503 and the connection closed. A connection that never sends a
+ * request is closed by http-timeout. The tracker also owns the connection's close callback for
+ * log streams (there is only one per connection). */
 
-struct conn_ctx {
+struct api_conn {
+        struct api_conn *next;
         struct api_server *s;
+        struct evhttp_connection *evcon;
+        void (*on_close)(void *userdata);
+        void *userdata;
 };
 
-static void conn_free(void *arg)
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-        struct conn_ctx *c = arg;
+        struct api_conn *c = arg, **pp;
 
+        for (pp = &c->s->conns; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
         c->s->connections--;
+        if (c->on_close)
+                c->on_close(c->userdata);
         free(c);
+}
+
+static struct api_conn *conn_track(struct api_server *s, struct evhttp_request *req)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        struct api_conn *c;
+
+        if (!evcon)
+                return NULL;
+        for (c = s->conns; c; c = c->next)
+                if (c->evcon == evcon)
+                        return c;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->s = s;
+        c->evcon = evcon;
+        c->next = s->conns;
+        s->conns = c;
+        s->connections++;
+        evhttp_connection_set_closecb(evcon, on_conn_close, c);
+        return c;
+}
+
+void api_conn_set_close_hook(struct api_server *s, struct evhttp_request *req, void (*fn)(void *),
+                             void *userdata)
+{
+        struct api_conn *c = conn_track(s, req);
+
+        if (c) {
+                c->on_close = fn;
+                c->userdata = userdata;
+        }
 }
 
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
         struct api_server *s = arg;
-        struct bufferevent *under, *bev;
-        struct conn_ctx *c;
+        SSL *ssl = SSL_new(s->ssl_ctx);
+        struct bufferevent *bev;
 
-        if (s->ssl_ctx) {
-                SSL *ssl = SSL_new(s->ssl_ctx);
-                if (!ssl)
-                        return NULL;
-                under = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-                if (!under) {
-                        SSL_free(ssl);
-                        return NULL;
-                }
-        } else {
-                under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-                if (!under)
-                        return NULL;
-        }
-        c = calloc(1, sizeof(*c));
-        if (!c) {
-                bufferevent_free(under);
+        if (!ssl)
                 return NULL;
-        }
-        c->s = s;
-        bev = bufferevent_filter_new(under, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, conn_free, c);
-        if (!bev) {
-                free(c);
-                bufferevent_free(under);
-                return NULL;
-        }
-        s->connections++;
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (!bev)
+                SSL_free(ssl);
         return bev;
 }
 
@@ -370,7 +399,8 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
                                                     EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH |
                                                     EVHTTP_REQ_OPTIONS);
         evhttp_set_default_content_type(s->http, "application/json");
-        evhttp_set_bevcb(s->http, on_new_connection, s);
+        if (s->ssl_ctx)
+                evhttp_set_bevcb(s->http, on_new_connection, s);
         evhttp_set_gencb(s->http, on_request, s);
 
         s->bound = evhttp_bind_socket_with_handle(s->http, host, port);

@@ -97,6 +97,10 @@ struct attest_pck_entry {
         EVP_PKEY *leaf_key;
         struct attest_pck_info info;
         bool uncached; /* not in the cache (it was full): released by attest_pck_entry_release() */
+        /* Memo of the last attestation key decoded for this platform (X||Y -> EVP_PKEY), set under
+         * the collateral lock: a pure decoding, never a verdict (see pck.c). */
+        uint8_t ak_raw[64];
+        EVP_PKEY *ak_key;
 };
 
 #define ATTEST_COL_VERIFIED_MAX 4

@@ -234,6 +234,7 @@ void attest_collateral_free(struct attest_collateral *c)
         for (size_t i = 0; i < c->n_pck_cache; i++) {
                 free(c->pck_cache[i]->chain);
                 EVP_PKEY_free(c->pck_cache[i]->leaf_key);
+                EVP_PKEY_free(c->pck_cache[i]->ak_key);
                 free(c->pck_cache[i]);
         }
         pthread_mutex_destroy(&c->lock);

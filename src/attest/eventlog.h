@@ -4,6 +4,7 @@
  * Contract header (owned by the attest module). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,8 +21,8 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
 
 /* One RTMR3 runtime event: what was measured and the 48-byte value extended. */
 struct attest_rt_event {
-        char *name;     /* e.g. "image-digest" */
-        char *payload;  /* e.g. "sha256:…" */
+        char *name;         /* e.g. "image-digest" */
+        char *payload;      /* e.g. "sha256:…" */
         uint8_t digest[48]; /* SHA-384 of the canonical event encoding; what RTMR3 was extended with */
 };
 
@@ -30,8 +31,22 @@ struct attest_rt_log {
         size_t n;
 };
 
-/* Computes the digest an event extends RTMR3 with. */
+/* Limits of the runtime log (docs/rtmr3-event-log.md). */
+#define ATTEST_RT_LOG_MAX        (1u << 20)
+#define ATTEST_RT_LOG_MAX_EVENTS 4096u
+#define ATTEST_RT_LINE_MAX       8192u
+#define ATTEST_RT_NAME_MAX       64u
+#define ATTEST_RT_PAYLOAD_MAX    4096u
+
+/* Names are 1..64 characters of [a-z0-9.-]; payloads at most 4096 bytes without control
+ * characters. */
+bool attest_rt_event_name_valid(const char *name);
+bool attest_rt_event_payload_valid(const char *payload, size_t len);
+/* Computes the digest an event extends RTMR3 with:
+ * SHA-384("conker/rtmr3/v1" NUL name NUL payload). -EINVAL for an invalid name or payload. */
 int attest_rt_event_digest(const char *name, const char *payload, uint8_t ret[48]);
+/* One log line, newline included (malloc'd). */
+int attest_rt_event_format(const char *name, const char *payload, const uint8_t digest[48], char **ret);
 /* Parses a runtime log (JSON lines, max 1 MiB, max 4096 events). */
 int attest_rt_log_parse(const uint8_t *buf, size_t len, struct attest_rt_log *ret, struct ck_error **reterr);
 /* Replays the log from 48 zero bytes; compare the result with a quote's RTMR3. */

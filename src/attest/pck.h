@@ -38,3 +38,9 @@ int attest_pck_chain_verify(struct attest_collateral *c, const struct attest_quo
                             const uint8_t root_fp[32], time_t now, const struct attest_pck_entry **ret,
                             struct ck_error **reterr);
 void attest_pck_entry_release(const struct attest_pck_entry *e);
+
+/* verify.c: X||Y (64 bytes, big-endian) to a P-256 public key; -EBADMSG unless on the curve. */
+int attest_ec_p256_key_from_raw(const uint8_t xy[64], EVP_PKEY **ret);
+/* The quote's attestation key via the PCK entry's memo (pck.c explains why that is safe). */
+int attest_pck_entry_attest_key(struct attest_collateral *c, const struct attest_pck_entry *entry,
+                                const uint8_t xy[64], EVP_PKEY **ret);

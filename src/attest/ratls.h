@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,10 @@ struct attest_ratls_claims {
         size_t nonce_len;
         const uint8_t *rtmr3_log; /* optional: the RTMR3 runtime log (eventlog.h format) */
         size_t rtmr3_log_len;
+        /* Instead of rtmr3_log: include the TEE's current runtime log, read under a lock held
+         * until the quote is made, so that the log always replays to the quote's RTMR3 even
+         * while other tasks measure. */
+        bool rtmr3_log_from_tee;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)
@@ -49,13 +54,15 @@ struct attest_ratls_evidence {
  * collateral, checks REPORTDATA = SHA-256(claims) || 0^32, the ctx claim, and that pubkey-hash
  * matches the certificate's own key; when an RTMR3 log is present it must replay to the
  * quote's RTMR3. Fails closed with a reason on any doubt. */
-int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col, const struct attest_verify_opts *opts,
-                             struct attest_ratls_evidence **ret, struct ck_error **reterr);
+int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col,
+                             const struct attest_verify_opts *opts, struct attest_ratls_evidence **ret,
+                             struct ck_error **reterr);
 void attest_ratls_evidence_free(struct attest_ratls_evidence *e);
 DEFINE_POINTER_CLEANUP(struct attest_ratls_evidence, attest_ratls_evidence_free, attest_ratls_evidence_free)
 
 /* CBOR helpers exposed for fuzzing: parse the extension value / the claims map. */
-int attest_ratls_parse_extension(const uint8_t *buf, size_t len, const uint8_t **ret_quote, size_t *ret_quote_len,
-                                 const uint8_t **ret_claims, size_t *ret_claims_len, struct ck_error **reterr);
+int attest_ratls_parse_extension(const uint8_t *buf, size_t len, const uint8_t **ret_quote,
+                                 size_t *ret_quote_len, const uint8_t **ret_claims, size_t *ret_claims_len,
+                                 struct ck_error **reterr);
 int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratls_evidence *ret,
                               uint8_t ret_pubkey_hash[32], struct ck_error **reterr);

@@ -20,8 +20,8 @@
 #include "error.h"
 
 struct attest_sim_init_opts {
-        time_t now;              /* collateral window starts here */
-        unsigned validity_days;  /* certificates and collateral; default 365 */
+        time_t now;               /* collateral window starts here */
+        unsigned validity_days;   /* certificates and collateral; default 365 */
         const char *profile_json; /* optional: measurement profile to use instead of defaults */
 };
 

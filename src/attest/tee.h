@@ -30,7 +30,10 @@ struct attest_tee_config {
         /* sim: the directory made by `conker tdx-sim init` (keys, profile) and the state
          * directory under /run that keeps RTMRs across restarts until "reboot". */
         const char *sim_dir;
-        const char *sim_state_dir;
+        const char *sim_state_dir; /* default /run/conker/tdx-sim/<hash of sim_dir's real path> */
+        /* The RTMR3 runtime event log (eventlog.h). Defaults: tdx /run/conker/rtmr3.log, sim
+         * <sim_state_dir>/rtmr3.log; both live under /run so that they vanish with the RTMRs. */
+        const char *rt_log_path;
 };
 
 struct attest_tee; /* opaque */
@@ -41,8 +44,17 @@ enum attest_tee_kind attest_tee_kind(const struct attest_tee *t);
 int attest_tee_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr);
 /* RTMR[index] = SHA-384(RTMR[index] || data). Only index 3 is allowed for applications. */
-int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48], struct ck_error **reterr);
+int attest_tee_extend(struct attest_tee *t, unsigned index, const uint8_t data[48],
+                      struct ck_error **reterr);
 /* Current MRTD/RTMR/MRCONFIGID... as far as the provider can tell without a quote. */
 int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *ret, struct ck_error **reterr);
+/* Measures a runtime event: checks that the runtime log replays to the current RTMR3, extends
+ * RTMR3 with attest_rt_event_digest(name, payload) and appends the event to the log, under a
+ * lock on the log so that concurrent measurers cannot interleave. */
+int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr);
+/* The runtime log path in use and its current content (empty when nothing was measured yet;
+ * malloc'd, at most ATTEST_RT_LOG_MAX bytes). */
+const char *attest_tee_rt_log_path(const struct attest_tee *t);
+int attest_tee_rt_log_read(struct attest_tee *t, uint8_t **ret, size_t *ret_len, struct ck_error **reterr);
 void attest_tee_free(struct attest_tee *t);
 DEFINE_POINTER_CLEANUP(struct attest_tee, attest_tee_free, attest_tee_free)

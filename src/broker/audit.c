@@ -58,10 +58,13 @@ int broker_audit_open(const char *path, enum broker_audit_fsync fsync_policy, st
 
         if (slash && slash != path) {
                 _cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+                int r;
+
                 if (!dir)
                         return -ENOMEM;
-                if (ck_mkdir_p(dir, 0700) < 0)
-                        return ck_error_errno(reterr, -errno, "audit log directory %s", dir);
+                r = ck_mkdir_p(dir, 0700);
+                if (r < 0)
+                        return ck_error_errno(reterr, r, "audit log directory %s", dir);
         }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
         if (fd < 0)

@@ -38,6 +38,8 @@ struct broker_server {
         int stop_fd; /* eventfd */
         int sig_fd;  /* signalfd for SIGTERM, SIGINT, SIGHUP */
         uint16_t port;
+        uint64_t refused; /* connections closed over max_clients since the last log line */
+        time_t refused_logged_at;
 
         pthread_mutex_t lock; /* guards everything below */
         pthread_cond_t cond;
@@ -269,7 +271,7 @@ static int respond_error(SSL *ssl, int fd, int status, const char *status_text, 
 
 static void peer_name(int fd, char *buf, size_t len)
 {
-        struct sockaddr_storage sa;
+        struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
         char host[INET6_ADDRSTRLEN];
 
@@ -456,7 +458,7 @@ static int listen_socket(const char *address, uint16_t port, int *ret_fd, uint16
         struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
                                  .ai_socktype = SOCK_STREAM};
         struct addrinfo *ai = NULL;
-        struct sockaddr_storage sa;
+        struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
         _cleanup_close_ int fd = -1;
         char portstr[8];
@@ -585,8 +587,16 @@ static void accept_pending(struct broker_server *s)
                 }
                 pthread_mutex_unlock(&s->lock);
                 if (!queued) {
-                        log_warn("connection refused: %u clients already (--max-clients)",
-                                 s->cfg.max_clients);
+                        /* At most one line per second, so that a flood cannot flood the log too. */
+                        time_t now = time(NULL);
+                        s->refused++;
+                        if (now != s->refused_logged_at) {
+                                log_warn("%u clients already (--max-clients): %llu connection(s) closed "
+                                         "unserved",
+                                         s->cfg.max_clients, (unsigned long long)s->refused);
+                                s->refused_logged_at = now;
+                                s->refused = 0;
+                        }
                         close(fd);
                 }
         }

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "error.h"
 #include "json.h"
+#include "load.h"
 #include "parse.h"
 #include "pull.h"
 #include "reference.h"
@@ -40,6 +41,7 @@ static void image_usage(FILE *f)
         fprintf(f, "usage: conker image COMMAND [OPTIONS]\n\n"
                    "  pull REF [--user U --password-stdin] [--ca-file F] [--plain-http]\n"
                    "           [--max-unpacked BYTES] [--max-ratio N] [--max-entries N]\n"
+                   "  load OCI_LAYOUT_DIR[:TAG] NAME\n"
                    "  ls [--json]\n"
                    "  rm REF|ID...\n"
                    "  mount REF|ID TARGET --state DIR\n"
@@ -237,10 +239,61 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                 r = image_pull(s, &o, &rec, NULL, &err);
                 if (isatty(STDERR_FILENO))
                         fputc('\n', stderr);
+                /* Leave the store as it was: drop what the failed pull fetched (unless another
+                 * process is using the store, whose pulls must not lose their blobs). */
+                if (r < 0)
+                        (void)image_store_prune(s, NULL);
         }
         image_ref_clear(&ref);
         if (r < 0)
                 return cli_fail("image pull", r, err);
+        printf("%s\n%s\n", rec.name, rec.id);
+        return 0;
+}
+
+static int image_load_cmd(struct image_cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {{"data-dir", required_argument, NULL, 'd'}, {}};
+        _cleanup_(image_store_freep) struct image_store *s = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        _cleanup_free_ char *dir = NULL, *name = NULL;
+        struct image_ref ref = {0};
+        const char *tag = NULL;
+        char *colon;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                if (opt != 'd') {
+                        image_usage(stderr);
+                        return 2;
+                }
+                c->data_dir = optarg;
+        }
+        if (optind != argc - 2) {
+                image_usage(stderr);
+                return 2;
+        }
+        dir = strdup(argv[optind]);
+        if (!dir)
+                return cli_fail("image load", -ENOMEM, NULL);
+        colon = strrchr(dir, ':');
+        if (colon && !strchr(colon, '/')) {
+                *colon = 0;
+                tag = colon + 1;
+        }
+        r = image_ref_parse(argv[optind + 1], &ref, &err);
+        if (r < 0)
+                return cli_fail("image load", r, err);
+        name = image_ref_to_string(&ref);
+        image_ref_clear(&ref);
+        if (!name)
+                return cli_fail("image load", -ENOMEM, NULL);
+        r = store_open(c, &s, &err);
+        if (r >= 0)
+                r = image_load_oci_layout(s, dir, tag, name, &rec, &err);
+        if (r < 0)
+                return cli_fail("image load", r, err);
         printf("%s\n%s\n", rec.name, rec.id);
         return 0;
 }
@@ -431,8 +484,9 @@ int cmd_image(int argc, char **argv)
                 const char *name;
                 int (*run)(struct image_cli *c, int argc, char **argv);
         } sub[] = {
-                {"pull", image_pull_cmd}, {"ls", image_ls_cmd},       {"list", image_ls_cmd},
-                {"rm", image_rm_cmd},     {"mount", image_mount_cmd}, {"umount", image_umount_cmd},
+                {"pull", image_pull_cmd},     {"load", image_load_cmd}, {"ls", image_ls_cmd},
+                {"list", image_ls_cmd},       {"rm", image_rm_cmd},     {"mount", image_mount_cmd},
+                {"umount", image_umount_cmd},
         };
         struct image_cli c = {.data_dir = DEFAULT_DATA_DIR};
 

@@ -7,8 +7,16 @@
 #include "log.h"
 
 static const struct conker_command commands[] = {
+        {"run", "create a task: pull, attest and start a container", cmd_run},
+        {"ps", "list tasks", cmd_ps},
+        {"inspect", "show a task (config, events, ContainerInspect)", cmd_inspect},
+        {"logs", "print a container's output", cmd_logs},
+        {"events", "show a task's events", cmd_events},
+        {"cancel", "stop a task that is still being created", cmd_cancel},
+        {"rm", "stop a task and remove everything it had", cmd_rm},
         {"image", "pull, list, remove and mount images", cmd_image},
-        {"tdx", "offline TDX attestation tools (verify)", cmd_tdx},
+        {"tdx", "TDX attestation tools (quote, info, measure, verify)", cmd_tdx},
+        {"tdx-sim", "create a simulated TD (tdx-sim init DIR)", cmd_tdx_sim},
         {"version", "print the version", cmd_version},
 };
 

@@ -412,9 +412,12 @@ int main(int argc, char **argv)
         if (ck_startswith(o.collateral, "https://") || ck_startswith(o.collateral, "http://")) {
                 /* Fetched per FMSPC on first use and refreshed at nextUpdate (verifier.c). */
                 pcs_url = o.collateral;
-                if (o.pcs_cache_dir && ck_mkdir_p(o.pcs_cache_dir, 0700) < 0)
-                        return fail(ck_error_errno(&err, -errno, "--pcs-cache-dir %s", o.pcs_cache_dir),
-                                    err);
+                if (o.pcs_cache_dir) {
+                        rc = ck_mkdir_p(o.pcs_cache_dir, 0700);
+                        if (rc < 0)
+                                return fail(ck_error_errno(&err, rc, "--pcs-cache-dir %s", o.pcs_cache_dir),
+                                            err);
+                }
         } else {
                 rc = attest_collateral_load_file(o.collateral, &collateral, &err);
                 if (rc < 0)

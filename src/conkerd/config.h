@@ -53,6 +53,9 @@ struct conkerd_config {
         uint64_t stop_timeout;
         char *bridge;
         char *subnet;
+        char *nft_table;
+        char *netns_dir;
+        char *netns_prefix;
         uint64_t volume_backing_size;
         uint64_t log_max_bytes;
         uint64_t log_max_files;

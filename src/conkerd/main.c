@@ -62,9 +62,9 @@ static char *shim_default(void)
                 if (slash) {
                         *slash = 0;
                         /* The build tree keeps programs in sibling directories. */
-                        const char *cands[] = {"%s/conker-shim", "%s/../conker-shim/conker-shim"};
-                        for (size_t i = 0; i < ELEMENTSOF(cands); i++) {
-                                if (asprintf(&p, cands[i], self) < 0)
+                        for (int i = 0; i < 2; i++) {
+                                if (asprintf(&p, i == 0 ? "%s/conker-shim" : "%s/../conker-shim/conker-shim",
+                                             self) < 0)
                                         return NULL;
                                 if (access(p, X_OK) == 0)
                                         return p;
@@ -117,6 +117,9 @@ static int run(struct conkerd_config *c)
                 .shim = shim,
                 .bridge = c->bridge,
                 .subnet = c->subnet,
+                .nft_table = c->nft_table,
+                .netns_dir = c->netns_dir,
+                .netns_prefix = c->netns_prefix,
                 .stop_timeout_s = (unsigned)c->stop_timeout,
                 .log_max_bytes = c->log_max_bytes,
                 .log_max_files = (unsigned)c->log_max_files,

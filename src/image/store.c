@@ -197,6 +197,8 @@ void image_store_unlock_key(struct image_store *s, const char *key, const char *
         pthread_mutex_unlock(&s->mutex);
 }
 
+static int store_prune_locked(struct image_store *s, struct ck_error **reterr);
+
 /* ---- open and recovery ------------------------------------------------------------------ */
 
 static int open_subdir(int dirfd, const char *name, int *ret, struct ck_error **reterr)
@@ -360,8 +362,12 @@ int image_store_open(const char *dir, const struct image_limits *lim, struct ima
                 return ck_error_errno(reterr, -errno, "cannot open %s/store.lock", s->dir);
         if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
                 r = store_recover(s, reterr);
+                if (r >= 0)
+                        r = store_prune_locked(s, reterr);
                 if (r < 0)
                         return ck_error_prefix(reterr, r, "store recovery");
+                if (r > 0)
+                        log_info("store recovery: removed %d unreferenced blobs and layers", r);
         } else if (errno != EWOULDBLOCK) {
                 return ck_error_errno(reterr, -errno, "cannot lock %s/store.lock", s->dir);
         }
@@ -801,10 +807,8 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
                 .kind = kind,
         };
         r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
-        if (r < 0) {
-                r = ck_error_prefix(reterr, r, "layer %s", layer->digest);
-                goto fail;
-        }
+        if (r < 0)
+                goto fail; /* the caller names the layer */
         /* Crash safety comes from the rename of the whole layer: one syncfs, no per-file fsync. */
         if (syncfs(root_fd) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot sync layer %s", layer->digest);
@@ -876,6 +880,88 @@ char *image_store_layer_dir(struct image_store *s, const char *diff_id)
         if (asprintf(&p, "%s/layers/%" PRId64, s->dir, n) < 0)
                 return NULL;
         return p;
+}
+
+/* ---- pruning ------------------------------------------------------------------------ */
+
+static int blob_referenced(struct image_store *s, const char *digest);
+
+/* Deletes unreferenced blobs and layers. Caller holds the exclusive store lock. */
+static int store_prune_locked(struct image_store *s, struct ck_error **reterr)
+{
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+        static const char *const algos[] = {"sha256", "sha512"};
+        int removed = 0;
+
+        for (size_t a = 0; a < ELEMENTSOF(algos); a++) {
+                _cleanup_close_ int dfd = openat(s->blobs_fd, algos[a], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                DIR *d;
+                struct dirent *de;
+
+                if (dfd < 0)
+                        continue;
+                d = fdopendir(TAKE_FD(dfd));
+                if (!d)
+                        return ck_error_errno(reterr, -errno, "cannot read blobs/%s", algos[a]);
+                while ((de = readdir(d))) {
+                        char digest[IMAGE_DIGEST_MAX];
+                        int k;
+                        if (de->d_name[0] == '.' || strlen(de->d_name) > 128)
+                                continue;
+                        snprintf(digest, sizeof(digest), "%s:%.128s", algos[a], de->d_name);
+                        k = blob_referenced(s, digest);
+                        if (k != 0)
+                                continue; /* referenced, or the database is unsure: keep */
+                        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                                removed++;
+                }
+                closedir(d);
+        }
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                if (sqlite3_prepare_v2(
+                            s->db,
+                            "SELECT n FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)",
+                            -1, &st, NULL) != SQLITE_OK)
+                        return db_error(s, reterr);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        char name[32];
+                        int64_t n = sqlite3_column_int64(st, 0);
+                        snprintf(name, sizeof(name), "%" PRId64, n);
+                        if (ck_rm_rf_at(s->layers_fd, name) == 0)
+                                removed++;
+                }
+        }
+        if (ck_sqlite_exec(s->db,
+                           "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)",
+                           reterr) < 0)
+                return -EIO;
+        return removed;
+}
+
+int image_store_prune(struct image_store *s, struct ck_error **reterr)
+{
+        bool idle;
+        int r;
+
+        pthread_mutex_lock(&s->mutex);
+        idle = !s->busy;
+        pthread_mutex_unlock(&s->mutex);
+        if (!idle)
+                return ck_error_set(reterr, -EBUSY,
+                                    "cannot prune the store while this process writes to it");
+        /* From shared to exclusive only succeeds when no other process holds the store. */
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return ck_error_set(reterr, -EBUSY,
+                                            "cannot prune the store: another process uses it");
+                return ck_error_errno(reterr, -errno, "cannot lock the store");
+        }
+        r = store_prune_locked(s, reterr);
+        if (flock(s->lock_fd, LOCK_SH) < 0 && r >= 0)
+                r = ck_error_errno(reterr, -errno, "cannot lock the store");
+        return r;
 }
 
 /* ---- image records ---------------------------------------------------------------------- */

@@ -75,5 +75,12 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
  * rootfs of it is mounted (see rootfs.h). */
 int image_store_remove(struct image_store *s, const char *name_or_id, struct ck_error **reterr);
 
+/* Removes every blob and unpacked layer that no image record references: what a failed or
+ * interrupted pull leaves behind. Only safe when nothing else is writing to the store, so it
+ * refuses with -EBUSY unless this handle is the store's only user (no other process has it
+ * open) and no blob or layer is being written through it. Returns the number of blobs and
+ * layers removed. Recovery in image_store_open() does the same. */
+int image_store_prune(struct image_store *s, struct ck_error **reterr);
+
 /* Directory of an unpacked layer (for overlay lowerdir); malloc'd. */
 char *image_store_layer_dir(struct image_store *s, const char *diff_id);

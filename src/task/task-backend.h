@@ -18,6 +18,9 @@ struct task_backend_config {
         const char *shim;    /* conker-shim path */
         const char *bridge;
         const char *subnet;
+        const char *nft_table;
+        const char *netns_dir;
+        const char *netns_prefix;
         unsigned stop_timeout_s;
         uint64_t log_max_bytes;
         unsigned log_max_files;

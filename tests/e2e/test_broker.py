@@ -1,5 +1,6 @@
 """conker-broker end to end with a simulated TD: releases, every refusal the policy knows,
 pinning, hot reload of the secret, the audit log, and that the secret never reaches the log."""
+import hashlib
 import json
 import os
 import socket
@@ -281,3 +282,26 @@ def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
         assert_refused(sim.fetch(b2.pinned), "collateral_unavailable")
     finally:
         pccs.stop()
+
+
+def test_broker_identity_from_files(sim, secret, brokers, tmp_path):
+    """--cert/--key: the fingerprint conkerd pins is SHA-256 of that certificate's DER."""
+    key, crt = tmp_path / "b.key", tmp_path / "b.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=broker"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(crt), "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    b = start(brokers, tmp_path, seed_args(sim, secret) + ["--cert", str(crt), "--key", str(key)])
+    assert b.fingerprint == "sha256:" + hashlib.sha256(der).hexdigest()
+    assert b.fingerprint in b.read_log()
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    # A key that does not match the certificate is a startup error.
+    other = tmp_path / "o.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                    str(other)], check=True, capture_output=True)
+    res = subprocess.run([BROKER, "-i", "127.0.0.1", "-p", "0", "--audit-log", str(tmp_path / "x.jsonl"),
+                          *seed_args(sim, secret), "--cert", str(crt), "--key", str(other)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and "does not match" in res.stderr

@@ -237,9 +237,8 @@ def test_tampered_blob_fails_and_store_unchanged(conker, reg):
     r = conker.pull("demo/tampered:v1")
     assert r.returncode != 0
     assert layer in r.stderr, r.stderr
-    files = store_files(conker.data_dir)
-    assert layer.split(":")[1] not in files["blobs"]
-    assert files["layers"] == [] and files["ingest"] == []
+    # Nothing new in the store: no blob (not even the config), no layer, no image.
+    assert store_files(conker.data_dir) == {"blobs": [], "layers": [], "ingest": []}
     assert conker.images() == []
 
 
@@ -260,7 +259,7 @@ def test_hostile_layer_rejected_or_confined(conker, reg, tmp_path, case):
     assert not any(n.endswith(".tmp") for n in files["layers"])
     if r.returncode != 0:
         assert conker.images() == []
-        assert files["layers"] == []
+        assert files == {"blobs": [], "layers": [], "ingest": []}
         return
     # Accepted: whatever it wrote is inside its layer.
     (img,) = conker.images()
@@ -326,3 +325,33 @@ def test_rm_frees_unshared_blobs_keeps_shared(conker, reg, tmp_path):
     files = store_files(conker.data_dir)
     assert files["blobs"] == [] and files["layers"] == []
     assert conker.images() == []
+
+
+def test_concurrent_pulls_share_one_store(conker, multilayer):
+    """Two processes pull the same image into one data dir at once: both succeed, every blob
+    and layer is written once (flock per digest), and the result mounts."""
+    reg = conker.reg
+    cmd = [conker_bin(), "image", "pull", f"{reg.host}/demo/multi:v1", "--ca-file", str(reg.ca_file),
+           "--user", reg.user, "--password-stdin", "--data-dir", str(conker.data_dir)]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(reg.password + "\n", timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    (img,) = conker.images()
+    files = store_files(conker.data_dir)
+    assert len(files["layers"]) == len(img["Layers"])
+    assert files["ingest"] == []
+
+
+def test_load_oci_layout_matches_umoci(conker, multilayer, tmp_path):
+    """`conker image load` (no registry) gives the same rootfs as a pull."""
+    img, oracle = multilayer
+    r = conker.run("load", f"{img.layout}:{img.tag}", "localhost/loaded:v1")
+    assert r.returncode == 0, r.stderr
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", "localhost/loaded:v1", str(target), "--state", str(state), check=True)
+    try:
+        assert snapshot(target) == snapshot(oracle)
+    finally:
+        conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)

@@ -158,9 +158,11 @@ static int s_state(void *ud, const char *tid, struct runtime_state *ret, struct 
         return 0;
 }
 
+static char script_log_path[128];
+
 static char *s_log_path(void *ud, const char *tid)
 {
-        return strdup("/nonexistent/log.json");
+        return strdup(script_log_path[0] ? script_log_path : "/nonexistent/log.json");
 }
 
 static bool s_port_in_use(void *ud, uint16_t port)

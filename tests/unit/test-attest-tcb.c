@@ -9,6 +9,8 @@
 
 #include "collateral-private.h"
 #include "json.h"
+#include "pck.h"
+#include "ssl.h"
 #include "tcb.h"
 
 /* One TCB level: SGX components all `sgx`, PCESVN 11, TDX components {tdx0, tdx1, tdx2, 0…}. */
@@ -266,12 +268,39 @@ static void test_bad_documents(void **state)
         assert_non_null(strstr(e->msg, "tcbStatus"));
 }
 
+/* The attestation key import must refuse anything that is not a P-256 point. */
+static void test_raw_key_import(void **state)
+{
+        /* P-256 base point G, a valid key. */
+        static const uint8_t g[64] = {
+                0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63,
+                0xa4, 0x40, 0xf2, 0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1,
+                0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96, 0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f,
+                0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16, 0x2b, 0xce, 0x33, 0x57,
+                0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5,
+        };
+        uint8_t xy[64];
+        EVP_PKEY *k = NULL;
+
+        assert_int_equal(attest_ec_p256_key_from_raw(g, &k), 0);
+        EVP_PKEY_free(k);
+        k = NULL;
+        memcpy(xy, g, 64);
+        xy[63] ^= 1; /* off the curve */
+        assert_int_equal(attest_ec_p256_key_from_raw(xy, &k), -EBADMSG);
+        memset(xy, 0, 64); /* (0,0) is not on P-256 */
+        assert_int_equal(attest_ec_p256_key_from_raw(xy, &k), -EBADMSG);
+        memset(xy, 0xff, 64); /* coordinates >= p */
+        assert_int_equal(attest_ec_p256_key_from_raw(xy, &k), -EBADMSG);
+        assert_null(k);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sorting_and_sgx_match), cmocka_unit_test(test_module_identity_merge),
                 cmocka_unit_test(test_revoked_level),         cmocka_unit_test(test_td_relaunch),
-                cmocka_unit_test(test_bad_documents),
+                cmocka_unit_test(test_bad_documents),         cmocka_unit_test(test_raw_key_import),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

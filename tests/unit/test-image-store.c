@@ -372,6 +372,46 @@ static void test_layer_diff_id_mismatch_leaves_nothing(void **state)
         image_store_free(s);
 }
 
+static void test_prune_unreferenced(void **state)
+{
+        struct image_store *s = store_open();
+        struct image_descriptor kept = {0}, orphan = {0};
+        char did_kept[72], did_orphan[72], cfg[72], man[72], stray[72];
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        make_layer(s, "kept", &kept, did_kept);
+        make_layer(s, "orphan", &orphan, did_orphan);
+        make_config(s, "{\"config\":1}", cfg);
+        make_config(s, "{\"manifest\":1}", man);
+        make_config(s, "stray blob of a failed pull", stray);
+        char *layers[] = {kept.digest}, *diffs[] = {did_kept};
+        struct image_record r = {.name = "localhost/kept:1",
+                                 .manifest_digest = man,
+                                 .id = cfg,
+                                 .layers = layers,
+                                 .diff_ids = diffs,
+                                 .n_layers = 1};
+        assert_int_equal(image_store_put(s, &r, &e), 0);
+
+        /* Another handle on the store (as another process would have): refused. */
+        {
+                struct image_store *other = store_open();
+                assert_int_equal(image_store_prune(s, &e), -EBUSY);
+                image_store_free(other);
+        }
+        assert_int_equal(image_store_prune(s, &e), 3); /* orphan layer blob and dir, stray blob */
+        assert_false(image_store_has_blob(s, orphan.digest));
+        assert_false(image_store_has_blob(s, stray));
+        assert_null(image_store_layer_dir(s, did_orphan));
+        assert_true(image_store_has_blob(s, kept.digest));
+        assert_true(image_store_has_blob(s, cfg));
+        assert_true(image_store_has_blob(s, man));
+        assert_int_equal(count_dir("layers"), 1);
+        desc_free(&kept);
+        desc_free(&orphan);
+        image_store_free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -381,6 +421,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_crash_leftovers_cleaned, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_and_gc, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layer_diff_id_mismatch_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune_unreferenced, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,268 @@
+"""The acceptance flows of conkerd against the real modules: the seed's request through a
+registry mirror, the container answering on 127.0.0.1, encrypted volumes, kill -9 and
+re-adoption, cancel during a throttled pull, and DELETE leaving nothing behind.
+
+The images come from scripts/images.sh (the static conker-example-app), pushed to a local
+docker-registry as reckey/conker-example-app:latest; conkerd reaches docker.io through
+`--registry-mirror docker.io=<registry>`."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers.conkerd import BUILD, Conkerd, skip_reason
+from helpers.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = os.path.join(BUILD, "src", "example-app", "conker-example-app")
+
+SEED = ('{"Name":"conker-example-app","ImageInfo":{"ImageName":"reckey/conker-example-app:latest",'
+        '"RegisterAuthInfo":{"Username":"user","Password":"pass"}},"Ports":[{"TargetPort":8080,'
+        '"PublishedPort":30080}],"Env":["userId=secret-127.0.0.1:3333"],"Mounts":[{"Type":"volume",'
+        '"Target":"/data","Source":"data","RW":true}],"KmsEndpoints":["127.0.0.1:3333"]}')
+P = "/sw/api/v1/container"
+
+
+def needs():
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not os.path.exists(APP) or "statically linked" not in subprocess.run(
+            ["file", APP], capture_output=True, text=True).stdout:
+        pytest.skip("a static conker-example-app is needed (normal build)")
+
+
+def push_example(reg: Registry):
+    subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD, reg.host, *reg.skopeo_dest_args()],
+                   check=True, capture_output=True, timeout=180)
+
+
+def free_published_port() -> int:
+    for _ in range(200):
+        port = 30000 + int.from_bytes(os.urandom(2), "little") % 35000
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in the published range")
+
+
+def http_get(port: int, path: str, timeout: float = 20.0) -> requests.Response:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}{path}", timeout=3)
+        except requests.RequestException as e:
+            last = e
+            time.sleep(0.3)
+    raise AssertionError(f"127.0.0.1:{port} does not answer: {last}")
+
+
+@pytest.fixture
+def env(tmp_path):
+    needs()
+    with Registry(tmp_path / "registry", user="user", password="pass") as reg:
+        push_example(reg)
+        d = Conkerd(tmp_path, extra_args=["--registry-mirror", f"docker.io={reg.host}",
+                                          "--registry-ca-file", str(reg.ca_file)])
+        try:
+            d.start()
+            yield reg, d
+        finally:
+            d.close()
+
+
+def seed_without_kms(port: int) -> dict:
+    b = json.loads(SEED)
+    del b["KmsEndpoints"]
+    b["Ports"][0]["PublishedPort"] = port
+    return b
+
+
+def test_seed_verbatim_fails_closed_at_attesting(env):
+    _, d = env
+    r = d.api("POST", P, data=SEED)
+    if r.status_code == 409:
+        pytest.skip(f"port 30080 is taken on this host: {r.json()['message']}")
+    assert r.status_code == 200, r.text
+    assert "pass\"" not in r.text
+    t = d.wait_status("conker-example-app", {"Failed"}, timeout=120)
+    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    assert t["Events"][1]["Message"].startswith("pulled docker.io/reckey/conker-example-app:latest: image sha256:")
+    assert "remote attestation is not available in this build: KmsEndpoints cannot be honoured" in \
+        t["Events"][-1]["Message"]
+    assert d.api("DELETE", P).status_code == 200
+
+
+def _volume_image(d: Conkerd) -> Path:
+    return d.data / "volumes.img"
+
+
+def test_seed_to_running_readopt_and_delete(env):
+    reg, d = env
+    port = free_published_port()
+    r = d.api("POST", P, data=json.dumps(seed_without_kms(port)))
+    assert r.status_code == 200, r.text
+    tid = r.json()["data"]["Id"]
+    t = d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+    assert t["Status"] == "Running", t["Events"]
+    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Creating", "Created", "Starting", "Running"]
+
+    ci = t["ContainerInspect"]
+    assert ci["Id"] == tid
+    assert ci["State"]["Running"] is True and ci["State"]["Pid"] > 0
+    assert ci["Path"] == "/conker-example-app"
+    assert ci["Image"].startswith("sha256:")
+    assert ci["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": str(port)}]}
+    assert ci["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert ci["HostConfig"]["Mounts"] == [{"Type": "volume", "Source": "data", "Target": "/data",
+                                           "ReadOnly": False}]
+    assert "userId=secret-127.0.0.1:3333" in ci["Config"]["Env"]
+    assert "8080/tcp" in ci["Config"]["ExposedPorts"]
+    assert t["Config"]["ImageInfo"]["RegisterAuthInfo"].get("Password") in (None, "******")
+
+    # The container answers on the published port on 127.0.0.1.
+    resp = http_get(port, "/api/v1/getsecret")
+    assert resp.headers.get("Content-Type", "").startswith("application/json"), resp.text
+
+    # The CLI sees it.
+    ps = d.conker("ps")
+    assert tid[:12] in ps.stdout and "Running" in ps.stdout
+
+    # The volume is encrypted at rest: a marker written through the unlocked directory never
+    # appears in the backing image, in content or in name.
+    vol = d.data / "volumes" / tid / "data"
+    assert vol.is_dir()
+    marker = "conker-plaintext-marker-" + tid
+    (vol / marker).write_text(marker * 64)
+    os.sync()
+    img = _volume_image(d)
+    if img.exists():
+        subprocess.run(["sync"], check=True)
+        raw = img.read_bytes()
+        assert marker.encode() not in raw
+    # fscrypt policy is set on the directory (lsattr shows E).
+    lsattr = subprocess.run(["lsattr", "-d", str(vol)], capture_output=True, text=True)
+    if lsattr.returncode == 0:
+        assert "E" in lsattr.stdout.split()[0], lsattr.stdout
+
+    # kill -9: the container keeps running (its shim owns it) and is re-adopted.
+    d.kill9()
+    assert http_get(port, "/api/v1/getsecret").status_code in (200, 404, 500)
+    d.start()
+    t2 = d.task(tid)
+    assert t2["Status"] == "Running", t2["Events"]
+    assert [e["Type"] for e in t2["Events"]] == [e["Type"] for e in t["Events"]]
+    assert http_get(port, "/api/v1/getsecret").status_code in (200, 404, 500)
+
+    # The logs route answers (the app may print nothing).
+    assert d.api("GET", f"{P}/{tid}/logs?tail=10").status_code == 200
+
+    # DELETE removes everything.
+    r = d.api("DELETE", f"{P}/{tid}", timeout=120)
+    assert r.status_code == 200, r.text
+    assert d.api("GET", f"{P}/{tid}").status_code == 404
+    assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
+    assert not (d.data / "containers" / tid).exists()
+    assert not (d.run_dir / "tasks" / tid).exists()
+    assert not (d.run_dir / "shims" / tid).exists()
+    assert not (d.data / "volumes" / tid / "data").exists()
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
+    assert tid not in mounts
+    blobs = d.data / "blobs" / "sha256"
+    assert not blobs.exists() or not any(blobs.iterdir()), list(blobs.iterdir())
+    with pytest.raises(AssertionError):
+        http_get(port, "/", timeout=2)
+    rules = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True).stdout
+    assert str(port) not in rules
+
+
+class ThrottleProxy:
+    """A TCP relay on 127.0.0.1 that sends the upstream's answers at `rate` bytes/s."""
+
+    def __init__(self, upstream_port: int, rate: int = 32 * 1024):
+        self.upstream = upstream_port
+        self.rate = rate
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
+
+    def _pipe(self, src, dst, rate):
+        try:
+            while not self.stopping:
+                data = src.recv(4096)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+def test_cancel_during_throttled_pull(tmp_path):
+    needs()
+    with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
+        push_example(reg)
+        proxy = ThrottleProxy(reg.port, rate=16 * 1024)
+        host = f"127.0.0.1:{proxy.port}"
+        try:
+            with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
+                r = d.api("POST", P, data=json.dumps({"Name": "slow",
+                                                      "ImageInfo": {"ImageName": f"{host}/reckey/conker-example-app:latest"}}))
+                assert r.status_code == 200, r.text
+                # Wait until the layer download is under way.
+                deadline = time.time() + 60
+                while time.time() < deadline:
+                    t = d.task("slow")
+                    if t.get("Progress", {}).get("Phase") == "downloading" or t["Status"] != "Pulling":
+                        break
+                    time.sleep(0.1)
+                assert t["Status"] == "Pulling", t["Events"]
+                t0 = time.time()
+                r = d.api("POST", f"{P}/slow/cancel")
+                assert r.status_code == 200, r.text
+                t = d.wait_status("slow", {"Cancelled", "Failed"}, timeout=10)
+                assert t["Status"] == "Cancelled", t["Events"]
+                assert time.time() - t0 < 5
+                assert t["Events"][-1]["Message"] == "cancelled by request during Pulling"
+                # Nothing of the image is visible.
+                assert d.api("DELETE", f"{P}/slow").status_code == 200
+                assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
+        finally:
+            proxy.close()

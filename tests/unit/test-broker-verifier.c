@@ -1,0 +1,160 @@
+/* Unit tests for the broker's client-certificate verifier on a simulated TD: a verified
+ * identity, the cache (hit, bound to the exact certificate bytes, expiry), and the refusal
+ * reasons (no evidence, untrusted root, evidence moved to another key, expired certificate). */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "collateral.h"
+#include "fs.h"
+#include "ratls.h"
+#include "server.h"
+#include "sim.h"
+#include "ssl.h"
+#include "tee.h"
+#include "verifier.h"
+
+static char tmpdir[64];
+static char simdir[128];
+static char statedir[128];
+static const char app_id[] = "sha256:abababababababababababababababababababababababababababababababab";
+
+static int setup(void **state)
+{
+        struct attest_sim_init_opts o = {.now = time(NULL), .validity_days = 30};
+
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/ck-test-verifier-XXXXXX");
+        if (!mkdtemp(tmpdir))
+                return -1;
+        snprintf(simdir, sizeof(simdir), "%s/sim", tmpdir);
+        snprintf(statedir, sizeof(statedir), "%s/state", tmpdir);
+        return attest_sim_init(simdir, &o, NULL) < 0 || ck_mkdir_p(statedir, 0700) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+        return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+struct fixture {
+        struct attest_tee *tee;
+        struct attest_collateral *col;
+        X509 *root;
+};
+
+static void fixture_open(struct fixture *f)
+{
+        struct attest_tee_config cfg = {
+                .kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
+        char p[200];
+
+        assert_int_equal(attest_tee_open(&cfg, &f->tee, NULL), 0);
+        snprintf(p, sizeof(p), "%s/collateral.json", simdir);
+        assert_int_equal(attest_collateral_load_file(p, &f->col, NULL), 0);
+        snprintf(p, sizeof(p), "%s/root-ca.pem", simdir);
+        assert_int_equal(attest_root_load_file(p, &f->root, NULL), 0);
+}
+
+static void fixture_close(struct fixture *f)
+{
+        attest_tee_free(f->tee);
+        attest_collateral_free(f->col);
+        X509_free(f->root);
+}
+
+static void make_identity(struct fixture *f, EVP_PKEY **key, X509 **cert)
+{
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
+
+        assert_int_equal(attest_ratls_make_identity(f->tee, &c, 600, key, cert, NULL), 0);
+}
+
+static void test_verify_and_cache(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *moved = NULL;
+        struct broker_attested a;
+        struct attest_measurements m;
+        const char *reason = NULL;
+        struct fixture f = {0};
+        time_t now = time(NULL);
+
+        fixture_open(&f);
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
+                                                                              .root = f.root,
+                                                                              .cache_ttl_secs = 60},
+                                             &v, NULL),
+                         0);
+        make_identity(&f, &key, &cert);
+        assert_int_equal(attest_tee_measurements(f.tee, &m, NULL), 0);
+
+        assert_int_equal(broker_verifier_check(v, cert, now, &a, &reason, NULL), 0);
+        assert_false(a.cached);
+        assert_true(a.result.simulated);
+        assert_int_equal(a.result.status, ATTEST_TCB_UP_TO_DATE);
+        assert_memory_equal(a.result.m.rtmr[1], m.rtmr[1], 48);
+        assert_int_equal(a.app_id_len, strlen(app_id));
+        assert_memory_equal(a.app_id, app_id, a.app_id_len);
+
+        assert_int_equal(broker_verifier_check(v, cert, now + 1, &a, &reason, NULL), 0);
+        assert_true(a.cached);
+        /* Past the TTL the quote is verified again. */
+        assert_int_equal(broker_verifier_check(v, cert, now + 61, &a, &reason, NULL), 0);
+        assert_false(a.cached);
+
+        /* The same evidence in a certificate with another key: not the cached bytes, and not bound. */
+        moved = X509_dup(cert);
+        other = EVP_EC_gen("P-256");
+        assert_non_null(moved);
+        assert_non_null(other);
+        assert_int_equal(X509_set_pubkey(moved, other), 1);
+        assert_true(X509_sign(moved, other, EVP_sha256()) > 0);
+        assert_true(broker_verifier_check(v, moved, now, &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "binding_invalid");
+
+        /* Outside the certificate's validity, even when cached. */
+        assert_int_equal(broker_verifier_check(v, cert, now + 601 + 3600, &a, &reason, NULL), -EKEYEXPIRED);
+        assert_string_equal(reason, "cert_expired");
+        fixture_close(&f);
+}
+
+static void test_refusals(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *plain_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *plain = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        struct broker_attested a;
+        const char *reason = NULL;
+        struct fixture f = {0};
+
+        fixture_open(&f);
+        /* Without the sim root, the Intel root is the anchor: the sim quote does not verify. */
+        assert_int_equal(broker_verifier_new(
+                                 &(struct broker_verifier_config){.collateral = f.col, .cache_ttl_secs = 60},
+                                 &intel, NULL),
+                         0);
+        make_identity(&f, &key, &cert);
+        assert_true(broker_verifier_check(intel, cert, time(NULL), &a, &reason, &err) < 0);
+        assert_string_equal(reason, "quote_invalid");
+
+        /* An ordinary certificate carries no evidence. */
+        assert_int_equal(broker_identity_generate(&plain_key, &plain, NULL), 0);
+        assert_true(broker_verifier_check(intel, plain, time(NULL), &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "no_evidence");
+        fixture_close(&f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_verify_and_cache),
+                cmocka_unit_test(test_refusals),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
