@@ -321,3 +321,26 @@ def test_dead_shim_is_reported_and_delete_still_cleans_up(env):
     assert leftovers(env, cid) == []
     # The container's init is gone too (runc delete --force).
     assert not os.path.exists(f"/proc/{st['pid']}") or "sleep" not in open(f"/proc/{st['pid']}/cmdline").read()
+
+
+def test_stop_uses_the_stop_signal_then_kills(env):
+    graceful = env.new_id()
+    env.run(graceful, ["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep 0.1; done"],
+            "--stop-signal", "SIGUSR1", "--restart", "always")
+    env.wait_state(graceful, lambda s: s["status"] == "running")
+    for _ in range(50):
+        if any(l["log"] == "ready\n" for l in env.log_lines(graceful)):
+            break
+        time.sleep(0.1)
+    st = json.loads(env.driver("stop", graceful, "10").stdout)
+    assert st["status"] == "exited" and st["exit_code"] == 0 and st["restart_count"] == 0
+    assert "got-usr1\n" in [l["log"] for l in env.log_lines(graceful)]
+
+    stubborn = env.new_id()
+    env.run(stubborn, ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+    t = time.time()
+    st = json.loads(env.driver("stop", stubborn, "1").stdout)
+    assert st["status"] == "exited" and st["exit_code"] == 137
+    assert 0.9 <= time.time() - t < 10
+    env.driver("delete", graceful)
+    env.driver("delete", stubborn)
