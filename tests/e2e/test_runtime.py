@@ -344,3 +344,28 @@ def test_stop_uses_the_stop_signal_then_kills(env):
     assert 0.9 <= time.time() - t < 10
     env.driver("delete", graceful)
     env.driver("delete", stubborn)
+
+
+def test_user_workdir_env_and_etc_files(env):
+    cid = env.new_id()
+    env.run(cid, ["sh", "-c", "id; pwd; echo HOME=$HOME; echo MODE=$MODE; echo PATH=$PATH; "
+                              "cat /etc/hostname; grep -c nameserver /etc/resolv.conf; grep 127.0.0 /etc/resolv.conf; "
+                              "grep web /etc/hosts"],
+            "--user", "nobody", "--workdir", "/www", "--env", "MODE=request", "--name", "web")
+    env.wait_state(cid, lambda s: s["status"] == "exited")
+    out = "".join(l["log"] for l in env.log_lines(cid))
+    ip = env.state(cid)["ip"]
+    assert "uid=65534(nobody) gid=65534(nogroup)" in out
+    assert "\n/www\n" in out
+    assert "HOME=/\n" in out and "MODE=request\n" in out
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" in out
+    assert "web\n" in out and f"{ip}\tweb\n" in out
+    assert "nameserver 127." not in out
+    env.driver("delete", cid)
+
+    bad = env.new_id()
+    p = env.run(bad, ["true"], "--user", "ghost", check=False)
+    assert p.returncode != 0 and "ghost" in p.stderr
+    p = env.run(bad, ["true"], "--workdir", "/proc/self/fd/7", check=False)
+    assert p.returncode != 0 and "WorkingDir" in p.stderr
+    assert leftovers(env, bad) == []
