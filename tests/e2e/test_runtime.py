@@ -369,3 +369,18 @@ def test_user_workdir_env_and_etc_files(env):
     p = env.run(bad, ["true"], "--workdir", "/proc/self/fd/7", check=False)
     assert p.returncode != 0 and "WorkingDir" in p.stderr
     assert leftovers(env, bad) == []
+
+
+def test_resolv_conf_drops_loopback_resolvers(env):
+    fake = os.path.join(env.tmp, "resolv.conf")
+    with open(fake, "w") as f:
+        f.write("nameserver 127.0.0.53\nnameserver 10.1.2.3\nsearch corp.example\n")
+    cid = env.new_id()
+    argv = env.driver_argv("run", cid, env.rootfs, "--", "cat", "/etc/resolv.conf")
+    argv.insert(argv.index("run"), fake)
+    argv.insert(argv.index(fake), "--resolv")
+    subprocess.run(argv, check=True, capture_output=True)
+    env.wait_state(cid, lambda s: s["status"] == "exited")
+    out = "".join(l["log"] for l in env.log_lines(cid))
+    assert out == "nameserver 10.1.2.3\nsearch corp.example\n"
+    env.driver("delete", cid)
