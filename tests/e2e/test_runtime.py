@@ -317,6 +317,14 @@ def test_dead_shim_is_reported_and_delete_still_cleans_up(env):
     time.sleep(0.5)
     assert env.state(cid)["status"] == "unknown"
     assert cid not in env.driver("list").stdout.split()
+    # stop still works: the orphaned container is killed through runc.
+    env.driver("stop", cid, "1")
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{st['pid']}") or open(f"/proc/{st['pid']}/stat").read().split(") ")[1][0] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("container init still alive after stop")
     env.driver("delete", cid)
     assert leftovers(env, cid) == []
     # The container's init is gone too (runc delete --force).
