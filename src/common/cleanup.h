@@ -69,3 +69,6 @@ static inline void fclosep(FILE **f)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Marks an intended switch fall-through for both gcc and clang (-Wimplicit-fallthrough). */
+#define _fallthrough_ __attribute__((fallthrough))

@@ -232,7 +232,7 @@ static int key_set(struct conkerd_config *c, const struct cfg_key *k, const char
                 if (*v && v[0] != '/')
                         return ck_error_set(reterr, -EINVAL, "%s: \"%s\" must be an absolute path", k->name,
                                             v);
-                /* fall through */
+                _fallthrough_;
         case CFG_STRING:
                 s = strdup(v);
                 if (!s)

@@ -64,7 +64,7 @@ static inline void image_store_db_unlockp(struct image_store **s)
         if (*s)
                 pthread_mutex_unlock(&(*s)->db_lock);
 }
-#define _cleanup_db_lock_ _cleanup_(image_store_db_unlockp)
+#define _cleanup_db_lock_ _cleanup_(image_store_db_unlockp) __attribute__((unused))
 
 /* True when target is still a mount point of an overlay (rootfs.c); a `mounts` row whose
  * mount is gone is stale. */

@@ -150,6 +150,7 @@ static void test_password_not_on_disk(void **state)
         _cleanup_free_ char *id = create(seed, 0);
         const char *files[] = {"conker.db", "conker.db-wal"};
 
+        assert_non_null(id);
         task_manager_free(g_m);
         g_m = NULL;
         for (size_t i = 0; i < 2; i++) {
@@ -277,6 +278,7 @@ static void test_delete_keeps_shared_image(void **state)
         _cleanup_free_ char *a = create("{\"Name\":\"a\",\"ImageInfo\":{\"ImageName\":\"x\"}}", 0);
         _cleanup_free_ char *b = create("{\"Name\":\"b\",\"ImageInfo\":{\"ImageName\":\"x\"}}", 0);
 
+        assert_non_null(a);
         assert_int_equal(task_manager_delete(g_m, "a", NULL, NULL), 0);
         assert_int_equal(sc.image_removes, 0);
         assert_int_equal(task_manager_delete(g_m, b, NULL, NULL), 0);
@@ -288,6 +290,8 @@ static void test_conflicts(void **state)
         _cleanup_free_ char *id = create(seed, 0);
         _cleanup_error_ struct ck_error *e = NULL;
         char *x = NULL;
+
+        assert_non_null(id);
 
         /* Same name. */
         assert_int_equal(task_manager_create(g_m, seed, strlen(seed), &x, &e), -EEXIST);
