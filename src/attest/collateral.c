@@ -691,8 +691,8 @@ static int collateral_download(const char *base_url, const char *fmspc_hex, cons
          * hex) under the common prefix. */
         if (strstr(base_url, "api.trustedservices.intel.com"))
                 u_root = strdup("https://certificates.trustedservices.intel.com/IntelSGXRootCA.der");
-        else
-                r = url_join(base_url, "/sgx/certification/v4/rootcacrl", &u_root);
+        else if (url_join(base_url, "/sgx/certification/v4/rootcacrl", &u_root) < 0)
+                u_root = NULL;
         if (!u_root)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
 

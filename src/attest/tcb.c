@@ -413,7 +413,7 @@ int attest_tcb_info_parse(const char *text, size_t len, struct attest_tcb_info *
 static int qe_identity_parse_json(json_t *j, struct attest_qe_identity *q, struct ck_error **reterr)
 {
         const char *s = NULL;
-        uint8_t b4[4];
+        uint8_t b4[4] = {};
         uint64_t v = 0;
         int r;
 
@@ -766,10 +766,31 @@ int attest_tcb_match(const struct attest_tcb_info *t, const struct attest_quote 
 int attest_time_parse(const char *s, time_t *ret)
 {
         uint64_t v = 0;
+        size_t n = strlen(s);
+        char buf[64];
+        time_t t;
+        int off;
 
         if (ck_parse_uint(s, INT64_MAX, &v) >= 0) {
                 *ret = (time_t)v;
                 return 0;
         }
-        return attest_parse_date(s, ret);
+        if (attest_parse_date(s, ret) >= 0)
+                return 0;
+        /* RFC 3339 with a numeric offset: "…T10:00:34+02:00" is 08:00:34Z. */
+        if (n < 6 || n >= sizeof(buf) || (s[n - 6] != '+' && s[n - 6] != '-') || s[n - 3] != ':' ||
+            !isdigit((unsigned char)s[n - 5]) || !isdigit((unsigned char)s[n - 4]) ||
+            !isdigit((unsigned char)s[n - 2]) || !isdigit((unsigned char)s[n - 1]))
+                return -EINVAL;
+        off = ((s[n - 5] - '0') * 10 + (s[n - 4] - '0')) * 3600 +
+              ((s[n - 2] - '0') * 10 + (s[n - 1] - '0')) * 60;
+        if (off > 24 * 3600)
+                return -EINVAL;
+        memcpy(buf, s, n - 6);
+        buf[n - 6] = 'Z';
+        buf[n - 5] = '\0';
+        if (attest_parse_date(buf, &t) < 0)
+                return -EINVAL;
+        *ret = s[n - 6] == '+' ? t - off : t + off;
+        return 0;
 }

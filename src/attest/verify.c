@@ -18,7 +18,13 @@
  *    the collateral's own.
  * Per quote we still parse, verify the QE report signature with the PCK key, check the QE
  * binding and identity, verify the quote signature with the attestation key, and match TCB
- * levels: nothing that depends on the quote's bytes outside the PCK chain is ever cached. */
+ * levels: no verdict that depends on the quote's bytes outside the PCK chain is ever cached.
+ * (The one other memo, of the attestation key decoded from its 64 bytes, caches a pure decoding,
+ * not a verdict; see attest_pck_entry_attest_key().)
+ *
+ * With that, a verification costs two P-256 verifications plus small change; bench/verify.sh
+ * measures it against `openssl speed ecdsap256` (about 0.8 of verify_rate / 2 on the build
+ * machine). */
 #include <errno.h>
 #include <pthread.h>
 #include <openssl/core_names.h>

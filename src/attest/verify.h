@@ -73,8 +73,8 @@ DEFINE_POINTER_CLEANUP(struct attest_result, attest_result_free, attest_result_f
 int attest_quote_pck_identity(const struct attest_quote *q, char ret_fmspc[13], const char **ret_ca_type,
                               struct ck_error **reterr);
 
-/* A verification time: unix seconds, or RFC 3339 UTC ("2025-07-19T10:00:34Z", optional
- * fractional seconds). -EINVAL otherwise. */
+/* A verification time: unix seconds, or RFC 3339 ("2025-07-19T10:00:34Z", optional fractional
+ * seconds, or a numeric offset "+02:00"). -EINVAL otherwise. */
 int attest_time_parse(const char *s, time_t *ret);
 
 /* Certificate names the verifier requires (as Intel's QVL does; a simulated PKI must use the same

@@ -2,6 +2,8 @@
  *
  * Subcommands are rows of tdx_subcommands[] below; each one is a function taking (argc, argv)
  * with argv[0] = the subcommand name and returning the exit status (0 ok, 1 failure, 2 usage).
+ * A subcommand may live in its own file (cmd-tdx-<name>.c, declared in commands.h); add its row
+ * here and its file to src/cli/meson.build.
  * `verify` checks a quote against DCAP collateral (file or PCS/PCCS URL) at a given time. */
 #include <errno.h>
 #include <getopt.h>

@@ -222,6 +222,11 @@ static void test_time_parse(void **state)
         assert_int_equal(t, 1752919234);
         assert_int_equal(attest_time_parse("2025-07-19T10:00:34.500Z", &t), 0);
         assert_int_equal(t, 1752919234);
+        assert_int_equal(attest_time_parse("2025-07-19T12:00:34+02:00", &t), 0);
+        assert_int_equal(t, 1752919234);
+        assert_int_equal(attest_time_parse("2025-07-19T05:30:34-04:30", &t), 0);
+        assert_int_equal(t, 1752919234);
+        assert_int_equal(attest_time_parse("2025-07-19T10:00:34+2:00", &t), -EINVAL);
         assert_int_equal(attest_time_parse("2025-07-19 10:00:34", &t), -EINVAL);
         assert_int_equal(attest_time_parse("-5", &t), -EINVAL);
         assert_int_equal(attest_time_parse("", &t), -EINVAL);

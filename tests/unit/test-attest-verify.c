@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "attest-vectors.h"
 #include "parse.h"
@@ -297,6 +298,48 @@ static void test_explicit_root(void **state)
         assert_null(r);
 }
 
+/* Many threads verifying against one collateral object: the caches fill concurrently. */
+struct thread_arg {
+        struct attest_collateral *c;
+        const uint8_t *q;
+        size_t len;
+        int failures;
+};
+
+static void *verify_thread(void *p)
+{
+        struct thread_arg *a = p;
+        struct attest_verify_opts o = {.now = T_TDX};
+
+        for (int i = 0; i < 40; i++) {
+                struct attest_result *r = NULL;
+                if (attest_verify_quote(a->q, a->len, a->c, &o, &r, NULL) < 0 ||
+                    r->status != ATTEST_TCB_UP_TO_DATE)
+                        a->failures++;
+                attest_result_free(r);
+        }
+        return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+        _cleanup_(attest_collateral_freep) struct attest_collateral *c =
+                vec_collateral("dcap-qvl/tdx_quote_collateral.json");
+        size_t len = 0;
+        _cleanup_free_ uint8_t *q = vec_quote("dcap-qvl/tdx_quote", &len);
+        pthread_t th[4];
+        struct thread_arg args[4];
+
+        for (size_t i = 0; i < 4; i++) {
+                args[i] = (struct thread_arg){.c = c, .q = q, .len = len};
+                assert_int_equal(pthread_create(&th[i], NULL, verify_thread, &args[i]), 0);
+        }
+        for (size_t i = 0; i < 4; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(args[i].failures, 0);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -310,6 +353,7 @@ int main(void)
                 cmocka_unit_test(test_spr_corruptions),
                 cmocka_unit_test(test_intel_root),
                 cmocka_unit_test(test_explicit_root),
+                cmocka_unit_test(test_concurrent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
