@@ -34,6 +34,8 @@ struct conkerd_config {
         char *shim;
         char *tee;
         char *sim_dir;
+        char *sim_state_dir;
+        uint64_t kms_timeout;
         char *token_file;
         bool auth;
         char *tls_cert;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "tee.h"
 #include "task-backend.h"
 #include "task.h"
 
@@ -29,24 +30,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(base);
 }
 
-/* DESIGN.md §3: auto means TDX when the guest interface exists, otherwise refuse; a simulated
- * TD is never chosen silently. */
-static int tee_check(const struct conkerd_config *c, struct ck_error **reterr)
+/* DESIGN.md §3: auto means TDX when the guest interface exists, otherwise refuse (naming
+ * --tee sim); a simulated TD is never chosen silently. The TEE is opened once, here, so that a
+ * missing or broken one stops conkerd at start instead of failing the first task. */
+static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, struct ck_error **reterr)
 {
-        bool tdx = access("/sys/kernel/config/tsm/report", F_OK) == 0 || access("/dev/tdx_guest", F_OK) == 0;
+        struct attest_tee_config tc = {
+                .kind = (enum attest_tee_kind)attest_tee_kind_from_string(c->tee),
+                .sim_dir = c->sim_dir,
+                .sim_state_dir = *c->sim_state_dir ? c->sim_state_dir : NULL,
+        };
+        int r;
 
-        if (strcmp(c->tee, "sim") == 0) {
-                log_warn("TEE: simulated TD (state in %s); its quotes only verify against the simulator's "
-                         "root",
-                         c->sim_dir);
-                return 0;
-        }
-        if (!tdx)
-                return ck_error_set(
-                        reterr, -ENODEV,
-                        "no TDX guest interface found (configfs-tsm or /dev/tdx_guest); run conkerd in a "
-                        "TD, or start it with --tee sim for a simulated one");
-        log_info("TEE: Intel TDX");
+        if ((int)tc.kind < 0)
+                return ck_error_set(reterr, -EINVAL, "unknown TEE \"%s\"", c->tee);
+        r = attest_tee_open(&tc, ret, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "cannot open the TEE (--tee %s)", c->tee);
+        if (attest_tee_kind(*ret) == ATTEST_TEE_KIND_SIM)
+                log_warn("TEE: SIMULATED TD from %s (RTMR3 log %s); its quotes verify only against the "
+                         "simulator's root (broker --trust-sim-root), never against Intel's",
+                         c->sim_dir, attest_tee_rt_log_path(*ret));
+        else
+                log_info("TEE: Intel TDX (RTMR3 log %s)", attest_tee_rt_log_path(*ret));
         return 0;
 }
 
@@ -81,6 +87,7 @@ static int run(struct conkerd_config *c)
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_(ck_secret_freep) struct ck_secret *token = NULL;
         _cleanup_free_ char *shim = NULL;
+        _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
         struct task_backend *be = NULL;
         struct task_manager *m = NULL;
         struct api_server *api = NULL;
@@ -88,7 +95,7 @@ static int run(struct conkerd_config *c)
         struct event *sigterm = NULL, *sigint = NULL;
         int r;
 
-        r = tee_check(c, &e);
+        r = tee_open(c, &tee, &e);
         if (r < 0)
                 goto out;
         if (ck_mkdir_p(c->data_dir, 0700) < 0 || ck_mkdir_p(c->run_dir, 0700) < 0) {
@@ -141,6 +148,8 @@ static int run(struct conkerd_config *c)
                 .pull_timeout_s = (unsigned)c->pull_timeout,
                 .watch_interval_ms = 1000,
                 .max_request_size = c->max_body_size,
+                .tee = tee,
+                .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
         };
         r = task_manager_new(&mc, be, &m, &e);
         if (r < 0)

@@ -1,10 +1,25 @@
-/* The Attesting step. Remote attestation (RA-TLS to the brokers, DESIGN.md §3) is built by the
- * attestation work; until it is wired in here, a request that names KMS endpoints cannot be
- * honoured and fails closed with a message the operator can act on. */
+/* The Attesting step (DESIGN.md §1 step 3, §3): measure the task's image into RTMR3, then attest
+ * to each KMS endpoint over RA-TLS and collect the secret it releases.
+ *
+ * The TEE is shared by every pipeline worker, so its use (measure, and quote under the RTMR3 log
+ * lock) is serialised here; the network exchange with the broker runs outside that lock, so a
+ * slow broker delays only its own task. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "attest-step.h"
+#include "client.h"
+#include "log.h"
+#include "parse.h"
+#include "ratls.h"
+#include "ssl.h"
+#include "tee.h"
+
+#define ATTEST_TIMEOUT_MS_DEFAULT 30000u
+
+static pthread_mutex_t tee_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void task_released_secrets_free(struct task_released_secret *v, size_t n)
 {
@@ -15,15 +30,111 @@ void task_released_secrets_free(struct task_released_secret *v, size_t n)
         free(v);
 }
 
+/* The client names the endpoint itself ("broker <endpoint>: …", "broker <endpoint> refused: …");
+ * the step's message names it once, as the operator wrote it, so strip that. */
+static const char *client_reason(const char *msg, const char *endpoint)
+{
+        size_t n = strlen(endpoint);
+
+        if (!ck_startswith(msg, "broker ") || strncmp(msg + 7, endpoint, n) != 0)
+                return msg;
+        msg += 7 + n;
+        if (ck_startswith(msg, " refused: "))
+                return msg + 10;
+        if (ck_startswith(msg, ": "))
+                return msg + 2;
+        return msg;
+}
+
+static int fail_endpoint(const char *endpoint, int r, struct ck_error *e, struct ck_error **reterr)
+{
+        const char *reason = client_reason(ck_error_message(e, r), endpoint);
+
+        if (r == -EACCES)
+                return ck_error_set(reterr, r, "KMS %s refused the attestation: %s", endpoint, reason);
+        return ck_error_set(reterr, r, "KMS %s: %s", endpoint, reason);
+}
+
+static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, struct ck_secret **ret,
+                      struct ck_error **reterr)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct attest_ratls_claims claims = {
+                .app_id = (const uint8_t *)ctx->image_id,
+                .app_id_len = strlen(ctx->image_id),
+                .rtmr3_log_from_tee = true,
+        };
+        struct broker_endpoint ep;
+        int r;
+
+        /* A malformed endpoint is refused before the TEE is asked for anything. */
+        r = broker_endpoint_parse(endpoint, &ep, &e);
+        if (r < 0)
+                return fail_endpoint(endpoint, r, e, reterr);
+        pthread_mutex_lock(&tee_lock);
+        r = attest_ratls_make_identity(ctx->tee, &claims, BROKER_CLIENT_CERT_VALIDITY_SECS, &key, &cert, &e);
+        pthread_mutex_unlock(&tee_lock);
+        if (r < 0)
+                return ck_error_set(reterr, r, "KMS %s: making the RA-TLS identity: %s", endpoint,
+                                    ck_error_message(e, r));
+        r = broker_fetch_secret_with_identity(endpoint, key, cert,
+                                              ctx->timeout_ms ?: ATTEST_TIMEOUT_MS_DEFAULT, ret, &e);
+        if (r < 0)
+                return fail_endpoint(endpoint, r, e, reterr);
+        return 0;
+}
+
 int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_secret **ret, size_t *ret_n,
                      struct ck_error **reterr)
 {
+        struct task_released_secret *v;
+        _cleanup_error_ struct ck_error *e = NULL;
+        int r;
+
         if (ctx->n_endpoints == 0) {
                 *ret = NULL;
                 *ret_n = 0;
                 return 0;
         }
-        return ck_error_set(
-                reterr, -ENOTSUP,
-                "remote attestation is not available in this build: KmsEndpoints cannot be honoured");
+        if (!ctx->tee)
+                return ck_error_set(reterr, -ENOTSUP,
+                                    "remote attestation is not available in this build: KmsEndpoints cannot "
+                                    "be honoured");
+
+        /* The image is measured before any evidence leaves the TD, so every quote of this task
+         * carries it in RTMR3 (and its log) whether the broker looks at it or not. */
+        pthread_mutex_lock(&tee_lock);
+        r = attest_tee_measure(ctx->tee, "image-digest", ctx->image_id, &e);
+        pthread_mutex_unlock(&tee_lock);
+        if (r < 0)
+                return ck_error_set(reterr, r, "measuring the image into RTMR3: %s", ck_error_message(e, r));
+        log_info("task %s: RTMR3 extended with image-digest %s", ctx->task_id, ctx->image_id);
+
+        v = calloc(ctx->n_endpoints, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < ctx->n_endpoints; i++) {
+                if (ctx->cancel && atomic_load(ctx->cancel)) {
+                        task_released_secrets_free(v, i);
+                        return -ECANCELED;
+                }
+                v[i].endpoint = strdup(ctx->endpoints[i]);
+                if (!v[i].endpoint) {
+                        task_released_secrets_free(v, i);
+                        return -ENOMEM;
+                }
+                r = attest_one(ctx, ctx->endpoints[i], &v[i].secret, reterr);
+                if (r < 0) {
+                        /* Nothing is released unless every endpoint released. */
+                        task_released_secrets_free(v, i + 1);
+                        return r;
+                }
+                log_info("task %s: KMS %s released a secret (%zu bytes)", ctx->task_id, ctx->endpoints[i],
+                         v[i].secret->len);
+        }
+        *ret = v;
+        *ret_n = ctx->n_endpoints;
+        return 0;
 }

@@ -271,17 +271,23 @@ static int step_attest(struct task_manager *m, struct task *t, struct task_relea
                 .endpoints = t->req.kms,
                 .n_endpoints = t->req.n_kms,
                 .cancel = &t->cancel,
+                .tee = m->cfg.tee,
+                .timeout_ms = m->cfg.kms_timeout_ms,
         };
+        int64_t start;
         int r;
 
         if (t->req.n_kms == 0)
                 return 0;
-        task_event(m, t, TASK_EVENT_ATTESTING, "attesting to %zu key broker%s", t->req.n_kms,
+        task_event(m, t, TASK_EVENT_ATTESTING, "attesting to %zu KMS endpoint%s", t->req.n_kms,
                    t->req.n_kms == 1 ? "" : "s");
+        start = task_time_now_ns();
         r = task_attest_step(&ctx, ret, ret_n, reterr);
         if (r < 0)
                 return r;
-        task_event(m, t, TASK_EVENT_ATTESTED, "%zu secret%s released", *ret_n, *ret_n == 1 ? "" : "s");
+        /* The duration is part of the message: bench/attest.sh reads it from the events. */
+        task_event(m, t, TASK_EVENT_ATTESTED, "attested to %zu KMS endpoint%s in %lld ms", *ret_n,
+                   *ret_n == 1 ? "" : "s", (long long)((task_time_now_ns() - start) / 1000000));
         return 0;
 }
 

@@ -16,6 +16,8 @@
 #include "error.h"
 #include "request.h"
 
+struct attest_tee;
+
 enum task_event_type {
         TASK_EVENT_PULLING,
         TASK_EVENT_PULLED,
@@ -51,6 +53,10 @@ struct task_manager_config {
         unsigned pull_timeout_s;
         unsigned watch_interval_ms; /* 0: no watcher thread (unit tests step it by hand) */
         size_t max_request_size;
+        /* The TEE the Attesting step quotes with and measures into (not owned; outlives the
+         * manager). NULL: requests with KmsEndpoints fail closed at Attesting. */
+        struct attest_tee *tee;
+        unsigned kms_timeout_ms; /* per endpoint; 0 means 30 s */
 };
 
 struct task_manager;

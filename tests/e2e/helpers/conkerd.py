@@ -40,7 +40,7 @@ def free_port() -> int:
 def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "conkerd end-to-end tests need root"
-    for p in (CONKERD, SHIM):
+    for p in (CONKERD, SHIM, CONKER):
         if not os.path.exists(p):
             return f"{p} is not built"
     if not shutil.which("runc"):
@@ -63,6 +63,11 @@ class Conkerd:
         self.log_file = self.dir / "conkerd.log"
         self.conf = self.dir / "conkerd.conf"
         self.conf.write_text("# e2e\n")
+        # conkerd opens its TEE at start: a simulated TD of this instance (its root is what a
+        # broker must be told to trust) with its RTMR state inside the instance dir.
+        self.sim_dir = self.dir / "sim"
+        self.sim_root = self.sim_dir / "root-ca.pem"
+        subprocess.run([CONKER, "tdx-sim", "init", str(self.sim_dir)], check=True, capture_output=True)
         self.port = 0
         self.bridge = f"ckd{tag}"
         self.table = f"ckd{tag}"
@@ -88,7 +93,8 @@ class Conkerd:
              "--data-dir", str(self.data), "--run-dir", str(self.run_dir), "--token-file", str(self.token_file),
              "--shim", SHIM, "--bridge", self.bridge, "--subnet", self.subnet, "--nft-table", self.table,
              "--netns-dir", str(self.dir / "netns"), "--netns-prefix", f"d{self.tag}-",
-             "--sim-dir", str(self.dir / "sim"), "--log-level", "debug", "--stop-timeout", "2"]
+             "--sim-dir", str(self.sim_dir), "--sim-state-dir", str(self.dir / "sim-state"),
+             "--log-level", "debug", "--stop-timeout", "2"]
         if not self.auth:
             a.append("--no-auth")
         return a + self.extra_args
@@ -222,6 +228,13 @@ class Conkerd:
             return self.log_file.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def tdx_info(self) -> dict:
+        """`conker tdx info --json` against this instance's simulated TD (measurements, RTMR3 log)."""
+        p = subprocess.run([CONKER, "tdx", "info", "--json", "--tee", "sim", "--sim-dir", str(self.sim_dir),
+                            "--sim-state-dir", str(self.dir / "sim-state")], capture_output=True, text=True,
+                           timeout=30)
+        return json.loads(p.stdout)
 
     def conker(self, *args, input: str | None = None, check: bool = True, timeout: float = 180):
         argv = [CONKER, args[0], "--host", f"http://127.0.0.1:{self.port}", "--token-file", str(self.token_file),

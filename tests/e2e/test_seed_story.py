@@ -1,0 +1,362 @@
+"""The seed story end to end (DESIGN.md §1), with the real programs: a local docker-registry
+holding reckey/conker-example-app:latest (pulled through `--registry-mirror docker.io=...`),
+conkerd on a simulated TD, and conker-broker started with the seed's flags (plus
+--trust-sim-root and an audit log). The seed's JSON body is used verbatim except that the
+endpoint and the published port point at this test's free ports (consistently, also in Env).
+
+Covered: the released secret reaches the app byte for byte; the event sequence; the secret
+tmpfs and its file (0400, pin not in the name); DELETE leaves no secret in memory mounts or on
+disk; refusals fail the task closed with the endpoint and the reason and release nothing (wrong
+RTMR1, wrong image, untrusted simulator root, TCB status outside policy; a prefix of RTMR1 stops
+the broker at start); hot reload of secret.json; one audit entry per decision; certificate
+pins; no secret, token or password in any log or API response. A certificate whose key does
+not match its claims is refused by the broker: test_broker.py::test_mismatched_key."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers.broker import BROKER, Broker
+from helpers.conkerd import BUILD, Conkerd, skip_reason
+from helpers.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = os.path.join(BUILD, "src", "example-app", "conker-example-app")
+P = "/sw/api/v1/container"
+SEED = ('{"Name":"conker-example-app","ImageInfo":{"ImageName":"reckey/conker-example-app:latest",'
+        '"RegisterAuthInfo":{"Username":"user","Password":"pass"}},"Ports":[{"TargetPort":8080,'
+        '"PublishedPort":30080}],"Env":["userId=secret-127.0.0.1:3333"],"Mounts":[{"Type":"volume",'
+        '"Target":"/data","Source":"data","RW":true}],"KmsEndpoints":["127.0.0.1:3333"]}')
+MARKER = "seed-secret-marker-" + os.urandom(6).hex()
+PIPELINE = ["Pulling", "Pulled", "Attesting", "Attested", "Creating", "Created", "Starting", "Running"]
+
+
+def needs():
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not os.path.exists(BROKER):
+        pytest.skip("conker-broker is not built")
+    if not os.path.exists(APP) or "statically linked" not in subprocess.run(
+            ["file", APP], capture_output=True, text=True).stdout:
+        pytest.skip("a static conker-example-app is needed (normal build)")
+
+
+def free_published_port() -> int:
+    import socket
+    for _ in range(200):
+        port = 30000 + int.from_bytes(os.urandom(2), "little") % 35000
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in the published range")
+
+
+class Seed:
+    """Everything of the module: registry, conkerd, the image ID and the TD's RTMR1, and every
+    API response text seen (for the leak check)."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.reg = Registry(tmp / "registry", user="user", password="pass")
+        self.reg.start()
+        subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD, self.reg.host,
+                        *self.reg.skopeo_dest_args()], check=True, capture_output=True, timeout=180)
+        self.image_id = self._image_id()
+        self.d = Conkerd(tmp, extra_args=["--registry-mirror", f"docker.io={self.reg.host}",
+                                          "--registry-ca-file", str(self.reg.ca_file)])
+        self.d.start()
+        self.rtmr1 = self.d.tdx_info()["measurements"]["rtmr"][1]
+        assert re.fullmatch("[0-9a-f]{96}", self.rtmr1)
+        self.responses: list[str] = []
+        self.brokers: list[Broker] = []
+
+    def _image_id(self) -> str:
+        s = self.reg.session()
+        r = s.get(f"{self.reg.url}/v2/reckey/conker-example-app/manifests/latest", headers={"Accept": ", ".join([
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json"])})
+        r.raise_for_status()
+        return r.json()["config"]["digest"]
+
+    def close(self):
+        for b in self.brokers:
+            b.stop()
+        self.d.close()
+        self.reg.stop()
+
+    def api(self, method, path, **kw):
+        r = self.d.api(method, path, **kw)
+        self.responses.append(r.text)
+        return r
+
+    def secret_file(self, name="secret.json", value=None) -> Path:
+        p = self.tmp / "owner" / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(json.dumps(value if value is not None else {"password": MARKER, "n": 1}))
+        return p
+
+    def broker(self, args, name="broker") -> Broker:
+        # Each broker its own log and audit log (the names are paths under tmp).
+        b = Broker(self.tmp, args, f"{name}{len(self.brokers)}")
+        self.brokers.append(b)
+        return b
+
+    def seed_broker(self, secret: Path, rtmr1=None, image=None, trust=True, name="broker") -> Broker:
+        # The seed's command line: -m -v tdx_ecdsa -a nullattester -s -w <RTMR1 hex> -d <image hex>.
+        args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1 or self.rtmr1,
+                "-d", (image or self.image_id).removeprefix("sha256:")]
+        args += ["--trust-sim-root", str(self.d.sim_root)] if trust else \
+            ["--collateral", str(self.d.sim_dir / "collateral.json")]
+        return self.broker(args, name)
+
+    def body(self, endpoint: str, port: int) -> str:
+        """The seed body verbatim, pointed at this test's broker and published port."""
+        host_port = endpoint.split("#")[0]
+        return (SEED.replace("127.0.0.1:3333", host_port, 1).replace("127.0.0.1:3333", endpoint)
+                .replace('"PublishedPort":30080', f'"PublishedPort":{port}'))
+
+    def run(self, endpoint: str, statuses=("Running", "Failed")) -> tuple[str, dict, int]:
+        port = free_published_port()
+        r = self.api("POST", P, data=self.body(endpoint, port))
+        assert r.status_code == 200, r.text
+        tid = r.json()["data"]["Id"]
+        t = self.d.wait_status(tid, set(statuses), timeout=180)
+        self.responses.append(json.dumps(t))
+        return tid, t, port
+
+    def delete(self, tid: str):
+        r = self.api("DELETE", f"{P}/{tid}", timeout=120)
+        assert r.status_code == 200, r.text
+
+    def secret_dir(self, tid: str) -> Path:
+        return self.d.run_dir / "tasks" / tid / "secret"
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory):
+    needs()
+    s = Seed(tmp_path_factory.mktemp("seed"))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def http_get(port: int, path: str, timeout: float = 20.0):
+    import requests
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}{path}", timeout=3)
+        except requests.RequestException as e:
+            last = e
+            time.sleep(0.3)
+    raise AssertionError(f"127.0.0.1:{port} does not answer: {last}")
+
+
+def getsecret(port: int) -> str:
+    r = http_get(port, "/api/v1/getsecret")
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["code"] == 200 and j["message"] == "get secret successful", j
+    return j["data"]
+
+
+def mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def assert_failed_closed(seed: Seed, tid: str, t: dict, endpoint: str, reason: str):
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"], t["Events"]
+    msg = t["Events"][-1]["Message"]
+    assert f"KMS {endpoint} refused the attestation: {reason}" in msg, msg
+    assert not seed.secret_dir(tid).exists()
+    assert t["ContainerInspect"]["State"]["Pid"] in (0, None)
+    seed.delete(tid)
+
+
+def grep_tree(root: Path, needle: bytes) -> list[str]:
+    hits = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                if os.path.islink(p) or not os.path.isfile(p):
+                    continue
+                with open(p, "rb") as fh:
+                    if needle in fh.read():
+                        hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
+def test_seed_flow(seed):
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret)
+    tid, t, port = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    types = [e["Type"] for e in t["Events"]]
+    assert types == PIPELINE, t["Events"]
+    msgs = {e["Type"]: e["Message"] for e in t["Events"]}
+    assert re.fullmatch(r"attested to 1 KMS endpoint in \d+ ms", msgs["Attested"]), msgs
+    assert "1 secret" in msgs["Created"]
+
+    # The app answers with exactly the broker's secret.json.
+    assert getsecret(port) == secret.read_text()
+
+    # The secret lives in a tmpfs of the task, 0400, named after host:port.
+    sdir = seed.secret_dir(tid)
+    assert mounted(sdir)
+    f = sdir / f"secret-{b.endpoint}.json"
+    assert f.read_text() == secret.read_text()
+    assert (os.stat(f).st_mode & 0o777) == 0o400
+    assert [e["decision"] for e in b.audit()] == ["release"]
+    entry = b.audit()[0]
+    assert entry["rtmr1"] == seed.rtmr1
+
+    # The image was measured into RTMR3 and the log replays.
+    info = seed.d.tdx_info()
+    assert info["rtmr3_log"]["replays"] is True and info["rtmr3_log"]["events"] >= 1
+    log = Path(info["rtmr3_log"]["path"]).read_text().splitlines()
+    assert json.loads(log[-1])["name"] == "image-digest" and json.loads(log[-1])["payload"] == seed.image_id
+
+    # DELETE: the tmpfs is gone, and no file of conkerd holds the secret.
+    seed.delete(tid)
+    assert not mounted(sdir) and not sdir.exists()
+    assert grep_tree(seed.d.dir, MARKER.encode()) == []
+
+
+def test_wrong_rtmr1(seed):
+    other = seed.rtmr1[:-1] + ("0" if seed.rtmr1[-1] != "0" else "1")
+    b = seed.seed_broker(seed.secret_file(), rtmr1=other)
+    tid, t, _ = seed.run(b.endpoint)
+    assert_failed_closed(seed, tid, t, b.endpoint, "rtmr1_mismatch")
+    assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "rtmr1_mismatch")]
+
+
+def test_wrong_image(seed):
+    b = seed.seed_broker(seed.secret_file(), image="sha256:" + hashlib.sha256(b"another image").hexdigest())
+    tid, t, _ = seed.run(b.endpoint)
+    assert_failed_closed(seed, tid, t, b.endpoint, "image_mismatch")
+    assert [e["reason"] for e in b.audit()] == ["image_mismatch"]
+
+
+def test_rtmr1_prefix_stops_the_broker(seed):
+    res = subprocess.run([BROKER, "-m", "-i", "127.0.0.1", "-p", "0", "-v", "tdx_ecdsa", "-a", "nullattester",
+                          "-s", str(seed.secret_file()), "-w", seed.rtmr1[:48], "-d", seed.image_id[7:],
+                          "--trust-sim-root", str(seed.d.sim_root),
+                          "--audit-log", str(seed.tmp / "prefix-audit.jsonl")],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0
+    assert "exactly 96 hex digits" in res.stderr and "got 48" in res.stderr, res.stderr
+
+
+def test_untrusted_sim_root(seed):
+    b = seed.seed_broker(seed.secret_file(), trust=False)
+    tid, t, _ = seed.run(b.endpoint)
+    assert_failed_closed(seed, tid, t, b.endpoint, "quote_invalid")
+    assert [e["reason"] for e in b.audit()] == ["quote_invalid"]
+
+
+def test_tcb_status_outside_policy(seed):
+    secret = seed.secret_file()
+    policy = seed.tmp / "policy-tcb.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "app", "file": str(secret), "rules": [
+        {"rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "tcbStatuses": ["OutOfDate"],
+         "allowSimulated": True}]}]}))
+    b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="tcb")
+    tid, t, _ = seed.run(b.endpoint)
+    assert_failed_closed(seed, tid, t, b.endpoint, "tcb_status")
+    assert [e["reason"] for e in b.audit()] == ["tcb_status"]
+
+
+def test_hot_reload(seed):
+    secret = seed.secret_file("reload.json", {"password": MARKER, "n": 1})
+    b = seed.seed_broker(secret, name="reload")
+    tid, t, port = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    assert json.loads(getsecret(port))["n"] == 1
+    seed.delete(tid)
+
+    # Rename-over, as an editor saves; the next container gets the new value.
+    tmp = secret.parent / ".reload.json.new"
+    tmp.write_text(json.dumps({"password": MARKER, "n": 2}))
+    os.rename(tmp, secret)
+    time.sleep(0.5)
+    tid, t, port = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    assert getsecret(port) == secret.read_text()
+    seed.delete(tid)
+
+    # A broken file keeps the broker up with the last good secret.
+    secret.write_text('{"password": "' + MARKER + '", ')
+    time.sleep(0.5)
+    assert b.proc.poll() is None
+    tid, t, port = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    assert json.loads(getsecret(port))["n"] == 2
+    seed.delete(tid)
+    assert "keeping the last good value" in b.read_log()
+    assert [e["decision"] for e in b.audit()] == ["release"] * 3
+
+
+def test_pins(seed):
+    b = seed.seed_broker(seed.secret_file(), name="pin")
+    # The right pin: released, and the file is named without the pin.
+    tid, t, port = seed.run(b.pinned)
+    assert t["Status"] == "Running", t["Events"]
+    assert (seed.secret_dir(tid) / f"secret-{b.endpoint}.json").exists()
+    assert json.loads(getsecret(port))["password"] == MARKER
+    seed.delete(tid)
+    # A wrong pin: the client drops the connection before sending anything; nothing released.
+    wrong = b.endpoint + "#sha256:" + "00" * 32
+    tid, t, _ = seed.run(wrong)
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    assert f"KMS {wrong}" in t["Events"][-1]["Message"]
+    assert "pinned fingerprint" in t["Events"][-1]["Message"]
+    assert not seed.secret_dir(tid).exists()
+    seed.delete(tid)
+    assert [e["decision"] for e in b.audit()] == ["release"]
+
+
+def test_no_secret_in_logs_or_responses(seed):
+    """Runs last (file order): everything the module produced is searched."""
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret, name="leak")
+    tid, t, _ = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    seed.api("GET", P)
+    seed.api("GET", "/sw/api/v1/containers")
+    seed.api("GET", f"{P}/{tid}/logs?tail=100")
+    seed.delete(tid)
+
+    token = seed.d.token
+    basic = "dXNlcjpwYXNz"  # base64("user:pass"), as an Authorization header would carry it
+    texts = {"API responses": "\n".join(seed.responses), "conkerd log": seed.d.log()}
+    for br in seed.brokers:
+        texts[f"{br.log_path}"] = br.read_log()
+        if os.path.exists(br.audit_path):
+            texts[br.audit_path] = Path(br.audit_path).read_text()
+    for name, text in texts.items():
+        assert MARKER not in text, name
+        assert token not in text, name
+        assert basic not in text, name
+        assert '"Password":"pass"' not in text.replace(" ", ""), name
+        assert ":pass@" not in text, name
+    # Nothing under conkerd's data or run dirs holds the secret once the tasks are gone.
+    assert grep_tree(seed.d.dir, MARKER.encode()) == []
