@@ -501,11 +501,12 @@ int spec_write_etc(int bundlefd, const char *hostname, const char *ip, const cha
         r = spec_resolv_filter(r < 0 ? "" : (const char *)host_resolv, r < 0 ? 0 : rlen, &resolv);
         if (r < 0)
                 return ck_error_errno(reterr, r, "resolv.conf");
-        r = ck_write_file_atomic(bundlefd, "hostname", hn, strlen(hn), 0644, reterr);
+        /* No fsync: the bundle is written anew before every run and never outlives its container. */
+        r = ck_write_file_replace(bundlefd, "hostname", hn, strlen(hn), 0644, reterr);
         if (r >= 0)
-                r = ck_write_file_atomic(bundlefd, "hosts", hosts, strlen(hosts), 0644, reterr);
+                r = ck_write_file_replace(bundlefd, "hosts", hosts, strlen(hosts), 0644, reterr);
         if (r >= 0)
-                r = ck_write_file_atomic(bundlefd, "resolv.conf", resolv, strlen(resolv), 0644, reterr);
+                r = ck_write_file_replace(bundlefd, "resolv.conf", resolv, strlen(resolv), 0644, reterr);
         return r;
 }
 
