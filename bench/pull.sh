@@ -15,7 +15,7 @@ build=$(realpath "${1:-build}")
 [ "$(id -u)" -eq 0 ] || { echo "bench/pull: needs root" >&2; exit 77; }
 
 exec /usr/bin/python3 - "$build" <<'PY'
-import os, shutil, statistics, subprocess, sys, tempfile, time
+import os, resource, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, "tests/e2e")
@@ -72,22 +72,32 @@ def build_image():
     return img.layout
 
 
+cpu_times = []  # CPU seconds (user + sys, the tool and its children) of the last timed() call
+
+
 def timed(cmd, **kw):
+    """Wall time of cmd; its CPU time goes to cpu_times. On a loaded host the wall time mostly
+    measures the run queue, so both are reported."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     dt = time.monotonic() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"bench/pull: {cmd[0]} failed: {r.stderr.strip()[-800:]}")
+    cpu_times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return dt
 
 
 def median_of(fn):
+    cpu_times.clear()
     times = [fn() for _ in range(runs)]
-    return statistics.median(times), times
+    return statistics.median(times), times, statistics.median(cpu_times)
 
 
 layout = build_image()
 size = sum(f.stat().st_size for f in (layout / "blobs/sha256").iterdir())
+podman_roots = []  # podman argument prefixes of each run, reset at the end
 tmp = Path(tempfile.mkdtemp(prefix="ck-bench-pull-", dir=os.environ.get("CONKER_BENCH_DIR", "/var/tmp")))
 try:
     with Registry(tmp / "registry", tls=False, auth=False) as reg:
@@ -95,54 +105,52 @@ try:
              f"oci:{layout}:latest", f"docker://{reg.host}/bench/pull:v1"])
         ref = f"{reg.host}/bench/pull:v1"
 
-        def conker_pull():
-            d = tmp / "conker-data"
-            shutil.rmtree(d, ignore_errors=True)
-            t = timed([str(conker), "image", "pull", "--plain-http", "--data-dir", str(d), ref])
-            shutil.rmtree(d, ignore_errors=True)
-            return t
-
+        # Every run writes into a fresh directory and nothing is deleted until the end: on
+        # ext4 without a journal, inodes freed in the last 30 s are skipped (slowly) by the
+        # inode allocator, so deleting run N's tree would slow run N+1 down.
+        counter = iter(range(1000))
         podman_driver = os.environ.get("CONKER_BENCH_PODMAN_DRIVER", "overlay")
 
+        def conker_pull():
+            d = tmp / f"conker-data-{next(counter)}"
+            return timed([str(conker), "image", "pull", "--plain-http", "--data-dir", str(d), ref])
+
+        def podman_args(i):
+            return ["podman", "--root", str(tmp / f"podman-root-{i}"), "--runroot",
+                    str(tmp / f"podman-run-{i}"), "--storage-driver", podman_driver]
+
         def podman_pull():
-            root, runroot = tmp / "podman-root", tmp / "podman-run"
-            for p in (root, runroot):
-                shutil.rmtree(p, ignore_errors=True)
-            t = timed(["podman", "--root", str(root), "--runroot", str(runroot),
-                       "--storage-driver", podman_driver, "--runtime", "runc",
-                       "--cgroup-manager", "cgroupfs", "--events-backend", "none",
-                       "pull", "--quiet", "--tls-verify=false", ref])
-            subprocess.run(["podman", "--root", str(root), "--runroot", str(runroot),
-                            "--storage-driver", podman_driver, "system", "reset", "--force"],
-                           capture_output=True)
-            for p in (root, runroot):
-                shutil.rmtree(p, ignore_errors=True)
-            return t
+            i = next(counter)
+            podman_roots.append(podman_args(i))
+            return timed(podman_args(i) + ["--runtime", "runc", "--cgroup-manager", "cgroupfs",
+                                           "--events-backend", "none", "pull", "--quiet",
+                                           "--tls-verify=false", ref])
 
         def skopeo_copy():
-            d = tmp / "skopeo-oci"
-            shutil.rmtree(d, ignore_errors=True)
-            t = timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                       f"docker://{ref}", f"oci:{d}:v1"])
-            shutil.rmtree(d, ignore_errors=True)
-            return t
+            d = tmp / f"skopeo-oci-{next(counter)}"
+            return timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                          f"docker://{ref}", f"oci:{d}:v1"])
 
         print(f"image: 5 layers, {size / 1e6:.1f} MB compressed; {runs} runs each, median; in {tmp.parent}")
-        c, ct = median_of(conker_pull)
-        print(f"conker image pull : {c:7.3f} s   {' '.join(f'{x:.3f}' for x in ct)}")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"{'':22} {'wall':>8} {'cpu':>8}   wall of each run")
+        c, ct, cc = median_of(conker_pull)
+        print(f"{'conker image pull':22} {c:7.3f}s {cc:7.3f}s   {' '.join(f'{x:.3f}' for x in ct)}")
         try:
-            p, pt = median_of(podman_pull)
+            p, pt, pc = median_of(podman_pull)
         except SystemExit as e:
             if podman_driver != "overlay":
                 raise
             print(f"podman overlay driver failed ({e}); using vfs")
             podman_driver = "vfs"
-            p, pt = median_of(podman_pull)
-        print(f"podman pull ({podman_driver:7}): {p:7.3f} s   {' '.join(f'{x:.3f}' for x in pt)}")
-        s, st = median_of(skopeo_copy)
-        print(f"skopeo copy       : {s:7.3f} s   {' '.join(f'{x:.3f}' for x in st)}")
-        print(f"ratio conker/podman = {c / p:.2f} (goal <= 0.5)")
-        print(f"ratio conker/skopeo = {c / s:.2f} (goal <= 1.0)")
+            p, pt, pc = median_of(podman_pull)
+        print(f"{'podman pull (' + podman_driver + ')':22} {p:7.3f}s {pc:7.3f}s   {' '.join(f'{x:.3f}' for x in pt)}")
+        s, st, sc = median_of(skopeo_copy)
+        print(f"{'skopeo copy':22} {s:7.3f}s {sc:7.3f}s   {' '.join(f'{x:.3f}' for x in st)}")
+        print(f"ratio conker/podman = {c / p:.2f} wall, {cc / pc:.2f} cpu (goal <= 0.5)")
+        print(f"ratio conker/skopeo = {c / s:.2f} wall, {cc / sc:.2f} cpu (goal <= 1.0)")
 finally:
+    for args in podman_roots:
+        subprocess.run(args + ["system", "reset", "--force"], capture_output=True)
     shutil.rmtree(tmp, ignore_errors=True)
 PY

@@ -59,7 +59,7 @@ static void render_line(const char *line, size_t len, struct evbuffer *out)
  * (tail < 0: all). Returns the number of bytes consumed (up to the last newline). */
 static size_t render_lines(const char *data, size_t len, long tail, struct evbuffer *out)
 {
-        const char *end = data + len, *start = data, *p;
+        const char *end, *start = data, *p;
         size_t consumed;
 
         p = memrchr(data, '\n', len);
@@ -270,12 +270,11 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
         f->req = req;
         f->id = TAKE_PTR(id);
         f->path = TAKE_PTR(path);
-        f->fd = fd;
+        f->fd = TAKE_FD(fd);
         f->ino = st.st_ino;
         ck_buf_init(&f->partial, LOG_LINE_MAX);
         if (data && used < len)
                 (void)ck_buf_append(&f->partial, data + used, len - used);
-        fd = -1;
         if (f->fd >= 0)
                 (void)lseek(f->fd, (off_t)len, SEEK_SET);
         f->timer = event_new(s->base, -1, EV_PERSIST, on_follow_tick, f);

@@ -87,22 +87,23 @@ enum route_id {
         R_ONE_CANCEL, /* /container/{id}/cancel */
         R_ONE_LOGS,   /* /container/{id}/logs */
         R_ONE_EVENTS, /* /container/{id}/events */
+        _R_MAX,
 };
 
 static const struct {
-        enum route_id id;
         unsigned methods;
         const char *allow;
 } route_methods[] = {
-        {R_HEALTH, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
-        {R_CONTAINER, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
-        {R_CANCEL, EVHTTP_REQ_POST, "POST"},
-        {R_CONTAINERS, EVHTTP_REQ_GET, "GET"},
-        {R_ONE, EVHTTP_REQ_GET | EVHTTP_REQ_DELETE, "GET, DELETE"},
-        {R_ONE_CANCEL, EVHTTP_REQ_POST, "POST"},
-        {R_ONE_LOGS, EVHTTP_REQ_GET, "GET"},
-        {R_ONE_EVENTS, EVHTTP_REQ_GET, "GET"},
+        [R_HEALTH] = {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+        [R_CONTAINER] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
+        [R_CANCEL] = {EVHTTP_REQ_POST, "POST"},
+        [R_CONTAINERS] = {EVHTTP_REQ_GET, "GET"},
+        [R_ONE] = {EVHTTP_REQ_GET | EVHTTP_REQ_DELETE, "GET, DELETE"},
+        [R_ONE_CANCEL] = {EVHTTP_REQ_POST, "POST"},
+        [R_ONE_LOGS] = {EVHTTP_REQ_GET, "GET"},
+        [R_ONE_EVENTS] = {EVHTTP_REQ_GET, "GET"},
 };
+_Static_assert(ELEMENTSOF(route_methods) == _R_MAX, "every route has its methods");
 
 /* Matches path (without query) to a route; ref receives the {id} segment. -ENOENT if none. */
 static int route_match(const char *path, enum route_id *ret, char *ref, size_t ref_size)
@@ -148,7 +149,6 @@ static void on_request(struct evhttp_request *req, void *arg)
         _cleanup_free_ char *path = NULL;
         char ref[256];
         enum route_id route;
-        size_t i;
 
         /* The connection limit: a connection over it gets one answer and is closed. */
         if (!conn_track(s, req) || s->connections > s->cfg.max_connections) {
@@ -180,11 +180,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)", NULL);
                 return;
         }
-        for (i = 0; i < ELEMENTSOF(route_methods); i++)
-                if (route_methods[i].id == route)
-                        break;
-        if (!(route_methods[i].methods & method)) {
-                evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", route_methods[i].allow);
+        if (!(route_methods[route].methods & method)) {
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                                  route_methods[route].allow);
                 api_reply(req, 405, "method not allowed on this route", NULL);
                 return;
         }
@@ -230,7 +228,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         case R_ONE_EVENTS:
                 api_route_events(s, req, ref);
                 return;
+        case _R_MAX:
+                break;
         }
+        api_reply(req, 404, "no such route", NULL);
 }
 
 /* ---- connections ----
@@ -409,7 +410,7 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
                 goto fail;
         }
         {
-                struct sockaddr_storage ss;
+                struct sockaddr_storage ss = {0};
                 socklen_t len = sizeof(ss);
                 evutil_socket_t fd = evhttp_bound_socket_get_fd(s->bound);
                 if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)

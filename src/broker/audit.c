@@ -142,7 +142,7 @@ char *broker_audit_format(const struct broker_audit_entry *e)
 
                 json_object_set_new(o, "tee", json_string(r->tee_type == ATTEST_TEE_TDX ? "tdx" : "sgx"));
                 json_object_set_new(o, "simulated", json_boolean(r->simulated));
-                json_object_set_new(o, "tcbStatus", json_string(broker_tcb_status_to_string(r->status)));
+                json_object_set_new(o, "tcbStatus", json_string(attest_tcb_status_to_string(r->status)));
                 json_object_set_new(o, "tcbEvaluationNumber", json_integer(r->tcb_eval_number));
                 json_object_set_new(o, "fmspc", json_stringn(r->fmspc, strnlen(r->fmspc, sizeof(r->fmspc))));
                 set_hex(o, "mrtd", r->m.mr_td, 48);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -56,12 +57,42 @@ static CURLcode ssl_ctx_setup(CURL *curl, void *sslctx, void *arg)
         return CURLE_OK;
 }
 
+/* Grows b for add more bytes without realloc(), which would leave unwiped copies of the secret
+ * in freed memory: a new buffer, copy, wipe the old one. */
+static int body_reserve(struct ck_buf *b, size_t add)
+{
+        size_t need, ncap;
+        uint8_t *n;
+
+        if (add > b->max || b->len > b->max - add)
+                return -E2BIG;
+        need = b->len + add + 1;
+        if (need <= b->cap)
+                return 0;
+        ncap = b->cap ? b->cap : 4096;
+        while (ncap < need)
+                ncap *= 2;
+        n = malloc(ncap);
+        if (!n)
+                return -ENOMEM;
+        if (b->data) {
+                memcpy(n, b->data, b->len + 1);
+                OPENSSL_cleanse(b->data, b->cap);
+                free(b->data);
+        }
+        b->data = n;
+        b->cap = ncap;
+        return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
         struct fetch_ctx *f = arg;
         size_t n = size * nmemb;
 
-        return ck_buf_append(&f->body, data, n) < 0 ? 0 : n;
+        if (body_reserve(&f->body, n) < 0 || ck_buf_append(&f->body, data, n) < 0)
+                return 0;
+        return n;
 }
 
 int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 *cert, unsigned timeout_ms,

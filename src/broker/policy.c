@@ -13,31 +13,6 @@
 #include "parse.h"
 #include "policy.h"
 
-static const char *const tcb_status_names[_ATTEST_TCB_STATUS_MAX] = {
-        [ATTEST_TCB_UP_TO_DATE] = "UpToDate",
-        [ATTEST_TCB_SW_HARDENING_NEEDED] = "SWHardeningNeeded",
-        [ATTEST_TCB_CONFIGURATION_NEEDED] = "ConfigurationNeeded",
-        [ATTEST_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED] = "ConfigurationAndSWHardeningNeeded",
-        [ATTEST_TCB_OUT_OF_DATE] = "OutOfDate",
-        [ATTEST_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED] = "OutOfDateConfigurationNeeded",
-        [ATTEST_TCB_TD_RELAUNCH_ADVISED] = "TDRelaunchAdvised",
-        [ATTEST_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED] = "TDRelaunchAdvisedConfigurationNeeded",
-        [ATTEST_TCB_REVOKED] = "Revoked",
-};
-
-const char *broker_tcb_status_to_string(enum attest_tcb_status s)
-{
-        return (unsigned)s < _ATTEST_TCB_STATUS_MAX ? tcb_status_names[s] : "unknown";
-}
-
-int broker_tcb_status_from_string(const char *s)
-{
-        for (size_t i = 0; i < _ATTEST_TCB_STATUS_MAX; i++)
-                if (s && strcmp(s, tcb_status_names[i]) == 0)
-                        return (int)i;
-        return -EINVAL;
-}
-
 static bool is_hex(char c)
 {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -270,7 +245,7 @@ static int rule_from_json(json_t *o, bool trust_sim_root, const char *what, stru
                 r->tcb_statuses = 0;
                 json_array_foreach(arr, i, v)
                 {
-                        int s = json_is_string(v) ? broker_tcb_status_from_string(json_string_value(v))
+                        int s = json_is_string(v) ? attest_tcb_status_from_string(json_string_value(v))
                                                   : -EINVAL;
                         if (s < 0)
                                 return ck_error_set(

@@ -91,7 +91,3 @@ struct broker_decision {
  * MRTD, RTMR0-3, image). */
 void broker_policy_decide(const struct broker_policy *p, const struct broker_evidence *ev,
                           struct broker_decision *ret);
-
-/* TCB status names (Intel's spelling) to and from the verifier's enum; -EINVAL when unknown. */
-const char *broker_tcb_status_to_string(enum attest_tcb_status s);
-int broker_tcb_status_from_string(const char *s);

@@ -33,6 +33,7 @@ struct cfg_key {
 };
 
 static const char *const tee_values[] = {"auto", "tdx", "sim", NULL};
+static const char *const pull_policy_values[] = {"missing", "always", NULL};
 static const char *const log_level_values[] = {"error", "warn", "info", "debug", NULL};
 
 static int check_host_port(const char *key, const char *v, struct ck_error **reterr)
@@ -119,6 +120,9 @@ static const struct cfg_key keys[] = {
          "Tasks (of any status) conkerd keeps at once; more are refused with 409."},
         {"pull-timeout", CFG_UINT, "3600", 10, 86400, NULL, NULL, OFF(pull_timeout),
          "Seconds an image pull may take before the task fails."},
+        {"pull-policy", CFG_ENUM, "missing", 0, 0, pull_policy_values, NULL, OFF(pull_policy),
+         "missing: an image already in the store is used without asking the registry (Docker's default); "
+         "always: every task resolves its reference again."},
         {"registry-mirror", CFG_LIST, "", 0, 0, NULL, check_mirror, OFF(registry_mirrors),
          "DOMAIN=HOST:PORT: pull images of DOMAIN from HOST:PORT instead (repeatable)."},
         {"insecure-registry", CFG_LIST, "", 0, 0, NULL, NULL, OFF(insecure_registries),
@@ -489,10 +493,10 @@ int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, st
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 const struct cfg_key *k = NULL;
 
-                if (ch >= ARG_NO_KEY_BASE) {
+                if (ch >= ARG_NO_KEY_BASE && ch < ARG_NO_KEY_BASE + (int)ELEMENTSOF(keys)) {
                         k = &keys[ch - ARG_NO_KEY_BASE];
                         r = key_set(c, k, "off", reterr);
-                } else if (ch >= ARG_KEY_BASE) {
+                } else if (ch >= ARG_KEY_BASE && ch < ARG_KEY_BASE + (int)ELEMENTSOF(keys)) {
                         k = &keys[ch - ARG_KEY_BASE];
                         r = key_set(c, k, k->type == CFG_BOOL ? "on" : optarg, reterr);
                 } else {

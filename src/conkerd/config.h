@@ -49,6 +49,7 @@ struct conkerd_config {
         uint64_t http_timeout;
         uint64_t max_tasks;
         uint64_t pull_timeout;
+        char *pull_policy;
         struct conkerd_list registry_mirrors; /* "domain=endpoint" */
         struct conkerd_list insecure_registries;
         char *registry_ca_file;

@@ -134,6 +134,7 @@ static int run(struct conkerd_config *c)
                 .registry_mirrors = c->registry_mirrors.items,
                 .insecure_registries = c->insecure_registries.items,
                 .registry_ca_file = c->registry_ca_file,
+                .pull_always = strcmp(c->pull_policy, "always") == 0,
         };
         r = task_backend_real_new(&bc, &be, &e);
         if (r < 0)

@@ -27,10 +27,10 @@
 #include "reference.h"
 #include "registry.h"
 
-#define PULL_PARALLEL        3
-#define INDEX_DEPTH_MAX      3
-#define PROGRESS_STEP        (256u << 10)
-#define WATCH_INTERVAL_NSEC  50000000L
+#define PULL_PARALLEL       3
+#define INDEX_DEPTH_MAX     3
+#define PROGRESS_STEP       (256u << 10)
+#define WATCH_INTERVAL_NSEC 50000000L
 
 struct layer_state {
         int status; /* 0 pending, 1 downloaded (or present), < 0 failed */
@@ -210,8 +210,8 @@ static void *worker_main(void *arg)
 
 /* What a manifest body is: its own mediaType when it has one (it must then agree with the
  * Content-Type, when that names a manifest type), else the Content-Type, else its shape. */
-static int manifest_kind(const char *content_type, const uint8_t *buf, size_t len, enum image_media_kind *ret,
-                         struct ck_error **reterr)
+static int manifest_kind(const char *content_type, const uint8_t *buf, size_t len,
+                         enum image_media_kind *ret, struct ck_error **reterr)
 {
         _cleanup_json_ json_t *root = NULL;
         enum image_media_kind ct = image_media_kind_from_string(content_type), body = IMAGE_MEDIA_UNKNOWN;
@@ -225,17 +225,19 @@ static int manifest_kind(const char *content_type, const uint8_t *buf, size_t le
                 return ck_error_set(reterr, -EBADMSG, "manifest is not a JSON object");
         sv = json_object_get(root, "schemaVersion");
         if (json_is_integer(sv) && json_integer_value(sv) == 1)
-                return ck_error_set(reterr, -EPROTONOSUPPORT,
-                                    "schema 1 manifests are not supported; push the image again with a current client");
+                return ck_error_set(
+                        reterr, -EPROTONOSUPPORT,
+                        "schema 1 manifests are not supported; push the image again with a current client");
         mt = json_object_get(root, "mediaType");
         if (json_is_string(mt)) {
                 body = image_media_kind_from_string(json_string_value(mt));
                 if (body == IMAGE_MEDIA_UNKNOWN)
-                        return ck_error_set(reterr, -EPROTONOSUPPORT, "unsupported manifest media type \"%.100s\"",
+                        return ck_error_set(reterr, -EPROTONOSUPPORT,
+                                            "unsupported manifest media type \"%.100s\"",
                                             json_string_value(mt));
         }
-        if (ct != IMAGE_MEDIA_OCI_MANIFEST && ct != IMAGE_MEDIA_OCI_INDEX && ct != IMAGE_MEDIA_DOCKER_MANIFEST &&
-            ct != IMAGE_MEDIA_DOCKER_LIST)
+        if (ct != IMAGE_MEDIA_OCI_MANIFEST && ct != IMAGE_MEDIA_OCI_INDEX &&
+            ct != IMAGE_MEDIA_DOCKER_MANIFEST && ct != IMAGE_MEDIA_DOCKER_LIST)
                 ct = IMAGE_MEDIA_UNKNOWN;
         if (body != IMAGE_MEDIA_UNKNOWN && ct != IMAGE_MEDIA_UNKNOWN && body != ct)
                 return ck_error_set(reterr, -EBADMSG,
@@ -264,13 +266,14 @@ static int resolve(struct pull *p, const char *reference, struct image_manifest 
                 size_t len = 0;
                 int r;
 
-                r = registry_get_manifest(p->client, p->repo, want ? want : reference, &body, &len, &media_type,
-                                          &digest, reterr);
+                r = registry_get_manifest(p->client, p->repo, want ? want : reference, &body, &len,
+                                          &media_type, &digest, reterr);
                 if (r < 0)
                         return r;
                 if (want && len != want_size)
-                        return ck_error_set(reterr, -EBADMSG, "manifest %s is %zu bytes, the index says %" PRIu64,
-                                            want, len, want_size);
+                        return ck_error_set(reterr, -EBADMSG,
+                                            "manifest %s is %zu bytes, the index says %" PRIu64, want, len,
+                                            want_size);
                 if (!top_digest)
                         top_digest = strdup(digest);
                 if (!top_digest)
@@ -306,7 +309,8 @@ static int resolve(struct pull *p, const char *reference, struct image_manifest 
 static const char *endpoint_for(const struct image_pull_opts *o, const char *domain)
 {
         for (size_t i = 0; i < o->n_mirrors; i++)
-                if (o->mirrors[i].domain && o->mirrors[i].endpoint && strcmp(o->mirrors[i].domain, domain) == 0)
+                if (o->mirrors[i].domain && o->mirrors[i].endpoint &&
+                    strcmp(o->mirrors[i].domain, domain) == 0)
                         return o->mirrors[i].endpoint;
         return domain;
 }
@@ -321,8 +325,8 @@ static bool is_insecure(const struct image_pull_opts *o, const char *endpoint)
         return false;
 }
 
-static int record_put(struct pull *p, const char *name, const char *manifest_digest, const struct image_config *cfg,
-                      struct ck_error **reterr)
+static int record_put(struct pull *p, const char *name, const char *manifest_digest,
+                      const struct image_config *cfg, struct ck_error **reterr)
 {
         const struct image_manifest *m = p->m;
         struct image_record rec = {
@@ -380,7 +384,8 @@ static int pull_layers(struct pull *p, const struct image_config *cfg)
                 while ((st = p->layers[i].status) == 0 && !p->err_code && !atomic_load(&p->stop))
                         pthread_cond_wait(&p->cond, &p->lock);
                 pthread_mutex_unlock(&p->lock);
-                if (st != 1)
+                /* Downloaded but cancelled (or failed elsewhere): stop before the next unpack. */
+                if (st != 1 || atomic_load(&p->stop))
                         break;
                 progress(p, "unpacking");
                 r = image_store_unpack_layer(p->s, &m->layers[i], cfg->diff_ids[i], &err);
@@ -478,13 +483,15 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
                 goto out;
         }
-        if ((cfg.os && strcmp(cfg.os, "linux") != 0) || (cfg.architecture && strcmp(cfg.architecture, "amd64") != 0)) {
+        if ((cfg.os && strcmp(cfg.os, "linux") != 0) ||
+            (cfg.architecture && strcmp(cfg.architecture, "amd64") != 0)) {
                 r = ck_error_set(reterr, -EPROTONOSUPPORT, "image is for %s/%s, not linux/amd64",
                                  cfg.os ? cfg.os : "?", cfg.architecture ? cfg.architecture : "?");
                 goto out;
         }
         if (cfg.n_diff_ids != m.n_layers) {
-                r = ck_error_set(reterr, -EBADMSG, "the config lists %zu layer diff_ids, the manifest %zu layers",
+                r = ck_error_set(reterr, -EBADMSG,
+                                 "the config lists %zu layer diff_ids, the manifest %zu layers",
                                  cfg.n_diff_ids, m.n_layers);
                 goto out;
         }

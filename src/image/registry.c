@@ -1,8 +1,8 @@
 /* Registry client (OCI distribution spec) on libcurl easy handles.
  *
  * One client serves one registry and may be used from several threads at once (the pull runs
- * three blob downloads in parallel): each request takes an easy handle from a small pool (so
- * connections are reused per handle), DNS and TLS sessions are shared through a CURLSH, and the
+ * three blob downloads in parallel): each request takes an easy+multi handle pair from a small
+ * pool (so connections are reused per pair), DNS and TLS sessions are shared through a CURLSH, and the
  * auth state (challenge, token cache) is behind locks.
  *
  * Security rules kept here:
@@ -20,8 +20,9 @@
  *  - Transient failures (connection errors, 408/429/5xx) are retried with exponential backoff,
  *    honouring Retry-After, a bounded number of times; an interrupted blob resumes with a
  *    Range request (a 200 reply to it is handled by skipping what we already have).
- *  - Cancel: the progress callback (called at least once a second even when idle) and the
- *    backoff sleeps (100 ms slices) watch the cancel flag. */
+ *  - Cancel: each transfer runs in a multi loop that polls at most 100 ms at a time and checks
+ *    the cancel flag between polls (also while the peer sends nothing); the progress and write
+ *    callbacks and the backoff sleeps (100 ms slices) check it too. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -44,22 +45,32 @@
 #include "parse.h"
 #include "registry.h"
 
-#define POOL_MAX             4
-#define ERROR_BODY_MAX       (64u << 10)
-#define HEADER_LINE_MAX      8192
-#define BACKOFF_BASE_MS      250
-#define BACKOFF_MAX_MS       8000
-#define RETRY_AFTER_MAX_S    60
-#define LOW_SPEED_LIMIT      1024 /* bytes/s ... */
-#define LOW_SPEED_TIME       30   /* ... for this many seconds, then give up on the transfer */
-#define DEFAULT_CONNECT_MS   10000
-#define DEFAULT_RETRIES      4
-#define REGISTRY_MSG_MAX     200
+#define POOL_MAX           4
+#define POLL_INTERVAL_MS   100
+#define ERROR_BODY_MAX     (64u << 10)
+#define HEADER_LINE_MAX    8192
+#define BACKOFF_BASE_MS    250
+#define BACKOFF_MAX_MS     8000
+#define RETRY_AFTER_MAX_S  60
+#define LOW_SPEED_LIMIT    1024 /* bytes/s ... */
+#define LOW_SPEED_TIME     30   /* ... for this many seconds, then give up on the transfer */
+#define DEFAULT_CONNECT_MS 10000
+#define DEFAULT_RETRIES    4
+#define REGISTRY_MSG_MAX   200
 
 static const char manifest_accept[] =
         "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
         "application/vnd.docker.distribution.manifest.list.v2+json, "
         "application/vnd.docker.distribution.manifest.v2+json";
+
+/* An easy handle and the multi handle it runs in. The multi owns the connection cache, so the
+ * pair is pooled together; the multi loop lets us look at the cancel flag every
+ * POLL_INTERVAL_MS even while a transfer is stalled (the easy interface's progress callback
+ * only comes about once a second then). */
+struct conn {
+        CURL *easy;
+        CURLM *multi;
+};
 
 struct registry_client {
         char *domain;   /* as given, used in messages and as the token cache key */
@@ -78,7 +89,7 @@ struct registry_client {
         pthread_mutex_t lock; /* guards pinged, challenge, pool */
         bool pinged;
         struct registry_challenge challenge;
-        CURL *pool[POOL_MAX];
+        struct conn pool[POOL_MAX];
         size_t n_pool;
 
         struct registry_token_cache *tokens;
@@ -137,8 +148,18 @@ static void share_unlock(CURL *h, curl_lock_data data, void *userptr)
                 pthread_mutex_unlock(&c->share_locks[data]);
 }
 
+static void conn_free(struct conn *k)
+{
+        if (k->multi)
+                curl_multi_cleanup(k->multi);
+        if (k->easy)
+                curl_easy_cleanup(k->easy);
+        *k = (struct conn){0};
+}
+
 /* -- construction ------------------------------------------------------------------------ */
-int registry_client_new(const struct registry_opts *o, struct registry_client **ret, struct ck_error **reterr)
+int registry_client_new(const struct registry_opts *o, struct registry_client **ret,
+                        struct ck_error **reterr)
 {
         struct registry_client *c;
         const char *host;
@@ -149,10 +170,11 @@ int registry_client_new(const struct registry_opts *o, struct registry_client **
         for (const char *p = o->domain; *p; p++)
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                       strchr(".-:[]", *p)))
-                        return ck_error_set(reterr, -EINVAL, "registry client: invalid registry host \"%.100s\"",
-                                            o->domain);
+                        return ck_error_set(reterr, -EINVAL,
+                                            "registry client: invalid registry host \"%.100s\"", o->domain);
         if (!!o->username != !!o->password)
-                return ck_error_set(reterr, -EINVAL, "registry client: a user name needs a password and vice versa");
+                return ck_error_set(reterr, -EINVAL,
+                                    "registry client: a user name needs a password and vice versa");
         r = ck_curl_global_init();
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot initialise libcurl");
@@ -211,7 +233,7 @@ void registry_client_free(struct registry_client *c)
         if (!c)
                 return;
         for (size_t i = 0; i < c->n_pool; i++)
-                curl_easy_cleanup(c->pool[i]);
+                conn_free(&c->pool[i]);
         if (c->share)
                 curl_share_cleanup(c->share);
         registry_token_cache_free(c->tokens);
@@ -227,39 +249,47 @@ void registry_client_free(struct registry_client *c)
         free(c);
 }
 
-static CURL *handle_get(struct registry_client *c)
+static int conn_get(struct registry_client *c, struct conn *ret)
 {
-        CURL *h = NULL;
+        struct conn k = {0};
+        bool found = false;
 
         pthread_mutex_lock(&c->lock);
-        if (c->n_pool > 0)
-                h = c->pool[--c->n_pool];
-        pthread_mutex_unlock(&c->lock);
-        if (h)
-                curl_easy_reset(h);
-        else
-                h = curl_easy_init();
-        return h;
-}
-
-static void handle_put(struct registry_client *c, CURL *h)
-{
-        if (!h)
-                return;
-        /* Drop per-request pointers (headers, callbacks' data) before parking the handle. */
-        curl_easy_reset(h);
-        pthread_mutex_lock(&c->lock);
-        if (c->n_pool < POOL_MAX) {
-                c->pool[c->n_pool++] = h;
-                h = NULL;
+        if (c->n_pool > 0) {
+                k = c->pool[--c->n_pool];
+                found = true;
         }
         pthread_mutex_unlock(&c->lock);
-        if (h)
-                curl_easy_cleanup(h);
+        if (found) {
+                curl_easy_reset(k.easy);
+        } else {
+                k.easy = curl_easy_init();
+                k.multi = curl_multi_init();
+                if (!k.easy || !k.multi) {
+                        conn_free(&k);
+                        return -ENOMEM;
+                }
+        }
+        *ret = k;
+        return 0;
+}
+
+static void conn_put(struct registry_client *c, struct conn *k)
+{
+        /* Drop per-request pointers (headers, callbacks' data) before parking the handle. */
+        curl_easy_reset(k->easy);
+        pthread_mutex_lock(&c->lock);
+        if (c->n_pool < POOL_MAX) {
+                c->pool[c->n_pool++] = *k;
+                *k = (struct conn){0};
+        }
+        pthread_mutex_unlock(&c->lock);
+        conn_free(k);
 }
 
 /* -- callbacks ---------------------------------------------------------------------------- */
-static bool header_is(const char *line, size_t len, const char *name, const char **ret_value, size_t *ret_len)
+static bool header_is(const char *line, size_t len, const char *name, const char **ret_value,
+                      size_t *ret_len)
 {
         size_t n = strlen(name);
         const char *v, *end;
@@ -383,7 +413,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
                 } else {
                         x->skip = *x->delivered;
                 }
-                if (x->have_length && x->content_length > x->max_total - (x->status == 206 ? *x->delivered : 0)) {
+                if (x->have_length &&
+                    x->content_length > x->max_total - (x->status == 206 ? *x->delivered : 0)) {
                         x->err = -EMSGSIZE;
                         return CURL_WRITEFUNC_ERROR;
                 }
@@ -414,7 +445,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
         return size * nmemb;
 }
 
-static int xferinfo_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+static int xferinfo_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
 {
         struct xfer *x = userdata;
 
@@ -436,17 +468,20 @@ static void slist_free_wiped(struct curl_slist *l)
 /* Performs one GET of url with the given extra headers. Returns 0 when a response arrived
  * (whatever its status), or a -errno for transport failures (x->err wins when a callback
  * aborted); *ret_transient says whether retrying may help. */
-static int xfer_perform(struct registry_client *c, const char *url, struct curl_slist *headers, struct xfer *x,
-                        bool *ret_transient, char *errbuf)
+static int xfer_perform(struct registry_client *c, const char *url, struct curl_slist *headers,
+                        struct xfer *x, bool *ret_transient, char *errbuf)
 {
-        CURL *h = handle_get(c);
         const char *protos = c->plain_http ? "http,https" : "https";
-        CURLcode cc;
+        CURLcode cc = CURLE_FAILED_INIT;
+        struct conn k = {0};
+        CURL *h;
         int r;
 
         *ret_transient = false;
-        if (!h)
-                return -ENOMEM;
+        r = conn_get(c, &k);
+        if (r < 0)
+                return r;
+        h = k.easy;
         xfer_reset_response(x);
         x->body_started = false;
         x->skip = 0;
@@ -485,8 +520,33 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
-        cc = curl_easy_perform(h);
-        handle_put(c, h);
+        if (curl_multi_add_handle(k.multi, h) != CURLM_OK) {
+                conn_free(&k);
+                return -ENOMEM;
+        }
+        for (;;) {
+                int running = 0;
+
+                if (curl_multi_perform(k.multi, &running) != CURLM_OK)
+                        break;
+                if (!running) {
+                        CURLMsg *msg;
+                        int left;
+
+                        while ((msg = curl_multi_info_read(k.multi, &left)))
+                                if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
+                                        cc = msg->data.result;
+                        break;
+                }
+                if (cancelled(c)) {
+                        x->err = -ECANCELED;
+                        break;
+                }
+                if (curl_multi_poll(k.multi, NULL, 0, POLL_INTERVAL_MS, NULL) != CURLM_OK)
+                        break;
+        }
+        curl_multi_remove_handle(k.multi, h);
+        conn_put(c, &k);
 
         if (x->err)
                 return x->err;
@@ -544,7 +604,8 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
 /* -- messages ----------------------------------------------------------------------------- */
 
 /* The first {"errors":[{"code","message"}]} entry of an error body, as printable ASCII. */
-static void registry_error_text(const struct ck_buf *body, char *code, size_t code_size, char *msg, size_t msg_size)
+static void registry_error_text(const struct ck_buf *body, char *code, size_t code_size, char *msg,
+                                size_t msg_size)
 {
         _cleanup_json_ json_t *root = NULL;
         json_t *errors, *e;
@@ -606,40 +667,46 @@ static int status_error(struct registry_client *c, const struct req *q, const st
         switch (x->status) {
         case 401:
                 if (q->kind == REQ_TOKEN && c->username)
-                        return ck_error_set(reterr, -EACCES, "registry %s rejected the credentials for user %s",
-                                            c->domain, c->username);
-                if (c->username)
                         return ck_error_set(reterr, -EACCES,
-                                            "registry %s rejected the credentials for user %s (pull access to %s "
-                                            "denied%s%s)",
-                                            c->domain, c->username, q->repo ? q->repo : "the registry",
-                                            msg[0] ? ": " : "", msg);
-                return ck_error_set(reterr, -EACCES,
-                                    "registry %s requires authentication for %s (pull access denied%s%s); give a "
-                                    "user name and password",
-                                    c->domain, q->repo ? q->repo : "the registry", msg[0] ? ": " : "", msg);
+                                            "registry %s rejected the credentials for user %s", c->domain,
+                                            c->username);
+                if (c->username)
+                        return ck_error_set(
+                                reterr, -EACCES,
+                                "registry %s rejected the credentials for user %s (pull access to %s "
+                                "denied%s%s)",
+                                c->domain, c->username, q->repo ? q->repo : "the registry",
+                                msg[0] ? ": " : "", msg);
+                return ck_error_set(
+                        reterr, -EACCES,
+                        "registry %s requires authentication for %s (pull access denied%s%s); give a "
+                        "user name and password",
+                        c->domain, q->repo ? q->repo : "the registry", msg[0] ? ": " : "", msg);
         case 403:
                 return ck_error_set(reterr, -EACCES, "registry %s denied access to %s%s%s", c->domain,
                                     q->repo ? q->repo : "the registry", msg[0] ? ": " : "", msg);
         case 404:
                 if (q->kind == REQ_PING)
-                        return ck_error_set(reterr, -EPROTO, "%s does not serve the registry API (/v2/ not found)",
+                        return ck_error_set(reterr, -EPROTO,
+                                            "%s does not serve the registry API (/v2/ not found)",
                                             c->domain);
                 if (strcmp(code, "NAME_UNKNOWN") == 0)
                         return ck_error_set(reterr, -ENOENT, "repository unknown: %s (registry %s)", q->repo,
                                             c->domain);
                 if (q->kind == REQ_MANIFEST)
-                        return ck_error_set(reterr, -ENOENT, "manifest unknown: %s (registry %s)", what, c->domain);
+                        return ck_error_set(reterr, -ENOENT, "manifest unknown: %s (registry %s)", what,
+                                            c->domain);
                 if (q->kind == REQ_BLOB)
-                        return ck_error_set(reterr, -ENOENT, "blob unknown: %s (registry %s)", what, c->domain);
+                        return ck_error_set(reterr, -ENOENT, "blob unknown: %s (registry %s)", what,
+                                            c->domain);
                 return ck_error_set(reterr, -ENOENT, "not found: %s", what);
         case 429:
                 return ck_error_set(reterr, -EAGAIN,
-                                    "registry %s is rate limiting requests (HTTP 429%s%s); try again later", c->domain,
-                                    msg[0] ? ": " : "", msg);
+                                    "registry %s is rate limiting requests (HTTP 429%s%s); try again later",
+                                    c->domain, msg[0] ? ": " : "", msg);
         default:
-                return ck_error_set(reterr, -EPROTO, "registry %s answered HTTP %ld for %s%s%s", c->domain, x->status,
-                                    what, msg[0] ? ": " : "", msg);
+                return ck_error_set(reterr, -EPROTO, "registry %s answered HTTP %ld for %s%s%s", c->domain,
+                                    x->status, what, msg[0] ? ": " : "", msg);
         }
 }
 
@@ -653,11 +720,13 @@ static int transport_error(struct registry_client *c, const struct req *q, int r
         case -ECANCELED:
                 return ck_error_set(reterr, r, "cancelled while fetching %s", what);
         case -EMSGSIZE:
-                return ck_error_set(reterr, r, "%s from registry %s is larger than allowed", what, c->domain);
+                return ck_error_set(reterr, r, "%s from registry %s is larger than allowed", what,
+                                    c->domain);
         case -ELOOP:
                 return ck_error_set(reterr, r, "too many redirects fetching %s", what);
         case -EPROTONOSUPPORT:
-                return ck_error_set(reterr, r, "refused a redirect to a non-HTTPS URL while fetching %s", what);
+                return ck_error_set(reterr, r, "refused a redirect to a non-HTTPS URL while fetching %s",
+                                    what);
         default:
                 return ck_error_set(reterr, r, "fetching %s from registry %s: %s", what, c->domain, errbuf);
         }
@@ -694,7 +763,8 @@ static unsigned retry_delay_ms(const struct xfer *x, unsigned attempt)
                         time_t when = curl_getdate(x->retry_after, NULL), now = time(NULL);
 
                         if (when > now)
-                                return (unsigned)(when - now > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : when - now) *
+                                return (unsigned)(when - now > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S
+                                                                                 : when - now) *
                                        1000;
                         if (when > 0)
                                 return 0;
@@ -815,7 +885,8 @@ static int auth_header(struct registry_client *c, const char *repo, struct ck_se
                 r = fetch_token(c, &ch, repo ? scope : NULL, &token, &expires, reterr);
                 if (r < 0)
                         return r;
-                r = registry_token_cache_put(c->tokens, c->domain, scope, token, expires, registry_now_usec());
+                r = registry_token_cache_put(c->tokens, c->domain, scope, token, expires,
+                                             registry_now_usec());
         }
         if (r < 0)
                 return r;
@@ -842,8 +913,8 @@ static bool learn_challenge(struct registry_client *c, const struct xfer *x)
                 return false;
         }
         pthread_mutex_lock(&c->lock);
-        if (c->challenge.scheme != ch.scheme || (ch.realm && (!c->challenge.realm ||
-                                                               strcmp(ch.realm, c->challenge.realm) != 0))) {
+        if (c->challenge.scheme != ch.scheme ||
+            (ch.realm && (!c->challenge.realm || strcmp(ch.realm, c->challenge.realm) != 0))) {
                 registry_challenge_clear(&c->challenge);
                 c->challenge = ch;
                 ch = (struct registry_challenge){0};
@@ -958,17 +1029,21 @@ static int fetch_token(struct registry_client *c, const struct registry_challeng
         bool transient;
         int r;
 
-        if (!(ck_startswith(ch->realm, "https://") || (c->plain_http && ck_startswith(ch->realm, "http://"))))
-                return ck_error_set(reterr, -EPROTO, "registry %s: token realm must be an https:// URL", c->domain);
+        if (!(ck_startswith(ch->realm, "https://") ||
+              (c->plain_http && ck_startswith(ch->realm, "http://"))))
+                return ck_error_set(reterr, -EPROTO, "registry %s: token realm must be an https:// URL",
+                                    c->domain);
         for (const char *p = ch->realm; *p; p++)
                 if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
                         return ck_error_set(reterr, -EPROTO, "registry %s: token realm is not a clean URL",
                                             c->domain);
-        if ((ch->service && url_escape(ch->service, &esc_service) < 0) || (scope && url_escape(scope, &esc_scope) < 0))
+        if ((ch->service && url_escape(ch->service, &esc_service) < 0) ||
+            (scope && url_escape(scope, &esc_scope) < 0))
                 return -ENOMEM;
         if (asprintf(&url, "%s%s%s%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
                      esc_service ? "service=" : "", esc_service ? esc_service : "",
-                     esc_scope ? (esc_service ? "&scope=" : "scope=") : "", esc_scope ? esc_scope : "") < 0) {
+                     esc_scope ? (esc_service ? "&scope=" : "scope=") : "",
+                     esc_scope ? esc_scope : "") < 0) {
                 url = NULL;
                 return -ENOMEM;
         }
@@ -1057,9 +1132,10 @@ static int ping(struct registry_client *c, struct ck_error **reterr)
                 if (r < 0)
                         r = ck_error_prefix(reterr, -EPROTO, "registry %s", c->domain);
                 else if (ch.scheme == REGISTRY_AUTH_NONE)
-                        r = ck_error_set(reterr, -EPROTO,
-                                         "registry %s asks for an authentication scheme other than Basic or Bearer",
-                                         c->domain);
+                        r = ck_error_set(
+                                reterr, -EPROTO,
+                                "registry %s asks for an authentication scheme other than Basic or Bearer",
+                                c->domain);
                 if (r >= 0) {
                         pthread_mutex_lock(&c->lock);
                         registry_challenge_clear(&c->challenge);
@@ -1127,13 +1203,15 @@ static int digest_of(const EVP_MD *md, const uint8_t *data, size_t len, char **r
         return 0;
 }
 
-int registry_get_manifest(struct registry_client *c, const char *repo, const char *reference, uint8_t **ret_body,
-                          size_t *ret_len, char **ret_media_type, char **ret_digest, struct ck_error **reterr)
+int registry_get_manifest(struct registry_client *c, const char *repo, const char *reference,
+                          uint8_t **ret_body, size_t *ret_len, char **ret_media_type, char **ret_digest,
+                          struct ck_error **reterr)
 {
         _cleanup_free_ char *url = NULL, *digest = NULL, *media_type = NULL;
         _cleanup_buf_ struct ck_buf body = {0};
         struct xfer x = {.c = c};
-        struct req q = {.kind = REQ_MANIFEST, .repo = repo, .reference = reference, .accept = manifest_accept};
+        struct req q = {
+                .kind = REQ_MANIFEST, .repo = repo, .reference = reference, .accept = manifest_accept};
         const EVP_MD *md;
         size_t mlen;
         int r;
@@ -1141,7 +1219,8 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
         if (!repo_valid(repo))
                 return ck_error_set(reterr, -EINVAL, "invalid repository name \"%.100s\"", repo ? repo : "");
         if (!reference_valid(reference))
-                return ck_error_set(reterr, -EINVAL, "invalid tag or digest \"%.140s\"", reference ? reference : "");
+                return ck_error_set(reterr, -EINVAL, "invalid tag or digest \"%.140s\"",
+                                    reference ? reference : "");
         r = ping(c, reterr);
         if (r < 0)
                 return r;
@@ -1163,8 +1242,9 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot hash the manifest");
         if (image_digest_valid(reference) && strcmp(digest, reference) != 0)
-                return ck_error_set(reterr, -EBADMSG, "manifest %s@%s: digest mismatch (received content hashes to %s)",
-                                    repo, reference, digest);
+                return ck_error_set(reterr, -EBADMSG,
+                                    "manifest %s@%s: digest mismatch (received content hashes to %s)", repo,
+                                    reference, digest);
         mlen = strcspn(x.content_type, "; \t");
         media_type = strndup(x.content_type, mlen);
         if (!media_type)
@@ -1176,8 +1256,9 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
         return 0;
 }
 
-int registry_get_blob(struct registry_client *c, const char *repo, const char *digest, uint64_t expected_size,
-                      registry_sink_fn sink, void *userdata, struct ck_error **reterr)
+int registry_get_blob(struct registry_client *c, const char *repo, const char *digest,
+                      uint64_t expected_size, registry_sink_fn sink, void *userdata,
+                      struct ck_error **reterr)
 {
         _cleanup_free_ char *url = NULL;
         struct xfer x = {.c = c, .sink = sink, .userdata = userdata, .max_total = expected_size};
@@ -1208,7 +1289,8 @@ int registry_get_blob(struct registry_client *c, const char *repo, const char *d
                 return r;
         }
         if (delivered != expected_size)
-                return ck_error_set(reterr, -EBADMSG, "blob %s@%s: received %" PRIu64 " bytes, expected %" PRIu64,
-                                    repo, digest, delivered, expected_size);
+                return ck_error_set(reterr, -EBADMSG,
+                                    "blob %s@%s: received %" PRIu64 " bytes, expected %" PRIu64, repo,
+                                    digest, delivered, expected_size);
         return 0;
 }

@@ -885,6 +885,14 @@ char *image_store_layer_dir(struct image_store *s, const char *diff_id)
 /* ---- pruning ------------------------------------------------------------------------ */
 
 static int blob_referenced(struct image_store *s, const char *digest);
+static int count_refs(struct image_store *s, const char *sql, const char *arg);
+static int exec_bind(struct image_store *s, const char *sql, const char *arg);
+struct strv {
+        char **v;
+        size_t n, cap;
+};
+static int strv_push(struct strv *a, const char *s);
+static void strv_clear(struct strv *a);
 
 /* Deletes unreferenced blobs and layers. Caller holds the exclusive store lock. */
 static int store_prune_locked(struct image_store *s, struct ck_error **reterr)
@@ -938,6 +946,80 @@ static int store_prune_locked(struct image_store *s, struct ck_error **reterr)
                            reterr) < 0)
                 return -EIO;
         return removed;
+}
+
+/* Deletes layer n (diff_id) unless an image uses it. Called with the layer's key lock. */
+static void discard_layer(struct image_store *s, const char *diff_id)
+{
+        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char name[32];
+
+        if (count_refs(s, "SELECT COUNT(*) FROM image_layers WHERE diff_id = ?", diff_id) != 0)
+                return;
+        if (sqlite3_prepare_v2(s->db, "SELECT n FROM layers WHERE diff_id = ?", -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, diff_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return;
+        snprintf(name, sizeof(name), "%" PRId64, (int64_t)sqlite3_column_int64(st, 0));
+        sqlite3_finalize(TAKE_PTR(st));
+        if (exec_bind(s, "DELETE FROM layers WHERE diff_id = ?", diff_id) == 0)
+                (void)ck_rm_rf_at(s->layers_fd, name);
+}
+
+int image_store_discard(struct image_store *s, char *const *digests, size_t n, struct ck_error **reterr)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(strv_clear) struct strv diff_ids = {0};
+                const char *algo, *hex;
+                size_t algo_len;
+                char key[IMAGE_DIGEST_MAX + 8], lock_name[IMAGE_DIGEST_MAX + 16], rel[IMAGE_DIGEST_MAX];
+                int fd = -1, r;
+
+                if (image_digest_split(digests[i], &algo, &algo_len, &hex) < 0)
+                        return ck_error_set(reterr, -EINVAL, "invalid digest '%.80s'", digests[i]);
+
+                /* Layers unpacked from this blob: each under its own key lock. */
+                {
+                        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+                        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                        if (sqlite3_prepare_v2(s->db, "SELECT diff_id FROM layers WHERE digest = ?", -1, &st,
+                                               NULL) != SQLITE_OK)
+                                return db_error(s, reterr);
+                        sqlite3_bind_text(st, 1, digests[i], -1, SQLITE_STATIC);
+                        while (sqlite3_step(st) == SQLITE_ROW)
+                                if (strv_push(&diff_ids, (const char *)sqlite3_column_text(st, 0)) < 0)
+                                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+                }
+                for (size_t k = 0; k < diff_ids.n; k++) {
+                        const char *la, *lh;
+                        size_t ll;
+                        if (image_digest_split(diff_ids.v[k], &la, &ll, &lh) < 0)
+                                continue;
+                        snprintf(key, sizeof(key), "layer:%s", diff_ids.v[k]);
+                        snprintf(lock_name, sizeof(lock_name), "layer-%s.lock", lh);
+                        r = image_store_lock_key(s, key, lock_name, &fd, reterr);
+                        if (r < 0)
+                                return r;
+                        discard_layer(s, diff_ids.v[k]);
+                        image_store_unlock_key(s, key, lock_name, fd);
+                }
+
+                snprintf(key, sizeof(key), "blob:%s", digests[i]);
+                snprintf(lock_name, sizeof(lock_name), "%.*s-%s.lock", (int)algo_len, algo, hex);
+                r = image_store_lock_key(s, key, lock_name, &fd, reterr);
+                if (r < 0)
+                        return r;
+                {
+                        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+                        if (blob_referenced(s, digests[i]) == 0 &&
+                            blob_relpath(digests[i], rel, sizeof(rel)) == 0)
+                                (void)unlinkat(s->blobs_fd, rel, 0);
+                }
+                image_store_unlock_key(s, key, lock_name, fd);
+        }
+        return 0;
 }
 
 int image_store_prune(struct image_store *s, struct ck_error **reterr)
@@ -1330,11 +1412,6 @@ static int exec_bind(struct image_store *s, const char *sql, const char *arg)
         sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
         return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 }
-
-struct strv {
-        char **v;
-        size_t n, cap;
-};
 
 static int strv_push(struct strv *a, const char *s)
 {

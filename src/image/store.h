@@ -82,5 +82,12 @@ int image_store_remove(struct image_store *s, const char *name_or_id, struct ck_
  * layers removed. Recovery in image_store_open() does the same. */
 int image_store_prune(struct image_store *s, struct ck_error **reterr);
 
+/* Forgets what a failed pull fetched, for a store shared by concurrent pulls (conkerd): each
+ * listed blob, and any layer unpacked from it, is deleted unless an image record uses it.
+ * Blobs being written or layers being unpacked right now are waited for first. A concurrent
+ * pull that shares one of them fails cleanly (its put() sees the layer missing) rather than
+ * recording an incomplete image. */
+int image_store_discard(struct image_store *s, char *const *digests, size_t n, struct ck_error **reterr);
+
 /* Directory of an unpacked layer (for overlay lowerdir); malloc'd. */
 char *image_store_layer_dir(struct image_store *s, const char *diff_id);

@@ -390,6 +390,17 @@ static int ip_run(int netns_fd, struct ck_error **reterr, char *const *argv)
 }
 #define IP(nsfd, err, ...) ip_run(nsfd, err, (char *const[]){"ip", __VA_ARGS__, NULL})
 
+static int ip_batch(int netns_fd, const char *script, struct ck_error **reterr)
+{
+        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
+        char *argv[] = {"ip", "-batch", "-", NULL};
+
+        o.netns_fd = netns_fd;
+        o.stdin_data = script;
+        o.stdin_len = strlen(script);
+        return ck_exec(argv, &o, NULL, NULL, reterr);
+}
+
 /* Through the netns of the caller (sysfs may belong to another one). */
 static bool link_exists(const char *name)
 {
@@ -398,7 +409,7 @@ static bool link_exists(const char *name)
 
 int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
 {
-        _cleanup_free_ char *addr = NULL;
+        _cleanup_free_ char *addr = NULL, *script = NULL;
         char gw[16], p[128];
         struct net_subnet sn;
         int r;
@@ -407,6 +418,11 @@ int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
                 return ck_error_set(reterr, -EINVAL, "invalid bridge or nft table name");
         if (net_subnet_parse(cfg->subnet, &sn) < 0)
                 return ck_error_set(reterr, -EINVAL, "invalid subnet %s (a.b.c.d/8..30)", cfg->subnet);
+        /* The namespace path goes into `ip -batch` scripts: no whitespace, quotes or escapes. */
+        if (cfg->netns_dir[0] != '/' || strpbrk(cfg->netns_dir, " \t\n\r\"'\\#") ||
+            strpbrk(cfg->netns_prefix, " \t\n\r\"'\\#/"))
+                return ck_error_set(reterr, -EINVAL,
+                                    "netns dir and prefix must not contain whitespace or quotes");
         if (ck_mkdir_p(cfg->state_dir, 0700) < 0 || ck_mkdir_p(cfg->netns_dir, 0755) < 0)
                 return ck_error_errno(reterr, -errno, "cannot create %s or %s", cfg->state_dir,
                                       cfg->netns_dir);
@@ -422,9 +438,10 @@ int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
                         *reterr = NULL;
                 }
         }
-        r = IP(-1, reterr, "addr", "replace", addr, "dev", (char *)cfg->bridge);
-        if (r >= 0)
-                r = IP(-1, reterr, "link", "set", (char *)cfg->bridge, "up");
+        if (asprintf(&script, "addr replace %s dev %s\nlink set %s up\n", addr, cfg->bridge, cfg->bridge) <
+            0)
+                return -ENOMEM;
+        r = ip_batch(-1, script, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "bridge %s", cfg->bridge);
         r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
@@ -542,7 +559,7 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
                         size_t n_ports, char ret_ip[16], char **ret_netns_path, struct ck_error **reterr)
 {
         _cleanup_close_ int leases = -1, nsfd = -1;
-        _cleanup_free_ char *ns_path = NULL, *cidr = NULL;
+        _cleanup_free_ char *ns_path = NULL, *cidr = NULL, *host_script = NULL, *ns_script = NULL;
         char host[16], peer[16], ip[16], gw[16];
         struct net_subnet sn;
         int r;
@@ -576,15 +593,18 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
         /* A veth left by an interrupted earlier attempt is replaced. */
         if (link_exists(host))
                 (void)IP(-1, NULL, "link", "del", host);
-        if ((r = IP(-1, reterr, "link", "add", host, "type", "veth", "peer", "name", peer)) < 0 ||
-            (r = IP(-1, reterr, "link", "set", peer, "netns", ns_path)) < 0 ||
-            (r = IP(-1, reterr, "link", "set", host, "master", (char *)cfg->bridge)) < 0 ||
-            (r = IP(-1, reterr, "link", "set", host, "up")) < 0 ||
-            (r = IP(nsfd, reterr, "link", "set", "lo", "up")) < 0 ||
-            (r = IP(nsfd, reterr, "link", "set", peer, "name", "eth0")) < 0 ||
-            (r = IP(nsfd, reterr, "addr", "add", cidr, "dev", "eth0")) < 0 ||
-            (r = IP(nsfd, reterr, "link", "set", "eth0", "up")) < 0 ||
-            (r = IP(nsfd, reterr, "route", "add", "default", "via", gw)) < 0)
+        /* Two `ip -batch` runs (one per namespace) instead of nine processes: forks are what a
+         * container start costs most here, and more so in a TD. */
+        if (asprintf(&host_script,
+                     "link add %s type veth peer name %s\nlink set %s netns %s\nlink set %s master %s\n"
+                     "link set %s up\n",
+                     host, peer, peer, ns_path, host, cfg->bridge, host) < 0 ||
+            asprintf(&ns_script,
+                     "link set lo up\nlink set %s name eth0\naddr add %s dev eth0\nlink set eth0 up\n"
+                     "route add default via %s\n",
+                     peer, cidr, gw) < 0)
+                return -ENOMEM;
+        if ((r = ip_batch(-1, host_script, reterr)) < 0 || (r = ip_batch(nsfd, ns_script, reterr)) < 0)
                 return ck_error_prefix(reterr, r, "network for %s", id);
         r = entry_write(cfg, id, ip, ports, n_ports, reterr);
         if (r < 0)

@@ -513,9 +513,20 @@ int runtime_stop(struct runtime *rt, const char *id, unsigned timeout_s, struct 
 
         if (!id_valid(id))
                 return ck_error_set(reterr, -EINVAL, "invalid container ID");
-        r = shim_request(rt, id, SHIM_OP_STOP, timeout_s, 5, &s, reterr);
-        if (r < 0)
-                return r;
+        r = shim_request(rt, id, SHIM_OP_STOP, timeout_s, 5, &s, NULL);
+        if (r < 0) {
+                /* No shim: nothing holds the container's stdio or would restart it; make sure it
+                 * is not running (a hung shim keeps its claim: delete handles that). */
+                char *argv[] = {rt->runtime_path, "--root", rt->runc_root, "kill", (char *)id, "KILL", NULL};
+
+                r = shim_state_file(rt, id, &s, reterr);
+                if (r < 0)
+                        return r;
+                if (shim_pid_alive(s.shim_pid))
+                        return ck_error_set(reterr, -ETIMEDOUT, "the shim of %s does not answer", id);
+                (void)ck_exec(argv, NULL, NULL, NULL, NULL);
+                return 0;
+        }
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
                 if (s.st.status != RUNTIME_RUNNING && s.st.status != RUNTIME_CREATED)

@@ -312,6 +312,22 @@ static bool all_digits(const char *s, size_t len)
 int spec_user_resolve(int rootfd, const char *user, struct spec_user *ret, struct ck_error **reterr)
 {
         _cleanup_free_ char *passwd = NULL, *group = NULL;
+        int r;
+
+        r = read_userdb(rootfd, "/etc/passwd", &passwd, reterr);
+        if (r < 0)
+                return r;
+        r = read_userdb(rootfd, "/etc/group", &group, reterr);
+        if (r < 0)
+                return r;
+        return spec_user_resolve_db(passwd, passwd ? strlen(passwd) : 0, group, group ? strlen(group) : 0,
+                                    user, ret, reterr);
+}
+
+int spec_user_resolve_db(const char *passwd_buf, size_t passwd_len, const char *group_buf, size_t group_len,
+                         const char *user, struct spec_user *ret, struct ck_error **reterr)
+{
+        _cleanup_free_ char *passwd = NULL, *group = NULL;
         struct spec_user u = {.home = "/"};
         struct pw_query pq = {0};
         const char *colon, *ustr = user ? user : "";
@@ -332,12 +348,14 @@ int spec_user_resolve(int rootfd, const char *user, struct spec_user *ret, struc
         if (!*uname && colon)
                 return ck_error_set(reterr, -EINVAL, "invalid User \"%s\": empty user", ustr);
 
-        r = read_userdb(rootfd, "/etc/passwd", &passwd, reterr);
-        if (r < 0)
-                return r;
-        r = read_userdb(rootfd, "/etc/group", &group, reterr);
-        if (r < 0)
-                return r;
+        /* Private NUL-terminated copies: the line walker splits them in place. */
+        if (passwd_buf && (passwd_len > SPEC_USERDB_MAX || memchr(passwd_buf, 0, passwd_len)))
+                return ck_error_set(reterr, -EINVAL, "invalid /etc/passwd in the rootfs");
+        if (group_buf && (group_len > SPEC_USERDB_MAX || memchr(group_buf, 0, group_len)))
+                return ck_error_set(reterr, -EINVAL, "invalid /etc/group in the rootfs");
+        if ((passwd_buf && !(passwd = strndup(passwd_buf, passwd_len))) ||
+            (group_buf && !(group = strndup(group_buf, group_len))))
+                return -ENOMEM;
 
         if (!*uname) {
                 pq.uid = 0;
@@ -545,8 +563,9 @@ static int build_mounts(const struct spec_input *in, json_t **ret, struct ck_err
         r |= push(m, MOUNT("/etc/hostname", "bind", hostname, "rbind", "rprivate"));
         r |= push(m, MOUNT("/etc/hosts", "bind", hosts, "rbind", "rprivate"));
         if (s->secret_dir)
+                /* "rro" (mount_setattr, recursive) also covers mounts below the secret directory. */
                 r |= push(m, MOUNT("/secret", "bind", s->secret_dir, "rbind", "ro", "nosuid", "nodev",
-                                   "noexec", "rprivate"));
+                                   "noexec", "rprivate", "rro"));
         for (size_t i = 0; i < s->n_mounts; i++) {
                 const struct runtime_mount *vm = &s->mounts[i];
                 if (!vm->source || vm->source[0] != '/' || !spec_cwd_valid(vm->target) ||

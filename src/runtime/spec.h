@@ -42,6 +42,9 @@ int spec_env_merge(char *const *image_env, char *const *request_env, char ***ret
 void spec_strv_free(char **v);
 /* "user|uid[:group|gid]" (empty = root) resolved against rootfd's /etc/passwd and /etc/group. */
 int spec_user_resolve(int rootfd, const char *user, struct spec_user *ret, struct ck_error **reterr);
+/* The same over buffers (either may be NULL: file absent); what the fuzzer drives. */
+int spec_user_resolve_db(const char *passwd, size_t passwd_len, const char *group, size_t group_len,
+                         const char *user, struct spec_user *ret, struct ck_error **reterr);
 /* true for an absolute, clean path (no ".", "..", "//", trailing "/") outside /proc. */
 bool spec_cwd_valid(const char *p);
 /* The host's resolv.conf minus loopback nameservers; fallback servers when none is left. */

@@ -3,6 +3,7 @@
  * in isolation; conflicts with other tasks and host ports are checked by the task manager. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,9 @@ static int parse_image(json_t *doc, struct task_request *r, struct ck_error **re
                         return ck_error_set(reterr, -EINVAL,
                                             "ImageInfo.RegisterAuthInfo.Password contains a NUL byte");
                 r->password = ck_secret_new(json_string_value(pass), n);
+                /* The parsed document is ours and dies after parsing: wipe its copy now, as
+                 * jansson frees strings without clearing them. */
+                OPENSSL_cleanse((char *)json_string_value(pass), n);
                 if (!r->password)
                         return -ENOMEM;
         }
@@ -292,7 +296,7 @@ static int parse_ports(json_t *doc, const struct task_request_limits *lim, struc
         json_array_foreach(arr, i, p)
         {
                 char where[32];
-                struct task_port tp;
+                struct task_port tp = {0};
 
                 snprintf(where, sizeof(where), "Ports[%zu]", i);
                 if (!json_is_object(p))
@@ -419,6 +423,8 @@ static int parse_mounts(json_t *doc, struct task_request *r, struct ck_error **r
                         return ck_error_set(reterr, -EINVAL, "%sTarget is required", where);
                 if (!source)
                         return ck_error_set(reterr, -EINVAL, "%sSource is required", where);
+                /* Counted before its strings are filled, so a failure below frees them. */
+                r->n_mounts++;
                 q = dup_string(target, TASK_MOUNT_TARGET_MAX, "Mounts[].Target", &tm->target, reterr);
                 if (q < 0)
                         return q;
@@ -426,7 +432,6 @@ static int parse_mounts(json_t *doc, struct task_request *r, struct ck_error **r
                 if (q < 0)
                         return q;
                 tm->rw = !rw || json_is_null(rw) || json_is_true(rw);
-                r->n_mounts++;
                 q = task_mount_target_check(tm->target, &e);
                 if (q < 0)
                         return ck_error_set(reterr, q, "%sTarget \"%s\": %s", where, tm->target,

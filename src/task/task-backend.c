@@ -31,6 +31,7 @@ struct real {
         size_t n_mirrors;
         char *const *insecure;
         const char *ca_file;
+        bool pull_always;
 };
 
 static char *task_path(const char *base, const char *id, const char *sub)
@@ -92,6 +93,49 @@ static char **strv_dup(char *const *v)
         return out;
 }
 
+/* The task_image of a stored record and its parsed config. */
+static int task_image_from(const struct image_record *rec, const struct image_config *cfg, const char *ref,
+                           struct task_image *ret)
+{
+        struct task_image img = {0};
+
+        img.id = strdup(rec->id);
+        img.name = strdup(rec->name ? rec->name : ref);
+        img.entrypoint = strv_dup(cfg->entrypoint);
+        img.cmd = strv_dup(cfg->cmd);
+        img.env = strv_dup(cfg->env);
+        img.exposed_ports = strv_dup(cfg->exposed_ports);
+        img.working_dir = cfg->working_dir ? strdup(cfg->working_dir) : NULL;
+        img.user = cfg->user ? strdup(cfg->user) : NULL;
+        img.stop_signal = cfg->stop_signal ? strdup(cfg->stop_signal) : NULL;
+        img.size = rec->size;
+        img.n_layers = (unsigned)rec->n_layers;
+        if (!img.id || !img.name) {
+                task_image_clear(&img);
+                return -ENOMEM;
+        }
+        *ret = img;
+        return 0;
+}
+
+/* Pull policy "missing" (Docker's default): an image already stored under this reference is
+ * used as it is, without asking the registry. Any doubt (no record, unreadable config) falls
+ * back to a pull. */
+static int cached_image(struct real *x, const char *ref, struct task_image *ret)
+{
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        _cleanup_(image_config_clear) struct image_config cfg = {0};
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+
+        if (image_store_get(x->images, ref, &rec, NULL) < 0 || !rec.name || strcmp(rec.name, ref) != 0)
+                return -ENOENT;
+        if (image_store_read_blob(x->images, rec.id, IMAGE_CONFIG_MAX, &buf, &len, NULL) < 0 ||
+            image_config_parse(buf, len, &cfg, NULL) < 0)
+                return -ENOENT;
+        return task_image_from(&rec, &cfg, ref, ret);
+}
+
 static int real_pull(void *ud, const struct task_pull_request *r, struct task_image *ret,
                      struct ck_error **reterr)
 {
@@ -111,29 +155,16 @@ static int real_pull(void *ud, const struct task_pull_request *r, struct task_im
                 .progress = on_pull_progress,
                 .progress_userdata = &a,
         };
-        struct task_image img = {0};
         int q;
 
+        if (!x->pull_always && cached_image(x, r->ref, ret) == 0) {
+                log_debug("image %s is in the store; not pulling (pull-policy missing)", r->ref);
+                return 0;
+        }
         q = image_pull(x->images, &o, &rec, &cfg, reterr);
         if (q < 0)
                 return q;
-        img.id = strdup(rec.id);
-        img.name = strdup(rec.name ? rec.name : r->ref);
-        img.entrypoint = strv_dup(cfg.entrypoint);
-        img.cmd = strv_dup(cfg.cmd);
-        img.env = strv_dup(cfg.env);
-        img.exposed_ports = strv_dup(cfg.exposed_ports);
-        img.working_dir = cfg.working_dir ? strdup(cfg.working_dir) : NULL;
-        img.user = cfg.user ? strdup(cfg.user) : NULL;
-        img.stop_signal = cfg.stop_signal ? strdup(cfg.stop_signal) : NULL;
-        img.size = rec.size;
-        img.n_layers = (unsigned)rec.n_layers;
-        if (!img.id || !img.name) {
-                task_image_clear(&img);
-                return -ENOMEM;
-        }
-        *ret = img;
-        return 0;
+        return task_image_from(&rec, &cfg, r->ref, ret);
 }
 
 static int real_image_remove(void *ud, const char *image_id, struct ck_error **reterr)
@@ -389,6 +420,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
         x->run_dir = strdup(cfg->run_dir);
         x->insecure = cfg->insecure_registries;
         x->ca_file = cfg->registry_ca_file && *cfg->registry_ca_file ? cfg->registry_ca_file : NULL;
+        x->pull_always = cfg->pull_always;
         if (!x->data_dir || !x->run_dir) {
                 r = -ENOMEM;
                 goto fail;

@@ -6,6 +6,7 @@
  * (upper/work), <run>/tasks/<id>/secret (tmpfs, 0700). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -28,6 +29,7 @@ struct task_backend_config {
         char *const *registry_mirrors;    /* "domain=host:port", NULL-terminated or NULL */
         char *const *insecure_registries; /* NULL-terminated or NULL */
         const char *registry_ca_file;     /* NULL or empty: system store */
+        bool pull_always;                 /* false: an image already stored is not pulled again */
 };
 
 /* Opens the image store, the runtime (which re-adopts surviving shims) and the volume

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,20 +24,35 @@
 #define MIRRORS_MAX  8
 #define INSECURE_MAX 8
 
-struct state {
-        atomic_int cancel;
-        uint64_t cancel_after;
-        atomic_uint_fast64_t cancelled_at_ns;
-        atomic_uint progress_calls;
-        atomic_uint_fast64_t max_done;
-};
-
 static uint64_t now_ns(void)
 {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+struct state {
+        atomic_int cancel;
+        uint64_t cancel_after;
+        atomic_uint_fast64_t cancelled_at_ns;
+        atomic_uint progress_calls;
+        atomic_uint_fast64_t max_done;
+        uint64_t cancel_after_ms;
+};
+
+/* Raises the cancel flag after st->cancel_after_ms, whatever the transfer is doing. */
+static void *cancel_timer(void *arg)
+{
+        struct state *st = arg;
+        struct timespec ts = {.tv_sec = (time_t)(st->cancel_after_ms / 1000),
+                              .tv_nsec = (long)(st->cancel_after_ms % 1000) * 1000000L};
+        uint64_t zero = 0;
+
+        nanosleep(&ts, NULL);
+        if (atomic_compare_exchange_strong(&st->cancelled_at_ns, &zero, now_ns()))
+                atomic_store(&st->cancel, 1);
+        return NULL;
 }
 
 static void on_progress(void *userdata, const struct image_pull_progress *p)
@@ -55,7 +71,8 @@ static void on_progress(void *userdata, const struct image_pull_progress *p)
 static int usage(void)
 {
         fprintf(stderr, "usage: pull-driver --data-dir D [--ca-file F] [--user U --password-stdin]\n"
-                        "  [--mirror DOMAIN=ENDPOINT]... [--insecure HOST]... [--cancel-after BYTES] REF\n");
+                        "  [--mirror DOMAIN=ENDPOINT]... [--insecure HOST]... [--cancel-after BYTES]\n"
+                        "  [--cancel-after-ms MS] REF\n");
         return 2;
 }
 
@@ -75,10 +92,15 @@ static int read_password(struct ck_secret **ret)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"data-dir", required_argument, NULL, 'd'},  {"ca-file", required_argument, NULL, 'c'},
-                {"user", required_argument, NULL, 'u'},      {"password-stdin", no_argument, NULL, 'p'},
-                {"mirror", required_argument, NULL, 'm'},    {"insecure", required_argument, NULL, 'i'},
-                {"cancel-after", required_argument, NULL, 'a'}, {},
+                {"data-dir", required_argument, NULL, 'd'},
+                {"ca-file", required_argument, NULL, 'c'},
+                {"user", required_argument, NULL, 'u'},
+                {"password-stdin", no_argument, NULL, 'p'},
+                {"mirror", required_argument, NULL, 'm'},
+                {"insecure", required_argument, NULL, 'i'},
+                {"cancel-after", required_argument, NULL, 'a'},
+                {"cancel-after-ms", required_argument, NULL, 't'},
+                {},
         };
         struct image_mirror mirrors[MIRRORS_MAX];
         const char *insecure[INSECURE_MAX + 1] = {0};
@@ -128,6 +150,10 @@ int main(int argc, char **argv)
                         if (ck_parse_uint(optarg, UINT64_MAX, &st.cancel_after) < 0)
                                 return usage();
                         break;
+                case 't':
+                        if (ck_parse_uint(optarg, 600000, &st.cancel_after_ms) < 0)
+                                return usage();
+                        break;
                 default:
                         return usage();
                 }
@@ -137,6 +163,12 @@ int main(int argc, char **argv)
         if (password_stdin && read_password(&password) < 0)
                 return 2;
 
+        if (st.cancel_after_ms) {
+                pthread_t t;
+
+                if (pthread_create(&t, NULL, cancel_timer, &st) != 0 || pthread_detach(t) != 0)
+                        return 1;
+        }
         image_limits_default(&lim);
         r = image_store_open(data_dir, &lim, &s, &err);
         if (r >= 0) {
@@ -163,8 +195,9 @@ int main(int argc, char **argv)
         else
                 out = json_pack("{s:b,s:i,s:s}", "ok", 0, "code", r, "error", ck_error_message(err, r));
         if (r < 0 && atomic_load(&st.cancelled_at_ns))
-                json_object_set_new(out, "cancel_latency_ms",
-                                    json_integer((json_int_t)((end - atomic_load(&st.cancelled_at_ns)) / 1000000)));
+                json_object_set_new(
+                        out, "cancel_latency_ms",
+                        json_integer((json_int_t)((end - atomic_load(&st.cancelled_at_ns)) / 1000000)));
         dump = ck_json_dump(out);
         printf("%s\n", dump);
         free(dump);

@@ -3,6 +3,7 @@ pinning, hot reload of the secret, the audit log, and that the secret never reac
 import hashlib
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -305,3 +306,39 @@ def test_broker_identity_from_files(sim, secret, brokers, tmp_path):
                           *seed_args(sim, secret), "--cert", str(crt), "--key", str(other)],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode != 0 and "does not match" in res.stderr
+
+
+def test_sigterm_finishes_in_flight(sim, secret, brokers, tmp_path):
+    """SIGTERM: stop accepting, answer the connection already accepted, exit 0."""
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    ctx = plain_client_context(tmp_path)
+    with socket.create_connection(("127.0.0.1", b.port), timeout=10) as s:
+        with ctx.wrap_socket(s) as t:
+            t.do_handshake()
+            b.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", b.port), timeout=2).close()
+            t.sendall(b"GET /v1/secret HTTP/1.1\r\n\r\n")
+            data = b""
+            while True:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLEOFError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 403 ")
+    assert b.proc.wait(timeout=10) == 0
+
+
+def test_large_secret(sim, tmp_path, brokers):
+    """A secret of several hundred KiB crosses many TLS records and client buffer growths intact."""
+    big = tmp_path / "big.json"
+    value = {"blob": "x" * 300000, "password": MARKER}
+    big.write_text(json.dumps(value))
+    b = start(brokers, tmp_path, seed_args(sim, big))
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == value

@@ -266,3 +266,125 @@ def test_cancel_during_throttled_pull(tmp_path):
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
         finally:
             proxy.close()
+
+
+def test_cli_task_commands(env, tmp_path):
+    """conker run/ps/inspect/events/logs/cancel/rm against the daemon, human and --json."""
+    _, d = env
+    port = free_published_port()
+    p = d.conker("run", "-d", "-p", f"{port}:8080", "-e", "userId=secret-127.0.0.1:3333", "-v", "data:/data",
+                 "--name", "cli-app", "--user", "user", "--password-stdin", "reckey/conker-example-app:latest",
+                 input="pass\n")
+    tid = p.stdout.strip()
+    assert len(tid) == 32, p.stdout
+    d.wait_status(tid, {"Running"}, timeout=180)
+
+    # Without -d: follows the events to Running, then prints the ID.
+    p = d.conker("run", "--name", "cli-2", "reckey/conker-example-app:latest")
+    tid2 = p.stdout.strip()
+    assert len(tid2) == 32
+    assert "Running" in p.stderr and "Pulled" in p.stderr
+
+    ps = d.conker("ps").stdout
+    assert "cli-app" in ps and "cli-2" in ps and f"{port}->8080/tcp" in ps
+    listing = json.loads(d.conker("ps", "--json").stdout)
+    assert {t["Name"] for t in listing} == {"cli-app", "cli-2"}
+
+    doc = json.loads(d.conker("inspect", "cli-app").stdout)
+    assert doc["Id"] == tid and doc["Status"] == "Running"
+    assert doc["Config"]["ImageInfo"]["RegisterAuthInfo"].get("Password") in (None, "******")
+    assert doc["Config"]["Mounts"][0]["Target"] == "/data"
+
+    ev = d.conker("events", "cli-app").stdout
+    assert "Pulling" in ev and "Running" in ev
+    assert d.conker("logs", "--tail", "5", "cli-app").returncode == 0
+
+    p = d.conker("cancel", "cli-app", check=False)
+    assert p.returncode == 1 and "not being created" in p.stderr
+
+    p = d.conker("run", "--name", "cli-bad", "127.0.0.1:1/none:latest", check=False, timeout=120)
+    assert p.returncode == 1 and "task Failed" in p.stderr, p.stderr
+
+    for ref in ("cli-app", "cli-2", "cli-bad"):
+        assert d.conker("rm", ref).returncode == 0
+    p = d.conker("inspect", "cli-app", check=False)
+    assert p.returncode == 1 and "no such task" in p.stderr
+
+    bad = tmp_path / "bad-token"
+    bad.write_text("f" * 64 + "\n")
+    p = subprocess.run([d.argv()[0].replace("conkerd/conkerd", "cli/conker"), "ps", "--host",
+                        f"http://127.0.0.1:{d.port}", "--token-file", str(bad)], capture_output=True, text=True)
+    assert p.returncode == 1 and "--token-file" in p.stderr
+
+
+def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
+    """kill -9 during a (throttled) pull: the next conkerd marks the task Failed with the step it
+    was in and leaves nothing half-made; DELETE of a task still pulling cancels and removes it."""
+    needs()
+    with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
+        push_example(reg)
+        proxy = ThrottleProxy(reg.port, rate=8 * 1024)
+        host = f"127.0.0.1:{proxy.port}"
+        ref = f"{host}/reckey/conker-example-app:latest"
+        try:
+            with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
+                body = {"ImageInfo": {"ImageName": ref}, "Mounts": [{"Type": "volume", "Target": "/v", "Source": "v"}]}
+                # One pull at a time: a second pull of the same blobs waits for the first
+                # writer in the image store.
+                r = d.api("POST", P, data=json.dumps(dict(body, Name="gone")))
+                assert r.status_code == 200, r.text
+                time.sleep(1.0)
+                assert d.task("gone")["Status"] == "Pulling"
+                t0 = time.time()
+                r = d.api("DELETE", f"{P}/gone", timeout=30)
+                assert r.status_code == 200, r.text
+                assert time.time() - t0 < 5
+                assert d.api("GET", f"{P}/gone").status_code == 404
+
+                r = d.api("POST", P, data=json.dumps(dict(body, Name="crash")))
+                assert r.status_code == 200, r.text
+                time.sleep(1.0)
+                assert d.task("crash")["Status"] == "Pulling"
+                d.kill9()
+                d.start()
+                t = d.task("crash")
+                assert t["Status"] == "Failed", t["Events"]
+                assert t["Events"][-1]["Message"] == "conkerd restarted during Pulling"
+                tid = t["Id"]
+                assert not (d.data / "containers" / tid).exists()
+                assert not (d.run_dir / "tasks" / tid).exists()
+                assert d.api("DELETE", f"{P}/crash").status_code == 200
+                assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
+        finally:
+            proxy.close()
+
+
+def test_watcher_reports_restarts(tmp_path, image_builder):
+    """A container that exits is restarted by its shim (restart policy always); the watcher turns
+    the runtime's state changes into Restarting and Running events with the exit code."""
+    needs()
+    img = image_builder.busybox("crashy").config("--config.cmd=/bin/sh", "--config.cmd=-c",
+                                                 "--config.cmd=sleep 1; echo bye; exit 3")
+    with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{img.ref}",
+                        f"docker://{reg.host}/t/crashy:latest"], check=True, capture_output=True)
+        with Conkerd(tmp_path, extra_args=["--insecure-registry", reg.host]) as d:
+            r = d.api("POST", P, data=json.dumps({"Name": "crashy",
+                                                  "ImageInfo": {"ImageName": f"{reg.host}/t/crashy:latest"}}))
+            assert r.status_code == 200, r.text
+            d.wait_status("crashy", {"Running"}, timeout=120)
+            deadline = time.time() + 30
+            types = []
+            while time.time() < deadline:
+                t = d.task("crashy")
+                types = [e["Type"] for e in t["Events"]]
+                if "Restarting" in types and types[types.index("Restarting") + 1:].count("Running"):
+                    break
+                time.sleep(0.3)
+            assert "Restarting" in types and types[-1] in ("Running", "Restarting"), t["Events"]
+            restarting = [e for e in t["Events"] if e["Type"] == "Restarting"][0]
+            assert "exited with code 3" in restarting["Message"]
+            assert t["ContainerInspect"]["RestartCount"] >= 1 or types[-1] != "Running"
+            logs = d.api("GET", f"{P}/crashy/logs").text
+            assert "bye" in logs
+            assert d.api("DELETE", f"{P}/crashy").status_code == 200

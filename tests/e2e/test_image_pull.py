@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from helpers import hostile
-from helpers.registry import REGISTRY_BIN, ImageBuilder, Registry, tar_bytes
+from helpers.registry import (OCI_LAYER_TAR, REGISTRY_BIN, ImageBuilder, Registry, build_test_image,
+                              tar_bytes, write_oci_layout)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (overlay mounts, chown, mknod)")
 
@@ -67,55 +68,10 @@ def reg(tmp_path_factory):
         yield r
 
 
-def opaque_layer() -> bytes:
-    # The opaque marker comes before its directory's entry: order must not matter.
-    return tar_bytes([
-        {"name": "opt/app/.wh..wh..opq"},
-        {"name": "opt/app/", "type": "dir", "mode": 0o750, "uid": 1000, "gid": 1000},
-        {"name": "opt/app/new.txt", "data": b"after the opaque marker\n", "mode": 0o600},
-        {"name": "srv/", "type": "dir"},
-        {"name": "srv/a", "data": b"linked\n", "uid": 33, "gid": 33},
-        {"name": "srv/b", "type": "hardlink", "target": "srv/a"},
-        {"name": "srv/link", "type": "symlink", "target": "a"},
-        {"name": "srv/abs", "type": "symlink", "target": "/etc/passwd"},
-        {"name": "bin/.wh.wget"},
-        {"name": "srv/fifo", "type": "fifo", "mode": 0o600},
-    ])
-
-
 @pytest.fixture(scope="module")
 def multilayer(reg, tmp_path_factory):
-    """demo/multi:v1 — busybox base, then umoci-made changes, then a hand-made layer."""
-    b = ImageBuilder(tmp_path_factory.mktemp("build"))
-    img = b.busybox("multi")
-
-    def layer2(root: Path):
-        app = root / "opt/app"
-        (app / "sub").mkdir(parents=True)
-        (app / "data.txt").write_text("v1\n")
-        (app / "old.txt").write_text("to be deleted\n")
-        (app / "sub/keep").write_text("hidden later by the opaque dir\n")
-        os.link(app / "data.txt", app / "hl")
-        (root / "etc/motd").write_text("hello\n")
-        su = root / "usr/bin/su-like"
-        su.write_bytes(b"#!/bin/sh\n")
-        os.chmod(su, 0o4755)
-        home = root / "home/user"
-        home.mkdir(parents=True)
-        (home / "notes").write_text("private\n")
-        os.chown(home, 1000, 1000)
-        os.chown(home / "notes", 1000, 1000)
-        os.chmod(home / "notes", 0o640)
-        os.symlink("/bin/busybox", root / "usr/bin/hello")
-
-    def layer3(root: Path):
-        (root / "etc/motd").unlink()
-        (root / "opt/app/old.txt").unlink()
-        (root / "opt/app/data.txt").write_text("v2\n")
-
-    img.add_dir_layer(layer2)
-    img.add_dir_layer(layer3)
-    img.add_tar_layer(opaque_layer())
+    """demo/multi:v1 — see helpers.registry.build_test_image()."""
+    img = build_test_image(ImageBuilder(tmp_path_factory.mktemp("build")), "multi")
     reg.push_layout(img.layout, img.tag, "demo/multi:v1")
     oracle = img.unpack_reference(tmp_path_factory.mktemp("oracle") / "bundle")
     return img, oracle
@@ -355,3 +311,52 @@ def test_load_oci_layout_matches_umoci(conker, multilayer, tmp_path):
         assert snapshot(target) == snapshot(oracle)
     finally:
         conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+
+def test_deep_image_mounts_past_one_page(conker, tmp_path):
+    """130 layers: the lowerdir list of a data dir this deep in /tmp exceeds one page, so the
+    mount goes through fsconfig(lowerdir+); every layer must still be visible, top first."""
+    layers = []
+    for k in range(130):
+        members = [{"name": f"layers/f{k:03}", "data": f"{k}\n".encode()},
+                   {"name": "top", "data": f"{k}\n".encode()}]
+        if k:
+            members.append({"name": f"layers/.wh.gone{k - 1:03}"})
+        members.append({"name": f"layers/gone{k:03}", "data": b"whited out by the next layer\n"})
+        plain = tar_bytes(members)
+        layers.append((plain, plain, OCI_LAYER_TAR))
+    write_oci_layout(tmp_path / "deep", "v1", layers)
+    r = conker.run("load", f"{tmp_path / 'deep'}:v1", "localhost/deep:v1")
+    assert r.returncode == 0, r.stderr
+    assert len(str(conker.data_dir / "layers/130")) * 130 > 4096
+
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", "localhost/deep:v1", str(target), "--state", str(state), check=True)
+    try:
+        assert (target / "top").read_text() == "129\n"
+        names = sorted(os.listdir(target / "layers"))
+        assert names == sorted([f"f{k:03}" for k in range(130)] + ["gone129"])
+    finally:
+        conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
+
+
+def test_umount_busy_rootfs_detaches(conker, tmp_path):
+    plain = tar_bytes([{"name": "file", "data": b"x\n"}])
+    write_oci_layout(tmp_path / "one", "v1", [(plain, plain, OCI_LAYER_TAR)])
+    assert conker.run("load", f"{tmp_path / 'one'}:v1", "localhost/one:v1").returncode == 0
+    target, state = tmp_path / "rootfs", tmp_path / "state"
+    target.mkdir()
+    conker.run("mount", "localhost/one:v1", str(target), "--state", str(state), check=True)
+    busy = subprocess.Popen(["sleep", "60"], cwd=target)
+    try:
+        r = conker.run("umount", str(target))
+        assert r.returncode == 0, r.stderr
+        assert not os.path.ismount(target)
+        # Idempotent.
+        assert conker.run("umount", str(target)).returncode == 0
+        # No longer in use: removal works.
+        assert conker.run("rm", "localhost/one:v1").returncode == 0
+    finally:
+        busy.kill()
+        busy.wait()

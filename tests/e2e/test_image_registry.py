@@ -21,7 +21,7 @@ from helpers.registry_fetch import BlobServer, FrontProxy, TokenRegistry, TokenS
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="docker-registry is not installed")
 
-ECANCELED, EACCES, ENOENT = 125, 13, 2
+ECANCELED, EACCES, ENOENT, EBADMSG, EMSGSIZE = 125, 13, 2, 74, 90
 
 
 def driver_bin() -> str:
@@ -33,7 +33,7 @@ def driver_bin() -> str:
 
 
 def pull(data: Path, ref: str, ca=None, user=None, password=None, mirrors=(), insecure=(),
-         cancel_after=None, timeout=120) -> dict:
+         cancel_after=None, cancel_after_ms=None, timeout=120) -> dict:
     cmd = [driver_bin(), "--data-dir", str(data)]
     if ca:
         cmd += ["--ca-file", str(ca)]
@@ -45,6 +45,8 @@ def pull(data: Path, ref: str, ca=None, user=None, password=None, mirrors=(), in
         cmd += ["--insecure", host]
     if cancel_after:
         cmd += ["--cancel-after", str(cancel_after)]
+    if cancel_after_ms:
+        cmd += ["--cancel-after-ms", str(cancel_after_ms)]
     cmd.append(ref)
     started = time.monotonic()
     p = subprocess.run(cmd, input=(password + "\n") if password is not None else None,
@@ -60,6 +62,27 @@ def store_files(data: Path) -> dict:
         d = data / sub
         return sorted(p.name for p in d.iterdir()) if d.exists() else []
     return {"blobs": names("blobs/sha256"), "layers": names("layers"), "ingest": names("ingest")}
+
+
+def images(data: Path) -> list:
+    """The image records of a store, through `conker image ls --json`."""
+    conker = Path(driver_bin()).parents[1] / "cli/conker"
+    if not (data / "conker.db").exists() and not data.exists():
+        return []
+    p = subprocess.run([str(conker), "image", "ls", "--json", "--data-dir", str(data)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def assert_nothing_partial(data: Path, bad_digest: str):
+    """After a failed pull: no image record, the bad blob absent, no temp files. Verified blobs
+    and layers fetched before the failure stay as cache for the next pull."""
+    files = store_files(data)
+    assert bad_digest.split(":")[1] not in files["blobs"]
+    assert files["ingest"] == []
+    assert not any(n.endswith(".tmp") for n in files["layers"])
+    assert images(data) == []
 
 
 def small_layers(n: int, tag: str) -> list:
@@ -193,6 +216,99 @@ def test_pull_by_digest(basic_reg, tmp_path):
     assert r["name"] == ref and r["manifest_digest"] == basic_reg.image["manifest"]
 
 
+# -- multi-platform indexes ---------------------------------------------------------------------
+def manifest_desc(reg, repo, digest, platform=None, annotations=None) -> dict:
+    r = reg.session().get(f"{reg.url}/v2/{repo}/manifests/{digest}",
+                          headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    r.raise_for_status()
+    d = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": len(r.content)}
+    if platform:
+        d["platform"] = platform
+    if annotations:
+        d["annotations"] = annotations
+    return d
+
+
+def test_index_selects_linux_amd64(basic_reg, tmp_path):
+    repo = "demo/multiarch"
+    arm = basic_reg.push_image(repo, "arm", small_layers(1, "arm"), {"architecture": "arm64"})
+    amd = basic_reg.push_image(repo, "amd", small_layers(2, "amd"))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        manifest_desc(basic_reg, repo, arm["manifest"], {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+        manifest_desc(basic_reg, repo, arm["manifest"], {"os": "unknown", "architecture": "unknown"},
+                      {"vnd.docker.reference.type": "attestation-manifest"}),
+        manifest_desc(basic_reg, repo, amd["manifest"], {"os": "linux", "architecture": "amd64"}),
+    ]}
+    index_digest = basic_reg.push_manifest(repo, "v1", index, "application/vnd.oci.image.index.v1+json")
+
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:v1", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert r["ok"], r
+    assert r["id"] == amd["config"] and r["layers"] == 2
+    assert r["manifest_digest"] == index_digest  # what the tag points to
+    blobs = store_files(tmp_path / "data")["blobs"]
+    assert not any(d.split(":")[1] in blobs for d in arm["layers"])
+
+    # The arm64 image alone, by its own tag: refused rather than run on the wrong CPU.
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:arm", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert not r["ok"] and "not linux/amd64" in r["error"], r
+
+    # An index without amd64 names what it has.
+    only_arm = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": index["manifests"][:1]}
+    basic_reg.push_manifest(repo, "armonly", only_arm, "application/vnd.oci.image.index.v1+json")
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:armonly", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert not r["ok"] and r["code"] == -ENOENT
+    assert "no linux/amd64" in r["error"] and "linux/arm64/v8" in r["error"], r["error"]
+
+
+# -- registries that lie ---------------------------------------------------------------------------
+def lying_pull(reg, tmp_path, mutate, ref):
+    cert = (reg.certs / "server.crt", reg.certs / "server.key")
+    with FrontProxy(reg, cert, mutate=mutate) as front:
+        return pull(tmp_path / "data", f"{front.host}/{ref}", ca=reg.ca_file, user=reg.user,
+                    password=reg.password)
+
+
+def test_manifest_by_digest_is_verified(basic_reg, tmp_path):
+    r = lying_pull(basic_reg, tmp_path, lambda path, body: body + b" " if "/manifests/" in path else body,
+                   f"demo/app@{basic_reg.image['manifest']}")
+    assert not r["ok"] and r["code"] == -EBADMSG
+    assert "digest mismatch" in r["error"], r["error"]
+    assert store_files(tmp_path / "data")["blobs"] == []
+
+
+def test_manifest_size_cap(basic_reg, tmp_path):
+    r = lying_pull(basic_reg, tmp_path,
+                   lambda path, body: body + b" " * (5 << 20) if "/manifests/" in path else body, "demo/app:v1")
+    assert not r["ok"] and r["code"] == -EMSGSIZE
+    assert "larger than allowed" in r["error"], r["error"]
+
+
+def test_blob_longer_than_its_descriptor(basic_reg, tmp_path):
+    layer = basic_reg.image["layers"][2]
+    r = lying_pull(basic_reg, tmp_path, lambda path, body: body + b"x" if path.endswith(layer) else body,
+                   "demo/app:v1")
+    assert not r["ok"] and r["code"] == -EMSGSIZE
+    assert f"layer 3/5 {layer}" in r["error"], r["error"]
+    assert_nothing_partial(tmp_path / "data", layer)
+
+
+def test_blob_with_flipped_byte(basic_reg, tmp_path):
+    layer = basic_reg.image["layers"][0]
+
+    def flip(path, body):
+        return bytes([body[0] ^ 1]) + body[1:] if path.endswith(layer) else body
+
+    r = lying_pull(basic_reg, tmp_path, flip, "demo/app:v1")
+    assert not r["ok"]
+    assert f"layer 1/5 {layer}" in r["error"] and "mismatch" in r["error"], r["error"]
+    assert_nothing_partial(tmp_path / "data", layer)
+    assert store_files(tmp_path / "data")["layers"] == []  # layer 1 failed: nothing unpacked
+
+
 # -- redirects -----------------------------------------------------------------------------------
 def test_redirect_does_not_leak_authorization(basic_reg, tmp_path):
     cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
@@ -249,6 +365,24 @@ def test_429_forever_gives_up(basic_reg, tmp_path):
         assert len(front.matching("/manifests/")) == 5  # 1 + 4 retries, then stop
 
 
+# -- interrupted transfers ---------------------------------------------------------------------
+@pytest.mark.parametrize("ignore_range", [False, True], ids=["range-206", "range-ignored-200"])
+def test_interrupted_blob_resumes(basic_reg, tmp_path, ignore_range):
+    big = tar_bytes([{"name": "resume", "data": os.urandom(1 << 20)}])
+    info = basic_reg.push_image("demo/resume", "v1", [(big, big, OCI_LAYER_TAR)])
+    cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
+    with FrontProxy(basic_reg, cert, drop_blobs=1, ignore_range=ignore_range) as front:
+        r = pull(tmp_path / "data", f"{front.host}/demo/resume:v1", ca=basic_reg.ca_file,
+                 user=basic_reg.user, password=basic_reg.password)
+        assert r["ok"], r
+        assert r["id"] == info["config"]
+        blob_reqs = front.matching("/blobs/")
+        ranged = [b for b in blob_reqs if "range" in b["headers"]]
+        assert len(ranged) == 1, blob_reqs  # exactly one resume...
+        assert ranged[0]["headers"]["range"].startswith("bytes=") and not ranged[0]["headers"]["range"].startswith(
+            "bytes=0-")  # ...from where the first attempt stopped
+
+
 # -- cancel ----------------------------------------------------------------------------------------
 def test_cancel_during_slow_transfer(basic_reg, tmp_path):
     big = tar_bytes([{"name": "big", "data": os.urandom(4 << 20)}])
@@ -260,15 +394,27 @@ def test_cancel_during_slow_transfer(basic_reg, tmp_path):
                  password=basic_reg.password, cancel_after=600_000)
     assert not r["ok"] and r["code"] == -ECANCELED, r
     assert r["cancel_latency_ms"] < 1000, r
+    print(f"cancel latency {r['cancel_latency_ms']} ms")
     assert "cancel" in r["error"]
-    files = store_files(data)
-    assert info["layers"][0].split(":")[1] not in files["blobs"]
-    assert files["layers"] == [] and files["ingest"] == []
+    assert_nothing_partial(data, info["layers"][0])
+    assert store_files(data)["layers"] == []
     # A clean re-pull afterwards.
     r = pull(data, f"{basic_reg.host}/demo/big:v1", ca=basic_reg.ca_file, user=basic_reg.user,
              password=basic_reg.password)
     assert r["ok"], r
     assert store_files(data)["ingest"] == []
+
+
+def test_cancel_during_stalled_transfer(basic_reg, tmp_path):
+    cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
+    data = tmp_path / "data"
+    with FrontProxy(basic_reg, cert, stall_blobs=True) as front:
+        r = pull(data, f"{front.host}/demo/app:v1", ca=basic_reg.ca_file, user=basic_reg.user,
+                 password=basic_reg.password, cancel_after_ms=1500)
+    assert not r["ok"] and r["code"] == -ECANCELED, r
+    assert r["cancel_latency_ms"] < 1000, r
+    print(f"cancel latency {r['cancel_latency_ms']} ms")
+    assert store_files(data)["ingest"] == [] and images(data) == []
 
 
 # -- mirrors --------------------------------------------------------------------------------------

@@ -174,14 +174,25 @@ def test_log_rotation_bounds_disk_use():
 
 
 def test_secret_readonly_and_security_defaults(env):
-    cid = env.new_id()
     secret = os.path.join(env.tmp, "secret")
     os.makedirs(secret)
+    # A mount below the secret directory must be read-only in the container too.
+    os.makedirs(os.path.join(secret, "sub"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", os.path.join(secret, "sub")], check=True)
+    try:
+        check_secret_and_defaults(env, secret)
+    finally:
+        subprocess.run(["umount", "-l", os.path.join(secret, "sub")])
+
+
+def check_secret_and_defaults(env, secret):
+    cid = env.new_id()
     with open(os.path.join(secret, "secret-kms.json"), "w") as f:
         f.write('{"k":"v"}')
     script = ("cat /secret/secret-kms.json; echo; "
-              "echo x > /secret/new 2>/dev/null; echo write=$?; "
+              "echo x > /secret/new 2>/dev/null; echo topwrite=$?; "
               "mount -o remount,rw /secret 2>/dev/null; echo remount=$?; "
+              "echo x > /secret/sub/new 2>/dev/null; echo subwrite=$?; "
               "grep CapInh /proc/self/status; grep CapAmb /proc/self/status; grep CapBnd /proc/self/status; "
               "mknod /tmp/blk b 8 0 && cat /tmp/blk >/dev/null 2>&1; echo blk=$?; "
               "unshare -U true 2>/dev/null; echo unshare=$?; "
@@ -192,8 +203,9 @@ def test_secret_readonly_and_security_defaults(env):
     env.wait_state(cid, lambda s: s["status"] == "exited")
     out = "".join(l["log"] for l in env.log_lines(cid))
     assert '{"k":"v"}' in out
-    assert "write=0" not in out and "write=" in out
+    assert "topwrite=0" not in out and "topwrite=" in out
     assert "remount=0" not in out and "remount=" in out
+    assert "subwrite=0" not in out and "subwrite=" in out
     assert "CapInh:\t0000000000000000" in out
     assert "CapAmb:\t0000000000000000" in out
     assert "CapBnd:\t00000000a80425fb" in out  # the 14 default capabilities
@@ -305,7 +317,78 @@ def test_dead_shim_is_reported_and_delete_still_cleans_up(env):
     time.sleep(0.5)
     assert env.state(cid)["status"] == "unknown"
     assert cid not in env.driver("list").stdout.split()
+    # stop still works: the orphaned container is killed through runc.
+    env.driver("stop", cid, "1")
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{st['pid']}") or open(f"/proc/{st['pid']}/stat").read().split(") ")[1][0] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("container init still alive after stop")
     env.driver("delete", cid)
     assert leftovers(env, cid) == []
     # The container's init is gone too (runc delete --force).
     assert not os.path.exists(f"/proc/{st['pid']}") or "sleep" not in open(f"/proc/{st['pid']}/cmdline").read()
+
+
+def test_stop_uses_the_stop_signal_then_kills(env):
+    graceful = env.new_id()
+    env.run(graceful, ["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep 0.1; done"],
+            "--stop-signal", "SIGUSR1", "--restart", "always")
+    env.wait_state(graceful, lambda s: s["status"] == "running")
+    for _ in range(50):
+        if any(l["log"] == "ready\n" for l in env.log_lines(graceful)):
+            break
+        time.sleep(0.1)
+    st = json.loads(env.driver("stop", graceful, "10").stdout)
+    assert st["status"] == "exited" and st["exit_code"] == 0 and st["restart_count"] == 0
+    assert "got-usr1\n" in [l["log"] for l in env.log_lines(graceful)]
+
+    stubborn = env.new_id()
+    env.run(stubborn, ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+    t = time.time()
+    st = json.loads(env.driver("stop", stubborn, "1").stdout)
+    assert st["status"] == "exited" and st["exit_code"] == 137
+    assert 0.9 <= time.time() - t < 10
+    env.driver("delete", graceful)
+    env.driver("delete", stubborn)
+
+
+def test_user_workdir_env_and_etc_files(env):
+    cid = env.new_id()
+    env.run(cid, ["sh", "-c", "id; pwd; echo HOME=$HOME; echo MODE=$MODE; echo PATH=$PATH; "
+                              "cat /etc/hostname; grep -c nameserver /etc/resolv.conf; grep 127.0.0 /etc/resolv.conf; "
+                              "grep web /etc/hosts"],
+            "--user", "nobody", "--workdir", "/www", "--env", "MODE=request", "--name", "web")
+    env.wait_state(cid, lambda s: s["status"] == "exited")
+    out = "".join(l["log"] for l in env.log_lines(cid))
+    ip = env.state(cid)["ip"]
+    assert "uid=65534(nobody) gid=65534(nogroup)" in out
+    assert "\n/www\n" in out
+    assert "HOME=/\n" in out and "MODE=request\n" in out
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" in out
+    assert "web\n" in out and f"{ip}\tweb\n" in out
+    assert "nameserver 127." not in out
+    env.driver("delete", cid)
+
+    bad = env.new_id()
+    p = env.run(bad, ["true"], "--user", "ghost", check=False)
+    assert p.returncode != 0 and "ghost" in p.stderr
+    p = env.run(bad, ["true"], "--workdir", "/proc/self/fd/7", check=False)
+    assert p.returncode != 0 and "WorkingDir" in p.stderr
+    assert leftovers(env, bad) == []
+
+
+def test_resolv_conf_drops_loopback_resolvers(env):
+    fake = os.path.join(env.tmp, "resolv.conf")
+    with open(fake, "w") as f:
+        f.write("nameserver 127.0.0.53\nnameserver 10.1.2.3\nsearch corp.example\n")
+    cid = env.new_id()
+    argv = env.driver_argv("run", cid, env.rootfs, "--", "cat", "/etc/resolv.conf")
+    argv.insert(argv.index("run"), fake)
+    argv.insert(argv.index(fake), "--resolv")
+    subprocess.run(argv, check=True, capture_output=True)
+    env.wait_state(cid, lambda s: s["status"] == "exited")
+    out = "".join(l["log"] for l in env.log_lines(cid))
+    assert out == "nameserver 10.1.2.3\nsearch corp.example\n"
+    env.driver("delete", cid)

@@ -21,11 +21,12 @@ struct tar_member {
         const char *link;     /* symlink target */
         const char *hardlink; /* hard-link target */
         const char *xattr_name, *xattr_value;
+        size_t xattr_len; /* 0 = strlen(xattr_value) */
         long mtime;
         size_t zeros; /* a regular file of this many zero bytes (data ignored) */
 };
 
-/* Writes members as a pax tar into a malloc'd buffer. compress: 0 none, 1 gzip. */
+/* Writes members as a pax tar into a malloc'd buffer. compress: 0 none, 1 gzip, 2 zstd. */
 static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compress, size_t *ret_len)
 {
         size_t cap = 1 << 20, used = 0;
@@ -35,8 +36,10 @@ static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compr
         struct archive *a = archive_write_new();
 
         archive_write_set_format_pax_restricted(a);
-        if (compress)
+        if (compress == 1)
                 archive_write_add_filter_gzip(a);
+        else if (compress == 2 && archive_write_add_filter_zstd(a) != ARCHIVE_OK)
+                abort();
         archive_write_set_bytes_in_last_block(a, 1);
         if (archive_write_open_memory(a, buf, cap, &used) != ARCHIVE_OK)
                 abort();
@@ -64,7 +67,8 @@ static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compr
                 }
                 if (m[i].xattr_name)
                         archive_entry_xattr_add_entry(e, m[i].xattr_name, m[i].xattr_value,
-                                                      strlen(m[i].xattr_value));
+                                                      m[i].xattr_len ? m[i].xattr_len
+                                                                     : strlen(m[i].xattr_value));
                 if (archive_write_header(a, e) != ARCHIVE_OK)
                         abort();
                 if (type == AE_IFREG && !m[i].hardlink && len) {

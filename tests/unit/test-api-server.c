@@ -341,6 +341,54 @@ static void test_logs(void **state)
         resp_clear(&r);
 }
 
+struct follow_ctx {
+        struct resp r;
+};
+
+static void *follow_main(void *arg)
+{
+        struct follow_ctx *f = arg;
+        f->r = request("GET", "/sw/api/v1/container/conker-example-app/logs?follow=1&tail=1", TOKEN, NULL, 0);
+        return NULL;
+}
+
+static void test_logs_follow(void **state)
+{
+        const char *first = "{\"ts\":\"t\",\"stream\":\"stdout\",\"log\":\"old\\n\"}\n"
+                            "{\"ts\":\"t\",\"stream\":\"stdout\",\"log\":\"last\\n\"}\n";
+        const char *more = "{\"ts\":\"t\",\"stream\":\"stdout\",\"log\":\"new\\n\"}\n{\"ts\":\"t\",\"str";
+        const char *rest = "eam\":\"stderr\",\"log\":\"split\\n\"}\n";
+        _cleanup_close_ int fd = -1;
+        struct follow_ctx f = {0};
+        pthread_t th;
+        char path[128];
+        struct resp r;
+
+        snprintf(path, sizeof(path), "%s/log.json", tmpdir);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ck_write_all(fd, first, strlen(first)), 0);
+        snprintf(script_log_path, sizeof(script_log_path), "%s", path);
+        r = request("POST", "/sw/api/v1/container", TOKEN, seed, strlen(seed));
+        expect(&r, 200, NULL);
+        resp_clear(&r);
+        task_manager_wait(g_m, "conker-example-app");
+
+        assert_int_equal(pthread_create(&th, NULL, follow_main, &f), 0);
+        usleep(400 * 1000);
+        /* A line written in two pieces is sent once it is complete. */
+        assert_int_equal(ck_write_all(fd, more, strlen(more)), 0);
+        usleep(400 * 1000);
+        assert_int_equal(ck_write_all(fd, rest, strlen(rest)), 0);
+        usleep(400 * 1000);
+        /* Deleting the task ends the stream. */
+        assert_int_equal(task_manager_delete(g_m, "conker-example-app", NULL, NULL), 0);
+        pthread_join(th, NULL);
+        assert_int_equal(f.r.status, 200);
+        assert_string_equal(f.r.raw, "last\nnew\nsplit\n");
+        resp_clear(&f.r);
+}
+
 static void test_error_map(void **state)
 {
         struct {
@@ -387,6 +435,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_newest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
                 cmocka_unit_test(test_error_map),
         };

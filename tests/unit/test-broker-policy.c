@@ -253,13 +253,6 @@ static void test_json_allow_simulated_with_trust(void **state)
         assert_string_equal(decide(p, &r, IMAGE_HEX), "a");
 }
 
-static void test_tcb_status_names(void **state)
-{
-        for (int i = 0; i < _ATTEST_TCB_STATUS_MAX; i++)
-                assert_int_equal(broker_tcb_status_from_string(broker_tcb_status_to_string(i)), i);
-        assert_int_equal(broker_tcb_status_from_string("uptodate"), -EINVAL);
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -271,7 +264,6 @@ int main(void)
                 cmocka_unit_test(test_json_policy),
                 cmocka_unit_test(test_json_policy_errors),
                 cmocka_unit_test(test_json_allow_simulated_with_trust),
-                cmocka_unit_test(test_tcb_status_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -135,6 +136,18 @@ static void test_bad_initial_file_is_an_error(void **state)
         assert_null(s);
 }
 
+/* A FIFO in place of the secret must not block the broker (the reader would wait forever). */
+static void test_fifo_refused(void **state)
+{
+        struct broker_secret_store *s = NULL;
+        struct broker_secret_source src = {.id = "default", .path = path};
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, &e), -EINVAL);
+        assert_non_null(strstr(e->msg, "not a regular file"));
+}
+
 static void test_validate(void **state)
 {
         assert_int_equal(broker_secret_validate((const uint8_t *)"{}", 2, 10, NULL), 0);
@@ -152,6 +165,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_load_and_reload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_keeps_last_good, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_initial_file_is_an_error, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
                 cmocka_unit_test(test_validate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

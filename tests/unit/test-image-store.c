@@ -412,6 +412,48 @@ static void test_prune_unreferenced(void **state)
         image_store_free(s);
 }
 
+static void test_discard_failed_pull(void **state)
+{
+        struct image_store *s = store_open();
+        struct image_descriptor kept = {0}, fetched = {0};
+        char did_kept[72], did_fetched[72], cfg[72], man[72], stray[72];
+        _cleanup_error_ struct ck_error *e = NULL;
+        /* A second handle is open (like another process): discard still works, prune would not. */
+        struct image_store *other = store_open();
+
+        make_layer(s, "kept", &kept, did_kept);
+        make_config(s, "{\"config\":2}", cfg);
+        make_config(s, "{\"manifest\":2}", man);
+        char *layers[] = {kept.digest}, *diffs[] = {did_kept};
+        struct image_record r = {.name = "localhost/kept:2",
+                                 .manifest_digest = man,
+                                 .id = cfg,
+                                 .layers = layers,
+                                 .diff_ids = diffs,
+                                 .n_layers = 1};
+        assert_int_equal(image_store_put(s, &r, &e), 0);
+
+        /* A pull that failed after fetching a shared blob, a new layer and a config. */
+        make_layer(s, "fetched", &fetched, did_fetched);
+        make_config(s, "config of the failed pull", stray);
+        char *mine[] = {kept.digest, fetched.digest, stray};
+        assert_int_equal(image_store_discard(s, mine, 3, &e), 0);
+        assert_true(image_store_has_blob(s, kept.digest));
+        {
+                _cleanup_free_ char *dir = image_store_layer_dir(s, did_kept);
+                assert_non_null(dir);
+        }
+        assert_false(image_store_has_blob(s, fetched.digest));
+        assert_null(image_store_layer_dir(s, did_fetched));
+        assert_false(image_store_has_blob(s, stray));
+        assert_int_equal(count_dir("layers"), 1);
+        assert_int_equal(count_dir("ingest"), 0);
+        desc_free(&kept);
+        desc_free(&fetched);
+        image_store_free(other);
+        image_store_free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -422,6 +464,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_records_and_gc, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layer_diff_id_mismatch_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_unreferenced, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_discard_failed_pull, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

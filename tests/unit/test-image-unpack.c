@@ -96,7 +96,9 @@ static int unpack(const struct tar_member *m, size_t n, int compress, const stru
                 .lim = lim,
                 .diff_id = diff_id,
                 .blob_size = len,
-                .kind = compress ? IMAGE_MEDIA_LAYER_GZIP : IMAGE_MEDIA_LAYER_TAR,
+                .kind = compress == 2   ? IMAGE_MEDIA_LAYER_ZSTD
+                        : compress == 1 ? IMAGE_MEDIA_LAYER_GZIP
+                                        : IMAGE_MEDIA_LAYER_TAR,
         };
         return image_unpack_fd(fd, root_fd, &o, e);
 }
@@ -288,6 +290,96 @@ static void test_hostile_names_and_links(void **state)
         canary_intact();
 }
 
+static void test_replacements_in_one_layer(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "x/", .type = AE_IFDIR},
+                {.path = "x/y", .data = "under the dir"},
+                {.path = "x", .data = "now a file"}, /* file over dir */
+                {.path = "x/", .type = AE_IFDIR},    /* dir over file */
+                {.path = "x/z", .data = "z"},
+                {.path = "dup", .data = "first"},
+                {.path = "dup", .data = "second"}, /* last one wins */
+                {.path = "ln", .type = AE_IFLNK, .link = "dup"},
+                {.path = "ln", .data = "file over symlink"},
+                {.path = "keep", .data = "a member of this layer"},
+                {.path = ".wh.keep"}, /* whiteouts only hide lower layers */
+                {.path = ".wh.later"},
+                {.path = "later", .data = "file after its whiteout"},
+                {.path = "sl", .type = AE_IFLNK, .link = "/nowhere"},
+                {.path = "hl-to-symlink", .hardlink = "sl"},
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct stat st, st2;
+        char buf[64] = {0};
+
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+        assert_int_equal(fstatat(root_fd, "x", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(fstatat(root_fd, "x/y", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(fstatat(root_fd, "x/z", &st, AT_SYMLINK_NOFOLLOW), 0);
+        {
+                _cleanup_close_ int fd = openat(root_fd, "dup", O_RDONLY | O_CLOEXEC);
+                assert_int_equal(read(fd, buf, sizeof(buf) - 1), 6);
+                assert_string_equal(buf, "second");
+        }
+        assert_int_equal(fstatat(root_fd, "ln", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(fstatat(root_fd, "keep", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(fstatat(root_fd, "later", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(fstatat(root_fd, "sl", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(root_fd, "hl-to-symlink", &st2, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISLNK(st2.st_mode));
+        assert_int_equal(st.st_ino, st2.st_ino);
+}
+
+static void test_capability_survives_chown(void **state)
+{
+        /* VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_BIND_SERVICE. */
+        static const char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x04};
+        const struct tar_member m[] = {
+                {.path = "ping",
+                 .data = "\x7f"
+                         "ELF",
+                 .uid = 1000,
+                 .gid = 1000,
+                 .perm = 0755,
+                 .xattr_name = "security.capability",
+                 .xattr_value = cap,
+                 .xattr_len = sizeof(cap)},
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_close_ int fd = -1;
+        char got[32];
+        struct stat st;
+
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+        fd = openat(root_fd, "ping", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal(st.st_uid, 1000);
+        assert_int_equal(fgetxattr(fd, "security.capability", got, sizeof(got)), (ssize_t)sizeof(cap));
+        assert_memory_equal(got, cap, sizeof(cap));
+}
+
+static void test_zstd_layer(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "etc/os-release", .data = "ID=conker\n"},
+                {.path = "big", .zeros = 512 << 10}, /* under the ratio floor */
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct stat st;
+
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 2, NULL, &e), 0);
+        assert_int_equal(fstatat(root_fd, "etc/os-release", &st, 0), 0);
+        assert_int_equal(st.st_size, 10);
+        assert_int_equal(fstatat(root_fd, "big", &st, 0), 0);
+        assert_int_equal(st.st_size, 512 << 10);
+}
+
 static void test_caps(void **state)
 {
         struct image_limits lim;
@@ -380,6 +472,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bad_whiteouts_rejected, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_xattr_allow_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_names_and_links, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_replacements_in_one_layer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
         };

@@ -148,6 +148,7 @@ static void test_happy_path(void **state)
 static void test_password_not_on_disk(void **state)
 {
         _cleanup_free_ char *id = create(seed, 0);
+        assert_non_null(id);
         const char *files[] = {"conker.db", "conker.db-wal"};
 
         assert_non_null(id);
@@ -276,6 +277,7 @@ static void test_delete(void **state)
 static void test_delete_keeps_shared_image(void **state)
 {
         _cleanup_free_ char *a = create("{\"Name\":\"a\",\"ImageInfo\":{\"ImageName\":\"x\"}}", 0);
+        assert_non_null(a);
         _cleanup_free_ char *b = create("{\"Name\":\"b\",\"ImageInfo\":{\"ImageName\":\"x\"}}", 0);
 
         assert_non_null(a);
@@ -288,6 +290,7 @@ static void test_delete_keeps_shared_image(void **state)
 static void test_conflicts(void **state)
 {
         _cleanup_free_ char *id = create(seed, 0);
+        assert_non_null(id);
         _cleanup_error_ struct ck_error *e = NULL;
         char *x = NULL;
 

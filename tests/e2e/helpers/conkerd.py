@@ -49,7 +49,9 @@ def skip_reason() -> str | None:
 
 
 class Conkerd:
-    def __init__(self, workdir: Path | None = None, extra_args=(), auth: bool = True):
+    def __init__(self, workdir: Path | None = None, extra_args=(), auth: bool = True, tls: dict | None = None):
+        """tls: {"verify": CA path, "cert": (crt, key)} when conkerd serves HTTPS (pass its
+        --tls-* flags in extra_args); the probes and api() then use them."""
         tag = "%06x" % random.randrange(1 << 24)
         self.tag = tag
         # Always short and under /tmp: unix socket paths below the run dir must stay under 108
@@ -74,6 +76,7 @@ class Conkerd:
         self.auth = auth
         self.proc: subprocess.Popen | None = None
         self.token: str | None = None
+        self.tls = tls or {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self):
@@ -105,7 +108,7 @@ class Conkerd:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    if requests.get(self.url("/sw/api/v1/pub/health"), timeout=1).status_code == 200:
+                    if requests.get(self.url("/sw/api/v1/pub/health"), timeout=1, **self.tls).status_code == 200:
                         if self.auth:
                             self.token = self.token_file.read_text().strip()
                         return
@@ -183,7 +186,7 @@ class Conkerd:
 
     # -- API ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def headers(self, token: str | None = "default") -> dict:
         if token == "default":
@@ -193,7 +196,7 @@ class Conkerd:
     def api(self, method: str, path: str, token: str | None = "default", timeout: float = 30, **kw):
         h = kw.pop("headers", {})
         h.update(self.headers(token))
-        return requests.request(method, self.url(path), headers=h, timeout=timeout, **kw)
+        return requests.request(method, self.url(path), headers=h, timeout=timeout, **self.tls, **kw)
 
     def task(self, ref: str) -> dict:
         r = self.api("GET", f"/sw/api/v1/container/{ref}")
@@ -212,7 +215,7 @@ class Conkerd:
 
     def healthy(self) -> bool:
         try:
-            return requests.get(self.url("/sw/api/v1/pub/health"), timeout=5).status_code == 200
+            return requests.get(self.url("/sw/api/v1/pub/health"), timeout=5, **self.tls).status_code == 200
         except requests.RequestException:
             return False
 

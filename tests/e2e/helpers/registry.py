@@ -15,6 +15,9 @@ Reusable by every e2e test that needs images:
   process and removes its temp dirs (use it as a context manager or call `stop()`).
 * `ImageBuilder` makes OCI image layouts with umoci, starting from a busybox-static rootfs,
   adding layers from directory changes (umoci computes whiteouts) or from raw tar files.
+* `build_test_image()` makes the standard 4-layer test image (whiteouts, an opaque dir, hard
+  links, symlinks, owners, setuid) whose expected rootfs is umoci's own unpack of it.
+* `write_oci_layout()` writes an OCI layout by hand from raw layers (no tool in between).
 * `Registry.push_layout()` pushes a layout with skopeo; `push_blob()`/`push_manifest()` use the
   registry API directly, for hand-crafted (hostile) images.
 
@@ -363,6 +366,38 @@ class ImageBuilder:
         return img
 
 
+def write_oci_layout(layout: Path, tag: str, layers: list[tuple[bytes, bytes, str]],
+                     config_extra: dict | None = None) -> dict:
+    """Writes an OCI image layout by hand (no tool in between) from raw layers
+    [(blob, uncompressed_tar, media_type)]; returns the digests like Registry.push_image()."""
+    layout = Path(layout)
+    blobs = layout / "blobs/sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> str:
+        d = sha256_digest(data)
+        (blobs / d.split(":")[1]).write_bytes(data)
+        return d
+
+    diff_ids = [sha256_digest(plain) for _, plain, _ in layers]
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    config.update(config_extra or {})
+    cfg = json.dumps(config, separators=(",", ":")).encode()
+    descs = [{"mediaType": mt, "digest": put(blob), "size": len(blob)} for blob, _, mt in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": put(cfg), "size": len(cfg)},
+                           "layers": descs}, separators=(",", ":")).encode()
+    m = put(manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": m, "size": len(manifest),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return {"manifest": m, "config": sha256_digest(cfg), "layers": [d["digest"] for d in descs],
+            "diff_ids": diff_ids}
+
+
 # -- tar helpers shared with hostile.py and the tests ---------------------------------------
 def tar_bytes(members: list[dict]) -> bytes:
     """An uncompressed pax tar from a list of member dicts:
@@ -392,3 +427,61 @@ def tar_bytes(members: list[dict]) -> bytes:
 def gzip_bytes(data: bytes) -> bytes:
     import gzip
     return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _opaque_layer() -> bytes:
+    # The opaque marker comes before its directory's entry: order must not matter.
+    return tar_bytes([
+        {"name": "opt/app/.wh..wh..opq"},
+        {"name": "opt/app/", "type": "dir", "mode": 0o750, "uid": 1000, "gid": 1000},
+        {"name": "opt/app/new.txt", "data": b"after the opaque marker\n", "mode": 0o600},
+        {"name": "srv/", "type": "dir"},
+        {"name": "srv/a", "data": b"linked\n", "uid": 33, "gid": 33},
+        {"name": "srv/b", "type": "hardlink", "target": "srv/a"},
+        {"name": "srv/link", "type": "symlink", "target": "a"},
+        {"name": "srv/abs", "type": "symlink", "target": "/etc/passwd"},
+        {"name": "bin/.wh.wget"},
+        {"name": "srv/fifo", "type": "fifo", "mode": 0o600},
+    ])
+
+
+def build_test_image(builder: ImageBuilder, name: str, tag: str = "latest") -> OciImage:
+    """The standard multi-layer test image (4 layers):
+    1. busybox-static with applet symlinks, /etc/passwd, /tmp 1777;
+    2. (umoci) /opt/app/{data.txt, old.txt, sub/keep} with a hard link hl -> data.txt,
+       /etc/motd, setuid /usr/bin/su-like, /home/user/notes owned 1000:1000 mode 0640,
+       symlink /usr/bin/hello -> /bin/busybox;
+    3. (umoci) deletes /etc/motd and /opt/app/old.txt (whiteouts), rewrites data.txt;
+    4. (hand-made tar) /opt/app opaque with only new.txt, /srv/{a, b (hard link), link, abs,
+       fifo}, a whiteout of /bin/wget.
+    The expected rootfs: img.unpack_reference(dir) (umoci's own unpack)."""
+    img = builder.busybox(name, tag)
+
+    def layer2(root: Path):
+        app = root / "opt/app"
+        (app / "sub").mkdir(parents=True)
+        (app / "data.txt").write_text("v1\n")
+        (app / "old.txt").write_text("to be deleted\n")
+        (app / "sub/keep").write_text("hidden later by the opaque dir\n")
+        os.link(app / "data.txt", app / "hl")
+        (root / "etc/motd").write_text("hello\n")
+        su = root / "usr/bin/su-like"
+        su.write_bytes(b"#!/bin/sh\n")
+        os.chmod(su, 0o4755)
+        home = root / "home/user"
+        home.mkdir(parents=True)
+        (home / "notes").write_text("private\n")
+        os.chown(home, 1000, 1000)
+        os.chown(home / "notes", 1000, 1000)
+        os.chmod(home / "notes", 0o640)
+        os.symlink("/bin/busybox", root / "usr/bin/hello")
+
+    def layer3(root: Path):
+        (root / "etc/motd").unlink()
+        (root / "opt/app/old.txt").unlink()
+        (root / "opt/app/data.txt").write_text("v2\n")
+
+    img.add_dir_layer(layer2)
+    img.add_dir_layer(layer3)
+    img.add_tar_layer(_opaque_layer())
+    return img

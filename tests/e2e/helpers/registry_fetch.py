@@ -84,6 +84,8 @@ class _Server:
         return self
 
     def __exit__(self, *exc):
+        if hasattr(self, "stopping"):
+            self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
@@ -131,12 +133,20 @@ class FrontProxy(_Server):
     """Reverse proxy to upstream (a Registry). Knobs, all optional:
     fail: list of [path_part, status, headers, count] answered before forwarding;
     redirect_blobs: a BlobServer; blob GETs get a 307 there;
-    throttle: bytes per second for blob bodies."""
+    throttle: bytes per second for blob bodies;
+    mutate: f(path, body) -> body, to play a registry that lies;
+    drop_blobs: the first N blob replies stop half-way (connection closed);
+    ignore_range: Range headers are not forwarded (the registry answers 200, not 206);
+    stall_blobs: blob replies send their headers and then nothing, until the proxy stops."""
 
     def __init__(self, upstream: Registry, cert=None, fail=None, redirect_blobs=None,
-                 throttle: int | None = None):
+                 throttle: int | None = None, mutate=None, drop_blobs: int = 0,
+                 ignore_range: bool = False, stall_blobs: bool = False):
         super().__init__(cert)
         self.upstream = upstream
+        self.mutate = mutate
+        self.drop_blobs, self.ignore_range, self.stall_blobs = drop_blobs, ignore_range, stall_blobs
+        self.stopping = threading.Event()
         self.fail = [list(f) for f in (fail or [])]
         self.redirect_blobs = redirect_blobs
         self.throttle = throttle
@@ -154,11 +164,14 @@ class FrontProxy(_Server):
             digest = h.path.rsplit("/", 1)[-1]
             return self.reply(h, 307, b"", {"Location": f"{self.redirect_blobs.url}/blobs/{digest}?sig=x"})
 
-        fwd = {k: v for k, v in h.headers.items() if k.lower() in ("authorization", "accept", "range")}
+        forwarded = ("authorization", "accept") if self.ignore_range else ("authorization", "accept", "range")
+        fwd = {k: v for k, v in h.headers.items() if k.lower() in forwarded}
         up = requests.request(h.command, self.upstream.url + h.path, headers=fwd, stream=True,
                               allow_redirects=False,
                               verify=str(self.upstream.ca_file) if self.upstream.tls else False)
         body = up.raw.read(decode_content=False) if h.command != "HEAD" else b""
+        if self.mutate and up.status_code == 200:
+            body = self.mutate(h.path, body)
         h.send_response(up.status_code)
         for k in HOP_HEADERS:
             if k in up.headers and k != "Content-Length":
@@ -167,6 +180,22 @@ class FrontProxy(_Server):
                                             up.headers.get("Content-Length", "0")))
         h.end_headers()
         if h.command == "HEAD":
+            return
+        is_blob = "/blobs/" in h.path and up.status_code in (200, 206)
+        if is_blob and self.stall_blobs:
+            h.wfile.flush()
+            self.stopping.wait(60)
+            h.close_connection = True
+            return
+        drop = False
+        with self.lock:
+            if is_blob and self.drop_blobs > 0 and len(body) > 1:
+                self.drop_blobs -= 1
+                drop = True
+        if drop:
+            h.wfile.write(body[:len(body) // 2])
+            h.wfile.flush()
+            h.close_connection = True
             return
         if self.throttle and "/blobs/" in h.path:
             step = 16 << 10
