@@ -360,3 +360,24 @@ def test_no_secret_in_logs_or_responses(seed):
         assert ":pass@" not in text, name
     # Nothing under conkerd's data or run dirs holds the secret once the tasks are gone.
     assert grep_tree(seed.d.dir, MARKER.encode()) == []
+
+
+def test_conkerd_opens_its_tee_at_start(tmp_path):
+    """auto without TDX refuses to start and names --tee sim; a missing simulated TD is a start
+    error too (never a task that later fails)."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from helpers.conkerd import CONKERD
+    if os.path.exists("/sys/kernel/config/tsm/report") or os.path.exists("/sys/class/misc/tdx_guest"):
+        pytest.skip("this host is a TDX guest: auto would pick tdx")
+    base = [CONKERD, "--config", str(tmp_path / "none.conf"), "--listen", "127.0.0.1:1",
+            "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+            "--token-file", str(tmp_path / "token")]
+    (tmp_path / "none.conf").write_text("")
+    p = subprocess.run(base + ["--tee", "auto"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "--tee sim" in p.stderr, p.stderr
+    p = subprocess.run(base + ["--tee", "sim", "--sim-dir", str(tmp_path / "missing"), "--sim-state-dir",
+                               str(tmp_path / "state")], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "cannot open the TEE (--tee sim)" in p.stderr, p.stderr
+    assert not (tmp_path / "data").exists()
