@@ -116,7 +116,11 @@ static void on_follow_close(void *arg)
 {
         struct api_follow *f = arg;
 
-        /* evhttp frees the request with the connection. */
+        /* When the client went away (EOF, timeout) evhttp has already detached the unfinished
+         * request from the connection and leaves it to us: ending the reply frees it. Still
+         * attached, it is freed with the connection. */
+        if (f->req && !evhttp_request_get_connection(f->req))
+                evhttp_send_reply_end(f->req);
         f->req = NULL;
         follow_free(f);
 }

@@ -171,19 +171,13 @@ int api_jobs_init(struct api_server *s)
 
 void api_jobs_shutdown(struct api_server *s)
 {
-        struct api_job *list;
-
         pthread_mutex_lock(&s->jobs_lock);
         while (s->jobs_running)
                 pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
-        list = TAKE_PTR(s->jobs_done);
         pthread_mutex_unlock(&s->jobs_lock);
-        /* Unanswered requests are freed with their connections by evhttp_free(). */
-        while (list) {
-                struct api_job *j = list;
-                list = j->next;
-                job_free(j);
-        }
+        /* Answer what finished: the reply is flushed as far as it goes before evhttp_free(), and
+         * answering also frees requests whose client already left. */
+        on_jobs_done(-1, 0, s);
 }
 
 void api_route_delete(struct api_server *s, struct evhttp_request *req, const char *ref)

@@ -159,12 +159,9 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, struct c
         r = registry_get_blob(p->client, p->repo, d->digest, d->size, blob_sink_write, &bs, reterr);
         if (r < 0) {
                 image_blob_abort(bs.w);
-                if (bs.err) {
-                        /* The store said why (the registry leaves reterr alone then). */
-                        ck_error_free(reterr ? *reterr : NULL);
-                        if (reterr)
-                                *reterr = TAKE_PTR(bs.err);
-                }
+                /* When the sink failed the store said why; the registry left reterr alone. */
+                if (bs.err && reterr && !*reterr)
+                        *reterr = TAKE_PTR(bs.err);
                 ck_error_free(bs.err);
                 return r;
         }

@@ -1106,6 +1106,7 @@ static int ping(struct registry_client *c, struct ck_error **reterr)
         _cleanup_free_ char *url = NULL;
         struct xfer x = {.c = c};
         struct req q = {.kind = REQ_PING};
+        struct ck_error *err = NULL;
         struct ck_buf discard;
         bool done;
         int r;
@@ -1122,18 +1123,18 @@ static int ping(struct registry_client *c, struct ck_error **reterr)
         ck_buf_init(&x.errbody, ERROR_BODY_MAX);
         ck_buf_init(&x.www_auth, REGISTRY_CHALLENGE_MAX);
         x.body = &discard;
-        r = request(c, &q, &x, reterr);
+        r = request(c, &q, &x, &err);
         if (r < 0 && x.status == 401) {
                 struct registry_challenge ch = {0};
 
                 /* Expected: the challenge tells us the scheme and, for Bearer, where tokens are. */
-                ck_error_free(reterr ? TAKE_PTR(*reterr) : NULL);
-                r = registry_challenge_parse((const char *)x.www_auth.data, x.www_auth.len, &ch, reterr);
+                ck_error_free(TAKE_PTR(err));
+                r = registry_challenge_parse((const char *)x.www_auth.data, x.www_auth.len, &ch, &err);
                 if (r < 0)
-                        r = ck_error_prefix(reterr, -EPROTO, "registry %s", c->domain);
+                        r = ck_error_prefix(&err, -EPROTO, "registry %s", c->domain);
                 else if (ch.scheme == REGISTRY_AUTH_NONE)
                         r = ck_error_set(
-                                reterr, -EPROTO,
+                                &err, -EPROTO,
                                 "registry %s asks for an authentication scheme other than Basic or Bearer",
                                 c->domain);
                 if (r >= 0) {
@@ -1153,6 +1154,9 @@ static int ping(struct registry_client *c, struct ck_error **reterr)
         ck_buf_free(&discard);
         ck_buf_free(&x.errbody);
         ck_buf_free(&x.www_auth);
+        if (r < 0 && err && reterr && !*reterr)
+                *reterr = TAKE_PTR(err);
+        ck_error_free(err);
         return r;
 }
 

@@ -39,7 +39,9 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
                           struct ck_error **reterr);
 
 /* Streams a blob to sink, which is called with each chunk (return < 0 to abort). The caller
- * verifies the digest (the store does). */
+ * verifies the digest (the store does). The blob may not be longer than expected_size, and must
+ * not be shorter (an early end is resumed with a Range request). When the sink fails, its code
+ * is returned and reterr is left unset: the sink keeps its own error. */
 typedef int (*registry_sink_fn)(void *userdata, const uint8_t *data, size_t len);
 int registry_get_blob(struct registry_client *c, const char *repo, const char *digest,
                       uint64_t expected_size, registry_sink_fn sink, void *userdata,
@@ -47,4 +49,7 @@ int registry_get_blob(struct registry_client *c, const char *repo, const char *d
 
 /* Errors: -EACCES authentication failed ("registry rejected the credentials for user X"),
  * -ENOENT unknown manifest/tag/blob, -ECANCELED cancelled, -EMSGSIZE over a size cap,
- * -ETIMEDOUT, -ECONNREFUSED, -EPROTO unexpected response. */
+ * -ETIMEDOUT, -ECONNREFUSED, -EPROTO unexpected response (also TLS verification failures),
+ * -EAGAIN still rate limited (429) after the retries, -ELOOP more than 10 redirects,
+ * -EPROTONOSUPPORT a redirect to plain HTTP, -EBADMSG digest or length mismatch,
+ * -EHOSTUNREACH name resolution failed, -ECONNRESET connection lost (after the retries). */

@@ -6,38 +6,20 @@
 #include "backend.h"
 #include "image-info.h"
 #include "json.h"
-
-static void strv_free(char **v)
-{
-        for (size_t i = 0; v && v[i]; i++)
-                free(v[i]);
-        free(v);
-}
+#include "strv.h"
 
 void task_image_clear(struct task_image *i)
 {
         free(i->id);
         free(i->name);
-        strv_free(i->entrypoint);
-        strv_free(i->cmd);
-        strv_free(i->env);
-        strv_free(i->exposed_ports);
+        task_strv_free(i->entrypoint);
+        task_strv_free(i->cmd);
+        task_strv_free(i->env);
+        task_strv_free(i->exposed_ports);
         free(i->working_dir);
         free(i->user);
         free(i->stop_signal);
         *i = (struct task_image){0};
-}
-
-json_t *task_strv_to_json(char *const *v)
-{
-        json_t *a = json_array();
-
-        for (size_t i = 0; a && v && v[i]; i++)
-                if (json_array_append_new(a, json_string(v[i])) < 0) {
-                        json_decref(a);
-                        return NULL;
-                }
-        return a;
 }
 
 static json_t *str_or_null(const char *s)
@@ -70,7 +52,7 @@ static int strv_from_json(json_t *a, char ***ret)
         json_array_foreach(a, i, v)
         {
                 if (!json_is_string(v) || !(out[i] = strdup(json_string_value(v)))) {
-                        strv_free(out);
+                        task_strv_free(out);
                         return -EINVAL;
                 }
         }

@@ -5,9 +5,8 @@
 
 #include "backend.h"
 #include "error.h"
+#include "strv.h"
 
 /* New reference, NULL on OOM. */
 json_t *task_image_to_json(const struct task_image *i);
 int task_image_from_json(const char *s, struct task_image *ret, struct ck_error **reterr);
-/* ["a","b"] from a NULL-terminated vector (NULL gives []); NULL on OOM. */
-json_t *task_strv_to_json(char *const *v);

@@ -10,6 +10,7 @@
 #include "json.h"
 #include "parse.h"
 #include "request.h"
+#include "strv.h"
 
 static bool in_set(char ch, const char *set)
 {
@@ -517,13 +518,6 @@ int task_request_parse(const void *buf, size_t len, size_t max, const struct tas
         return task_request_from_json(doc, lim, ret, reterr);
 }
 
-static void strv_free(char **v)
-{
-        for (size_t i = 0; v && v[i]; i++)
-                free(v[i]);
-        free(v);
-}
-
 void task_request_clear(struct task_request *r)
 {
         free(r->name);
@@ -531,26 +525,14 @@ void task_request_clear(struct task_request *r)
         free(r->username);
         ck_secret_free(r->password);
         free(r->ports);
-        strv_free(r->env);
+        task_strv_free(r->env);
         for (size_t i = 0; i < r->n_mounts; i++) {
                 free(r->mounts[i].source);
                 free(r->mounts[i].target);
         }
         free(r->mounts);
-        strv_free(r->kms);
+        task_strv_free(r->kms);
         *r = (struct task_request){0};
-}
-
-static json_t *strv_to_json(char **v, size_t n)
-{
-        json_t *a = json_array();
-
-        for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, json_string(v[i])) < 0) {
-                        json_decref(a);
-                        return NULL;
-                }
-        return a;
 }
 
 json_t *task_request_to_json(const struct task_request *r, enum task_redact how)
@@ -578,13 +560,13 @@ json_t *task_request_to_json(const struct task_request *r, enum task_redact how)
                                            json_pack("{s:i,s:i}", "TargetPort", (int)r->ports[i].target,
                                                      "PublishedPort", (int)r->ports[i].published));
         q |= json_object_set(doc, "Ports", ports);
-        q |= json_object_set_new(doc, "Env", strv_to_json(r->env, r->n_env));
+        q |= json_object_set_new(doc, "Env", task_strv_to_json(r->env));
         for (size_t i = 0; i < r->n_mounts; i++)
                 q |= json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:b}", "Type", "volume", "Target",
                                                              r->mounts[i].target, "Source",
                                                              r->mounts[i].source, "RW", r->mounts[i].rw));
         q |= json_object_set(doc, "Mounts", mounts);
-        q |= json_object_set_new(doc, "KmsEndpoints", strv_to_json(r->kms, r->n_kms));
+        q |= json_object_set_new(doc, "KmsEndpoints", task_strv_to_json(r->kms));
         if (q)
                 return NULL;
         return TAKE_PTR(doc);

@@ -16,6 +16,7 @@
 #include "reference.h"
 #include "request.h"
 #include "rootfs.h"
+#include "strv.h"
 #include "runtime.h"
 #include "task-backend.h"
 #include "volume.h"
@@ -73,26 +74,6 @@ static void on_pull_progress(void *userdata, const struct image_pull_progress *p
                 a->r->progress(a->r->progress_userdata, &tp);
 }
 
-static char **strv_dup(char *const *v)
-{
-        size_t n = 0;
-        char **out;
-
-        if (!v)
-                return NULL;
-        while (v[n])
-                n++;
-        out = calloc(n + 1, sizeof(char *));
-        for (size_t i = 0; out && i < n; i++)
-                if (!(out[i] = strdup(v[i]))) {
-                        for (size_t j = 0; j < i; j++)
-                                free(out[j]);
-                        free(out);
-                        return NULL;
-                }
-        return out;
-}
-
 /* The task_image of a stored record and its parsed config. */
 static int task_image_from(const struct image_record *rec, const struct image_config *cfg, const char *ref,
                            struct task_image *ret)
@@ -101,10 +82,10 @@ static int task_image_from(const struct image_record *rec, const struct image_co
 
         img.id = strdup(rec->id);
         img.name = strdup(rec->name ? rec->name : ref);
-        img.entrypoint = strv_dup(cfg->entrypoint);
-        img.cmd = strv_dup(cfg->cmd);
-        img.env = strv_dup(cfg->env);
-        img.exposed_ports = strv_dup(cfg->exposed_ports);
+        img.entrypoint = task_strv_dup(cfg->entrypoint);
+        img.cmd = task_strv_dup(cfg->cmd);
+        img.env = task_strv_dup(cfg->env);
+        img.exposed_ports = task_strv_dup(cfg->exposed_ports);
         img.working_dir = cfg->working_dir ? strdup(cfg->working_dir) : NULL;
         img.user = cfg->user ? strdup(cfg->user) : NULL;
         img.stop_signal = cfg->stop_signal ? strdup(cfg->stop_signal) : NULL;

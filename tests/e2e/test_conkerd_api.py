@@ -23,7 +23,9 @@ def daemon(tmp_path_factory):
     d.start()
     yield d
     d.close()
-    assert PASSWORD not in d.log(), "the registry password reached the daemon's log"
+    log = d.final_log
+    assert PASSWORD not in log, "the registry password reached the daemon's log"
+    assert d.exit_code == 0, f"conkerd did not exit cleanly ({d.exit_code}):\n{log[-4000:]}"
 
 
 def body(**over):

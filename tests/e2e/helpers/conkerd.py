@@ -77,6 +77,8 @@ class Conkerd:
         self.proc: subprocess.Popen | None = None
         self.token: str | None = None
         self.tls = tls or {}
+        self.exit_code: int | None = None
+        self.final_log = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self):
@@ -145,7 +147,9 @@ class Conkerd:
                     self.api("DELETE", f"/sw/api/v1/container/{t['Id']}", timeout=60)
             except Exception:
                 pass
-        self.stop()
+        # 0 for a clean shutdown; a sanitizer build reports leaks and errors through it.
+        self.exit_code = self.stop()
+        self.final_log = self.log()
         self._kill_leftover_containers()
         self._umount_below(self.dir)
         subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
