@@ -334,6 +334,31 @@ def test_pins(seed):
     assert [e["decision"] for e in b.audit()] == ["release"]
 
 
+def test_concurrent_tasks_share_the_td(seed):
+    """Three tasks attesting at once: each measures its image into the one RTMR3 and quotes with
+    a log that replays (the broker replays it), and each gets the secret."""
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret, name="concurrent")
+    before = seed.d.tdx_info()["rtmr3_log"]["events"]
+    tids = []
+    for i in range(3):
+        body = json.loads(seed.body(b.endpoint, free_published_port()))
+        body["Name"] = f"conker-example-app-{i}"
+        r = seed.api("POST", P, data=json.dumps(body))
+        assert r.status_code == 200, r.text
+        tids.append((r.json()["data"]["Id"], body["Ports"][0]["PublishedPort"]))
+    for tid, port in tids:
+        t = seed.d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+        assert t["Status"] == "Running", t["Events"]
+        assert getsecret(port) == secret.read_text()
+    info = seed.d.tdx_info()
+    assert info["rtmr3_log"]["replays"] is True
+    assert info["rtmr3_log"]["events"] == before + 3
+    assert [e["decision"] for e in b.audit()] == ["release"] * 3
+    for tid, _ in tids:
+        seed.delete(tid)
+
+
 def test_no_secret_in_logs_or_responses(seed):
     """Runs last (file order): everything the module produced is searched."""
     secret = seed.secret_file()
