@@ -248,7 +248,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         int r;
 
         /* ingest/: partial blobs and lock files. */
-        d = fdopendir(dup(s->ingest_fd));
+        d = fdopendir(fcntl(s->ingest_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read ingest/");
         while ((de = readdir(d)))
@@ -263,7 +263,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         r = ck_sqlite_exec(s->db, "DELETE FROM layers WHERE ready = 0", reterr);
         if (r < 0)
                 return r;
-        d = fdopendir(dup(s->layers_fd));
+        d = fdopendir(fcntl(s->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read layers/");
         while ((de = readdir(d))) {
