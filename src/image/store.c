@@ -2,11 +2,16 @@
  * SQLite, and crash recovery (see store-internal.h for the layout).
  *
  * Invariants:
- * - a file under blobs/ always has the digest its name says: it is written to ingest/, hashed
- *   while written, checked for size and digest, fsync'd and only then renamed into place;
+ * - a file under blobs/ has the digest its name says: it is written to ingest/, hashed while
+ *   written, checked for size and digest and only then renamed into place (and whoever reads
+ *   it hashes it again);
  * - a directory layers/<n>/ with a ready row in `layers` is a complete layer whose
  *   uncompressed stream had the recorded diff_id (unpack.c writes into <n>.tmp and the rename
  *   happens after the check);
+ * - durability: everything an image record references is on disk before the record is
+ *   committed (one syncfs() in image_store_put(), not an fsync per blob and a syncfs per
+ *   layer: on a busy host those cost more than the unpacking). What no record references may
+ *   be torn by a power loss, and recovery prunes exactly that;
  * - one writer per blob digest and per diff_id at a time, across threads (busy list + condvar)
  *   and across processes (flock on ingest/<key>.lock);
  * - recovery runs only when no other process has the store open (exclusive flock on
@@ -243,7 +248,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         int r;
 
         /* ingest/: partial blobs and lock files. */
-        d = fdopendir(dup(s->ingest_fd));
+        d = fdopendir(fcntl(s->ingest_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read ingest/");
         while ((de = readdir(d)))
@@ -258,7 +263,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         r = ck_sqlite_exec(s->db, "DELETE FROM layers WHERE ready = 0", reterr);
         if (r < 0)
                 return r;
-        d = fdopendir(dup(s->layers_fd));
+        d = fdopendir(fcntl(s->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read layers/");
         while ((de = readdir(d))) {
@@ -572,7 +577,7 @@ static int digest_check(EVP_MD_CTX *md, const char *digest, char got[IMAGE_DIGES
 
 int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr)
 {
-        char got[IMAGE_DIGEST_MAX], dir[8];
+        char got[IMAGE_DIGEST_MAX];
         int r;
 
         r = blob_flush(w);
@@ -592,20 +597,11 @@ int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr)
                                  got);
                 goto fail;
         }
-        if (fsync(w->fd) < 0) {
-                r = ck_error_errno(reterr, -errno, "cannot sync blob %s", w->digest);
-                goto fail;
-        }
+        /* No fsync here: image_store_put() syncs the filesystem once before a record can
+         * reference the blob (see the invariants at the top). */
         if (renameat(w->s->ingest_fd, w->tmp_name, w->s->blobs_fd, w->relpath) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot store blob %s", w->digest);
                 goto fail;
-        }
-        /* Make the rename durable before anyone records the blob as present. */
-        snprintf(dir, sizeof(dir), "%.6s", w->digest);
-        {
-                _cleanup_close_ int dfd = openat(w->s->blobs_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0)
-                        (void)fsync(dfd);
         }
         close(w->fd);
         w->fd = -1;
@@ -728,7 +724,7 @@ static int layer_reserve(struct image_store *s, const struct image_descriptor *l
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char name[32], tmp[40];
         struct stat sb;
-        int64_t n;
+        int64_t n = 0;
         int r;
 
         r = layer_lookup(s, diff_id, &n, reterr);
@@ -809,16 +805,12 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
         r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
         if (r < 0)
                 goto fail; /* the caller names the layer */
-        /* Crash safety comes from the rename of the whole layer: one syncfs, no per-file fsync. */
-        if (syncfs(root_fd) < 0) {
-                r = ck_error_errno(reterr, -errno, "cannot sync layer %s", layer->digest);
-                goto fail;
-        }
+        /* Visibility comes from the rename of the whole layer; durability from the syncfs()
+         * in image_store_put() before any record references it. No per-file fsync. */
         if (renameat(s->layers_fd, tmp, s->layers_fd, name) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot commit layer %s", layer->digest);
                 goto fail;
         }
-        (void)fsync(s->layers_fd);
 
         sqlite3_finalize(TAKE_PTR(st));
         if (sqlite3_prepare_v2(s->db, "UPDATE layers SET ready = 1 WHERE n = ?", -1, &st, NULL) !=
@@ -873,7 +865,7 @@ char *image_store_layer_dir(struct image_store *s, const char *diff_id)
 {
         _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         char *p = NULL;
-        int64_t n;
+        int64_t n = 0;
 
         if (layer_lookup(s, diff_id, &n, NULL) <= 0)
                 return NULL;
@@ -1076,9 +1068,22 @@ static void db_rollback(struct image_store *s)
         (void)ck_sqlite_exec(s->db, "ROLLBACK", NULL);
 }
 
+/* Makes everything written to blobs/ and layers/ so far durable: the one sync of a pull. */
+static int store_sync(struct image_store *s, struct ck_error **reterr)
+{
+        struct stat a, b;
+
+        if (syncfs(s->layers_fd) < 0)
+                return ck_error_errno(reterr, -errno, "cannot sync the image store");
+        if (fstat(s->layers_fd, &a) == 0 && fstat(s->blobs_fd, &b) == 0 && a.st_dev != b.st_dev &&
+            syncfs(s->blobs_fd) < 0)
+                return ck_error_errno(reterr, -errno, "cannot sync the image store");
+        return 0;
+}
+
 int image_store_put(struct image_store *s, const struct image_record *r, struct ck_error **reterr)
 {
-        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+        _cleanup_db_lock_ struct image_store *db_guard = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int k;
 
@@ -1092,13 +1097,19 @@ int image_store_put(struct image_store *s, const struct image_record *r, struct 
                 if (!image_digest_split_ok(r->layers[i]) || !image_digest_split_ok(r->diff_ids[i]))
                         return ck_error_set(reterr, -EINVAL, "invalid image record: layer %zu", i);
 
+        /* Before the record exists, everything it references must be on disk (outside the DB
+         * lock: a sync can take a while on a busy host). */
+        k = store_sync(s, reterr);
+        if (k < 0)
+                return k;
+        db_guard = image_store_db_lock(s);
         k = db_begin(s, reterr);
         if (k < 0)
                 return k;
         /* A concurrent removal of another image may have freed a layer this one shares after it
          * was unpacked for us; refuse to record an image whose layers are not all there. */
         for (size_t i = 0; i < r->n_layers; i++) {
-                int64_t n;
+                int64_t n = 0;
                 k = layer_lookup(s, r->diff_ids[i], &n, reterr);
                 if (k <= 0) {
                         db_rollback(s);
@@ -1423,7 +1434,7 @@ static int strv_push(struct strv *a, const char *s)
                 a->v = nv;
                 a->cap = ncap;
         }
-        a->v[a->n] = strdup(s);
+        a->v[a->n] = s ? strdup(s) : NULL; /* NULL: SQLite could not allocate the text */
         if (!a->v[a->n])
                 return -ENOMEM;
         a->n++;
