@@ -356,10 +356,54 @@ struct net_nft {
         struct nft_ctx *ctx;
 };
 
+#define FDS_MAX 64
+
+/* The fds (>= 3) without FD_CLOEXEC, at most FDS_MAX of them; returns how many. */
+static size_t fds_inheritable(int out[FDS_MAX])
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        size_t n = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d)) && n < FDS_MAX) {
+                uint64_t v;
+                int fl;
+                if (ck_parse_uint(de->d_name, INT32_MAX, &v) < 0 || v < 3 || (int)v == dirfd(d))
+                        continue;
+                fl = fcntl((int)v, F_GETFD);
+                if (fl >= 0 && !(fl & FD_CLOEXEC))
+                        out[n++] = (int)v;
+        }
+        closedir(d);
+        return n;
+}
+
+/* libnftables opens its netlink socket without SOCK_CLOEXEC: without this, every shim and
+ * helper conkerd starts would inherit a netfilter socket. Marks the inheritable fds that are
+ * not in before[] (the ones libnftables just opened) close-on-exec. */
+static void fds_cloexec_new(const int *before, size_t n_before)
+{
+        int now[FDS_MAX];
+        size_t n = fds_inheritable(now);
+
+        for (size_t i = 0; i < n; i++) {
+                bool old = false;
+                for (size_t k = 0; k < n_before && !old; k++)
+                        old = before[k] == now[i];
+                if (!old)
+                        (void)fcntl(now[i], F_SETFD, FD_CLOEXEC);
+        }
+}
+
 static struct nft_ctx *nft_ctx_make(void)
 {
+        int before[FDS_MAX];
+        size_t n_before = fds_inheritable(before);
         struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 
+        fds_cloexec_new(before, n_before);
         if (!ctx)
                 return NULL;
         /* Output and errors go to buffers, never to conkerd's stdout/stderr. */
@@ -398,6 +442,8 @@ void net_nft_free(struct net_nft *n)
 static int nft_run(const struct net_config *cfg, const char *script, struct ck_error **reterr)
 {
         struct nft_ctx *tmp = NULL, *ctx;
+        int before[FDS_MAX];
+        size_t n_before;
         const char *msg;
         int r;
 
@@ -409,7 +455,10 @@ static int nft_run(const struct net_config *cfg, const char *script, struct ck_e
                 if (!ctx)
                         return ck_error_set(reterr, -ENOMEM, "cannot create an nftables context");
         }
+        n_before = fds_inheritable(before);
         r = nft_run_cmd_from_buffer(ctx, script);
+        /* In case a run (re)opened a socket. */
+        fds_cloexec_new(before, n_before);
         /* Reading the buffers also empties them for the next run. */
         (void)nft_ctx_get_output_buffer(ctx);
         msg = nft_ctx_get_error_buffer(ctx);
