@@ -11,8 +11,8 @@ int ck_json_loadb(const void *buf, size_t len, size_t max, json_t **ret, struct 
         json_t *j;
 
         if (len > max)
-                return ck_error_set(reterr, -E2BIG, "JSON document of %zu bytes is over the %zu-byte limit", len,
-                                    max);
+                return ck_error_set(reterr, -E2BIG, "JSON document of %zu bytes is over the %zu-byte limit",
+                                    len, max);
         j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
         if (!j) {
                 /* jansson quotes the token it stopped at ("... near '\"hunter2'"): that may be a

@@ -293,9 +293,12 @@ static void test_validators(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_seed_body), cmocka_unit_test(test_minimal_body),
-                cmocka_unit_test(test_redaction), cmocka_unit_test(test_bad_requests),
-                cmocka_unit_test(test_limits),    cmocka_unit_test(test_validators),
+                cmocka_unit_test(test_seed_body),
+                cmocka_unit_test(test_minimal_body),
+                cmocka_unit_test(test_redaction),
+                cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_validators),
                 cmocka_unit_test(test_parse_error_hides_password),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
