@@ -1,6 +1,7 @@
 /* conkerd client over libcurl (see client.h). */
 #include <curl/curl.h>
 #include <errno.h>
+#include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "buf.h"
 #include "client.h"
+#include "commands.h"
 #include "curl.h"
 #include "fs.h"
 #include "json.h"
@@ -234,4 +236,47 @@ void cli_print_json(json_t *data)
                 puts(s);
                 free(s);
         }
+}
+
+void cli_print_id(json_t *data, bool json)
+{
+        if (json)
+                cli_print_json(data);
+        else
+                printf("%s\n", json_string_value(json_object_get(data, "Id")));
+}
+
+int cli_task_command(int argc, char **argv, const char *name, const char *method, const char *suffix,
+                     void (*print)(json_t *data, bool json))
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                CLI_COMMON_OPTIONS,
+                {0},
+        };
+        _cleanup_json_ json_t *data = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *path = NULL;
+        struct cli_client c;
+        int ch, r;
+
+        cli_client_init(&c);
+        optind = 0;
+        while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                if (cli_client_option(&c, ch, optarg))
+                        continue;
+                fprintf(ch == 'h' ? stdout : stderr, "usage: conker %s TASK\n\n" CLI_COMMON_HELP, name);
+                return ch == 'h' ? 0 : 2;
+        }
+        if (optind != argc - 1) {
+                fprintf(stderr, "usage: conker %s TASK\n", name);
+                return 2;
+        }
+        path = cli_task_path(argv[optind], suffix);
+        r = path ? cli_call(&c, method, path, NULL, 0, &data, &e) : -ENOMEM;
+        cli_client_clear(&c);
+        if (r < 0)
+                return cli_fail(name, r, e);
+        print(data, c.json);
+        return 0;
 }

@@ -67,3 +67,12 @@ int cli_stream(struct cli_client *c, const char *path, size_t (*fn)(char *, size
 char *cli_task_path(const char *ref, const char *suffix);
 /* Prints data as indented JSON on stdout. */
 void cli_print_json(json_t *data);
+
+/* The data's "Id" on a line of its own, or the JSON with --json (rm, cancel). */
+void cli_print_id(json_t *data, bool json);
+/* The body of the commands that act on one task (inspect, rm, cancel, events):
+ * `conker NAME [common options] TASK` becomes METHOD <task path><suffix>, and print renders the
+ * answer's data
+ * (json is --json). Returns the process exit status (0, 1 on failure, 2 on a usage error). */
+int cli_task_command(int argc, char **argv, const char *name, const char *method, const char *suffix,
+                     void (*print)(json_t *data, bool json));
