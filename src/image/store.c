@@ -243,7 +243,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         int r;
 
         /* ingest/: partial blobs and lock files. */
-        d = fdopendir(dup(s->ingest_fd));
+        d = ck_opendir_at(s->ingest_fd, ".");
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read ingest/");
         while ((de = readdir(d)))
@@ -258,7 +258,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         r = ck_sqlite_exec(s->db, "DELETE FROM layers WHERE ready = 0", reterr);
         if (r < 0)
                 return r;
-        d = fdopendir(dup(s->layers_fd));
+        d = ck_opendir_at(s->layers_fd, ".");
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read layers/");
         while ((de = readdir(d))) {
@@ -902,13 +902,11 @@ static int store_prune_locked(struct image_store *s, struct ck_error **reterr)
         int removed = 0;
 
         for (size_t a = 0; a < ELEMENTSOF(algos); a++) {
-                _cleanup_close_ int dfd = openat(s->blobs_fd, algos[a], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                DIR *d;
+                DIR *d = ck_opendir_at(s->blobs_fd, algos[a]);
                 struct dirent *de;
 
-                if (dfd < 0)
+                if (!d && errno == ENOENT)
                         continue;
-                d = fdopendir(TAKE_FD(dfd));
                 if (!d)
                         return ck_error_errno(reterr, -errno, "cannot read blobs/%s", algos[a]);
                 while ((de = readdir(d))) {
