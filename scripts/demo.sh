@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
 conker="$build/src/cli/conker"
-conkerd="$build/src/conkerd/conkerd"
+conkerd="${CONKERD:-$build/src/conkerd/conkerd}" # CONKERD: another conkerd binary (e.g. a sanitizer build)
 broker="$build/src/conker-broker/conker-broker"
 registry_bin=/usr/bin/docker-registry
 

@@ -2,11 +2,16 @@
  * SQLite, and crash recovery (see store-internal.h for the layout).
  *
  * Invariants:
- * - a file under blobs/ always has the digest its name says: it is written to ingest/, hashed
- *   while written, checked for size and digest, fsync'd and only then renamed into place;
+ * - a file under blobs/ has the digest its name says: it is written to ingest/, hashed while
+ *   written, checked for size and digest and only then renamed into place (and whoever reads
+ *   it hashes it again);
  * - a directory layers/<n>/ with a ready row in `layers` is a complete layer whose
  *   uncompressed stream had the recorded diff_id (unpack.c writes into <n>.tmp and the rename
  *   happens after the check);
+ * - durability: everything an image record references is on disk before the record is
+ *   committed (one syncfs() in image_store_put(), not an fsync per blob and a syncfs per
+ *   layer: on a busy host those cost more than the unpacking). What no record references may
+ *   be torn by a power loss, and recovery prunes exactly that;
  * - one writer per blob digest and per diff_id at a time, across threads (busy list + condvar)
  *   and across processes (flock on ingest/<key>.lock);
  * - recovery runs only when no other process has the store open (exclusive flock on
@@ -572,7 +577,7 @@ static int digest_check(EVP_MD_CTX *md, const char *digest, char got[IMAGE_DIGES
 
 int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr)
 {
-        char got[IMAGE_DIGEST_MAX], dir[8];
+        char got[IMAGE_DIGEST_MAX];
         int r;
 
         r = blob_flush(w);
@@ -592,20 +597,11 @@ int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr)
                                  got);
                 goto fail;
         }
-        if (fsync(w->fd) < 0) {
-                r = ck_error_errno(reterr, -errno, "cannot sync blob %s", w->digest);
-                goto fail;
-        }
+        /* No fsync here: image_store_put() syncs the filesystem once before a record can
+         * reference the blob (see the invariants at the top). */
         if (renameat(w->s->ingest_fd, w->tmp_name, w->s->blobs_fd, w->relpath) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot store blob %s", w->digest);
                 goto fail;
-        }
-        /* Make the rename durable before anyone records the blob as present. */
-        snprintf(dir, sizeof(dir), "%.6s", w->digest);
-        {
-                _cleanup_close_ int dfd = openat(w->s->blobs_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0)
-                        (void)fsync(dfd);
         }
         close(w->fd);
         w->fd = -1;
@@ -809,16 +805,12 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
         r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
         if (r < 0)
                 goto fail; /* the caller names the layer */
-        /* Crash safety comes from the rename of the whole layer: one syncfs, no per-file fsync. */
-        if (syncfs(root_fd) < 0) {
-                r = ck_error_errno(reterr, -errno, "cannot sync layer %s", layer->digest);
-                goto fail;
-        }
+        /* Visibility comes from the rename of the whole layer; durability from the syncfs()
+         * in image_store_put() before any record references it. No per-file fsync. */
         if (renameat(s->layers_fd, tmp, s->layers_fd, name) < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot commit layer %s", layer->digest);
                 goto fail;
         }
-        (void)fsync(s->layers_fd);
 
         sqlite3_finalize(TAKE_PTR(st));
         if (sqlite3_prepare_v2(s->db, "UPDATE layers SET ready = 1 WHERE n = ?", -1, &st, NULL) !=
@@ -1074,9 +1066,22 @@ static void db_rollback(struct image_store *s)
         (void)ck_sqlite_exec(s->db, "ROLLBACK", NULL);
 }
 
+/* Makes everything written to blobs/ and layers/ so far durable: the one sync of a pull. */
+static int store_sync(struct image_store *s, struct ck_error **reterr)
+{
+        struct stat a, b;
+
+        if (syncfs(s->layers_fd) < 0)
+                return ck_error_errno(reterr, -errno, "cannot sync the image store");
+        if (fstat(s->layers_fd, &a) == 0 && fstat(s->blobs_fd, &b) == 0 && a.st_dev != b.st_dev &&
+            syncfs(s->blobs_fd) < 0)
+                return ck_error_errno(reterr, -errno, "cannot sync the image store");
+        return 0;
+}
+
 int image_store_put(struct image_store *s, const struct image_record *r, struct ck_error **reterr)
 {
-        _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
+        _cleanup_db_lock_ struct image_store *db_guard = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int k;
 
@@ -1090,6 +1095,12 @@ int image_store_put(struct image_store *s, const struct image_record *r, struct 
                 if (!image_digest_split_ok(r->layers[i]) || !image_digest_split_ok(r->diff_ids[i]))
                         return ck_error_set(reterr, -EINVAL, "invalid image record: layer %zu", i);
 
+        /* Before the record exists, everything it references must be on disk (outside the DB
+         * lock: a sync can take a while on a busy host). */
+        k = store_sync(s, reterr);
+        if (k < 0)
+                return k;
+        db_guard = image_store_db_lock(s);
         k = db_begin(s, reterr);
         if (k < 0)
                 return k;

@@ -26,7 +26,8 @@ void image_limits_default(struct image_limits *l);
 struct image_store;
 
 /* Opens or creates the store under dir (mode 0700), recovering from a crash: temp files and
- * half-unpacked layers are removed. */
+ * half-unpacked layers are removed, and so are blobs and layers no image references. Recovery
+ * runs only when no other process has the store open (see image_store_prune()). */
 int image_store_open(const char *dir, const struct image_limits *lim, struct image_store **ret,
                      struct ck_error **reterr);
 void image_store_free(struct image_store *s);

@@ -66,13 +66,8 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
                 .app_id_len = strlen(ctx->image_id),
                 .rtmr3_log_from_tee = true,
         };
-        struct broker_endpoint ep;
         int r;
 
-        /* A malformed endpoint is refused before the TEE is asked for anything. */
-        r = broker_endpoint_parse(endpoint, &ep, &e);
-        if (r < 0)
-                return fail_endpoint(endpoint, r, e, reterr);
         pthread_mutex_lock(&tee_lock);
         r = attest_ratls_make_identity(ctx->tee, &claims, BROKER_CLIENT_CERT_VALIDITY_SECS, &key, &cert, &e);
         pthread_mutex_unlock(&tee_lock);
@@ -102,6 +97,15 @@ int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_sec
                 return ck_error_set(reterr, -ENOTSUP,
                                     "remote attestation is not available in this build: KmsEndpoints cannot "
                                     "be honoured");
+
+        /* A malformed endpoint is refused before the TEE is asked for anything. */
+        for (size_t i = 0; i < ctx->n_endpoints; i++) {
+                struct broker_endpoint ep;
+
+                r = broker_endpoint_parse(ctx->endpoints[i], &ep, &e);
+                if (r < 0)
+                        return fail_endpoint(ctx->endpoints[i], r, e, reterr);
+        }
 
         /* The image is measured before any evidence leaves the TD, so every quote of this task
          * carries it in RTMR3 (and its log) whether the broker looks at it or not. */

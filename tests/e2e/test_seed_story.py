@@ -334,6 +334,31 @@ def test_pins(seed):
     assert [e["decision"] for e in b.audit()] == ["release"]
 
 
+def test_concurrent_tasks_share_the_td(seed):
+    """Three tasks attesting at once: each measures its image into the one RTMR3 and quotes with
+    a log that replays (the broker replays it), and each gets the secret."""
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret, name="concurrent")
+    before = seed.d.tdx_info()["rtmr3_log"]["events"]
+    tids = []
+    for i in range(3):
+        body = json.loads(seed.body(b.endpoint, free_published_port()))
+        body["Name"] = f"conker-example-app-{i}"
+        r = seed.api("POST", P, data=json.dumps(body))
+        assert r.status_code == 200, r.text
+        tids.append((r.json()["data"]["Id"], body["Ports"][0]["PublishedPort"]))
+    for tid, port in tids:
+        t = seed.d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+        assert t["Status"] == "Running", t["Events"]
+        assert getsecret(port) == secret.read_text()
+    info = seed.d.tdx_info()
+    assert info["rtmr3_log"]["replays"] is True
+    assert info["rtmr3_log"]["events"] == before + 3
+    assert [e["decision"] for e in b.audit()] == ["release"] * 3
+    for tid, _ in tids:
+        seed.delete(tid)
+
+
 def test_no_secret_in_logs_or_responses(seed):
     """Runs last (file order): everything the module produced is searched."""
     secret = seed.secret_file()
@@ -360,3 +385,24 @@ def test_no_secret_in_logs_or_responses(seed):
         assert ":pass@" not in text, name
     # Nothing under conkerd's data or run dirs holds the secret once the tasks are gone.
     assert grep_tree(seed.d.dir, MARKER.encode()) == []
+
+
+def test_conkerd_opens_its_tee_at_start(tmp_path):
+    """auto without TDX refuses to start and names --tee sim; a missing simulated TD is a start
+    error too (never a task that later fails)."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from helpers.conkerd import CONKERD
+    if os.path.exists("/sys/kernel/config/tsm/report") or os.path.exists("/sys/class/misc/tdx_guest"):
+        pytest.skip("this host is a TDX guest: auto would pick tdx")
+    base = [CONKERD, "--config", str(tmp_path / "none.conf"), "--listen", "127.0.0.1:1",
+            "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+            "--token-file", str(tmp_path / "token")]
+    (tmp_path / "none.conf").write_text("")
+    p = subprocess.run(base + ["--tee", "auto"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "--tee sim" in p.stderr, p.stderr
+    p = subprocess.run(base + ["--tee", "sim", "--sim-dir", str(tmp_path / "missing"), "--sim-state-dir",
+                               str(tmp_path / "state")], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "cannot open the TEE (--tee sim)" in p.stderr, p.stderr
+    assert not (tmp_path / "data").exists()
