@@ -137,6 +137,10 @@ static int run(struct conkerd_config *c)
                 .insecure_registries = c->insecure_registries.items,
                 .registry_ca_file = c->registry_ca_file,
                 .pull_always = strcmp(c->pull_policy, "always") == 0,
+                .image_max_blob_size = c->image_max_blob_size,
+                .image_max_layer_size = c->image_max_layer_size,
+                .image_max_layer_entries = c->image_max_layer_entries,
+                .image_max_ratio = c->image_max_ratio,
         };
         r = task_backend_real_new(&bc, &be, &e);
         if (r < 0)
