@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "client.h"
@@ -279,4 +280,41 @@ int cli_task_command(int argc, char **argv, const char *name, const char *method
                 return cli_fail(name, r, e);
         print(data, c.json);
         return 0;
+}
+
+int cli_password_read_stdin(struct ck_secret **ret, struct ck_error **reterr)
+{
+        uint8_t buf[CLI_PASSWORD_MAX + 1];
+        size_t len = 0;
+        int r = 0;
+
+        while (len < sizeof(buf)) {
+                ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = ck_error_errno(reterr, -errno, "cannot read the password from stdin");
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (len > CLI_PASSWORD_MAX) {
+                r = ck_error_set(reterr, -EMSGSIZE, "password on stdin is longer than %d bytes",
+                                 CLI_PASSWORD_MAX);
+                goto out;
+        }
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+                len--;
+        if (len == 0) {
+                r = ck_error_set(reterr, -EINVAL, "empty password on stdin");
+                goto out;
+        }
+        *ret = ck_secret_new(buf, len);
+        if (!*ret)
+                r = ck_error_set(reterr, -ENOMEM, "out of memory");
+out:
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return r;
 }

@@ -16,6 +16,7 @@
 #define CLI_HOST_DEFAULT       "http://127.0.0.1:8383"
 #define CLI_TOKEN_FILE_DEFAULT "/etc/conker/token"
 #define CLI_RESPONSE_MAX       (64u << 20)
+#define CLI_PASSWORD_MAX       4096
 
 struct cli_client {
         const char *host;
@@ -65,6 +66,10 @@ int cli_stream(struct cli_client *c, const char *path, size_t (*fn)(char *, size
 
 /* "/sw/api/v1/container/<escaped ref><suffix>" (malloc'd). */
 char *cli_task_path(const char *ref, const char *suffix);
+/* The registry password for run and image pull (--password-stdin): all of stdin, up to
+ * CLI_PASSWORD_MAX bytes, trailing newlines dropped, never empty. Read with read(2), not stdio,
+ * so that no buffer we cannot wipe holds it; the caller frees *ret with ck_secret_free(). */
+int cli_password_read_stdin(struct ck_secret **ret, struct ck_error **reterr);
 /* Prints data as indented JSON on stdout. */
 void cli_print_json(json_t *data);
 
