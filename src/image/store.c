@@ -724,7 +724,7 @@ static int layer_reserve(struct image_store *s, const struct image_descriptor *l
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char name[32], tmp[40];
         struct stat sb;
-        int64_t n;
+        int64_t n = 0;
         int r;
 
         r = layer_lookup(s, diff_id, &n, reterr);
@@ -865,7 +865,7 @@ char *image_store_layer_dir(struct image_store *s, const char *diff_id)
 {
         _cleanup_db_lock_ struct image_store *db_guard = image_store_db_lock(s);
         char *p = NULL;
-        int64_t n;
+        int64_t n = 0;
 
         if (layer_lookup(s, diff_id, &n, NULL) <= 0)
                 return NULL;
@@ -1107,7 +1107,7 @@ int image_store_put(struct image_store *s, const struct image_record *r, struct 
         /* A concurrent removal of another image may have freed a layer this one shares after it
          * was unpacked for us; refuse to record an image whose layers are not all there. */
         for (size_t i = 0; i < r->n_layers; i++) {
-                int64_t n;
+                int64_t n = 0;
                 k = layer_lookup(s, r->diff_ids[i], &n, reterr);
                 if (k <= 0) {
                         db_rollback(s);
@@ -1432,7 +1432,7 @@ static int strv_push(struct strv *a, const char *s)
                 a->v = nv;
                 a->cap = ncap;
         }
-        a->v[a->n] = strdup(s);
+        a->v[a->n] = s ? strdup(s) : NULL; /* NULL: SQLite could not allocate the text */
         if (!a->v[a->n])
                 return -ENOMEM;
         a->n++;

@@ -96,7 +96,7 @@ static const char *shown(const char *name, char buf[static 200])
 {
         size_t i = 0;
 
-        for (; name[i] && i < 199; i++)
+        for (; i < 199 && name[i]; i++)
                 buf[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
         buf[i] = 0;
         return buf;
@@ -149,7 +149,7 @@ static int ensure_dir(struct unpack_writer *w, const char *path, int *ret_fd)
 /* The parent directory of the entry, cached across consecutive entries. Borrowed fd. */
 static int parent_open(struct unpack_writer *w, const char *parent, int *ret_fd)
 {
-        int fd, r;
+        int fd = -1, r;
 
         if (w->parent_path && strcmp(w->parent_path, parent) == 0) {
                 *ret_fd = w->parent_fd;

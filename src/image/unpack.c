@@ -162,6 +162,8 @@ static int finish_digest(EVP_MD_CTX *md, const char *want, const char *what, str
         unsigned hl = 0;
         const char *colon = strchr(want, ':');
 
+        if (!colon)
+                return ck_error_set(reterr, -EINVAL, "invalid %s '%.80s'", what, want);
         if (EVP_DigestFinal_ex(md, h, &hl) != 1)
                 return ck_ssl_error(reterr, -EIO, "digest");
         ck_hex_encode(h, hl, hex);

@@ -225,6 +225,11 @@ def test_hostile_layer_rejected_or_confined(conker, reg, tmp_path, case):
     try:
         if case == "absolute-name":
             assert (target / str(outside).lstrip("/") / "evil-absolute").read_bytes() == b"escaped\n"
+        if case == "forged-overlay-xattrs":
+            layer_dirs = list((conker.data_dir / "layers").iterdir())
+            for d in layer_dirs:
+                assert [a for a in os.listxattr(d / "etc") if "overlay" in a] == []
+                assert os.getxattr(d / "etc", "user.kept") == b"allowed"  # the allow-list works
         assert hostile.canary_intact(outside) == []
     finally:
         conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -454,6 +455,86 @@ static void test_discard_failed_pull(void **state)
         image_store_free(s);
 }
 
+static void test_cross_process_writers(void **state)
+{
+        static const char data[] = "one blob, two processes";
+        char d[72];
+        int pipefd[2];
+        pid_t pid;
+
+        tar_digest((const uint8_t *)data, strlen(data), d);
+        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                /* The child writes the blob slowly, after telling the parent it holds it. */
+                struct image_store *cs = NULL;
+                struct image_blob_writer *w = NULL;
+                if (image_store_open(tmpdir, NULL, &cs, NULL) < 0 ||
+                    image_blob_begin(cs, d, strlen(data), &w, NULL) != 0)
+                        _exit(2);
+                (void)!write(pipefd[1], "x", 1);
+                usleep(300000);
+                if (image_blob_write(w, (const uint8_t *)data, strlen(data), NULL) < 0 ||
+                    image_blob_commit(w, NULL) < 0)
+                        _exit(3);
+                image_store_free(cs);
+                _exit(0);
+        }
+        {
+                struct image_store *s = NULL;
+                struct image_blob_writer *w = NULL;
+                char c;
+                int status = 0;
+
+                assert_int_equal(read(pipefd[0], &c, 1), 1);
+                assert_int_equal(image_store_open(tmpdir, NULL, &s, NULL), 0);
+                /* Waits on the child's flock, then finds the blob there. */
+                assert_int_equal(image_blob_begin(s, d, strlen(data), &w, NULL), 1);
+                assert_true(image_store_has_blob(s, d));
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                image_store_free(s);
+        }
+        close(pipefd[0]);
+        close(pipefd[1]);
+        assert_int_equal(count_dir("ingest"), 0);
+}
+
+static void test_stale_mount_row_does_not_block_removal(void **state)
+{
+        struct image_store *s = store_open();
+        struct image_descriptor l = {0};
+        char did[72], cfg[72], man[72];
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        make_layer(s, "stale", &l, did);
+        make_config(s, "{\"c\":3}", cfg);
+        make_config(s, "{\"m\":3}", man);
+        char *layers[] = {l.digest}, *diffs[] = {did};
+        struct image_record r = {.name = "localhost/stale:1",
+                                 .manifest_digest = man,
+                                 .id = cfg,
+                                 .layers = layers,
+                                 .diff_ids = diffs,
+                                 .n_layers = 1};
+        assert_int_equal(image_store_put(s, &r, &e), 0);
+        /* A row left by a crash: its target is not a mount point. */
+        {
+                char *sql = NULL;
+                assert_true(asprintf(&sql,
+                                     "INSERT INTO mounts (target, image_id, state_dir, created)"
+                                     " VALUES ('%s', '%s', '%s', 0)",
+                                     tmpdir, cfg, tmpdir) > 0);
+                assert_int_equal(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+                free(sql);
+        }
+        assert_int_equal(image_store_remove(s, "localhost/stale:1", &e), 0);
+        assert_false(image_store_has_blob(s, l.digest));
+        desc_free(&l);
+        image_store_free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -465,6 +546,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_layer_diff_id_mismatch_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_unreferenced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discard_failed_pull, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cross_process_writers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_mount_row_does_not_block_removal, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,24 @@ def dotdot_whiteout(outside: Path):
     return [{"name": "etc/.wh..", "data": b""}]
 
 
+def whiteout_through_symlink(outside: Path):
+    return [
+        {"name": "lnk", "type": "symlink", "target": str(outside)},
+        {"name": "lnk/.wh.canary"},
+        {"name": "lnk/.wh..wh..opq"},
+    ]
+
+
+def forged_overlay_xattrs(outside: Path):
+    # overlayfs trusts these; a layer must not be able to set them.
+    return [{"name": "etc/", "type": "dir",
+             "pax": {"SCHILY.xattr.trusted.overlay.redirect": str(outside),
+                     "SCHILY.xattr.trusted.overlay.opaque": "y",
+                     "SCHILY.xattr.user.overlay.metacopy": "",
+                     "SCHILY.xattr.user.kept": "allowed"}},
+            {"name": "etc/x", "data": b"x\n"}]
+
+
 CASES = {
     "dotdot-name": (dotdot_name, "reject"),
     "absolute-name": (absolute_name, "confine"),
@@ -85,6 +103,8 @@ CASES = {
     "hardlink-absolute": (hardlink_absolute, "reject"),
     "hardlink-via-symlink": (hardlink_via_symlink, "either"),
     "dotdot-whiteout": (dotdot_whiteout, "reject"),
+    "whiteout-through-symlink": (whiteout_through_symlink, "either"),
+    "forged-overlay-xattrs": (forged_overlay_xattrs, "confine"),
 }
 
 
