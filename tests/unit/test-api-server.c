@@ -403,7 +403,7 @@ static off_t follower_pos(const char *path, int skip)
 
         assert_non_null(d);
         while ((de = readdir(d))) {
-                char link[64], target[256], info[64], line[128];
+                char link[300], target[256], info[300], line[128];
                 ssize_t n;
                 FILE *f;
 
