@@ -513,6 +513,15 @@ static void test_token_file(void **state)
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
         assert_non_null(strstr(e->msg, "chmod 600"));
+        /* Mode 0600 is no protection when someone else owns the file: they can read and replace
+         * the token that conkerd (root) honours. */
+        assert_int_equal(chmod(path, 0600), 0);
+        if (geteuid() == 0) {
+                ck_error_free(TAKE_PTR(e));
+                assert_int_equal(chown(path, 65534, 65534), 0);
+                assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
+                assert_non_null(strstr(e->msg, "owned by"));
+        }
 }
 
 int main(void)
