@@ -273,7 +273,7 @@ static void peer_name(int fd, char *buf, size_t len)
 {
         struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
-        char host[INET6_ADDRSTRLEN];
+        char host[INET6_ADDRSTRLEN] = "?";
 
         if (getpeername(fd, (struct sockaddr *)&sa, &sl) < 0) {
                 snprintf(buf, len, "unknown");
