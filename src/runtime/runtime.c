@@ -288,6 +288,19 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
         r = spec_build(&in, rootfd, &cfg, reterr);
         if (r < 0)
                 return r;
+        if (spec->secret_dir) {
+                /* The secrets are 0400 in a 0700 tmpfs and there is no user namespace: they must
+                 * belong to the user the image runs as, or a non-root process cannot read them. */
+                json_t *user = json_object_get(json_object_get(cfg, "process"), "user");
+                json_int_t uid = json_integer_value(json_object_get(user, "uid"));
+                json_int_t gid = json_integer_value(json_object_get(user, "gid"));
+
+                if (uid != 0 || gid != 0) {
+                        r = spec_secret_dir_chown(spec->secret_dir, (uint32_t)uid, (uint32_t)gid, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        }
         txt = json_dumps(cfg, JSON_INDENT(2));
         if (!txt)
                 return -ENOMEM;

@@ -3,6 +3,7 @@
  *
  * The user is resolved from the rootfs's /etc/passwd and /etc/group read through
  * ck_open_in_root() (regular files only, size-capped), never with the host's NSS. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -764,5 +765,41 @@ int spec_build(const struct spec_input *in, int rootfd, json_t **ret, struct ck_
         if (!spec)
                 return -ENOMEM;
         *ret = spec;
+        return 0;
+}
+
+int spec_secret_dir_chown(const char *dir, uint32_t uid, uint32_t gid, struct ck_error **reterr)
+{
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (dfd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open the secret directory %s", dir);
+        d = ck_opendir_at(dfd, ".");
+        if (!d)
+                return ck_error_errno(reterr, -errno, "cannot read the secret directory %s", dir);
+        while (r >= 0 && (de = readdir(d))) {
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = ck_error_errno(reterr, -errno, "cannot stat secret %s", de->d_name);
+                else if (S_ISLNK(st.st_mode))
+                        r = ck_error_set(reterr, -ELOOP, "secret %s is a symbolic link", de->d_name);
+                else if (!S_ISREG(st.st_mode))
+                        r = ck_error_set(reterr, -EINVAL, "secret %s is not a regular file", de->d_name);
+                else if (fchownat(dfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = ck_error_errno(reterr, -errno, "cannot give secret %s to uid %u", de->d_name,
+                                           (unsigned)uid);
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (fchown(dfd, uid, gid) < 0)
+                return ck_error_errno(reterr, -errno, "cannot give the secret directory to uid %u",
+                                      (unsigned)uid);
         return 0;
 }
