@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,33 @@ static pthread_t loop_thread;
 static char url_base[64];
 static struct ck_secret *tok; /* borrowed by the server */
 
+static sem_t loop_running;
+
+static void loop_started(evutil_socket_t fd, short what, void *arg)
+{
+        sem_post(&loop_running);
+}
+
 static void *loop_main(void *arg)
 {
         event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
         return NULL;
+}
+
+/* event_base_loopbreak() is forgotten when the loop has not started yet (the loop clears the
+ * flag on entry), so teardown could wait forever on a test that made no request. Setup returns
+ * only once the loop runs a first callback. */
+static int loop_start(void)
+{
+        if (sem_init(&loop_running, 0, 0) < 0 ||
+            event_base_once(base, -1, EV_TIMEOUT, loop_started, NULL, NULL) < 0)
+                return -1;
+        if (pthread_create(&loop_thread, NULL, loop_main, NULL) != 0)
+                return -1;
+        while (sem_wait(&loop_running) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return 0;
 }
 
 static int setup(void **state)
@@ -73,7 +97,7 @@ static int setup(void **state)
         if (r < 0)
                 fail_msg("api: %s", ck_error_message(e, r));
         snprintf(url_base, sizeof(url_base), "http://127.0.0.1:%u", api_server_port(api));
-        return pthread_create(&loop_thread, NULL, loop_main, NULL);
+        return loop_start();
 }
 
 static int teardown(void **state)
