@@ -10,6 +10,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,13 @@ static void handler(struct evhttp_request *req, void *arg)
         }
 }
 
+static sem_t server_running;
+
+static void server_started(evutil_socket_t fd, short what, void *arg)
+{
+        sem_post(&server_running);
+}
+
 static void *server_main(void *arg)
 {
         event_base_dispatch(srv.base);
@@ -162,7 +170,12 @@ static int setup(void **state)
         assert_non_null(bs);
         assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &sl), 0);
         srv.port = ntohs(sin.sin_port);
+        /* Wait for the loop to run: a loopbreak that comes before it would be forgotten. */
+        assert_int_equal(sem_init(&server_running, 0, 0), 0);
+        assert_int_equal(event_base_once(srv.base, -1, EV_TIMEOUT, server_started, NULL, NULL), 0);
         assert_int_equal(pthread_create(&srv.thread, NULL, server_main, NULL), 0);
+        while (sem_wait(&server_running) < 0)
+                assert_int_equal(errno, EINTR);
         return 0;
 }
 
