@@ -33,12 +33,15 @@
 
 #define PULL_PARALLEL       3
 #define UNPACK_PARALLEL_MAX 8
+#define STREAM_QUEUE_MAX    (4u << 20)
+#define STREAM_CHUNK        (256u << 10)
 #define INDEX_DEPTH_MAX     3
 #define PROGRESS_STEP       (256u << 10)
 #define WATCH_INTERVAL_NSEC 50000000L
 
 enum {
         LAYER_PENDING,
+        LAYER_FETCHING,   /* a download thread has it (and streams it into its unpacker) */
         LAYER_DOWNLOADED, /* blob committed (or present), waiting for an unpack thread */
         LAYER_UNPACKING,
         LAYER_UNPACKED,
@@ -189,6 +192,229 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, bool *re
         return 0;
 }
 
+/* -- streaming a layer: network -> blob writer and -> unpacker ----------------------------- */
+
+/* The bytes of a layer being downloaded, queued for its unpack thread. At most
+ * STREAM_QUEUE_MAX bytes wait; the download blocks (checking stop) when the unpacker lags. */
+struct stream_chunk {
+        struct stream_chunk *next;
+        size_t len, cap;
+        uint8_t data[];
+};
+
+struct layer_stream {
+        struct pull *p;
+        size_t index;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct stream_chunk *head, *tail;
+        size_t queued;
+        struct stream_chunk *cur; /* handed to the unpacker, freed on its next read */
+        int end;                  /* 0 open, 1 blob committed (verified), < 0 download failed */
+        bool closed;              /* the unpacker is done: what arrives is dropped */
+        int result;               /* the unpacker's */
+        struct ck_error *err;     /* and why */
+};
+
+static void stream_wait(struct layer_stream *ls)
+{
+        struct timespec ts;
+
+        /* Bounded waits: a stop (cancel, failure elsewhere) is seen within WATCH_INTERVAL. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_INTERVAL_NSEC;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ls->cond, &ls->lock, &ts);
+}
+
+static int stream_push(struct layer_stream *ls, const uint8_t *data, size_t len)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&ls->lock);
+        while (!ls->closed && ls->queued >= STREAM_QUEUE_MAX && !atomic_load(&ls->p->stop))
+                stream_wait(ls);
+        if (ls->closed)
+                goto out;
+        if (atomic_load(&ls->p->stop)) {
+                r = -ECANCELED;
+                goto out;
+        }
+        if (!ls->tail || ls->tail->cap - ls->tail->len < len) {
+                size_t cap = len > STREAM_CHUNK ? len : STREAM_CHUNK;
+                struct stream_chunk *c = malloc(sizeof(*c) + cap);
+
+                if (!c) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                *c = (struct stream_chunk){.cap = cap};
+                if (ls->tail)
+                        ls->tail->next = c;
+                else
+                        ls->head = c;
+                ls->tail = c;
+        }
+        memcpy(ls->tail->data + ls->tail->len, data, len);
+        ls->tail->len += len;
+        ls->queued += len;
+        pthread_cond_broadcast(&ls->cond);
+out:
+        pthread_mutex_unlock(&ls->lock);
+        return r;
+}
+
+/* The unpacker's source (image_store_unpack_layer_from()). */
+static ssize_t stream_read(void *userdata, const uint8_t **ret_buf)
+{
+        struct layer_stream *ls = userdata;
+        ssize_t r;
+
+        pthread_mutex_lock(&ls->lock);
+        free(ls->cur);
+        ls->cur = NULL;
+        while (!ls->head && ls->end == 0 && !atomic_load(&ls->p->stop))
+                stream_wait(ls);
+        if (ls->head) {
+                ls->cur = ls->head;
+                ls->head = ls->cur->next;
+                if (!ls->head)
+                        ls->tail = NULL;
+                ls->queued -= ls->cur->len;
+                pthread_cond_broadcast(&ls->cond);
+                *ret_buf = ls->cur->data;
+                r = (ssize_t)ls->cur->len;
+        } else if (ls->end == 1) {
+                r = 0;
+        } else {
+                r = ls->end < 0 ? ls->end : -ECANCELED;
+        }
+        pthread_mutex_unlock(&ls->lock);
+        return r;
+}
+
+static void stream_end(struct layer_stream *ls, int end)
+{
+        pthread_mutex_lock(&ls->lock);
+        ls->end = end;
+        pthread_cond_broadcast(&ls->cond);
+        pthread_mutex_unlock(&ls->lock);
+}
+
+static void stream_free_queue(struct layer_stream *ls)
+{
+        while (ls->head) {
+                struct stream_chunk *c = ls->head;
+                ls->head = c->next;
+                free(c);
+        }
+        ls->tail = NULL;
+        ls->queued = 0;
+        free(ls->cur);
+        ls->cur = NULL;
+}
+
+static void *stream_unpack_main(void *arg)
+{
+        struct layer_stream *ls = arg;
+        struct pull *p = ls->p;
+        struct ck_error *err = NULL;
+        int r;
+
+        r = image_store_unpack_layer_from(p->s, &p->m->layers[ls->index], p->cfg->diff_ids[ls->index],
+                                          stream_read, ls, &err);
+        pthread_mutex_lock(&ls->lock);
+        ls->closed = true;
+        ls->result = r;
+        ls->err = err;
+        stream_free_queue(ls);
+        pthread_cond_broadcast(&ls->cond);
+        pthread_mutex_unlock(&ls->lock);
+        return NULL;
+}
+
+struct stream_sink {
+        struct blob_sink bs;
+        struct layer_stream *ls;
+};
+
+static int stream_sink_write(void *userdata, const uint8_t *data, size_t len)
+{
+        struct stream_sink *ss = userdata;
+        int r = blob_sink_write(&ss->bs, data, len);
+
+        if (r < 0)
+                return r;
+        return stream_push(ss->ls, data, len);
+}
+
+/* Downloads layer i into a blob writer and, at the same time, unpacks it from the same bytes
+ * on a thread of its own. The unpacker sees the end of its input only after the blob was
+ * committed (size and digest verified), so the layer is never committed from unverified
+ * bytes. An unpacker that fails stops reading (the rest of the blob is still downloaded and
+ * verified, so that a corrupt blob is reported as such). Returns 1 when the layer was streamed
+ * (it is unpacked), 0 when the blob was already there (to be unpacked from the store), or
+ * -errno. *ret_committed says whether this call wrote the blob. */
+static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_error **reterr)
+{
+        const struct image_descriptor *d = &p->m->layers[i];
+        struct layer_stream ls = {.p = p, .index = i};
+        struct stream_sink ss = {.bs = {.p = p}, .ls = &ls};
+        pthread_t t;
+        int r;
+
+        r = image_blob_begin(p->s, d->digest, d->size, &ss.bs.w, reterr);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                add_bytes(p, d->size);
+                *ret_committed = false;
+                return 0;
+        }
+        pthread_mutex_init(&ls.lock, NULL);
+        pthread_cond_init(&ls.cond, NULL);
+        if (pthread_create(&t, NULL, stream_unpack_main, &ls) != 0) {
+                image_blob_abort(ss.bs.w);
+                r = ck_error_set(reterr, -EAGAIN, "cannot start an unpack thread");
+                goto out;
+        }
+        r = registry_get_blob(p->client, p->repo, d->digest, d->size, stream_sink_write, &ss, reterr);
+        if (r < 0) {
+                image_blob_abort(ss.bs.w);
+                if (ss.bs.err && reterr && !*reterr)
+                        *reterr = TAKE_PTR(ss.bs.err);
+                ck_error_free(ss.bs.err);
+        } else {
+                r = image_blob_commit(ss.bs.w, reterr);
+        }
+        if (r >= 0) {
+                *ret_committed = true;
+                pthread_mutex_lock(&p->lock);
+                p->layers[i].committed = true;
+                pthread_mutex_unlock(&p->lock);
+        }
+        stream_end(&ls, r < 0 ? r : 1);
+        pthread_join(t, NULL);
+        /* A failed download (digest mismatch above all) explains a failed unpack, not the
+         * reverse: the unpacker's error counts only for a verified blob. */
+        if (r >= 0 && ls.result < 0) {
+                r = ls.result;
+                if (reterr && !*reterr)
+                        *reterr = TAKE_PTR(ls.err);
+        } else if (r >= 0) {
+                r = 1;
+        }
+out:
+        ck_error_free(ls.err);
+        stream_free_queue(&ls);
+        pthread_cond_destroy(&ls.cond);
+        pthread_mutex_destroy(&ls.lock);
+        return r;
+}
+
 static void *download_main(void *arg)
 {
         struct pull *p = arg;
@@ -205,9 +431,10 @@ static void *download_main(void *arg)
                         return NULL;
                 }
                 i = p->next++;
+                p->layers[i].status = LAYER_FETCHING;
                 pthread_mutex_unlock(&p->lock);
 
-                r = fetch_blob(p, &p->m->layers[i], &committed, &err);
+                r = fetch_layer(p, i, &committed, &err);
                 if (r < 0) {
                         /* A stop raised by someone else shows up here as ECANCELED: not ours. */
                         if (r == -ECANCELED && atomic_load(&p->stop) && !user_cancelled(p)) {
@@ -219,10 +446,13 @@ static void *download_main(void *arg)
                         return NULL;
                 }
                 pthread_mutex_lock(&p->lock);
-                p->layers[i].committed = committed;
-                p->layers[i].status = LAYER_DOWNLOADED;
+                p->layers[i].status = r == 1 ? LAYER_UNPACKED : LAYER_DOWNLOADED;
                 pthread_cond_broadcast(&p->cond);
                 pthread_mutex_unlock(&p->lock);
+                if (r == 1) {
+                        atomic_fetch_add(&p->layers_done, 1);
+                        progress(p, "unpacking");
+                }
         }
 }
 
@@ -245,7 +475,7 @@ static bool unpack_take(struct pull *p, size_t *ret)
                                 found = true;
                                 break;
                         }
-                        if (p->layers[i].status == LAYER_PENDING)
+                        if (p->layers[i].status == LAYER_PENDING || p->layers[i].status == LAYER_FETCHING)
                                 waiting = true;
                 }
                 if (found || !waiting)

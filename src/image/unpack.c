@@ -33,7 +33,9 @@
 #define RATIO_FLOOR     (UINT64_C(1) << 20)
 
 struct unpack_stream {
-        int blob_fd;
+        int blob_fd;                   /* read from this, or (blob_fd < 0) from source */
+        image_decomp_source_fn source; /* the bytes as they arrive (pull.c), already verified */
+        void *source_userdata;
         const struct image_limits *lim;
         uint64_t blob_size;
         EVP_MD_CTX *cmd, *umd;
@@ -50,6 +52,14 @@ static ssize_t blob_read(void *userdata, const uint8_t **buf)
         struct unpack_stream *u = userdata;
         ssize_t n;
 
+        if (u->blob_fd < 0) {
+                n = u->source(u->source_userdata, buf);
+                if (n < 0)
+                        u->err = (int)n;
+                else
+                        u->compressed += (uint64_t)n;
+                return n;
+        }
         do
                 n = read(u->blob_fd, u->cbuf, UNPACK_READ_BUF);
         while (n < 0 && errno == EINTR);
@@ -150,20 +160,50 @@ static const EVP_MD *md_for(const char *digest)
         return ck_startswith(digest, "sha512:") ? EVP_sha512() : EVP_sha256();
 }
 
+static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_unpack_opts *o,
+                      struct ck_error **reterr);
+
 int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o, struct ck_error **reterr)
 {
         struct unpack_stream u = {.blob_fd = blob_fd, .lim = o->lim, .blob_size = o->blob_size};
+
+        if (blob_fd < 0)
+                return ck_error_set(reterr, -EBADF, "no layer blob");
+        return unpack_run(&u, root_fd, o, reterr);
+}
+
+int image_unpack_source(image_decomp_source_fn source, void *userdata, int root_fd,
+                        const struct image_unpack_opts *o, struct ck_error **reterr)
+{
+        struct unpack_stream u = {
+                .blob_fd = -1,
+                .source = source,
+                .source_userdata = userdata,
+                .lim = o->lim,
+                .blob_size = o->blob_size,
+        };
+
+        if (o->digest)
+                return ck_error_set(reterr, -EINVAL, "a streamed layer is verified by its blob writer");
+        return unpack_run(&u, root_fd, o, reterr);
+}
+
+static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_unpack_opts *o,
+                      struct ck_error **reterr)
+{
+        struct unpack_stream u = *up;
         struct unpack_writer w;
         struct archive *tar = NULL;
         struct archive_entry *e;
         int r;
 
         unpack_writer_init(&w, root_fd, o->lim);
-        u.cbuf = malloc(UNPACK_READ_BUF);
+        if (u.blob_fd >= 0)
+                u.cbuf = malloc(UNPACK_READ_BUF);
         u.umd = EVP_MD_CTX_new();
         if (o->digest)
                 u.cmd = EVP_MD_CTX_new();
-        if (!u.cbuf || !u.umd || (o->digest && !u.cmd)) {
+        if ((u.blob_fd >= 0 && !u.cbuf) || !u.umd || (o->digest && !u.cmd)) {
                 r = ck_error_set(reterr, -ENOMEM, "out of memory");
                 goto out;
         }
