@@ -3,17 +3,19 @@
  *
  * Threads: the calling thread resolves the manifest and fetches the config; then up to
  * PULL_PARALLEL download threads fetch layer blobs (Docker's and containerd's default of 3),
- * each through the same registry client (own easy handle, shared token cache), and up to one
- * unpack thread per CPU unpacks each layer as soon as its blob is committed, in any order:
- * every layer goes to its own directory, so layers are independent. When the caller passes a
- * cancel flag, a watcher thread copies it into the pull's own stop flag, which is also raised
- * when any step fails, so that every transfer stops within a second either way. Unpacking a
- * layer is not interruptible: a cancel that arrives during one takes effect when it ends.
+ * each through the same registry client (own easy handle, shared token cache). Each download
+ * feeds its bytes both to the blob writer and, through a bounded queue, to an unpack thread of
+ * its own, so a layer is unpacked while it downloads; layers whose blob is already stored are
+ * unpacked from disk by a pool of one thread per CPU, in any order: every layer goes to its own
+ * directory, so layers are independent. When the caller passes a cancel flag, a watcher thread
+ * copies it into the pull's own stop flag, which is also raised when any step fails, so that
+ * every transfer and every streamed unpack stops within a second either way. Unpacking a
+ * stored blob is not interruptible: a cancel that arrives during one takes effect when it ends.
  *
  * Nothing partial becomes visible: blobs go through the store's writers (temp file, verified,
- * renamed) and are aborted on any failure; layers are committed only with their diff_id
- * verified; the record is written last. A pull that fails or is cancelled discards the blobs
- * it committed (and the layers unpacked from them) unless an image references them. */
+ * renamed) and are aborted on any failure; layers are committed only with their blob's digest
+ * and size and their diff_id verified; the record is written last. A pull that fails or is cancelled
+ * discards the blobs it committed (and the layers unpacked from them) unless an image references them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
