@@ -5,6 +5,7 @@
  * the loop stays responsive. */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -26,6 +27,7 @@
 #define LOG_LINE_MAX      (1u << 20)
 #define LOG_READ_PER_TICK (1u << 20)
 #define LOG_INITIAL_MAX   (64u << 20)
+#define LOG_BACKLOG_MAX   (4u << 20) /* unsent follow output before we stop reading */
 #define LOG_TAIL_MAX      1000000
 
 struct api_follow {
@@ -151,6 +153,16 @@ static void follow_read(struct api_follow *f, struct evbuffer *out)
         }
 }
 
+/* A client that does not read must not make us hold its log in memory: while the connection
+ * has LOG_BACKLOG_MAX bytes unsent, the rest stays in the file (our offset keeps its place). */
+static bool follow_backlogged(struct api_follow *f)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(f->req);
+        struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+        return bev && evbuffer_get_length(bufferevent_get_output(bev)) >= LOG_BACKLOG_MAX;
+}
+
 static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
 {
         struct api_follow *f = arg;
@@ -164,7 +176,7 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
                 if (f->fd >= 0 && fstat(f->fd, &st) == 0)
                         f->ino = st.st_ino;
         }
-        if (f->fd >= 0) {
+        if (f->fd >= 0 && !follow_backlogged(f)) {
                 follow_read(f, out);
                 /* Rotated: the path now names another file; finish the old one and switch. */
                 if (stat(f->path, &st) == 0 && st.st_ino != f->ino) {

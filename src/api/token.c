@@ -1,5 +1,6 @@
 /* The API bearer token file: created at first start with 32 random bytes (as 64 hex digits),
- * mode 0600, and refused if anyone but its owner can read it. */
+ * mode 0600, and refused unless it is a regular file owned by the daemon's user that no one else
+ * can read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -69,6 +70,13 @@ int api_token_load_or_create(const char *path, struct ck_secret **ret, struct ck
                 return ck_error_errno(reterr, -errno, "cannot open token file %s", path);
         if (fstat(fd, &st) < 0)
                 return ck_error_errno(reterr, -errno, "cannot stat token file %s", path);
+        if (!S_ISREG(st.st_mode))
+                return ck_error_set(reterr, -EINVAL, "token file %s is not a regular file", path);
+        if (st.st_uid != geteuid())
+                return ck_error_set(reterr, -EPERM,
+                                    "token file %s is owned by uid %u, not by this daemon's uid %u: whoever "
+                                    "owns it can read and replace the token",
+                                    path, (unsigned)st.st_uid, (unsigned)geteuid());
         if (st.st_mode & 077)
                 return ck_error_set(reterr, -EPERM,
                                     "token file %s is accessible to others (mode %03o); chmod 600 it", path,

@@ -25,7 +25,6 @@
 #include "tee-internal.h"
 
 #define SIM_CHAIN_MAX  (64u << 10)
-#define SIM_KEY_MAX    (16u << 10)
 #define SIM_STATE_FILE "rtmrs"
 #define QUOTE_HDR      48
 #define QUOTE_BODY     584
@@ -59,20 +58,12 @@ static void sim_free(void *p)
 
 static int load_key(int dfd, const char *name, EVP_PKEY **ret, struct ck_error **reterr)
 {
-        _cleanup_free_ uint8_t *pem = NULL;
-        _cleanup_(BIO_free_allp) BIO *b = NULL;
-        size_t n = 0;
-        EVP_PKEY *k;
+        EVP_PKEY *k = NULL;
         int r;
 
-        r = ck_read_file_at(dfd, name, SIM_KEY_MAX, &pem, &n, reterr);
+        r = ck_ssl_key_load_at(dfd, name, &k, reterr);
         if (r < 0)
                 return r;
-        b = BIO_new_mem_buf(pem, (int)n);
-        k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-        OPENSSL_cleanse(pem, n);
-        if (!k)
-                return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM private key", name);
         if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC || EVP_PKEY_get_bits(k) != 256) {
                 EVP_PKEY_free(k);
                 return ck_error_set(reterr, -EBADMSG, "%s: not a P-256 key", name);

@@ -116,8 +116,12 @@ static int tee_log_dir_ensure(const char *path)
         return ck_mkdir_p(dirname(copy), 0700);
 }
 
-int attest_tee_rt_log_lock_read(struct attest_tee *t, int *ret_lock_fd, uint8_t **ret, size_t *ret_len,
-                                struct ck_error **reterr)
+/* Opens the RTMR3 log (creating it and its directory if missing, so that there is always
+ * something to lock), takes the lock, reads the measurements and then the whole log. The
+ * measurements come first: for the simulator that is where a "reboot" is noticed and the log of
+ * the previous boot emptied. */
+static int rt_log_open_read(struct attest_tee *t, int lock, int *ret_fd, struct attest_measurements *ret_m,
+                            uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
 {
         _cleanup_close_ int fd = -1;
         struct attest_measurements m;
@@ -128,24 +132,31 @@ int attest_tee_rt_log_lock_read(struct attest_tee *t, int *ret_lock_fd, uint8_t 
         r = tee_log_dir_ensure(t->rt_log_path);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot create the directory of %s", t->rt_log_path);
-        /* Created if missing so that there is always something to lock: a measure that
-         * starts after us must wait until the caller has made its quote. */
         fd = open(t->rt_log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open RTMR3 log %s", t->rt_log_path);
-        if (flock(fd, LOCK_SH) < 0)
+        if (flock(fd, lock) < 0)
                 return ck_error_errno(reterr, -errno, "cannot lock RTMR3 log %s", t->rt_log_path);
-        /* For the simulator this is where a "reboot" empties the log of the previous boot. */
         r = t->ops->measurements(t, &m, reterr);
         if (r < 0)
                 return r;
         r = ck_read_fd(fd, ATTEST_RT_LOG_MAX, &data, &len);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot read RTMR3 log %s", t->rt_log_path);
-        *ret_lock_fd = TAKE_FD(fd);
+        *ret_fd = TAKE_FD(fd);
+        *ret_m = m;
         *ret = data;
         *ret_len = len;
         return 0;
+}
+
+int attest_tee_rt_log_lock_read(struct attest_tee *t, int *ret_lock_fd, uint8_t **ret, size_t *ret_len,
+                                struct ck_error **reterr)
+{
+        struct attest_measurements m;
+
+        /* Shared: a measure that starts after us waits until the caller has made its quote. */
+        return rt_log_open_read(t, LOCK_SH, ret_lock_fd, &m, ret, ret_len, reterr);
 }
 
 int attest_tee_rt_log_read(struct attest_tee *t, uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
@@ -177,25 +188,11 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot format the runtime event");
 
-        r = tee_log_dir_ensure(t->rt_log_path);
-        if (r < 0)
-                return ck_error_errno(reterr, r, "cannot create the directory of %s", t->rt_log_path);
-        fd = open(t->rt_log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return ck_error_errno(reterr, -errno, "cannot open RTMR3 log %s", t->rt_log_path);
-        if (flock(fd, LOCK_EX) < 0)
-                return ck_error_errno(reterr, -errno, "cannot lock RTMR3 log %s", t->rt_log_path);
-
-        /* Measurements first: for the simulator this is also where a "reboot" is noticed
-         * (and the old log emptied). */
-        r = t->ops->measurements(t, &m, reterr);
+        r = rt_log_open_read(t, LOCK_EX, &fd, &m, &data, &len, reterr);
         if (r < 0)
                 return r;
         /* The log must explain RTMR3 before we add to both; otherwise the new event would be
          * recorded in a log that can never replay (someone extended RTMR3 without logging). */
-        r = ck_read_fd(fd, ATTEST_RT_LOG_MAX, &data, &len);
-        if (r < 0)
-                return ck_error_errno(reterr, r, "cannot read RTMR3 log %s", t->rt_log_path);
         r = attest_rt_log_parse(data, len, &log, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "%s", t->rt_log_path);

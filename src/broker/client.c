@@ -21,7 +21,7 @@ struct fetch_ctx {
         EVP_PKEY *key;
         X509 *cert;
         bool pin_mismatch;
-        struct ck_buf body; /* wiped: on 200 it is the secret */
+        struct ck_buf body; /* a secret buffer: on 200 it is the secret */
 };
 
 /* Replaces OpenSSL's chain verification: with a pin, the leaf must hash to it; without one,
@@ -57,40 +57,12 @@ static CURLcode ssl_ctx_setup(CURL *curl, void *sslctx, void *arg)
         return CURLE_OK;
 }
 
-/* Grows b for add more bytes without realloc(), which would leave unwiped copies of the secret
- * in freed memory: a new buffer, copy, wipe the old one. */
-static int body_reserve(struct ck_buf *b, size_t add)
-{
-        size_t need, ncap;
-        uint8_t *n;
-
-        if (add > b->max || b->len > b->max - add)
-                return -E2BIG;
-        need = b->len + add + 1;
-        if (need <= b->cap)
-                return 0;
-        ncap = b->cap ? b->cap : 4096;
-        while (ncap < need)
-                ncap *= 2;
-        n = malloc(ncap);
-        if (!n)
-                return -ENOMEM;
-        if (b->data) {
-                memcpy(n, b->data, b->len + 1);
-                OPENSSL_cleanse(b->data, b->cap);
-                free(b->data);
-        }
-        b->data = n;
-        b->cap = ncap;
-        return 0;
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
         struct fetch_ctx *f = arg;
         size_t n = size * nmemb;
 
-        if (body_reserve(&f->body, n) < 0 || ck_buf_append(&f->body, data, n) < 0)
+        if (ck_buf_append(&f->body, data, n) < 0)
                 return 0;
         return n;
 }
@@ -119,7 +91,7 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
         snprintf(url, sizeof(url),
                  strchr(ep.host, ':') ? "https://[%s]:%u/v1/secret" : "https://%s:%u/v1/secret", ep.host,
                  ep.port);
-        ck_buf_init(&f.body, BROKER_CLIENT_MAX_SECRET + 1024);
+        ck_buf_init_secret(&f.body, BROKER_CLIENT_MAX_SECRET + 1024);
 
         curl = curl_easy_init();
         if (!curl) {
@@ -157,7 +129,7 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
                         rc = ck_error_set(
                                 reterr, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
                                 "broker %s: %s", endpoint, *errbuf ? errbuf : curl_easy_strerror(cc));
-                ck_buf_free_wiped(&f.body);
+                ck_buf_free(&f.body);
                 return rc;
         }
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -173,16 +145,16 @@ int broker_fetch_secret_with_identity(const char *endpoint, EVP_PKEY *key, X509 
                                           endpoint, msg);
                 else
                         rc = ck_error_set(reterr, -EPROTO, "broker %s: HTTP status %ld", endpoint, status);
-                ck_buf_free_wiped(&f.body);
+                ck_buf_free(&f.body);
                 return rc;
         }
         rc = broker_secret_validate(f.body.data, f.body.len, BROKER_CLIENT_MAX_SECRET, reterr);
         if (rc < 0) {
-                ck_buf_free_wiped(&f.body);
+                ck_buf_free(&f.body);
                 return ck_error_prefix(reterr, rc, "broker %s: secret", endpoint);
         }
         secret = ck_secret_new(f.body.data, f.body.len);
-        ck_buf_free_wiped(&f.body);
+        ck_buf_free(&f.body);
         if (!secret)
                 return -ENOMEM;
         *ret = secret;

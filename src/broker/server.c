@@ -94,7 +94,8 @@ int broker_identity_load(const char *cert_path, const char *key_path, EVP_PKEY *
 {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
-        _cleanup_fclose_ FILE *cf = NULL, *kf = NULL;
+        _cleanup_fclose_ FILE *cf = NULL;
+        int r;
 
         cf = fopen(cert_path, "re");
         if (!cf)
@@ -102,12 +103,10 @@ int broker_identity_load(const char *cert_path, const char *key_path, EVP_PKEY *
         cert = PEM_read_X509(cf, NULL, NULL, NULL);
         if (!cert)
                 return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM certificate", cert_path);
-        kf = fopen(key_path, "re");
-        if (!kf)
-                return ck_error_errno(reterr, -errno, "%s", key_path);
-        key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
-        if (!key)
-                return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM private key", key_path);
+        /* Not through stdio: its buffer would keep the key after fclose(). */
+        r = ck_ssl_key_load_at(AT_FDCWD, key_path, &key, reterr);
+        if (r < 0)
+                return r;
         if (X509_check_private_key(cert, key) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "%s does not match %s", key_path, cert_path);
         *ret_key = TAKE_PTR(key);
@@ -273,7 +272,7 @@ static void peer_name(int fd, char *buf, size_t len)
 {
         struct sockaddr_storage sa = {0};
         socklen_t sl = sizeof(sa);
-        char host[INET6_ADDRSTRLEN];
+        char host[INET6_ADDRSTRLEN] = "?";
 
         if (getpeername(fd, (struct sockaddr *)&sa, &sl) < 0) {
                 snprintf(buf, len, "unknown");

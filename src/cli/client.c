@@ -1,13 +1,16 @@
 /* conkerd client over libcurl (see client.h). */
 #include <curl/curl.h>
 #include <errno.h>
+#include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "client.h"
+#include "commands.h"
 #include "curl.h"
 #include "fs.h"
 #include "json.h"
@@ -234,4 +237,84 @@ void cli_print_json(json_t *data)
                 puts(s);
                 free(s);
         }
+}
+
+void cli_print_id(json_t *data, bool json)
+{
+        if (json)
+                cli_print_json(data);
+        else
+                printf("%s\n", json_string_value(json_object_get(data, "Id")));
+}
+
+int cli_task_command(int argc, char **argv, const char *name, const char *method, const char *suffix,
+                     void (*print)(json_t *data, bool json))
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                CLI_COMMON_OPTIONS,
+                {0},
+        };
+        _cleanup_json_ json_t *data = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *path = NULL;
+        struct cli_client c;
+        int ch, r;
+
+        cli_client_init(&c);
+        optind = 0;
+        while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                if (cli_client_option(&c, ch, optarg))
+                        continue;
+                fprintf(ch == 'h' ? stdout : stderr, "usage: conker %s TASK\n\n" CLI_COMMON_HELP, name);
+                return ch == 'h' ? 0 : 2;
+        }
+        if (optind != argc - 1) {
+                fprintf(stderr, "usage: conker %s TASK\n", name);
+                return 2;
+        }
+        path = cli_task_path(argv[optind], suffix);
+        r = path ? cli_call(&c, method, path, NULL, 0, &data, &e) : -ENOMEM;
+        cli_client_clear(&c);
+        if (r < 0)
+                return cli_fail(name, r, e);
+        print(data, c.json);
+        return 0;
+}
+
+int cli_password_read_stdin(struct ck_secret **ret, struct ck_error **reterr)
+{
+        uint8_t buf[CLI_PASSWORD_MAX + 1];
+        size_t len = 0;
+        int r = 0;
+
+        while (len < sizeof(buf)) {
+                ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = ck_error_errno(reterr, -errno, "cannot read the password from stdin");
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (len > CLI_PASSWORD_MAX) {
+                r = ck_error_set(reterr, -EMSGSIZE, "password on stdin is longer than %d bytes",
+                                 CLI_PASSWORD_MAX);
+                goto out;
+        }
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+                len--;
+        if (len == 0) {
+                r = ck_error_set(reterr, -EINVAL, "empty password on stdin");
+                goto out;
+        }
+        *ret = ck_secret_new(buf, len);
+        if (!*ret)
+                r = ck_error_set(reterr, -ENOMEM, "out of memory");
+out:
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return r;
 }

@@ -16,6 +16,7 @@
 #define CLI_HOST_DEFAULT       "http://127.0.0.1:8383"
 #define CLI_TOKEN_FILE_DEFAULT "/etc/conker/token"
 #define CLI_RESPONSE_MAX       (64u << 20)
+#define CLI_PASSWORD_MAX       4096
 
 struct cli_client {
         const char *host;
@@ -65,5 +66,18 @@ int cli_stream(struct cli_client *c, const char *path, size_t (*fn)(char *, size
 
 /* "/sw/api/v1/container/<escaped ref><suffix>" (malloc'd). */
 char *cli_task_path(const char *ref, const char *suffix);
+/* The registry password for run and image pull (--password-stdin): all of stdin, up to
+ * CLI_PASSWORD_MAX bytes, trailing newlines dropped, never empty. Read with read(2), not stdio,
+ * so that no buffer we cannot wipe holds it; the caller frees *ret with ck_secret_free(). */
+int cli_password_read_stdin(struct ck_secret **ret, struct ck_error **reterr);
 /* Prints data as indented JSON on stdout. */
 void cli_print_json(json_t *data);
+
+/* The data's "Id" on a line of its own, or the JSON with --json (rm, cancel). */
+void cli_print_id(json_t *data, bool json);
+/* The body of the commands that act on one task (inspect, rm, cancel, events):
+ * `conker NAME [common options] TASK` becomes METHOD <task path><suffix>, and print renders the
+ * answer's data
+ * (json is --json). Returns the process exit status (0, 1 on failure, 2 on a usage error). */
+int cli_task_command(int argc, char **argv, const char *name, const char *method, const char *suffix,
+                     void (*print)(json_t *data, bool json));

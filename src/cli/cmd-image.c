@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "commands.h"
 #include "error.h"
 #include "json.h"
@@ -27,7 +28,6 @@
 #include "store.h"
 
 #define DEFAULT_DATA_DIR "/var/lib/conker"
-#define PASSWORD_MAX     4096
 
 DEFINE_POINTER_CLEANUP(struct image_store, image_store_free, image_store_free)
 
@@ -89,43 +89,6 @@ static int lookup(struct image_store *s, const char *arg, struct image_record *r
         if (r < 0)
                 return r;
         return image_store_get(s, key, ret, reterr);
-}
-
-static int read_password(struct ck_secret **ret, struct ck_error **reterr)
-{
-        uint8_t buf[PASSWORD_MAX + 1];
-        size_t len = 0;
-        int r = 0;
-
-        while (len < sizeof(buf)) {
-                ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = ck_error_errno(reterr, -errno, "cannot read the password from stdin");
-                        goto out;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        if (len > PASSWORD_MAX) {
-                r = ck_error_set(reterr, -EMSGSIZE, "password on stdin is longer than %d bytes",
-                                 PASSWORD_MAX);
-                goto out;
-        }
-        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-                len--;
-        if (len == 0) {
-                r = ck_error_set(reterr, -EINVAL, "empty password on stdin");
-                goto out;
-        }
-        *ret = ck_secret_new(buf, len);
-        if (!*ret)
-                r = ck_error_set(reterr, -ENOMEM, "out of memory");
-out:
-        OPENSSL_cleanse(buf, sizeof(buf));
-        return r;
 }
 
 static void progress_print(void *userdata, const struct image_pull_progress *p)
@@ -215,7 +178,7 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                 return 2;
         }
         if (password_stdin) {
-                r = read_password(&password, &err);
+                r = cli_password_read_stdin(&password, &err);
                 if (r < 0)
                         return cli_fail("image pull", r, err);
         }

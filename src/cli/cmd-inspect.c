@@ -1,43 +1,15 @@
 /* conker inspect TASK: the full task document (config redacted, events, ContainerInspect) as
  * JSON, like docker inspect. */
-#include <errno.h>
-#include <getopt.h>
-#include <stdio.h>
-
 #include "client.h"
 #include "commands.h"
-#include "json.h"
+
+static void print_task(json_t *data, bool json)
+{
+        (void)json; /* always JSON, like docker inspect */
+        cli_print_json(data);
+}
 
 int cmd_inspect(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"help", no_argument, NULL, 'h'},
-                CLI_COMMON_OPTIONS,
-                {0},
-        };
-        _cleanup_json_ json_t *data = NULL;
-        _cleanup_error_ struct ck_error *e = NULL;
-        _cleanup_free_ char *path = NULL;
-        struct cli_client c;
-        int ch, r;
-
-        cli_client_init(&c);
-        optind = 0;
-        while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                if (cli_client_option(&c, ch, optarg))
-                        continue;
-                fprintf(ch == 'h' ? stdout : stderr, "usage: conker inspect TASK\n\n" CLI_COMMON_HELP);
-                return ch == 'h' ? 0 : 2;
-        }
-        if (optind != argc - 1) {
-                fprintf(stderr, "usage: conker inspect TASK\n");
-                return 2;
-        }
-        path = cli_task_path(argv[optind], NULL);
-        r = path ? cli_call(&c, "GET", path, NULL, 0, &data, &e) : -ENOMEM;
-        cli_client_clear(&c);
-        if (r < 0)
-                return cli_fail("inspect", r, e);
-        cli_print_json(data);
-        return 0;
+        return cli_task_command(argc, argv, "inspect", "GET", NULL, print_task);
 }

@@ -69,20 +69,6 @@ static int parse_volume(const char *s, json_t *mounts)
                                                        target, "Source", name, "RW", rw));
 }
 
-/* One line from stdin, without its newline, into a secret. */
-static int read_password(struct ck_secret **ret)
-{
-        char buf[4097];
-        size_t n;
-
-        if (!fgets(buf, sizeof(buf), stdin))
-                return -EINVAL;
-        n = strcspn(buf, "\r\n");
-        *ret = ck_secret_new(buf, n);
-        OPENSSL_cleanse(buf, sizeof(buf));
-        return *ret ? 0 : -ENOMEM;
-}
-
 static bool is_final(const char *status)
 {
         return strcmp(status, "Running") == 0 || strcmp(status, "Failed") == 0 ||
@@ -231,9 +217,11 @@ int cmd_run(int argc, char **argv)
                 fprintf(stderr, "conker run: --password-stdin needs --user\n");
                 return 2;
         }
-        if (password_stdin && read_password(&password) < 0) {
-                fprintf(stderr, "conker run: cannot read the password from stdin\n");
-                return 2;
+        if (password_stdin) {
+                _cleanup_error_ struct ck_error *pe = NULL;
+                int q = cli_password_read_stdin(&password, &pe);
+                if (q < 0)
+                        return cli_fail("run", q, pe);
         }
 
         if (name)
@@ -252,16 +240,12 @@ int cmd_run(int argc, char **argv)
         json_object_set(req, "Mounts", mounts);
         json_object_set(req, "KmsEndpoints", kms);
         body = json_dumps(req, JSON_COMPACT);
+        r = body ? cli_call(&c, "POST", "/sw/api/v1/container", body, strlen(body), &data, &e) : -ENOMEM;
         /* The password now lives in the JSON tree and the body: wipe both once sent. */
         if (password) {
                 json_t *pw = json_object_get(json_object_get(info, "RegisterAuthInfo"), "Password");
-                r = body ? cli_call(&c, "POST", "/sw/api/v1/container", body, strlen(body), &data, &e)
-                         : -ENOMEM;
                 if (pw)
                         OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
-        } else {
-                r = body ? cli_call(&c, "POST", "/sw/api/v1/container", body, strlen(body), &data, &e)
-                         : -ENOMEM;
         }
         if (body) {
                 OPENSSL_cleanse(body, strlen(body));

@@ -1,10 +1,13 @@
 /* conker: the command-line client and offline tools. Dispatches to one file per command. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "error.h"
 #include "log.h"
+#include "secret.h"
 
 static const struct conker_command commands[] = {
         {"run", "create a task: pull, attest and start a container", cmd_run},
@@ -38,6 +41,8 @@ int main(int argc, char **argv)
 {
         ck_log_set_ident("conker");
         ck_log_set_level(CK_LOG_WARN);
+        /* Request bodies carry the registry password through jansson (run): wipe what it frees. */
+        json_set_alloc_funcs(malloc, ck_free_wiped);
 
         if (argc < 2) {
                 usage(stderr);

@@ -7,10 +7,22 @@
 #include <string.h>
 
 #include "buf.h"
+#include "secret.h"
 
 void ck_buf_init(struct ck_buf *b, size_t max)
 {
         *b = (struct ck_buf){.max = max};
+}
+
+void ck_buf_init_secret(struct ck_buf *b, size_t max)
+{
+        *b = (struct ck_buf){.max = max, .wipe = true};
+}
+
+/* Empty again, keeping the cap and the kind. */
+static void buf_reinit(struct ck_buf *b)
+{
+        *b = (struct ck_buf){.max = b->max, .wipe = b->wipe};
 }
 
 static int buf_reserve(struct ck_buf *b, size_t add)
@@ -26,7 +38,7 @@ static int buf_reserve(struct ck_buf *b, size_t add)
         ncap = b->cap ? b->cap : 64;
         while (ncap < need)
                 ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-        n = realloc(b->data, ncap);
+        n = b->wipe ? ck_realloc_wiped(b->data, ncap) : realloc(b->data, ncap);
         if (!n)
                 return -ENOMEM;
         b->data = n;
@@ -87,14 +99,17 @@ uint8_t *ck_buf_take(struct ck_buf *b, size_t *ret_len)
                 d = calloc(1, 1);
         if (ret_len)
                 *ret_len = b->len;
-        ck_buf_init(b, b->max);
+        buf_reinit(b);
         return d;
 }
 
 void ck_buf_free(struct ck_buf *b)
 {
-        free(b->data);
-        ck_buf_init(b, b->max);
+        if (b->wipe)
+                ck_free_wiped(b->data);
+        else
+                free(b->data);
+        buf_reinit(b);
 }
 
 void ck_buf_free_wiped(struct ck_buf *b)

@@ -68,16 +68,103 @@ static void trim_for_message(char *s, size_t max)
                         *c = ' ';
 }
 
+static void close_pipes(int in_p[2], int out_p[2], int err_p[2])
+{
+        for (int i = 0; i < 2; i++) {
+                safe_close(in_p[i]);
+                safe_close(out_p[i]);
+                safe_close(err_p[i]);
+        }
+}
+
+/* The forked child: only async-signal-safe calls until exec. */
+_Noreturn static void exec_child(const char *prog, char *const argv[], const struct ck_exec_opts *o,
+                                 int in_fd, int out_fd, int err_fd)
+{
+        sigset_t all;
+
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (in_fd < 0)
+                in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in_fd < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+                _exit(126);
+        if (o->netns_fd >= 0 && setns(o->netns_fd, CLONE_NEWNET) < 0)
+                _exit(125);
+        execv(prog, argv);
+        _exit(127);
+}
+
+/* Feeds stdin and drains stdout/stderr (each capped, excess dropped so the child never blocks)
+ * until all three are closed or the deadline passes; takes ownership of the three fds. */
+static int exec_pump(const struct ck_exec_opts *o, int in_w, int out_r, int err_r, struct ck_buf *out,
+                     struct ck_buf *err)
+{
+        int64_t deadline = now_ms() + (int64_t)(o->timeout_s ? o->timeout_s : 60) * 1000;
+        size_t in_off = 0;
+        int r = 0;
+
+        if (in_w >= 0)
+                fcntl(in_w, F_SETFL, O_NONBLOCK);
+        while (out_r >= 0 || err_r >= 0 || in_w >= 0) {
+                struct pollfd pfd[3] = {{.fd = out_r, .events = POLLIN},
+                                        {.fd = err_r, .events = POLLIN},
+                                        {.fd = in_w, .events = POLLOUT}};
+                int64_t left = deadline - now_ms();
+                uint8_t chunk[4096];
+
+                if (left <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                if (poll(pfd, 3, (int)left) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                for (int i = 0; i < 2; i++) {
+                        int *fd = i == 0 ? &out_r : &err_r;
+                        struct ck_buf *b = i == 0 ? out : err;
+                        ssize_t n;
+
+                        if (*fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        n = read(*fd, chunk, sizeof(chunk));
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                *fd = safe_close(*fd);
+                                continue;
+                        }
+                        if (b->len + (size_t)n <= b->max)
+                                (void)ck_buf_append(b, chunk, (size_t)n);
+                }
+                if (in_w >= 0 && (pfd[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                        ssize_t n =
+                                write(in_w, (const uint8_t *)o->stdin_data + in_off, o->stdin_len - in_off);
+                        if (n < 0 && errno != EAGAIN && errno != EINTR)
+                                in_w = safe_close(in_w);
+                        else if (n > 0)
+                                in_off += (size_t)n;
+                        if (in_off >= o->stdin_len)
+                                in_w = safe_close(in_w);
+                }
+        }
+        safe_close(in_w);
+        safe_close(out_r);
+        safe_close(err_r);
+        return r;
+}
+
 int ck_exec(char *const argv[], const struct ck_exec_opts *opts, char **ret_out, char **ret_err,
             struct ck_error **reterr)
 {
         struct ck_exec_opts o = opts ? *opts : CK_EXEC_OPTS_DEFAULT;
         _cleanup_free_ char *prog = NULL;
         _cleanup_buf_ struct ck_buf out, err;
-        _cleanup_close_ int in_w = -1, out_r = -1, err_r = -1;
         int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
-        size_t in_off = 0;
-        int64_t deadline;
         int status = 0, r;
         pid_t pid;
 
@@ -90,100 +177,29 @@ int ck_exec(char *const argv[], const struct ck_exec_opts *opts, char **ret_out,
         if ((o.stdin_data && pipe2(in_p, O_CLOEXEC) < 0) || pipe2(out_p, O_CLOEXEC) < 0 ||
             pipe2(err_p, O_CLOEXEC) < 0) {
                 r = -errno;
-                for (int i = 0; i < 2; i++) {
-                        safe_close(in_p[i]);
-                        safe_close(out_p[i]);
-                        safe_close(err_p[i]);
-                }
+                close_pipes(in_p, out_p, err_p);
                 return ck_error_errno(reterr, r, "pipe");
         }
 
         pid = fork();
         if (pid < 0) {
                 r = -errno;
-                for (int i = 0; i < 2; i++) {
-                        safe_close(in_p[i]);
-                        safe_close(out_p[i]);
-                        safe_close(err_p[i]);
-                }
+                close_pipes(in_p, out_p, err_p);
                 return ck_error_errno(reterr, r, "fork");
         }
-        if (pid == 0) {
-                /* Child: only async-signal-safe calls until exec. */
-                int in_fd = in_p[0];
-                sigset_t all;
+        if (pid == 0)
+                exec_child(prog, argv, &o, in_p[0], out_p[1], err_p[1]);
 
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                if (in_fd < 0)
-                        in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (in_fd < 0 || dup2(in_fd, 0) < 0 || dup2(out_p[1], 1) < 0 || dup2(err_p[1], 2) < 0)
-                        _exit(126);
-                if (o.netns_fd >= 0 && setns(o.netns_fd, CLONE_NEWNET) < 0)
-                        _exit(125);
-                execv(prog, argv);
-                _exit(127);
-        }
-
-        in_w = in_p[1];
         safe_close(in_p[0]);
-        out_r = out_p[0];
         safe_close(out_p[1]);
-        err_r = err_p[0];
         safe_close(err_p[1]);
-        if (in_w >= 0)
-                fcntl(in_w, F_SETFL, O_NONBLOCK);
-
-        deadline = now_ms() + (int64_t)(o.timeout_s ? o.timeout_s : 60) * 1000;
-        while (out_r >= 0 || err_r >= 0 || in_w >= 0) {
-                struct pollfd pfd[3] = {{.fd = out_r, .events = POLLIN},
-                                        {.fd = err_r, .events = POLLIN},
-                                        {.fd = in_w, .events = POLLOUT}};
-                int64_t left = deadline - now_ms();
-                uint8_t chunk[4096];
-
-                if (left <= 0) {
-                        kill(pid, SIGKILL);
-                        waitpid(pid, NULL, 0);
-                        return ck_error_set(reterr, -ETIMEDOUT, "%s: timed out", argv[0]);
-                }
-                if (poll(pfd, 3, (int)left) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        kill(pid, SIGKILL);
-                        waitpid(pid, NULL, 0);
-                        return ck_error_errno(reterr, r, "poll");
-                }
-                for (int i = 0; i < 2; i++) {
-                        int *fd = i == 0 ? &out_r : &err_r;
-                        struct ck_buf *b = i == 0 ? &out : &err;
-                        ssize_t n;
-
-                        if (*fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                                continue;
-                        n = read(*fd, chunk, sizeof(chunk));
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0) {
-                                *fd = safe_close(*fd);
-                                continue;
-                        }
-                        /* Output past the cap is dropped, not fatal: the child must not block. */
-                        if (b->len + (size_t)n <= b->max)
-                                (void)ck_buf_append(b, chunk, (size_t)n);
-                }
-                if (in_w >= 0 && (pfd[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-                        ssize_t n =
-                                write(in_w, (const uint8_t *)o.stdin_data + in_off, o.stdin_len - in_off);
-                        if (n < 0 && errno != EAGAIN && errno != EINTR)
-                                in_w = safe_close(in_w);
-                        else if (n > 0)
-                                in_off += (size_t)n;
-                        if (in_off >= o.stdin_len)
-                                in_w = safe_close(in_w);
-                }
+        r = exec_pump(&o, in_p[1], out_p[0], err_p[0], &out, &err);
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                if (r == -ETIMEDOUT)
+                        return ck_error_set(reterr, r, "%s: timed out", argv[0]);
+                return ck_error_errno(reterr, r, "poll");
         }
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)

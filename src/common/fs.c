@@ -143,8 +143,7 @@ static int rm_rf_children(int fd, dev_t dev)
                                 r = -EBUSY; /* a mount point: never descend */
                                 continue;
                         }
-                        sub = openat(dirfd(d), de->d_name,
-                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub < 0) {
                                 r = -errno;
                                 continue;
@@ -160,6 +159,22 @@ static int rm_rf_children(int fd, dev_t dev)
         }
         closedir(d);
         return r;
+}
+
+DIR *ck_opendir_at(int dirfd, const char *path)
+{
+        int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d;
+
+        if (fd < 0)
+                return NULL;
+        d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                close(fd);
+                errno = e;
+        }
+        return d;
 }
 
 int ck_rm_rf_at(int dirfd, const char *name)

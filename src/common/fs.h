@@ -4,6 +4,7 @@
  * ck_open_in_root()/ck_openat2(), never by joining strings and calling open(). */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,13 +26,18 @@ int ck_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len);
 /* write() all of buf, retrying on EINTR and short writes. */
 int ck_write_all(int fd, const void *buf, size_t len);
 
-/* Writes data to dirfd/name (name is one path component) through a temporary file, fsync, rename: readers see the old
- * or the new content, never a partial one. */
+/* Writes data to dirfd/name (name is one path component) through a temporary file, fsync, rename: readers
+ * see the old or the new content, never a partial one. */
 int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                          struct ck_error **reterr);
 
 /* mkdir -p; existing directories are fine. */
 int ck_mkdir_p(const char *path, mode_t mode);
+/* opendir() of dirfd/path ("." for dirfd itself) with a new open file description: O_CLOEXEC,
+ * and its own offset, unlike fdopendir(dup(fd)), whose fd leaks into children forked meanwhile
+ * and whose offset is shared with every other dup of fd. NULL with errno set on failure; the
+ * caller closedir()s it. */
+DIR *ck_opendir_at(int dirfd, const char *path);
 /* rm -rf below dirfd/name, never crossing into another mount and never following symlinks. */
 int ck_rm_rf_at(int dirfd, const char *name);
 

@@ -1,20 +1,29 @@
 /* jansson glue. */
 #include <errno.h>
+#include <string.h>
 
 #include "json.h"
 
 int ck_json_loadb(const void *buf, size_t len, size_t max, json_t **ret, struct ck_error **reterr)
 {
         json_error_t je;
+        char *near;
         json_t *j;
 
         if (len > max)
-                return ck_error_set(reterr, -E2BIG, "JSON document of %zu bytes is over the %zu-byte limit", len,
-                                    max);
+                return ck_error_set(reterr, -E2BIG, "JSON document of %zu bytes is over the %zu-byte limit",
+                                    len, max);
         j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-        if (!j)
+        if (!j) {
+                /* jansson quotes the token it stopped at ("... near '\"hunter2'"): that may be a
+                 * password or a token from the document, and this message reaches clients and
+                 * logs. The position is enough to find the fault. */
+                near = strstr(je.text, " near '");
+                if (near)
+                        *near = 0;
                 return ck_error_set(reterr, -EBADMSG, "malformed JSON at line %d column %d: %s", je.line,
                                     je.column, je.text);
+        }
         *ret = j;
         return 0;
 }

@@ -1,5 +1,6 @@
 /* Wiped-on-free secret buffers. */
 #include <errno.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -63,4 +64,32 @@ void ck_secret_str_free(char *s)
                 return;
         OPENSSL_cleanse(s, strlen(s));
         free(s);
+}
+
+void ck_free_wiped(void *p)
+{
+        if (!p)
+                return;
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+}
+
+void *ck_realloc_wiped(void *p, size_t len)
+{
+        size_t old;
+        void *q;
+
+        if (!p)
+                return malloc(len);
+        if (len == 0) {
+                ck_free_wiped(p);
+                return NULL;
+        }
+        q = malloc(len);
+        if (!q)
+                return NULL;
+        old = malloc_usable_size(p);
+        memcpy(q, p, old < len ? old : len);
+        ck_free_wiped(p);
+        return q;
 }

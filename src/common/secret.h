@@ -24,6 +24,13 @@ void ck_secret_free(struct ck_secret *s);
 /* Wipes and frees a malloc'd C string (e.g. a password that came from JSON). */
 void ck_secret_str_free(char *s);
 
+/* free() and realloc() that wipe the whole old block first. Daemons that parse secrets with
+ * third-party libraries install them as those libraries' allocators (json_set_alloc_funcs(),
+ * event_set_mem_functions()), so that request bodies, headers and parser scratch buffers holding a
+ * password or token are not left in freed memory. realloc never grows in place: it copies. */
+void ck_free_wiped(void *p);
+void *ck_realloc_wiped(void *p, size_t len);
+
 DEFINE_POINTER_CLEANUP(struct ck_secret, ck_secret_free, ck_secret_free)
 #define _cleanup_secret_ _cleanup_(ck_secret_freep)
 static inline void ck_secret_str_freep(char **p)

@@ -1,9 +1,15 @@
 /* OpenSSL glue. */
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
 #include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "ssl.h"
 
 int ck_ssl_error(struct ck_error **reterr, int code, const char *fmt, ...)
@@ -44,4 +50,49 @@ int ck_sha256(const void *data, size_t len, uint8_t out[32])
 int ck_sha384(const void *data, size_t len, uint8_t out[48])
 {
         return digest("SHA384", data, len, out);
+}
+
+#define KEY_FILE_MAX (64u << 10)
+
+int ck_ssl_key_load_at(int dirfd, const char *path, EVP_PKEY **ret, struct ck_error **reterr)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        _cleanup_(BIO_free_allp) BIO *b = NULL;
+        struct stat st;
+        uint8_t *buf;
+        size_t len = 0;
+        EVP_PKEY *k;
+
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open %s", path);
+        if (fstat(fd, &st) < 0)
+                return ck_error_errno(reterr, -errno, "cannot stat %s", path);
+        if (!S_ISREG(st.st_mode))
+                return ck_error_set(reterr, -EINVAL, "%s is not a regular file", path);
+        if (st.st_size <= 0 || (uint64_t)st.st_size > KEY_FILE_MAX)
+                return ck_error_set(reterr, -EBADMSG, "%s: not a PEM private key (size %lld)", path,
+                                    (long long)st.st_size);
+        if (st.st_mode & 077)
+                log_warn("private key %s is accessible to group or others (mode %03o)", path,
+                         (unsigned)(st.st_mode & 0777));
+        /* One allocation of the file's size: no growing buffer leaves copies behind. */
+        buf = malloc((size_t)st.st_size);
+        if (!buf)
+                return -ENOMEM;
+        while (len < (size_t)st.st_size) {
+                ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        b = BIO_new_mem_buf(buf, (int)len);
+        k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+        OPENSSL_cleanse(buf, (size_t)st.st_size);
+        free(buf);
+        if (!k)
+                return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM private key", path);
+        *ret = k;
+        return 0;
 }

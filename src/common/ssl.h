@@ -32,12 +32,12 @@ DEFINE_POINTER_CLEANUP(ECDSA_SIG, ECDSA_SIG_free, ECDSA_SIG_free)
 DEFINE_POINTER_CLEANUP(SSL_CTX, SSL_CTX_free, SSL_CTX_free)
 DEFINE_POINTER_CLEANUP(SSL, SSL_free, SSL_free)
 
-static inline void sk_X509_pop_freep(STACK_OF(X509) **p)
+static inline void sk_X509_pop_freep(STACK_OF(X509) * *p)
 {
         if (*p)
                 sk_X509_pop_free(*p, X509_free);
 }
-static inline void sk_X509_CRL_pop_freep(STACK_OF(X509_CRL) **p)
+static inline void sk_X509_CRL_pop_freep(STACK_OF(X509_CRL) * *p)
 {
         if (*p)
                 sk_X509_CRL_pop_free(*p, X509_CRL_free);
@@ -45,7 +45,13 @@ static inline void sk_X509_CRL_pop_freep(STACK_OF(X509_CRL) **p)
 
 /* Sets *reterr to "<what>: <first OpenSSL error>" (or just <what>), clears the OpenSSL error
  * queue, and returns code. */
-int ck_ssl_error(struct ck_error **reterr, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ck_ssl_error(struct ck_error **reterr, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Loads a PEM private key from dirfd/path (AT_FDCWD for a plain path): a regular file of at most
+ * 64 KiB, read with read(2) into one buffer that is wiped after parsing, so no stdio or BIO
+ * buffer keeps a copy. A key file that group or others can read is loaded with a warning. */
+int ck_ssl_key_load_at(int dirfd, const char *path, EVP_PKEY **ret, struct ck_error **reterr);
 
 /* SHA-256 / SHA-384 of one buffer; out must hold 32 / 48 bytes. */
 int ck_sha256(const void *data, size_t len, uint8_t out[32]);

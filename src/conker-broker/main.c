@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -324,15 +323,6 @@ static int parse_options(int argc, char **argv, struct options *o)
         return 0;
 }
 
-/* jansson parses the secrets: make its frees wipe, so that no copy of a secret stays in freed
- * heap memory. */
-static void free_wiped(void *p)
-{
-        if (p)
-                OPENSSL_cleanse(p, malloc_usable_size(p));
-        free(p);
-}
-
 /* ck_write_file_atomic() on a path: the directory part becomes the dirfd. */
 static int write_file_at_path(const char *path, const char *data, size_t len, struct ck_error **reterr)
 {
@@ -376,7 +366,9 @@ int main(int argc, char **argv)
         int rc;
 
         ck_log_set_ident("conker-broker");
-        json_set_alloc_funcs(malloc, free_wiped);
+        /* jansson parses the secrets: make its frees wipe, so that no copy of a secret stays in
+         * freed heap memory. */
+        json_set_alloc_funcs(malloc, ck_free_wiped);
         if (parse_options(argc, argv, &o) < 0)
                 return 2;
         if (!o.mutual)

@@ -50,6 +50,10 @@ struct conkerd_config {
         uint64_t max_tasks;
         uint64_t pull_timeout;
         char *pull_policy;
+        uint64_t image_max_blob_size;
+        uint64_t image_max_layer_size;
+        uint64_t image_max_layer_entries;
+        uint64_t image_max_ratio;
         struct conkerd_list registry_mirrors; /* "domain=endpoint" */
         struct conkerd_list insecure_registries;
         char *registry_ca_file;

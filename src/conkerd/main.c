@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "secret.h"
 #include "tee.h"
 #include "task-backend.h"
 #include "task.h"
@@ -135,6 +137,10 @@ static int run(struct conkerd_config *c)
                 .insecure_registries = c->insecure_registries.items,
                 .registry_ca_file = c->registry_ca_file,
                 .pull_always = strcmp(c->pull_policy, "always") == 0,
+                .image_max_blob_size = c->image_max_blob_size,
+                .image_max_layer_size = c->image_max_layer_size,
+                .image_max_layer_entries = c->image_max_layer_entries,
+                .image_max_ratio = c->image_max_ratio,
         };
         r = task_backend_real_new(&bc, &be, &e);
         if (r < 0)
@@ -213,6 +219,11 @@ int main(int argc, char **argv)
         int r, level;
 
         ck_log_set_ident("conkerd");
+        /* Request bodies and headers carry registry passwords and the API token through jansson
+         * and libevent buffers we do not own: have them wiped when those libraries free them.
+         * libevent's allocator must be set before its first allocation. */
+        json_set_alloc_funcs(malloc, ck_free_wiped);
+        event_set_mem_functions(malloc, ck_realloc_wiped, ck_free_wiped);
         signal(SIGPIPE, SIG_IGN);
         umask(0077);
 

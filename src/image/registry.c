@@ -1052,7 +1052,7 @@ static int fetch_token(struct registry_client *c, const struct registry_challeng
                 return -ENOMEM;
         }
 
-        ck_buf_init(&body, REGISTRY_TOKEN_BODY_MAX);
+        ck_buf_init_secret(&body, REGISTRY_TOKEN_BODY_MAX); /* the token */
         ck_buf_init(&x.errbody, ERROR_BODY_MAX);
         ck_buf_init(&x.www_auth, REGISTRY_CHALLENGE_MAX);
         x.body = &body;
@@ -1098,7 +1098,7 @@ static int fetch_token(struct registry_client *c, const struct registry_challeng
         if (r < 0)
                 r = ck_error_prefix(reterr, r, "registry %s", c->domain);
 out:
-        ck_buf_free_wiped(&body);
+        ck_buf_free(&body);
         ck_buf_free(&x.errbody);
         ck_buf_free(&x.www_auth);
         return r;

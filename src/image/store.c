@@ -248,7 +248,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         int r;
 
         /* ingest/: partial blobs and lock files. */
-        d = fdopendir(fcntl(s->ingest_fd, F_DUPFD_CLOEXEC, 3));
+        d = ck_opendir_at(s->ingest_fd, ".");
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read ingest/");
         while ((de = readdir(d)))
@@ -263,7 +263,7 @@ static int store_recover(struct image_store *s, struct ck_error **reterr)
         r = ck_sqlite_exec(s->db, "DELETE FROM layers WHERE ready = 0", reterr);
         if (r < 0)
                 return r;
-        d = fdopendir(fcntl(s->layers_fd, F_DUPFD_CLOEXEC, 3));
+        d = ck_opendir_at(s->layers_fd, ".");
         if (!d)
                 return ck_error_errno(reterr, -errno, "cannot read layers/");
         while ((de = readdir(d))) {
@@ -920,13 +920,11 @@ static int store_prune_locked(struct image_store *s, struct ck_error **reterr)
         int removed = 0;
 
         for (size_t a = 0; a < ELEMENTSOF(algos); a++) {
-                _cleanup_close_ int dfd = openat(s->blobs_fd, algos[a], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                DIR *d;
+                DIR *d = ck_opendir_at(s->blobs_fd, algos[a]);
                 struct dirent *de;
 
-                if (dfd < 0)
+                if (!d && errno == ENOENT)
                         continue;
-                d = fdopendir(TAKE_FD(dfd));
                 if (!d)
                         return ck_error_errno(reterr, -errno, "cannot read blobs/%s", algos[a]);
                 while ((de = readdir(d))) {

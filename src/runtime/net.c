@@ -89,18 +89,11 @@ int net_lease_acquire(int leases_dirfd, const struct net_subnet *sn, const char 
         uint32_t size = 1u << (32 - sn->prefix);
         DIR *d;
         struct dirent *de;
-        int dfd;
 
         /* An existing lease first: restarts and repeated runs keep their address. */
-        dfd = dup(leases_dirfd);
-        if (dfd < 0)
-                return ck_error_errno(reterr, -errno, "dup");
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
+        d = ck_opendir_at(leases_dirfd, ".");
+        if (!d)
                 return ck_error_errno(reterr, -errno, "leases");
-        }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 char owner[80];
                 if (de->d_name[0] == '.' || lease_owner(leases_dirfd, de->d_name, owner, sizeof(owner)) < 0)
@@ -136,18 +129,11 @@ int net_lease_acquire(int leases_dirfd, const struct net_subnet *sn, const char 
 
 int net_lease_release(int leases_dirfd, const char *id)
 {
-        int dfd = dup(leases_dirfd);
+        DIR *d = ck_opendir_at(leases_dirfd, ".");
         struct dirent *de;
-        DIR *d;
 
-        if (dfd < 0)
+        if (!d)
                 return -errno;
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return -errno;
-        }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 char owner[80];
                 if (de->d_name[0] == '.' || lease_owner(leases_dirfd, de->d_name, owner, sizeof(owner)) < 0)
@@ -292,7 +278,7 @@ static int entries_load(const struct net_config *cfg, struct net_entry **ret, si
 
         if (dfd < 0)
                 return dfd;
-        d = fdopendir(dup(dfd));
+        d = ck_opendir_at(dfd, ".");
         if (!d)
                 return ck_error_errno(reterr, -errno, "containers dir");
         while ((de = readdir(d))) {

@@ -664,7 +664,9 @@ fail:
 
 /* ---- queries ---- */
 
-int task_manager_get_json(struct task_manager *m, const char *ref, json_t **ret, struct ck_error **reterr)
+/* One task, found by ref, rendered under the lock (the task may be changing or going away). */
+static int task_render(struct task_manager *m, const char *ref, json_t *(*render)(const struct task *t),
+                       json_t **ret, struct ck_error **reterr)
 {
         struct task *t = NULL;
         json_t *j;
@@ -672,7 +674,7 @@ int task_manager_get_json(struct task_manager *m, const char *ref, json_t **ret,
 
         pthread_mutex_lock(&m->lock);
         r = task_find_locked(m, ref, &t, reterr);
-        j = r >= 0 ? task_to_json(t) : NULL;
+        j = r >= 0 ? render(t) : NULL;
         pthread_mutex_unlock(&m->lock);
         if (r < 0)
                 return r;
@@ -682,22 +684,14 @@ int task_manager_get_json(struct task_manager *m, const char *ref, json_t **ret,
         return 0;
 }
 
+int task_manager_get_json(struct task_manager *m, const char *ref, json_t **ret, struct ck_error **reterr)
+{
+        return task_render(m, ref, task_to_json, ret, reterr);
+}
+
 int task_manager_events_json(struct task_manager *m, const char *ref, json_t **ret, struct ck_error **reterr)
 {
-        struct task *t = NULL;
-        json_t *j;
-        int r;
-
-        pthread_mutex_lock(&m->lock);
-        r = task_find_locked(m, ref, &t, reterr);
-        j = r >= 0 ? task_events_to_json(t) : NULL;
-        pthread_mutex_unlock(&m->lock);
-        if (r < 0)
-                return r;
-        if (!j)
-                return -ENOMEM;
-        *ret = j;
-        return 0;
+        return task_render(m, ref, task_events_to_json, ret, reterr);
 }
 
 int task_manager_list_json(struct task_manager *m, json_t **ret, struct ck_error **reterr)

@@ -460,8 +460,11 @@ static int parse_kms(json_t *doc, struct task_request *r, struct ck_error **rete
                 q = task_kms_endpoint_check(r->kms[i], &e);
                 if (q < 0)
                         return ck_error_set(reterr, q, "KmsEndpoints[%zu]: %s", i, ck_error_message(e, q));
+                /* Compared without the certificate pin: the secret file is named after host:port
+                 * alone, so "h:1" and "h:1#sha256:…" would write the same file. */
+                size_t n = strcspn(r->kms[i], "#");
                 for (size_t j = 0; j < i; j++)
-                        if (strcmp(r->kms[i], r->kms[j]) == 0)
+                        if (strcspn(r->kms[j], "#") == n && memcmp(r->kms[i], r->kms[j], n) == 0)
                                 return ck_error_set(reterr, -EINVAL, "KmsEndpoints[%zu] is listed twice", i);
         }
         return 0;

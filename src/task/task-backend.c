@@ -410,6 +410,14 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
         if (r < 0)
                 goto fail;
         image_limits_default(&lim);
+        if (cfg->image_max_blob_size)
+                lim.max_blob_size = cfg->image_max_blob_size;
+        if (cfg->image_max_layer_size)
+                lim.max_layer_unpacked = cfg->image_max_layer_size;
+        if (cfg->image_max_layer_entries)
+                lim.max_layer_entries = cfg->image_max_layer_entries;
+        if (cfg->image_max_ratio)
+                lim.max_ratio = cfg->image_max_ratio;
         r = image_store_open(cfg->data_dir, &lim, &x->images, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "image store");

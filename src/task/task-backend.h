@@ -30,6 +30,11 @@ struct task_backend_config {
         char *const *insecure_registries; /* NULL-terminated or NULL */
         const char *registry_ca_file;     /* NULL or empty: system store */
         bool pull_always;                 /* false: an image already stored is not pulled again */
+        /* Image store caps; 0 keeps the image module's default. */
+        uint64_t image_max_blob_size;
+        uint64_t image_max_layer_size;
+        uint64_t image_max_layer_entries;
+        uint64_t image_max_ratio;
 };
 
 /* Opens the image store, the runtime (which re-adopts surviving shims) and the volume

@@ -7,11 +7,15 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -348,7 +352,8 @@ struct follow_ctx {
 static void *follow_main(void *arg)
 {
         struct follow_ctx *f = arg;
-        f->r = request("GET", "/sw/api/v1/container/conker-example-app/logs?follow=1&tail=1", TOKEN, NULL, 0);
+        f->r = request("GET", "/sw/api/v1/container/conker-example-app/logs?follow=1&tail=1", TOKEN, NULL,
+                       0);
         return NULL;
 }
 
@@ -389,6 +394,90 @@ static void test_logs_follow(void **state)
         resp_clear(&f.r);
 }
 
+/* The file offset of our other open file description of path (not skip): how far the follower read. */
+static off_t follower_pos(const char *path, int skip)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        off_t pos = -1;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char link[300], target[256], info[300], line[128];
+                ssize_t n;
+                FILE *f;
+
+                if (de->d_name[0] == '.' || strtol(de->d_name, NULL, 10) == skip)
+                        continue;
+                snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+                n = readlink(link, target, sizeof(target) - 1);
+                if (n < 0)
+                        continue;
+                target[n] = 0;
+                if (strcmp(target, path) != 0)
+                        continue;
+                snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", de->d_name);
+                f = fopen(info, "re");
+                if (!f)
+                        continue;
+                while (fgets(line, sizeof(line), f))
+                        if (strncmp(line, "pos:", 4) == 0)
+                                pos = (off_t)strtoll(line + 4, NULL, 10);
+                fclose(f);
+        }
+        closedir(d);
+        return pos;
+}
+
+/* A follower that never reads: conkerd stops reading the log once LOG_BACKLOG_MAX is unsent,
+ * instead of buffering everything the container writes. */
+static void test_logs_follow_backpressure(void **state)
+{
+        static const char get[] =
+                "GET /sw/api/v1/container/conker-example-app/logs?follow=1 HTTP/1.1\r\n"
+                "Host: x\r\nAuthorization: Bearer 0123456789abcdef0123456789abcdef\r\n\r\n";
+        _cleanup_close_ int fd = -1, sock = -1;
+        _cleanup_free_ char *line = NULL;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        const size_t line_len = 1024, total = 20u << 20;
+        int small = 4096;
+        char path[128];
+        struct resp r;
+        off_t pos;
+
+        snprintf(path, sizeof(path), "%s/log.json", tmpdir);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        snprintf(script_log_path, sizeof(script_log_path), "%s", path);
+        r = request("POST", "/sw/api/v1/container", TOKEN, seed, strlen(seed));
+        expect(&r, 200, NULL);
+        resp_clear(&r);
+        task_manager_wait(g_m, "conker-example-app");
+
+        sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(sock >= 0);
+        assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        sa.sin_port = htons((uint16_t)api_server_port(api));
+        assert_int_equal(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(ck_write_all(sock, get, strlen(get)), 0);
+        usleep(300 * 1000);
+
+        line = malloc(line_len);
+        assert_non_null(line);
+        memset(line, 'x', line_len);
+        memcpy(line, "{\"log\":\"", 8);
+        memcpy(line + line_len - 3, "\"}\n", 3);
+        for (size_t done = 0; done < total; done += line_len)
+                assert_int_equal(ck_write_all(fd, line, line_len), 0);
+        /* Without back-pressure 16 ticks of 1 MiB would have been read by now. */
+        sleep(4);
+        pos = follower_pos(path, fd);
+        assert_true(pos >= 0);
+        if (pos > (off_t)(12u << 20))
+                fail_msg("the follower read %lld bytes for a client that reads nothing", (long long)pos);
+        assert_int_equal(task_manager_delete(g_m, "conker-example-app", NULL, NULL), 0);
+}
+
 static void test_error_map(void **state)
 {
         struct {
@@ -424,6 +513,15 @@ static void test_token_file(void **state)
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
         assert_non_null(strstr(e->msg, "chmod 600"));
+        /* Mode 0600 is no protection when someone else owns the file: they can read and replace
+         * the token that conkerd (root) honours. */
+        assert_int_equal(chmod(path, 0600), 0);
+        if (geteuid() == 0) {
+                ck_error_free(TAKE_PTR(e));
+                assert_int_equal(chown(path, 65534, 65534), 0);
+                assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
+                assert_non_null(strstr(e->msg, "owned by"));
+        }
 }
 
 int main(void)
@@ -436,6 +534,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_cancel_newest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_logs_follow_backpressure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
                 cmocka_unit_test(test_error_map),
         };

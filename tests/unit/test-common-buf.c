@@ -61,6 +61,38 @@ static void test_growth(void **state)
         assert_int_equal(b.len, 0);
 }
 
+/* A secret buffer grows without losing data and stays a secret buffer after take/free. */
+static void test_secret_growth(void **state)
+{
+        struct ck_buf b;
+        uint8_t chunk[100], *d;
+        size_t n = 0;
+
+        ck_buf_init_secret(&b, 100000);
+        for (size_t i = 0; i < 500; i++) {
+                memset(chunk, (int)(i & 0xff), sizeof(chunk));
+                assert_int_equal(ck_buf_append(&b, chunk, sizeof(chunk)), 0);
+        }
+        assert_int_equal(b.len, 50000);
+        for (size_t i = 0; i < 500; i++)
+                assert_int_equal(b.data[i * 100 + 99], i & 0xff);
+        assert_int_equal(b.data[b.len], 0);
+        d = ck_buf_take(&b, &n);
+        assert_int_equal(n, 50000);
+        free(d);
+        assert_true(b.wipe);
+        assert_int_equal(ck_buf_append(&b, "x", 1), 0);
+        ck_buf_free(&b);
+        assert_true(b.wipe);
+        assert_null(b.data);
+        d = calloc(1, 100000);
+        assert_non_null(d);
+        assert_int_equal(ck_buf_append(&b, d, 100000), 0);
+        assert_int_equal(ck_buf_append(&b, chunk, 1), -E2BIG);
+        free(d);
+        ck_buf_free(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -68,6 +100,7 @@ int main(void)
                 cmocka_unit_test(test_append_over_cap_leaves_buffer),
                 cmocka_unit_test(test_printf_and_take),
                 cmocka_unit_test(test_growth),
+                cmocka_unit_test(test_secret_growth),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,36 @@ static void test_open_in_root_confines(void **state)
         assert_int_equal(faccessat(rootfd, "new", F_OK, 0), 0);
 }
 
+static size_t count_entries(DIR *d)
+{
+        struct dirent *de;
+        size_t n = 0;
+
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        return n;
+}
+
+/* Each scan of a long-lived directory fd sees every entry, and the stream's fd is close-on-exec. */
+static void test_opendir_at(void **state)
+{
+        _cleanup_close_ int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        assert_int_equal(ck_write_file_atomic(dfd, "a", "1", 1, 0600, NULL), 0);
+        assert_int_equal(ck_write_file_atomic(dfd, "b", "2", 1, 0600, NULL), 0);
+        for (int i = 0; i < 2; i++) {
+                DIR *d = ck_opendir_at(dfd, ".");
+                assert_non_null(d);
+                assert_true(fcntl(dirfd(d), F_GETFD) & FD_CLOEXEC);
+                assert_int_equal(count_entries(d), 2);
+                closedir(d);
+        }
+        assert_null(ck_opendir_at(dfd, "missing"));
+        assert_int_equal(errno, ENOENT);
+        assert_null(ck_opendir_at(dfd, "a"));
+        assert_int_equal(errno, ENOTDIR);
+}
+
 static void test_rm_rf(void **state)
 {
         _cleanup_close_ int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -88,6 +118,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_atomic_write_and_bounded_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_in_root_confines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_opendir_at, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

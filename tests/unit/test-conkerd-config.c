@@ -32,6 +32,14 @@ static void test_defaults(void **state)
         assert_int_equal(c.max_body_size, 1 << 20);
         assert_int_equal(c.stop_timeout, 10);
         assert_int_equal(c.registry_mirrors.n, 0);
+        /* The image caps are config keys with the image store's defaults (STYLE: limits). */
+        assert_int_equal(c.image_max_blob_size, UINT64_C(4) << 30);
+        assert_int_equal(c.image_max_layer_size, UINT64_C(16) << 30);
+        assert_int_equal(c.image_max_layer_entries, 1000000);
+        assert_int_equal(c.image_max_ratio, 100);
+        assert_int_equal(conkerd_config_set(&c, "image-max-ratio", "20", NULL), 0);
+        assert_int_equal(c.image_max_ratio, 20);
+        assert_int_equal(conkerd_config_set(&c, "image-max-ratio", "0", NULL), -ERANGE);
         assert_int_equal(conkerd_config_check(&c, NULL), 0);
         conkerd_config_clear(&c);
 }

@@ -200,6 +200,10 @@ static const struct bad bad_cases[] = {
          "certificate pin"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1\"]}", -EINVAL,
          "listed twice"},
+        /* Both would write /secret/secret-h:1.json: the second would silently replace the first. */
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1#sha256:"
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]}",
+         -EINVAL, "listed twice"},
 };
 
 static void test_bad_requests(void **state)
@@ -234,6 +238,34 @@ static void test_limits(void **state)
         assert_non_null(strstr(e->msg, "more than"));
 }
 
+/* A malformed body must not echo its own bytes back: jansson's error text quotes the token it
+ * stopped at ("... near '\"hunter2'"), and the message reaches the client and the log. */
+static void test_parse_error_hides_password(void **state)
+{
+        static const char *const bodies[] = {
+                "{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"u\","
+                "\"Password\":\"hunter2",
+                "{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"u\","
+                "\"Password\":\"hunter2\\q\"}}}",
+                "{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"u\","
+                "\"Password\":\"hunter2\x01\"}}}",
+                "{\"ImageInfo\":{\"ImageName\":\"a\",\"RegisterAuthInfo\":{\"Username\":\"u\","
+                "\"Password\":hunter2}}}",
+        };
+
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct task_request r = {0};
+
+                assert_int_equal(task_request_parse(bodies[i], strlen(bodies[i]), 1 << 20, &lim, &r, &e),
+                                 -EBADMSG);
+                assert_non_null(e);
+                if (strstr(e->msg, "hunter"))
+                        fail_msg("body %zu: the error quotes the password: %s", i, e->msg);
+                assert_non_null(strstr(e->msg, "malformed JSON"));
+        }
+}
+
 static void test_validators(void **state)
 {
         assert_true(task_name_valid("a"));
@@ -261,9 +293,13 @@ static void test_validators(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_seed_body), cmocka_unit_test(test_minimal_body),
-                cmocka_unit_test(test_redaction), cmocka_unit_test(test_bad_requests),
-                cmocka_unit_test(test_limits),    cmocka_unit_test(test_validators),
+                cmocka_unit_test(test_seed_body),
+                cmocka_unit_test(test_minimal_body),
+                cmocka_unit_test(test_redaction),
+                cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_validators),
+                cmocka_unit_test(test_parse_error_hides_password),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
