@@ -16,7 +16,7 @@ for t in podman docker-registry skopeo umoci runc; do
 done
 bash scripts/images.sh "$build" >/dev/null
 
-CONKER_BUILD="$build" RUNS="$runs" python3 - <<'PY'
+CONKER_BUILD="$build" RUNS="$runs" /usr/bin/python3 - <<'PY'
 import json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 

@@ -228,6 +228,40 @@ static int query_params(struct evhttp_request *req, bool *follow, long *tail)
         return r;
 }
 
+/* The newest part of the log, at most LOG_INITIAL_MAX bytes (a log may be up to log-max-bytes,
+ * 1 GiB): read from size - LOG_INITIAL_MAX to what was the end at fstat() time, the cut-off first
+ * line dropped. *ret_end is the file offset just past the data, where a follower continues. */
+static int log_read_newest(int fd, off_t size, uint8_t **ret, size_t *ret_len, off_t *ret_end)
+{
+        off_t from = size > (off_t)LOG_INITIAL_MAX ? size - (off_t)LOG_INITIAL_MAX : 0;
+        size_t want = (size_t)(size - from), len = 0, skip = 0;
+        uint8_t *buf = malloc(want ? want : 1);
+
+        if (!buf)
+                return -ENOMEM;
+        while (len < want) {
+                ssize_t n = pread(fd, buf + len, want - len, from + (off_t)len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        free(buf);
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (from > 0) {
+                const uint8_t *nl = memchr(buf, '\n', len);
+                skip = nl ? (size_t)(nl - buf) + 1 : len;
+                memmove(buf, buf + skip, len - skip);
+        }
+        *ret = buf;
+        *ret_len = len - skip;
+        *ret_end = from + (off_t)len;
+        return 0;
+}
+
 void api_route_logs(struct api_server *s, struct evhttp_request *req, const char *ref)
 {
         _cleanup_error_ struct ck_error *e = NULL;
@@ -238,6 +272,7 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
         struct evbuffer *out;
         size_t len = 0, used = 0;
         struct stat st = {0};
+        off_t end = 0;
         bool follow;
         long tail;
         int r;
@@ -254,7 +289,7 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
         if (path) {
                 fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (fd >= 0) {
-                        if (fstat(fd, &st) < 0 || ck_read_fd(fd, LOG_INITIAL_MAX, &data, &len) < 0) {
+                        if (fstat(fd, &st) < 0 || log_read_newest(fd, st.st_size, &data, &len, &end) < 0) {
                                 api_reply(req, 500, "cannot read the container log", NULL);
                                 return;
                         }
@@ -292,7 +327,7 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
         if (data && used < len)
                 (void)ck_buf_append(&f->partial, data + used, len - used);
         if (f->fd >= 0)
-                (void)lseek(f->fd, (off_t)len, SEEK_SET);
+                (void)lseek(f->fd, end, SEEK_SET);
         f->timer = event_new(s->base, -1, EV_PERSIST, on_follow_tick, f);
         f->next = s->follows;
         s->follows = f;

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +71,8 @@ int ck_write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
-int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                         struct ck_error **reterr)
+static int write_file_renamed(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                              bool sync, struct ck_error **reterr)
 {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -87,7 +88,7 @@ int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t l
         r = ck_write_all(fd, data, len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = -errno;
@@ -96,6 +97,18 @@ int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t l
                 return ck_error_errno(reterr, r, "cannot write %s", name);
         }
         return 0;
+}
+
+int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         struct ck_error **reterr)
+{
+        return write_file_renamed(dirfd, name, data, len, mode, true, reterr);
+}
+
+int ck_write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          struct ck_error **reterr)
+{
+        return write_file_renamed(dirfd, name, data, len, mode, false, reterr);
 }
 
 int ck_mkdir_p(const char *path, mode_t mode)

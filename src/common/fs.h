@@ -30,6 +30,11 @@ int ck_write_all(int fd, const void *buf, size_t len);
  * see the old or the new content, never a partial one. */
 int ck_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                          struct ck_error **reterr);
+/* The same without the fsync: readers (and a process that crashes midway) still see the old or
+ * the new content, but a power loss may lose both. For files that cannot outlive a reboot anyway
+ * (under /run) or that are regenerated before every use (an OCI bundle). */
+int ck_write_file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          struct ck_error **reterr);
 
 /* mkdir -p; existing directories are fine. */
 int ck_mkdir_p(const char *path, mode_t mode);

@@ -1,6 +1,6 @@
 /* conker-shim: one per container. Started by conkerd (setsid + double fork) so that it outlives
- * it, it is the subreaper of the container, runs `runc create` with stdio pipes it holds (never a
- * terminal) and `runc start`, writes the container's output as JSON lines with rotation, records
+ * it, it is the subreaper of the container, runs `runc run --detach` with stdio pipes it holds (never
+ * a terminal), writes the container's output as JSON lines with rotation, records
  * state.json/exit.json atomically, applies restart=always with exponential backoff, and answers
  * state/stop/delete on its control socket (protocol in src/runtime/shim-proto.h). */
 #include <errno.h>
@@ -201,7 +201,9 @@ static void state_write(struct shim *s)
         _cleanup_free_ char *txt = j ? ck_json_dump(j) : NULL;
         _cleanup_error_ struct ck_error *err = NULL;
 
-        if (!txt || ck_write_file_atomic(s->state_dfd, SHIM_STATE_NAME, txt, strlen(txt), 0600, &err) < 0)
+        /* The state dir is under the run dir (tmpfs): atomic against our own crash is what
+         * matters, an fsync would buy nothing. */
+        if (!txt || ck_write_file_replace(s->state_dfd, SHIM_STATE_NAME, txt, strlen(txt), 0600, &err) < 0)
                 log_error("cannot write state: %s", ck_error_message(err, -ENOMEM));
 }
 
@@ -214,7 +216,7 @@ static void exit_write(struct shim *s)
         _cleanup_free_ char *txt = j ? ck_json_dump(j) : NULL;
         _cleanup_error_ struct ck_error *err = NULL;
 
-        if (!txt || ck_write_file_atomic(s->state_dfd, SHIM_EXIT_NAME, txt, strlen(txt), 0600, &err) < 0)
+        if (!txt || ck_write_file_replace(s->state_dfd, SHIM_EXIT_NAME, txt, strlen(txt), 0600, &err) < 0)
                 log_error("cannot write exit status: %s", ck_error_message(err, -ENOMEM));
 }
 
@@ -234,7 +236,7 @@ static int runc(struct shim *s, char *const *args, size_t n, struct ck_error **r
         return ck_exec(argv, NULL, NULL, NULL, reterr);
 }
 
-/* The last "msg" from runc's JSON log, the most precise reason for a failed create. */
+/* The last "msg" from runc's JSON log, the most precise reason for a failed run. */
 static void runc_last_error(struct shim *s, char *out, size_t outlen)
 {
         _cleanup_free_ uint8_t *buf = NULL;
@@ -260,13 +262,28 @@ static void runc_last_error(struct shim *s, char *out, size_t outlen)
         }
 }
 
-static int runc_create(struct shim *s, struct ck_error **reterr)
+/* `runc run --detach`: create and start in one runc process (each runc start-up costs tens of
+ * milliseconds). The container init inherits the stdio pipes and, once runc has exited, is our
+ * child (we are its subreaper); if it already exited it waits for us as a zombie. */
+static int runc_run_detached(struct shim *s, struct ck_error **reterr)
 {
         _cleanup_free_ char *prog = NULL;
         char log_arg[4096], pid_arg[4096];
-        char *argv[] = {NULL,           "--root", (char *)s->root, "--log",    log_arg,
-                        "--log-format", "json",   "create",        "--bundle", (char *)s->bundle,
-                        "--pid-file",   pid_arg,  (char *)s->id,   NULL};
+        char *argv[] = {NULL,
+                        "--root",
+                        (char *)s->root,
+                        "--log",
+                        log_arg,
+                        "--log-format",
+                        "json",
+                        "run",
+                        "--detach",
+                        "--bundle",
+                        (char *)s->bundle,
+                        "--pid-file",
+                        pid_arg,
+                        (char *)s->id,
+                        NULL};
         int status, r;
         pid_t pid;
 
@@ -300,7 +317,7 @@ static int runc_create(struct shim *s, struct ck_error **reterr)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 char msg[1024];
                 runc_last_error(s, msg, sizeof(msg));
-                return ck_error_set(reterr, -EIO, "%s", msg[0] ? msg : "runc create failed");
+                return ck_error_set(reterr, -EIO, "%s", msg[0] ? msg : "runc run failed");
         }
         return 0;
 }
@@ -350,7 +367,6 @@ static bool runc_has_state(struct shim *s)
 static int container_start(struct shim *s, struct ck_error **reterr)
 {
         char *del[] = {"delete", "--force", (char *)s->id};
-        char *start[] = {"start", (char *)s->id};
         pid_t pid = 0;
         int r;
 
@@ -358,20 +374,17 @@ static int container_start(struct shim *s, struct ck_error **reterr)
          * there may be one left by a shim that died (it has no stdio holder any more). */
         if (runc_has_state(s))
                 (void)runc(s, del, ELEMENTSOF(del), NULL);
-        r = runc_create(s, reterr);
+        r = runc_run_detached(s, reterr);
         if (r < 0)
                 return r;
         r = read_init_pid(s, &pid, reterr);
-        if (r < 0)
+        if (r < 0) {
+                (void)runc(s, del, ELEMENTSOF(del), NULL);
                 return r;
+        }
         s->pidfd = safe_close(s->pidfd);
         s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         s->st.st.pid = pid;
-        r = runc(s, start, ELEMENTSOF(start), reterr);
-        if (r < 0) {
-                kill(pid, SIGKILL);
-                return r;
-        }
         s->st.st.status = RUNTIME_RUNNING;
         s->st.st.started_at_ns = now_ns();
         state_write(s);

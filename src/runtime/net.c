@@ -1,12 +1,19 @@
 /* Container networking: netns, veth, bridge, address leases and the nftables table. See net.h.
  *
- * Every helper program (ip, nft) is run with an argv array through ck_exec(); inside a
- * container's namespace through setns() in the child, so namespaces need not live in /run/netns. */
+ * Links, addresses and routes are set over rtnetlink in-process (netlink.c): no `ip` process on
+ * the start path. The container's end of the veth pair is created directly inside its namespace,
+ * which is configured through a socket opened there, so namespaces need not live in /run/netns.
+ * nftables is driven through libnftables in-process, with one context kept for the daemon's
+ * life: creating and freeing a context (or running `nft`) costs tens of milliseconds, running a
+ * script on a warm one about one. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <nftables/libnftables.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +30,7 @@
 #include "fs.h"
 #include "json.h"
 #include "net.h"
+#include "netlink.h"
 #include "parse.h"
 
 #define NSFS_MAGIC_NUM 0x6e736673
@@ -330,6 +338,131 @@ static int net_lock(const struct net_config *cfg, struct ck_error **reterr)
         return fd;
 }
 
+struct net_nft {
+        pthread_mutex_t lock; /* a context is not thread-safe */
+        struct nft_ctx *ctx;
+};
+
+#define FDS_MAX 64
+
+/* The fds (>= 3) without FD_CLOEXEC, at most FDS_MAX of them; returns how many. */
+static size_t fds_inheritable(int out[FDS_MAX])
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        size_t n = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d)) && n < FDS_MAX) {
+                uint64_t v;
+                int fl;
+                if (ck_parse_uint(de->d_name, INT32_MAX, &v) < 0 || v < 3 || (int)v == dirfd(d))
+                        continue;
+                fl = fcntl((int)v, F_GETFD);
+                if (fl >= 0 && !(fl & FD_CLOEXEC))
+                        out[n++] = (int)v;
+        }
+        closedir(d);
+        return n;
+}
+
+/* libnftables opens its netlink socket without SOCK_CLOEXEC: without this, every shim and
+ * helper conkerd starts would inherit a netfilter socket. Marks the inheritable fds that are
+ * not in before[] (the ones libnftables just opened) close-on-exec. */
+static void fds_cloexec_new(const int *before, size_t n_before)
+{
+        int now[FDS_MAX];
+        size_t n = fds_inheritable(now);
+
+        for (size_t i = 0; i < n; i++) {
+                bool old = false;
+                for (size_t k = 0; k < n_before && !old; k++)
+                        old = before[k] == now[i];
+                if (!old)
+                        (void)fcntl(now[i], F_SETFD, FD_CLOEXEC);
+        }
+}
+
+static struct nft_ctx *nft_ctx_make(void)
+{
+        int before[FDS_MAX];
+        size_t n_before = fds_inheritable(before);
+        struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+
+        fds_cloexec_new(before, n_before);
+        if (!ctx)
+                return NULL;
+        /* Output and errors go to buffers, never to conkerd's stdout/stderr. */
+        if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) {
+                nft_ctx_free(ctx);
+                return NULL;
+        }
+        return ctx;
+}
+
+struct net_nft *net_nft_new(void)
+{
+        struct net_nft *n = calloc(1, sizeof(*n));
+
+        if (!n)
+                return NULL;
+        n->ctx = nft_ctx_make();
+        if (!n->ctx) {
+                free(n);
+                return NULL;
+        }
+        pthread_mutex_init(&n->lock, NULL);
+        return n;
+}
+
+void net_nft_free(struct net_nft *n)
+{
+        if (!n)
+                return;
+        nft_ctx_free(n->ctx);
+        pthread_mutex_destroy(&n->lock);
+        free(n);
+}
+
+/* Runs one nft script as one transaction, on cfg's context or (without one) a temporary one. */
+static int nft_run(const struct net_config *cfg, const char *script, struct ck_error **reterr)
+{
+        struct nft_ctx *tmp = NULL, *ctx;
+        int before[FDS_MAX];
+        size_t n_before;
+        const char *msg;
+        int r;
+
+        if (cfg->nft) {
+                pthread_mutex_lock(&cfg->nft->lock);
+                ctx = cfg->nft->ctx;
+        } else {
+                ctx = tmp = nft_ctx_make();
+                if (!ctx)
+                        return ck_error_set(reterr, -ENOMEM, "cannot create an nftables context");
+        }
+        n_before = fds_inheritable(before);
+        r = nft_run_cmd_from_buffer(ctx, script);
+        /* In case a run (re)opened a socket. */
+        fds_cloexec_new(before, n_before);
+        /* Reading the buffers also empties them for the next run. */
+        (void)nft_ctx_get_output_buffer(ctx);
+        msg = nft_ctx_get_error_buffer(ctx);
+        if (r != 0) {
+                size_t l = msg ? strcspn(msg, "\n") : 0;
+                r = ck_error_set(reterr, -EIO, "%.*s", (int)(l > 512 ? 512 : l), l ? msg : "nft failed");
+        }
+        if (tmp)
+                nft_ctx_free(tmp);
+        else
+                pthread_mutex_unlock(&cfg->nft->lock);
+        /* A run allocates and frees about a megabyte (parser, cache refresh); give it back
+         * rather than keep it in conkerd's idle footprint. */
+        (void)malloc_trim(0);
+        return r;
+}
+
 int net_apply(const struct net_config *cfg, struct ck_error **reterr)
 {
         _cleanup_close_ int lock = net_lock(cfg, reterr);
@@ -337,8 +470,6 @@ int net_apply(const struct net_config *cfg, struct ck_error **reterr)
         size_t n = 0;
         _cleanup_free_ char *script = NULL;
         struct net_subnet sn;
-        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
-        char *argv[] = {"nft", "-f", "-", NULL};
         int r;
 
         if (lock < 0)
@@ -352,13 +483,11 @@ int net_apply(const struct net_config *cfg, struct ck_error **reterr)
         net_entries_free(e, n);
         if (r < 0)
                 return r;
-        o.stdin_data = script;
-        o.stdin_len = strlen(script);
-        r = ck_exec(argv, &o, NULL, NULL, reterr);
+        r = nft_run(cfg, script, reterr);
         return r < 0 ? ck_error_prefix(reterr, r, "nftables") : 0;
 }
 
-/* ---- sysctl, ip ---- */
+/* ---- sysctl, links ---- */
 
 static int write_sysctl(const char *path, const char *value)
 {
@@ -368,23 +497,13 @@ static int write_sysctl(const char *path, const char *value)
         return ck_write_all(fd, value, strlen(value));
 }
 
-static int ip_run(int netns_fd, struct ck_error **reterr, char *const *argv)
+/* One request over a fresh rtnetlink socket in conkerd's own namespace. */
+static int nl_host_call(struct nl_msg *m, int *ret_ifindex, struct ck_error **reterr)
 {
-        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
-        o.netns_fd = netns_fd;
-        return ck_exec(argv, &o, NULL, NULL, reterr);
-}
-#define IP(nsfd, err, ...) ip_run(nsfd, err, (char *const[]){"ip", __VA_ARGS__, NULL})
-
-static int ip_batch(int netns_fd, const char *script, struct ck_error **reterr)
-{
-        struct ck_exec_opts o = CK_EXEC_OPTS_DEFAULT;
-        char *argv[] = {"ip", "-batch", "-", NULL};
-
-        o.netns_fd = netns_fd;
-        o.stdin_data = script;
-        o.stdin_len = strlen(script);
-        return ck_exec(argv, &o, NULL, NULL, reterr);
+        _cleanup_close_ int fd = nl_open(reterr);
+        if (fd < 0)
+                return fd;
+        return nl_call(fd, m, ret_ifindex);
 }
 
 /* Through the netns of the caller (sysfs may belong to another one). */
@@ -395,16 +514,16 @@ static bool link_exists(const char *name)
 
 int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
 {
-        _cleanup_free_ char *addr = NULL, *script = NULL;
-        char gw[16], p[128];
+        struct nl_msg m;
+        char p[128];
         struct net_subnet sn;
-        int r;
+        int r, ifindex = 0;
 
         if (!net_ifname_valid(cfg->bridge) || !net_ifname_valid(cfg->nft_table))
                 return ck_error_set(reterr, -EINVAL, "invalid bridge or nft table name");
         if (net_subnet_parse(cfg->subnet, &sn) < 0)
                 return ck_error_set(reterr, -EINVAL, "invalid subnet %s (a.b.c.d/8..30)", cfg->subnet);
-        /* The namespace path goes into `ip -batch` scripts: no whitespace, quotes or escapes. */
+        /* Kept from when the path went into `ip -batch` scripts: names stay plain. */
         if (cfg->netns_dir[0] != '/' || strpbrk(cfg->netns_dir, " \t\n\r\"'\\#") ||
             strpbrk(cfg->netns_prefix, " \t\n\r\"'\\#/"))
                 return ck_error_set(reterr, -EINVAL,
@@ -412,24 +531,26 @@ int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
         if (ck_mkdir_p(cfg->state_dir, 0700) < 0 || ck_mkdir_p(cfg->netns_dir, 0755) < 0)
                 return ck_error_errno(reterr, -errno, "cannot create %s or %s", cfg->state_dir,
                                       cfg->netns_dir);
-        net_addr_format(net_gateway(&sn), gw);
-        if (asprintf(&addr, "%s/%u", gw, sn.prefix) < 0)
-                return -ENOMEM;
         if (!link_exists(cfg->bridge)) {
-                r = IP(-1, reterr, "link", "add", (char *)cfg->bridge, "type", "bridge");
+                r = nl_build_bridge_add(&m, 1, cfg->bridge);
+                if (r >= 0)
+                        r = nl_host_call(&m, NULL, reterr);
                 if (r < 0 && !link_exists(cfg->bridge))
-                        return ck_error_prefix(reterr, r, "bridge %s", cfg->bridge);
-                if (reterr && *reterr) {
-                        ck_error_free(*reterr);
-                        *reterr = NULL;
-                }
+                        return ck_error_errno(reterr, r, "cannot create bridge %s", cfg->bridge);
         }
-        if (asprintf(&script, "addr replace %s dev %s\nlink set %s up\n", addr, cfg->bridge, cfg->bridge) <
-            0)
-                return -ENOMEM;
-        r = ip_batch(-1, script, reterr);
+        r = nl_build_link_get(&m, 2, cfg->bridge);
+        if (r >= 0)
+                r = nl_host_call(&m, &ifindex, reterr);
+        if (r >= 0)
+                r = nl_build_addr_replace(&m, 3, ifindex, net_gateway(&sn), sn.prefix);
+        if (r >= 0)
+                r = nl_host_call(&m, NULL, reterr);
+        if (r >= 0)
+                r = nl_build_link_up(&m, 4, cfg->bridge);
+        if (r >= 0)
+                r = nl_host_call(&m, NULL, reterr);
         if (r < 0)
-                return ck_error_prefix(reterr, r, "bridge %s", cfg->bridge);
+                return ck_error_errno(reterr, r, "cannot configure bridge %s", cfg->bridge);
         r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot enable IPv4 forwarding");
@@ -440,11 +561,9 @@ int net_bridge_setup(const struct net_config *cfg, struct ck_error **reterr)
         return 0;
 }
 
-static void names_for(const struct net_config *cfg, const char *id, char host[16], char peer[16],
-                      char **ns_path)
+static void names_for(const struct net_config *cfg, const char *id, char host[16], char **ns_path)
 {
         snprintf(host, 16, "ck%.12s", id);
-        snprintf(peer, 16, "cp%.12s", id);
         if (asprintf(ns_path, "%s/%s%.12s", cfg->netns_dir, cfg->netns_prefix, id) < 0)
                 *ns_path = NULL;
 }
@@ -455,34 +574,22 @@ static bool is_nsfs(const char *path)
         return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == NSFS_MAGIC_NUM;
 }
 
-/* A new network namespace pinned by a bind mount at path (what `ip netns add` does). */
-static int netns_create(const char *path, struct ck_error **reterr)
+/* A socket inside the namespace pinned at path, creating the namespace (what `ip netns add`
+ * does: a bind mount of the namespace on an empty file) unless one is already there. */
+static int netns_socket(const char *path, struct ck_error **reterr)
 {
         _cleanup_close_ int fd = -1;
-        int status;
-        pid_t pid;
+        int r;
 
         if (is_nsfs(path))
-                return 0;
+                return nl_open_in_netns(path, false, reterr);
         fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
         if (fd < 0)
                 return ck_error_errno(reterr, -errno, "cannot create %s", path);
-        pid = fork();
-        if (pid < 0)
-                return ck_error_errno(reterr, -errno, "fork");
-        if (pid == 0) {
-                if (unshare(CLONE_NEWNET) < 0)
-                        _exit(1);
-                if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0)
-                        _exit(2);
-                _exit(0);
-        }
-        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        r = nl_open_in_netns(path, true, reterr);
+        if (r < 0)
                 (void)unlink(path);
-                return ck_error_set(reterr, -EIO, "cannot create network namespace %s (step %d)", path,
-                                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        }
-        return 0;
+        return r;
 }
 
 static int entry_write(const struct net_config *cfg, const char *id, const char *ip,
@@ -504,7 +611,8 @@ static int entry_write(const struct net_config *cfg, const char *id, const char 
         txt = ck_json_dump(j);
         if (!txt)
                 return -ENOMEM;
-        return ck_write_file_atomic(dfd, name, txt, strlen(txt), 0600, reterr);
+        /* Under the run dir (tmpfs): it cannot outlive a reboot, so an fsync buys nothing. */
+        return ck_write_file_replace(dfd, name, txt, strlen(txt), 0600, reterr);
 }
 
 int net_check_conflicts(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
@@ -541,14 +649,38 @@ int net_check_conflicts(const struct net_config *cfg, const char *id, const stru
         return r;
 }
 
+/* The container's side, through a socket inside its namespace: lo up, eth0 with its address,
+ * up, default route through the gateway. */
+static int netns_configure(int fd, uint32_t addr, const struct net_subnet *sn)
+{
+        struct nl_msg m;
+        int r, ifindex = 0;
+
+        if ((r = nl_build_link_up(&m, 1, "lo")) < 0 || (r = nl_call(fd, &m, NULL)) < 0)
+                return r;
+        if ((r = nl_build_link_get(&m, 2, "eth0")) < 0 || (r = nl_call(fd, &m, &ifindex)) < 0)
+                return r;
+        if ((r = nl_build_addr_replace(&m, 3, ifindex, addr, sn->prefix)) < 0 ||
+            (r = nl_call(fd, &m, NULL)) < 0)
+                return r;
+        if ((r = nl_build_link_up(&m, 4, "eth0")) < 0 || (r = nl_call(fd, &m, NULL)) < 0)
+                return r;
+        if ((r = nl_build_route_default(&m, 5, ifindex, net_gateway(sn))) < 0 ||
+            (r = nl_call(fd, &m, NULL)) < 0)
+                return r;
+        return 0;
+}
+
 int net_container_setup(const struct net_config *cfg, const char *id, const struct runtime_port *ports,
                         size_t n_ports, char ret_ip[16], char **ret_netns_path, struct ck_error **reterr)
 {
-        _cleanup_close_ int leases = -1, nsfd = -1;
-        _cleanup_free_ char *ns_path = NULL, *cidr = NULL, *host_script = NULL, *ns_script = NULL;
-        char host[16], peer[16], ip[16], gw[16];
+        _cleanup_close_ int leases = -1, nsfd = -1, nssock = -1, hostsock = -1;
+        _cleanup_free_ char *ns_path = NULL;
+        char host[16], ip[16];
         struct net_subnet sn;
-        int r;
+        struct in_addr a;
+        struct nl_msg m;
+        int r, bridge;
 
         if (net_subnet_parse(cfg->subnet, &sn) < 0)
                 return ck_error_set(reterr, -EINVAL, "invalid subnet %s", cfg->subnet);
@@ -557,7 +689,7 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
         r = net_check_conflicts(cfg, id, ports, n_ports, reterr);
         if (r < 0)
                 return r;
-        names_for(cfg, id, host, peer, &ns_path);
+        names_for(cfg, id, host, &ns_path);
         if (!ns_path)
                 return -ENOMEM;
         leases = open_state_dir(cfg, "leases", reterr);
@@ -566,32 +698,34 @@ int net_container_setup(const struct net_config *cfg, const char *id, const stru
         r = net_lease_acquire(leases, &sn, id, ip, reterr);
         if (r < 0)
                 return r;
-        net_addr_format(net_gateway(&sn), gw);
-        if (asprintf(&cidr, "%s/%u", ip, sn.prefix) < 0)
-                return -ENOMEM;
+        if (inet_pton(AF_INET, ip, &a) != 1)
+                return ck_error_set(reterr, -EINVAL, "bad lease %s", ip);
+        bridge = (int)if_nametoindex(cfg->bridge);
+        if (bridge <= 0)
+                return ck_error_errno(reterr, -ENODEV, "bridge %s is missing", cfg->bridge);
 
-        r = netns_create(ns_path, reterr);
-        if (r < 0)
-                return r;
+        nssock = netns_socket(ns_path, reterr);
+        if (nssock < 0)
+                return nssock;
         nsfd = open(ns_path, O_RDONLY | O_CLOEXEC);
         if (nsfd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open %s", ns_path);
-        /* A veth left by an interrupted earlier attempt is replaced. */
-        if (link_exists(host))
-                (void)IP(-1, NULL, "link", "del", host);
-        /* Two `ip -batch` runs (one per namespace) instead of nine processes: forks are what a
-         * container start costs most here, and more so in a TD. */
-        if (asprintf(&host_script,
-                     "link add %s type veth peer name %s\nlink set %s netns %s\nlink set %s master %s\n"
-                     "link set %s up\n",
-                     host, peer, peer, ns_path, host, cfg->bridge, host) < 0 ||
-            asprintf(&ns_script,
-                     "link set lo up\nlink set %s name eth0\naddr add %s dev eth0\nlink set eth0 up\n"
-                     "route add default via %s\n",
-                     peer, cidr, gw) < 0)
-                return -ENOMEM;
-        if ((r = ip_batch(-1, host_script, reterr)) < 0 || (r = ip_batch(nsfd, ns_script, reterr)) < 0)
-                return ck_error_prefix(reterr, r, "network for %s", id);
+        hostsock = nl_open(reterr);
+        if (hostsock < 0)
+                return hostsock;
+        /* A veth left by an interrupted earlier attempt is replaced (its peer goes with it). */
+        if (link_exists(host) && nl_build_link_del(&m, 1, host) >= 0)
+                (void)nl_call(hostsock, &m, NULL);
+        /* One request makes the pair: the host end attached to the bridge and up, the peer
+         * created as eth0 directly inside the container's namespace. */
+        r = nl_build_veth_add(&m, 2, host, bridge, "eth0", nsfd);
+        if (r >= 0)
+                r = nl_call(hostsock, &m, NULL);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "network for %s: cannot create veth %s", id, host);
+        r = netns_configure(nssock, ntohl(a.s_addr), &sn);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "network for %s: cannot configure eth0 in %s", id, ns_path);
         r = entry_write(cfg, id, ip, ports, n_ports, reterr);
         if (r < 0)
                 return r;
@@ -623,16 +757,19 @@ int net_container_teardown(const struct net_config *cfg, const char *id, struct 
 {
         _cleanup_close_ int leases = -1, cdir = -1;
         _cleanup_free_ char *ns_path = NULL, *name = NULL;
-        char host[16], peer[16];
+        char host[16];
+        struct nl_msg m;
         int r;
 
-        names_for(cfg, id, host, peer, &ns_path);
+        names_for(cfg, id, host, &ns_path);
         if (!ns_path || asprintf(&name, "%s.json", id) < 0)
                 return -ENOMEM;
         if (link_exists(host)) {
-                r = IP(-1, reterr, "link", "del", host);
-                if (r < 0 && link_exists(host))
-                        return r;
+                r = nl_build_link_del(&m, 1, host);
+                if (r >= 0)
+                        r = nl_host_call(&m, NULL, reterr);
+                if (r < 0 && r != -ENODEV && link_exists(host))
+                        return ck_error_errno(reterr, r, "cannot remove veth %s", host);
         }
         if (is_nsfs(ns_path) && umount2(ns_path, MNT_DETACH) < 0)
                 return ck_error_errno(reterr, -errno, "cannot unmount %s", ns_path);
@@ -656,7 +793,7 @@ int net_teardown(const struct net_config *cfg, struct ck_error **reterr)
 {
         struct net_entry *e = NULL;
         size_t n = 0;
-        char *argv[] = {"nft", "delete", "table", "inet", (char *)cfg->nft_table, NULL};
+        _cleanup_free_ char *script = NULL;
         int r;
 
         r = entries_load(cfg, &e, &n, reterr);
@@ -665,11 +802,20 @@ int net_teardown(const struct net_config *cfg, struct ck_error **reterr)
         net_entries_free(e, n);
         if (n > 0)
                 return ck_error_set(reterr, -EBUSY, "%zu containers still have network state", n);
-        (void)ck_exec(argv, NULL, NULL, NULL, NULL);
+        if (!net_ifname_valid(cfg->nft_table))
+                return ck_error_set(reterr, -EINVAL, "invalid nft table name");
+        /* Create-then-delete: valid whether or not the table exists. */
+        if (asprintf(&script, "table inet %s {}\ndelete table inet %s\n", cfg->nft_table, cfg->nft_table) <
+            0)
+                return -ENOMEM;
+        (void)nft_run(cfg, script, NULL);
         if (link_exists(cfg->bridge)) {
-                r = IP(-1, reterr, "link", "del", (char *)cfg->bridge);
-                if (r < 0)
-                        return r;
+                struct nl_msg m;
+                r = nl_build_link_del(&m, 1, cfg->bridge);
+                if (r >= 0)
+                        r = nl_host_call(&m, NULL, reterr);
+                if (r < 0 && r != -ENODEV)
+                        return ck_error_errno(reterr, r, "cannot remove bridge %s", cfg->bridge);
         }
         return 0;
 }

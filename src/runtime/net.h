@@ -4,7 +4,7 @@
  *
  * State lives under <run_dir>/net: leases/<a.b.c.d> (created O_EXCL: the allocation itself) and
  * containers/<id>.json ({"ip","ports":[{"target","published","udp"}]}). The nft table is always
- * regenerated from these files and replaced in one `nft -f -` transaction.
+ * regenerated from these files and replaced in one nftables transaction (libnftables).
  *
  * Internal to the runtime module (and its unit tests). */
 #pragma once
@@ -18,6 +18,9 @@
 
 #define NET_PORTS_MAX 1024
 
+/* A libnftables context kept across calls (see net_nft_new). */
+struct net_nft;
+
 struct net_config {
         const char *bridge;
         const char *subnet;
@@ -25,7 +28,13 @@ struct net_config {
         const char *netns_prefix;
         const char *nft_table;
         const char *state_dir; /* <run_dir>/net */
+        struct net_nft *nft;   /* NULL: each call makes (and frees) its own context */
 };
+
+/* The context the runtime keeps for its life; NULL on allocation failure. Freed by
+ * net_nft_free (NULL is fine). */
+struct net_nft *net_nft_new(void);
+void net_nft_free(struct net_nft *n);
 
 struct net_subnet {
         uint32_t base; /* host byte order */

@@ -3,6 +3,7 @@
  *
  * The user is resolved from the rootfs's /etc/passwd and /etc/group read through
  * ck_open_in_root() (regular files only, size-capped), never with the host's NSS. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -501,11 +502,12 @@ int spec_write_etc(int bundlefd, const char *hostname, const char *ip, const cha
         r = spec_resolv_filter(r < 0 ? "" : (const char *)host_resolv, r < 0 ? 0 : rlen, &resolv);
         if (r < 0)
                 return ck_error_errno(reterr, r, "resolv.conf");
-        r = ck_write_file_atomic(bundlefd, "hostname", hn, strlen(hn), 0644, reterr);
+        /* No fsync: the bundle is written anew before every run and never outlives its container. */
+        r = ck_write_file_replace(bundlefd, "hostname", hn, strlen(hn), 0644, reterr);
         if (r >= 0)
-                r = ck_write_file_atomic(bundlefd, "hosts", hosts, strlen(hosts), 0644, reterr);
+                r = ck_write_file_replace(bundlefd, "hosts", hosts, strlen(hosts), 0644, reterr);
         if (r >= 0)
-                r = ck_write_file_atomic(bundlefd, "resolv.conf", resolv, strlen(resolv), 0644, reterr);
+                r = ck_write_file_replace(bundlefd, "resolv.conf", resolv, strlen(resolv), 0644, reterr);
         return r;
 }
 
@@ -763,5 +765,41 @@ int spec_build(const struct spec_input *in, int rootfd, json_t **ret, struct ck_
         if (!spec)
                 return -ENOMEM;
         *ret = spec;
+        return 0;
+}
+
+int spec_secret_dir_chown(const char *dir, uint32_t uid, uint32_t gid, struct ck_error **reterr)
+{
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (dfd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open the secret directory %s", dir);
+        d = ck_opendir_at(dfd, ".");
+        if (!d)
+                return ck_error_errno(reterr, -errno, "cannot read the secret directory %s", dir);
+        while (r >= 0 && (de = readdir(d))) {
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = ck_error_errno(reterr, -errno, "cannot stat secret %s", de->d_name);
+                else if (S_ISLNK(st.st_mode))
+                        r = ck_error_set(reterr, -ELOOP, "secret %s is a symbolic link", de->d_name);
+                else if (!S_ISREG(st.st_mode))
+                        r = ck_error_set(reterr, -EINVAL, "secret %s is not a regular file", de->d_name);
+                else if (fchownat(dfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = ck_error_errno(reterr, -errno, "cannot give secret %s to uid %u", de->d_name,
+                                           (unsigned)uid);
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (fchown(dfd, uid, gid) < 0)
+                return ck_error_errno(reterr, -errno, "cannot give the secret directory to uid %u",
+                                      (unsigned)uid);
         return 0;
 }

@@ -55,6 +55,10 @@ void spec_hostname(const struct runtime_spec *spec, char ret[64]);
 int spec_write_etc(int bundlefd, const char *hostname, const char *ip, const char *host_resolv_path,
                    struct ck_error **reterr);
 
+/* Gives the secret directory and the files in it (regular files only; anything else is refused
+ * with -ELOOP/-EINVAL) to uid:gid, so that a container running as that user can read them. */
+int spec_secret_dir_chown(const char *dir, uint32_t uid, uint32_t gid, struct ck_error **reterr);
+
 /* The default seccomp profile (seccomp-default.c). */
 json_t *spec_seccomp_default(void);
 extern const char *const spec_seccomp_allowed[];

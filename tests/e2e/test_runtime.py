@@ -185,6 +185,24 @@ def test_secret_readonly_and_security_defaults(env):
         subprocess.run(["umount", "-l", os.path.join(secret, "sub")])
 
 
+def test_secret_readable_by_non_root_user(env):
+    """conkerd writes secrets 0400 in a 0700 directory; an image running as a user must still read its own."""
+    secret = os.path.join(env.tmp, "secret-nobody")
+    os.makedirs(secret, mode=0o700)
+    path = os.path.join(secret, "secret-kms.json")
+    with open(path, "w") as f:
+        f.write('{"k":"v"}')
+    os.chmod(path, 0o400)
+    cid = env.new_id()
+    env.run(cid, ["sh", "-c", "id; cat /secret/secret-kms.json; echo; echo cat=$?"],
+            "--secret", secret, "--user", "nobody", "--name", "secuser")
+    env.wait_state(cid, lambda s: s["status"] == "exited")
+    out = "".join(l["log"] for l in env.log_lines(cid))
+    assert "uid=65534(nobody)" in out
+    assert '{"k":"v"}' in out, out
+    env.driver("delete", cid)
+
+
 def check_secret_and_defaults(env, secret):
     cid = env.new_id()
     with open(os.path.join(secret, "secret-kms.json"), "w") as f:

@@ -345,6 +345,44 @@ static void test_logs(void **state)
         resp_clear(&r);
 }
 
+/* A log larger than what one request reads (log-max-bytes may be up to 1 GiB) still answers:
+ * with its newest lines, starting at a line boundary. */
+static void test_logs_large_file(void **state)
+{
+        const char *last = "{\"ts\":\"t\",\"stream\":\"stdout\",\"log\":\"newest\\n\"}\n";
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *line = NULL;
+        const size_t line_len = 4096, total = 70u << 20;
+        char path[128];
+        struct resp r;
+
+        snprintf(path, sizeof(path), "%s/log.json", tmpdir);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        line = malloc(line_len);
+        assert_non_null(line);
+        memset(line, 'x', line_len);
+        memcpy(line, "{\"log\":\"", 8);
+        memcpy(line + line_len - 3, "\"}\n", 3);
+        /* A sparse start (cheap to make, one long line without a newline, so the cut falls
+         * inside it), then two real lines. */
+        assert_int_equal(ftruncate(fd, (off_t)total), 0);
+        assert_int_equal(ck_write_all(fd, "\n", 1), 0);
+        assert_int_equal(ck_write_all(fd, line, line_len), 0);
+        assert_int_equal(ck_write_all(fd, last, strlen(last)), 0);
+        snprintf(script_log_path, sizeof(script_log_path), "%s", path);
+        r = request("POST", "/sw/api/v1/container", TOKEN, seed, strlen(seed));
+        resp_clear(&r);
+        r = request("GET", "/sw/api/v1/container/conker-example-app/logs?tail=1", TOKEN, NULL, 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.raw, "newest\n");
+        resp_clear(&r);
+        r = request("GET", "/sw/api/v1/container/conker-example-app/logs?tail=2", TOKEN, NULL, 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(strlen(r.raw), line_len - 11 + 7); /* the log field has no newline */
+        resp_clear(&r);
+}
+
 struct follow_ctx {
         struct resp r;
 };
@@ -533,6 +571,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_newest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_logs_large_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_follow_backpressure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),

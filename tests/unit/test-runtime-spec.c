@@ -235,6 +235,35 @@ static void test_seccomp(void **state)
         json_decref(j);
 }
 
+/* The released secrets are 0400 in a 0700 directory: a container whose user is not root can
+ * read them only when both belong to that user. */
+static void test_secret_dir_owner(void **state)
+{
+        char dir[] = "/tmp/ck-test-secret-XXXXXX";
+        _cleanup_close_ int dfd = -1;
+        struct stat st;
+
+        if (geteuid() != 0)
+                skip();
+        assert_non_null(mkdtemp(dir));
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(ck_write_file_atomic(dfd, "secret-h:1.json", "{}", 2, 0400, NULL), 0);
+        assert_int_equal(spec_secret_dir_chown(dir, 1000, 1001, NULL), 0);
+        assert_int_equal(fstat(dfd, &st), 0);
+        assert_int_equal(st.st_uid, 1000);
+        assert_int_equal(st.st_gid, 1001);
+        assert_int_equal(fstatat(dfd, "secret-h:1.json", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_uid, 1000);
+        assert_int_equal(st.st_mode & 07777, 0400);
+        /* A symlink put in the directory is never followed. */
+        assert_int_equal(symlinkat("/etc/shadow", dfd, "link"), 0);
+        assert_int_equal(spec_secret_dir_chown(dir, 1002, 1002, NULL), -ELOOP);
+        assert_int_equal(stat("/etc/shadow", &st), 0);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
+}
+
 static void test_golden(void **state)
 {
         char *entry[] = {"/bin/entry", "--flag", NULL};
@@ -324,6 +353,7 @@ int main(void)
                 cmocka_unit_test(test_cwd),
                 cmocka_unit_test(test_resolv),
                 cmocka_unit_test(test_seccomp),
+                cmocka_unit_test(test_secret_dir_owner),
                 cmocka_unit_test(test_golden),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
