@@ -8,6 +8,7 @@ build=(
   build-essential meson ninja-build pkg-config clang lld
   libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libsqlite3-dev
   libevent-dev libcbor-dev libcmocka-dev libclang-rt-14-dev libseccomp-dev libnftables-dev
+  libisal-dev libzstd-dev
 )
 runtime=(
   runc nftables iproute2 e2fsprogs util-linux keyutils kmod openssl ca-certificates

@@ -1,16 +1,21 @@
 /* Pulling an image: reference -> (mirror) -> manifest (through indexes, linux/amd64) -> config
  * -> layers, into the content store, then the image record.
  *
- * Threads: the calling thread resolves the manifest, fetches the config and then unpacks the
- * layers in order as their downloads complete; up to PULL_PARALLEL worker threads download
- * layer blobs (Docker's and containerd's default of 3), each through the same registry client
- * (own easy handle, shared token cache). When the caller passes a cancel flag, a watcher thread
+ * Threads: the calling thread resolves the manifest and fetches the config; then up to
+ * PULL_PARALLEL download threads fetch layer blobs (Docker's and containerd's default of 3),
+ * each through the same registry client (own easy handle, shared token cache). Each download
+ * feeds its bytes both to the blob writer and, through a bounded queue, to an unpack thread of
+ * its own, so a layer is unpacked while it downloads; layers whose blob is already stored are
+ * unpacked from disk by a pool of one thread per CPU, in any order: every layer goes to its own
+ * directory, so layers are independent. When the caller passes a cancel flag, a watcher thread
  * copies it into the pull's own stop flag, which is also raised when any step fails, so that
- * every transfer stops within a second either way. Unpacking a layer is not interruptible: a
- * cancel that arrives during one takes effect when it ends.
+ * every transfer and every streamed unpack stops within a second either way. Unpacking a
+ * stored blob is not interruptible: a cancel that arrives during one takes effect when it ends.
  *
  * Nothing partial becomes visible: blobs go through the store's writers (temp file, verified,
- * renamed) and are aborted on any failure; the record is written last. */
+ * renamed) and are aborted on any failure; layers are committed only with their blob's digest
+ * and size and their diff_id verified; the record is written last. A pull that fails or is cancelled
+ * discards the blobs it committed (and the layers unpacked from them) unless an image references them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "log.h"
@@ -28,12 +34,24 @@
 #include "registry.h"
 
 #define PULL_PARALLEL       3
+#define UNPACK_PARALLEL_MAX 8
+#define STREAM_QUEUE_MAX    (4u << 20)
+#define STREAM_CHUNK        (256u << 10)
 #define INDEX_DEPTH_MAX     3
 #define PROGRESS_STEP       (256u << 10)
 #define WATCH_INTERVAL_NSEC 50000000L
 
+enum {
+        LAYER_PENDING,
+        LAYER_FETCHING,   /* a download thread has it (and streams it into its unpacker) */
+        LAYER_DOWNLOADED, /* blob committed (or present), waiting for an unpack thread */
+        LAYER_UNPACKING,
+        LAYER_UNPACKED,
+};
+
 struct layer_state {
-        int status; /* 0 pending, 1 downloaded (or present), < 0 failed */
+        int status;     /* LAYER_* */
+        bool committed; /* this pull wrote the blob (discarded again if the pull fails) */
 };
 
 struct pull {
@@ -43,6 +61,7 @@ struct pull {
         const char *ref_str;
         const char *repo;
         const struct image_manifest *m;
+        const struct image_config *cfg;
 
         atomic_int stop;     /* raised on user cancel or on the first failure */
         atomic_int finished; /* tells the watcher to exit */
@@ -143,8 +162,10 @@ static int blob_sink_write(void *userdata, const uint8_t *data, size_t len)
         return 0;
 }
 
-/* Downloads one blob into the store unless it is already there. */
-static int fetch_blob(struct pull *p, const struct image_descriptor *d, struct ck_error **reterr)
+/* Downloads one blob into the store unless it is already there; *ret_committed says whether
+ * this call wrote it. */
+static int fetch_blob(struct pull *p, const struct image_descriptor *d, bool *ret_committed,
+                      struct ck_error **reterr)
 {
         struct blob_sink bs = {.p = p};
         int r;
@@ -154,6 +175,7 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, struct c
                 return r;
         if (r == 1) {
                 add_bytes(p, d->size);
+                *ret_committed = false;
                 return 0;
         }
         r = registry_get_blob(p->client, p->repo, d->digest, d->size, blob_sink_write, &bs, reterr);
@@ -165,15 +187,243 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, struct c
                 ck_error_free(bs.err);
                 return r;
         }
-        return image_blob_commit(bs.w, reterr);
+        r = image_blob_commit(bs.w, reterr);
+        if (r < 0)
+                return r;
+        *ret_committed = true;
+        return 0;
 }
 
-static void *worker_main(void *arg)
+/* -- streaming a layer: network -> blob writer and -> unpacker ----------------------------- */
+
+/* The bytes of a layer being downloaded, queued for its unpack thread. At most
+ * STREAM_QUEUE_MAX bytes wait; the download blocks (checking stop) when the unpacker lags. */
+struct stream_chunk {
+        struct stream_chunk *next;
+        size_t len, cap;
+        uint8_t data[];
+};
+
+struct layer_stream {
+        struct pull *p;
+        size_t index;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct stream_chunk *head, *tail;
+        size_t queued;
+        struct stream_chunk *cur; /* handed to the unpacker, freed on its next read */
+        int end;                  /* 0 open, 1 blob committed (verified), < 0 download failed */
+        bool closed;              /* the unpacker is done: what arrives is dropped */
+        int result;               /* the unpacker's */
+        struct ck_error *err;     /* and why */
+};
+
+static void stream_wait(struct layer_stream *ls)
+{
+        struct timespec ts;
+
+        /* Bounded waits: a stop (cancel, failure elsewhere) is seen within WATCH_INTERVAL. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_INTERVAL_NSEC;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ls->cond, &ls->lock, &ts);
+}
+
+static int stream_push(struct layer_stream *ls, const uint8_t *data, size_t len)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&ls->lock);
+        while (!ls->closed && ls->queued >= STREAM_QUEUE_MAX && !atomic_load(&ls->p->stop))
+                stream_wait(ls);
+        if (ls->closed)
+                goto out;
+        if (atomic_load(&ls->p->stop)) {
+                r = -ECANCELED;
+                goto out;
+        }
+        if (!ls->tail || ls->tail->cap - ls->tail->len < len) {
+                size_t cap = len > STREAM_CHUNK ? len : STREAM_CHUNK;
+                struct stream_chunk *c = malloc(sizeof(*c) + cap);
+
+                if (!c) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                *c = (struct stream_chunk){.cap = cap};
+                if (ls->tail)
+                        ls->tail->next = c;
+                else
+                        ls->head = c;
+                ls->tail = c;
+        }
+        memcpy(ls->tail->data + ls->tail->len, data, len);
+        ls->tail->len += len;
+        ls->queued += len;
+        pthread_cond_broadcast(&ls->cond);
+out:
+        pthread_mutex_unlock(&ls->lock);
+        return r;
+}
+
+/* The unpacker's source (image_store_unpack_layer_from()). */
+static ssize_t stream_read(void *userdata, const uint8_t **ret_buf)
+{
+        struct layer_stream *ls = userdata;
+        ssize_t r;
+
+        pthread_mutex_lock(&ls->lock);
+        free(ls->cur);
+        ls->cur = NULL;
+        while (!ls->head && ls->end == 0 && !atomic_load(&ls->p->stop))
+                stream_wait(ls);
+        if (ls->head) {
+                ls->cur = ls->head;
+                ls->head = ls->cur->next;
+                if (!ls->head)
+                        ls->tail = NULL;
+                ls->queued -= ls->cur->len;
+                pthread_cond_broadcast(&ls->cond);
+                *ret_buf = ls->cur->data;
+                r = (ssize_t)ls->cur->len;
+        } else if (ls->end == 1) {
+                r = 0;
+        } else {
+                r = ls->end < 0 ? ls->end : -ECANCELED;
+        }
+        pthread_mutex_unlock(&ls->lock);
+        return r;
+}
+
+static void stream_end(struct layer_stream *ls, int end)
+{
+        pthread_mutex_lock(&ls->lock);
+        ls->end = end;
+        pthread_cond_broadcast(&ls->cond);
+        pthread_mutex_unlock(&ls->lock);
+}
+
+static void stream_free_queue(struct layer_stream *ls)
+{
+        while (ls->head) {
+                struct stream_chunk *c = ls->head;
+                ls->head = c->next;
+                free(c);
+        }
+        ls->tail = NULL;
+        ls->queued = 0;
+        free(ls->cur);
+        ls->cur = NULL;
+}
+
+static void *stream_unpack_main(void *arg)
+{
+        struct layer_stream *ls = arg;
+        struct pull *p = ls->p;
+        struct ck_error *err = NULL;
+        int r;
+
+        r = image_store_unpack_layer_from(p->s, &p->m->layers[ls->index], p->cfg->diff_ids[ls->index],
+                                          stream_read, ls, &err);
+        pthread_mutex_lock(&ls->lock);
+        ls->closed = true;
+        ls->result = r;
+        ls->err = err;
+        stream_free_queue(ls);
+        pthread_cond_broadcast(&ls->cond);
+        pthread_mutex_unlock(&ls->lock);
+        return NULL;
+}
+
+struct stream_sink {
+        struct blob_sink bs;
+        struct layer_stream *ls;
+};
+
+static int stream_sink_write(void *userdata, const uint8_t *data, size_t len)
+{
+        struct stream_sink *ss = userdata;
+        int r = blob_sink_write(&ss->bs, data, len);
+
+        if (r < 0)
+                return r;
+        return stream_push(ss->ls, data, len);
+}
+
+/* Downloads layer i into a blob writer and, at the same time, unpacks it from the same bytes
+ * on a thread of its own. The unpacker sees the end of its input only after the blob was
+ * committed (size and digest verified), so the layer is never committed from unverified
+ * bytes. An unpacker that fails stops reading (the rest of the blob is still downloaded and
+ * verified, so that a corrupt blob is reported as such). Returns 1 when the layer was streamed
+ * (it is unpacked), 0 when the blob was already there (to be unpacked from the store), or
+ * -errno. *ret_committed says whether this call wrote the blob. */
+static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_error **reterr)
+{
+        const struct image_descriptor *d = &p->m->layers[i];
+        struct layer_stream ls = {.p = p, .index = i};
+        struct stream_sink ss = {.bs = {.p = p}, .ls = &ls};
+        pthread_t t;
+        int r;
+
+        r = image_blob_begin(p->s, d->digest, d->size, &ss.bs.w, reterr);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                add_bytes(p, d->size);
+                *ret_committed = false;
+                return 0;
+        }
+        pthread_mutex_init(&ls.lock, NULL);
+        pthread_cond_init(&ls.cond, NULL);
+        if (pthread_create(&t, NULL, stream_unpack_main, &ls) != 0) {
+                image_blob_abort(ss.bs.w);
+                r = ck_error_set(reterr, -EAGAIN, "cannot start an unpack thread");
+                goto out;
+        }
+        r = registry_get_blob(p->client, p->repo, d->digest, d->size, stream_sink_write, &ss, reterr);
+        if (r < 0) {
+                image_blob_abort(ss.bs.w);
+                if (ss.bs.err && reterr && !*reterr)
+                        *reterr = TAKE_PTR(ss.bs.err);
+                ck_error_free(ss.bs.err);
+        } else {
+                r = image_blob_commit(ss.bs.w, reterr);
+        }
+        if (r >= 0) {
+                *ret_committed = true;
+                pthread_mutex_lock(&p->lock);
+                p->layers[i].committed = true;
+                pthread_mutex_unlock(&p->lock);
+        }
+        stream_end(&ls, r < 0 ? r : 1);
+        pthread_join(t, NULL);
+        /* A failed download (digest mismatch above all) explains a failed unpack, not the
+         * reverse: the unpacker's error counts only for a verified blob. */
+        if (r >= 0 && ls.result < 0) {
+                r = ls.result;
+                if (reterr && !*reterr)
+                        *reterr = TAKE_PTR(ls.err);
+        } else if (r >= 0) {
+                r = 1;
+        }
+out:
+        ck_error_free(ls.err);
+        stream_free_queue(&ls);
+        pthread_cond_destroy(&ls.cond);
+        pthread_mutex_destroy(&ls.lock);
+        return r;
+}
+
+static void *download_main(void *arg)
 {
         struct pull *p = arg;
 
         for (;;) {
                 struct ck_error *err = NULL;
+                bool committed = false;
                 size_t i;
                 int r;
 
@@ -183,9 +433,10 @@ static void *worker_main(void *arg)
                         return NULL;
                 }
                 i = p->next++;
+                p->layers[i].status = LAYER_FETCHING;
                 pthread_mutex_unlock(&p->lock);
 
-                r = fetch_blob(p, &p->m->layers[i], &err);
+                r = fetch_layer(p, i, &committed, &err);
                 if (r < 0) {
                         /* A stop raised by someone else shows up here as ECANCELED: not ours. */
                         if (r == -ECANCELED && atomic_load(&p->stop) && !user_cancelled(p)) {
@@ -197,10 +448,69 @@ static void *worker_main(void *arg)
                         return NULL;
                 }
                 pthread_mutex_lock(&p->lock);
-                p->layers[i].status = 1;
+                p->layers[i].status = r == 1 ? LAYER_UNPACKED : LAYER_DOWNLOADED;
                 pthread_cond_broadcast(&p->cond);
                 pthread_mutex_unlock(&p->lock);
+                if (r == 1) {
+                        atomic_fetch_add(&p->layers_done, 1);
+                        progress(p, "unpacking");
+                }
         }
+}
+
+/* Takes the lowest downloaded layer not yet taken; waits while downloads are in flight.
+ * Returns false when there is nothing left to do (all taken, or the pull stopped). */
+static bool unpack_take(struct pull *p, size_t *ret)
+{
+        bool found = false;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                bool waiting = false;
+
+                if (atomic_load(&p->stop) || p->err_code)
+                        break;
+                for (size_t i = 0; i < p->m->n_layers; i++) {
+                        if (p->layers[i].status == LAYER_DOWNLOADED) {
+                                p->layers[i].status = LAYER_UNPACKING;
+                                *ret = i;
+                                found = true;
+                                break;
+                        }
+                        if (p->layers[i].status == LAYER_PENDING || p->layers[i].status == LAYER_FETCHING)
+                                waiting = true;
+                }
+                if (found || !waiting)
+                        break;
+                pthread_cond_wait(&p->cond, &p->lock);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return found;
+}
+
+static void *unpack_main(void *arg)
+{
+        struct pull *p = arg;
+        size_t i;
+
+        while (unpack_take(p, &i)) {
+                struct ck_error *err = NULL;
+                int r;
+
+                progress(p, "unpacking");
+                r = image_store_unpack_layer(p->s, &p->m->layers[i], p->cfg->diff_ids[i], &err);
+                if (r < 0) {
+                        fail(p, i + 1, r, &err);
+                        ck_error_free(err);
+                        return NULL;
+                }
+                pthread_mutex_lock(&p->lock);
+                p->layers[i].status = LAYER_UNPACKED;
+                pthread_mutex_unlock(&p->lock);
+                atomic_fetch_add(&p->layers_done, 1);
+                progress(p, "unpacking");
+        }
+        return NULL;
 }
 
 /* -- manifests ---------------------------------------------------------------------------- */
@@ -349,56 +659,84 @@ static int record_put(struct pull *p, const char *name, const char *manifest_dig
         return r;
 }
 
-/* Downloads (workers) and unpacks (this thread, in order) every layer. Failures are recorded
- * in p (fail()); the return value only reports -ENOMEM before anything started. */
-static int pull_layers(struct pull *p, const struct image_config *cfg)
+static size_t unpack_threads(size_t n_layers)
+{
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (n < 1)
+                n = 1;
+        if (n > UNPACK_PARALLEL_MAX)
+                n = UNPACK_PARALLEL_MAX;
+        return (size_t)n < n_layers ? (size_t)n : n_layers;
+}
+
+/* Downloads (PULL_PARALLEL threads) and unpacks (one thread per CPU, each layer as soon as its
+ * blob is in) every layer. Failures are recorded in p (fail()); the return value only reports
+ * -ENOMEM before anything started. */
+static int pull_layers(struct pull *p)
 {
         const struct image_manifest *m = p->m;
-        pthread_t workers[PULL_PARALLEL];
-        size_t n_workers = 0;
-        int r = 0;
+        pthread_t threads[PULL_PARALLEL + UNPACK_PARALLEL_MAX];
+        size_t n_threads = 0, n_unpack = unpack_threads(m->n_layers);
 
         p->layers = calloc(m->n_layers + 1, sizeof(*p->layers));
         if (!p->layers)
                 return -ENOMEM;
-        for (size_t i = 0; i < PULL_PARALLEL && i < m->n_layers; i++) {
-                if (pthread_create(&workers[n_workers], NULL, worker_main, p) != 0) {
+        for (size_t i = 0; i < PULL_PARALLEL + n_unpack; i++) {
+                bool download = i < PULL_PARALLEL;
+
+                if (download && i >= m->n_layers)
+                        continue;
+                if (pthread_create(&threads[n_threads], NULL, download ? download_main : unpack_main, p) !=
+                    0) {
                         struct ck_error *e = NULL;
 
-                        ck_error_set(&e, -EAGAIN, "cannot start a download thread");
+                        ck_error_set(&e, -EAGAIN, "cannot start a pull thread");
                         fail(p, 0, -EAGAIN, &e);
                         ck_error_free(e);
                         break;
                 }
-                n_workers++;
+                n_threads++;
         }
+        /* Download threads see stop (or run out of layers) and end, transfers abort within a
+         * second; unpack threads end once every layer is taken or on stop. */
+        for (size_t i = 0; i < n_threads; i++)
+                pthread_join(threads[i], NULL);
+        if (!p->err_code && !atomic_load(&p->stop))
+                for (size_t i = 0; i < m->n_layers; i++)
+                        if (p->layers[i].status != LAYER_UNPACKED) {
+                                struct ck_error *e = NULL;
 
-        for (size_t i = 0; i < m->n_layers; i++) {
-                struct ck_error *err = NULL;
-                int st;
-
-                pthread_mutex_lock(&p->lock);
-                while ((st = p->layers[i].status) == 0 && !p->err_code && !atomic_load(&p->stop))
-                        pthread_cond_wait(&p->cond, &p->lock);
-                pthread_mutex_unlock(&p->lock);
-                /* Downloaded but cancelled (or failed elsewhere): stop before the next unpack. */
-                if (st != 1 || atomic_load(&p->stop))
-                        break;
-                progress(p, "unpacking");
-                r = image_store_unpack_layer(p->s, &m->layers[i], cfg->diff_ids[i], &err);
-                if (r < 0) {
-                        fail(p, i + 1, r, &err);
-                        ck_error_free(err);
-                        break;
-                }
-                atomic_fetch_add(&p->layers_done, 1);
-                progress(p, "unpacking");
-        }
-
-        /* Workers see stop (or run out of layers) and end; transfers abort within a second. */
-        for (size_t i = 0; i < n_workers; i++)
-                pthread_join(workers[i], NULL);
+                                ck_error_set(&e, -EAGAIN, "layer %zu was not unpacked", i + 1);
+                                fail(p, 0, -EAGAIN, &e);
+                                ck_error_free(e);
+                                break;
+                        }
         return 0;
+}
+
+/* After a failure: forgets the blobs this pull wrote, and the layers unpacked from them, that
+ * no image references (the store checks), so that nothing of the pull stays behind. */
+static void pull_discard(struct pull *p, bool config_committed)
+{
+        _cleanup_free_ char **digests = NULL;
+        struct ck_error *err = NULL;
+        size_t n = 0;
+
+        if (!p->m)
+                return;
+        digests = calloc(p->m->n_layers + 1, sizeof(char *));
+        if (!digests)
+                return;
+        if (config_committed)
+                digests[n++] = p->m->config.digest;
+        for (size_t i = 0; p->layers && i < p->m->n_layers; i++)
+                if (p->layers[i].committed)
+                        digests[n++] = p->m->layers[i].digest;
+        if (n > 0 && image_store_discard(p->s, digests, n, &err) < 0)
+                log_warn("pull of %s: cannot discard what it fetched: %s", p->ref_str,
+                         err ? err->msg : "unknown error");
+        ck_error_free(err);
 }
 
 int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
@@ -415,6 +753,7 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
         bool have_watcher = false;
         const char *endpoint;
         size_t cfg_len = 0;
+        bool config_committed = false;
         int r;
 
         if (!s || !o || !o->ref)
@@ -468,7 +807,7 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
 
         /* The config: small, fetched first, checked against the manifest. */
         progress(&p, "downloading");
-        r = fetch_blob(&p, &m.config, reterr);
+        r = fetch_blob(&p, &m.config, &config_committed, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
                 goto out;
@@ -493,7 +832,8 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 goto out;
         }
 
-        r = pull_layers(&p, &cfg);
+        p.cfg = &cfg;
+        r = pull_layers(&p);
         if (r >= 0 && p.err_code) {
                 r = p.err_code;
                 if (reterr && !*reterr) {
@@ -540,8 +880,10 @@ out:
                 ck_error_free(TAKE_PTR(*reterr));
                 ck_error_set(reterr, r, "cancelled");
         }
-        if (r < 0)
+        if (r < 0) {
+                pull_discard(&p, config_committed);
                 r = ck_error_prefix(reterr, r, "pulling %s", name);
+        }
         registry_client_free(p.client);
         ck_error_free(p.err);
         free(p.layers);

@@ -35,8 +35,8 @@ struct image_pull_opts {
         const struct image_mirror *mirrors;
         size_t n_mirrors;
         const char *const *insecure_registries; /* plain HTTP allowed for these hosts; NULL-terminated.
-                                                  * Matched against the host contacted: a mirror's
-                                                  * endpoint when a mirror applies. */
+                                                 * Matched against the host contacted: a mirror's
+                                                 * endpoint when a mirror applies. */
         atomic_int *cancel;
         image_pull_progress_fn progress;
         void *progress_userdata;

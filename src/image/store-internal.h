@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "decompress.h"
 #include "error.h"
 #include "store.h"
 
@@ -88,6 +89,11 @@ struct image_unpack_opts {
         int kind; /* enum image_media_kind: LAYER_TAR, LAYER_GZIP or LAYER_ZSTD */
 };
 int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o, struct ck_error **reterr);
+/* The same, reading the compressed bytes from source as they arrive from the network; o->digest
+ * must be NULL: the blob writer that receives the same bytes verifies them, and the source
+ * reports the end of the input only once that writer committed the blob. */
+int image_unpack_source(image_decomp_source_fn source, void *userdata, int root_fd,
+                        const struct image_unpack_opts *o, struct ck_error **reterr);
 
 /* ---- the per-entry writer (unpack-entry.c) ---------------------------------------------- */
 

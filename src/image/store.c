@@ -759,8 +759,11 @@ static int layer_reserve(struct image_store *s, const struct image_descriptor *l
         return 0;
 }
 
+/* Unpacks layer from its stored blob, or (source != NULL) from the bytes its download hands
+ * out. */
 static int layer_unpack_locked(struct image_store *s, const struct image_descriptor *layer,
-                               const char *diff_id, int kind, struct ck_error **reterr)
+                               const char *diff_id, int kind, image_decomp_source_fn source, void *userdata,
+                               struct ck_error **reterr)
 {
         _cleanup_db_lock_ struct image_store *db_guard = NULL; /* taken for the final update only */
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -780,10 +783,14 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
                 r = ck_error_set(reterr, -EINVAL, "invalid layer digest");
                 goto fail;
         }
-        blob_fd = openat(s->blobs_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (blob_fd < 0 || fstat(blob_fd, &sb) < 0) {
-                r = ck_error_errno(reterr, -errno, "layer blob %s", layer->digest);
-                goto fail;
+        if (source) {
+                sb.st_size = (off_t)layer->size;
+        } else {
+                blob_fd = openat(s->blobs_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (blob_fd < 0 || fstat(blob_fd, &sb) < 0) {
+                        r = ck_error_errno(reterr, -errno, "layer blob %s", layer->digest);
+                        goto fail;
+                }
         }
         if (mkdirat(s->layers_fd, tmp, 0755) < 0 && errno != EEXIST) {
                 r = ck_error_errno(reterr, -errno, "cannot create layers/%s", tmp);
@@ -797,12 +804,15 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
 
         struct image_unpack_opts o = {
                 .lim = &s->lim,
-                .digest = layer->digest,
+                .digest = source ? NULL : layer->digest,
                 .diff_id = diff_id,
                 .blob_size = (uint64_t)sb.st_size,
                 .kind = kind,
         };
-        r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
+        if (source)
+                r = image_unpack_source(source, userdata, root_fd, &o, reterr);
+        else
+                r = image_unpack_fd(blob_fd, root_fd, &o, reterr);
         if (r < 0)
                 goto fail; /* the caller names the layer */
         /* Visibility comes from the rename of the whole layer; durability from the syncfs()
@@ -832,8 +842,8 @@ fail:
         return r;
 }
 
-int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
-                             const char *diff_id, struct ck_error **reterr)
+static int layer_unpack(struct image_store *s, const struct image_descriptor *layer, const char *diff_id,
+                        image_decomp_source_fn source, void *userdata, struct ck_error **reterr)
 {
         const char *algo, *hex;
         size_t algo_len;
@@ -856,9 +866,25 @@ int image_store_unpack_layer(struct image_store *s, const struct image_descripto
         r = image_store_lock_key(s, key, lock_name, &lock_fd, reterr);
         if (r < 0)
                 return r;
-        r = layer_unpack_locked(s, layer, diff_id, kind, reterr);
+        r = layer_unpack_locked(s, layer, diff_id, kind, source, userdata, reterr);
         image_store_unlock_key(s, key, lock_name, lock_fd);
         return r;
+}
+
+int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
+                             const char *diff_id, struct ck_error **reterr)
+{
+        return layer_unpack(s, layer, diff_id, NULL, NULL, reterr);
+}
+
+int image_store_unpack_layer_from(struct image_store *s, const struct image_descriptor *layer,
+                                  const char *diff_id,
+                                  ssize_t (*source)(void *userdata, const uint8_t **ret_buf), void *userdata,
+                                  struct ck_error **reterr)
+{
+        if (!source)
+                return ck_error_set(reterr, -EINVAL, "image_store_unpack_layer_from: no source");
+        return layer_unpack(s, layer, diff_id, source, userdata, reterr);
 }
 
 char *image_store_layer_dir(struct image_store *s, const char *diff_id)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "manifest.h"
@@ -51,6 +52,18 @@ int image_store_read_blob(struct image_store *s, const char *digest, size_t max,
  * confined writer, checking the diff_id. Idempotent. */
 int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
                              const char *diff_id, struct ck_error **reterr);
+
+/* The same, streaming: reads the layer's compressed bytes from source while they are being
+ * downloaded (pull.c feeds the same bytes to the blob's writer) instead of from the stored
+ * blob. source hands out the next bytes (> 0, *ret_buf valid until the next call), or fails
+ * (-errno); it must report the end (0) only after the blob writer committed the blob (size and
+ * digest verified). The layer is committed only after that end and a matching diff_id;
+ * otherwise its directory is removed. Returns 0 also when the layer was already unpacked, in
+ * which case source may not have been read at all. */
+int image_store_unpack_layer_from(struct image_store *s, const struct image_descriptor *layer,
+                                  const char *diff_id,
+                                  ssize_t (*source)(void *userdata, const uint8_t **ret_buf), void *userdata,
+                                  struct ck_error **reterr);
 
 /* An image record: the name it was pulled as, its manifest digest, its ID (config digest)
  * and its layers (bottom first). */

@@ -1,17 +1,17 @@
-/* Layer unpacking: one streaming pass over a stored layer blob, with libarchive as the reader
- * only and our own confined writer (unpack-entry.c).
+/* Layer unpacking: one streaming pass over a stored layer blob, with our own decompressor
+ * (decompress.c: igzip, libzstd), libarchive as the tar reader only, and our own confined
+ * writer (unpack-entry.c):
  *
- * Two libarchive readers are chained so that both digests come from the same pass:
+ *   blob fd --read, hash--> [image_decomp: gzip/zstd/plain] --hash, caps--> [libarchive tar
+ *   reader: no filter, tar format] --> entries --> unpack_writer
  *
- *   blob fd --read--> [raw reader: gzip/zstd filter + "raw" format] --archive_read_data-->
- *   [tar reader: no filter, tar format] --> entries --> unpack_writer
- *
- * The raw reader's read callback hashes the compressed bytes (checked against the layer
- * digest: the blob on disk is re-verified, the disk being untrusted); the tar reader's read
- * callback hashes the uncompressed bytes it pulls from the raw reader (checked against the
- * diff_id) and enforces the size and ratio caps before a byte is written. After the tar
- * end-of-archive the rest of both streams is drained through the hashes, so padding and
- * trailing bytes are covered too. */
+ * The read callback hashes the compressed bytes (checked against the layer digest: the blob
+ * on disk is re-verified, the disk being untrusted); the tar reader's read callback hashes the
+ * uncompressed bytes as they come out of the decompressor (checked against the diff_id) and
+ * enforces the size and ratio caps before a byte is written. After the tar end-of-archive the
+ * rest of both streams is drained through the hashes, so padding and trailing bytes are
+ * covered too, and the decompressor rejects trailing bytes that are not another gzip member or
+ * zstd frame. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "decompress.h"
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
@@ -32,33 +33,43 @@
 #define RATIO_FLOOR     (UINT64_C(1) << 20)
 
 struct unpack_stream {
-        int blob_fd;
+        int blob_fd;                   /* read from this, or (blob_fd < 0) from source */
+        image_decomp_source_fn source; /* the bytes as they arrive (pull.c), already verified */
+        void *source_userdata;
         const struct image_limits *lim;
         uint64_t blob_size;
         EVP_MD_CTX *cmd, *umd;
-        uint8_t *cbuf, *ubuf;
-        struct archive *raw;
+        uint8_t *cbuf;
+        struct image_decomp *dec;
         uint64_t compressed, uncompressed;
         int err;       /* first failure seen inside a callback */
         char why[160]; /* and what it was */
 };
 
-static ssize_t raw_read(struct archive *a, void *userdata, const void **buf)
+/* The decompressor's source: the next chunk of the blob, hashed. */
+static ssize_t blob_read(void *userdata, const uint8_t **buf)
 {
         struct unpack_stream *u = userdata;
         ssize_t n;
 
+        if (u->blob_fd < 0) {
+                n = u->source(u->source_userdata, buf);
+                if (n < 0)
+                        u->err = (int)n;
+                else
+                        u->compressed += (uint64_t)n;
+                return n;
+        }
         do
                 n = read(u->blob_fd, u->cbuf, UNPACK_READ_BUF);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 u->err = -errno;
-                archive_set_error(a, errno, "read error");
-                return -1;
+                return u->err;
         }
         if (u->cmd && EVP_DigestUpdate(u->cmd, u->cbuf, (size_t)n) != 1) {
                 u->err = -EIO;
-                return -1;
+                return -EIO;
         }
         u->compressed += (uint64_t)n;
         *buf = u->cbuf;
@@ -87,20 +98,22 @@ static int check_caps(struct unpack_stream *u)
         return 0;
 }
 
-/* Pulls decompressed bytes from the raw reader, hashes and counts them. */
-static ssize_t pull_uncompressed(struct unpack_stream *u)
+/* Pulls decompressed bytes from the decompressor, hashes and counts them. */
+static ssize_t pull_uncompressed(struct unpack_stream *u, const uint8_t **ret_buf)
 {
-        la_ssize_t n = archive_read_data(u->raw, u->ubuf, UNPACK_READ_BUF);
+        struct ck_error *e = NULL;
+        ssize_t n = image_decomp_read(u->dec, ret_buf, &e);
 
         if (n < 0) {
                 if (!u->err) {
-                        u->err = -EBADMSG;
-                        snprintf(u->why, sizeof(u->why), "cannot decompress: %.120s",
-                                 archive_error_string(u->raw) ?: "unknown error");
+                        u->err = (int)n;
+                        snprintf(u->why, sizeof(u->why), "%s%.140s",
+                                 n == -EFBIG ? "" : "cannot decompress: ", e ? e->msg : "unknown error");
                 }
+                ck_error_free(e);
                 return -1;
         }
-        if (EVP_DigestUpdate(u->umd, u->ubuf, (size_t)n) != 1) {
+        if (n > 0 && EVP_DigestUpdate(u->umd, *ret_buf, (size_t)n) != 1) {
                 u->err = -EIO;
                 return -1;
         }
@@ -113,46 +126,15 @@ static ssize_t pull_uncompressed(struct unpack_stream *u)
 static ssize_t tar_read(struct archive *a, void *userdata, const void **buf)
 {
         struct unpack_stream *u = userdata;
-        ssize_t n = pull_uncompressed(u);
+        const uint8_t *p = NULL;
+        ssize_t n = pull_uncompressed(u, &p);
 
         if (n < 0) {
                 archive_set_error(a, EIO, "%s", u->why[0] ? u->why : "read error");
                 return -1;
         }
-        *buf = u->ubuf;
+        *buf = p;
         return n;
-}
-
-static int stream_open_raw(struct unpack_stream *u, int kind, struct ck_error **reterr)
-{
-        struct archive_entry *e;
-        int r;
-
-        u->raw = archive_read_new();
-        if (!u->raw)
-                return ck_error_set(reterr, -ENOMEM, "out of memory");
-        /* Only the compression the media type names, and never an external program. */
-        if (kind == IMAGE_MEDIA_LAYER_GZIP)
-                r = archive_read_support_filter_gzip(u->raw);
-        else if (kind == IMAGE_MEDIA_LAYER_ZSTD)
-                r = archive_read_support_filter_zstd(u->raw);
-        else
-                r = archive_read_support_filter_none(u->raw);
-        if (r != ARCHIVE_OK)
-                return ck_error_set(reterr, -EOPNOTSUPP,
-                                    "this libarchive cannot decompress the layer natively");
-        if (archive_read_support_format_raw(u->raw) != ARCHIVE_OK)
-                return ck_error_set(reterr, -EOPNOTSUPP, "libarchive: raw format unavailable");
-        if (archive_read_open2(u->raw, u, NULL, raw_read, NULL, NULL) != ARCHIVE_OK)
-                goto fail;
-        if (archive_read_next_header(u->raw, &e) != ARCHIVE_OK)
-                goto fail;
-        return 0;
-fail:
-        if (u->err && u->err != -EBADMSG)
-                return ck_error_errno(reterr, u->err, "cannot read layer blob");
-        return ck_error_set(reterr, -EBADMSG, "cannot read layer: %.120s",
-                            archive_error_string(u->raw) ?: "not a valid stream");
 }
 
 static int finish_digest(EVP_MD_CTX *md, const char *want, const char *what, struct ck_error **reterr)
@@ -178,21 +160,50 @@ static const EVP_MD *md_for(const char *digest)
         return ck_startswith(digest, "sha512:") ? EVP_sha512() : EVP_sha256();
 }
 
+static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_unpack_opts *o,
+                      struct ck_error **reterr);
+
 int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o, struct ck_error **reterr)
 {
         struct unpack_stream u = {.blob_fd = blob_fd, .lim = o->lim, .blob_size = o->blob_size};
+
+        if (blob_fd < 0)
+                return ck_error_set(reterr, -EBADF, "no layer blob");
+        return unpack_run(&u, root_fd, o, reterr);
+}
+
+int image_unpack_source(image_decomp_source_fn source, void *userdata, int root_fd,
+                        const struct image_unpack_opts *o, struct ck_error **reterr)
+{
+        struct unpack_stream u = {
+                .blob_fd = -1,
+                .source = source,
+                .source_userdata = userdata,
+                .lim = o->lim,
+                .blob_size = o->blob_size,
+        };
+
+        if (o->digest)
+                return ck_error_set(reterr, -EINVAL, "a streamed layer is verified by its blob writer");
+        return unpack_run(&u, root_fd, o, reterr);
+}
+
+static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_unpack_opts *o,
+                      struct ck_error **reterr)
+{
+        struct unpack_stream u = *up;
         struct unpack_writer w;
         struct archive *tar = NULL;
         struct archive_entry *e;
         int r;
 
         unpack_writer_init(&w, root_fd, o->lim);
-        u.cbuf = malloc(UNPACK_READ_BUF);
-        u.ubuf = malloc(UNPACK_READ_BUF);
+        if (u.blob_fd >= 0)
+                u.cbuf = malloc(UNPACK_READ_BUF);
         u.umd = EVP_MD_CTX_new();
         if (o->digest)
                 u.cmd = EVP_MD_CTX_new();
-        if (!u.cbuf || !u.ubuf || !u.umd || (o->digest && !u.cmd)) {
+        if ((u.blob_fd >= 0 && !u.cbuf) || !u.umd || (o->digest && !u.cmd)) {
                 r = ck_error_set(reterr, -ENOMEM, "out of memory");
                 goto out;
         }
@@ -202,7 +213,8 @@ int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o,
                 goto out;
         }
 
-        r = stream_open_raw(&u, o->kind, reterr);
+        /* Only the compression the media type names, and never an external program. */
+        r = image_decomp_new(o->kind, o->lim->max_layer_unpacked, blob_read, &u, &u.dec, reterr);
         if (r < 0)
                 goto out;
 
@@ -244,7 +256,8 @@ int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o,
         /* Drain what the tar reader did not need (end-of-archive padding) and the rest of the
          * blob, so both digests cover whole streams. */
         for (;;) {
-                ssize_t n = pull_uncompressed(&u);
+                const uint8_t *p;
+                ssize_t n = pull_uncompressed(&u, &p);
                 if (n < 0) {
                         r = u.err ? u.err : -EBADMSG;
                         goto archive_fail;
@@ -253,8 +266,8 @@ int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o,
                         break;
         }
         for (;;) {
-                const void *buf;
-                ssize_t n = raw_read(u.raw, &u, &buf);
+                const uint8_t *buf;
+                ssize_t n = blob_read(&u, &buf);
                 if (n < 0) {
                         r = ck_error_errno(reterr, u.err, "cannot read layer blob");
                         goto out;
@@ -288,11 +301,9 @@ out:
         unpack_writer_clear(&w);
         if (tar)
                 archive_read_free(tar);
-        if (u.raw)
-                archive_read_free(u.raw);
+        image_decomp_free(u.dec);
         EVP_MD_CTX_free(u.cmd);
         EVP_MD_CTX_free(u.umd);
         free(u.cbuf);
-        free(u.ubuf);
         return r;
 }

@@ -309,6 +309,29 @@ def test_blob_with_flipped_byte(basic_reg, tmp_path):
     assert store_files(tmp_path / "data")["layers"] == []  # layer 1 failed: nothing unpacked
 
 
+def test_failed_pull_leaves_the_store_as_before(basic_reg, tmp_path):
+    """Layer 3 of 4 lies: the pull fails and discards what it fetched (config, layers 1, 2 and
+    4 as far as they got, and their unpacked dirs), but not the layer it shares with an image
+    already in the store."""
+    shared = small_layers(1, "shared")
+    basic_reg.push_image("demo/base", "v1", shared)
+    four = basic_reg.push_image("demo/four", "v1", shared + small_layers(3, "four"))
+    data = tmp_path / "data"
+    r = pull(data, f"{basic_reg.host}/demo/base:v1", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert r["ok"], r
+    before, images_before = store_files(data), images(data)
+    assert len(before["blobs"]) == 2 and len(before["layers"]) == 1 and len(images_before) == 1
+
+    bad = four["layers"][2]
+    r = lying_pull(basic_reg, tmp_path, lambda path, body: body + b"x" if path.endswith(bad) else body,
+                   "demo/four:v1")
+    assert not r["ok"] and r["code"] == -EMSGSIZE
+    assert f"layer 3/4 {bad}" in r["error"], r["error"]
+    assert store_files(data) == before
+    assert images(data) == images_before
+
+
 # -- redirects -----------------------------------------------------------------------------------
 def test_redirect_does_not_leak_authorization(basic_reg, tmp_path):
     cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")

@@ -373,6 +373,81 @@ static void test_layer_diff_id_mismatch_leaves_nothing(void **state)
         image_store_free(s);
 }
 
+/* A source handing out a buffer in small pieces, then its end (or an error instead). */
+struct piece_source {
+        const uint8_t *data;
+        size_t len, pos;
+        int end; /* what to return after the data: 0, or -errno */
+};
+
+static ssize_t piece_read(void *userdata, const uint8_t **ret_buf)
+{
+        struct piece_source *ps = userdata;
+        size_t n = ps->len - ps->pos < 100 ? ps->len - ps->pos : 100;
+
+        if (n == 0)
+                return ps->end;
+        *ret_buf = ps->data + ps->pos;
+        ps->pos += n;
+        return (ssize_t)n;
+}
+
+static void test_unpack_layer_from_stream(void **state)
+{
+        struct image_store *s = store_open();
+        struct tar_member m[] = {{.path = "etc/hostname", .data = "streamed\n"}};
+        _cleanup_free_ uint8_t *tar = NULL, *gz = NULL, *got = NULL;
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        struct image_descriptor desc = {.media_type = (char *)"application/vnd.oci.image.layer.v1.tar+gzip"};
+        char d[72], diff_id[72], wrong[72];
+        size_t tl = 0, gl = 0, n = 0;
+
+        tar = tar_build(m, 1, 0, &tl);
+        gz = tar_build(m, 1, 1, &gl);
+        tar_digest(tar, tl, diff_id);
+        tar_digest(gz, gl, d);
+        tar_digest((const uint8_t *)"other", 5, wrong);
+        desc.digest = d;
+        desc.size = gl;
+
+        /* The download failed after all the bytes (say, digest mismatch at commit): the layer is
+         * not committed, nothing stays. */
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct piece_source ps = {.data = gz, .len = gl, .end = -EBADMSG};
+                assert_int_equal(image_store_unpack_layer_from(s, &desc, diff_id, piece_read, &ps, &e),
+                                 -EBADMSG);
+                assert_int_equal(count_dir("layers"), 0);
+                assert_null(image_store_layer_dir(s, diff_id));
+        }
+        /* Blob verified, diff_id wrong: nothing either. */
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct piece_source ps = {.data = gz, .len = gl};
+                assert_int_equal(image_store_unpack_layer_from(s, &desc, wrong, piece_read, &ps, &e),
+                                 -EBADMSG);
+                assert_non_null(strstr(e->msg, "diff_id mismatch"));
+                assert_int_equal(count_dir("layers"), 0);
+        }
+        /* Both right: committed, with the content; a second call does not read its source. */
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct piece_source ps = {.data = gz, .len = gl}, none = {.data = gz, .len = gl};
+                assert_int_equal(image_store_unpack_layer_from(s, &desc, diff_id, piece_read, &ps, &e), 0);
+                assert_int_equal(ps.pos, gl);
+                dir = image_store_layer_dir(s, diff_id);
+                assert_non_null(dir);
+                assert_true(asprintf(&path, "%s/etc/hostname", dir) > 0);
+                assert_int_equal(ck_read_file(path, 100, &got, &n, NULL), 0);
+                assert_int_equal(n, 9);
+                assert_memory_equal(got, "streamed\n", 9);
+                assert_int_equal(image_store_unpack_layer_from(s, &desc, diff_id, piece_read, &none, &e), 0);
+                assert_int_equal(none.pos, 0);
+                assert_int_equal(image_store_unpack_layer_from(s, &desc, diff_id, NULL, NULL, &e), -EINVAL);
+        }
+        image_store_free(s);
+}
+
 static void test_prune_unreferenced(void **state)
 {
         struct image_store *s = store_open();
@@ -544,6 +619,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_crash_leftovers_cleaned, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_and_gc, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layer_diff_id_mismatch_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unpack_layer_from_stream, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_unreferenced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discard_failed_pull, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cross_process_writers, setup, teardown),

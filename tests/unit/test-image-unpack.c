@@ -100,7 +100,10 @@ static int unpack(const struct tar_member *m, size_t n, int compress, const stru
                         : compress == 1 ? IMAGE_MEDIA_LAYER_GZIP
                                         : IMAGE_MEDIA_LAYER_TAR,
         };
-        return image_unpack_fd(fd, root_fd, &o, e);
+        int r = image_unpack_fd(fd, root_fd, &o, e);
+        if (r < 0 && e && *e)
+                print_message("unpack: %s\n", (*e)->msg);
+        return r;
 }
 
 static void test_tree_attributes(void **state)

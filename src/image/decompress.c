@@ -1,0 +1,248 @@
+/* Streaming layer decompression (see decompress.h): igzip for gzip, libzstd for zstd, a
+ * pass-through for plain tar. One output buffer of DECOMP_OUT bytes per stream bounds the
+ * memory; zstd's window is bounded by libzstd's default limit (2^27) for streaming. */
+#include <errno.h>
+#include <inttypes.h>
+#include <isa-l/igzip_lib.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zstd.h>
+
+#include "cleanup.h"
+#include "decompress.h"
+#include "manifest.h"
+
+#define DECOMP_OUT (1u << 20)
+
+struct image_decomp {
+        int kind;
+        uint64_t max_out, total_out;
+        image_decomp_source_fn source;
+        void *userdata;
+        int err; /* sticky failure */
+
+        const uint8_t *in; /* compressed bytes not consumed yet */
+        size_t in_len;
+        bool eof;  /* the source said end of input */
+        bool done; /* gzip: the current member ended; zstd: the last frame ended */
+
+        uint8_t *out;
+        struct inflate_state *gz;
+        ZSTD_DStream *zs;
+};
+
+static int decomp_fail(struct image_decomp *d, int code, struct ck_error **reterr, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int decomp_fail(struct image_decomp *d, int code, struct ck_error **reterr, const char *fmt, ...)
+{
+        char msg[200];
+        va_list ap;
+
+        d->err = code;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return ck_error_set(reterr, code, "%s", msg);
+}
+
+/* Refills the input when it is used up. Returns 0, or -errno from the source. */
+static int decomp_fill(struct image_decomp *d, struct ck_error **reterr)
+{
+        const uint8_t *buf = NULL;
+        ssize_t n;
+
+        if (d->in_len > 0 || d->eof)
+                return 0;
+        n = d->source(d->userdata, &buf);
+        if (n < 0) {
+                d->err = (int)n;
+                return ck_error_errno(reterr, (int)n, "cannot read layer blob");
+        }
+        if (n == 0)
+                d->eof = true;
+        d->in = buf;
+        d->in_len = (size_t)n;
+        return 0;
+}
+
+static ssize_t decomp_produced(struct image_decomp *d, size_t n, const uint8_t *buf, const uint8_t **ret_buf,
+                               struct ck_error **reterr)
+{
+        if (n > d->max_out - d->total_out)
+                return decomp_fail(d, -EFBIG, reterr,
+                                   "decompressed size is over the limit of %" PRIu64 " bytes", d->max_out);
+        d->total_out += n;
+        *ret_buf = buf;
+        return (ssize_t)n;
+}
+
+static ssize_t gzip_read(struct image_decomp *d, const uint8_t **ret_buf, struct ck_error **reterr)
+{
+        for (;;) {
+                size_t in_before;
+                uint32_t produced;
+                int r;
+
+                if (d->done) {
+                        /* A member ended: the stream ends here, or another member follows. */
+                        r = decomp_fill(d, reterr);
+                        if (r < 0)
+                                return r;
+                        if (d->in_len == 0)
+                                return 0;
+                        isal_inflate_reset(d->gz);
+                        d->gz->crc_flag = ISAL_GZIP;
+                        d->done = false;
+                }
+                r = decomp_fill(d, reterr);
+                if (r < 0)
+                        return r;
+                in_before = d->in_len;
+                d->gz->next_in = (uint8_t *)d->in;
+                d->gz->avail_in = (uint32_t)(d->in_len > UINT32_MAX ? UINT32_MAX : d->in_len);
+                d->gz->next_out = d->out;
+                d->gz->avail_out = DECOMP_OUT;
+                r = isal_inflate(d->gz);
+                if (r == ISAL_INCORRECT_CHECKSUM)
+                        return decomp_fail(d, -EBADMSG, reterr, "gzip: CRC or length mismatch");
+                if (r < 0 || r == ISAL_NEED_DICT)
+                        return decomp_fail(d, -EBADMSG, reterr, "gzip: corrupt stream (igzip error %d)", r);
+                d->in_len -= (size_t)(d->gz->next_in - d->in);
+                d->in = d->gz->next_in;
+                produced = DECOMP_OUT - d->gz->avail_out;
+                if (d->gz->block_state == ISAL_BLOCK_FINISH)
+                        d->done = true;
+                if (produced > 0)
+                        return decomp_produced(d, produced, d->out, ret_buf, reterr);
+                if (d->done)
+                        continue;
+                if (d->in_len == 0 && d->eof)
+                        return decomp_fail(d, -EBADMSG, reterr, "gzip: truncated stream");
+                if (d->in_len > 0 && d->in_len == in_before)
+                        return decomp_fail(d, -EBADMSG, reterr, "gzip: stream makes no progress");
+        }
+}
+
+static ssize_t zstd_read(struct image_decomp *d, const uint8_t **ret_buf, struct ck_error **reterr)
+{
+        for (;;) {
+                ZSTD_inBuffer in;
+                ZSTD_outBuffer out = {.dst = d->out, .size = DECOMP_OUT, .pos = 0};
+                size_t r;
+                int k;
+
+                k = decomp_fill(d, reterr);
+                if (k < 0)
+                        return k;
+                in = (ZSTD_inBuffer){.src = d->in, .size = d->in_len, .pos = 0};
+                if (in.size == 0 && d->eof) {
+                        /* The stream must end at a frame boundary (after at least one frame);
+                         * before that, flush what the decoder still holds. */
+                        if (d->done)
+                                return 0;
+                        r = ZSTD_decompressStream(d->zs, &out, &in);
+                        if (ZSTD_isError(r))
+                                return decomp_fail(d, -EBADMSG, reterr, "zstd: %s", ZSTD_getErrorName(r));
+                        d->done = r == 0;
+                        if (out.pos > 0)
+                                return decomp_produced(d, out.pos, d->out, ret_buf, reterr);
+                        if (!d->done)
+                                return decomp_fail(d, -EBADMSG, reterr, "zstd: truncated stream");
+                        return 0;
+                }
+                r = ZSTD_decompressStream(d->zs, &out, &in);
+                if (ZSTD_isError(r))
+                        return decomp_fail(d, -EBADMSG, reterr, "zstd: %s", ZSTD_getErrorName(r));
+                d->in += in.pos;
+                d->in_len -= in.pos;
+                d->done = r == 0;
+                if (out.pos > 0)
+                        return decomp_produced(d, out.pos, d->out, ret_buf, reterr);
+        }
+}
+
+static ssize_t plain_read(struct image_decomp *d, const uint8_t **ret_buf, struct ck_error **reterr)
+{
+        const uint8_t *buf;
+        size_t n;
+        int r;
+
+        r = decomp_fill(d, reterr);
+        if (r < 0)
+                return r;
+        if (d->in_len == 0)
+                return 0;
+        buf = d->in;
+        n = d->in_len;
+        d->in_len = 0;
+        return decomp_produced(d, n, buf, ret_buf, reterr);
+}
+
+ssize_t image_decomp_read(struct image_decomp *d, const uint8_t **ret_buf, struct ck_error **reterr)
+{
+        if (d->err)
+                return ck_error_set(reterr, d->err, "decompression already failed");
+        switch (d->kind) {
+        case IMAGE_MEDIA_LAYER_GZIP:
+                return gzip_read(d, ret_buf, reterr);
+        case IMAGE_MEDIA_LAYER_ZSTD:
+                return zstd_read(d, ret_buf, reterr);
+        default:
+                return plain_read(d, ret_buf, reterr);
+        }
+}
+
+uint64_t image_decomp_total_out(const struct image_decomp *d)
+{
+        return d->total_out;
+}
+
+void image_decomp_free(struct image_decomp *d)
+{
+        if (!d)
+                return;
+        free(d->gz);
+        ZSTD_freeDStream(d->zs);
+        free(d->out);
+        free(d);
+}
+
+DEFINE_POINTER_CLEANUP(struct image_decomp, image_decomp_free, image_decomp_free)
+
+int image_decomp_new(int kind, uint64_t max_out, image_decomp_source_fn source, void *userdata,
+                     struct image_decomp **ret, struct ck_error **reterr)
+{
+        _cleanup_(image_decomp_freep) struct image_decomp *d = NULL;
+
+        if (kind != IMAGE_MEDIA_LAYER_GZIP && kind != IMAGE_MEDIA_LAYER_ZSTD &&
+            kind != IMAGE_MEDIA_LAYER_TAR)
+                return ck_error_set(reterr, -EOPNOTSUPP, "unsupported layer compression");
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        d->kind = kind;
+        d->max_out = max_out;
+        d->source = source;
+        d->userdata = userdata;
+        if (kind == IMAGE_MEDIA_LAYER_GZIP) {
+                d->gz = malloc(sizeof(*d->gz));
+                if (!d->gz)
+                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+                isal_inflate_init(d->gz);
+                d->gz->crc_flag = ISAL_GZIP; /* parse the header, check CRC32 and ISIZE */
+        } else if (kind == IMAGE_MEDIA_LAYER_ZSTD) {
+                d->zs = ZSTD_createDStream();
+                if (!d->zs)
+                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+                ZSTD_initDStream(d->zs);
+        }
+        if (kind != IMAGE_MEDIA_LAYER_TAR) {
+                d->out = malloc(DECOMP_OUT);
+                if (!d->out)
+                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+        }
+        *ret = TAKE_PTR(d);
+        return 0;
+}
