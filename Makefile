@@ -37,6 +37,7 @@ e2e: build
 
 check:
 	@bash scripts/check-banned.sh
+	@bash scripts/check-format.sh
 
 images: build
 	@bash scripts/images.sh $(BUILD)

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build=(
-  build-essential meson ninja-build pkg-config clang lld
+  build-essential meson ninja-build pkg-config clang lld clang-format
   libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libsqlite3-dev
   libevent-dev libcbor-dev libcmocka-dev libclang-rt-14-dev libseccomp-dev libnftables-dev
   libisal-dev libzstd-dev

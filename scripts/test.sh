@@ -34,7 +34,9 @@ PY
 add() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3)); }
 
 echo "== static checks"
-if bash scripts/check-banned.sh; then add 1 0 0; else add 0 1 0; fi
+for check in check-banned check-format; do
+  if bash "scripts/$check.sh"; then add 1 0 0; else add 0 1 0; fi
+done
 
 for dir in "$build" "$asan"; do
   echo "== unit and fuzz corpora ($dir)"

@@ -150,7 +150,8 @@ int attest_ccel_replay(const uint8_t *log, size_t len, struct attest_rtmrs *ret,
                  * anything else there is an error. */
                 if (ck_cursor_left(&c) < 4 || ck_le32(c.p + c.off) == UINT32_MAX) {
                         if (!all_ff(c.p + c.off, ck_cursor_left(&c)))
-                                return ck_error_set(reterr, -EBADMSG, "CCEL: garbage after the end of the log");
+                                return ck_error_set(reterr, -EBADMSG,
+                                                    "CCEL: garbage after the end of the log");
                         break;
                 }
                 if (++count > CCEL_MAX_EVENTS)

@@ -27,7 +27,8 @@ struct attest_collateral_parts {
         size_t tcb_info_len;
         const uint8_t *qe_identity_body;
         size_t qe_identity_len;
-        const char *tcb_issuer_chain_pem; /* also used for the QE Identity when qe_issuer_chain_pem is NULL */
+        const char
+                *tcb_issuer_chain_pem; /* also used for the QE Identity when qe_issuer_chain_pem is NULL */
         const char *qe_issuer_chain_pem;
         const uint8_t *pck_crl_der;
         size_t pck_crl_len;
@@ -41,16 +42,16 @@ int attest_collateral_from_parts(const struct attest_collateral_parts *p, struct
 /* Fetches collateral for a quote's FMSPC and CA type from a PCS or PCCS base URL
  * (https://host[:port]), caching it under cache_dir (may be NULL) until the earliest nextUpdate.
  * ca_file may name extra trust anchors for the HTTPS connection. */
-int attest_collateral_fetch(const char *base_url, const char *fmspc_hex, const char *ca_type, const char *cache_dir,
-                            const char *ca_file, time_t now, struct attest_collateral **ret,
-                            struct ck_error **reterr);
+int attest_collateral_fetch(const char *base_url, const char *fmspc_hex, const char *ca_type,
+                            const char *cache_dir, const char *ca_file, time_t now,
+                            struct attest_collateral **ret, struct ck_error **reterr);
 
 /* Like attest_collateral_fetch() (which fetches TDX collateral) for either TEE type: the TCB
  * Info and QE Identity come from /tdx/… for ATTEST_TEE_TDX and /sgx/… for ATTEST_TEE_SGX.
  * A cached copy is used while issueDate <= now <= its earliest nextUpdate; when it is stale and
  * the fetch fails, the error says so (-EKEYEXPIRED). */
-int attest_collateral_fetch_tee(const char *base_url, uint32_t tee_type, const char *fmspc_hex, const char *ca_type,
-                                const char *cache_dir, const char *ca_file, time_t now,
+int attest_collateral_fetch_tee(const char *base_url, uint32_t tee_type, const char *fmspc_hex,
+                                const char *ca_type, const char *cache_dir, const char *ca_file, time_t now,
                                 struct attest_collateral **ret, struct ck_error **reterr);
 
 /* The earliest nextUpdate of all items (TCB Info, QE Identity, both CRLs). */

@@ -50,14 +50,14 @@ struct attest_quote {
 
         const uint8_t *signed_region; /* [0, signed_len) of the quote */
         size_t signed_len;
-        const uint8_t *signature;      /* 64 bytes r||s */
-        const uint8_t *attest_key;     /* 64 bytes X||Y */
-        const uint8_t *qe_report;      /* 384 bytes */
-        const uint8_t *qe_report_sig;  /* 64 bytes r||s */
+        const uint8_t *signature;     /* 64 bytes r||s */
+        const uint8_t *attest_key;    /* 64 bytes X||Y */
+        const uint8_t *qe_report;     /* 384 bytes */
+        const uint8_t *qe_report_sig; /* 64 bytes r||s */
         const uint8_t *qe_auth_data;
         size_t qe_auth_len;
-        uint16_t cert_type;            /* inner certification data type (5 = PEM chain) */
-        const uint8_t *cert_data;      /* PEM chain, trailing NULs trimmed */
+        uint16_t cert_type;       /* inner certification data type (5 = PEM chain) */
+        const uint8_t *cert_data; /* PEM chain, trailing NULs trimmed */
         size_t cert_len;
 };
 

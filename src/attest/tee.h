@@ -51,7 +51,8 @@ int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *re
 /* Measures a runtime event: checks that the runtime log replays to the current RTMR3, extends
  * RTMR3 with attest_rt_event_digest(name, payload) and appends the event to the log, under a
  * lock on the log so that concurrent measurers cannot interleave. */
-int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr);
+int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload,
+                       struct ck_error **reterr);
 /* The runtime log path in use and its current content (empty when nothing was measured yet;
  * malloc'd, at most ATTEST_RT_LOG_MAX bytes). */
 const char *attest_tee_rt_log_path(const struct attest_tee *t);

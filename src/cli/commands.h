@@ -22,7 +22,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_run(int argc, char **argv);
-int cmd_tdx(int argc, char **argv); /* group: subcommands are rows of tdx_subcommands[] in cmd-tdx.c */
+int cmd_tdx(int argc, char **argv);     /* group: subcommands are rows of tdx_subcommands[] in cmd-tdx.c */
 int cmd_tdx_sim(int argc, char **argv); /* conker tdx-sim (cmd-tdx-tee.c) */
 int cmd_version(int argc, char **argv);
 

@@ -12,26 +12,26 @@
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
-#define TAKE_PTR(p)                                                                                       \
-        ({                                                                                                \
-                __typeof__(p) _tp_ = (p);                                                                 \
-                (p) = NULL;                                                                               \
-                _tp_;                                                                                     \
+#define TAKE_PTR(p)                                                                                         \
+        ({                                                                                                  \
+                __typeof__(p) _tp_ = (p);                                                                   \
+                (p) = NULL;                                                                                 \
+                _tp_;                                                                                       \
         })
 
-#define TAKE_FD(fd)                                                                                       \
-        ({                                                                                                \
-                int _tf_ = (fd);                                                                          \
-                (fd) = -1;                                                                                \
-                _tf_;                                                                                     \
+#define TAKE_FD(fd)                                                                                         \
+        ({                                                                                                  \
+                int _tf_ = (fd);                                                                            \
+                (fd) = -1;                                                                                  \
+                _tf_;                                                                                       \
         })
 
 /* Defines `name##p(type **)` calling `func(*p)` when *p is non-NULL. */
-#define DEFINE_POINTER_CLEANUP(type, func, name)                                                          \
-        static inline void name##p(type **p)                                                              \
-        {                                                                                                 \
-                if (*p)                                                                                   \
-                        func(*p);                                                                         \
+#define DEFINE_POINTER_CLEANUP(type, func, name)                                                            \
+        static inline void name##p(type **p)                                                                \
+        {                                                                                                   \
+                if (*p)                                                                                     \
+                        func(*p);                                                                           \
         }
 
 static inline void freep(void *p)

@@ -19,16 +19,19 @@ struct ck_error {
 };
 
 /* Sets *reterr to a new error and returns code (which must be negative). */
-int ck_error_set(struct ck_error **reterr, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ck_error_set(struct ck_error **reterr, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 int ck_error_setv(struct ck_error **reterr, int code, const char *fmt, va_list ap)
         __attribute__((format(printf, 3, 0)));
 
 /* Like ck_error_set() with ": <strerror(-code)>" appended. */
-int ck_error_errno(struct ck_error **reterr, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ck_error_errno(struct ck_error **reterr, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 /* Prepends "<context>: " to the message of *reterr and returns code. When reterr or *reterr is
  * NULL it only returns code, so it is safe on any failure path. */
-int ck_error_prefix(struct ck_error **reterr, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ck_error_prefix(struct ck_error **reterr, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 /* The message, or a generic text for the code when err is NULL. Never NULL. */
 const char *ck_error_message(const struct ck_error *err, int code);

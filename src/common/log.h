@@ -28,8 +28,8 @@ void ck_logv(enum ck_log_level l, const char *fmt, va_list ap) __attribute__((fo
 #define log_error(...) ck_log(CK_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  ck_log(CK_LOG_WARN, __VA_ARGS__)
 #define log_info(...)  ck_log(CK_LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                                                    \
-        do {                                                                                              \
-                if (ck_log_get_level() >= CK_LOG_DEBUG)                                                   \
-                        ck_log(CK_LOG_DEBUG, __VA_ARGS__);                                                \
+#define log_debug(...)                                                                                      \
+        do {                                                                                                \
+                if (ck_log_get_level() >= CK_LOG_DEBUG)                                                     \
+                        ck_log(CK_LOG_DEBUG, __VA_ARGS__);                                                  \
         } while (0)

@@ -37,8 +37,7 @@ int ck_sqlite_open(const char *path, sqlite3 **ret, struct ck_error **reterr)
                 return r;
         }
         sqlite3_busy_timeout(db, 5000);
-        r = ck_sqlite_exec(db,
-                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        r = ck_sqlite_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                            reterr);
         if (r < 0) {
                 sqlite3_close_v2(db);

@@ -52,8 +52,8 @@ int main(int argc, char **argv)
                 _cleanup_close_ int dfd = open(argv[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 for (int k = 0; k < n; k++) {
                         struct stat fst;
-                        if (dfd >= 0 && fstatat(dfd, names[k]->d_name, &fst, 0) == 0 && S_ISREG(fst.st_mode) &&
-                            replay_file(dfd, names[k]->d_name, &count) < 0)
+                        if (dfd >= 0 && fstatat(dfd, names[k]->d_name, &fst, 0) == 0 &&
+                            S_ISREG(fst.st_mode) && replay_file(dfd, names[k]->d_name, &count) < 0)
                                 return 1;
                         free(names[k]);
                 }

@@ -17,7 +17,7 @@ static void test_cursor_bounds(void **state)
         assert_int_equal(ck_cursor_left(&c), 1);
         assert_int_equal(ck_cursor_u16le(&c), 0); /* only one byte left */
         assert_int_equal(c.err, -EBADMSG);
-        assert_int_equal(c.off, 6); /* a failed read does not move */
+        assert_int_equal(c.off, 6);         /* a failed read does not move */
         assert_null(ck_cursor_take(&c, 1)); /* the first failure sticks */
 }
 
