@@ -57,3 +57,6 @@ int api_jobs_init(struct api_server *s);
 /* Waits for running jobs and drops their replies. */
 void api_jobs_shutdown(struct api_server *s);
 void api_follows_shutdown(struct api_server *s);
+/* The most bytes a log request has had queued on its connection after handing it a piece of the
+ * existing log (for the tests: it must stay about one piece, whatever the log size). */
+extern size_t api_logs_peak_queued;

@@ -1,8 +1,12 @@
 /* GET /container/{id}/logs[?tail=N][&follow=1]: the container's output as plain text (the
- * "log" field of each JSON line the shim writes), chunked. With follow the stream stays open
- * and new lines are sent every 250 ms until the task is deleted or the client goes away;
- * rotation is followed by noticing that the path names a new file. Reads are bounded per tick so
- * the loop stays responsive. */
+ * "log" field of each JSON line the shim writes), chunked. The log as it is when the request
+ * arrives (from the start of its last `tail` lines, found by scanning backwards) is streamed in
+ * LOG_CHUNK pieces, the next one read only when the connection has written the previous one out,
+ * so a request holds a bounded amount of memory however large the log (up to log-max-bytes,
+ * 1 GiB) and however slow the client. With follow the stream then stays open and new lines are
+ * sent every 250 ms until the task is deleted or the client goes away; rotation is followed by
+ * noticing that the path names a new file. Reads are bounded per tick so the loop stays
+ * responsive. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,8 +30,8 @@
 
 #define LOG_LINE_MAX      (1u << 20)
 #define LOG_READ_PER_TICK (1u << 20)
-#define LOG_INITIAL_MAX   (64u << 20)
-#define LOG_BACKLOG_MAX   (4u << 20) /* unsent follow output before we stop reading */
+#define LOG_CHUNK         (256u << 10) /* one piece of the existing log read and sent */
+#define LOG_BACKLOG_MAX   (4u << 20)   /* unsent follow output before we stop reading */
 #define LOG_TAIL_MAX      1000000
 
 struct api_follow {
@@ -38,9 +42,16 @@ struct api_follow {
         char *path;
         int fd;
         ino_t ino;
-        struct ck_buf partial; /* an incomplete last line */
+        struct ck_buf partial;  /* an incomplete last line */
+        bool skipping;          /* inside a line longer than LOG_LINE_MAX */
+        bool follow;            /* keep polling once the existing log is sent */
+        uint8_t *chunk;         /* LOG_CHUNK bytes while the existing log is sent */
+        off_t pos, catchup_end; /* the existing log still to send */
+        struct event *pump;     /* resumes sending the existing log */
         struct event *timer;
 };
+
+static void on_catchup_sent(struct evhttp_connection *evcon, void *arg);
 
 /* Appends the text of one JSON log line (or the raw line if it is not one) to out. */
 static void render_line(const char *line, size_t len, struct evbuffer *out)
@@ -57,33 +68,35 @@ static void render_line(const char *line, size_t len, struct evbuffer *out)
         evbuffer_add(out, "\n", 1);
 }
 
-/* Renders the complete lines of data[0..len), starting with the last `tail` of them
- * (tail < 0: all). Returns the number of bytes consumed (up to the last newline). */
-static size_t render_lines(const char *data, size_t len, long tail, struct evbuffer *out)
+/* Feeds log bytes to the line splitter: each complete line is rendered to out, an incomplete
+ * last line is kept in f->partial until its newline arrives. A line longer than LOG_LINE_MAX is
+ * dropped whole (the rest of it is skipped up to its newline) so it cannot grow the buffer. */
+static void log_feed(struct api_follow *f, const uint8_t *data, size_t len, struct evbuffer *out)
 {
-        const char *end, *start = data, *p;
-        size_t consumed;
+        while (len > 0) {
+                const uint8_t *nl = memchr(data, '\n', len);
+                size_t n = nl ? (size_t)(nl - data) + 1 : len;
 
-        p = memrchr(data, '\n', len);
-        if (!p)
-                return 0;
-        consumed = (size_t)(p - data) + 1;
-        end = data + consumed;
-        if (tail >= 0) {
-                /* Walk back over `tail` lines: each ends with the newline just before start. */
-                start = end;
-                for (long n = 0; n < tail && start > data; n++) {
-                        const char *b = memrchr(data, '\n', (size_t)(start - 1 - data));
-                        start = b ? b + 1 : data;
+                if (f->skipping) {
+                        f->skipping = !nl;
+                } else if (ck_buf_append(&f->partial, data, n) < 0) {
+                        ck_buf_reset(&f->partial);
+                        f->skipping = !nl;
+                } else if (nl) {
+                        if (f->partial.len > 1)
+                                render_line((const char *)f->partial.data, f->partial.len - 1, out);
+                        ck_buf_reset(&f->partial);
                 }
+                data += n;
+                len -= n;
         }
-        for (p = start; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                if (nl > p)
-                        render_line(p, (size_t)(nl - p), out);
-                p = nl + 1;
-        }
-        return consumed;
+}
+
+/* Forgets a partial line, e.g. when the follower switches to a rotated file. */
+static void log_feed_reset(struct api_follow *f)
+{
+        ck_buf_reset(&f->partial);
+        f->skipping = false;
 }
 
 static void follow_free(struct api_follow *f)
@@ -97,6 +110,9 @@ static void follow_free(struct api_follow *f)
                 }
         if (f->timer)
                 event_free(f->timer);
+        if (f->pump)
+                event_free(f->pump);
+        free(f->chunk);
         if (f->fd >= 0)
                 close(f->fd);
         ck_buf_free(&f->partial);
@@ -135,21 +151,10 @@ static void follow_read(struct api_follow *f, struct evbuffer *out)
 
         while (total < LOG_READ_PER_TICK) {
                 ssize_t n = read(f->fd, chunk, sizeof(chunk));
-                size_t used;
                 if (n <= 0)
                         break;
                 total += (size_t)n;
-                if (ck_buf_append(&f->partial, chunk, (size_t)n) < 0) {
-                        /* A line longer than the cap: drop what we have. */
-                        ck_buf_reset(&f->partial);
-                        continue;
-                }
-                used = render_lines((const char *)f->partial.data, f->partial.len, -1, out);
-                if (used) {
-                        memmove(f->partial.data, f->partial.data + used, f->partial.len - used);
-                        f->partial.len -= used;
-                        f->partial.data[f->partial.len] = 0;
-                }
+                log_feed(f, chunk, (size_t)n, out);
         }
 }
 
@@ -183,7 +188,7 @@ static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
                         follow_read(f, out);
                         close(f->fd);
                         f->fd = -1;
-                        ck_buf_reset(&f->partial);
+                        log_feed_reset(f);
                 }
         }
         if (evbuffer_get_length(out))
@@ -228,51 +233,133 @@ static int query_params(struct evhttp_request *req, bool *follow, long *tail)
         return r;
 }
 
-/* The newest part of the log, at most LOG_INITIAL_MAX bytes (a log may be up to log-max-bytes,
- * 1 GiB): read from size - LOG_INITIAL_MAX to what was the end at fstat() time, the cut-off first
- * line dropped. *ret_end is the file offset just past the data, where a follower continues. */
-static int log_read_newest(int fd, off_t size, uint8_t **ret, size_t *ret_len, off_t *ret_end)
+/* The offset where the last `tail` complete lines of the first `size` bytes of fd start (tail < 0:
+ * the whole file), found by reading backwards in LOG_CHUNK blocks: just past the (tail+1)-th
+ * newline from the end. An incomplete last line is not counted (it is not sent either). */
+static int log_tail_start(int fd, off_t size, long tail, uint8_t *block, off_t *ret)
 {
-        off_t from = size > (off_t)LOG_INITIAL_MAX ? size - (off_t)LOG_INITIAL_MAX : 0;
-        size_t want = (size_t)(size - from), len = 0, skip = 0;
-        uint8_t *buf = malloc(want ? want : 1);
+        off_t end = size;
+        long seen = 0;
 
-        if (!buf)
-                return -ENOMEM;
-        while (len < want) {
-                ssize_t n = pread(fd, buf + len, want - len, from + (off_t)len);
+        if (tail < 0) {
+                *ret = 0;
+                return 0;
+        }
+        while (end > 0) {
+                size_t want = end > (off_t)LOG_CHUNK ? LOG_CHUNK : (size_t)end;
+                off_t from = end - (off_t)want;
+                ssize_t n = pread(fd, block, want, from);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        free(buf);
+                if (n < 0)
                         return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
+                if ((size_t)n < want)
+                        return -EIO; /* truncated under us */
+                for (size_t i = want; i > 0; i--)
+                        if (block[i - 1] == '\n' && ++seen > tail) {
+                                *ret = from + (off_t)i;
+                                return 0;
+                        }
+                end = from;
         }
-        if (from > 0) {
-                const uint8_t *nl = memchr(buf, '\n', len);
-                skip = nl ? (size_t)(nl - buf) + 1 : len;
-                memmove(buf, buf + skip, len - skip);
-        }
-        *ret = buf;
-        *ret_len = len - skip;
-        *ret_end = from + (off_t)len;
+        *ret = 0;
         return 0;
+}
+
+size_t api_logs_peak_queued;
+
+/* Queues out on the connection; the previous piece has been written out by now, so what is queued
+ * is about one piece. Records the largest amount for the tests. */
+static void catchup_send(struct api_follow *f, struct evbuffer *out)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(f->req);
+        struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+        size_t queued;
+
+        evhttp_send_reply_chunk_with_cb(f->req, out, on_catchup_sent, f);
+        queued = bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+        if (queued > api_logs_peak_queued)
+                api_logs_peak_queued = queued;
+}
+
+/* The existing log is done: a plain request ends, a follower starts polling from there. */
+static void catchup_done(struct api_follow *f)
+{
+        free(f->chunk);
+        f->chunk = NULL;
+        if (!f->follow) {
+                follow_end(f);
+                return;
+        }
+        if (f->fd >= 0)
+                (void)lseek(f->fd, f->pos, SEEK_SET);
+        event_add(f->timer, &(struct timeval){0, 250000});
+}
+
+/* Sends the next piece of the existing log [pos, catchup_end). It runs again once the connection
+ * has written that piece out (evhttp_send_reply_chunk_with_cb), so a request holds one piece of
+ * LOG_CHUNK bytes, its rendering and at most one partial line, however large the log and however
+ * slow the client. Pieces that render to nothing (inside an overlong line) are read on, at most
+ * LOG_READ_PER_TICK per callback before yielding to the loop. */
+static void catchup_pump(struct api_follow *f)
+{
+        struct evbuffer *out = evbuffer_new();
+        size_t total = 0;
+
+        if (!out) {
+                follow_end(f);
+                return;
+        }
+        while (evbuffer_get_length(out) == 0 && f->pos < f->catchup_end) {
+                off_t left = f->catchup_end - f->pos;
+                size_t want = left > (off_t)LOG_CHUNK ? LOG_CHUNK : (size_t)left;
+                ssize_t n;
+
+                if (total >= LOG_READ_PER_TICK) {
+                        evbuffer_free(out);
+                        event_active(f->pump, EV_TIMEOUT, 1);
+                        return;
+                }
+                n = pread(f->fd, f->chunk, want, f->pos);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        /* Truncated or unreadable: send what there was. */
+                        f->catchup_end = f->pos;
+                        break;
+                }
+                f->pos += n;
+                total += (size_t)n;
+                log_feed(f, f->chunk, (size_t)n, out);
+        }
+        if (evbuffer_get_length(out)) {
+                catchup_send(f, out);
+                evbuffer_free(out);
+                return;
+        }
+        evbuffer_free(out);
+        catchup_done(f);
+}
+
+static void on_catchup_sent(struct evhttp_connection *evcon, void *arg)
+{
+        catchup_pump(arg);
+}
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+        catchup_pump(arg);
 }
 
 void api_route_logs(struct api_server *s, struct evhttp_request *req, const char *ref)
 {
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_free_ char *id = NULL, *path = NULL;
-        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_free_ uint8_t *chunk = NULL;
         _cleanup_close_ int fd = -1;
         struct api_follow *f;
-        struct evbuffer *out;
-        size_t len = 0, used = 0;
         struct stat st = {0};
-        off_t end = 0;
+        off_t start = 0;
         bool follow;
         long tail;
         int r;
@@ -286,59 +373,48 @@ void api_route_logs(struct api_server *s, struct evhttp_request *req, const char
                 api_reply_error(req, r, e, "logs");
                 return;
         }
-        if (path) {
+        if (path)
                 fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd >= 0) {
-                        if (fstat(fd, &st) < 0 || log_read_newest(fd, st.st_size, &data, &len, &end) < 0) {
-                                api_reply(req, 500, "cannot read the container log", NULL);
-                                return;
-                        }
+        if (fd >= 0) {
+                chunk = malloc(LOG_CHUNK);
+                if (!chunk) {
+                        api_reply(req, 500, "out of memory", NULL);
+                        return;
                 }
-        }
-
-        out = evbuffer_new();
-        if (!out) {
-                api_reply(req, 500, "out of memory", NULL);
-                return;
-        }
-        if (data)
-                used = render_lines((const char *)data, len, tail, out);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "text/plain; charset=utf-8");
-        if (!follow) {
-                evhttp_send_reply(req, 200, "OK", out);
-                evbuffer_free(out);
-                return;
+                if (fstat(fd, &st) < 0 || log_tail_start(fd, st.st_size, tail, chunk, &start) < 0) {
+                        api_reply(req, 500, "cannot read the container log", NULL);
+                        return;
+                }
         }
 
         f = calloc(1, sizeof(*f));
         if (!f) {
-                evbuffer_free(out);
                 api_reply(req, 500, "out of memory", NULL);
                 return;
         }
         f->s = s;
         f->req = req;
+        f->follow = follow;
         f->id = TAKE_PTR(id);
         f->path = TAKE_PTR(path);
         f->fd = TAKE_FD(fd);
         f->ino = st.st_ino;
+        f->chunk = TAKE_PTR(chunk);
+        f->pos = start;
+        f->catchup_end = st.st_size;
         ck_buf_init(&f->partial, LOG_LINE_MAX);
-        if (data && used < len)
-                (void)ck_buf_append(&f->partial, data + used, len - used);
-        if (f->fd >= 0)
-                (void)lseek(f->fd, end, SEEK_SET);
-        f->timer = event_new(s->base, -1, EV_PERSIST, on_follow_tick, f);
+        f->pump = event_new(s->base, -1, 0, on_pump, f);
+        if (follow)
+                f->timer = event_new(s->base, -1, EV_PERSIST, on_follow_tick, f);
         f->next = s->follows;
         s->follows = f;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; charset=utf-8");
         evhttp_send_reply_start(req, 200, "OK");
-        if (evbuffer_get_length(out))
-                evhttp_send_reply_chunk(req, out);
-        evbuffer_free(out);
-        if (!f->timer) {
+        if (!f->pump || (follow && !f->timer)) {
                 follow_end(f);
                 return;
         }
         api_conn_set_close_hook(s, req, on_follow_close, f);
-        event_add(f->timer, &(struct timeval){0, 250000});
+        catchup_pump(f);
 }

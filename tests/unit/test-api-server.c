@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api-internal.h"
 #include "api.h"
 #include "buf.h"
 #include "errors.h"
@@ -407,6 +408,50 @@ static void test_logs_large_file(void **state)
         resp_clear(&r);
 }
 
+/* The whole log is served, however large, while the server queues about one piece of it at a
+ * time: the old reply held all of it (up to 64 MiB) in one buffer per request. */
+static void test_logs_streamed_bounded(void **state)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *line = NULL;
+        const size_t line_len = 1024, lines = 14336, text_len = line_len - 12;
+        char path[128];
+        struct resp r;
+
+        snprintf(path, sizeof(path), "%s/log.json", tmpdir);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        line = malloc(line_len);
+        assert_non_null(line);
+        /* {"log":"xxx...x\n"} and a newline: renders to text_len bytes, the last a newline. */
+        memset(line, 'x', line_len);
+        memcpy(line, "{\"log\":\"", 8);
+        memcpy(line + line_len - 5, "\\n\"}\n", 5);
+        for (size_t i = 0; i < lines; i++)
+                assert_int_equal(ck_write_all(fd, line, line_len), 0);
+        snprintf(script_log_path, sizeof(script_log_path), "%s", path);
+        r = request("POST", "/sw/api/v1/container", TOKEN, seed, strlen(seed));
+        resp_clear(&r);
+        api_logs_peak_queued = 0;
+        r = request("GET", "/sw/api/v1/container/conker-example-app/logs", TOKEN, NULL, 0);
+        assert_int_equal(r.status, 200);
+        assert_non_null(r.raw);
+        assert_int_equal(strlen(r.raw), lines * text_len);
+        for (size_t i = 0; i < lines; i++) {
+                assert_int_equal(r.raw[i * text_len], 'x');
+                assert_int_equal(r.raw[(i + 1) * text_len - 1], '\n');
+        }
+        resp_clear(&r);
+        assert_true(api_logs_peak_queued > 0);
+        if (api_logs_peak_queued > (512u << 10))
+                fail_msg("%zu bytes queued for one log request", api_logs_peak_queued);
+        /* tail=N over the same file still starts at a line boundary. */
+        r = request("GET", "/sw/api/v1/container/conker-example-app/logs?tail=3", TOKEN, NULL, 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(strlen(r.raw), 3 * text_len);
+        resp_clear(&r);
+}
+
 struct follow_ctx {
         struct resp r;
 };
@@ -596,6 +641,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_cancel_newest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_large_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_logs_streamed_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_follow, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_logs_follow_backpressure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
