@@ -45,6 +45,7 @@ struct api_follow {
         struct ck_buf partial;  /* an incomplete last line */
         bool skipping;          /* inside a line longer than LOG_LINE_MAX */
         bool follow;            /* keep polling once the existing log is sent */
+        bool caught_up;         /* the existing log is sent */
         uint8_t *chunk;         /* LOG_CHUNK bytes while the existing log is sent */
         off_t pos, catchup_end; /* the existing log still to send */
         struct event *pump;     /* resumes sending the existing log */
@@ -285,6 +286,7 @@ static void catchup_send(struct api_follow *f, struct evbuffer *out)
 /* The existing log is done: a plain request ends, a follower starts polling from there. */
 static void catchup_done(struct api_follow *f)
 {
+        f->caught_up = true;
         free(f->chunk);
         f->chunk = NULL;
         if (!f->follow) {
@@ -341,9 +343,14 @@ static void catchup_pump(struct api_follow *f)
         catchup_done(f);
 }
 
+/* evhttp keeps this as the connection's write callback until the next chunk replaces it, so it
+ * may run again after the catch-up ended: then there is nothing to do. */
 static void on_catchup_sent(struct evhttp_connection *evcon, void *arg)
 {
-        catchup_pump(arg);
+        struct api_follow *f = arg;
+
+        if (!f->caught_up)
+                catchup_pump(f);
 }
 
 static void on_pump(evutil_socket_t fd, short what, void *arg)
