@@ -656,7 +656,16 @@ static void ready(int *fd, const char *msg)
         }
 }
 
-int main(int argc, char **argv)
+static void usage(void)
+{
+        fprintf(stderr,
+                "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
+                "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
+}
+
+/* Fills s and *ready_fd from the command line; -EINVAL on anything unknown, malformed or missing. */
+static int shim_parse_args(struct shim *s, int argc, char **argv, int *ready_fd)
 {
         static const struct option opts[] = {
                 {"id", required_argument, NULL, 'i'},
@@ -673,6 +682,188 @@ int main(int argc, char **argv)
                 {"cgroup", required_argument, NULL, 'c'},
                 {0},
         };
+        uint64_t v;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        s->cgroup = optarg;
+                        break;
+                case 'i':
+                        s->id = optarg;
+                        break;
+                case 'b':
+                        s->bundle = optarg;
+                        break;
+                case 's':
+                        s->state_dir = optarg;
+                        break;
+                case 'r':
+                        s->runtime = optarg;
+                        break;
+                case 'R':
+                        s->root = optarg;
+                        break;
+                case 'l':
+                        s->log_path = optarg;
+                        break;
+                case 'm':
+                        if (ck_parse_uint(optarg, UINT64_MAX, &s->log_max) < 0 || s->log_max < 4096)
+                                return -EINVAL;
+                        break;
+                case 'n':
+                        if (ck_parse_uint(optarg, 100, &v) < 0 || v < 1)
+                                return -EINVAL;
+                        s->log_files = (unsigned)v;
+                        break;
+                case 'p':
+                        if (strcmp(optarg, "always") != 0 && strcmp(optarg, "no") != 0)
+                                return -EINVAL;
+                        s->restart_always = strcmp(optarg, "always") == 0;
+                        break;
+                case 'k':
+                        s->stop_signal = parse_signal(optarg);
+                        if (s->stop_signal < 0)
+                                return -EINVAL;
+                        break;
+                case 'f':
+                        if (ck_parse_uint(optarg, INT32_MAX, &v) < 0)
+                                return -EINVAL;
+                        *ready_fd = (int)v;
+                        fcntl(*ready_fd, F_SETFD, FD_CLOEXEC);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (!s->id || !s->bundle || !s->state_dir || !s->runtime || !s->root || !s->log_path ||
+            optind != argc)
+                return -EINVAL;
+        return 0;
+}
+
+/* Everything before the container starts: signals, subreaper, the state file, the stdio pipes,
+ * the signal and timer fds, the log and the control socket. */
+static int shim_setup(struct shim *s, struct ck_error **reterr)
+{
+        sigset_t mask;
+        int r, p[2];
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        /* Orphaned container processes come to us, not to PID 1, so they are reaped here. */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+                r = -errno;
+                ck_error_errno(reterr, r, "PR_SET_CHILD_SUBREAPER");
+                return r;
+        }
+        s->state_dfd = open(s->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->state_dfd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open %s", s->state_dir);
+        s->st.shim_pid = getpid();
+        s->st.st.status = RUNTIME_CREATED;
+        s->st.st.exit_code = -1;
+        state_write(s);
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return ck_error_errno(reterr, -errno, "pipe");
+        s->out_r = p[0];
+        s->out_w = p[1];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return ck_error_errno(reterr, -errno, "pipe");
+        s->err_r = p[0];
+        s->err_w = p[1];
+        fcntl(s->out_r, F_SETFL, O_NONBLOCK);
+        fcntl(s->err_r, F_SETFL, O_NONBLOCK);
+        s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        s->backoff_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        s->kill_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (s->sig_fd < 0 || s->backoff_fd < 0 || s->kill_fd < 0)
+                return ck_error_errno(reterr, -errno, "signalfd/timerfd");
+        r = log_open(s);
+        if (r < 0) {
+                ck_error_errno(reterr, r, "cannot open log %s", s->log_path);
+                return r;
+        }
+        s->listen_fd = listen_socket(s);
+        if (s->listen_fd < 0)
+                return ck_error_errno(reterr, s->listen_fd, "control socket");
+        return 0;
+}
+
+/* Starts the container; on failure the half-created one and the control socket are removed. */
+static int shim_start(struct shim *s, struct ck_error **reterr)
+{
+        int r = container_start(s, reterr);
+
+        if (r < 0) {
+                char *del[] = {"delete", "--force", (char *)s->id};
+                (void)runc(s, del, ELEMENTSOF(del), NULL);
+                (void)unlinkat(s->state_dfd, SHIM_SOCK_NAME, 0);
+        }
+        return r;
+}
+
+/* Serves the container until a client tells us to go: returns the exit status. */
+static int shim_run(struct shim *s)
+{
+        for (;;) {
+                struct pollfd pfd[6] = {
+                        {.fd = s->sig_fd, .events = POLLIN},     {.fd = s->listen_fd, .events = POLLIN},
+                        {.fd = s->out_r, .events = POLLIN},      {.fd = s->err_r, .events = POLLIN},
+                        {.fd = s->backoff_fd, .events = POLLIN}, {.fd = s->kill_fd, .events = POLLIN},
+                };
+                if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error("poll: %m");
+                        return 1;
+                }
+                /* Output first, so that lines written just before an exit precede the exit. */
+                if (pfd[2].revents)
+                        pipe_drain(s, s->out_r, &s->out_lb);
+                if (pfd[3].revents)
+                        pipe_drain(s, s->err_r, &s->err_lb);
+                if (pfd[0].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si))
+                                ;
+                        reap(s);
+                }
+                if (pfd[5].revents)
+                        on_kill_timer(s);
+                if (pfd[4].revents)
+                        on_backoff(s);
+                if (pfd[1].revents && on_client(s))
+                        return 0;
+        }
+}
+
+/* Setup or start failed: the state says exited and conkerd, waiting on the ready fd, gets the
+ * error. Returns the exit status. */
+static int shim_fail(struct shim *s, int *ready_fd, const struct ck_error *err, int r)
+{
+        const char *m = ck_error_message(err, r);
+        char line[1100];
+
+        log_error("%s", m);
+        s->st.st.status = RUNTIME_EXITED;
+        if (s->state_dfd >= 0)
+                state_write(s);
+        snprintf(line, sizeof(line), "error: %.1024s\n", m);
+        ready(ready_fd, line);
+        return 1;
+}
+
+int main(int argc, char **argv)
+{
         struct shim s = {.log_max = 20u << 20,
                          .log_files = 5,
                          .stop_signal = SIGTERM,
@@ -691,176 +882,18 @@ int main(int argc, char **argv)
                          .out_lb = {.stream = "stdout"},
                          .err_lb = {.stream = "stderr"}};
         _cleanup_error_ struct ck_error *err = NULL;
-        int ready_fd = -1, c, r, p[2];
-        uint64_t v;
-        sigset_t mask;
+        int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'c':
-                        s.cgroup = optarg;
-                        break;
-                case 'i':
-                        s.id = optarg;
-                        break;
-                case 'b':
-                        s.bundle = optarg;
-                        break;
-                case 's':
-                        s.state_dir = optarg;
-                        break;
-                case 'r':
-                        s.runtime = optarg;
-                        break;
-                case 'R':
-                        s.root = optarg;
-                        break;
-                case 'l':
-                        s.log_path = optarg;
-                        break;
-                case 'm':
-                        if (ck_parse_uint(optarg, UINT64_MAX, &s.log_max) < 0 || s.log_max < 4096)
-                                goto usage;
-                        break;
-                case 'n':
-                        if (ck_parse_uint(optarg, 100, &v) < 0 || v < 1)
-                                goto usage;
-                        s.log_files = (unsigned)v;
-                        break;
-                case 'p':
-                        if (strcmp(optarg, "always") != 0 && strcmp(optarg, "no") != 0)
-                                goto usage;
-                        s.restart_always = strcmp(optarg, "always") == 0;
-                        break;
-                case 'k':
-                        s.stop_signal = parse_signal(optarg);
-                        if (s.stop_signal < 0)
-                                goto usage;
-                        break;
-                case 'f':
-                        if (ck_parse_uint(optarg, INT32_MAX, &v) < 0)
-                                goto usage;
-                        ready_fd = (int)v;
-                        fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
-                        break;
-                default:
-                        goto usage;
-                }
+        if (shim_parse_args(&s, argc, argv, &ready_fd) < 0) {
+                usage();
+                return 2;
         }
-        if (!s.id || !s.bundle || !s.state_dir || !s.runtime || !s.root || !s.log_path || optind != argc)
-                goto usage;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGCHLD);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGCHLD);
-        /* Orphaned container processes come to us, not to PID 1, so they are reaped here. */
-        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-                r = -errno;
-                ck_error_errno(&err, r, "PR_SET_CHILD_SUBREAPER");
-                goto fail;
-        }
-        s.state_dfd = open(s.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s.state_dfd < 0) {
-                r = ck_error_errno(&err, -errno, "cannot open %s", s.state_dir);
-                goto fail;
-        }
-        s.st.shim_pid = getpid();
-        s.st.st.status = RUNTIME_CREATED;
-        s.st.st.exit_code = -1;
-        state_write(&s);
-        if (pipe2(p, O_CLOEXEC) < 0) {
-                r = ck_error_errno(&err, -errno, "pipe");
-                goto fail;
-        }
-        s.out_r = p[0];
-        s.out_w = p[1];
-        if (pipe2(p, O_CLOEXEC) < 0) {
-                r = ck_error_errno(&err, -errno, "pipe");
-                goto fail;
-        }
-        s.err_r = p[0];
-        s.err_w = p[1];
-        fcntl(s.out_r, F_SETFL, O_NONBLOCK);
-        fcntl(s.err_r, F_SETFL, O_NONBLOCK);
-        s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        s.backoff_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        s.kill_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (s.sig_fd < 0 || s.backoff_fd < 0 || s.kill_fd < 0) {
-                r = ck_error_errno(&err, -errno, "signalfd/timerfd");
-                goto fail;
-        }
-        r = log_open(&s);
-        if (r < 0) {
-                ck_error_errno(&err, r, "cannot open log %s", s.log_path);
-                goto fail;
-        }
-        s.listen_fd = listen_socket(&s);
-        if (s.listen_fd < 0) {
-                r = ck_error_errno(&err, s.listen_fd, "control socket");
-                goto fail;
-        }
-        r = container_start(&s, &err);
-        if (r < 0) {
-                char *del[] = {"delete", "--force", (char *)s.id};
-                (void)runc(&s, del, ELEMENTSOF(del), NULL);
-                (void)unlinkat(s.state_dfd, SHIM_SOCK_NAME, 0);
-                goto fail;
-        }
+        r = shim_setup(&s, &err);
+        if (r >= 0)
+                r = shim_start(&s, &err);
+        if (r < 0)
+                return shim_fail(&s, &ready_fd, err, r);
         ready(&ready_fd, "ok\n");
-
-        for (;;) {
-                struct pollfd pfd[6] = {
-                        {.fd = s.sig_fd, .events = POLLIN},     {.fd = s.listen_fd, .events = POLLIN},
-                        {.fd = s.out_r, .events = POLLIN},      {.fd = s.err_r, .events = POLLIN},
-                        {.fd = s.backoff_fd, .events = POLLIN}, {.fd = s.kill_fd, .events = POLLIN},
-                };
-                if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        log_error("poll: %m");
-                        return 1;
-                }
-                /* Output first, so that lines written just before an exit precede the exit. */
-                if (pfd[2].revents)
-                        pipe_drain(&s, s.out_r, &s.out_lb);
-                if (pfd[3].revents)
-                        pipe_drain(&s, s.err_r, &s.err_lb);
-                if (pfd[0].revents) {
-                        struct signalfd_siginfo si;
-                        while (read(s.sig_fd, &si, sizeof(si)) == sizeof(si))
-                                ;
-                        reap(&s);
-                }
-                if (pfd[5].revents)
-                        on_kill_timer(&s);
-                if (pfd[4].revents)
-                        on_backoff(&s);
-                if (pfd[1].revents && on_client(&s))
-                        return 0;
-        }
-
-usage:
-        fprintf(stderr,
-                "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
-                "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
-        return 2;
-fail : {
-        const char *m = ck_error_message(err, r);
-        char line[1100];
-        log_error("%s", m);
-        s.st.st.status = RUNTIME_EXITED;
-        if (s.state_dfd >= 0)
-                state_write(&s);
-        snprintf(line, sizeof(line), "error: %.1024s\n", m);
-        ready(&ready_fd, line);
-        return 1;
-}
+        return shim_run(&s);
 }
