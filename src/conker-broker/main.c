@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,70 +50,245 @@ struct options {
         size_t max_secret_bytes;
 };
 
-enum {
-        OPT_POLICY = 0x100,
-        OPT_COLLATERAL,
-        OPT_TRUST_SIM_ROOT,
-        OPT_CERT,
-        OPT_KEY,
-        OPT_AUDIT_LOG,
-        OPT_AUDIT_FSYNC,
-        OPT_MAX_CLIENTS,
-        OPT_WORKERS,
-        OPT_HANDSHAKE_TIMEOUT,
-        OPT_REQUEST_TIMEOUT,
-        OPT_CACHE_TTL,
-        OPT_MAX_SECRET,
-        OPT_FINGERPRINT_FILE,
-        OPT_LOG_JSON,
-        OPT_PCS_CACHE_DIR,
-        OPT_PCS_CA,
+/* Seed log levels include fatal and off; they map to error. */
+static int parse_log_level(const char *s)
+{
+        if (strcmp(s, "fatal") == 0 || strcmp(s, "off") == 0)
+                return CK_LOG_ERROR;
+        if (strcmp(s, "warning") == 0)
+                return CK_LOG_WARN;
+        return ck_log_level_from_string(s);
+}
+
+static int set_verifier(struct options *o, const char *v)
+{
+        if (strcmp(v, "tdx_ecdsa") != 0) {
+                fprintf(stderr, "conker-broker: -v %s: the only verifier is tdx_ecdsa\n", v);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_attester(struct options *o, const char *v)
+{
+        if (strcmp(v, "nullattester") != 0) {
+                fprintf(stderr,
+                        "conker-broker: -a %s: only nullattester (a normal certificate) is supported\n", v);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int set_log_level(struct options *o, const char *v)
+{
+        int r = parse_log_level(v);
+
+        if (r < 0) {
+                fprintf(stderr, "conker-broker: -l %s: expected error, warn, info or debug\n", v);
+                return -EINVAL;
+        }
+        ck_log_set_level((enum ck_log_level)r);
+        return 0;
+}
+
+static int set_audit_fsync(struct options *o, const char *v)
+{
+        int r = broker_audit_fsync_from_string(v);
+
+        if (r < 0) {
+                fprintf(stderr, "conker-broker: --audit-fsync %s: expected always or never\n", v);
+                return -EINVAL;
+        }
+        o->audit_fsync = (enum broker_audit_fsync)r;
+        return 0;
+}
+
+static int set_log_json(struct options *o, const char *v)
+{
+        ck_log_set_json(1);
+        return 0;
+}
+
+static int show_help(struct options *o, const char *v);
+
+enum opt_kind {
+        OPT_FLAG,   /* no argument: sets the bool at `offset` */
+        OPT_STRING, /* the argument is stored at `offset` (a const char *) */
+        OPT_UINT,   /* a number in [min, max] stored at `offset` in `size` bytes */
+        OPT_CALL,   /* set() checks and applies it (arg NULL: no argument) */
 };
+
+/* One command-line option: getopt_long's tables and --help are both made from OPTIONS. A NULL
+ * help hides the option (an alias); a section starts a group of the help text. */
+struct broker_option {
+        const char *section;
+        const char *name;
+        char short_name;
+        const char *arg; /* the argument's name in --help; NULL: takes none */
+        const char *help;
+        enum opt_kind kind;
+        size_t offset, size;
+        uint64_t min, max;
+        int (*set)(struct options *o, const char *v);
+};
+
+#define STR(f) .kind = OPT_STRING, .offset = offsetof(struct options, f)
+#define UINT(f, lo, hi)                                                                                     \
+        .kind = OPT_UINT, .offset = offsetof(struct options, f), .size = sizeof(((struct options *)0)->f),  \
+        .min = (lo), .max = (hi)
+#define CALL(fn) .kind = OPT_CALL, .set = (fn)
+
+static const struct broker_option OPTIONS[] = {
+        {.section = "Seed-compatible options:",
+         .name = "mutual",
+         .short_name = 'm',
+         .help = "mutual TLS (always on: clients attest with RA-TLS certificates)",
+         .kind = OPT_FLAG,
+         .offset = offsetof(struct options, mutual)},
+        {.name = "ip",
+         .short_name = 'i',
+         .arg = "ADDR",
+         .help = "listen address (default 0.0.0.0)",
+         STR(address)},
+        {.name = "port",
+         .short_name = 'p',
+         .arg = "PORT",
+         .help = "listen port (default 3333)",
+         UINT(port, 0, 65535)},
+        {.name = "verifier",
+         .short_name = 'v',
+         .arg = "NAME",
+         .help = "client evidence verifier: tdx_ecdsa",
+         CALL(set_verifier)},
+        {.name = "attester",
+         .short_name = 'a',
+         .arg = "NAME",
+         .help = "the broker's own certificate: nullattester (a normal certificate)",
+         CALL(set_attester)},
+        {.name = "secret",
+         .short_name = 's',
+         .arg = "FILE",
+         .help = "the JSON secret, reloaded when it changes",
+         STR(secret_path)},
+        {.name = "rtmr1",
+         .short_name = 'w',
+         .arg = "HEX",
+         .help = "the client TD's RTMR[1], exactly 96 hex digits",
+         STR(rtmr1)},
+        {.name = "measurement", .arg = "HEX", STR(rtmr1)},
+        {.name = "image-id",
+         .short_name = 'd',
+         .arg = "ID",
+         .help = "the image ID the secret is for (sha256:<hex> or <hex>)",
+         STR(image_id)},
+        {.name = "log-level",
+         .short_name = 'l',
+         .arg = "LEVEL",
+         .help = "error, warn, info or debug (default info)",
+         CALL(set_log_level)},
+        {.name = "help", .short_name = 'h', .help = "this text", CALL(show_help)},
+        {.section = "Policy and attestation:",
+         .name = "policy",
+         .arg = "FILE",
+         .help = "JSON policy with several secrets and rules (instead of -s/-w/-d)",
+         STR(policy_path)},
+        {.name = "collateral",
+         .arg = "FILE|URL",
+         .help = "DCAP collateral: a dcap-qvl JSON file or a PCS/PCCS base URL\n(default " DEFAULT_PCS_URL
+                 "; with --trust-sim-root,\ncollateral.json next to the root)",
+         STR(collateral)},
+        {.name = "pcs-cache-dir",
+         .arg = "DIR",
+         .help = "keep fetched collateral here across restarts",
+         STR(pcs_cache_dir)},
+        {.name = "pcs-ca",
+         .arg = "FILE",
+         .help = "extra CA certificates for a PCCS's HTTPS certificate",
+         STR(pcs_ca)},
+        {.name = "trust-sim-root",
+         .arg = "FILE",
+         .help = "trust this simulated root CA instead of Intel's and accept\nsimulated TDs (testing only)",
+         STR(trust_sim_root)},
+        {.name = "cache-ttl",
+         .arg = "SECS",
+         .help = "reuse a certificate's verification this long (default 300, 0 = off)",
+         UINT(cache_ttl, 0, 86400)},
+        {.section = "Identity, audit and limits:",
+         .name = "cert",
+         .arg = "FILE",
+         .help = "the broker's certificate (PEM, with --key); default: a fresh\nself-signed one whose "
+                 "fingerprint is logged",
+         STR(cert_path)},
+        {.name = "key", .arg = "FILE", .help = "its private key (PEM, with --cert)", STR(key_path)},
+        {.name = "fingerprint-file",
+         .arg = "F",
+         .help = "also write that fingerprint (sha256:<hex>) to F",
+         STR(fingerprint_file)},
+        {.name = "audit-log",
+         .arg = "FILE",
+         .help = "JSON-lines audit log (default " BROKER_AUDIT_DEFAULT_PATH ")",
+         STR(audit_path)},
+        {.name = "audit-fsync", .arg = "MODE", .help = "always (default) or never", CALL(set_audit_fsync)},
+        {.name = "max-clients",
+         .arg = "N",
+         .help = "connections queued or served at once (default 256)",
+         UINT(max_clients, 1, 65536)},
+        {.name = "workers", .arg = "N", .help = "worker threads (default 8)", UINT(workers, 1, 1024)},
+        {.name = "handshake-timeout",
+         .arg = "MS",
+         .help = "TLS handshake deadline (default 10000)",
+         UINT(handshake_timeout_ms, 100, 600000)},
+        {.name = "request-timeout",
+         .arg = "MS",
+         .help = "request read deadline (default 10000)",
+         UINT(request_timeout_ms, 100, 600000)},
+        {.name = "max-secret-bytes",
+         .arg = "N",
+         .help = "largest secret file (default 1048576)",
+         UINT(max_secret_bytes, 2, 64u * 1024 * 1024)},
+        {.name = "log-json", .help = "log as JSON lines", CALL(set_log_json)},
+};
+
+#undef STR
+#undef UINT
+#undef CALL
+
+#define HELP_COLUMN 29
 
 static void usage(FILE *f)
 {
-        fprintf(f,
-                "usage: conker-broker [OPTIONS]\n"
-                "\n"
-                "Seed-compatible options:\n"
-                "  -m, --mutual               mutual TLS (always on: clients attest with RA-TLS "
-                "certificates)\n"
-                "  -i, --ip ADDR              listen address (default 0.0.0.0)\n"
-                "  -p, --port PORT            listen port (default 3333)\n"
-                "  -v, --verifier NAME        client evidence verifier: tdx_ecdsa\n"
-                "  -a, --attester NAME        the broker's own certificate: nullattester (a normal "
-                "certificate)\n"
-                "  -s, --secret FILE          the JSON secret, reloaded when it changes\n"
-                "  -w, --rtmr1 HEX            the client TD's RTMR[1], exactly 96 hex digits\n"
-                "  -d, --image-id ID          the image ID the secret is for (sha256:<hex> or <hex>)\n"
-                "  -l, --log-level LEVEL      error, warn, info or debug (default info)\n"
-                "\n"
-                "Policy and attestation:\n"
-                "      --policy FILE          JSON policy with several secrets and rules (instead of "
-                "-s/-w/-d)\n"
-                "      --collateral FILE|URL  DCAP collateral: a dcap-qvl JSON file or a PCS/PCCS base URL\n"
-                "                             (default %s; with --trust-sim-root,\n"
-                "                             collateral.json next to the root)\n"
-                "      --pcs-cache-dir DIR    keep fetched collateral here across restarts\n"
-                "      --pcs-ca FILE          extra CA certificates for a PCCS's HTTPS certificate\n"
-                "      --trust-sim-root FILE  trust this simulated root CA instead of Intel's and accept\n"
-                "                             simulated TDs (testing only)\n"
-                "      --cache-ttl SECS       reuse a certificate's verification this long (default 300, 0 "
-                "= off)\n"
-                "\n"
-                "Identity, audit and limits:\n"
-                "      --cert FILE --key FILE the broker's certificate and key (PEM); default: a fresh\n"
-                "                             self-signed one whose fingerprint is logged\n"
-                "      --fingerprint-file F   also write that fingerprint (sha256:<hex>) to F\n"
-                "      --audit-log FILE       JSON-lines audit log (default %s)\n"
-                "      --audit-fsync MODE     always (default) or never\n"
-                "      --max-clients N        connections queued or served at once (default 256)\n"
-                "      --workers N            worker threads (default 8)\n"
-                "      --handshake-timeout MS TLS handshake deadline (default 10000)\n"
-                "      --request-timeout MS   request read deadline (default 10000)\n"
-                "      --max-secret-bytes N   largest secret file (default 1048576)\n"
-                "      --log-json             log as JSON lines\n",
-                DEFAULT_PCS_URL, BROKER_AUDIT_DEFAULT_PATH);
+        fprintf(f, "usage: conker-broker [OPTIONS]\n");
+        for (size_t i = 0; i < ELEMENTSOF(OPTIONS); i++) {
+                const struct broker_option *d = &OPTIONS[i];
+                const char *h;
+                int n;
+
+                if (d->section)
+                        fprintf(f, "\n%s\n", d->section);
+                if (!d->help)
+                        continue;
+                if (d->short_name)
+                        n = fprintf(f, "  -%c, --%s", d->short_name, d->name);
+                else
+                        n = fprintf(f, "      --%s", d->name);
+                if (d->arg)
+                        n += fprintf(f, " %s", d->arg);
+                fprintf(f, "%*s", n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+                /* Continuation lines of the help text line up under its first line. */
+                for (h = d->help; *h;) {
+                        size_t len = strcspn(h, "\n");
+                        fprintf(f, "%.*s\n", (int)len, h);
+                        h += len;
+                        if (*h == '\n' && *++h)
+                                fprintf(f, "%*s", HELP_COLUMN, "");
+                }
+        }
+}
+
+static int show_help(struct options *o, const char *v)
+{
+        usage(stdout);
+        exit(0);
 }
 
 static int parse_uint_opt(const char *name, const char *v, uint64_t min, uint64_t max, uint64_t *ret)
@@ -125,52 +301,47 @@ static int parse_uint_opt(const char *name, const char *v, uint64_t min, uint64_
         return 0;
 }
 
-/* Seed log levels include fatal and off; they map to error. */
-static int parse_log_level(const char *s)
+/* Applies one option of OPTIONS to o. */
+static int option_apply(const struct broker_option *d, struct options *o, const char *v)
 {
-        if (strcmp(s, "fatal") == 0 || strcmp(s, "off") == 0)
-                return CK_LOG_ERROR;
-        if (strcmp(s, "warning") == 0)
-                return CK_LOG_WARN;
-        return ck_log_level_from_string(s);
+        char *field = (char *)o + d->offset;
+        char name[40];
+        uint64_t u;
+
+        switch (d->kind) {
+        case OPT_FLAG:
+                *(bool *)field = true;
+                return 0;
+        case OPT_STRING:
+                *(const char **)field = v;
+                return 0;
+        case OPT_UINT:
+                if (d->short_name)
+                        snprintf(name, sizeof(name), "-%c", d->short_name);
+                else
+                        snprintf(name, sizeof(name), "--%s", d->name);
+                if (parse_uint_opt(name, v, d->min, d->max, &u) < 0)
+                        return -EINVAL;
+                if (d->size == sizeof(uint16_t))
+                        *(uint16_t *)field = (uint16_t)u;
+                else if (d->size == sizeof(unsigned))
+                        *(unsigned *)field = (unsigned)u;
+                else
+                        *(uint64_t *)field = u;
+                return 0;
+        case OPT_CALL:
+                return d->set(o, v);
+        }
+        return -EINVAL;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-        static const struct option longopts[] = {
-                {"mutual", no_argument, NULL, 'm'},
-                {"ip", required_argument, NULL, 'i'},
-                {"port", required_argument, NULL, 'p'},
-                {"verifier", required_argument, NULL, 'v'},
-                {"attester", required_argument, NULL, 'a'},
-                {"secret", required_argument, NULL, 's'},
-                {"rtmr1", required_argument, NULL, 'w'},
-                {"measurement", required_argument, NULL, 'w'},
-                {"image-id", required_argument, NULL, 'd'},
-                {"log-level", required_argument, NULL, 'l'},
-                {"help", no_argument, NULL, 'h'},
-                {"policy", required_argument, NULL, OPT_POLICY},
-                {"collateral", required_argument, NULL, OPT_COLLATERAL},
-                {"trust-sim-root", required_argument, NULL, OPT_TRUST_SIM_ROOT},
-                {"cert", required_argument, NULL, OPT_CERT},
-                {"key", required_argument, NULL, OPT_KEY},
-                {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
-                {"audit-fsync", required_argument, NULL, OPT_AUDIT_FSYNC},
-                {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
-                {"workers", required_argument, NULL, OPT_WORKERS},
-                {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
-                {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
-                {"cache-ttl", required_argument, NULL, OPT_CACHE_TTL},
-                {"max-secret-bytes", required_argument, NULL, OPT_MAX_SECRET},
-                {"fingerprint-file", required_argument, NULL, OPT_FINGERPRINT_FILE},
-                {"log-json", no_argument, NULL, OPT_LOG_JSON},
-                {"pcs-cache-dir", required_argument, NULL, OPT_PCS_CACHE_DIR},
-                {"pcs-ca", required_argument, NULL, OPT_PCS_CA},
-                {},
-        };
-        uint64_t u = 0;
-        int c, r;
+        struct option longopts[ELEMENTSOF(OPTIONS) + 1] = {0};
+        char shortopts[2 * ELEMENTSOF(OPTIONS) + 1] = "", *sp = shortopts;
+        int c;
 
+        _Static_assert(sizeof(size_t) == sizeof(uint64_t), "--max-secret-bytes is stored as 64 bits");
         *o = (struct options){
                 .address = "0.0.0.0",
                 .port = 3333,
@@ -182,131 +353,32 @@ static int parse_options(int argc, char **argv, struct options *o)
                 .cache_ttl = 300,
                 .max_secret_bytes = BROKER_SECRET_MAX_BYTES,
         };
-        while ((c = getopt_long(argc, argv, "mi:p:v:a:s:w:d:l:h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'm':
-                        o->mutual = true;
-                        break;
-                case 'i':
-                        o->address = optarg;
-                        break;
-                case 'p':
-                        if (parse_uint_opt("-p", optarg, 0, 65535, &u) < 0)
-                                return -EINVAL;
-                        o->port = (uint16_t)u;
-                        break;
-                case 'v':
-                        if (strcmp(optarg, "tdx_ecdsa") != 0) {
-                                fprintf(stderr, "conker-broker: -v %s: the only verifier is tdx_ecdsa\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case 'a':
-                        if (strcmp(optarg, "nullattester") != 0) {
-                                fprintf(stderr,
-                                        "conker-broker: -a %s: only nullattester (a normal certificate) is "
-                                        "supported\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case 's':
-                        o->secret_path = optarg;
-                        break;
-                case 'w':
-                        o->rtmr1 = optarg;
-                        break;
-                case 'd':
-                        o->image_id = optarg;
-                        break;
-                case 'l':
-                        r = parse_log_level(optarg);
-                        if (r < 0) {
-                                fprintf(stderr,
-                                        "conker-broker: -l %s: expected error, warn, info or debug\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
-                        ck_log_set_level((enum ck_log_level)r);
-                        break;
-                case 'h':
-                        usage(stdout);
-                        exit(0);
-                case OPT_POLICY:
-                        o->policy_path = optarg;
-                        break;
-                case OPT_COLLATERAL:
-                        o->collateral = optarg;
-                        break;
-                case OPT_TRUST_SIM_ROOT:
-                        o->trust_sim_root = optarg;
-                        break;
-                case OPT_CERT:
-                        o->cert_path = optarg;
-                        break;
-                case OPT_KEY:
-                        o->key_path = optarg;
-                        break;
-                case OPT_AUDIT_LOG:
-                        o->audit_path = optarg;
-                        break;
-                case OPT_AUDIT_FSYNC:
-                        r = broker_audit_fsync_from_string(optarg);
-                        if (r < 0) {
-                                fprintf(stderr,
-                                        "conker-broker: --audit-fsync %s: expected always or never\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
-                        o->audit_fsync = (enum broker_audit_fsync)r;
-                        break;
-                case OPT_MAX_CLIENTS:
-                        if (parse_uint_opt("--max-clients", optarg, 1, 65536, &u) < 0)
-                                return -EINVAL;
-                        o->max_clients = (unsigned)u;
-                        break;
-                case OPT_WORKERS:
-                        if (parse_uint_opt("--workers", optarg, 1, 1024, &u) < 0)
-                                return -EINVAL;
-                        o->workers = (unsigned)u;
-                        break;
-                case OPT_HANDSHAKE_TIMEOUT:
-                        if (parse_uint_opt("--handshake-timeout", optarg, 100, 600000, &u) < 0)
-                                return -EINVAL;
-                        o->handshake_timeout_ms = (unsigned)u;
-                        break;
-                case OPT_REQUEST_TIMEOUT:
-                        if (parse_uint_opt("--request-timeout", optarg, 100, 600000, &u) < 0)
-                                return -EINVAL;
-                        o->request_timeout_ms = (unsigned)u;
-                        break;
-                case OPT_CACHE_TTL:
-                        if (parse_uint_opt("--cache-ttl", optarg, 0, 86400, &u) < 0)
-                                return -EINVAL;
-                        o->cache_ttl = (unsigned)u;
-                        break;
-                case OPT_MAX_SECRET:
-                        if (parse_uint_opt("--max-secret-bytes", optarg, 2, 64u * 1024 * 1024, &u) < 0)
-                                return -EINVAL;
-                        o->max_secret_bytes = (size_t)u;
-                        break;
-                case OPT_FINGERPRINT_FILE:
-                        o->fingerprint_file = optarg;
-                        break;
-                case OPT_PCS_CACHE_DIR:
-                        o->pcs_cache_dir = optarg;
-                        break;
-                case OPT_PCS_CA:
-                        o->pcs_ca = optarg;
-                        break;
-                case OPT_LOG_JSON:
-                        ck_log_set_json(1);
-                        break;
-                default:
+        /* A long option returns 0x100 + its index; a short one its letter. */
+        for (size_t i = 0; i < ELEMENTSOF(OPTIONS); i++) {
+                const struct broker_option *d = &OPTIONS[i];
+                longopts[i] = (struct option){d->name, d->arg ? required_argument : no_argument, NULL,
+                                              0x100 + (int)i};
+                if (d->short_name) {
+                        *sp++ = d->short_name;
+                        if (d->arg)
+                                *sp++ = ':';
+                }
+        }
+        *sp = 0;
+        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+                const struct broker_option *d = NULL;
+
+                if (c >= 0x100 && c < 0x100 + (int)ELEMENTSOF(OPTIONS))
+                        d = &OPTIONS[c - 0x100];
+                for (size_t i = 0; !d && c != '?' && i < ELEMENTSOF(OPTIONS); i++)
+                        if (OPTIONS[i].short_name == c)
+                                d = &OPTIONS[i];
+                if (!d) {
                         usage(stderr);
                         return -EINVAL;
                 }
+                if (option_apply(d, o, d->arg ? optarg : NULL) < 0)
+                        return -EINVAL;
         }
         if (optind < argc) {
                 fprintf(stderr, "conker-broker: unexpected argument \"%s\"\n", argv[optind]);
