@@ -55,54 +55,6 @@ int broker_secret_validate(const uint8_t *buf, size_t len, size_t max, struct ck
         return 0;
 }
 
-/* Reads a secret file into one allocation of its exact size (no growing buffer that would leave
- * unwiped copies behind). Only regular files, opened non-blocking so that a FIFO put in its place
- * cannot stall the broker's main loop. The caller wipes and frees *ret. */
-static int secret_read(const char *path, size_t max, uint8_t **ret, size_t *ret_len,
-                       struct ck_error **reterr)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
-        uint8_t *buf;
-        size_t len = 0, size;
-
-        if (fd < 0)
-                return ck_error_errno(reterr, -errno, "cannot open %s", path);
-        if (fstat(fd, &st) < 0)
-                return ck_error_errno(reterr, -errno, "cannot stat %s", path);
-        if (!S_ISREG(st.st_mode))
-                return ck_error_set(reterr, -EINVAL, "%s is not a regular file", path);
-        if (st.st_size < 0 || (uint64_t)st.st_size > max)
-                return ck_error_set(reterr, -EFBIG, "%s is larger than %zu bytes", path, max);
-        size = (size_t)st.st_size;
-        buf = malloc(size + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* One byte more than the size: a file that grows while being read is caught. */
-        while (len <= size) {
-                ssize_t n = read(fd, buf + len, size + 1 - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        int r = -errno;
-                        OPENSSL_cleanse(buf, len);
-                        free(buf);
-                        return ck_error_errno(reterr, r, "cannot read %s", path);
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        if (len != size) {
-                OPENSSL_cleanse(buf, len);
-                free(buf);
-                return ck_error_set(reterr, -EAGAIN, "%s changed while it was read", path);
-        }
-        *ret = buf;
-        *ret_len = len;
-        return 0;
-}
-
 /* Reads and validates one secret file. The read buffer is wiped before it is freed. */
 static int secret_load(const char *path, size_t max, struct ck_secret **ret, struct ck_error **reterr)
 {
@@ -111,7 +63,7 @@ static int secret_load(const char *path, size_t max, struct ck_secret **ret, str
         size_t len = 0;
         int rc;
 
-        rc = secret_read(path, max, &buf, &len, reterr);
+        rc = ck_secret_file_read_at(AT_FDCWD, path, max, &buf, &len, NULL, reterr);
         if (rc < 0)
                 return rc;
         rc = broker_secret_validate(buf, len, max, reterr);

@@ -1,11 +1,16 @@
 /* Wiped-on-free secret buffers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "cleanup.h"
+#include "error.h"
 #include "secret.h"
 
 struct ck_secret *ck_secret_new(const void *data, size_t len)
@@ -92,4 +97,51 @@ void *ck_realloc_wiped(void *p, size_t len)
         memcpy(q, p, old < len ? old : len);
         ck_free_wiped(p);
         return q;
+}
+
+int ck_secret_file_read_at(int dirfd, const char *path, size_t max, uint8_t **ret, size_t *ret_len,
+                           unsigned *ret_mode, struct ck_error **reterr)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        uint8_t *buf;
+        size_t len = 0, size;
+
+        if (fd < 0)
+                return ck_error_errno(reterr, -errno, "cannot open %s", path);
+        if (fstat(fd, &st) < 0)
+                return ck_error_errno(reterr, -errno, "cannot stat %s", path);
+        if (!S_ISREG(st.st_mode))
+                return ck_error_set(reterr, -EINVAL, "%s is not a regular file", path);
+        if (st.st_size < 0 || (uint64_t)st.st_size > max)
+                return ck_error_set(reterr, -EFBIG, "%s is larger than %zu bytes", path, max);
+        size = (size_t)st.st_size;
+        buf = malloc(size + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* One byte more than the size: a file that grows while being read is caught. */
+        while (len <= size) {
+                ssize_t n = read(fd, buf + len, size + 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+                        OPENSSL_cleanse(buf, len);
+                        free(buf);
+                        return ck_error_errno(reterr, r, "cannot read %s", path);
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (len != size) {
+                OPENSSL_cleanse(buf, len);
+                free(buf);
+                return ck_error_set(reterr, -EAGAIN, "%s changed while it was read", path);
+        }
+        if (ret_mode)
+                *ret_mode = (unsigned)st.st_mode;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
 }

@@ -24,6 +24,15 @@ void ck_secret_free(struct ck_secret *s);
 /* Wipes and frees a malloc'd C string (e.g. a password that came from JSON). */
 void ck_secret_str_free(char *s);
 
+struct ck_error;
+/* Reads a secret-bearing file (relative to dirfd) into one allocation of its exact size, so no
+ * growing buffer leaves unwiped copies behind. Only regular files of at most max bytes, opened
+ * non-blocking so that a FIFO put in its place cannot stall a daemon's loop; a file that changes
+ * size while it is read fails with -EAGAIN. *ret_mode (if not NULL) gets the file's mode. The
+ * caller wipes and frees *ret (OPENSSL_cleanse + free, or ck_free_wiped()). */
+int ck_secret_file_read_at(int dirfd, const char *path, size_t max, uint8_t **ret, size_t *ret_len,
+                           unsigned *ret_mode, struct ck_error **reterr);
+
 /* free() and realloc() that wipe the whole old block first. Daemons that parse secrets with
  * third-party libraries install them as those libraries' allocators (json_set_alloc_funcs(),
  * event_set_mem_functions()), so that request bodies, headers and parser scratch buffers holding a

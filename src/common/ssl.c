@@ -1,6 +1,7 @@
 /* OpenSSL glue. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/err.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secret.h"
 #include "ssl.h"
 
 int ck_ssl_error(struct ck_error **reterr, int code, const char *fmt, ...)
@@ -56,40 +58,25 @@ int ck_sha384(const void *data, size_t len, uint8_t out[48])
 
 int ck_ssl_key_load_at(int dirfd, const char *path, EVP_PKEY **ret, struct ck_error **reterr)
 {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         _cleanup_(BIO_free_allp) BIO *b = NULL;
-        struct stat st;
-        uint8_t *buf;
+        uint8_t *buf = NULL;
         size_t len = 0;
+        unsigned mode = 0;
         EVP_PKEY *k;
+        int r;
 
-        if (fd < 0)
-                return ck_error_errno(reterr, -errno, "cannot open %s", path);
-        if (fstat(fd, &st) < 0)
-                return ck_error_errno(reterr, -errno, "cannot stat %s", path);
-        if (!S_ISREG(st.st_mode))
-                return ck_error_set(reterr, -EINVAL, "%s is not a regular file", path);
-        if (st.st_size <= 0 || (uint64_t)st.st_size > KEY_FILE_MAX)
-                return ck_error_set(reterr, -EBADMSG, "%s: not a PEM private key (size %lld)", path,
-                                    (long long)st.st_size);
-        if (st.st_mode & 077)
-                log_warn("private key %s is accessible to group or others (mode %03o)", path,
-                         (unsigned)(st.st_mode & 0777));
-        /* One allocation of the file's size: no growing buffer leaves copies behind. */
-        buf = malloc((size_t)st.st_size);
-        if (!buf)
-                return -ENOMEM;
-        while (len < (size_t)st.st_size) {
-                ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t)n;
+        r = ck_secret_file_read_at(dirfd, path, KEY_FILE_MAX, &buf, &len, &mode, reterr);
+        if (r < 0)
+                return r;
+        if (len == 0) {
+                free(buf);
+                return ck_error_set(reterr, -EBADMSG, "%s: not a PEM private key (size 0)", path);
         }
+        if (mode & 077)
+                log_warn("private key %s is accessible to group or others (mode %03o)", path, mode & 0777);
         b = BIO_new_mem_buf(buf, (int)len);
         k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-        OPENSSL_cleanse(buf, (size_t)st.st_size);
+        OPENSSL_cleanse(buf, len);
         free(buf);
         if (!k)
                 return ck_ssl_error(reterr, -EBADMSG, "%s: not a PEM private key", path);
