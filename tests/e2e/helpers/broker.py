@@ -6,6 +6,9 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
+
+from .tdx_pcs import RouteServer
 
 BUILD = os.environ.get("CONKER_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "..", "build"))
 BROKER = os.path.join(BUILD, "src", "conker-broker", "conker-broker")
@@ -104,25 +107,14 @@ class Broker:
         return self.proc.returncode
 
 
-class SimPccs:
+class SimPccs(RouteServer):
     """A PCCS on 127.0.0.1 (HTTPS, throwaway certificate) serving a simulated TD's collateral the
     way PCS does: TCB Info and QE Identity bodies with URL-encoded issuer-chain headers, the PCK
     CRL in DER, the root CA CRL as hex."""
 
     def __init__(self, collateral_path, workdir):
-        import http.server
-        import ssl
-        import threading
-        import urllib.parse
-
         with open(collateral_path) as f:
             c = json.load(f)
-        self.requests = []
-        self.cert = os.path.join(workdir, "pccs-cert.pem")
-        key = os.path.join(workdir, "pccs-key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", key, "-out", self.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
         q = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
         tcb = ('{"tcbInfo":' + c["tcb_info"] + ',"signature":"' + c["tcb_info_signature"] + '"}').encode()
         qe = ('{"enclaveIdentity":' + c["qe_identity"] + ',"signature":"' + c["qe_identity_signature"] + '"}').encode()
@@ -134,34 +126,4 @@ class SimPccs:
                                              {"SGX-PCK-CRL-Issuer-Chain": q(c["pck_crl_issuer_chain"])}),
             "/sgx/certification/v4/rootcacrl": (c["root_ca_crl"].encode(), {}),
         }
-        pccs = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
-                pccs.requests.append(self.path)
-                route = routes.get(urllib.parse.urlparse(self.path).path)
-                if route is None:
-                    self.send_error(404)
-                    return
-                body, headers = route
-                self.send_response(200)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, key)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(routes, workdir, "pccs")

@@ -12,39 +12,25 @@ import threading
 import urllib.parse
 
 
-class FakePcs:
-    def __init__(self, shared, workdir):
-        self.dir = os.path.join(shared, "testdata", "tdx", "go-tdx-guest")
-        self.workdir = workdir
+class RouteServer:
+    """HTTPS on 127.0.0.1 with a throwaway self-signed certificate (self.cert), answering GETs from
+    a table {path: (body, headers)} and recording every request path in self.requests."""
+
+    def __init__(self, routes, workdir, name):
         self.requests = []
-        self.cert = os.path.join(workdir, "pcs-cert.pem")
-        key = os.path.join(workdir, "pcs-key.pem")
+        self.cert = os.path.join(workdir, f"{name}-cert.pem")
+        key = os.path.join(workdir, f"{name}-key.pem")
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", key, "-out", self.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
              "-addext", "subjectAltName=IP:127.0.0.1"],
             check=True, capture_output=True)
-        pcs = self
-
-        def read(name, mode="rb"):
-            with open(os.path.join(pcs.dir, name), mode) as f:
-                return f.read()
-
-        tcb_chain = urllib.parse.quote(read("tcb_signing_chain.pem", "r"), safe="")
-        pck_chain = urllib.parse.quote(read("pck_crl_issuer_chain.pem", "r"), safe="")
-        routes = {
-            "/tdx/certification/v4/tcb": (read("sample_tcbInfo_response"), {"TCB-Info-Issuer-Chain": tcb_chain}),
-            "/tdx/certification/v4/qe/identity": (read("sample_qeIdentity_response"),
-                                                  {"SGX-Enclave-Identity-Issuer-Chain": tcb_chain}),
-            "/sgx/certification/v4/pckcrl": (read("pckcrl"), {"SGX-PCK-CRL-Issuer-Chain": pck_chain}),
-            "/sgx/certification/v4/rootcacrl": (read("rootcrl.der").hex().encode(), {}),
-        }
+        server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
-                url = urllib.parse.urlparse(self.path)
-                pcs.requests.append(self.path)
-                route = routes.get(url.path)
+                server.requests.append(self.path)
+                route = routes.get(urllib.parse.urlparse(self.path).path)
                 if route is None:
                     self.send_error(404)
                     return
@@ -70,3 +56,24 @@ class FakePcs:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FakePcs(RouteServer):
+    def __init__(self, shared, workdir):
+        self.dir = os.path.join(shared, "testdata", "tdx", "go-tdx-guest")
+        self.workdir = workdir
+
+        def read(name, mode="rb"):
+            with open(os.path.join(self.dir, name), mode) as f:
+                return f.read()
+
+        tcb_chain = urllib.parse.quote(read("tcb_signing_chain.pem", "r"), safe="")
+        pck_chain = urllib.parse.quote(read("pck_crl_issuer_chain.pem", "r"), safe="")
+        routes = {
+            "/tdx/certification/v4/tcb": (read("sample_tcbInfo_response"), {"TCB-Info-Issuer-Chain": tcb_chain}),
+            "/tdx/certification/v4/qe/identity": (read("sample_qeIdentity_response"),
+                                                  {"SGX-Enclave-Identity-Issuer-Chain": tcb_chain}),
+            "/sgx/certification/v4/pckcrl": (read("pckcrl"), {"SGX-PCK-CRL-Issuer-Chain": pck_chain}),
+            "/sgx/certification/v4/rootcacrl": (read("rootcrl.der").hex().encode(), {}),
+        }
+        super().__init__(routes, workdir, "pcs")
