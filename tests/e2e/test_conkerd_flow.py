@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers.conkerd import BUILD, Conkerd, skip_reason
+from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
 from helpers.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,18 +43,6 @@ def needs():
 def push_example(reg: Registry):
     subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD, reg.host, *reg.skopeo_dest_args()],
                    check=True, capture_output=True, timeout=180)
-
-
-def free_published_port() -> int:
-    for _ in range(200):
-        port = 30000 + int.from_bytes(os.urandom(2), "little") % 35000
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port in the published range")
 
 
 def http_get(port: int, path: str, timeout: float = 20.0) -> requests.Response:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from helpers.broker import BROKER, Broker
-from helpers.conkerd import BUILD, Conkerd, skip_reason
+from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
 from helpers.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,19 +46,6 @@ def needs():
     if not os.path.exists(APP) or "statically linked" not in subprocess.run(
             ["file", APP], capture_output=True, text=True).stdout:
         pytest.skip("a static conker-example-app is needed (normal build)")
-
-
-def free_published_port() -> int:
-    import socket
-    for _ in range(200):
-        port = 30000 + int.from_bytes(os.urandom(2), "little") % 35000
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port in the published range")
 
 
 class Seed:

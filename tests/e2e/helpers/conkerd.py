@@ -37,6 +37,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_published_port() -> int:
+    """A port in conkerd's default published range (30000-65534) that is free on the host."""
+    for _ in range(200):
+        port = 30000 + int.from_bytes(os.urandom(2), "little") % 35000
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in the published range")
+
+
 def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "conkerd end-to-end tests need root"
