@@ -32,6 +32,10 @@ struct attest_ratls_claims {
          * until the quote is made, so that the log always replays to the quote's RTMR3 even
          * while other tasks measure. */
         bool rtmr3_log_from_tee;
+        /* The "ctx" claim; NULL means ATTEST_RATLS_CTX. Another protocol that reuses these
+         * certificates (the attested API, api-evidence.h) names itself here, so that evidence
+         * made for one is never accepted by the other. */
+        const char *ctx;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)
