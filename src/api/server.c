@@ -80,6 +80,7 @@ static bool authorized(struct api_server *s, struct evhttp_request *req)
 
 enum route_id {
         R_HEALTH,
+        R_ATTEST,     /* /pub/attest?nonce=HEX (tls-cert = auto) */
         R_CONTAINER,  /* /container: POST create, GET newest, DELETE newest */
         R_CANCEL,     /* /container/cancel */
         R_CONTAINERS, /* /containers */
@@ -95,6 +96,7 @@ static const struct {
         const char *allow;
 } route_methods[] = {
         [R_HEALTH] = {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+        [R_ATTEST] = {EVHTTP_REQ_GET, "GET"},
         [R_CONTAINER] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
         [R_CANCEL] = {EVHTTP_REQ_POST, "POST"},
         [R_CONTAINERS] = {EVHTTP_REQ_GET, "GET"},
@@ -113,6 +115,8 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 
         if (strcmp(path, API_PREFIX "/pub/health") == 0)
                 return *ret = R_HEALTH, 0;
+        if (strcmp(path, API_PREFIX "/pub/attest") == 0)
+                return *ret = R_ATTEST, 0;
         if (strcmp(path, API_PREFIX "/containers") == 0)
                 return *ret = R_CONTAINERS, 0;
         if (strcmp(path, API_PREFIX "/container") == 0)
@@ -175,7 +179,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 api_reply(req, 404, "no such route", NULL);
                 return;
         }
-        if (route != R_HEALTH && !authorized(s, req)) {
+        /* /pub/ routes answer without a token: health, and the evidence a client checks before
+         * it trusts conkerd with one. */
+        if (route != R_HEALTH && route != R_ATTEST && !authorized(s, req)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
                 api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)", NULL);
                 return;
@@ -198,6 +204,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         case R_HEALTH:
                 api_reply(req, 200, "ok",
                           json_pack("{s:s,s:s}", "Status", "healthy", "Version", s->cfg.version));
+                return;
+        case R_ATTEST:
+                api_route_attest(s, req);
                 return;
         case R_CONTAINER:
                 if (method == EVHTTP_REQ_POST)
@@ -322,11 +331,15 @@ static int tls_setup(struct api_server *s, struct ck_error **reterr)
         s->ssl_ctx = ctx;
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
+        if (s->cfg.tls_auto) {
+                int r = api_attest_tls_setup(s, ctx, reterr);
+                if (r < 0)
+                        return r;
+        } else if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "cannot load tls-cert %s", s->cfg.tls_cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
+        else if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "cannot load tls-key %s", s->cfg.tls_key);
-        if (SSL_CTX_check_private_key(ctx) != 1)
+        else if (SSL_CTX_check_private_key(ctx) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "tls-key does not match tls-cert");
         if (s->cfg.tls_client_ca && *s->cfg.tls_client_ca) {
                 if (SSL_CTX_load_verify_locations(ctx, s->cfg.tls_client_ca, NULL) != 1)
@@ -383,7 +396,12 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
         r = api_jobs_init(s);
         if (r < 0)
                 goto fail;
-        if (cfg->tls_cert && *cfg->tls_cert) {
+        if (cfg->tls_auto) {
+                r = api_attest_new(s, reterr);
+                if (r < 0)
+                        goto fail;
+        }
+        if (cfg->tls_auto || (cfg->tls_cert && *cfg->tls_cert)) {
                 r = tls_setup(s, reterr);
                 if (r < 0)
                         goto fail;
@@ -417,7 +435,10 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
                         s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                                  : ((struct sockaddr_in *)&ss)->sin_port);
         }
-        log_info("API listening on %s port %u (%s%s)", host, s->port, s->ssl_ctx ? "HTTPS" : "HTTP",
+        log_info("API listening on %s port %u (%s%s)", host, s->port,
+                 s->attest    ? "HTTPS, attested certificate (tls-cert = auto)"
+                 : s->ssl_ctx ? "HTTPS"
+                              : "HTTP",
                  !cfg->auth ? ", AUTH DISABLED" : "");
         *ret = s;
         return 0;
@@ -437,6 +458,7 @@ void api_server_free(struct api_server *s)
                 return;
         api_jobs_shutdown(s);
         api_follows_shutdown(s);
+        api_attest_free(s);
         if (s->http)
                 evhttp_free(s->http);
         if (s->jobs_event)
