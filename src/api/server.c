@@ -145,6 +145,24 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 
 static struct api_conn *conn_track(struct api_server *s, struct evhttp_request *req);
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+        switch (m) {
+        case EVHTTP_REQ_GET:
+                return "GET";
+        case EVHTTP_REQ_POST:
+                return "POST";
+        case EVHTTP_REQ_DELETE:
+                return "DELETE";
+        case EVHTTP_REQ_HEAD:
+                return "HEAD";
+        case EVHTTP_REQ_PUT:
+                return "PUT";
+        default:
+                return "other";
+        }
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
         struct api_server *s = arg;
@@ -170,6 +188,13 @@ static void on_request(struct evhttp_request *req, void *arg)
                 return;
         }
 
+        /* Method, path and whether a credential came with it (never the credential): what an
+         * operator needs to see which requests reached the API, e.g. that an attesting client
+         * stopped after /pub/attest. */
+        log_debug("API request: %s %.256s (%s)", method_name(method), evhttp_uri_get_path(uri),
+                  evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")
+                          ? "with Authorization"
+                          : "no Authorization");
         if (route_match(path, &route, ref, sizeof(ref)) < 0) {
                 if (!authorized(s, req)) {
                         api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)",
