@@ -188,11 +188,15 @@ static int get_collateral(void *userdata, const uint8_t *quote, size_t len, stru
                                            g.o.pcs_ca, time(NULL), ret, reterr);
 }
 
+/* The pinned and the measured value a refvalues reason is about, and its name. */
 static const uint8_t *pinned_value(const char *reason, const struct attest_measurements *m,
-                                   const uint8_t **ret_have)
+                                   const uint8_t **ret_have, const char **ret_name)
 {
+        static const char *const names[] = {"RTMR0", "RTMR1", "RTMR2"};
+
         if (strcmp(reason, "mrtd_mismatch") == 0) {
                 *ret_have = m->mr_td;
+                *ret_name = "MRTD";
                 return g.rv.mrtd;
         }
         for (unsigned i = 0; i < 3; i++) {
@@ -200,6 +204,7 @@ static const uint8_t *pinned_value(const char *reason, const struct attest_measu
                 snprintf(want, sizeof(want), "rtmr%u_mismatch", i);
                 if (strcmp(reason, want) == 0) {
                         *ret_have = m->rtmr[i];
+                        *ret_name = names[i];
                         return g.rv.rtmr[i];
                 }
         }
@@ -210,7 +215,7 @@ static const uint8_t *pinned_value(const char *reason, const struct attest_measu
 static int td_check(const struct attest_result *res, struct ck_error **reterr)
 {
         const uint8_t *have = NULL, *want;
-        const char *reason;
+        const char *reason, *name = NULL;
 
         if (res->tee_type != ATTEST_TEE_TDX)
                 return ck_error_set(reterr, -EKEYREJECTED, "not_tdx: the quote is not a TDX quote");
@@ -225,13 +230,13 @@ static int td_check(const struct attest_result *res, struct ck_error **reterr)
         reason = attest_refvalues_check(&g.rv, &res->m);
         if (!reason)
                 return 0;
-        want = pinned_value(reason, &res->m, &have);
-        if (want && have) {
+        want = pinned_value(reason, &res->m, &have, &name);
+        if (want && have && name) {
                 char h[97], w[97];
                 ck_hex_encode(have, 48, h);
                 ck_hex_encode(want, 48, w);
-                return ck_error_set(reterr, -EKEYREJECTED, "%s: conkerd's %.5s is %s, %s pins %s", reason,
-                                    reason, h, g.o.policy, w);
+                return ck_error_set(reterr, -EKEYREJECTED, "%s: conkerd's %s is %s, %s pins %s", reason,
+                                    name, h, g.o.policy, w);
         }
         return ck_error_set(reterr, -EKEYREJECTED, "%s", reason);
 }

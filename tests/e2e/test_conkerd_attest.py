@@ -72,6 +72,7 @@ def test_attest_bad_mrtd_refused_before_token(daemon, tmp_path):
     p = daemon.conker("ps", pre=attest_args(daemon, pol), check=False)
     assert p.returncode != 0
     assert "mrtd_mismatch" in p.stderr, p.stderr
+    assert f"conkerd's MRTD is" in p.stderr
     assert rv["mrtd"] in p.stderr  # the pinned value, so the operator sees what differs
     assert "refusing to send anything" in p.stderr
     # Only the credential-free attestation request reached conkerd: no token was sent.
