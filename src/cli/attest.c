@@ -24,6 +24,7 @@
 #include "verify.h"
 
 #define ATTEST_RESPONSE_MAX (256u << 10)
+#define ATTEST_BUSY_RETRIES 20
 
 static struct {
         bool enabled;
@@ -292,7 +293,6 @@ int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn 
             !(nonce_hex = ck_hex_encode_alloc(nonce, sizeof(nonce))) ||
             asprintf(&url, "%s/sw/api/v1/pub/attest?nonce=%s", base_url, nonce_hex) < 0)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
-        ck_buf_init(&body, ATTEST_RESPONSE_MAX);
 
         /* The identity is the quote, not a CA or a name; a resumed session would skip the
          * certificate callback. */
@@ -306,12 +306,24 @@ int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn 
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-        cc = curl_easy_perform(curl);
-        if (cc != CURLE_OK)
-                return ck_error_set(reterr, -EIO, "cannot reach conkerd at %s: %s", base_url,
-                                    curl_easy_strerror(cc));
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+        /* conkerd makes one quote at a time and answers 503 meanwhile: ask again, a bounded
+         * number of times, on the same connection. */
+        for (unsigned attempt = 0;; attempt++) {
+                long n = 0;
+
+                ck_buf_free(&body);
+                ck_buf_init(&body, ATTEST_RESPONSE_MAX);
+                cc = curl_easy_perform(curl);
+                if (cc != CURLE_OK)
+                        return ck_error_set(reterr, -EIO, "cannot reach conkerd at %s: %s", base_url,
+                                            curl_easy_strerror(cc));
+                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+                curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &n);
+                connects += n;
+                if (status != 503 || attempt >= ATTEST_BUSY_RETRIES)
+                        break;
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        }
         if (!a->cert || !a->have_ekm || connects != 1 || a->key_changed)
                 return ck_error_set(reterr, -EKEYREJECTED,
                                     "the attestation exchange did not run on one TLS 1.3 connection");

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api-evidence.h"
+#include "api-internal.h"
 #include "api.h"
 #include "buf.h"
 #include "fs.h"
@@ -80,8 +81,19 @@ static int server_start(bool tls_auto)
         return 0;
 }
 
+/* Waits (bounded) until the server has seen every client connection close: TLS connections
+ * still open when the server is freed are libevent's to tear down, which it does not fully do
+ * once the loop has stopped. */
+static void wait_connections_closed(void)
+{
+        for (int i = 0; i < 1000 && __atomic_load_n(&api->connections, __ATOMIC_RELAXED) > 0; i++)
+                usleep(10000);
+        assert_int_equal(__atomic_load_n(&api->connections, __ATOMIC_RELAXED), 0);
+}
+
 static void server_stop(void)
 {
+        wait_connections_closed();
         event_base_loopbreak(base);
         pthread_join(loop_thread, NULL);
         api_server_free(api);
@@ -234,6 +246,10 @@ static void test_served_identity_and_fresh_evidence(void **state)
         assert_int_equal(ck_hex_decode_alloc(hex, strlen(hex), ATTEST_API_EVIDENCE_MAX, &ev, &ev_len), 0);
         json_decref(env);
         assert_int_equal(ck_hex_decode(NONCE_HEX, 64, nonce, 32), 0);
+        /* A request on the second connection too, so that the server tracks it (and the test
+         * can wait for its close). */
+        assert_int_equal(conn_get(&c2, "/sw/api/v1/pub/health", &env), 200);
+        json_decref(env);
         conn_ekm(&c1, ekm1);
         conn_ekm(&c2, ekm2);
         assert_memory_not_equal(ekm1, ekm2, 32);
