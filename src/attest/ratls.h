@@ -3,7 +3,8 @@
  *
  * Contract header (owned by the attest module). claims is a definite-length CBOR map with text
  * keys, in this order: "pubkey-hash" -> bstr(CBOR [1, SHA-256(SPKI DER)]), "appId" -> bstr,
- * "ctx" -> bstr("conker/ra-tls/v1"), and optionally "nonce" -> bstr and "rtmr3-log" -> bstr
+ * "ctx" -> bstr("conker/ra-tls/v1"; another protocol reusing the format names itself, e.g. the
+ * attested API's "conker/api/v1", api-evidence.h), and optionally "nonce" -> bstr and "rtmr3-log" -> bstr
  * (the runtime event log, so the verifier can replay RTMR3).
  * REPORTDATA = SHA-256(claims bytes as transported) || 32 zero bytes. */
 #pragma once
