@@ -204,3 +204,56 @@ def test_attest_command_prints_pin(daemon, tmp_path):
                           timeout=30).stdout.strip()
     assert pin == "sha256//" + spki
     assert all(auth == "no" for _, auth in requests_since(daemon, mark))
+
+
+def test_impostor_gets_no_token(tmp_path):
+    """A server that is not an attested conkerd (here a TLS server with an ordinary self-signed
+    certificate that answers the attestation request) sees one credential-free request and
+    nothing else; conker names why it refused."""
+    import http.server
+    import ssl
+    import threading
+
+    if not os.access(CONKER, os.X_OK):
+        pytest.skip(f"{CONKER} not built")
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=impostor"],
+                   check=True, capture_output=True)
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            seen.append((self.path.split("?")[0], self.headers.get("Authorization")))
+            body = json.dumps({"code": 200, "message": "ok", "data": {"Evidence": "d9ea60" + "00" * 64}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    token = tmp_path / "token"
+    token.write_text("impostor-must-never-see-this\n")
+    token.chmod(0o600)
+    rv = tmp_path / "rv.json"
+    rv.write_text(json.dumps({"mrtd": "00" * 48}))
+    try:
+        p = subprocess.run([CONKER, "--attest", str(rv), "--collateral", str(tmp_path / "none.json"), "ps", "--host",
+                            f"https://127.0.0.1:{srv.server_address[1]}", "--token-file", str(token)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        srv.shutdown()
+    assert p.returncode != 0
+    assert "no attestation evidence" in p.stderr, p.stderr
+    assert seen == [("/sw/api/v1/pub/attest", None)], seen
