@@ -31,8 +31,11 @@ static struct {
         struct cli_attest_opts o;
         struct attest_refvalues rv;
         X509 *root; /* the simulator's root (--trust-sim-root), or NULL for Intel's */
-        /* The last conkerd attested (for `conker attest`). */
+        /* The last conkerd attested: later connections of this process to the same host are
+         * held to its key instead of being attested again (`conker run` polls), and
+         * `conker attest` prints it. */
         bool attested;
+        char *attested_host;
         struct cli_attest_info last;
 } g;
 
@@ -78,10 +81,17 @@ const struct cli_attest_info *cli_attest_last(void)
 void cli_attest_reset(void)
 {
         g.attested = false;
+        free(g.attested_host);
+        g.attested_host = NULL;
         X509_free(g.root);
         g.root = NULL;
         g.enabled = false;
         g.rv = (struct attest_refvalues){0};
+}
+
+bool cli_attest_conn_key_changed(const struct cli_attest_conn *a)
+{
+        return a && a->key_changed;
 }
 
 void cli_attest_conn_free(struct cli_attest_conn *a)
@@ -302,6 +312,14 @@ int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn 
         curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, a);
+        if (g.attested && strcmp(g.attested_host, base_url) == 0) {
+                /* Attested moments ago by this process (fresh quote over this key): the key is
+                 * pinned, and a connection presenting another one fails its handshake. */
+                a->pinned = true;
+                memcpy(a->pkh, g.last.key_sha256, 32);
+                *ret = TAKE_PTR(a);
+                return 0;
+        }
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
@@ -359,7 +377,9 @@ int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn 
         for (unsigned i = 0; i < 3; i++)
                 memcpy(g.last.rtmr[i], fresh_res->m.rtmr[i], 48);
         memcpy(g.last.key_sha256, a->pkh, 32);
-        g.attested = true;
+        free(g.attested_host);
+        g.attested_host = strdup(base_url);
+        g.attested = g.attested_host != NULL;
         log_debug("conkerd at %s attested (%s%s)", base_url, attest_tcb_status_to_string(fresh_res->status),
                   fresh_res->simulated ? ", SIMULATED TD" : "");
         *ret = TAKE_PTR(a);

@@ -9,7 +9,8 @@
  * the certificate's quote (DCAP, collateral from a file or PCS/PCCS), the TD checks (TDX, TCB
  * UpToDate, not a debug TD, the reference values), the certificate key binding, and the fresh
  * evidence over that nonce and this connection's TLS exporter. Only then is the request sent,
- * on the same connection; a new connection must present the same, now attested, key. */
+ * on the same connection; a new connection, and every later request of this process to the same
+ * host, must present the same, now attested, key. */
 #pragma once
 
 #include <curl/curl.h>
@@ -49,5 +50,7 @@ const struct cli_attest_info *cli_attest_last(void);
 struct cli_attest_conn;
 int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn **ret,
                        struct ck_error **reterr);
+/* Whether a connection made after the attestation presented another key (and was refused). */
+bool cli_attest_conn_key_changed(const struct cli_attest_conn *a);
 void cli_attest_conn_free(struct cli_attest_conn *a);
 DEFINE_POINTER_CLEANUP(struct cli_attest_conn, cli_attest_conn_free, cli_attest_conn_free)

@@ -157,6 +157,10 @@ static int perform(struct cli_client *c, const char *method, const char *path, c
         /* The header list held the token: wipe it before libcurl frees it. */
         for (struct curl_slist *l = h; l; l = l->next)
                 OPENSSL_cleanse(l->data, strlen(l->data));
+        if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR && cli_attest_conn_key_changed(att))
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "conkerd at %s presented another key than the one attested: refused",
+                                    c->host);
         if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR)
                 return ck_error_set(reterr, -EIO, "cannot reach conkerd at %s: %s", c->host,
                                     curl_easy_strerror(cc));

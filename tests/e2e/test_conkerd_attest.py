@@ -257,3 +257,21 @@ def test_impostor_gets_no_token(tmp_path):
     assert p.returncode != 0
     assert "no attestation evidence" in p.stderr, p.stderr
     assert seen == [("/sw/api/v1/pub/attest", None)], seen
+
+
+def test_attest_once_per_process_then_pinned(daemon, tmp_path):
+    """`conker --attest P run` makes several requests (create, then the task polled until it
+    ends): conkerd is attested on the first connection, and the later connections of the same
+    process are held to the attested key."""
+    pol, _ = policy(daemon, tmp_path, "good.json")
+    mark = len(daemon.log())
+    p = daemon.conker("run", "--name", "attest-once", "127.0.0.1:1/nothing:latest", pre=attest_args(daemon, pol),
+                      check=False)
+    assert p.returncode != 0  # the pull cannot succeed; the task ends Failed
+    assert "task Failed" in p.stderr, p.stderr
+    seen = requests_since(daemon, mark)
+    assert seen[0] == ("GET /sw/api/v1/pub/attest", "no"), seen
+    assert seen.count(("GET /sw/api/v1/pub/attest", "no")) == 1, seen
+    assert ("POST /sw/api/v1/container", "with") in seen
+    assert len([s for s in seen if s[1] == "with"]) >= 2, seen
+    daemon.api("DELETE", "/sw/api/v1/container/attest-once")
