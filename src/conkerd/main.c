@@ -32,7 +32,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(base);
 }
 
-/* DESIGN.md §3: auto means TDX when the guest interface exists, otherwise refuse (naming
+/* docs/design.md §3: auto means TDX when the guest interface exists, otherwise refuse (naming
  * --tee sim); a simulated TD is never chosen silently. The TEE is opened once, here, so that a
  * missing or broken one stops conkerd at start instead of failing the first task. */
 static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, struct ck_error **reterr)

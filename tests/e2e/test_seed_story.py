@@ -1,4 +1,4 @@
-"""The seed story end to end (DESIGN.md §1), with the real programs: a local docker-registry
+"""The seed story end to end (docs/design.md §1), with the real programs: a local docker-registry
 holding reckey/conker-example-app:latest (pulled through `--registry-mirror docker.io=...`),
 conkerd on a simulated TD, and conker-broker started with the seed's flags (plus
 --trust-sim-root and an audit log). The seed's JSON body is used verbatim except that the
