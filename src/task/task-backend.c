@@ -86,6 +86,7 @@ static int task_image_from(const struct image_record *rec, const struct image_co
         img.cmd = task_strv_dup(cfg->cmd);
         img.env = task_strv_dup(cfg->env);
         img.exposed_ports = task_strv_dup(cfg->exposed_ports);
+        img.volumes = task_strv_dup(cfg->volumes);
         img.working_dir = cfg->working_dir ? strdup(cfg->working_dir) : NULL;
         img.user = cfg->user ? strdup(cfg->user) : NULL;
         img.stop_signal = cfg->stop_signal ? strdup(cfg->stop_signal) : NULL;

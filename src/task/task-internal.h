@@ -71,5 +71,4 @@ struct task_manager {
 
 /* inspect.c; called with the lock held. */
 json_t *task_to_json(const struct task *t);
-json_t *task_summary_json(const struct task *t);
 json_t *task_events_to_json(const struct task *t);
