@@ -136,7 +136,9 @@ static int run(struct conkerd_config *c)
                 .registry_mirrors = c->registry_mirrors.items,
                 .insecure_registries = c->insecure_registries.items,
                 .registry_ca_file = c->registry_ca_file,
-                .pull_always = strcmp(c->pull_policy, "always") == 0,
+                .pull_policy = strcmp(c->pull_policy, "never") == 0     ? TASK_PULL_NEVER
+                               : strcmp(c->pull_policy, "missing") == 0 ? TASK_PULL_MISSING
+                                                                        : TASK_PULL_ALWAYS,
                 .image_max_blob_size = c->image_max_blob_size,
                 .image_max_layer_size = c->image_max_layer_size,
                 .image_max_layer_entries = c->image_max_layer_entries,
