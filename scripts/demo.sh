@@ -215,7 +215,7 @@ for _ in $(seq 1200); do
         doc=$(curl -sS -H @"$work/auth-header" "$api/sw/api/v1/container/$task")
         n=$(jq '.data.Events | length' <<<"$doc")
         if [ "$n" -gt "$seen" ]; then
-                jq -r --argjson from "$seen" '.data.Events[$from:][] | "\(.Time[11:23])  \(.Type)\t\(.Message)"' \
+                jq -r --argjson from "$seen" '.data.Events[$from:][] | "\(.Time[11:23])  \(.Action)\t\(.Message)"' \
                         <<<"$doc" | sed 's/^/   /'
                 seen=$n
         fi

@@ -546,8 +546,9 @@ json_t *task_request_to_json(const struct task_request *r, enum task_redact how)
 
         if (!doc || !info || !ports || !mounts)
                 return NULL;
-        if (r->name)
-                q |= json_object_set_new(doc, "Name", json_string(r->name));
+        /* Responses always carry Name, "" when the client gave none (as the seed's document). */
+        if (r->name || how == TASK_REDACT_MASK)
+                q |= json_object_set_new(doc, "Name", json_string(r->name ? r->name : ""));
         q |= json_object_set_new(info, "ImageName", json_string(r->image));
         if (how == TASK_REDACT_MASK) {
                 /* The seed's shape: RegisterAuthInfo always, with both strings. The password shows

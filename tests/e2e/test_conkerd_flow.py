@@ -278,8 +278,10 @@ def test_cli_task_commands(env, tmp_path):
     assert len(tid) == 32, p.stdout
     d.wait_status(tid, {"Running"}, timeout=180)
 
-    # Without -d: follows the events to Running, then prints the ID.
-    p = d.conker("run", "--name", "cli-2", "reckey/conker-example-app:latest")
+    # Without -d: follows the events to Running, then prints the ID. (Credentials again: with
+    # pull-policy always each task pulls with its own.)
+    p = d.conker("run", "--name", "cli-2", "--user", "user", "--password-stdin", "reckey/conker-example-app:latest",
+                 input="pass\n")
     tid2 = p.stdout.strip()
     assert len(tid2) == 32
     assert "Running" in p.stderr and "Pulled" in p.stderr
