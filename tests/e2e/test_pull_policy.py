@@ -2,8 +2,10 @@
 real docker-registry with htpasswd, seen through a counting proxy (helpers/registry_fetch.py):
 a task gets a private image only with credentials the registry accepts, even when another task
 already pulled it; a repeat pull of an unchanged tag transfers no blob, only the manifest is asked
-again; DELETE of one task leaves another task that shares its image running."""
+again; DELETE of one task leaves another task that shares its image running. The other two
+policies, missing and never, behave as documented."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,8 +25,8 @@ P = "/sw/api/v1/container"
 IMAGE = "reckey/conker-example-app:latest"
 
 
-@pytest.fixture
-def env(tmp_path):
+@contextlib.contextmanager
+def start_env(tmp_path, policy_args=()):
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -35,14 +37,20 @@ def env(tmp_path):
         subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD, reg.host, *reg.skopeo_dest_args()],
                        check=True, capture_output=True, timeout=180)
         with FrontProxy(reg, (reg.certs / "server.crt", reg.certs / "server.key")) as front:
-            # No --pull-policy: the default is under test.
             d = Conkerd(tmp_path, extra_args=["--registry-mirror", f"docker.io={front.host}",
-                                              "--registry-ca-file", str(reg.ca_file)])
+                                              "--registry-ca-file", str(reg.ca_file), *policy_args])
             try:
                 d.start()
                 yield d, front
             finally:
                 d.close()
+
+
+@pytest.fixture
+def env(tmp_path):
+    # No --pull-policy: the default is under test.
+    with start_env(tmp_path) as e:
+        yield e
 
 
 def create(d, name, auth):
@@ -68,10 +76,6 @@ def answers(port: int) -> bool:
 
 def blob_gets(front) -> list[dict]:
     return [r for r in front.matching("/blobs/") if r["method"] == "GET"]
-
-
-def manifest_requests(front) -> list[dict]:
-    return [r for r in front.matching("/manifests/") if r["method"] in ("GET", "HEAD")]
 
 
 def test_private_image_needs_own_credentials(env):
@@ -109,13 +113,17 @@ def test_repeat_pull_transfers_no_blob_and_delete_keeps_the_sharer(env):
 
     # The same tag again, unchanged: the registry is asked for the manifest (with this task's
     # credentials), and not one blob is transferred.
-    manifests_before, blobs_before = len(manifest_requests(front)), len(blob_gets(front))
+    seen_before = len(front.requests)
     b, port_b = create(d, "second", ("owner", "owner-pw"))
     t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
     assert t["Status"] == "Running", t["Events"]
-    asked = manifest_requests(front)[manifests_before:]
-    assert asked and all("authorization" in r["headers"] for r in asked[-1:]), asked
-    assert len(blob_gets(front)) == blobs_before, blob_gets(front)[blobs_before:]
+    repeat = front.requests[seen_before:]
+    # The registry ping (to learn the auth challenge) and one authenticated manifest GET; no blob
+    # request of any kind.
+    assert [r["path"] for r in repeat if "/manifests/" in r["path"]] == \
+        ["/v2/reckey/conker-example-app/manifests/latest"], repeat
+    assert all("authorization" in r["headers"] for r in repeat if "/manifests/" in r["path"]), repeat
+    assert not [r for r in repeat if "/blobs/" in r["path"]], repeat
     assert d.task(a)["ContainerInspect"]["Image"] == t["ContainerInspect"]["Image"]
 
     # DELETE of the first task removes what only it had; the second, sharing the image, runs on.
@@ -130,3 +138,25 @@ def test_repeat_pull_transfers_no_blob_and_delete_keeps_the_sharer(env):
     assert len(blob_gets(front)) == blobs_before
     for tid in (b, c):
         assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+@pytest.mark.parametrize("policy", ["missing", "never"])
+def test_other_policies(tmp_path, policy):
+    """missing: a stored image is used without asking the registry (so a task without credentials
+    runs what another pulled, as documented); never: only the store, so the first task fails."""
+    with start_env(tmp_path, ["--pull-policy", policy]) as (d, front):
+        a, _ = create(d, "first", ("owner", "owner-pw"))
+        t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+        if policy == "never":
+            assert t["Status"] == "Failed", t["Events"]
+            assert "not in the store and pull-policy is never" in t["Events"][-1]["Message"], t["Events"]
+            assert front.requests == []
+        else:
+            assert t["Status"] == "Running", t["Events"]
+            seen_before = len(front.requests)
+            b, _ = create(d, "no-creds", None)
+            t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+            assert t["Status"] == "Running", t["Events"]
+            assert front.requests[seen_before:] == []
+            assert d.api("DELETE", f"{P}/{b}", timeout=120).status_code == 200
+        assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
