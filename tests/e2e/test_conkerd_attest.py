@@ -100,9 +100,14 @@ def test_attest_needs_https(daemon, tmp_path):
 
 
 def test_pub_attest_route(daemon):
-    """The route answers without a token, bounds the nonce, and gives evidence."""
-    r = daemon.api("GET", "/sw/api/v1/pub/attest?nonce=" + "ab" * 32, token=None)
+    """The route answers without a token, bounds the nonce, and gives evidence, as
+    docs/openapi.yaml says."""
+    from helpers.openapi import OpenApi
+    api = OpenApi()
+    path = "/sw/api/v1/pub/attest?nonce=" + "ab" * 32
+    r = daemon.api("GET", path, token=None)
     assert r.status_code == 200, r.text
+    api.validate("GET", path, r)
     data = r.json()["data"]
     assert data["Ctx"] == "conker/api/v1"
     assert data["ExporterLabel"] == "EXPORTER-conker-api-v1"
@@ -110,6 +115,7 @@ def test_pub_attest_route(daemon):
     for bad in ("", "?nonce=ab", "?nonce=" + "ab" * 65, "?nonce=" + "zz" * 32):
         r = daemon.api("GET", "/sw/api/v1/pub/attest" + bad, token=None)
         assert r.status_code == 400, (bad, r.text)
+        api.validate("GET", "/sw/api/v1/pub/attest" + bad, r)
 
 
 def test_plain_client_cannot_verify_auto_cert(daemon):
