@@ -75,6 +75,8 @@ def test_every_route(daemon):
 
     # Open health; an empty list; the newest task when there is none.
     assert call("GET", "/sw/api/v1/pub/health", token=None).status_code == 200
+    assert call("GET", "/metrics").status_code == 200
+    assert call("GET", "/metrics", token=None).status_code == 401
     assert call("GET", "/sw/api/v1/containers").json()["data"] == []
     assert call("GET", P).status_code == 404
     # Bad input: each a 4xx with the envelope.
