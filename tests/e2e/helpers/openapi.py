@@ -30,7 +30,7 @@ class OpenApi:
             jsonschema.Draft202012Validator.check_schema(schema)
         for path, item in self.doc["paths"].items():
             for method, op in item.items():
-                if method == "parameters":
+                if method in ("parameters", "servers"):
                     continue
                 assert "200" in op["responses"] and "default" in op["responses"], (path, method)
                 for code, resp in op["responses"].items():
@@ -48,6 +48,9 @@ class OpenApi:
         walk(self.doc)
 
     def template(self, url_path: str) -> str | None:
+        # The one path outside the prefix (its own `servers` entry in the document).
+        if url_path.split("?")[0] == "/metrics":
+            return "/metrics"
         rest = url_path[len(PREFIX):].split("?")[0] if url_path.startswith(PREFIX) else None
         for p, rx in self.patterns:
             if rest is not None and rx.match(rest):
@@ -91,4 +94,4 @@ class OpenApi:
         self.seen.add((method.lower(), path))
 
     def operations(self) -> set[tuple[str, str]]:
-        return {(m, p) for p, item in self.doc["paths"].items() for m in item if m != "parameters"}
+        return {(m, p) for p, item in self.doc["paths"].items() for m in item if m not in ("parameters", "servers")}
