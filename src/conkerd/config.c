@@ -94,6 +94,9 @@ static const struct cfg_key keys[] = {
          "Where the simulated TD keeps its RTMRs and RTMR3 log; empty: under /run/conker/tdx-sim."},
         {"kms-timeout", CFG_UINT, "30", 1, 600, NULL, NULL, OFF(kms_timeout),
          "Seconds one KMS endpoint may take to attest and release its secret."},
+        {"kms-allow-unpinned", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(kms_allow_unpinned),
+         "Accept KMS endpoints without a #sha256:<fingerprint> pin; such a broker is not authenticated "
+         "(the host could answer in its place)."},
         {"token-file", CFG_PATH, "/etc/conker/token", 0, 0, NULL, NULL, OFF(token_file),
          "API bearer token; created with a random token (mode 0600) at first start."},
         {"auth", CFG_BOOL, "on", 0, 0, NULL, NULL, OFF(auth),

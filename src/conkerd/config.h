@@ -36,6 +36,7 @@ struct conkerd_config {
         char *sim_dir;
         char *sim_state_dir;
         uint64_t kms_timeout;
+        bool kms_allow_unpinned;
         char *token_file;
         bool auth;
         char *tls_cert;

@@ -156,6 +156,7 @@ static int run(struct conkerd_config *c)
                 .max_request_size = c->max_body_size,
                 .tee = tee,
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
+                .kms_allow_unpinned = c->kms_allow_unpinned,
         };
         r = task_manager_new(&mc, be, &m, &e);
         if (r < 0)

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -22,6 +23,7 @@ struct task_attest_ctx {
         atomic_int *cancel;
         struct attest_tee *tee; /* NULL: attestation unavailable, the step fails closed */
         unsigned timeout_ms;    /* per endpoint */
+        bool allow_unpinned;    /* kms-allow-unpinned: accept endpoints without a #sha256: pin */
 };
 
 struct task_released_secret {

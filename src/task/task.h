@@ -57,6 +57,7 @@ struct task_manager_config {
          * manager). NULL: requests with KmsEndpoints fail closed at Attesting. */
         struct attest_tee *tee;
         unsigned kms_timeout_ms; /* per endpoint; 0 means 30 s */
+        bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
 };
 
 struct task_manager;

@@ -3,19 +3,29 @@
  *   conker-broker-testclient sim-init DIR
  *   conker-broker-testclient rtmr1 --sim-dir DIR --sim-state-dir DIR
  *   conker-broker-testclient fetch ENDPOINT --sim-dir DIR --sim-state-dir DIR --app-id ID
- *                            [--timeout MS] [--mismatched-key]
+ *                            [--timeout MS] [--mismatched-key] [--allow-unpinned]
+ *                            [--record DIR] [--task-config FILE]
+ *   conker-broker-testclient legacy-identity DIR --sim-dir DIR --sim-state-dir DIR --app-id ID
  *
- * `fetch` goes through broker_fetch_secret(), the function conkerd's Attesting step calls, and
- * prints the secret on stdout (the tests compare it; nothing else prints it). --mismatched-key
- * makes the RA-TLS identity and then swaps the certificate's key for another one (re-signing the
- * certificate), so that the evidence's pubkey-hash no longer matches: the broker must refuse. */
+ * `fetch` goes through broker_fetch_secret_with(), the function conkerd's Attesting step calls,
+ * and prints the secret on stdout (the tests compare it; nothing else prints it).
+ * --mismatched-key makes the evidence for another key than the one the session was
+ * authenticated with: the broker must refuse. --record DIR also writes what a host watching the
+ * TD (or holding the client's key) could keep from the exchange: the client key and certificate
+ * (key.pem, cert.pem) and the evidence body (evidence.cbor), for a replay on another connection.
+ * `legacy-identity` writes key.pem and cert.pem of an old-form identity: evidence (bound to the
+ * key only) in the certificate. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
+
 #include "client.h"
+#include "fs.h"
 #include "log.h"
 #include "parse.h"
 #include "ratls.h"
@@ -29,17 +39,66 @@ static int fail(const char *what, int code, const struct ck_error *err)
         return 1;
 }
 
+static int write_pem(const char *dir, const char *name, EVP_PKEY *key, X509 *cert)
+{
+        _cleanup_fclose_ FILE *f = NULL;
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        f = fopen(path, "we");
+        if (!f)
+                return -errno;
+        if (key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) != 1
+                : PEM_write_X509(f, cert) != 1)
+                return -EIO;
+        return fflush(f) == 0 ? 0 : -errno;
+}
+
+struct evidence_maker {
+        struct attest_tee *tee;
+        const struct attest_ratls_claims *claims;
+        EVP_PKEY *bind_key; /* the key the evidence names (another one for --mismatched-key) */
+        const char *record_dir;
+};
+
+static int make_evidence(void *userdata, EVP_PKEY *key, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
+                         uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
+{
+        struct evidence_maker *m = userdata;
+        _cleanup_close_ int dfd = -1;
+        int r;
+
+        r = attest_ratls_make_evidence(m->tee, m->claims, m->bind_key ? m->bind_key : key, exporter, ret,
+                                       ret_len, reterr);
+        if (r < 0 || !m->record_dir)
+                return r;
+        dfd = open(m->record_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return ck_error_errno(reterr, -errno, "%s", m->record_dir);
+        r = ck_write_file_replace(dfd, "evidence.cbor", *ret, *ret_len, 0600, reterr);
+        if (r < 0)
+                free(TAKE_PTR(*ret));
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"sim-dir", required_argument, NULL, 'S'},  {"sim-state-dir", required_argument, NULL, 's'},
-                {"app-id", required_argument, NULL, 'a'},   {"timeout", required_argument, NULL, 't'},
-                {"mismatched-key", no_argument, NULL, 'k'}, {},
+                {"sim-dir", required_argument, NULL, 'S'},
+                {"sim-state-dir", required_argument, NULL, 's'},
+                {"app-id", required_argument, NULL, 'a'},
+                {"timeout", required_argument, NULL, 't'},
+                {"mismatched-key", no_argument, NULL, 'k'},
+                {"allow-unpinned", no_argument, NULL, 'u'},
+                {"record", required_argument, NULL, 'r'},
+                {"task-config", required_argument, NULL, 'c'},
+                {},
         };
         struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
-        const char *cmd, *app_id = NULL;
+        const char *cmd, *app_id = NULL, *record = NULL, *task_config = NULL;
+        struct broker_client_opts opts = {0};
         uint64_t timeout = 10000;
         bool mismatched = false;
         int c, r;
@@ -77,6 +136,15 @@ int main(int argc, char **argv)
                 case 'k':
                         mismatched = true;
                         break;
+                case 'u':
+                        opts.allow_unpinned = true;
+                        break;
+                case 'r':
+                        record = optarg;
+                        break;
+                case 'c':
+                        task_config = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -99,26 +167,52 @@ int main(int argc, char **argv)
                 struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
                                                      .app_id_len = strlen(app_id)};
                 _cleanup_secret_ struct ck_secret *secret = NULL;
+                _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
+                _cleanup_(X509_freep) X509 *cert = NULL;
+                _cleanup_free_ uint8_t *config = NULL;
+                struct evidence_maker m = {.tee = tee, .claims = &claims, .record_dir = record};
+                size_t config_len = 0;
 
-                if (!mismatched)
-                        r = broker_fetch_secret(argv[optind], tee, &claims, (unsigned)timeout, &secret,
-                                                &err);
-                else {
-                        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
-                        _cleanup_(X509_freep) X509 *cert = NULL;
-                        r = attest_ratls_make_identity(tee, &claims, 600, &key, &cert, &err);
+                if (task_config) {
+                        r = ck_read_file(task_config, ATTEST_RATLS_TASK_CONFIG_MAX, &config, &config_len,
+                                         &err);
                         if (r < 0)
                                 return fail(cmd, r, err);
-                        other = EVP_EC_gen("P-256");
-                        if (!other || X509_set_pubkey(cert, other) != 1 ||
-                            X509_sign(cert, other, EVP_sha256()) <= 0)
-                                return fail(cmd, -EIO, NULL);
-                        r = broker_fetch_secret_with_identity(argv[optind], other, cert, (unsigned)timeout,
-                                                              &secret, &err);
+                        claims.task_config = config;
+                        claims.task_config_len = config_len;
                 }
+                r = attest_ratls_make_key_cert(600, &key, &cert, &err);
+                if (r < 0)
+                        return fail(cmd, r, err);
+                if (mismatched) {
+                        other = EVP_EC_gen("P-256");
+                        if (!other)
+                                return fail(cmd, -EIO, NULL);
+                        m.bind_key = other;
+                }
+                if (record && (write_pem(record, "key.pem", key, NULL) < 0 ||
+                               write_pem(record, "cert.pem", NULL, cert) < 0))
+                        return fail(cmd, -EIO, NULL);
+                opts.timeout_ms = (unsigned)timeout;
+                r = broker_fetch_secret_with(argv[optind], &opts, key, cert, make_evidence, &m, &secret,
+                                             &err);
                 if (r < 0)
                         return fail(cmd, r, err);
                 fwrite(secret->data, 1, secret->len, stdout);
+                return 0;
+        }
+        if (strcmp(cmd, "legacy-identity") == 0 && optind == argc - 1 && app_id) {
+                struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
+                                                     .app_id_len = strlen(app_id)};
+                _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+                _cleanup_(X509_freep) X509 *cert = NULL;
+
+                r = attest_ratls_make_identity(tee, &claims, 600, &key, &cert, &err);
+                if (r < 0)
+                        return fail(cmd, r, err);
+                if (write_pem(argv[optind], "key.pem", key, NULL) < 0 ||
+                    write_pem(argv[optind], "cert.pem", NULL, cert) < 0)
+                        return fail(cmd, -EIO, NULL);
                 return 0;
         }
         fprintf(stderr, "conker-broker-testclient: bad usage\n");

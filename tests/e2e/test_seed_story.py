@@ -194,7 +194,7 @@ def grep_tree(root: Path, needle: bytes) -> list[str]:
 def test_seed_flow(seed):
     secret = seed.secret_file()
     b = seed.seed_broker(secret)
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     types = [e["Type"] for e in t["Events"]]
     assert types == PIPELINE, t["Events"]
@@ -230,15 +230,15 @@ def test_seed_flow(seed):
 def test_wrong_rtmr1(seed):
     other = seed.rtmr1[:-1] + ("0" if seed.rtmr1[-1] != "0" else "1")
     b = seed.seed_broker(seed.secret_file(), rtmr1=other)
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "rtmr1_mismatch")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "rtmr1_mismatch")
     assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "rtmr1_mismatch")]
 
 
 def test_wrong_image(seed):
     b = seed.seed_broker(seed.secret_file(), image="sha256:" + hashlib.sha256(b"another image").hexdigest())
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "image_mismatch")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "image_mismatch")
     assert [e["reason"] for e in b.audit()] == ["image_mismatch"]
 
 
@@ -254,8 +254,8 @@ def test_rtmr1_prefix_stops_the_broker(seed):
 
 def test_untrusted_sim_root(seed):
     b = seed.seed_broker(seed.secret_file(), trust=False)
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "quote_invalid")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "quote_invalid")
     assert [e["reason"] for e in b.audit()] == ["quote_invalid"]
 
 
@@ -266,15 +266,15 @@ def test_tcb_status_outside_policy(seed):
         {"rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "tcbStatuses": ["OutOfDate"],
          "allowSimulated": True}]}]}))
     b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="tcb")
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "tcb_status")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "tcb_status")
     assert [e["reason"] for e in b.audit()] == ["tcb_status"]
 
 
 def test_hot_reload(seed):
     secret = seed.secret_file("reload.json", {"password": MARKER, "n": 1})
     b = seed.seed_broker(secret, name="reload")
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert json.loads(getsecret(port))["n"] == 1
     seed.delete(tid)
@@ -284,7 +284,7 @@ def test_hot_reload(seed):
     tmp.write_text(json.dumps({"password": MARKER, "n": 2}))
     os.rename(tmp, secret)
     time.sleep(0.5)
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert getsecret(port) == secret.read_text()
     seed.delete(tid)
@@ -293,7 +293,7 @@ def test_hot_reload(seed):
     secret.write_text('{"password": "' + MARKER + '", ')
     time.sleep(0.5)
     assert b.proc.poll() is None
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert json.loads(getsecret(port))["n"] == 2
     seed.delete(tid)
@@ -321,6 +321,22 @@ def test_pins(seed):
     assert [e["decision"] for e in b.audit()] == ["release"]
 
 
+def test_unpinned_broker_refused(seed):
+    """Finding 4: without a pin the broker is not authenticated (the host could answer in its
+    place and feed the container its own secret), so the task fails closed before anything is
+    measured or sent, and the Failed event names the config key that would allow it."""
+    b = seed.seed_broker(seed.secret_file(), name="unpinned")
+    before = seed.d.tdx_info()["rtmr3_log"]["events"]
+    tid, t, _ = seed.run(b.endpoint)
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    msg = t["Events"][-1]["Message"]
+    assert f"KMS {b.endpoint}: no certificate pin" in msg and "kms-allow-unpinned = true" in msg, msg
+    assert seed.d.tdx_info()["rtmr3_log"]["events"] == before
+    assert b.audit() == []
+    seed.delete(tid)
+
+
 def test_concurrent_tasks_share_the_td(seed):
     """Three tasks attesting at once: each measures its image into the one RTMR3 and quotes with
     a log that replays (the broker replays it), and each gets the secret."""
@@ -329,7 +345,7 @@ def test_concurrent_tasks_share_the_td(seed):
     before = seed.d.tdx_info()["rtmr3_log"]["events"]
     tids = []
     for i in range(3):
-        body = json.loads(seed.body(b.endpoint, free_published_port()))
+        body = json.loads(seed.body(b.pinned, free_published_port()))
         body["Name"] = f"conker-example-app-{i}"
         r = seed.api("POST", P, data=json.dumps(body))
         assert r.status_code == 200, r.text
@@ -350,7 +366,7 @@ def test_no_secret_in_logs_or_responses(seed):
     """Runs last (file order): everything the module produced is searched."""
     secret = seed.secret_file()
     b = seed.seed_broker(secret, name="leak")
-    tid, t, _ = seed.run(b.endpoint)
+    tid, t, _ = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     seed.api("GET", P)
     seed.api("GET", "/sw/api/v1/containers")
