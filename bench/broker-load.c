@@ -107,7 +107,7 @@ static int one_exchange(struct shared *sh)
                 if (broker_tls_exporter(ssl, exporter) < 0)
                         return -EPROTO;
                 pthread_mutex_lock(&sh->tee_lock);
-                r = attest_ratls_make_evidence(sh->tee, &sh->claims, key, exporter, &body, &body_len, NULL);
+                r = attest_ratls_make_evidence(sh->tee, &sh->claims, cert, exporter, &body, &body_len, NULL);
                 pthread_mutex_unlock(&sh->tee_lock);
                 if (r < 0)
                         return r;

@@ -4,15 +4,18 @@
 # same run. Prints one line per client count with both rates, their ratio and p99 latencies.
 #
 #   bench/broker.sh [BUILD_DIR] [SECONDS_PER_RUN]
+#   (environment: BROKER_CLIENTS="1 8 64", BROKER_ROUNDS=2, BROKER_WORKERS=8,
+#    BROKER_AUDIT_FSYNC=always, BROKER_CACHE_TTL=0)
 #
-# Attested: conker-broker with a simulated TD's RTMR1 and the sim root; every connection is a
-#   full TLS 1.3 handshake with an RA-TLS client certificate, policy evaluation, an audit line
-#   (fsync policy as given in BROKER_AUDIT_FSYNC, default "always") and the secret. Quote
-#   verification is cached per certificate (--cache-ttl, the broker's default); set
-#   BROKER_CACHE_TTL=0 to verify every quote.
+# Attested: conker-broker with a simulated TD's RTMR1 and the sim root, speaking the bound
+#   protocol (docs/protocol.md): every connection is a fresh client identity (new P-256 key and
+#   certificate), a full TLS 1.3 handshake, the exporter value, evidence made by the simulated
+#   TD for that session (the TD's quote is in the timed loop, on the same CPUs), POST
+#   /v1/secret, quote verification, the session binding, policy evaluation, an audit line
+#   (fsync policy as given in BROKER_AUDIT_FSYNC, default "always") and the secret. Every quote
+#   is new, so the verification cache cannot help; it is off (BROKER_CACHE_TTL, default 0).
 # Plain: conker-broker-plain, the same listener, workers, TLS context and request handling,
-#   without attestation, policy or audit.
-# The loader makes 64 RA-TLS identities first (not timed) and uses them round-robin in both runs.
+#   without attestation, policy or audit; the loader uses a fresh identity per connection too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -45,7 +48,7 @@ pa=$(free_port)
 "$bin/conker-broker" -m -i 127.0.0.1 -p "$pa" -v tdx_ecdsa -a nullattester -s "$work/secret.json" \
   -w "$rtmr1" -d "$image" --trust-sim-root "$work/sim/root-ca.pem" -l warn --workers "$workers" \
   --audit-log "$work/audit.jsonl" --audit-fsync "${BROKER_AUDIT_FSYNC:-always}" \
-  --cache-ttl "${BROKER_CACHE_TTL:-300}" --max-clients 1024 2>"$work/broker.log" &
+  --cache-ttl "${BROKER_CACHE_TTL:-0}" --max-clients 1024 2>"$work/broker.log" &
 pids+=($!)
 pp=$(free_port)
 "$bin/conker-broker-plain" --port "$pp" --secret "$work/secret.json" --workers "$workers" 2>"$work/plain.log" &
@@ -53,19 +56,31 @@ pids+=($!)
 wait_port "$pa" && wait_port "$pp" || { echo "bench/broker.sh: servers did not start"; cat "$work"/*.log; exit 1; }
 
 echo "broker benchmark: ${secs}s per run, $workers workers, audit fsync ${BROKER_AUDIT_FSYNC:-always}," \
-     "verification cache ttl ${BROKER_CACHE_TTL:-300}s, $(nproc) CPUs"
+     "verification cache ttl ${BROKER_CACHE_TTL:-0}s, fresh identity per connection, session binding on," \
+     "$(nproc) CPUs"
 printf '%-8s %14s %14s %7s %12s %12s\n' clients attested/s plain-mtls/s ratio p99-att-ms p99-plain-ms
-for c in 1 8 64; do
-  a=$("$bin/conker-broker-load" --endpoint "127.0.0.1:$pa" "${sim[@]}" --app-id "$image" --identities 64 \
-      --clients "$c" --seconds "$secs")
-  p=$("$bin/conker-broker-load" --endpoint "127.0.0.1:$pp" "${sim[@]}" --app-id "$image" --identities 64 \
-      --clients "$c" --seconds "$secs")
-  python3 - "$c" "$a" "$p" <<'PY'
+# Attested and plain runs alternate (ROUNDS of each per client count) so that load from other
+# processes on the machine falls on both alike; rates are totals over the rounds.
+rounds=${BROKER_ROUNDS:-2}
+for c in ${BROKER_CLIENTS:-1 8 64}; do
+  runs=()
+  for _ in $(seq "$rounds"); do
+    runs+=("$("$bin/conker-broker-load" --endpoint "127.0.0.1:$pa" "${sim[@]}" --app-id "$image" \
+      --clients "$c" --seconds "$secs")")
+    runs+=("$("$bin/conker-broker-load" --endpoint "127.0.0.1:$pp" "${sim[@]}" --app-id "$image" --plain \
+      --clients "$c" --seconds "$secs")")
+  done
+  python3 - "$c" "${runs[@]}" <<'PY'
 import json, sys
-c, a, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-ratio = a["per_second"] / p["per_second"] if p["per_second"] else 0.0
-print(f'{c:<8} {a["per_second"]:14.1f} {p["per_second"]:14.1f} {ratio:7.2f} {a["p99_ms"]:12.2f} {p["p99_ms"]:12.2f}'
-      + (f'   errors: attested {a["errors"]}, plain {p["errors"]}' if a["errors"] or p["errors"] else ''))
+c, runs = sys.argv[1], [json.loads(r) for r in sys.argv[2:]]
+def total(mode):
+    rs = [r for r in runs if r["mode"] == mode]
+    return (sum(r["ok"] for r in rs) / sum(r["seconds"] for r in rs), max(r["p99_ms"] for r in rs),
+            sum(r["errors"] for r in rs))
+(a, a99, ae), (p, p99, pe) = total("bound"), total("plain")
+ratio = a / p if p else 0.0
+print(f'{c:<8} {a:14.1f} {p:14.1f} {ratio:7.2f} {a99:12.2f} {p99:12.2f}'
+      + (f'   errors: attested {ae}, plain {pe}' if ae or pe else ''))
 PY
 done
 echo "audit lines written: $(wc -l <"$work/audit.jsonl")"

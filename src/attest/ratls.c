@@ -26,6 +26,21 @@ static int spki_sha256(EVP_PKEY *key, uint8_t ret[32])
         return r;
 }
 
+/* The same hash from a certificate, encoding its parsed SubjectPublicKeyInfo directly: without
+ * a round trip through an EVP_PKEY and the provider encoders, which are slow in OpenSSL 3. */
+static int cert_spki_sha256(X509 *cert, uint8_t ret[32])
+{
+        unsigned char *der = NULL;
+        int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+        int r;
+
+        if (n <= 0)
+                return -EIO;
+        r = ck_sha256(der, (size_t)n, ret);
+        OPENSSL_free(der);
+        return r;
+}
+
 static int cert_add_ext_conf(X509 *cert, int nid, const char *value)
 {
         _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = NULL;
@@ -176,16 +191,16 @@ int attest_ratls_make_key_cert(unsigned validity_secs, EVP_PKEY **ret_key, X509 
         return 0;
 }
 
-int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls_claims *claims,
-                               EVP_PKEY *key, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
-                               uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
+int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls_claims *claims, X509 *cert,
+                               const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], uint8_t **ret,
+                               size_t *ret_len, struct ck_error **reterr)
 {
         struct attest_ratls_claims c;
         uint8_t pkh[32];
 
-        if (!tee || !key || !exporter || !claims_valid(claims) || claims->tls_exporter)
+        if (!tee || !cert || !exporter || !claims_valid(claims) || claims->tls_exporter)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: invalid claims");
-        if (spki_sha256(key, pkh) < 0)
+        if (cert_spki_sha256(cert, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the public key");
         c = *claims;
         c.tls_exporter = exporter;
@@ -196,7 +211,7 @@ int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls
 
 /* REPORTDATA = SHA-256(claims) || 0^32, the claims parse, pubkey-hash names key, and a
  * present RTMR3 log replays to the quote's RTMR3. */
-static int check_claims(const struct attest_result *res, const uint8_t *claims, size_t clen, EVP_PKEY *key,
+static int check_claims(const struct attest_result *res, const uint8_t *claims, size_t clen, X509 *cert,
                         struct attest_ratls_evidence **ret, struct ck_error **reterr)
 {
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
@@ -217,7 +232,7 @@ static int check_claims(const struct attest_result *res, const uint8_t *claims, 
         r = attest_ratls_parse_claims(claims, clen, ev, pkh, reterr);
         if (r < 0)
                 return r;
-        if (spki_sha256(key, cert_pkh) < 0)
+        if (cert_spki_sha256(cert, cert_pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the certificate key");
         if (CRYPTO_memcmp(pkh, cert_pkh, 32) != 0)
                 return ck_error_set(
@@ -277,7 +292,7 @@ int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col,
         r = attest_verify_quote(quote, qlen, col, opts, &res, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "RA-TLS: quote");
-        r = check_claims(res, claims, clen, key, &ev, reterr);
+        r = check_claims(res, claims, clen, cert, &ev, reterr);
         if (r < 0)
                 return r;
         ev->result = TAKE_PTR(res);
@@ -306,19 +321,15 @@ int attest_ratls_check_binding(const struct attest_result *res, const uint8_t *c
                                struct ck_error **reterr)
 {
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         int r;
 
         set_reason(ret_reason, "binding_invalid");
         if (!res || !claims || !peer_cert || !exporter)
                 return ck_error_set(reterr, -EINVAL,
                                     "RA-TLS: missing result, claims, certificate or exporter");
-        /* The handshake proved possession of this key for this session; the certificate's own
-         * signature adds nothing here. */
-        key = X509_get_pubkey(peer_cert);
-        if (!key)
-                return ck_ssl_error(reterr, -EKEYREJECTED, "RA-TLS: the peer certificate has no usable key");
-        r = check_claims(res, claims, claims_len, key, &ev, reterr);
+        /* The handshake proved possession of this certificate's key for this session; the
+         * certificate's own signature adds nothing here. */
+        r = check_claims(res, claims, claims_len, peer_cert, &ev, reterr);
         if (r < 0)
                 return r;
         if (!ev->has_tls_exporter) {

@@ -87,13 +87,13 @@ int attest_ratls_verify_cert(X509 *cert, const struct attest_collateral *col,
 int attest_ratls_make_key_cert(unsigned validity_secs, EVP_PKEY **ret_key, X509 **ret_cert,
                                struct ck_error **reterr);
 
-/* The evidence body for one TLS session: claims with "pubkey-hash" of key (the certificate the
- * session was authenticated with) and "tls-exporter" = exporter (the session's exporter value),
- * a quote from tee over them, encoded as 60000([quote, claims]). claims->tls_exporter must be
- * NULL (it is taken from exporter). */
-int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls_claims *claims,
-                               EVP_PKEY *key, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
-                               uint8_t **ret, size_t *ret_len, struct ck_error **reterr);
+/* The evidence body for one TLS session: claims with "pubkey-hash" of cert's key (the
+ * certificate the session was authenticated with) and "tls-exporter" = exporter (the session's
+ * exporter value), a quote from tee over them, encoded as 60000([quote, claims]).
+ * claims->tls_exporter must be NULL (it is taken from exporter). */
+int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls_claims *claims, X509 *cert,
+                               const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], uint8_t **ret,
+                               size_t *ret_len, struct ck_error **reterr);
 
 /* Splits an evidence body (at most ATTEST_RATLS_EVIDENCE_MAX bytes) into pointers into buf. */
 int attest_ratls_parse_evidence(const uint8_t *buf, size_t len, const uint8_t **ret_quote,

@@ -204,7 +204,7 @@ static int exchange(CURL *curl, struct fetch_ctx *f, const char *endpoint, broke
         if (broker_tls_exporter(f->ssl, exporter) < 0)
                 return ck_ssl_error(reterr, -EPROTO, "broker %s: cannot compute the TLS exporter value",
                                     endpoint);
-        rc = fn(userdata, f->key, exporter, &body, &body_len, reterr);
+        rc = fn(userdata, f->cert, exporter, &body, &body_len, reterr);
         OPENSSL_cleanse(exporter, sizeof(exporter));
         if (rc < 0)
                 return ck_error_prefix(reterr, rc, "broker %s: making the evidence", endpoint);
@@ -340,13 +340,12 @@ struct tee_evidence {
         const struct attest_ratls_claims *claims;
 };
 
-static int evidence_from_tee(void *userdata, EVP_PKEY *key,
-                             const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], uint8_t **ret,
-                             size_t *ret_len, struct ck_error **reterr)
+static int evidence_from_tee(void *userdata, X509 *cert, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
+                             uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
 {
         struct tee_evidence *t = userdata;
 
-        return attest_ratls_make_evidence(t->tee, t->claims, key, exporter, ret, ret_len, reterr);
+        return attest_ratls_make_evidence(t->tee, t->claims, cert, exporter, ret, ret_len, reterr);
 }
 
 int broker_fetch_secret(const char *endpoint, struct attest_tee *tee,

@@ -46,9 +46,9 @@ struct broker_client_opts {
         bool allow_unpinned;
 };
 
-/* Makes the evidence body for one session: key is the certificate's key presented in it,
+/* Makes the evidence body for one session: cert is the client certificate presented in it,
  * exporter its exporter value. */
-typedef int (*broker_evidence_fn)(void *userdata, EVP_PKEY *key,
+typedef int (*broker_evidence_fn)(void *userdata, X509 *cert,
                                   const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], uint8_t **ret,
                                   size_t *ret_len, struct ck_error **reterr);
 

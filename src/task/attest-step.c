@@ -61,15 +61,14 @@ struct step_evidence {
 };
 
 /* Makes the evidence for one broker session (client.h), with the TEE to ourselves. */
-static int step_make_evidence(void *userdata, EVP_PKEY *key,
-                              const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], uint8_t **ret,
-                              size_t *ret_len, struct ck_error **reterr)
+static int step_make_evidence(void *userdata, X509 *cert, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
+                              uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
 {
         struct step_evidence *se = userdata;
         int r;
 
         pthread_mutex_lock(&tee_lock);
-        r = attest_ratls_make_evidence(se->ctx->tee, se->claims, key, exporter, ret, ret_len, reterr);
+        r = attest_ratls_make_evidence(se->ctx->tee, se->claims, cert, exporter, ret, ret_len, reterr);
         pthread_mutex_unlock(&tee_lock);
         return r;
 }

@@ -57,18 +57,19 @@ static int write_pem(const char *dir, const char *name, EVP_PKEY *key, X509 *cer
 struct evidence_maker {
         struct attest_tee *tee;
         const struct attest_ratls_claims *claims;
-        EVP_PKEY *bind_key; /* the key the evidence names (another one for --mismatched-key) */
+        X509 *bind_cert; /* the certificate whose key the evidence names (another one for --mismatched-key)
+                          */
         const char *record_dir;
 };
 
-static int make_evidence(void *userdata, EVP_PKEY *key, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
+static int make_evidence(void *userdata, X509 *cert, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
                          uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
 {
         struct evidence_maker *m = userdata;
         _cleanup_close_ int dfd = -1;
         int r;
 
-        r = attest_ratls_make_evidence(m->tee, m->claims, m->bind_key ? m->bind_key : key, exporter, ret,
+        r = attest_ratls_make_evidence(m->tee, m->claims, m->bind_cert ? m->bind_cert : cert, exporter, ret,
                                        ret_len, reterr);
         if (r < 0 || !m->record_dir)
                 return r;
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
                                                      .app_id_len = strlen(app_id)};
                 _cleanup_secret_ struct ck_secret *secret = NULL;
                 _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
-                _cleanup_(X509_freep) X509 *cert = NULL;
+                _cleanup_(X509_freep) X509 *cert = NULL, *other_cert = NULL;
                 _cleanup_free_ uint8_t *config = NULL;
                 struct evidence_maker m = {.tee = tee, .claims = &claims, .record_dir = record};
                 size_t config_len = 0;
@@ -185,10 +186,10 @@ int main(int argc, char **argv)
                 if (r < 0)
                         return fail(cmd, r, err);
                 if (mismatched) {
-                        other = EVP_EC_gen("P-256");
-                        if (!other)
-                                return fail(cmd, -EIO, NULL);
-                        m.bind_key = other;
+                        r = attest_ratls_make_key_cert(600, &other, &other_cert, &err);
+                        if (r < 0)
+                                return fail(cmd, r, err);
+                        m.bind_cert = other_cert;
                 }
                 if (record && (write_pem(record, "key.pem", key, NULL) < 0 ||
                                write_pem(record, "cert.pem", NULL, cert) < 0))

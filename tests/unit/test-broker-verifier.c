@@ -73,7 +73,7 @@ static void make_bound(struct fixture *f, const uint8_t exporter[32], EVP_PKEY *
         struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
 
         assert_int_equal(attest_ratls_make_key_cert(600, key, cert, NULL), 0);
-        assert_int_equal(attest_ratls_make_evidence(f->tee, &c, *key, exporter, body, len, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f->tee, &c, *cert, exporter, body, len, NULL), 0);
 }
 
 static void test_verify_and_cache(void **state)
