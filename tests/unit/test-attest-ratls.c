@@ -486,7 +486,8 @@ static void test_bound_evidence(void **state)
         c.task_config = big;
         c.task_config_len = ATTEST_RATLS_TASK_CONFIG_MAX + 1;
         free(TAKE_PTR(body));
-        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL), -EINVAL);
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL),
+                         -EINVAL);
         c.task_config_len = ATTEST_RATLS_TASK_CONFIG_MAX;
         assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL), 0);
         assert_int_equal(
@@ -494,7 +495,8 @@ static void test_bound_evidence(void **state)
         assert_int_equal(ev->task_config_len, ATTEST_RATLS_TASK_CONFIG_MAX);
         c.task_config = NULL;
         c.tls_exporter = exporter; /* taken from the argument, never from the claims */
-        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL), -EINVAL);
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL),
+                         -EINVAL);
 }
 
 /* The claims parser knows the new keys: tls-exporter must be exactly 32 bytes. */
