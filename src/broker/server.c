@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "broker-metrics.h"
 #include "exporter.h"
 #include "log.h"
 #include "parse.h"
@@ -336,6 +337,7 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
                          a && a->cached ? " (cached quote verification)" : "");
         else
                 log_info("%s: refused: %s", peer, d->reason);
+        broker_metrics_decision(d);
         if (!s->cfg.audit) {
                 *ret_rc = 0;
                 return;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "quote.h"
 #include "ratls.h"
 #include "ssl.h"
@@ -280,10 +281,13 @@ int broker_verifier_check(struct broker_verifier *v, const uint8_t *evidence, si
 
         /* The quote: from the cache, or verified now (and cached). */
         a.cached = cache_get(v, key, now, &a.result);
+        ck_metrics_inc("conker_broker_verification_cache_total", a.cached ? "hit" : "miss", NULL);
         if (!a.cached) {
                 rc = collateral_for(v, quote, qlen, now, &col, ret_reason, reterr);
                 if (rc < 0)
                         return rc;
+                ck_metrics_gauge("conker_broker_collateral_age_seconds", NULL,
+                                 (double)(now - attest_collateral_issue_date(col)));
                 rc = attest_verify_quote(quote, qlen, col, &opts, &verified, reterr);
                 if (rc < 0) {
                         *ret_reason = "quote_invalid";
