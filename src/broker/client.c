@@ -28,13 +28,17 @@
 
 struct fetch_ctx {
         const struct broker_endpoint *ep;
+        const struct broker_peer_policy *attestation;
+        const char *attest_reason;      /* why the broker's attestation failed */
+        struct ck_error **attest_error; /* its detail */
         EVP_PKEY *key;
         X509 *cert;
         SSL *ssl; /* the session, seen in pin_verify() */
         bool pin_mismatch;
 };
 
-/* Replaces OpenSSL's chain verification: with a pin, the leaf must hash to it; without one
+/* Replaces OpenSSL's chain verification: with a pin, the leaf must hash to it; with a broker
+ * attestation policy, the leaf must be an RA-TLS certificate that meets it; with neither
  * (allowed only by kms-allow-unpinned), anything is accepted. */
 static int pin_verify(X509_STORE_CTX *x, void *arg)
 {
@@ -44,11 +48,16 @@ static int pin_verify(X509_STORE_CTX *x, void *arg)
         unsigned int n = sizeof(md);
 
         f->ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-        if (!f->ep->has_pin)
-                return 1;
-        if (!leaf || X509_digest(leaf, EVP_sha256(), md, &n) != 1 ||
-            CRYPTO_memcmp(md, f->ep->pin, 32) != 0) {
+        if (f->ep->has_pin && (!leaf || X509_digest(leaf, EVP_sha256(), md, &n) != 1 ||
+                               CRYPTO_memcmp(md, f->ep->pin, 32) != 0)) {
                 f->pin_mismatch = true;
+                X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
+                return 0;
+        }
+        if (f->attestation && (!leaf || broker_peer_check(f->attestation, leaf, time(NULL),
+                                                          &f->attest_reason, f->attest_error) < 0)) {
+                if (!f->attest_reason)
+                        f->attest_reason = "no_certificate";
                 X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
                 return 0;
         }
@@ -236,7 +245,12 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
 {
         _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
         struct broker_endpoint ep;
-        struct fetch_ctx f = {.ep = &ep, .key = key, .cert = cert};
+        _cleanup_error_ struct ck_error *attest_error = NULL;
+        struct fetch_ctx f = {.ep = &ep,
+                              .key = key,
+                              .cert = cert,
+                              .attestation = opts ? opts->broker_attestation : NULL,
+                              .attest_error = &attest_error};
         unsigned timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : FETCH_TIMEOUT_MS_DEFAULT;
         int64_t deadline = now_ms() + timeout_ms;
         char url[300], errbuf[CURL_ERROR_SIZE] = "";
@@ -252,7 +266,7 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                 return rc;
         if (!key || !cert || !fn)
                 return ck_error_set(reterr, -EINVAL, "broker %s: no identity or evidence maker", endpoint);
-        if (!ep.has_pin && !(opts && opts->allow_unpinned))
+        if (!ep.has_pin && !f.attestation && !(opts && opts->allow_unpinned))
                 return ck_error_set(
                         reterr, -EPERM,
                         "broker %s: the endpoint has no certificate pin, so the broker would not be "
@@ -261,7 +275,7 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                         endpoint);
         if (ck_curl_global_init() < 0)
                 return ck_error_set(reterr, -EIO, "libcurl initialisation failed");
-        if (!ep.has_pin)
+        if (!ep.has_pin && !f.attestation)
                 log_warn("broker %s: no certificate pin and kms-allow-unpinned is set: the broker is not "
                          "authenticated",
                          endpoint);
@@ -296,6 +310,10 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                         return ck_error_set(reterr, -EKEYREJECTED,
                                             "broker %s: certificate does not match the pinned fingerprint",
                                             endpoint);
+                if (f.attest_reason)
+                        return ck_error_set(reterr, -EKEYREJECTED,
+                                            "broker %s: the broker's attestation failed: %s: %s", endpoint,
+                                            f.attest_reason, ck_error_message(attest_error, -EKEYREJECTED));
                 return ck_error_set(reterr, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
                                     "broker %s: %s", endpoint, *errbuf ? errbuf : curl_easy_strerror(cc));
         }

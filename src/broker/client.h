@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "peer.h"
 #include "ratls.h"
 #include "secret.h"
 #include "tee.h"
@@ -44,6 +45,10 @@ struct broker_client_opts {
         unsigned timeout_ms; /* bounds the whole exchange; 0 = 30 s */
         /* Accept an endpoint without a #sha256: pin (the broker is then not authenticated). */
         bool allow_unpinned;
+        /* Mutual attestation: the broker must present an RA-TLS certificate that meets this
+         * (peer.h), checked in the handshake before anything is sent. It authenticates the
+         * broker, so an endpoint without a pin is accepted; a pin, when given, must match too. */
+        const struct broker_peer_policy *broker_attestation;
 };
 
 /* Makes the evidence body for one session: cert is the client certificate presented in it,
@@ -55,8 +60,9 @@ typedef int (*broker_evidence_fn)(void *userdata, X509 *cert,
 /* Makes a fresh client identity, connects to endpoint, makes the evidence from tee over claims
  * for that session, posts it and returns the secret (validated as JSON; free with
  * ck_secret_free()). A 403 becomes -EACCES with "broker <endpoint> refused: <reason>"; an
- * unpinned endpoint without opts->allow_unpinned -EPERM before any connection; other failures
- * name the endpoint too. */
+ * unpinned endpoint without opts->allow_unpinned or opts->broker_attestation -EPERM before any
+ * connection; a broker whose attestation fails -EKEYREJECTED "broker <endpoint>: the broker's
+ * attestation failed: <reason>: ..."; other failures name the endpoint too. */
 int broker_fetch_secret(const char *endpoint, struct attest_tee *tee,
                         const struct attest_ratls_claims *claims, const struct broker_client_opts *opts,
                         struct ck_secret **ret, struct ck_error **reterr);

@@ -119,6 +119,7 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
         struct broker_client_opts opts = {
                 .timeout_ms = ctx->timeout_ms ?: ATTEST_TIMEOUT_MS_DEFAULT,
                 .allow_unpinned = ctx->allow_unpinned,
+                .broker_attestation = ctx->broker_attestation,
         };
         int r;
 
@@ -165,13 +166,14 @@ int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_sec
                 struct broker_endpoint ep;
 
                 if (broker_endpoint_parse(ctx->endpoints[i], &ep, NULL) == 0 && !ep.has_pin &&
-                    !ctx->allow_unpinned)
-                        return ck_error_set(reterr, -EPERM,
-                                            "KMS %s: no certificate pin, so the broker would not be "
-                                            "authenticated: add #sha256:<its fingerprint> to the endpoint "
-                                            "(conker-broker logs it) or set kms-allow-unpinned = true in "
-                                            "conkerd.conf",
-                                            ctx->endpoints[i]);
+                    !ctx->allow_unpinned && !ctx->broker_attestation)
+                        return ck_error_set(
+                                reterr, -EPERM,
+                                "KMS %s: no certificate pin, so the broker would not be "
+                                "authenticated: add #sha256:<its fingerprint> to the endpoint "
+                                "(conker-broker logs it), attest it (kms-broker-reference-values) "
+                                "or set kms-allow-unpinned = true in conkerd.conf",
+                                ctx->endpoints[i]);
         }
 
         /* The image is measured before any evidence leaves the TD, so every quote of this task

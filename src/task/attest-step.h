@@ -14,6 +14,7 @@
 #include "secret.h"
 
 struct attest_tee;
+struct broker_peer_policy;
 
 struct task_attest_ctx {
         const char *task_id;
@@ -24,6 +25,9 @@ struct task_attest_ctx {
         struct attest_tee *tee; /* NULL: attestation unavailable, the step fails closed */
         unsigned timeout_ms;    /* per endpoint */
         bool allow_unpinned;    /* kms-allow-unpinned: accept endpoints without a #sha256: pin */
+        /* kms-broker-reference-values: brokers must attest (RA-TLS server certificate); this
+         * authenticates an endpoint without a pin. NULL: no broker attestation. */
+        const struct broker_peer_policy *broker_attestation;
 };
 
 struct task_released_secret {

@@ -5,6 +5,8 @@
  *   conker-broker-testclient fetch ENDPOINT --sim-dir DIR --sim-state-dir DIR --app-id ID
  *                            [--timeout MS] [--mismatched-key] [--allow-unpinned]
  *                            [--record DIR] [--task-config FILE]
+ *                            [--broker-reference-values FILE --broker-collateral FILE
+ *                             [--broker-trust-root FILE]]
  *   conker-broker-testclient legacy-identity DIR --sim-dir DIR --sim-state-dir DIR --app-id ID
  *
  * `fetch` goes through broker_fetch_secret_with(), the function conkerd's Attesting step calls,
@@ -13,8 +15,9 @@
  * authenticated with: the broker must refuse. --record DIR also writes what a host watching the
  * TD (or holding the client's key) could keep from the exchange: the client key and certificate
  * (key.pem, cert.pem) and the evidence body (evidence.cbor), for a replay on another connection.
- * `legacy-identity` writes key.pem and cert.pem of an old-form identity: evidence (bound to the
- * key only) in the certificate. */
+ * --broker-reference-values makes the broker attest (mutual attestation, peer.h) as conkerd's
+ * kms-broker-* keys do. `legacy-identity` writes key.pem and cert.pem of an old-form identity: evidence
+ * (bound to the key only) in the certificate. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +33,7 @@
 #include "parse.h"
 #include "ratls.h"
 #include "sim.h"
+#include "verify.h"
 #include "ssl.h"
 #include "tee.h"
 
@@ -93,12 +97,19 @@ int main(int argc, char **argv)
                 {"allow-unpinned", no_argument, NULL, 'u'},
                 {"record", required_argument, NULL, 'r'},
                 {"task-config", required_argument, NULL, 'c'},
+                {"broker-reference-values", required_argument, NULL, 'R'},
+                {"broker-collateral", required_argument, NULL, 'C'},
+                {"broker-trust-root", required_argument, NULL, 'T'},
                 {},
         };
         struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
-        const char *cmd, *app_id = NULL, *record = NULL, *task_config = NULL;
+        const char *cmd, *app_id = NULL, *record = NULL, *task_config = NULL, *broker_rv = NULL,
+                         *broker_col = NULL, *broker_root = NULL;
+        _cleanup_(attest_collateral_freep) struct attest_collateral *peer_col = NULL;
+        _cleanup_(X509_freep) X509 *peer_root = NULL;
+        struct broker_peer_policy peer = {0};
         struct broker_client_opts opts = {0};
         uint64_t timeout = 10000;
         bool mismatched = false;
@@ -146,6 +157,15 @@ int main(int argc, char **argv)
                 case 'c':
                         task_config = optarg;
                         break;
+                case 'R':
+                        broker_rv = optarg;
+                        break;
+                case 'C':
+                        broker_col = optarg;
+                        break;
+                case 'T':
+                        broker_root = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -153,6 +173,20 @@ int main(int argc, char **argv)
         r = attest_tee_open(&cfg, &tee, &err);
         if (r < 0)
                 return fail(cmd, r, err);
+        if (broker_rv) {
+                if (!broker_col)
+                        return 2;
+                r = attest_refvalues_load(broker_rv, &peer.refvalues, &err);
+                if (r >= 0)
+                        r = attest_collateral_load_file(broker_col, &peer_col, &err);
+                if (r >= 0 && broker_root)
+                        r = attest_root_load_file(broker_root, &peer_root, &err);
+                if (r < 0)
+                        return fail(cmd, r, err);
+                peer.collateral = peer_col;
+                peer.root = peer_root;
+                opts.broker_attestation = &peer;
+        }
 
         if (strcmp(cmd, "rtmr1") == 0) {
                 struct attest_measurements m;

@@ -402,3 +402,43 @@ def test_large_secret(sim, tmp_path, brokers):
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == value
+
+
+def test_mutual_attestation(sim, secret, brokers, tmp_path):
+    """Finding 4, second half: a broker in a TD (-a sim here) presents an RA-TLS server
+    certificate, and the client checks its quote against reference values before it sends
+    anything; that authenticates the broker without a pin. A broker that does not match, or
+    presents an ordinary certificate, gets nothing."""
+    bsim = tmp_path / "broker-td"
+    subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
+    (tmp_path / "broker-td-state").mkdir()
+    prof = json.loads((bsim / "profile.json").read_text())
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr1": prof["rtmr1"], "source": "test"}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mrtd": "00" * 48}))
+    attested = start(brokers, tmp_path, seed_args(sim, secret) + [
+        "-a", "sim", "--attester-sim-dir", str(bsim), "--attester-sim-state-dir", str(tmp_path / "broker-td-state")],
+        name="attested")
+    peer = ["--broker-collateral", str(bsim / "collateral.json"), "--broker-trust-root", str(bsim / "root-ca.pem")]
+
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(good), *peer)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["password"] == MARKER
+    assert "not authenticated" not in res.stderr
+
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(bad), *peer)
+    assert res.returncode != 0 and "the broker's attestation failed: mrtd_mismatch" in res.stderr, res.stderr
+    # Without the simulated root the broker's quote does not verify.
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(good),
+                    "--broker-collateral", str(bsim / "collateral.json"))
+    assert res.returncode != 0 and "the broker's attestation failed: quote_invalid" in res.stderr, res.stderr
+
+    plain = start(brokers, tmp_path, seed_args(sim, secret), name="plain")
+    res = sim.fetch(plain.endpoint, IMAGE_ID, "--broker-reference-values", str(good), *peer)
+    assert res.returncode != 0 and "the broker's attestation failed: no_evidence" in res.stderr, res.stderr
+
+    # Only the attested, matching exchange reached a broker's decision.
+    assert [e["decision"] for e in attested.audit()] == ["release"]
+    assert plain.audit() == []
+    assert attested.stop() == 0
