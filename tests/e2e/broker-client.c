@@ -7,6 +7,7 @@
  *                            [--record DIR] [--task-config FILE]
  *                            [--broker-reference-values FILE --broker-collateral FILE
  *                             [--broker-trust-root FILE]]
+ *   conker-broker-testclient measure --sim-dir DIR --sim-state-dir DIR --count N
  *   conker-broker-testclient legacy-identity DIR --sim-dir DIR --sim-state-dir DIR --app-id ID
  *
  * `fetch` goes through broker_fetch_secret_with(), the function conkerd's Attesting step calls,
@@ -15,9 +16,10 @@
  * authenticated with: the broker must refuse. --record DIR also writes what a host watching the
  * TD (or holding the client's key) could keep from the exchange: the client key and certificate
  * (key.pem, cert.pem) and the evidence body (evidence.cbor), for a replay on another connection.
- * --broker-reference-values makes the broker attest (mutual attestation, peer.h) as conkerd's
- * kms-broker-* keys do. `legacy-identity` writes key.pem and cert.pem of an old-form identity: evidence
- * (bound to the key only) in the certificate. */
+ * --rtmr3-log sends the simulated TD's RTMR3 log with the evidence, as conkerd does; `measure`
+ * extends RTMR3 with N distinct 4000-byte events (a long log). --broker-reference-values makes the broker
+ * attest (mutual attestation, peer.h) as conkerd's kms-broker-* keys do. `legacy-identity` writes key.pem
+ * and cert.pem of an old-form identity: evidence (bound to the key only) in the certificate. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,6 +30,7 @@
 #include <openssl/pem.h>
 
 #include "client.h"
+#include "eventlog.h"
 #include "fs.h"
 #include "log.h"
 #include "parse.h"
@@ -98,6 +101,8 @@ int main(int argc, char **argv)
                 {"record", required_argument, NULL, 'r'},
                 {"task-config", required_argument, NULL, 'c'},
                 {"broker-reference-values", required_argument, NULL, 'R'},
+                {"rtmr3-log", no_argument, NULL, 'L'},
+                {"count", required_argument, NULL, 'n'},
                 {"broker-collateral", required_argument, NULL, 'C'},
                 {"broker-trust-root", required_argument, NULL, 'T'},
                 {},
@@ -111,7 +116,8 @@ int main(int argc, char **argv)
         _cleanup_(X509_freep) X509 *peer_root = NULL;
         struct broker_peer_policy peer = {0};
         struct broker_client_opts opts = {0};
-        uint64_t timeout = 10000;
+        uint64_t timeout = 10000, count = 0;
+        bool with_log = false;
         bool mismatched = false;
         int c, r;
 
@@ -160,6 +166,13 @@ int main(int argc, char **argv)
                 case 'R':
                         broker_rv = optarg;
                         break;
+                case 'L':
+                        with_log = true;
+                        break;
+                case 'n':
+                        if (ck_parse_uint(optarg, ATTEST_RT_LOG_MAX_EVENTS, &count) < 0)
+                                return 2;
+                        break;
                 case 'C':
                         broker_col = optarg;
                         break;
@@ -188,6 +201,19 @@ int main(int argc, char **argv)
                 opts.broker_attestation = &peer;
         }
 
+        if (strcmp(cmd, "measure") == 0) {
+                char payload[4001];
+
+                for (uint64_t i = 0; i < count; i++) {
+                        int n = snprintf(payload, sizeof(payload), "event-%llu-", (unsigned long long)i);
+                        memset(payload + n, 'x', sizeof(payload) - 1 - (size_t)n);
+                        payload[sizeof(payload) - 1] = 0;
+                        r = attest_tee_measure(tee, "test-padding", payload, &err);
+                        if (r < 0)
+                                return fail(cmd, r, err);
+                }
+                return 0;
+        }
         if (strcmp(cmd, "rtmr1") == 0) {
                 struct attest_measurements m;
                 char hex[97];
@@ -200,7 +226,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "fetch") == 0 && optind == argc - 1 && app_id) {
                 struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
-                                                     .app_id_len = strlen(app_id)};
+                                                     .app_id_len = strlen(app_id),
+                                                     .rtmr3_log_from_tee = with_log};
                 _cleanup_secret_ struct ck_secret *secret = NULL;
                 _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
                 _cleanup_(X509_freep) X509 *cert = NULL, *other_cert = NULL;

@@ -442,3 +442,20 @@ def test_mutual_attestation(sim, secret, brokers, tmp_path):
     assert [e["decision"] for e in attested.audit()] == ["release"]
     assert plain.audit() == []
     assert attested.stop() == 0
+
+
+def test_long_rtmr3_log_attests(secret, brokers, tmp_path_factory, tmp_path):
+    """Finding 6 (max_cert_list part): the RTMR3 log travels with the evidence. Carried in the
+    client certificate it made the certificate list outgrow OpenSSL's default limit (100 KiB)
+    after a few hundred tasks, and every handshake failed. In the request body it is bounded by
+    the evidence maximum the broker announces, so a TD with a long log (here about 160 KiB)
+    still attests, and the broker replays that log."""
+    td = SimTD(tmp_path_factory.mktemp("long-log"))
+    td.run("measure", "--count", "40")
+    log = os.path.join(td.state, "rtmr3.log")
+    assert os.path.getsize(log) > 150 * 1024
+    b = start(brokers, tmp_path, seed_args(td, secret))
+    res = td.fetch(b.pinned, IMAGE_ID, "--rtmr3-log")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["password"] == MARKER
+    assert [e["decision"] for e in b.audit()] == ["release"]
