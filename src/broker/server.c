@@ -224,7 +224,7 @@ static int read_request(SSL *ssl, int fd, size_t max, size_t max_body, int64_t d
         int r;
 
         for (;;) {
-                size_t n = 0;
+                size_t n = 0, want;
                 const uint8_t *end;
                 int e;
 
@@ -241,12 +241,11 @@ static int read_request(SSL *ssl, int fd, size_t max, size_t max_body, int64_t d
                 }
                 if (head_len && body->len == ret->content_length)
                         return 0;
-                r = SSL_read_ex(ssl, chunk,
-                                head_len ? (ret->content_length - body->len < sizeof(chunk)
-                                                    ? ret->content_length - body->len
-                                                    : sizeof(chunk))
-                                         : sizeof(chunk),
-                                &n);
+                /* Never more than the head may still take, or than the body still lacks. */
+                want = head_len ? ret->content_length - body->len : max - b->len;
+                if (want == 0)
+                        return -E2BIG; /* max bytes and still no end of the head */
+                r = SSL_read_ex(ssl, chunk, want < sizeof(chunk) ? want : sizeof(chunk), &n);
                 if (r == 1) {
                         if (ck_buf_append(head_len ? body : b, chunk, n) < 0)
                                 return head_len ? -EFBIG : -E2BIG;
