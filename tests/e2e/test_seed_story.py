@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.broker import BROKER, Broker
+from helpers.broker import BROKER, CLIENT, Broker
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
 from helpers.registry import Registry
 
@@ -335,6 +335,52 @@ def test_unpinned_broker_refused(seed):
     assert seed.d.tdx_info()["rtmr3_log"]["events"] == before
     assert b.audit() == []
     seed.delete(tid)
+
+
+def test_mutual_attestation(seed):
+    """Finding 4, second half: conkerd configured with kms-broker-reference-values accepts an
+    unpinned broker only when the broker's RA-TLS certificate (conker-broker -a sim, a broker in
+    a simulated TD) carries a quote that matches them; an ordinary broker certificate fails the
+    task closed before any evidence is sent."""
+    bsim = seed.tmp / "broker-td"
+    subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
+    (seed.tmp / "broker-td-state").mkdir()
+    prof = json.loads((bsim / "profile.json").read_text())
+    rv = seed.tmp / "broker-reference-values.json"
+    rv.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr0": prof["rtmr0"], "rtmr1": prof["rtmr1"],
+                              "rtmr2": prof["rtmr2"]}))
+    d = Conkerd(extra_args=["--registry-mirror", f"docker.io={seed.reg.host}", "--registry-ca-file",
+                            str(seed.reg.ca_file), "--kms-broker-reference-values", str(rv),
+                            "--kms-broker-collateral", str(bsim / "collateral.json"),
+                            "--kms-broker-trust-root", str(bsim / "root-ca.pem")])
+    try:
+        d.start()
+        secret = seed.secret_file("mutual.json")
+        rtmr1 = d.tdx_info()["measurements"]["rtmr"][1]
+        common = ["-m", "-v", "tdx_ecdsa", "-s", str(secret), "-w", rtmr1, "-d", seed.image_id[7:],
+                  "--trust-sim-root", str(d.sim_root)]
+        attested = seed.broker(common + ["-a", "sim", "--attester-sim-dir", str(bsim),
+                                         "--attester-sim-state-dir", str(seed.tmp / "broker-td-state")],
+                               name="attested")
+        plain = seed.broker(common + ["-a", "nullattester"], name="plain")
+        for b, ok in ((attested, True), (plain, False)):
+            port = free_published_port()
+            r = d.api("POST", P, data=seed.body(b.endpoint, port))
+            assert r.status_code == 200, r.text
+            tid = r.json()["data"]["Id"]
+            t = d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+            if ok:
+                assert t["Status"] == "Running", t["Events"]
+                assert getsecret(port) == secret.read_text()
+            else:
+                assert t["Status"] == "Failed", t["Events"]
+                msg = t["Events"][-1]["Message"]
+                assert "the broker's attestation failed: no_evidence" in msg, msg
+            assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+        assert [e["decision"] for e in attested.audit()] == ["release"]
+        assert plain.audit() == []
+    finally:
+        d.close()
 
 
 def test_concurrent_tasks_share_the_td(seed):
