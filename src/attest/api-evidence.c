@@ -11,6 +11,8 @@
 #include "ratls-internal.h"
 #include "ssl.h"
 
+_Static_assert(ATTEST_API_EKM_LEN == ATTEST_RATLS_EXPORTER_LEN, "the exporter claim has one size");
+
 static int key_spki_sha256(EVP_PKEY *key, uint8_t ret[32])
 {
         unsigned char *der = NULL;
@@ -28,7 +30,7 @@ static int key_spki_sha256(EVP_PKEY *key, uint8_t ret[32])
 static int expected_claims(EVP_PKEY *key, const uint8_t *nonce, size_t nonce_len, const uint8_t *ekm,
                            uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
 {
-        uint8_t pkh[32], n_ekm[ATTEST_API_NONCE_MAX + ATTEST_API_EKM_LEN];
+        uint8_t pkh[32];
         struct attest_ratls_claims c = {
                 .app_id = (const uint8_t *)ATTEST_API_APP_ID,
                 .app_id_len = strlen(ATTEST_API_APP_ID),
@@ -40,10 +42,9 @@ static int expected_claims(EVP_PKEY *key, const uint8_t *nonce, size_t nonce_len
                         return ck_error_set(reterr, -EINVAL,
                                             "API attestation: the nonce must be %u..%u bytes",
                                             ATTEST_API_NONCE_MIN, ATTEST_API_NONCE_MAX);
-                memcpy(n_ekm, nonce, nonce_len);
-                memcpy(n_ekm + nonce_len, ekm, ATTEST_API_EKM_LEN);
-                c.nonce = n_ekm;
-                c.nonce_len = nonce_len + ATTEST_API_EKM_LEN;
+                c.nonce = nonce;
+                c.nonce_len = nonce_len;
+                c.tls_exporter = ekm;
         }
         if (key_spki_sha256(key, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "API attestation: cannot hash the certificate key");

@@ -11,7 +11,7 @@
  * Fresh evidence (GET /sw/api/v1/pub/attest?nonce=HEX): the same tag-60000 evidence
  * [bstr quote, bstr claims] with claims
  *   {"pubkey-hash": <the server certificate's key>, "appId": "conkerd-api",
- *    "ctx": "conker/api/v1", "nonce": client nonce || EKM}
+ *    "ctx": "conker/api/v1", "nonce": client nonce, "tls-exporter": EKM}
  * where EKM = TLS exporter (RFC 8446 §7.5, RFC 5705) of the connection the request came on,
  * label ATTEST_API_EXPORTER_LABEL, no context, 32 bytes. REPORTDATA = SHA-256(claims) || 0^32.
  * A verifier builds the claims it expects with this module's encoder and compares bytes, so
