@@ -32,6 +32,10 @@ struct attest_ratls_claims {
          * until the quote is made, so that the log always replays to the quote's RTMR3 even
          * while other tasks measure. */
         bool rtmr3_log_from_tee;
+        /* optional: the task-config document whose SHA-256 is a "task-config" event in the RTMR3
+         * log (docs/rtmr3-event-log.md), so the verifier can check what the TD was asked to run. */
+        const uint8_t *task_config;
+        size_t task_config_len;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)

@@ -71,8 +71,9 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
 void task_manager_free(struct task_manager *m);
 
 /* Validates the request (buf, len) and starts its pipeline. ret_id: malloc'd task ID.
- * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large, -EEXIST name or port in use,
- * -EBUSY too many tasks. */
+ * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large (the body, or the task-config
+ * document of a task with KmsEndpoints), -EEXIST name or port in use, -EBUSY too many tasks,
+ * -EAGAIN shutting down or the RTMR3 log is full (the TD must reboot). */
 int task_manager_create(struct task_manager *m, const void *buf, size_t len, char **ret_id,
                         struct ck_error **reterr);
 
