@@ -299,6 +299,47 @@ def test_published_port_from_outside_and_direct_traffic_dropped(env):
     assert p.returncode != 0
 
 
+def test_bridge_cannot_reach_host_loopback(env):
+    """Issue 9, finding 9 (CVE-2020-8558 class): route_localnet on the bridge let a container that
+    routes 127.0.0.1 through the gateway reach what the TD binds to loopback. Our DNAT to
+    published ports must keep working, from the host's 127.0.0.1 and through the gateway."""
+    cid = env.new_id()
+    env.run(cid, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30084:80")
+    www = os.path.join(env.tmp, "host-www")
+    os.makedirs(www)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("loopback only\n")
+    port = 31000 + int(env.tag, 16) % 1000
+    srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{env.netns}", "busybox", "httpd", "-f",
+                            "-p", f"127.0.0.1:{port}", "-h", www], start_new_session=True)
+    env.procs.append(srv)
+    url = f"http://127.0.0.1:{port}/index.html"
+    ok = None
+    for _ in range(50):
+        p = env.ns(["curl", "-s", "-m", "2", url])
+        if p.returncode == 0:
+            ok = p.stdout
+            break
+        time.sleep(0.1)
+    assert ok == "loopback only\n"  # the host service is up
+    env.add_bridge_peer()
+    gw = env.subnet.rsplit(".", 1)[0] + ".1"
+    pub = None
+    for _ in range(50):
+        p = env.peer(["curl", "-s", "-m", "2", f"http://{gw}:30084/index.html"])
+        if p.returncode == 0:
+            pub = p.stdout
+            break
+        time.sleep(0.1)
+    assert pub == "hello from conker\n"  # the peer is on the bridge and routes through it
+    p = env.peer(["curl", "-s", "-m", "2", url])
+    assert p.returncode != 0 and "loopback only" not in p.stdout
+    # Published ports still work on the host's 127.0.0.1.
+    assert env.ns(["curl", "-s", "-m", "2", "http://127.0.0.1:30084/index.html"]).stdout == "hello from conker\n"
+    rules = env.ns(["nft", "list", "table", "inet", env.table]).stdout
+    assert f'iifname "{env.bridge}" ip daddr 127.0.0.0/8 drop' in rules
+
+
 def test_conflicts_leave_the_running_container_alone(env):
     a = env.new_id()
     env.run(a, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30082:80")
