@@ -57,6 +57,10 @@ struct task_manager_config {
          * manager). NULL: requests with KmsEndpoints fail closed at Attesting. */
         struct attest_tee *tee;
         unsigned kms_timeout_ms; /* per endpoint; 0 means 30 s */
+        /* The limits the backend applies to every container, shown in ContainerInspect.HostConfig
+         * (PidsLimit, Memory); 0: none. */
+        uint64_t container_pids_limit;
+        uint64_t container_memory_limit;
 };
 
 struct task_manager;
