@@ -139,7 +139,8 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_defer);
         /* Every connection attests afresh: no resumption, no tickets, no session cache. */
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        /* CLEANSE_PLAINTEXT: OpenSSL wipes its copies of the records (the released secret). */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
         SSL_CTX_set_num_tickets(ctx, 0);
         *ret = TAKE_PTR(ctx);
         return 0;
