@@ -275,6 +275,38 @@ def test_oom_kill_recorded(env):
     assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
 
 
+def test_fork_bomb_stops_at_the_pids_limit():
+    """Issue 9, finding 10: a container that forks without end stops at its pids limit (conkerd's
+    container-pids-limit) instead of exhausting the TD. Bounded: 200 attempts, limit 40."""
+    e = RuntimeEnv(pids_limit=40)
+    try:
+        cid = e.new_id()
+        # The bomb runs in a child shell, which dies at its first failed fork; the parent then
+        # counts the processes with builtins only (no fork left to spare) and stays.
+        e.run(cid, ["sh", "-c", "sh -c 'i=0; while [ $i -lt 200 ]; do sleep 1000 & i=$((i+1)); done'; "
+                                "set -- /proc/[0-9]*; echo started $#; exec sleep 1000"])
+        lines = []
+        for _ in range(100):
+            lines = [l["log"] for l in e.log_lines(cid) if l["log"].startswith("started")]
+            if lines:
+                break
+            time.sleep(0.1)
+        assert lines, e.log_lines(cid)
+        for path in (f"/sys/fs/cgroup/pids/conker/{cid}/pids.current", f"/sys/fs/cgroup/conker/{cid}/pids.current"):
+            if os.path.exists(path):
+                with open(path) as f:
+                    assert int(f.read()) <= 40
+                break
+        else:
+            pytest.fail("no pids cgroup for the container found")
+        # The shell saw at most the limit's worth of processes, and forks beyond it failed.
+        assert 2 <= int(lines[0].split()[1]) <= 40, lines
+        assert any("fork" in l["log"].lower() or "resource" in l["log"].lower() for l in e.log_lines(cid))
+        e.driver("delete", cid)
+    finally:
+        e.close()
+
+
 def test_published_port_from_outside_and_direct_traffic_dropped(env):
     host_ip = env.add_client()
     cid = env.new_id()

@@ -49,7 +49,7 @@ def make_rootfs(path):
 
 
 class RuntimeEnv:
-    def __init__(self, log_max_bytes=None, log_max_files=None):
+    def __init__(self, log_max_bytes=None, log_max_files=None, pids_limit=None):
         tag = "%06x" % random.randrange(1 << 24)
         self.tag = tag
         self.tmp = tempfile.mkdtemp(prefix=f"ck-rt-{tag}-")
@@ -68,6 +68,7 @@ class RuntimeEnv:
         self.peer_ns = None
         self.log_max_bytes = log_max_bytes
         self.log_max_files = log_max_files
+        self.pids_limit = pids_limit
         make_rootfs(self.rootfs)
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         self.ns(["ip", "link", "set", "lo", "up"], check=True)
@@ -137,6 +138,8 @@ class RuntimeEnv:
             argv += ["--log-max-bytes", str(self.log_max_bytes)]
         if self.log_max_files:
             argv += ["--log-max-files", str(self.log_max_files)]
+        if self.pids_limit:
+            argv += ["--pids-limit", str(self.pids_limit)]
         return argv + list(args)
 
     def driver(self, *args, check=True, timeout=120):
