@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "backend.h"
+
+struct broker_peer_policy;
 #include "error.h"
 #include "request.h"
 
@@ -61,6 +63,9 @@ struct task_manager_config {
          * (PidsLimit, Memory); 0: none. */
         uint64_t container_pids_limit;
         uint64_t container_memory_limit;
+        bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
+        /* Mutual attestation of the brokers (not owned; outlives the manager); NULL: none. */
+        const struct broker_peer_policy *kms_broker_attestation;
 };
 
 struct task_manager;
