@@ -300,6 +300,10 @@ static void test_5000_tasks_one_image(void **state)
         if (r < 0)
                 fail_msg("verify: %s", ck_error_message(e, r));
         assert_non_null(ev->rtmr3_log);
+        /* The document travels as the task-config claim, and its digest is the logged event. */
+        assert_non_null(ev->task_config);
+        assert_int_equal(ev->task_config_len, len);
+        assert_memory_equal(ev->task_config, doc, len);
         assert_int_equal(attest_rt_log_parse(ev->rtmr3_log, ev->rtmr3_log_len, &parsed, NULL), 0);
         assert_int_equal(parsed.n, 2);
         assert_string_equal(parsed.events[0].name, "image-digest");
