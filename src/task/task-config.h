@@ -23,8 +23,8 @@
 #define TASK_CONFIG_DIGEST_LEN (7 + 64 + 1)
 
 /* The canonical document for req run as image_ref (normalised) with image ID image_id
- * ("sha256:<64 hex>"). *ret is malloc'd, not NUL-terminated beyond *ret_len (it is, but the
- * length is what counts); -E2BIG (with a message) when it would exceed TASK_CONFIG_MAX. */
+ * ("sha256:<64 hex>"): *ret is a malloc'd, NUL-terminated string of *ret_len bytes (the caller
+ * frees it); -E2BIG (with a message) when it would exceed TASK_CONFIG_MAX. */
 int task_config_document(const char *image_ref, const char *image_id, const struct task_request *req,
                          char **ret, size_t *ret_len, struct ck_error **reterr);
 /* "sha256:<hex SHA-256 of doc>", the payload of the "task-config" RTMR3 event. */
