@@ -58,7 +58,9 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
 
         if (!tee || !claims || !claims->app_id || claims->app_id_len == 0 ||
             claims->app_id_len > RATLS_APPID_MAX || claims->nonce_len > RATLS_NONCE_MAX ||
-            claims->rtmr3_log_len > ATTEST_RT_LOG_MAX || (claims->rtmr3_log_from_tee && claims->rtmr3_log))
+            claims->rtmr3_log_len > ATTEST_RT_LOG_MAX ||
+            claims->task_config_len > ATTEST_RATLS_TASK_CONFIG_MAX ||
+            (claims->rtmr3_log_from_tee && claims->rtmr3_log))
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: invalid claims");
         if (validity_secs == 0 || validity_secs > 30u * 86400u)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: validity must be 1 s .. 30 days");
@@ -205,5 +207,6 @@ void attest_ratls_evidence_free(struct attest_ratls_evidence *e)
         free(e->app_id);
         free(e->nonce);
         free(e->rtmr3_log);
+        free(e->task_config);
         free(e);
 }

@@ -3,8 +3,9 @@
  *
  * Contract header (owned by the attest module). claims is a definite-length CBOR map with text
  * keys, in this order: "pubkey-hash" -> bstr(CBOR [1, SHA-256(SPKI DER)]), "appId" -> bstr,
- * "ctx" -> bstr("conker/ra-tls/v1"), and optionally "nonce" -> bstr and "rtmr3-log" -> bstr
- * (the runtime event log, so the verifier can replay RTMR3).
+ * "ctx" -> bstr("conker/ra-tls/v1"), and optionally "nonce" -> bstr, "rtmr3-log" -> bstr
+ * (the runtime event log, so the verifier can replay RTMR3) and "task-config" -> bstr (the
+ * canonical task-config document whose SHA-256 is a "task-config" event of that log).
  * REPORTDATA = SHA-256(claims bytes as transported) || 32 zero bytes. */
 #pragma once
 
@@ -20,6 +21,8 @@
 #include "verify.h"
 
 #define ATTEST_RATLS_CTX "conker/ra-tls/v1"
+/* Largest task-config claim (the document is at most 64 KiB). */
+#define ATTEST_RATLS_TASK_CONFIG_MAX (64u << 10)
 
 struct attest_ratls_claims {
         const uint8_t *app_id; /* the image ID (config digest) as text "sha256:<hex>" */
@@ -32,6 +35,8 @@ struct attest_ratls_claims {
          * until the quote is made, so that the log always replays to the quote's RTMR3 even
          * while other tasks measure. */
         bool rtmr3_log_from_tee;
+        const uint8_t *task_config; /* optional: the task-config document */
+        size_t task_config_len;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)
@@ -48,6 +53,8 @@ struct attest_ratls_evidence {
         size_t nonce_len;
         uint8_t *rtmr3_log;
         size_t rtmr3_log_len;
+        uint8_t *task_config; /* NULL when the claim is absent */
+        size_t task_config_len;
 };
 
 /* Verifies a peer's RA-TLS certificate: extracts the evidence, verifies the quote with the

@@ -94,10 +94,48 @@ void broker_verifier_free(struct broker_verifier *v)
         free(v->pcs_url);
         free(v->pcs_cache_dir);
         free(v->pcs_ca_file);
+        for (size_t i = 0; i < v->n_slots; i++)
+                broker_attested_clear(&v->slots[i].value);
         free(v->slots);
         pthread_mutex_destroy(&v->fetch_lock);
         pthread_mutex_destroy(&v->lock);
         free(v);
+}
+
+void broker_attested_clear(struct broker_attested *a)
+{
+        if (!a)
+                return;
+        free(a->rtmr3_log);
+        free(a->task_config);
+        a->rtmr3_log = a->task_config = NULL;
+        a->rtmr3_log_len = a->task_config_len = 0;
+}
+
+static int memdup_opt(const uint8_t *p, size_t n, uint8_t **ret)
+{
+        *ret = NULL;
+        if (!p)
+                return 0;
+        *ret = malloc(n + 1); /* never malloc(0) */
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, p, n);
+        return 0;
+}
+
+/* A deep copy of src into *dst (which owns nothing yet). */
+static int attested_copy(const struct broker_attested *src, struct broker_attested *dst)
+{
+        struct broker_attested a = *src;
+
+        if (memdup_opt(src->rtmr3_log, src->rtmr3_log_len, &a.rtmr3_log) < 0 ||
+            memdup_opt(src->task_config, src->task_config_len, &a.task_config) < 0) {
+                broker_attested_clear(&a);
+                return -ENOMEM;
+        }
+        *dst = a;
+        return 0;
 }
 
 static size_t slot_of(const struct broker_verifier *v, const uint8_t key[32])
@@ -119,9 +157,7 @@ static bool cache_get(struct broker_verifier *v, const uint8_t key[32], time_t n
         for (size_t i = slot_of(v, key), n = 0; n < v->n_slots && v->slots[i].used;
              i = (i + 1) % v->n_slots, n++)
                 if (memcmp(v->slots[i].key, key, 32) == 0) {
-                        hit = now < v->slots[i].expires;
-                        if (hit)
-                                *ret = v->slots[i].value;
+                        hit = now < v->slots[i].expires && attested_copy(&v->slots[i].value, ret) == 0;
                         break;
                 }
         pthread_mutex_unlock(&v->lock);
@@ -133,11 +169,16 @@ static void cache_put(struct broker_verifier *v, const uint8_t key[32], time_t e
 {
         size_t i;
 
-        if (!v->slots)
+        struct broker_attested copy;
+
+        if (!v->slots || val->rtmr3_log_len + val->task_config_len > BROKER_CACHE_EVIDENCE_MAX ||
+            attested_copy(val, &copy) < 0)
                 return;
         pthread_mutex_lock(&v->lock);
         if (v->n_used >= v->max) {
                 /* Full: start over rather than track ages; re-verifying is only a cost. */
+                for (i = 0; i < v->n_slots; i++)
+                        broker_attested_clear(&v->slots[i].value);
                 memset(v->slots, 0, v->n_slots * sizeof(*v->slots));
                 v->n_used = 0;
         }
@@ -146,7 +187,8 @@ static void cache_put(struct broker_verifier *v, const uint8_t key[32], time_t e
                         break;
         if (!v->slots[i].used)
                 v->n_used++;
-        v->slots[i] = (struct cache_entry){.used = true, .expires = expires, .value = *val};
+        broker_attested_clear(&v->slots[i].value);
+        v->slots[i] = (struct cache_entry){.used = true, .expires = expires, .value = copy};
         memcpy(v->slots[i].key, key, 32);
         v->slots[i].value.cached = true;
         pthread_mutex_unlock(&v->lock);
@@ -328,6 +370,11 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
                 a.app_id_len = ev->app_id_len;
                 a.has_app_id = true;
         }
+        /* The policy judges the image and the task's configuration from these. */
+        a.rtmr3_log = TAKE_PTR(ev->rtmr3_log);
+        a.rtmr3_log_len = ev->rtmr3_log_len;
+        a.task_config = TAKE_PTR(ev->task_config);
+        a.task_config_len = ev->task_config_len;
         expires = now + (time_t)v->ttl;
         if (not_after < expires)
                 expires = not_after;

@@ -34,18 +34,29 @@ struct broker_verifier_config {
         size_t cache_max;          /* entries; default 4096 */
 };
 
-/* What a verified client certificate established. */
+/* Evidence larger than this (RTMR3 log plus task-config) is verified every time rather than
+ * cached, so that the cache's memory stays bounded by cache_max times this. */
+#define BROKER_CACHE_EVIDENCE_MAX (64u * 1024u)
+
+/* What a verified client certificate established. Owns rtmr3_log and task_config: release with
+ * broker_attested_clear(). */
 struct broker_attested {
         struct attest_result result; /* advisory_ids is always NULL here */
         uint8_t app_id[BROKER_APP_ID_MAX];
         size_t app_id_len;
         bool has_app_id;
-        bool cached; /* served from the cache */
+        bool cached;        /* served from the cache */
+        uint8_t *rtmr3_log; /* the rtmr3-log claim (already replayed to the quote's RTMR3); NULL: none */
+        size_t rtmr3_log_len;
+        uint8_t *task_config; /* the task-config claim; NULL: none */
+        size_t task_config_len;
 };
+void broker_attested_clear(struct broker_attested *a);
 
 int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_verifier **ret,
                         struct ck_error **reterr);
-/* Verifies cert at now. On failure returns -errno, sets *ret_reason to a short reason code
+/* Verifies cert at now. On success *ret is filled (clear it with broker_attested_clear()). On failure
+ * returns -errno, sets *ret_reason to a short reason code
  * ("no_evidence", "quote_invalid", "binding_invalid", "cert_expired", ...) and reterr to the
  * detail (for the broker's log, not for the client). Thread-safe. */
 int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, struct broker_attested *ret,
