@@ -338,8 +338,7 @@ static void test_json_policy_errors(void **state)
                           false, "\"id\" must be");
         expect_json_error("{\"secrets\":[{\"id\":\"a\",\"file\":\"f\",\"rules\":[{\"firmware\":\"any\","
                           "\"imageIds\":[\"" IMAGE_HEX "\"]}]},{\"id\":\"a\",\"file\":\"g\",\"rules\":[{"
-                                                       "\"firmware\":\"any\",\"imageIds\":[\"" IMAGE_HEX
-                          "\"]}]}]}",
+                          "\"firmware\":\"any\",\"imageIds\":[\"" IMAGE_HEX "\"]}]}]}",
                           false, "duplicate id");
         expect_json_error("{\"secrets\":[{\"id\":\"a\",\"file\":\"f\",\"rules\":[{\"firmware\":\"any\","
                           "\"imageIds\":[\"sha256:12\"]}]}]}",
