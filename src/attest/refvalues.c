@@ -1,94 +1,82 @@
-/* Reference values (refvalues.h): a strict parser for the small JSON file, and the comparison
- * with a verified quote's measurements.
- *
- * Strict on purpose: a misspelt key ("mrdt") or a truncated value must stop the program that
- * loads the file, never turn into an unchecked register. */
+/* Reference values (MRTD, RTMR0-2): parse the JSON document and compare with a quote's
+ * measurements. Comparison is exact and over all 48 bytes; there is no prefix matching. */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cleanup.h"
 #include "fs.h"
 #include "json.h"
 #include "parse.h"
 #include "refvalues.h"
 
-static const char *const value_keys[4] = {"mrtd", "rtmr0", "rtmr1", "rtmr2"};
+static const char *const rtmr_keys[3] = {"rtmr0", "rtmr1", "rtmr2"};
 
-static int parse_value(const char *key, json_t *v, uint8_t ret[48], struct ck_error **reterr)
+static int parse_value(json_t *obj, const char *key, bool *ret_has, uint8_t ret[48],
+                       struct ck_error **reterr)
 {
+        json_t *v = json_object_get(obj, key);
         const char *s;
-        size_t n;
+        size_t len;
 
+        if (!v)
+                return 0;
         if (!json_is_string(v))
-                return ck_error_set(reterr, -EINVAL, "reference values: \"%s\" must be a string", key);
+                return ck_error_set(reterr, -EINVAL,
+                                    "reference values: \"%s\" must be a string of 96 hex digits", key);
         s = json_string_value(v);
-        n = json_string_length(v);
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-                        return ck_error_set(reterr, -EINVAL,
-                                            "reference values: \"%s\": character %zu is not a hex digit",
-                                            key, i + 1);
-        }
-        if (n != 96)
-                return ck_error_set(
-                        reterr, -EINVAL,
-                        "reference values: \"%s\": expected exactly 96 hex digits (48 bytes), got "
-                        "%zu",
-                        key, n);
-        if (ck_hex_decode(s, n, ret, 48) < 0)
-                return ck_error_set(reterr, -EINVAL, "reference values: \"%s\" is not hex", key);
+        len = json_string_length(v);
+        if (len != 96)
+                return ck_error_set(reterr, -EINVAL,
+                                    "reference values: \"%s\" has %zu characters, expected 96 hex digits",
+                                    key, len);
+        if (ck_hex_decode(s, len, ret, 48) < 0)
+                return ck_error_set(reterr, -EINVAL, "reference values: \"%s\" is not hexadecimal", key);
+        *ret_has = true;
         return 0;
 }
 
 int attest_refvalues_parse(const uint8_t *buf, size_t len, struct attest_refvalues *ret,
                            struct ck_error **reterr)
 {
-        _cleanup_json_ json_t *root = NULL;
+        _cleanup_json_ json_t *doc = NULL;
         struct attest_refvalues rv = {0};
         const char *key;
         json_t *v;
-        bool any = false;
         int r;
 
-        if (!buf)
-                return ck_error_set(reterr, -EINVAL, "reference values: no document");
-        r = ck_json_loadb(buf, len, ATTEST_REFVALUES_MAX_BYTES, &root, reterr);
+        r = ck_json_loadb(buf, len, ATTEST_REFVALUES_MAX_BYTES, &doc, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "reference values");
-        if (!json_is_object(root))
-                return ck_error_set(reterr, -EINVAL, "reference values: must be a JSON object");
-        json_object_foreach(root, key, v)
+        if (!json_is_object(doc))
+                return ck_error_set(reterr, -EINVAL, "reference values: expected a JSON object");
+        json_object_foreach(doc, key, v)
         {
-                size_t k;
+                bool known = strcmp(key, "mrtd") == 0 || strcmp(key, "source") == 0;
 
-                if (strcmp(key, "source") == 0) {
-                        if (!json_is_string(v))
-                                return ck_error_set(reterr, -EINVAL,
-                                                    "reference values: \"source\" must be a string");
-                        continue;
-                }
-                for (k = 0; k < ELEMENTSOF(value_keys); k++)
-                        if (strcmp(key, value_keys[k]) == 0)
-                                break;
-                if (k == ELEMENTSOF(value_keys))
+                for (size_t i = 0; i < 3 && !known; i++)
+                        known = strcmp(key, rtmr_keys[i]) == 0;
+                if (!known)
                         return ck_error_set(reterr, -EINVAL,
-                                            "reference values: unknown key \"%.64s\" (expected mrtd, rtmr0, "
-                                            "rtmr1, rtmr2, source)",
-                                            key);
-                r = parse_value(key, v, k == 0 ? rv.mrtd : rv.rtmr[k - 1], reterr);
+                                            "reference values: unknown key (expected mrtd, rtmr0, rtmr1, "
+                                            "rtmr2, source)");
+                if (strcmp(key, "source") == 0 && !json_is_string(v))
+                        return ck_error_set(reterr, -EINVAL,
+                                            "reference values: \"source\" must be a string");
+        }
+        r = parse_value(doc, "mrtd", &rv.has_mrtd, rv.mrtd, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < 3; i++) {
+                r = parse_value(doc, rtmr_keys[i], &rv.has_rtmr[i], rv.rtmr[i], reterr);
                 if (r < 0)
                         return r;
-                if (k == 0)
-                        rv.has_mrtd = true;
-                else
-                        rv.has_rtmr[k - 1] = true;
-                any = true;
         }
-        if (!any)
+        if (!rv.has_mrtd && !rv.has_rtmr[0] && !rv.has_rtmr[1] && !rv.has_rtmr[2])
                 return ck_error_set(reterr, -EINVAL,
-                                    "reference values: no value (give at least one of mrtd, rtmr0, rtmr1, "
-                                    "rtmr2)");
+                                    "reference values: no value given (mrtd, rtmr0, rtmr1, rtmr2)");
         *ret = rv;
         return 0;
 }
@@ -112,11 +100,10 @@ const char *attest_refvalues_check(const struct attest_refvalues *rv, const stru
 {
         static const char *const reasons[3] = {"rtmr0_mismatch", "rtmr1_mismatch", "rtmr2_mismatch"};
 
-        /* Measurements are public: no constant-time comparison needed. */
-        if (rv->has_mrtd && memcmp(rv->mrtd, m->mr_td, 48) != 0)
+        if (rv->has_mrtd && CRYPTO_memcmp(rv->mrtd, m->mr_td, 48) != 0)
                 return "mrtd_mismatch";
-        for (unsigned k = 0; k < 3; k++)
-                if (rv->has_rtmr[k] && memcmp(rv->rtmr[k], m->rtmr[k], 48) != 0)
-                        return reasons[k];
+        for (size_t i = 0; i < 3; i++)
+                if (rv->has_rtmr[i] && CRYPTO_memcmp(rv->rtmr[i], m->rtmr[i], 48) != 0)
+                        return reasons[i];
         return NULL;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "secret-store.h"
 
 struct store_entry {
@@ -199,6 +200,7 @@ static int entry_reload(struct broker_secret_store *s, size_t i)
                 pthread_mutex_unlock(&s->lock);
                 log_error("secret \"%s\": %s: keeping the last good value: %s", e->id, e->path,
                           ck_error_message(err, rc));
+                ck_metrics_inc("conker_broker_secret_reload_failures_total", e->id, NULL);
                 return 0;
         }
         pthread_mutex_lock(&s->lock);
