@@ -198,7 +198,8 @@ static const struct broker_option OPTIONS[] = {
         {.name = "image-id",
          .short_name = 'd',
          .arg = "ID",
-         .help = "the image ID the secret is for (sha256:<hex> or <hex>)",
+         .help = "the image ID the secret is for (sha256:<hex> or <hex>);\nwithout -d: any image in the "
+                 "TD's RTMR3 log",
          STR(image_id)},
         {.name = "log-level",
          .short_name = 'l',
@@ -232,8 +233,8 @@ static const struct broker_option OPTIONS[] = {
          .help = "accept any firmware (no MRTD pin): the host supplies it",
          CALL(set_firmware)},
         {.name = "image-allowlist",
-         .arg = "ID[,ID]",
-         .help = "refuse a TD whose RTMR3 log holds an image outside this list",
+         .arg = "IDS",
+         .help = "refuse a TD whose RTMR3 log holds an image outside these\n(comma-separated image IDs)",
          STR(image_allowlist)},
         {.name = "collateral",
          .arg = "FILE|URL",
@@ -321,7 +322,10 @@ static void usage(FILE *f)
                         n = fprintf(f, "      --%s", d->name);
                 if (d->arg)
                         n += fprintf(f, " %s", d->arg);
-                fprintf(f, "%*s", n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+                if (n < HELP_COLUMN)
+                        fprintf(f, "%*s", HELP_COLUMN - n, "");
+                else /* a long option: its text starts on the next line */
+                        fprintf(f, "\n%*s", HELP_COLUMN, "");
                 /* Continuation lines of the help text line up under its first line. */
                 for (h = d->help; *h;) {
                         size_t len = strcspn(h, "\n");
