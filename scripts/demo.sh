@@ -5,8 +5,9 @@
 #      the demo, htpasswd user/pass) as reckey/conker-example-app:latest;
 #   2. create a simulated TD and start conkerd on it (--tee sim), docker.io mirrored to that
 #      registry;
-#   3. read the TD's RTMR1 and the image ID, write secret.json and start conker-broker with the
-#      seed's flags (plus --trust-sim-root for the simulator's root, and an audit log);
+#   3. read the TD's MRTD and RTMR1 and the image ID, write secret.json and start conker-broker
+#      with the seed's flags plus --mrtd (plus --trust-sim-root for the simulator's root, and an
+#      audit log);
 #   4. POST the seed's request, print each task event as it arrives until Running;
 #   5. ask the app for its secret, DELETE the task, and tear everything down.
 #
@@ -246,7 +247,7 @@ fi
 say "RTMR3 log of the TD (what the broker replayed):"
 jq -c . "$work/sim-state/rtmr3.log" | sed 's/^/     /'
 say "broker audit log:"
-jq -c '{time, decision, reason, appId, secretId, tcbStatus, simulated} | with_entries(select(.value != null))' "$work/audit.jsonl" |
+jq -c '{time, decision, reason, appId, secretId, pinned, taskConfigDigest, tcbStatus, simulated} | with_entries(select(.value != null))' "$work/audit.jsonl" |
         sed 's/^/     /'
 
 # ---------------------------------------------------------------------------------------------
