@@ -251,8 +251,8 @@ def test_wrong_mrtd(seed):
     """Finding 1: a firmware other than the pinned one (with the expected RTMR1) gets nothing."""
     other = seed.mrtd[:-1] + ("0" if seed.mrtd[-1] != "0" else "1")
     b = seed.seed_broker(seed.secret_file(), mrtd=other, name="mrtd")
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "mrtd_mismatch")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "mrtd_mismatch")
     assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "mrtd_mismatch")]
 
 
@@ -276,8 +276,8 @@ def test_task_config_outside_policy(seed):
         {"mrtd": seed.mrtd, "rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "allowSimulated": True,
          "taskConfig": {"envKeys": ["LOG_LEVEL"]}}]}]}))
     b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="env")
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "task_config_env_not_allowed")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "task_config_env_not_allowed")
     entries = b.audit()
     assert [e["reason"] for e in entries] == ["task_config_env_not_allowed"]
     assert entries[0]["taskConfigDigest"].startswith("sha256:")
