@@ -30,7 +30,8 @@ static struct {
         bool enabled;
         struct cli_attest_opts o;
         struct attest_refvalues rv;
-        X509 *root; /* the simulator's root (--trust-sim-root), or NULL for Intel's */
+        uint32_t tcb_statuses; /* bit (1 << enum attest_tcb_status) per accepted status */
+        X509 *root;            /* the simulator's root (--trust-sim-root), or NULL for Intel's */
         /* The last conkerd attested: later connections of this process to the same host are
          * held to its key instead of being attested again (`conker run` polls), and
          * `conker attest` prints it. */
@@ -48,6 +49,35 @@ struct cli_attest_conn {
         bool key_changed; /* a connection presented another key */
 };
 
+/* "UpToDate,SWHardeningNeeded" -> bits; Revoked is never acceptable. */
+static int tcb_statuses_parse(const char *list, uint32_t *ret, struct ck_error **reterr)
+{
+        uint32_t bits = 0;
+        const char *p = list;
+
+        while (*p) {
+                size_t n = strcspn(p, ",");
+                char name[64];
+                int s;
+
+                if (n == 0 || n >= sizeof(name))
+                        return ck_error_set(reterr, -EINVAL,
+                                            "--attest-tcb: \"%s\" is not a list of TCB statuses", list);
+                memcpy(name, p, n);
+                name[n] = 0;
+                s = attest_tcb_status_from_string(name);
+                if (s < 0 || s == ATTEST_TCB_REVOKED)
+                        return ck_error_set(reterr, -EINVAL,
+                                            "--attest-tcb: \"%s\" is not an acceptable TCB status", name);
+                bits |= 1u << s;
+                p += n + (p[n] == ',');
+        }
+        if (!bits)
+                return ck_error_set(reterr, -EINVAL, "--attest-tcb: no status given");
+        *ret = bits;
+        return 0;
+}
+
 int cli_attest_configure(const struct cli_attest_opts *o, struct ck_error **reterr)
 {
         int r;
@@ -61,6 +91,9 @@ int cli_attest_configure(const struct cli_attest_opts *o, struct ck_error **rete
                 if (r < 0)
                         return ck_error_prefix(reterr, r, "--trust-sim-root %s", o->sim_root);
         }
+        r = tcb_statuses_parse(o->tcb ? o->tcb : "UpToDate", &g.tcb_statuses, reterr);
+        if (r < 0)
+                return r;
         g.o = *o;
         if (!g.o.collateral)
                 g.o.collateral = CLI_ATTEST_PCS_DEFAULT;
@@ -230,10 +263,12 @@ static int td_check(const struct attest_result *res, struct ck_error **reterr)
 
         if (res->tee_type != ATTEST_TEE_TDX)
                 return ck_error_set(reterr, -EKEYREJECTED, "not_tdx: the quote is not a TDX quote");
-        if (res->status != ATTEST_TCB_UP_TO_DATE)
-                return ck_error_set(reterr, -EKEYREJECTED,
-                                    "tcb_status: the platform's TCB is %s (only UpToDate is accepted)",
-                                    attest_tcb_status_to_string(res->status));
+        if ((unsigned)res->status >= _ATTEST_TCB_STATUS_MAX || !(g.tcb_statuses & (1u << res->status)))
+                return ck_error_set(
+                        reterr, -EKEYREJECTED,
+                        "tcb_status: the platform's TCB is %s, not one --attest-tcb accepts (default "
+                        "UpToDate)",
+                        attest_tcb_status_to_string(res->status));
         if (res->m.td_attributes[0] != 0)
                 return ck_error_set(reterr, -EKEYREJECTED,
                                     "debug_td: conkerd runs in a debug TD (TDATTRIBUTES %02x)",

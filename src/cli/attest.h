@@ -7,8 +7,8 @@
  * no host name: the certificate is self-signed and its quote is what identifies it); then
  * GET /sw/api/v1/pub/attest?nonce=<32 random bytes> without any credential; then, in order:
  * the certificate's quote (DCAP, collateral from a file or PCS/PCCS), the TD checks (TDX, TCB
- * UpToDate, not a debug TD, the reference values), the certificate key binding, and the fresh
- * evidence over that nonce and this connection's TLS exporter. Only then is the request sent,
+ * UpToDate or what --attest-tcb lists, not a debug TD, the reference values), the certificate key binding,
+ * and the fresh evidence over that nonce and this connection's TLS exporter. Only then is the request sent,
  * on the same connection; a new connection, and every later request of this process to the same
  * host, must present the same, now attested, key. */
 #pragma once
@@ -25,6 +25,7 @@ struct cli_attest_opts {
         const char *collateral; /* a dcap-qvl JSON file or a PCS/PCCS base URL */
         const char *pcs_ca;     /* extra CA certificates for the PCS/PCCS connection */
         const char *cache_dir;  /* collateral cache for URLs */
+        const char *tcb;        /* accepted TCB statuses, comma-separated (NULL: UpToDate) */
 };
 
 #define CLI_ATTEST_PCS_DEFAULT "https://api.trustedservices.intel.com"

@@ -34,7 +34,8 @@ int cli_fail(const char *cmd, int code, const struct ck_error *err)
 static void usage(FILE *f)
 {
         fprintf(f, "usage: conker [--attest POLICY [--trust-sim-root FILE] [--collateral FILE|URL]\n"
-                   "               [--pcs-ca FILE] [--collateral-cache DIR]] COMMAND [ARGS...]\n\n"
+                   "               [--pcs-ca FILE] [--collateral-cache DIR] [--attest-tcb LIST]] COMMAND "
+                   "[ARGS...]\n\n"
                    "global options (before the command):\n"
                    "  --attest POLICY          verify conkerd's attested TLS identity and a fresh quote\n"
                    "                           against POLICY (reference values JSON) before sending\n"
@@ -44,6 +45,7 @@ static void usage(FILE *f)
                    "                           [" CLI_ATTEST_PCS_DEFAULT "]\n"
                    "  --pcs-ca FILE            extra CA certificates for the PCS/PCCS connection\n"
                    "  --collateral-cache DIR   collateral cache for a URL\n"
+                   "  --attest-tcb LIST        TCB statuses accepted, comma-separated [UpToDate]\n"
                    "\ncommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
@@ -63,6 +65,7 @@ static int global_options(int argc, char **argv, struct cli_attest_opts *o)
                 {"--collateral", offsetof(struct cli_attest_opts, collateral)},
                 {"--pcs-ca", offsetof(struct cli_attest_opts, pcs_ca)},
                 {"--collateral-cache", offsetof(struct cli_attest_opts, cache_dir)},
+                {"--attest-tcb", offsetof(struct cli_attest_opts, tcb)},
         };
         int i = 1;
 
@@ -80,9 +83,9 @@ static int global_options(int argc, char **argv, struct cli_attest_opts *o)
                 *(const char **)((char *)o + opts[k].offset) = argv[i + 1];
                 i += 2;
         }
-        if (!o->policy && (o->sim_root || o->collateral || o->pcs_ca || o->cache_dir)) {
-                fprintf(stderr, "conker: --trust-sim-root, --collateral, --pcs-ca and --collateral-cache "
-                                "only go with --attest POLICY\n");
+        if (!o->policy && (o->sim_root || o->collateral || o->pcs_ca || o->cache_dir || o->tcb)) {
+                fprintf(stderr, "conker: --trust-sim-root, --collateral, --pcs-ca, --collateral-cache and "
+                                "--attest-tcb only go with --attest POLICY\n");
                 return -1;
         }
         return i - 1;

@@ -281,3 +281,18 @@ def test_attest_once_per_process_then_pinned(daemon, tmp_path):
     assert ("POST /sw/api/v1/container", "with") in seen
     assert len([s for s in seen if s[1] == "with"]) >= 2, seen
     daemon.api("DELETE", "/sw/api/v1/container/attest-once")
+
+
+def test_attest_tcb_statuses(daemon, tmp_path):
+    """--attest-tcb: the simulated TD is UpToDate; a list without it refuses, a list with it
+    works, and Revoked is never acceptable."""
+    pol, _ = policy(daemon, tmp_path, "good.json")
+    p = daemon.conker("ps", pre=attest_args(daemon, pol) + ["--attest-tcb", "UpToDate,SWHardeningNeeded"],
+                      check=False)
+    assert p.returncode == 0, p.stderr
+    mark = len(daemon.log())
+    p = daemon.conker("ps", pre=attest_args(daemon, pol) + ["--attest-tcb", "OutOfDate"], check=False)
+    assert p.returncode != 0 and "tcb_status: the platform's TCB is UpToDate" in p.stderr, p.stderr
+    assert all(auth == "no" for _, auth in requests_since(daemon, mark))
+    p = daemon.conker("ps", pre=attest_args(daemon, pol) + ["--attest-tcb", "Revoked"], check=False)
+    assert p.returncode != 0 and "not an acceptable TCB status" in p.stderr, p.stderr
