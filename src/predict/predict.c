@@ -94,12 +94,23 @@ static int predict_rtmr0(const struct predict_input *in, const struct predict_td
                 predict_digest_separator(d);
                 r = predict_log_add(log, 0, PREDICT_EV_SEPARATOR, "separator", d);
         }
-        if (r >= 0)
-                r = in->has_loader_digest
-                            ? predict_log_add(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/table-loader",
-                                              in->loader_digest)
-                            : add_sha(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/table-loader",
-                                      in->acpi_loader, in->acpi_loader_len);
+        if (r >= 0 && in->has_loader_digest) {
+                r = predict_log_add(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/table-loader",
+                                    in->loader_digest);
+        } else if (r >= 0 && in->acpi_loader) {
+                r = add_sha(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/table-loader", in->acpi_loader,
+                            in->acpi_loader_len);
+        } else if (r >= 0) {
+                _cleanup_free_ uint8_t *loader = NULL;
+                size_t loader_len = 0;
+
+                r = predict_acpi_loader_build(in->acpi_tables, in->acpi_tables_len, in->acpi_rsdp,
+                                              in->acpi_rsdp_len, &loader, &loader_len, reterr);
+                if (r < 0)
+                        return r;
+                r = add_sha(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/table-loader", loader,
+                            loader_len);
+        }
         if (r >= 0)
                 r = add_sha(log, 0, PREDICT_EV_PLATFORM_CONFIG_FLAGS, "etc/acpi/rsdp", in->acpi_rsdp,
                             in->acpi_rsdp_len);
@@ -267,8 +278,7 @@ int predict_run(const struct predict_input *in, struct predict_result *ret, stru
                 have_layout = true;
         }
 
-        rtmr0 = have_layout && in->mem_size && in->has_cfv && (in->acpi_loader || in->has_loader_digest) &&
-                in->acpi_rsdp && in->acpi_tables;
+        rtmr0 = have_layout && in->mem_size && in->has_cfv && in->acpi_rsdp && in->acpi_tables;
         boot = in->kernel || in->uki;
         if (rtmr0) {
                 r = predict_rtmr0(in, &t, &res->log, reterr);

@@ -152,6 +152,14 @@ int predict_pe_section(const uint8_t *buf, size_t len, const struct predict_pe *
 int predict_linux_patch(uint8_t *kernel, size_t len, uint64_t mem_size, uint64_t initrd_size,
                         const char *cmdline, struct ck_error **reterr);
 
+/* ---- acpi-loader.c: QEMU's etc/table-loader ---- */
+
+/* Rebuilds the table-loader blob QEMU's x86 ACPI builder writes for these tables and RSDP
+ * (revision 0 RSDP, tables QEMU closes with a checksum only, FADT, RSDT); malloc'd, the caller
+ * frees it. -EOPNOTSUPP names a table whose commands are not modelled. */
+int predict_acpi_loader_build(const uint8_t *tables, size_t tables_len, const uint8_t *rsdp, size_t rsdp_len,
+                              uint8_t **ret, size_t *ret_len, struct ck_error **reterr);
+
 /* ---- predict.c: the event log and the registers ---- */
 
 #define PREDICT_MAX_EVENTS 64u
@@ -187,7 +195,8 @@ void predict_log_replay(const struct predict_log *log, uint8_t ret[3][PREDICT_DI
 
 /* Everything the measurements depend on. Buffers are borrowed. A register is predicted when
  * its inputs are present: MRTD needs the firmware; RTMR0 the memory size, a TDVF layout (the
- * firmware's or a named one), the CFV digest and the three ACPI blobs (or the loader's digest);
+ * firmware's or a named one), the CFV digest, the ACPI tables and RSDP, and the loader (given,
+ * its digest given, or rebuilt from the tables by predict_acpi_loader_build());
  * RTMR1 and RTMR2 a kernel or a UKI. */
 struct predict_input {
         const uint8_t *firmware;

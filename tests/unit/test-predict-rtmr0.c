@@ -121,7 +121,7 @@ static void test_cfv_digest_of_debian_vars(void **state)
         free(vars);
 }
 
-static void check_virtee(const char *name)
+static void check_virtee(const char *name, bool derive_loader)
 {
         json_t *v = predict_test_vectors();
         json_t *fx = json_object_get(json_object_get(v, "virtee_rtmr0_breakdown"), name);
@@ -178,12 +178,60 @@ static void check_virtee(const char *name)
 
 static void test_virtee_canonical_defaults(void **state)
 {
-        check_virtee("canonical-defaults");
+        check_virtee("canonical-defaults", false);
+        check_virtee("canonical-defaults", true);
 }
 
 static void test_virtee_q35_with_hpet(void **state)
 {
-        check_virtee("q35-with-hpet");
+        check_virtee("q35-with-hpet", false);
+        check_virtee("q35-with-hpet", true);
+}
+
+static void test_acpi_loader(void **state)
+{
+        _cleanup_free_ uint8_t *tables = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        json_t *v = predict_test_vectors();
+        json_t *fx = json_object_get(json_object_get(v, "virtee_rtmr0_breakdown"), "q35-with-hpet");
+        uint8_t rsdp[20], rsdp2[36] = {0}, d[48], *loader = NULL;
+        size_t tlen = 0, len = 0;
+
+        tables = predict_test_read("virtee-tdx-measure/q35-with-hpet/acpi_tables.bin", &tlen);
+        predict_test_unhex(json_string_value(json_object_get(fx, "rsdp_bytes_hex")), rsdp, sizeof(rsdp));
+        assert_int_equal(predict_acpi_loader_build(tables, tlen, rsdp, sizeof(rsdp), &loader, &len, NULL),
+                         0);
+        assert_int_equal(len, 4096);
+        /* ALLOCATE rsdp (FSEG), ALLOCATE tables (HIGH), then the first table's checksum (DSDT). */
+        assert_int_equal(ck_le32(loader), 1);
+        assert_string_equal((const char *)loader + 4, "etc/acpi/rsdp");
+        assert_int_equal(loader[64], 2);
+        assert_string_equal((const char *)loader + 128 + 4, "etc/acpi/tables");
+        assert_int_equal(ck_le32(loader + 256), 3);
+        assert_int_equal(ck_sha384(loader, len, d), 0);
+        assert_digest_hex(d, json_string_value(json_object_get(fx, "table_loader_sha384")));
+        free(loader);
+        loader = NULL;
+
+        /* Not modelled: a revision 2 RSDP, a table whose builder adds commands; damaged input. */
+        memcpy(rsdp2, rsdp, 20);
+        rsdp2[15] = 2;
+        assert_int_equal(predict_acpi_loader_build(tables, tlen, rsdp2, sizeof(rsdp2), &loader, &len, NULL),
+                         -EOPNOTSUPP);
+        memcpy(tables + 9427, "TPM2", 4); /* the HPET table's place */
+        assert_int_equal(predict_acpi_loader_build(tables, tlen, rsdp, sizeof(rsdp), &loader, &len, &e),
+                         -EOPNOTSUPP);
+        assert_non_null(strstr(e->msg, "TPM2"));
+        memcpy(tables + 9427, "HPET", 4);
+        ck_put_le32(tables + 9427 + 4, 0x7fffffff);
+        assert_int_equal(predict_acpi_loader_build(tables, tlen, rsdp, sizeof(rsdp), &loader, &len, NULL),
+                         -EBADMSG);
+        ck_put_le32(tables + 9427 + 4, 56);
+        ck_put_le32(rsdp + 16, 64); /* RSDP pointing at the DSDT */
+        assert_int_equal(predict_acpi_loader_build(tables, tlen, rsdp, sizeof(rsdp), &loader, &len, NULL),
+                         -EBADMSG);
+        assert_null(loader);
+        json_decref(v);
 }
 
 static void test_tdshim_param(void **state)
@@ -207,6 +255,7 @@ int main(void)
                 cmocka_unit_test(test_cfv_digest_of_debian_vars),
                 cmocka_unit_test(test_virtee_canonical_defaults),
                 cmocka_unit_test(test_virtee_q35_with_hpet),
+                cmocka_unit_test(test_acpi_loader),
                 cmocka_unit_test(test_tdshim_param),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
