@@ -72,10 +72,18 @@ int predict_linux_patch(uint8_t *k, size_t len, uint64_t mem_size, uint64_t init
         uint16_t protocol = 0;
         const char *vga;
 
-        if (len < 0x1000)
-                return ck_error_set(reterr, -EBADMSG, "kernel: %zu bytes is too small for a bzImage", len);
-        if (ck_le32(k + 0x202) == 0x53726448) /* "HdrS" */
+        if (len < 0x240)
+                return ck_error_set(reterr, -EBADMSG, "kernel: %zu bytes is too small for a boot image",
+                                    len);
+        if (ck_le32(k + 0x202) == 0x53726448) { /* "HdrS" */
+                size_t setup = ((size_t)(k[0x1f1] ? k[0x1f1] : 4) + 1) * 512;
+
                 protocol = ck_le16(k + 0x206);
+                if (setup > len)
+                        return ck_error_set(reterr, -EBADMSG,
+                                            "kernel: setup of %zu bytes exceeds the file (QEMU refuses it)",
+                                            setup);
+        }
         if (protocol == 0)
                 /* Not a bzImage (a UKI or another PE): QEMU hands it over unchanged. */
                 return initrd_size ? ck_error_set(reterr, -EINVAL,
@@ -89,18 +97,6 @@ int predict_linux_patch(uint8_t *k, size_t len, uint64_t mem_size, uint64_t init
                 real_addr = 0x10000;
                 cmdline_addr = 0x20000;
         }
-
-        if (protocol >= 0x20c && (ck_le16(k + 0x236) & XLF_CAN_BE_LOADED_ABOVE_4G))
-                initrd_max = UINT32_MAX;
-        else if (protocol >= 0x203)
-                initrd_max = ck_le32(k + 0x22c);
-        else
-                initrd_max = 0x37ffffff;
-        below_4g = (uint32_t)(mem_size >= Q35_LOWMEM_SPLIT ? Q35_LOWMEM : mem_size);
-        if (below_4g <= PREDICT_QEMU_ACPI_DATA_SIZE)
-                return ck_error_set(reterr, -EINVAL, "memory size too small");
-        if (initrd_max >= below_4g - PREDICT_QEMU_ACPI_DATA_SIZE)
-                initrd_max = below_4g - PREDICT_QEMU_ACPI_DATA_SIZE - 1;
 
         if (protocol >= 0x202) {
                 ck_put_le32(k + 0x228, cmdline_addr);
@@ -128,6 +124,19 @@ int predict_linux_patch(uint8_t *k, size_t len, uint64_t mem_size, uint64_t init
 
                 if (protocol < 0x200)
                         return ck_error_set(reterr, -EINVAL, "kernel: boot protocol too old for an initrd");
+                /* The initrd goes as high as the kernel allows below the top of low RAM minus
+                 * QEMU's ACPI area. */
+                if (protocol >= 0x20c && (ck_le16(k + 0x236) & XLF_CAN_BE_LOADED_ABOVE_4G))
+                        initrd_max = UINT32_MAX;
+                else if (protocol >= 0x203)
+                        initrd_max = ck_le32(k + 0x22c);
+                else
+                        initrd_max = 0x37ffffff;
+                below_4g = (uint32_t)(mem_size >= Q35_LOWMEM_SPLIT ? Q35_LOWMEM : mem_size);
+                if (below_4g <= PREDICT_QEMU_ACPI_DATA_SIZE)
+                        return ck_error_set(reterr, -EINVAL, "memory size too small to place the initrd");
+                if (initrd_max >= below_4g - PREDICT_QEMU_ACPI_DATA_SIZE)
+                        initrd_max = below_4g - PREDICT_QEMU_ACPI_DATA_SIZE - 1;
                 if (initrd_size >= initrd_max)
                         return ck_error_set(reterr, -EFBIG,
                                             "initrd of %llu bytes exceeds QEMU's limit of %u",

@@ -151,7 +151,9 @@ static void test_linux_patch(void **state)
         assert_int_equal(ck_le32(old + 0x218), (0x37ffffffu - 0x1000u) & ~4095u);
         /* Too large an initrd, too small a file. */
         assert_int_equal(predict_linux_patch(old, 0x2000, 4096ull << 20, 0x40000000, "", NULL), -EFBIG);
-        assert_int_equal(predict_linux_patch(old, 0x800, 4096ull << 20, 0, "", NULL), -EBADMSG);
+        assert_int_equal(predict_linux_patch(old, 0x200, 4096ull << 20, 0, "", NULL), -EBADMSG);
+        assert_int_equal(predict_linux_patch(old, 0x7ff, 4096ull << 20, 0, "", NULL),
+                         -EBADMSG); /* setup 2 KiB */
         /* A PE without a Linux header (a UKI) is handed over unchanged, and takes no initrd. */
         pe = predict_test_read("pe/a.efi", &pe_len);
         memset(k, 0, 0x2000);
