@@ -39,6 +39,7 @@ enum {
         OPT_CMDLINE,
         OPT_EVENTS,
         OPT_PRINT_W,
+        OPT_NO_STUB_SECTIONS,
 };
 
 struct predict_files {
@@ -65,7 +66,8 @@ static void usage(FILE *f)
                 "                          [--acpi-tables F --acpi-rsdp F [--acpi-loader F | "
                 "--acpi-loader-digest HEX]]\n"
                 "                          [--vars OVMF_VARS.fd | --cfv-digest HEX]\n"
-                "                          [--uki FILE | --kernel FILE [--initrd FILE] [--cmdline STRING]]\n"
+                "                          [--uki FILE [--no-stub-sections] | --kernel FILE [--initrd FILE] "
+                "[--cmdline STRING]]\n"
                 "                          [-o FILE] [--events FILE] [--print-w]\n"
                 "\n"
                 "Predicts the MRTD and RTMR0-2 of a TD that QEMU boots with TDVF (OVMF before "
@@ -82,7 +84,10 @@ static void usage(FILE *f)
                 "         from them unless given\n"
                 "  RTMR1  --kernel (as QEMU -kernel patches its setup header; --memory places the initrd)\n"
                 "         or --uki (a unified kernel image given to -kernel)\n"
-                "  RTMR2  the command line and initrd (--cmdline/--initrd, or the UKI's .cmdline/.initrd)\n"
+                "  RTMR2  the command line and initrd (--cmdline/--initrd, or the UKI's .cmdline/.initrd); "
+                "for a\n"
+                "         UKI first systemd-stub's measurement of each section (--no-stub-sections: a stub\n"
+                "         that measures none)\n"
                 "  --memory SIZE       guest RAM as for QEMU -m: a number of MiB, or with a K, M, G or T "
                 "suffix\n"
                 "  -o, --output FILE   write the reference values there instead of stdout\n"
@@ -199,6 +204,7 @@ int cmd_tdx_predict(int argc, char **argv)
                 {"output", required_argument, NULL, 'o'},
                 {"events", required_argument, NULL, OPT_EVENTS},
                 {"print-w", no_argument, NULL, OPT_PRINT_W},
+                {"no-stub-sections", no_argument, NULL, OPT_NO_STUB_SECTIONS},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -290,6 +296,9 @@ int cmd_tdx_predict(int argc, char **argv)
                         break;
                 case OPT_PRINT_W:
                         print_w = true;
+                        break;
+                case OPT_NO_STUB_SECTIONS:
+                        in.uki_no_stub_sections = true;
                         break;
                 case 'h':
                         usage(stdout);

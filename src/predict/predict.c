@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "parse.h"
 #include "predict.h"
@@ -207,9 +208,81 @@ static int predict_direct(const struct predict_input *in, struct predict_log *lo
         return r < 0 ? ck_error_set(reterr, r, "command line: %s (7-bit ASCII only)", strerror(-r)) : 0;
 }
 
+/* The UKI sections systemd-stub measures (UAPI.5 canonical order; .pcrsig is not measured). */
+static const char *const uki_sections[] = {".linux",   ".osrel",   ".cmdline", ".initrd", ".ucode",
+                                           ".splash",  ".dtb",     ".uname",   ".sbat",   ".pcrpkey",
+                                           ".profile", ".dtbauto", ".hwids",   ".efifw"};
+
+/* systemd-stub measures each section it knows as two EV_IPL events into PCR 11 (RTMR2): the name
+ * with its NUL, then the section as loaded in memory (VirtualSize bytes, zeros past the raw
+ * data). */
+static int add_stub_sections(struct predict_log *log, const uint8_t *img, size_t len,
+                             const struct predict_pe *pe)
+{
+        for (size_t k = 0; k < ELEMENTSOF(uki_sections); k++) {
+                for (size_t i = 0; i < pe->n_sections; i++) {
+                        const struct predict_pe_section *s = &pe->s[i];
+                        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
+                        static const uint8_t zero[4096];
+                        uint8_t d[PREDICT_DIGEST_LEN];
+                        uint32_t have, left;
+                        unsigned int n = 0;
+                        char what[48];
+                        int r;
+
+                        if (strcmp(s->name, uki_sections[k]) != 0)
+                                continue;
+                        snprintf(what, sizeof(what), "stub %s name", s->name);
+                        r = add_sha(log, 2, PREDICT_EV_IPL, what, s->name, strlen(s->name) + 1);
+                        if (r < 0)
+                                return r;
+                        ctx = EVP_MD_CTX_new();
+                        if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1)
+                                return -ENOMEM;
+                        have = s->vsize < s->raw_size ? s->vsize : s->raw_size;
+                        if (have && EVP_DigestUpdate(ctx, img + s->raw_off, have) != 1)
+                                return -EIO;
+                        for (left = s->vsize - have; left > 0;) {
+                                uint32_t c = left < sizeof(zero) ? left : (uint32_t)sizeof(zero);
+
+                                if (EVP_DigestUpdate(ctx, zero, c) != 1)
+                                        return -EIO;
+                                left -= c;
+                        }
+                        if (EVP_DigestFinal_ex(ctx, d, &n) != 1)
+                                return -EIO;
+                        snprintf(what, sizeof(what), "stub %s", s->name);
+                        r = predict_log_add(log, 2, PREDICT_EV_IPL, what, d);
+                        if (r < 0)
+                                return r;
+                        break; /* the stub uses the first section of a name */
+                }
+        }
+        (void)len;
+        return 0;
+}
+
+/* systemd-stub's mangle_stub_cmdline(): the text up to the first NUL, control characters as
+ * spaces, trailing spaces removed. */
+static char *uki_cmdline(const uint8_t *cmd, size_t len)
+{
+        size_t n = strnlen((const char *)cmd, len);
+        char *s = strndup((const char *)cmd, n);
+
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] <= 0x1f)
+                        s[i] = ' ';
+        while (n > 0 && s[n - 1] == ' ')
+                s[--n] = '\0';
+        return s;
+}
+
 static int predict_uki(const struct predict_input *in, struct predict_log *log, struct ck_error **reterr)
 {
         _cleanup_free_ struct predict_pe *pe = calloc(1, sizeof(*pe));
+        _cleanup_free_ char *cmdline = NULL;
         const uint8_t *linux_img = NULL, *cmd = NULL, *initrd = NULL;
         size_t linux_len = 0, cmd_len = 0, initrd_len = 0;
         int r;
@@ -228,20 +301,21 @@ static int predict_uki(const struct predict_input *in, struct predict_log *log, 
         r = predict_pe_section(in->uki, in->uki_len, pe, ".initrd", &initrd, &initrd_len, NULL);
         if (r == -ENOENT)
                 initrd = NULL;
-        /* systemd-stub passes .cmdline up to its first NUL, without a trailing newline. */
-        cmd_len = strnlen((const char *)cmd, cmd_len);
-        while (cmd_len > 0 && (cmd[cmd_len - 1] == '\n' || cmd[cmd_len - 1] == ' '))
-                cmd_len--;
+        cmdline = uki_cmdline(cmd, cmd_len);
+        if (!cmdline)
+                return -ENOMEM;
 
         r = add_authenticode(log, "uki", in->uki, in->uki_len, reterr);
         if (r >= 0)
                 r = add_action(log, 1, "Calling EFI Application from Boot Option");
         if (r >= 0)
                 r = add_separator(log, 1);
+        if (r >= 0 && !in->uki_no_stub_sections)
+                r = add_stub_sections(log, in->uki, in->uki_len, pe);
         if (r >= 0)
                 r = add_authenticode(log, "uki .linux", linux_img, linux_len, reterr);
         if (r >= 0)
-                r = add_cmdline_initrd(log, (const char *)cmd, cmd_len, initrd, initrd_len);
+                r = add_cmdline_initrd(log, cmdline, strlen(cmdline), initrd, initrd_len);
         return r;
 }
 

@@ -185,6 +185,7 @@ void predict_log_replay(const struct predict_log *log, uint8_t ret[3][PREDICT_DI
 /* TCG event types that appear in the predicted log. */
 #define PREDICT_EV_SEPARATOR                     0x00000004u
 #define PREDICT_EV_EVENT_TAG                     0x00000006u
+#define PREDICT_EV_IPL                           0x0000000du
 #define PREDICT_EV_PLATFORM_CONFIG_FLAGS         0x0000000au
 #define PREDICT_EV_EFI_VARIABLE_DRIVER_CONFIG    0x80000001u
 #define PREDICT_EV_EFI_VARIABLE_BOOT             0x80000002u
@@ -217,6 +218,8 @@ struct predict_input {
         const char *cmdline; /* NULL = "" */
         const uint8_t *uki;  /* instead of kernel: a unified kernel image given to -kernel */
         size_t uki_len;
+        bool uki_no_stub_sections; /* the UKI's stub does not measure its sections (not systemd-stub
+                                    * >= 255, which measures them into RTMR2) */
 };
 
 struct predict_result {

@@ -128,33 +128,68 @@ static void test_direct_boot(void **state)
         }
 }
 
+static void expect_sha(const struct predict_event *e, unsigned rtmr, uint32_t type, const void *data,
+                       size_t len)
+{
+        uint8_t d[48];
+
+        assert_int_equal(ck_sha384(data, len, d), 0);
+        expect_event(e, rtmr, type, d);
+}
+
 static void test_uki(void **state)
 {
-        size_t len = 0;
+        size_t len = 0, alen = 0;
         _cleanup_free_ uint8_t *uki = predict_test_read("pe/uki.efi", &len);
+        _cleanup_free_ uint8_t *a = predict_test_read("pe/a.efi", &alen);
         _cleanup_free_ struct predict_result *res = calloc(1, sizeof(*res));
         struct predict_input in = {.uki = uki, .uki_len = len};
+        static const char cmdline[] = "console=ttyS0 root=/dev/vda\n";
         uint8_t d[48], initrd[0x300];
+        size_t k;
 
         assert_non_null(res);
+        for (size_t i = 0; i < sizeof(initrd); i++)
+                initrd[i] = (uint8_t)(i * 31 + 4 * 7);
         assert_int_equal(predict_run(&in, res, NULL), 0);
-        assert_int_equal(res->log.n, 8);
+        assert_int_equal(res->log.n, 16);
         predict_test_unhex(DIGEST_UKI, d, 48);
         expect_event(&res->log.ev[0], 1, PREDICT_EV_EFI_BOOT_SERVICES_APPLICATION, d);
         expect_action(&res->log.ev[1], "Calling EFI Application from Boot Option");
         expect_separator(&res->log.ev[2], 1);
+        /* systemd-stub: name (with NUL) and content of each section, in the UKI order. */
+        expect_sha(&res->log.ev[3], 2, PREDICT_EV_IPL, ".linux", 7);
+        expect_sha(&res->log.ev[4], 2, PREDICT_EV_IPL, a, alen);
+        expect_sha(&res->log.ev[5], 2, PREDICT_EV_IPL, ".osrel", 7);
+        expect_sha(&res->log.ev[6], 2, PREDICT_EV_IPL, "ID=conker\n", 10);
+        expect_sha(&res->log.ev[7], 2, PREDICT_EV_IPL, ".cmdline", 9);
+        expect_sha(&res->log.ev[8], 2, PREDICT_EV_IPL, cmdline, sizeof(cmdline) - 1);
+        expect_sha(&res->log.ev[9], 2, PREDICT_EV_IPL, ".initrd", 8);
+        expect_sha(&res->log.ev[10], 2, PREDICT_EV_IPL, initrd, sizeof(initrd));
+        k = 11;
         predict_test_unhex(DIGEST_A, d, 48);
-        expect_event(&res->log.ev[3], 1, PREDICT_EV_EFI_BOOT_SERVICES_APPLICATION, d);
-        /* .cmdline without its trailing newline, as UTF-16 with NUL. */
+        expect_event(&res->log.ev[k++], 1, PREDICT_EV_EFI_BOOT_SERVICES_APPLICATION, d);
+        /* The kernel's stub: .cmdline as systemd-stub passes it (no trailing newline), UTF-16
+         * with NUL, then the initrd. */
         assert_int_equal(predict_digest_utf16("console=ttyS0 root=/dev/vda", 27, d), 0);
-        expect_event(&res->log.ev[4], 2, PREDICT_EV_EVENT_TAG, d);
-        for (size_t i = 0; i < sizeof(initrd); i++)
-                initrd[i] = (uint8_t)(i * 31 + 4 * 7);
-        assert_int_equal(ck_sha384(initrd, sizeof(initrd), d), 0);
-        expect_event(&res->log.ev[5], 2, PREDICT_EV_EVENT_TAG, d);
-        expect_action(&res->log.ev[6], "Exit Boot Services Invocation");
-        expect_action(&res->log.ev[7], "Exit Boot Services Returned with Success");
+        expect_event(&res->log.ev[k++], 2, PREDICT_EV_EVENT_TAG, d);
+        expect_sha(&res->log.ev[k++], 2, PREDICT_EV_EVENT_TAG, initrd, sizeof(initrd));
+        expect_action(&res->log.ev[k++], "Exit Boot Services Invocation");
+        expect_action(&res->log.ev[k++], "Exit Boot Services Returned with Success");
         check_outputs(res);
+
+        /* A stub that measures no sections: RTMR1 unchanged, RTMR2 only the kernel's events. */
+        {
+                _cleanup_free_ struct predict_result *plain = calloc(1, sizeof(*plain));
+
+                assert_non_null(plain);
+                in.uki_no_stub_sections = true;
+                assert_int_equal(predict_run(&in, plain, NULL), 0);
+                assert_int_equal(plain->log.n, 8);
+                assert_memory_equal(plain->rtmr[1], res->rtmr[1], 48);
+                assert_memory_not_equal(plain->rtmr[2], res->rtmr[2], 48);
+                check_outputs(plain);
+        }
 }
 
 static void test_rejects(void **state)
