@@ -40,6 +40,7 @@ enum {
         OPT_EVENTS,
         OPT_PRINT_W,
         OPT_NO_STUB_SECTIONS,
+        OPT_CHECK_CCEL,
 };
 
 struct predict_files {
@@ -68,7 +69,7 @@ static void usage(FILE *f)
                 "                          [--vars OVMF_VARS.fd | --cfv-digest HEX]\n"
                 "                          [--uki FILE [--no-stub-sections] | --kernel FILE [--initrd FILE] "
                 "[--cmdline STRING]]\n"
-                "                          [-o FILE] [--events FILE] [--print-w]\n"
+                "                          [-o FILE] [--events FILE] [--print-w] [--check-ccel FILE]\n"
                 "\n"
                 "Predicts the MRTD and RTMR0-2 of a TD that QEMU boots with TDVF (OVMF before "
                 "edk2-stable202505)\n"
@@ -93,7 +94,11 @@ static void usage(FILE *f)
                 "  -o, --output FILE   write the reference values there instead of stdout\n"
                 "  --events FILE       write the predicted event log (register, type, what, digest) as "
                 "JSON\n"
-                "  --print-w           print only the seed broker's -w value (the RTMR1 hex)\n");
+                "  --print-w           print only the seed broker's -w value (the RTMR1 hex)\n"
+                "  --check-ccel FILE   replay a TD's CCEL event log (/sys/firmware/acpi/tables/data/CCEL),\n"
+                "                      re-derive each event digest whose input is known (the TD HOB from\n"
+                "                      --memory and the TDVF layout), print the result as JSON, and fail\n"
+                "                      when a predicted register differs from the replay\n");
 }
 
 /* QEMU -m syntax: plain numbers are MiB; K/M/G/T suffixes (binary), optional "iB"/"B". */
@@ -175,6 +180,57 @@ static int parse_hex48(const char *opt, const char *s, uint8_t out[PREDICT_DIGES
         return 0;
 }
 
+/* --check-ccel: explains a hardware log and compares it with whatever can be predicted. */
+static int check_log(const char *path, const struct predict_input *in)
+{
+        static const char *const keys[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ uint8_t *log = NULL, *hob = NULL;
+        _cleanup_free_ struct predict_result *res = calloc(1, sizeof(*res));
+        struct predict_ccel_check chk;
+        struct predict_tdvf t;
+        size_t len = 0, hob_len = 0;
+        bool have_layout = false;
+        int r, bad = -1;
+
+        if (!res)
+                return cli_fail("tdx predict", -ENOMEM, NULL);
+        r = read_input("event log", path, 16u << 20, &log, &len, &err);
+        if (r < 0)
+                return cli_fail("tdx predict", r, err);
+        if (in->firmware)
+                have_layout = predict_tdvf_parse(in->firmware, in->firmware_len, &t, NULL) >= 0;
+        else if (in->tdvf_layout)
+                have_layout = predict_tdvf_layout(in->tdvf_layout, &t) >= 0;
+        if (have_layout && in->mem_size) {
+                r = predict_tdhob_build(&t, in->mem_size, &hob, &hob_len, &err);
+                if (r < 0)
+                        return cli_fail("tdx predict", r, err);
+        }
+        r = predict_ccel_check(log, len, hob, hob_len, &chk, &err);
+        if (r < 0)
+                return cli_fail("tdx predict", r, err);
+        /* Compare with the registers the other options determine, if any. */
+        if (predict_run(in, res, NULL) >= 0)
+                for (int i = 0; i < 3 && bad < 0; i++)
+                        if (res->has_rtmr[i] && memcmp(res->rtmr[i], chk.rtmr[i], PREDICT_DIGEST_LEN) != 0)
+                                bad = i;
+        printf("{\n  \"events\": %zu,\n  \"rederived\": %zu,\n  \"opaque\": %zu,\n  \"td_hob_checked\": %s",
+               chk.events, chk.rederived, chk.opaque, hob ? "true" : "false");
+        for (int i = 0; i < 4; i++) {
+                char hex[2 * PREDICT_DIGEST_LEN + 1];
+
+                ck_hex_encode(chk.rtmr[i], PREDICT_DIGEST_LEN, hex);
+                printf(",\n  \"%s\": \"%s\"", keys[i], hex);
+        }
+        printf("\n}\n");
+        if (bad >= 0) {
+                fprintf(stderr, "conker tdx predict: the log's RTMR%d differs from the prediction\n", bad);
+                return 1;
+        }
+        return 0;
+}
+
 /* A usage-level failure: the message, exit status 1. */
 static int fail(const char *msg)
 {
@@ -205,6 +261,7 @@ int cmd_tdx_predict(int argc, char **argv)
                 {"events", required_argument, NULL, OPT_EVENTS},
                 {"print-w", no_argument, NULL, OPT_PRINT_W},
                 {"no-stub-sections", no_argument, NULL, OPT_NO_STUB_SECTIONS},
+                {"check-ccel", required_argument, NULL, OPT_CHECK_CCEL},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -215,6 +272,7 @@ int cmd_tdx_predict(int argc, char **argv)
         struct predict_input in = {.order = PREDICT_MRTD_SINGLE_PASS};
         const char *output = NULL, *events = NULL, *vars_path = NULL;
         bool print_w = false, has_cfv_digest = false;
+        const char *check_ccel = NULL;
         size_t vars_len = 0;
         int c, r = 0;
 
@@ -300,6 +358,9 @@ int cmd_tdx_predict(int argc, char **argv)
                 case OPT_NO_STUB_SECTIONS:
                         in.uki_no_stub_sections = true;
                         break;
+                case OPT_CHECK_CCEL:
+                        check_ccel = optarg;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -350,6 +411,8 @@ int cmd_tdx_predict(int argc, char **argv)
                 return fail("RTMR0 also needs --memory, a variable store (--vars, --cfv-digest or "
                             "--firmware) and --firmware or --tdvf-layout");
 
+        if (check_ccel)
+                return check_log(check_ccel, &in);
         r = predict_run(&in, res, &err);
         if (r < 0)
                 return cli_fail("tdx predict", r, err);

@@ -128,3 +128,23 @@ def test_usage_errors(args, code, msg):
     assert r.returncode == code
     assert msg in r.stderr
     assert r.stdout == ""
+
+
+def test_check_ccel():
+    log = data("dstack", "cc-eventlog-samples-ccel.bin")
+    r = predict("--check-ccel", log, "--tdvf-layout", "b", "--memory", "1G")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["events"], out["rederived"], out["opaque"], out["td_hob_checked"]) == (18, 13, 5, True)
+    assert out["rtmr2"] == "00" * 48
+    # The TD HOB of another memory size does not explain the log.
+    r = predict("--check-ccel", log, "--tdvf-layout", "b", "--memory", "2G")
+    assert r.returncode == 1 and "type 0x8000000b" in r.stderr
+    # A predicted register that the log does not reach.
+    r = predict("--check-ccel", log, "--kernel", data("pe", "bz.efi"))
+    assert r.returncode == 1 and "RTMR1 differs" in r.stderr
+    # COS-113: replay equals its quote.
+    r = predict("--check-ccel", data("go-eventlog", "cos-113-intel-tdx-dupe-separator-unpadded.bin"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rtmr2"].startswith("4969684dc87381fc") and out["rederived"] == 31
