@@ -94,6 +94,18 @@ static const struct cfg_key keys[] = {
          "Where the simulated TD keeps its RTMRs and RTMR3 log; empty: under /run/conker/tdx-sim."},
         {"kms-timeout", CFG_UINT, "30", 1, 600, NULL, NULL, OFF(kms_timeout),
          "Seconds one KMS endpoint may take to attest and release its secret."},
+        {"kms-broker-reference-values", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_reference_values),
+         "Mutual attestation: brokers must present an RA-TLS certificate (conker-broker -a tdx) whose "
+         "quote matches these reference values (JSON: mrtd, rtmr0-2); such a broker needs no pin."},
+        {"kms-broker-collateral", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_collateral),
+         "DCAP collateral (dcap-qvl JSON) to verify the brokers' quotes with (with "
+         "kms-broker-reference-values)."},
+        {"kms-broker-trust-root", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_trust_root),
+         "Trust this root CA instead of Intel's for the brokers' quotes and accept simulated TDs (testing "
+         "only)."},
+        {"kms-allow-unpinned", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(kms_allow_unpinned),
+         "Accept KMS endpoints without a #sha256:<fingerprint> pin; such a broker is not authenticated "
+         "(the host could answer in its place)."},
         {"token-file", CFG_PATH, "/etc/conker/token", 0, 0, NULL, NULL, OFF(token_file),
          "API bearer token; created with a random token (mode 0600) at first start."},
         {"auth", CFG_BOOL, "on", 0, 0, NULL, NULL, OFF(auth),
@@ -141,6 +153,12 @@ static const struct cfg_key keys[] = {
          "Extra PEM trust anchors for registries; empty uses the system store."},
         {"stop-timeout", CFG_UINT, "10", 0, 3600, NULL, NULL, OFF(stop_timeout),
          "Seconds between SIGTERM and SIGKILL when a container is stopped."},
+        {"container-pids-limit", CFG_UINT, "4096", 0, 4194304, NULL, NULL, OFF(container_pids_limit),
+         "Most processes and threads one container may have (its pids cgroup); 0: no limit. A fork bomb "
+         "stops there instead of exhausting the TD."},
+        {"container-memory-limit", CFG_SIZE, "0", 0, 16ull << 40, NULL, NULL, OFF(container_memory_limit),
+         "Memory one container may use (its memory cgroup; at least 16M when set); 0: no limit. Set it "
+         "below the TD's memory so that one container cannot exhaust the TD."},
         {"bridge", CFG_STRING, "conker0", 0, 0, NULL, check_name, OFF(bridge),
          "Bridge the containers' veth pairs attach to."},
         {"subnet", CFG_STRING, "10.88.0.0/16", 0, 0, NULL, check_range, OFF(subnet),
@@ -442,6 +460,10 @@ int conkerd_config_check(const struct conkerd_config *c, struct ck_error **reter
                 return ck_error_set(reterr, -EINVAL, "tls-cert and tls-key must be set together");
         if (*c->tls_client_ca && !*c->tls_cert)
                 return ck_error_set(reterr, -EINVAL, "tls-client-ca needs tls-cert and tls-key");
+        if (c->container_memory_limit && c->container_memory_limit < (16u << 20))
+                return ck_error_set(reterr, -EINVAL,
+                                    "container-memory-limit must be 0 (no limit) or at least 16M, not %llu",
+                                    (unsigned long long)c->container_memory_limit);
         return 0;
 }
 

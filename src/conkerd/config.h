@@ -36,6 +36,10 @@ struct conkerd_config {
         char *sim_dir;
         char *sim_state_dir;
         uint64_t kms_timeout;
+        bool kms_allow_unpinned;
+        char *kms_broker_reference_values;
+        char *kms_broker_collateral;
+        char *kms_broker_trust_root;
         char *token_file;
         bool auth;
         char *tls_cert;
@@ -58,6 +62,8 @@ struct conkerd_config {
         struct conkerd_list insecure_registries;
         char *registry_ca_file;
         uint64_t stop_timeout;
+        uint64_t container_pids_limit;   /* 0: none */
+        uint64_t container_memory_limit; /* bytes, 0: none */
         char *bridge;
         char *subnet;
         char *nft_table;
