@@ -334,6 +334,9 @@ int predict_run(const struct predict_input *in, struct predict_result *ret, stru
         if (in->uki && in->initrd)
                 return ck_error_set(reterr, -EINVAL,
                                     "a UKI carries its own initrd (QEMU loads none with it)");
+        if (in->initrd && in->initrd_len == 0)
+                return ck_error_set(reterr, -EINVAL,
+                                    "the initrd is empty (OVMF would not pass or measure it)");
         if (in->uki && in->cmdline && in->cmdline[0])
                 return ck_error_set(reterr, -EINVAL, "a UKI carries its own command line");
         if (in->firmware) {

@@ -208,6 +208,10 @@ static void test_rejects(void **state)
         assert_int_equal(predict_run(&in, res, NULL), -EINVAL);
         in = (struct predict_input){.uki = uki, .uki_len = len, .cmdline = "quiet"};
         assert_int_equal(predict_run(&in, res, NULL), -EINVAL);
+        /* An empty initrd. */
+        in = (struct predict_input){
+                .kernel = uki, .kernel_len = len, .initrd = &b, .initrd_len = 0, .mem_size = 1u << 30};
+        assert_int_equal(predict_run(&in, res, NULL), -EINVAL);
         /* An initrd with no memory size cannot be placed. */
         in = (struct predict_input){.kernel = uki, .kernel_len = len, .initrd = &b, .initrd_len = 1};
         assert_int_equal(predict_run(&in, res, NULL), -EINVAL);
