@@ -135,6 +135,10 @@ int predict_tdvf_parse(const uint8_t *fw, size_t len, struct predict_tdvf *ret, 
                                 reterr, -EBADMSG,
                                 "firmware: TDVF section %u: GPA 0x%llx size 0x%llx not page-aligned", i,
                                 (unsigned long long)s->gpa, (unsigned long long)s->mem_size);
+                if (s->mem_size > PREDICT_TDVF_SECTION_MAX)
+                        return ck_error_set(reterr, -EBADMSG,
+                                            "firmware: TDVF section %u: memory size 0x%llx exceeds 1 GiB", i,
+                                            (unsigned long long)s->mem_size);
                 if (s->raw_size > s->mem_size)
                         return ck_error_set(reterr, -EBADMSG,
                                             "firmware: TDVF section %u: raw size exceeds memory size", i);

@@ -1,5 +1,6 @@
 /* Fuzz target: the OVMF GUID table and TDVF metadata, then MRTD and the TD HOB for what parsed
- * (sections of more than 1 MiB are skipped for MRTD so that one input stays fast). */
+ * (the parser allows 1 GiB sections; inputs with sections over 1 MiB skip MRTD so that one
+ * input stays fast). */
 #include <stdlib.h>
 
 #include "predict.h"

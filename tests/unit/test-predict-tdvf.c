@@ -228,6 +228,8 @@ static void test_rejects_damage(void **state)
         expect_reject(fw, FW_LEN, -EBADMSG);
         put_section(fw, 0, 0x4000, 0x2000, UINT64_MAX - 0xfff, 0x2000, 0, 1);
         expect_reject(fw, FW_LEN, -EBADMSG);
+        put_section(fw, 0, 0x4000, 0x2000, 0x100000000ull, 0x40001000ull, 0, 1); /* > 1 GiB */
+        expect_reject(fw, FW_LEN, -EBADMSG);
         put_section(fw, 0, 0x4000, 0x2000, 0xfffe0000, 0x2000, 9, 1);
         expect_reject(fw, FW_LEN, -EBADMSG);
         put_section(fw, 0, 0x4000, 0x2000, 0xfffe0000, 0x2000, 0, 4);
