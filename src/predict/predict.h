@@ -33,9 +33,9 @@ enum predict_tdvf_type {
 #define PREDICT_TDVF_ATTR_EXTENDMR 0x1u
 #define PREDICT_TDVF_ATTR_PAGE_AUG 0x2u
 #define PREDICT_TDVF_MAX_SECTIONS  32u
-/* Largest memory size of one TDVF section: MRTD hashes every page, and real images describe a
- * few MiB of initial memory (the TD's RAM is added later, unmeasured). */
-#define PREDICT_TDVF_SECTION_MAX (1ull << 30)
+/* Largest memory size of all TDVF sections together: MRTD hashes every page, and real images
+ * describe a few MiB of initial memory (the TD's RAM is added later, unmeasured). */
+#define PREDICT_TDVF_MEM_MAX (1ull << 30)
 /* Largest firmware image accepted (OVMF is 2-4 MiB; the TDVF GPA window is below 4 GiB). */
 #define PREDICT_FIRMWARE_MAX (64u << 20)
 

@@ -87,6 +87,7 @@ int predict_tdvf_parse(const uint8_t *fw, size_t len, struct predict_tdvf *ret, 
         struct predict_tdvf t = {0};
         struct ck_cursor c;
         uint32_t dlen, version, n;
+        uint64_t total = 0;
         size_t off = 0;
         int r;
 
@@ -135,10 +136,10 @@ int predict_tdvf_parse(const uint8_t *fw, size_t len, struct predict_tdvf *ret, 
                                 reterr, -EBADMSG,
                                 "firmware: TDVF section %u: GPA 0x%llx size 0x%llx not page-aligned", i,
                                 (unsigned long long)s->gpa, (unsigned long long)s->mem_size);
-                if (s->mem_size > PREDICT_TDVF_SECTION_MAX)
+                total += s->mem_size;
+                if (s->mem_size > PREDICT_TDVF_MEM_MAX || total > PREDICT_TDVF_MEM_MAX)
                         return ck_error_set(reterr, -EBADMSG,
-                                            "firmware: TDVF section %u: memory size 0x%llx exceeds 1 GiB", i,
-                                            (unsigned long long)s->mem_size);
+                                            "firmware: TDVF sections describe more than 1 GiB");
                 if (s->raw_size > s->mem_size)
                         return ck_error_set(reterr, -EBADMSG,
                                             "firmware: TDVF section %u: raw size exceeds memory size", i);
