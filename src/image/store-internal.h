@@ -45,6 +45,7 @@ struct image_store {
         pthread_mutex_t mutex;
         pthread_cond_t cond;
         struct image_busy *busy;
+        int layer_format; /* resolved from lim.layer_format on first use (under mutex), 0 before */
 };
 
 /* Splits "sha256:<hex>" / "sha512:<hex>" (lower hex of the right length) into algo and hex.
@@ -67,6 +68,17 @@ static inline void image_store_db_unlockp(struct image_store **s)
 }
 #define _cleanup_db_lock_ _cleanup_(image_store_db_unlockp) __attribute__((unused))
 
+/* The format new layers are written in: the configured one, or for auto the result of
+ * image_erofs_probe(), checked once per store. */
+enum image_layer_format image_store_layer_format(struct image_store *s);
+/* 0 when this kernel mounts a file-backed EROFS image (written as a temporary file in dirfd)
+ * and overlayfs takes lower layers by file descriptor (fsconfig FSCONFIG_SET_FD "lowerdir+",
+ * Linux 6.13), else -errno. */
+int image_erofs_probe(int dirfd);
+/* Mounts the EROFS image at path read-only as a detached mount (nothing appears in any mount
+ * table until overlayfs holds it as a lower layer). Returns the mount fd. */
+int image_erofs_mount(const char *path, int *ret_fd, struct ck_error **reterr);
+
 /* True when target is still a mount point of an overlay (rootfs.c); a `mounts` row whose
  * mount is gone is stale. */
 bool image_store_mount_alive(const char *target);
@@ -86,13 +98,15 @@ struct image_unpack_opts {
         const char *digest;  /* compressed digest, NULL to skip that check */
         const char *diff_id; /* expected uncompressed digest, NULL to skip */
         uint64_t blob_size;
-        int kind; /* enum image_media_kind: LAYER_TAR, LAYER_GZIP or LAYER_ZSTD */
+        int kind;   /* enum image_media_kind: LAYER_TAR, LAYER_GZIP or LAYER_ZSTD */
+        int format; /* enum image_layer_format: DIR (out_fd is the layer root directory) or
+                     * EROFS (out_fd is the empty image file, written from offset 0) */
 };
-int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o, struct ck_error **reterr);
+int image_unpack_fd(int blob_fd, int out_fd, const struct image_unpack_opts *o, struct ck_error **reterr);
 /* The same, reading the compressed bytes from source as they arrive from the network; o->digest
  * must be NULL: the blob writer that receives the same bytes verifies them, and the source
  * reports the end of the input only once that writer committed the blob. */
-int image_unpack_source(image_decomp_source_fn source, void *userdata, int root_fd,
+int image_unpack_source(image_decomp_source_fn source, void *userdata, int out_fd,
                         const struct image_unpack_opts *o, struct ck_error **reterr);
 
 /* ---- the per-entry writer (unpack-entry.c) ---------------------------------------------- */
@@ -122,6 +136,10 @@ int unpack_writer_entry(struct unpack_writer *w, struct archive *a, struct archi
 /* Applies the deferred directory times. */
 int unpack_writer_finish(struct unpack_writer *w, struct ck_error **reterr);
 void unpack_writer_clear(struct unpack_writer *w);
+
+/* The layer xattrs that are applied: security.capability and user.* but not user.overlay.*
+ * (overlayfs trusts trusted.overlay.* and user.overlay.*, which a layer must not forge). */
+bool unpack_xattr_allowed(const char *name);
 
 /* Normalises a member name: strips leading "/" and "./", drops "." components and empty
  * ones, rejects ".." components and names longer than max. Returns 0 with a malloc'd path, 1

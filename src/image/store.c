@@ -732,7 +732,8 @@ static int layer_reserve(struct image_store *s, const struct image_descriptor *l
                 return r;
         if (r > 0) {
                 snprintf(name, sizeof(name), "%" PRId64, n);
-                if (fstatat(s->layers_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode))
+                if (fstatat(s->layers_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    (S_ISDIR(sb.st_mode) || S_ISREG(sb.st_mode)))
                         return 1;
                 (void)layer_delete_row(s, n); /* the directory vanished: unpack again */
         }
@@ -771,7 +772,7 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
         char rel[IMAGE_DIGEST_MAX], name[32], tmp[40];
         struct stat sb;
         int64_t n = 0;
-        int r;
+        int r, format;
 
         r = layer_reserve(s, layer, diff_id, &n, reterr);
         if (r != 0)
@@ -792,11 +793,19 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
                         goto fail;
                 }
         }
-        if (mkdirat(s->layers_fd, tmp, 0755) < 0 && errno != EEXIST) {
-                r = ck_error_errno(reterr, -errno, "cannot create layers/%s", tmp);
-                goto fail;
+        format = image_store_layer_format(s);
+        if (format == IMAGE_LAYER_EROFS) {
+                /* One image file, written sequentially: no file per entry. */
+                (void)ck_rm_rf_at(s->layers_fd, tmp);
+                root_fd =
+                        openat(s->layers_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        } else {
+                if (mkdirat(s->layers_fd, tmp, 0755) < 0 && errno != EEXIST) {
+                        r = ck_error_errno(reterr, -errno, "cannot create layers/%s", tmp);
+                        goto fail;
+                }
+                root_fd = openat(s->layers_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
-        root_fd = openat(s->layers_fd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root_fd < 0) {
                 r = ck_error_errno(reterr, -errno, "cannot open layers/%s", tmp);
                 goto fail;
@@ -808,6 +817,7 @@ static int layer_unpack_locked(struct image_store *s, const struct image_descrip
                 .diff_id = diff_id,
                 .blob_size = (uint64_t)sb.st_size,
                 .kind = kind,
+                .format = format,
         };
         if (source)
                 r = image_unpack_source(source, userdata, root_fd, &o, reterr);

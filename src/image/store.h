@@ -21,10 +21,22 @@ struct image_limits {
         uint64_t max_layer_entries;  /* default 1,000,000 */
         uint64_t max_ratio;          /* uncompressed/compressed, default 100 (past 1 MiB) */
         size_t max_name_len;         /* default 4096 */
+        int layer_format;            /* not a limit: enum image_layer_format, default auto */
 };
 void image_limits_default(struct image_limits *l);
 
 struct image_store;
+
+/* How a layer is stored (config key layer-format): an EROFS image file mounted as an overlay
+ * lower layer, or an unpacked directory; auto takes EROFS when the kernel mounts file-backed
+ * EROFS images and takes overlay layers by file descriptor (checked once per store). */
+enum image_layer_format {
+        IMAGE_LAYER_AUTO,
+        IMAGE_LAYER_DIR,
+        IMAGE_LAYER_EROFS,
+};
+int image_layer_format_from_string(const char *s);
+const char *image_layer_format_to_string(enum image_layer_format f);
 
 /* Opens or creates the store under dir (mode 0700), recovering from a crash: temp files and
  * half-unpacked layers are removed, and so are blobs and layers no image references. Recovery

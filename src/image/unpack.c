@@ -3,7 +3,8 @@
  * writer (unpack-entry.c):
  *
  *   blob fd --read, hash--> [image_decomp: gzip/zstd/plain] --hash, caps--> [libarchive tar
- *   reader: no filter, tar format] --> entries --> unpack_writer
+ *   reader: no filter, tar format] --> entries --> unpack_writer (a directory tree) or
+ *                                                  erofs_writer (one EROFS image file)
  *
  * The read callback hashes the compressed bytes (checked against the layer digest: the blob
  * on disk is re-verified, the disk being untrusted); the tar reader's read callback hashes the
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "decompress.h"
+#include "erofs-internal.h"
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
@@ -192,12 +194,18 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                       struct ck_error **reterr)
 {
         struct unpack_stream u = *up;
+        bool erofs = o->format == IMAGE_LAYER_EROFS;
         struct unpack_writer w;
+        struct erofs_writer ew = {.fd = -1};
         struct archive *tar = NULL;
         struct archive_entry *e;
         int r;
 
         unpack_writer_init(&w, root_fd, o->lim);
+        if (erofs && erofs_writer_init(&ew, root_fd, o->lim) < 0) {
+                erofs_writer_clear(&ew);
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        }
         if (u.blob_fd >= 0)
                 u.cbuf = malloc(UNPACK_READ_BUF);
         u.umd = EVP_MD_CTX_new();
@@ -240,7 +248,8 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                         r = -EBADMSG;
                         goto archive_fail;
                 }
-                r = unpack_writer_entry(&w, tar, e, reterr);
+                r = erofs ? erofs_writer_entry(&ew, tar, e, reterr)
+                          : unpack_writer_entry(&w, tar, e, reterr);
                 if (r < 0) {
                         if (u.err) { /* a cap tripped while the entry's data was read */
                                 ck_error_free(reterr ? *reterr : NULL);
@@ -286,7 +295,7 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                 if (r < 0)
                         goto out;
         }
-        r = unpack_writer_finish(&w, reterr);
+        r = erofs ? erofs_format_finish(&ew, reterr) : unpack_writer_finish(&w, reterr);
         goto out;
 
 archive_fail:
@@ -299,6 +308,7 @@ archive_fail:
                                  archive_error_string(tar) ?: "unknown error");
 out:
         unpack_writer_clear(&w);
+        erofs_writer_clear(&ew);
         if (tar)
                 archive_read_free(tar);
         image_decomp_free(u.dec);
