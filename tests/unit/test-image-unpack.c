@@ -1,5 +1,7 @@
 /* Unit tests for the confined layer unpacker on tars built in the test: attributes, links,
- * whiteouts and opaque dirs, the xattr allow-list, hostile names and links, and the caps. */
+ * whiteouts and opaque dirs, the xattr allow-list, hostile names and links, and the caps.
+ * Every test runs against both layer formats: a directory tree, and an EROFS image that is
+ * then mounted (file-backed) on the same root so that the same assertions read it. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -20,6 +23,9 @@
 
 static char tmpdir[64];
 static int root_fd = -1;
+static int format = IMAGE_LAYER_DIR; /* the layer format of the group being run */
+static int erofs_ok = -1;            /* image_erofs_probe() result, in the EROFS group */
+static bool root_mounted;
 
 static int setup(void **state)
 {
@@ -44,8 +50,45 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+        char p[128];
+
         root_fd = safe_close(root_fd);
+        if (root_mounted) {
+                snprintf(p, sizeof(p), "%s/root", tmpdir);
+                if (umount2(p, MNT_DETACH) < 0)
+                        return -1;
+                root_mounted = false;
+        }
         return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+/* Writes the layer (for the EROFS format into tmpdir/layer.erofs, then mounted on the root). */
+static int unpack_into_root(int blob_fd, struct image_unpack_opts *o, struct ck_error **e)
+{
+        char img[128], root[128];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        o->format = format;
+        if (format == IMAGE_LAYER_DIR)
+                return image_unpack_fd(blob_fd, root_fd, o, e);
+        if (erofs_ok != 0)
+                skip();
+        snprintf(img, sizeof(img), "%s/layer.erofs", tmpdir);
+        snprintf(root, sizeof(root), "%s/root", tmpdir);
+        fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        r = image_unpack_fd(blob_fd, fd, o, e);
+        if (r < 0)
+                return r;
+        root_fd = safe_close(root_fd);
+        if (root_mounted)
+                assert_int_equal(umount2(root, MNT_DETACH), 0);
+        assert_int_equal(mount(img, root, "erofs", MS_RDONLY, NULL), 0);
+        root_mounted = true;
+        root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(root_fd >= 0);
+        return 0;
 }
 
 static void canary_intact(void)
@@ -100,7 +143,7 @@ static int unpack(const struct tar_member *m, size_t n, int compress, const stru
                         : compress == 1 ? IMAGE_MEDIA_LAYER_GZIP
                                         : IMAGE_MEDIA_LAYER_TAR,
         };
-        int r = image_unpack_fd(fd, root_fd, &o, e);
+        int r = unpack_into_root(fd, &o, e);
         if (r < 0 && e && *e)
                 print_message("unpack: %s\n", (*e)->msg);
         return r;
@@ -462,7 +505,7 @@ static void test_diff_id_checked(void **state)
         tar_digest((const uint8_t *)"not it", 6, wrong);
         struct image_unpack_opts o = {
                 .lim = &lim, .diff_id = wrong, .blob_size = len, .kind = IMAGE_MEDIA_LAYER_TAR};
-        assert_int_equal(image_unpack_fd(fd, root_fd, &o, &e), -EBADMSG);
+        assert_int_equal(unpack_into_root(fd, &o, &e), -EBADMSG);
         assert_non_null(strstr(e->msg, "diff_id mismatch"));
 }
 
@@ -482,10 +525,24 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
         };
 
+        int failed;
+
         if (geteuid() != 0) {
                 fprintf(stderr,
                         "test-image-unpack: needs root (chown, mknod, trusted.* xattrs); skipping\n");
                 return 77;
         }
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        format = IMAGE_LAYER_DIR;
+        failed = cmocka_run_group_tests_name("directory layers", tests, NULL, NULL);
+        format = IMAGE_LAYER_EROFS;
+        {
+                _cleanup_close_ int tmp_fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                erofs_ok = tmp_fd < 0 ? -errno : image_erofs_probe(tmp_fd);
+        }
+        if (erofs_ok != 0)
+                fprintf(stderr,
+                        "test-image-unpack: this kernel cannot mount EROFS layers (%s); skipping them\n",
+                        strerror(-erofs_ok));
+        failed += cmocka_run_group_tests_name("EROFS layers", tests, NULL, NULL);
+        return failed;
 }
