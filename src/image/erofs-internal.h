@@ -102,6 +102,8 @@ struct erofs_writer {
         uint8_t *wbuf;
         size_t wbuf_len;
         uint64_t wbuf_pos; /* image offset of wbuf[0] */
+        uint64_t kicked;   /* writeback started for [0, kicked) */
+        uint64_t unkicked; /* bytes written since */
         int64_t build_time;
         uint32_t build_nsec;
         bool have_build_time;

@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #define WHITEOUT_OPAQUE ".wh..wh..opq"
 #define MAX_SYMLINKS    40
 #define WBUF_SIZE       (1u << 20)
+#define WBUF_DIRECT     (128u << 10) /* writes this large skip the buffer */
 
 void *erofs_alloc(struct erofs_writer *w, size_t size)
 {
@@ -83,13 +85,32 @@ int erofs_pwrite_all(int fd, const void *buf, size_t len, uint64_t pos)
         return 0;
 }
 
+/* Writes and starts the writeback of what is written every IMAGE_WRITEBACK_CHUNK bytes, so that
+ * the sync before the image record is committed finds the layer already on its way to disk. */
+static int data_pwrite(struct erofs_writer *w, const uint8_t *data, size_t len, uint64_t pos)
+{
+        int r = erofs_pwrite_all(w->fd, data, len, pos);
+
+        if (r < 0)
+                return r;
+        w->unkicked += len;
+        if (w->unkicked >= IMAGE_WRITEBACK_CHUNK) {
+                /* The data area is written front to back: everything below pos + len. */
+                (void)sync_file_range(w->fd, (off_t)w->kicked, (off_t)(pos + len - w->kicked),
+                                      SYNC_FILE_RANGE_WRITE);
+                w->kicked = pos + len;
+                w->unkicked = 0;
+        }
+        return 0;
+}
+
 int erofs_data_flush(struct erofs_writer *w)
 {
         int r;
 
         if (w->wbuf_len == 0)
                 return 0;
-        r = erofs_pwrite_all(w->fd, w->wbuf, w->wbuf_len, w->wbuf_pos);
+        r = data_pwrite(w, w->wbuf, w->wbuf_len, w->wbuf_pos);
         if (r < 0)
                 return r;
         w->wbuf_pos += w->wbuf_len;
@@ -97,7 +118,8 @@ int erofs_data_flush(struct erofs_writer *w)
         return 0;
 }
 
-/* Writes at image offset pos; consecutive writes are gathered into one pwrite. */
+/* Writes at image offset pos; small consecutive writes are gathered into one pwrite, large
+ * ones go straight from the caller's buffer (the decompressor's) to the file. */
 int erofs_data_write(struct erofs_writer *w, uint64_t pos, const uint8_t *data, size_t len)
 {
         int r;
@@ -106,6 +128,10 @@ int erofs_data_write(struct erofs_writer *w, uint64_t pos, const uint8_t *data, 
                 r = erofs_data_flush(w);
                 if (r < 0)
                         return r;
+        }
+        if (len >= WBUF_DIRECT) {
+                r = erofs_data_flush(w);
+                return r < 0 ? r : data_pwrite(w, data, len, pos);
         }
         if (w->wbuf_len == 0)
                 w->wbuf_pos = pos;

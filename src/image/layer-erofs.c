@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -108,4 +109,65 @@ enum image_layer_format image_store_layer_format(struct image_store *s)
         }
         pthread_mutex_unlock(&s->mutex);
         return f;
+}
+
+static int erofs_create(int layers_fd, const char *name, int *ret_fd)
+{
+        /* One image file, written sequentially: no file per entry. */
+        int fd = openat(layers_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+static int erofs_new(int out_fd, const struct image_limits *lim, void **ret)
+{
+        struct erofs_writer *w = malloc(sizeof(*w));
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        r = erofs_writer_init(w, out_fd, lim);
+        if (r < 0) {
+                erofs_writer_clear(w);
+                free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+static int erofs_entry(void *w, struct archive *a, struct archive_entry *e, struct ck_error **reterr)
+{
+        return erofs_writer_entry(w, a, e, reterr);
+}
+
+static int erofs_finish(void *w, struct ck_error **reterr)
+{
+        return erofs_format_finish(w, reterr);
+}
+
+static void erofs_free(void *w)
+{
+        if (!w)
+                return;
+        erofs_writer_clear(w);
+        free(w);
+}
+
+const struct image_layer_backend image_layer_erofs = {
+        .format = IMAGE_LAYER_EROFS,
+        .create = erofs_create,
+        .writer_new = erofs_new,
+        .writer_entry = erofs_entry,
+        .writer_finish = erofs_finish,
+        .writer_free = erofs_free,
+        .open_lower = image_erofs_mount,
+};
+
+const struct image_layer_backend *image_layer_backend(enum image_layer_format f)
+{
+        return f == IMAGE_LAYER_EROFS ? &image_layer_erofs : &image_layer_dir;
 }

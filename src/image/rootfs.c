@@ -161,18 +161,16 @@ static void fds_close_n(int *v, size_t n)
         free(v);
 }
 
-/* A layer stored as an EROFS image file gets a detached mount; a directory is used by path. */
+/* The layer's format is its file type: an EROFS image file gets a detached mount, a directory
+ * is used by its path. */
 static int lower_open(const char *path, int *ret_fd, struct ck_error **reterr)
 {
         struct stat st;
 
         if (lstat(path, &st) < 0)
                 return ck_error_errno(reterr, -errno, "cannot stat layer %s", path);
-        if (!S_ISREG(st.st_mode)) {
-                *ret_fd = -1;
-                return 0;
-        }
-        return image_erofs_mount(path, ret_fd, reterr);
+        return image_layer_backend(S_ISREG(st.st_mode) ? IMAGE_LAYER_EROFS : IMAGE_LAYER_DIR)
+                ->open_lower(path, ret_fd, reterr);
 }
 
 int image_rootfs_mount(struct image_store *s, const char *id, const char *state_dir, const char *target,

@@ -3,8 +3,9 @@
  * writer (unpack-entry.c):
  *
  *   blob fd --read, hash--> [image_decomp: gzip/zstd/plain] --hash, caps--> [libarchive tar
- *   reader: no filter, tar format] --> entries --> unpack_writer (a directory tree) or
- *                                                  erofs_writer (one EROFS image file)
+ *   reader: no filter, tar format] --> entries --> the layer format's writer (layer-dir.c:
+ *                                                  a directory tree; layer-erofs.c: one EROFS
+ *                                                  image file)
  *
  * The read callback hashes the compressed bytes (checked against the layer digest: the blob
  * on disk is re-verified, the disk being untrusted); the tar reader's read callback hashes the
@@ -24,7 +25,6 @@
 #include <unistd.h>
 
 #include "decompress.h"
-#include "erofs-internal.h"
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
@@ -194,18 +194,15 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                       struct ck_error **reterr)
 {
         struct unpack_stream u = *up;
-        bool erofs = o->format == IMAGE_LAYER_EROFS;
-        struct unpack_writer w;
-        struct erofs_writer ew = {.fd = -1};
+        const struct image_layer_backend *backend = image_layer_backend(o->format);
+        void *w = NULL;
         struct archive *tar = NULL;
         struct archive_entry *e;
         int r;
 
-        unpack_writer_init(&w, root_fd, o->lim);
-        if (erofs && erofs_writer_init(&ew, root_fd, o->lim) < 0) {
-                erofs_writer_clear(&ew);
-                return ck_error_set(reterr, -ENOMEM, "out of memory");
-        }
+        r = backend->writer_new(root_fd, o->lim, &w);
+        if (r < 0)
+                return ck_error_set(reterr, r, "out of memory");
         if (u.blob_fd >= 0)
                 u.cbuf = malloc(UNPACK_READ_BUF);
         u.umd = EVP_MD_CTX_new();
@@ -248,8 +245,7 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                         r = -EBADMSG;
                         goto archive_fail;
                 }
-                r = erofs ? erofs_writer_entry(&ew, tar, e, reterr)
-                          : unpack_writer_entry(&w, tar, e, reterr);
+                r = backend->writer_entry(w, tar, e, reterr);
                 if (r < 0) {
                         if (u.err) { /* a cap tripped while the entry's data was read */
                                 ck_error_free(reterr ? *reterr : NULL);
@@ -295,7 +291,7 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                 if (r < 0)
                         goto out;
         }
-        r = erofs ? erofs_format_finish(&ew, reterr) : unpack_writer_finish(&w, reterr);
+        r = backend->writer_finish(w, reterr);
         goto out;
 
 archive_fail:
@@ -307,8 +303,7 @@ archive_fail:
                 r = ck_error_set(reterr, r < 0 ? r : -EBADMSG, "invalid tar stream: %.160s",
                                  archive_error_string(tar) ?: "unknown error");
 out:
-        unpack_writer_clear(&w);
-        erofs_writer_clear(&ew);
+        backend->writer_free(w);
         if (tar)
                 archive_read_free(tar);
         image_decomp_free(u.dec);
