@@ -2,9 +2,11 @@
  * layers, in the SQLite tables images and image_layers; removal frees the blobs and layers no
  * other record uses, and refuses while a rootfs of the image is mounted.
  *
- * Durability: everything a record references is on disk before the record is committed (one
- * syncfs() in image_store_put(), not an fsync per blob and a syncfs per layer: on a busy host
- * those cost more than the unpacking). */
+ * Durability: everything a record references is on disk before the record is committed: with
+ * EROFS layers an fdatasync() of each referenced file (their writeback started while they
+ * were written) and of the two directories; with directory layers one syncfs() in
+ * image_store_put(), not an fsync per file and a syncfs per layer: on a busy host those cost
+ * more than the unpacking. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -57,11 +59,65 @@ static void db_rollback(struct image_store *s)
         (void)ck_sqlite_exec(s->db, "ROLLBACK", NULL);
 }
 
-/* Makes everything written to blobs/ and layers/ so far durable: the one sync of a pull. */
-static int store_sync(struct image_store *s, struct ck_error **reterr)
+static int sync_file_at(int dirfd, const char *rel)
+{
+        _cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno; /* a blob the record names but never stored */
+        return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* The record's blobs and EROFS layers, then the directories their names were renamed into.
+ * Returns 1 when a layer is a directory (then only a syncfs() is worth it). */
+static int sync_record_files(struct image_store *s, const struct image_record *r)
+{
+        static const char *const algos[] = {"sha256", "sha512"};
+        char rel[IMAGE_DIGEST_MAX], name[32];
+        struct stat st;
+        int k;
+
+        for (size_t i = 0; i < r->n_layers; i++) {
+                int64_t n = 0;
+                if (image_layer_lookup(s, r->diff_ids[i], &n, NULL) <= 0)
+                        continue; /* put() refuses the record below */
+                snprintf(name, sizeof(name), "%" PRId64, n);
+                if (fstatat(s->layers_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!S_ISREG(st.st_mode))
+                        return 1;
+                k = sync_file_at(s->layers_fd, name);
+                if (k >= 0 && image_blob_relpath(r->layers[i], rel, sizeof(rel)) == 0)
+                        k = sync_file_at(s->blobs_fd, rel);
+                if (k < 0)
+                        return k;
+        }
+        for (const char *d = r->id; d; d = d == r->id ? r->manifest_digest : NULL)
+                if (image_blob_relpath(d, rel, sizeof(rel)) == 0 && (k = sync_file_at(s->blobs_fd, rel)) < 0)
+                        return k;
+        if (fsync(s->layers_fd) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(algos); i++) {
+                _cleanup_close_ int fd = openat(s->blobs_fd, algos[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0 && fsync(fd) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+/* Makes what the record references durable. EROFS layers are single files whose writeback
+ * started while they were written: fdatasync() of exactly those files and blobs, then of the
+ * directories they were renamed into. Directory layers are thousands of files: one syncfs()
+ * for all (which also waits for everyone else's dirty pages on that file system). */
+static int store_sync(struct image_store *s, const struct image_record *rec, struct ck_error **reterr)
 {
         struct stat a, b;
+        int k = sync_record_files(s, rec);
 
+        if (k < 0)
+                return ck_error_errno(reterr, k, "cannot sync the image store");
+        if (k == 0)
+                return 0;
         if (syncfs(s->layers_fd) < 0)
                 return ck_error_errno(reterr, -errno, "cannot sync the image store");
         if (fstat(s->layers_fd, &a) == 0 && fstat(s->blobs_fd, &b) == 0 && a.st_dev != b.st_dev &&
@@ -87,7 +143,7 @@ int image_store_put(struct image_store *s, const struct image_record *r, struct 
 
         /* Before the record exists, everything it references must be on disk (outside the DB
          * lock: a sync can take a while on a busy host). */
-        k = store_sync(s, reterr);
+        k = store_sync(s, r, reterr);
         if (k < 0)
                 return k;
         db_guard = image_store_db_lock(s);
