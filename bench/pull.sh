@@ -7,7 +7,8 @@
 #              deletes and changes files (whiteouts) — thousands of files, tens of MB compressed.
 # Conker runs with the layer format it picks itself (auto: EROFS where the kernel mounts it)
 # and with layer-format dir, so both layer formats are measured on the same images. Each tool
-# runs N times into an empty store; medians of wall and CPU time and the ratios are printed.
+# runs N times into an empty store, the tools taking turns (round robin); medians of wall and CPU
+# time and the ratios are printed.
 # Goals: realistic image <= 0.2x podman and <= 1.5x skopeo (wall); synthetic <= 0.5x podman.
 #
 # Usage: bench/pull.sh [BUILD_DIR]   (needs root; the images are built once and cached under
@@ -145,12 +146,6 @@ def timed(cmd, **kw):
     return dt
 
 
-def median_of(fn):
-    cpu_times.clear()
-    times = [fn() for _ in range(runs)]
-    return statistics.median(times), times, statistics.median(cpu_times)
-
-
 images = {"synthetic": synthetic_layers, "realistic": realistic_layers}
 podman_roots = []  # podman argument prefixes of each run, reset at the end
 tmp = Path(tempfile.mkdtemp(prefix="ck-bench-pull-", dir=os.environ.get("CONKER_BENCH_DIR", "/var/tmp")))
@@ -208,25 +203,34 @@ try:
             print(f"\n{name} image: {n_layers} layers, {size / 1e6:.1f} MB compressed, "
                   f"{n_files} files and directories")
             print(f"{'':24} {'wall':>8} {'cpu':>8}   wall of each run")
-            rows = {}
-            for label, fn in (("conker pull (auto)", conker_pull("auto")),
-                              ("conker pull (dir)", conker_pull("dir"))):
-                rows[label] = median_of(fn)
+            # Round robin (each tool once per round, N rounds), after a sync: the writeback of
+            # one tool's run (or of building the image) then slows every tool alike instead of
+            # whichever happens to run first.
+            subprocess.run(["sync"], check=True)
+            tools = {"conker pull (auto)": conker_pull("auto"), "conker pull (dir)": conker_pull("dir"),
+                     "podman": podman_pull, "skopeo": skopeo_copy}
+            walls = {k: [] for k in tools}
+            cpus = {k: [] for k in tools}
+            for _ in range(runs):
+                for label, fn in tools.items():
+                    cpu_times.clear()
+                    try:
+                        walls[label].append(fn())
+                    except SystemExit as e:
+                        if label != "podman" or podman_driver != "overlay":
+                            raise
+                        print(f"podman overlay driver failed ({e}); using vfs")
+                        podman_driver = "vfs"
+                        walls[label].append(fn())
+                    cpus[label].append(cpu_times[-1])
+            rows = {k: (statistics.median(walls[k]), walls[k], statistics.median(cpus[k])) for k in tools}
+            for label in tools:
                 c, ct, cc = rows[label]
-                print(f"{label:24} {c:7.3f}s {cc:7.3f}s   {' '.join(f'{x:.3f}' for x in ct)}")
-            try:
-                rows["podman"] = median_of(podman_pull)
-            except SystemExit as e:
-                if podman_driver != "overlay":
-                    raise
-                print(f"podman overlay driver failed ({e}); using vfs")
-                podman_driver = "vfs"
-                rows["podman"] = median_of(podman_pull)
-            p, pt, pc = rows["podman"]
-            print(f"{'podman pull (' + podman_driver + ')':24} {p:7.3f}s {pc:7.3f}s   {' '.join(f'{x:.3f}' for x in pt)}")
-            rows["skopeo"] = median_of(skopeo_copy)
-            s_, st, sc = rows["skopeo"]
-            print(f"{'skopeo copy':24} {s_:7.3f}s {sc:7.3f}s   {' '.join(f'{x:.3f}' for x in st)}")
+                shown = f"podman pull ({podman_driver})" if label == "podman" else \
+                    "skopeo copy" if label == "skopeo" else label
+                print(f"{shown:24} {c:7.3f}s {cc:7.3f}s   {' '.join(f'{x:.3f}' for x in ct)}")
+            p, _, pc = rows["podman"]
+            s_, _, sc = rows["skopeo"]
             for label in ("conker pull (auto)", "conker pull (dir)"):
                 c, _, cc = rows[label]
                 print(f"{label}: {c / p:.2f}x podman wall ({cc / pc:.2f} cpu), "

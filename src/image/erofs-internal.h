@@ -33,6 +33,7 @@
 #define EROFS_ISIZE_BIG     64                    /* extended inode */
 #define EROFS_XATTR_MAX     (60u << 10)           /* inline xattr bytes per inode we accept */
 #define EROFS_INLINE_BUDGET (UINT64_C(256) << 20) /* tails kept in memory, whole layer */
+#define EROFS_MEMORY_MAX    (UINT64_C(768) << 20) /* the whole tree in memory, whole layer */
 
 /* xattr name prefixes (e_name_index) */
 #define EROFS_XATTR_USER     1
@@ -97,6 +98,8 @@ struct erofs_writer {
         void **arena;
         size_t n_arena, cap_arena;
         uint64_t inline_bytes;
+        uint64_t memory; /* bytes allocated for the tree; past EROFS_MEMORY_MAX the layer fails */
+        bool over_memory;
         /* sequential data writer */
         uint64_t data_blocks; /* next free block of the data area */
         uint8_t *wbuf;

@@ -40,6 +40,13 @@ void *erofs_alloc(struct erofs_writer *w, size_t size)
 {
         void *p;
 
+        /* Names, symlink targets, xattrs and tails of a hostile layer could otherwise take
+         * entries cap x name cap bytes. */
+        if (size > EROFS_MEMORY_MAX - w->memory) {
+                w->over_memory = true;
+                return NULL;
+        }
+        w->memory += size;
         if (w->n_arena == w->cap_arena) {
                 size_t ncap = w->cap_arena ? 2 * w->cap_arena : 1024;
                 void **na = reallocarray(w->arena, ncap, sizeof(*na));
@@ -757,5 +764,13 @@ int erofs_writer_entry(struct erofs_writer *w, struct archive *a, struct archive
                                     shown(name, sb));
         if (r > 0)
                 return 0; /* "./": the layer root keeps its own attributes */
-        return entry_apply(w, a, e, path, reterr);
+        r = entry_apply(w, a, e, path, reterr);
+        if (r < 0 && w->over_memory) {
+                ck_error_free(reterr ? *reterr : NULL);
+                if (reterr)
+                        *reterr = NULL;
+                return ck_error_set(reterr, -E2BIG, "layer metadata is over the limit of %" PRIu64 " MiB",
+                                    EROFS_MEMORY_MAX >> 20);
+        }
+        return r;
 }

@@ -49,7 +49,9 @@ static int erofs_mount_source(const char *source, int *ret_fd)
             syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
             syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 return -errno;
-        mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+        /* Not nodev: overlayfs opens a lower device node through the lower mount, and a layer's
+         * device nodes must behave as they do in a directory layer (the device cgroup decides). */
+        mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
         if (mfd < 0)
                 return -errno;
         *ret_fd = mfd;

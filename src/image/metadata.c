@@ -59,23 +59,43 @@ static void db_rollback(struct image_store *s)
         (void)ck_sqlite_exec(s->db, "ROLLBACK", NULL);
 }
 
-static int sync_file_at(int dirfd, const char *rel)
-{
-        _cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+struct sync_set {
+        int fds[2 * IMAGE_LAYERS_MAX + 2];
+        size_t n;
+};
 
+static void sync_set_clear(struct sync_set *set)
+{
+        for (size_t i = 0; i < set->n; i++)
+                safe_close(set->fds[i]);
+        set->n = 0;
+}
+
+/* Opens dirfd/rel and starts the writeback of what is still dirty in it. */
+static int sync_set_add(struct sync_set *set, int dirfd, const char *rel)
+{
+        int fd;
+
+        if (set->n == ELEMENTSOF(set->fds))
+                return -E2BIG;
+        fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno; /* a blob the record names but never stored */
-        return fdatasync(fd) < 0 ? -errno : 0;
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        set->fds[set->n++] = fd;
+        return 0;
 }
 
 /* The record's blobs and EROFS layers, then the directories their names were renamed into.
- * Returns 1 when a layer is a directory (then only a syncfs() is worth it). */
+ * Writeback of every file is started first and waited for after, so the device sees all of
+ * it at once. Returns 1 when a layer is a directory (then only a syncfs() is worth it). */
 static int sync_record_files(struct image_store *s, const struct image_record *r)
 {
         static const char *const algos[] = {"sha256", "sha512"};
+        _cleanup_(sync_set_clear) struct sync_set set = {.n = 0};
         char rel[IMAGE_DIGEST_MAX], name[32];
         struct stat st;
-        int k;
+        int k = 0;
 
         for (size_t i = 0; i < r->n_layers; i++) {
                 int64_t n = 0;
@@ -86,15 +106,19 @@ static int sync_record_files(struct image_store *s, const struct image_record *r
                         continue;
                 if (!S_ISREG(st.st_mode))
                         return 1;
-                k = sync_file_at(s->layers_fd, name);
+                k = sync_set_add(&set, s->layers_fd, name);
                 if (k >= 0 && image_blob_relpath(r->layers[i], rel, sizeof(rel)) == 0)
-                        k = sync_file_at(s->blobs_fd, rel);
+                        k = sync_set_add(&set, s->blobs_fd, rel);
                 if (k < 0)
                         return k;
         }
         for (const char *d = r->id; d; d = d == r->id ? r->manifest_digest : NULL)
-                if (image_blob_relpath(d, rel, sizeof(rel)) == 0 && (k = sync_file_at(s->blobs_fd, rel)) < 0)
+                if (image_blob_relpath(d, rel, sizeof(rel)) == 0 &&
+                    (k = sync_set_add(&set, s->blobs_fd, rel)) < 0)
                         return k;
+        for (size_t i = 0; i < set.n; i++)
+                if (fdatasync(set.fds[i]) < 0)
+                        return -errno;
         if (fsync(s->layers_fd) < 0)
                 return -errno;
         for (size_t i = 0; i < ELEMENTSOF(algos); i++) {
