@@ -124,9 +124,6 @@ extern const struct image_layer_backend image_layer_dir, image_layer_erofs;
 /* The backend of a format (auto means dir here: resolve it with image_store_layer_format()). */
 const struct image_layer_backend *image_layer_backend(enum image_layer_format f);
 
-/* The format new layers are written in: the configured one, or for auto the result of
- * image_erofs_probe(), checked once per store. */
-enum image_layer_format image_store_layer_format(struct image_store *s);
 /* 0 when this kernel mounts a file-backed EROFS image (written as a temporary file in dirfd)
  * and overlayfs takes lower layers by file descriptor (fsconfig FSCONFIG_SET_FD "lowerdir+",
  * Linux 6.13), else -errno. */

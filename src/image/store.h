@@ -45,6 +45,11 @@ int image_store_open(const char *dir, const struct image_limits *lim, struct ima
                      struct ck_error **reterr);
 void image_store_free(struct image_store *s);
 
+/* The format new layers are written in: the configured one, or for auto the result of the
+ * EROFS probe (a file-backed EROFS mount on the layers' file system, overlay lower layers by
+ * fd), made once per store; never IMAGE_LAYER_AUTO. */
+enum image_layer_format image_store_layer_format(struct image_store *s);
+
 /* Blob writing. begin() returns 0 and a writer, or 1 when the blob is already present (no
  * writer); if another thread is writing the same digest it waits for it. */
 struct image_blob_writer;

@@ -431,6 +431,8 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 r = ck_error_prefix(reterr, r, "image store");
                 goto fail;
         }
+        /* Decided now rather than at the first pull, so the log says it at start. */
+        log_info("image layers: %s", image_layer_format_to_string(image_store_layer_format(x->images)));
         r = runtime_open(&rc, &x->rt, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "runtime");
