@@ -2,7 +2,7 @@
  * layer-*.c, metadata.c, gc.c, unpack*.c, erofs-*.c, rootfs.c). Not a public interface: other
  * modules use store.h and rootfs.h only.
  *
- * Layout under the data dir (DESIGN.md §7):
+ * Layout under the data dir (docs/design.md §7):
  *   blobs/<algo>/<hex>     verified content (manifests, configs, compressed layers)
  *   ingest/                temp files and per-digest lock files; emptied on recovery
  *   layers/<n>             one layer per diff_id: a directory (layer-format dir) or an EROFS
