@@ -65,8 +65,8 @@ bool image_store_has_blob(struct image_store *s, const char *digest);
 int image_store_read_blob(struct image_store *s, const char *digest, size_t max, uint8_t **ret,
                           size_t *ret_len, struct ck_error **reterr);
 
-/* Unpacks a stored layer blob (gzip, zstd or plain tar) into its own directory with the
- * confined writer, checking the diff_id. Idempotent. */
+/* Writes a stored layer blob (gzip, zstd or plain tar) as a layer in the store's format (an
+ * EROFS image, or a directory with the confined writer), checking the diff_id. Idempotent. */
 int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
                              const char *diff_id, struct ck_error **reterr);
 
@@ -75,8 +75,8 @@ int image_store_unpack_layer(struct image_store *s, const struct image_descripto
  * blob. source hands out the next bytes (> 0, *ret_buf valid until the next call), or fails
  * (-errno); it must report the end (0) only after the blob writer committed the blob (size and
  * digest verified). The layer is committed only after that end and a matching diff_id;
- * otherwise its directory is removed. Returns 0 also when the layer was already unpacked, in
- * which case source may not have been read at all. */
+ * otherwise its temporary file or directory is removed. Returns 0 also when the layer was already unpacked,
+ * in which case source may not have been read at all. */
 int image_store_unpack_layer_from(struct image_store *s, const struct image_descriptor *layer,
                                   const char *diff_id,
                                   ssize_t (*source)(void *userdata, const uint8_t **ret_buf), void *userdata,
@@ -120,5 +120,6 @@ int image_store_prune(struct image_store *s, struct ck_error **reterr);
  * recording an incomplete image. */
 int image_store_discard(struct image_store *s, char *const *digests, size_t n, struct ck_error **reterr);
 
-/* Directory of an unpacked layer (for overlay lowerdir); malloc'd. */
+/* Path of a stored layer, malloc'd: a directory (layer-format dir) or an EROFS image file
+ * (erofs), which rootfs.c mounts for the overlay; NULL when diff_id has no ready layer. */
 char *image_store_layer_dir(struct image_store *s, const char *diff_id);
