@@ -20,6 +20,11 @@
 
 #define BROKER_APP_ID_MAX 256
 
+/* Collateral fetches running at once (each may take up to 30 s), and how long a failed fetch is
+ * remembered before the same FMSPC is tried again. */
+#define BROKER_FETCH_MAX_DEFAULT         4u
+#define BROKER_FETCH_FAILURE_TTL_DEFAULT 60u
+
 struct broker_verifier; /* opaque */
 
 struct broker_verifier_config {
@@ -27,11 +32,13 @@ struct broker_verifier_config {
          * FMSPC from a PCS/PCCS base URL and kept until its earliest nextUpdate. */
         struct attest_collateral *collateral;
         const char *pcs_url;
-        const char *pcs_cache_dir; /* may be NULL: memory only */
-        const char *pcs_ca_file;   /* extra HTTPS trust anchors for a PCCS; may be NULL */
-        X509 *root;                /* borrowed; NULL = the pinned Intel root */
-        unsigned cache_ttl_secs;   /* 0 = no cache */
-        size_t cache_max;          /* entries; default 4096 */
+        const char *pcs_cache_dir;       /* may be NULL: memory only */
+        const char *pcs_ca_file;         /* extra HTTPS trust anchors for a PCCS; may be NULL */
+        X509 *root;                      /* borrowed; NULL = the pinned Intel root */
+        unsigned cache_ttl_secs;         /* 0 = no cache */
+        unsigned max_fetches;            /* concurrent fetches; 0 = BROKER_FETCH_MAX_DEFAULT */
+        unsigned fetch_failure_ttl_secs; /* no new fetch for a key that failed; 0 = the default */
+        size_t cache_max;                /* entries; default 4096 */
 };
 
 /* What a verified client certificate established. */

@@ -3,9 +3,16 @@
  * reasons (no evidence, untrusted root, evidence moved to another key, expired certificate). */
 #include "cmocka-wrap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +28,7 @@
 static char tmpdir[64];
 static char simdir[128];
 static char statedir[128];
+static char othersimdir[128];
 static const char app_id[] = "sha256:abababababababababababababababababababababababababababababababab";
 
 static int setup(void **state)
@@ -32,7 +40,11 @@ static int setup(void **state)
                 return -1;
         snprintf(simdir, sizeof(simdir), "%s/sim", tmpdir);
         snprintf(statedir, sizeof(statedir), "%s/state", tmpdir);
-        return attest_sim_init(simdir, &o, NULL) < 0 || ck_mkdir_p(statedir, 0700) < 0 ? -1 : 0;
+        snprintf(othersimdir, sizeof(othersimdir), "%s/other-sim", tmpdir);
+        return attest_sim_init(simdir, &o, NULL) < 0 || attest_sim_init(othersimdir, &o, NULL) < 0 ||
+                               ck_mkdir_p(statedir, 0700) < 0
+                       ? -1
+                       : 0;
 }
 
 static int teardown(void **state)
@@ -46,17 +58,22 @@ struct fixture {
         X509 *root;
 };
 
-static void fixture_open(struct fixture *f)
+static void fixture_open_dir(struct fixture *f, const char *dir)
 {
         struct attest_tee_config cfg = {
-                .kind = ATTEST_TEE_KIND_SIM, .sim_dir = simdir, .sim_state_dir = statedir};
+                .kind = ATTEST_TEE_KIND_SIM, .sim_dir = dir, .sim_state_dir = statedir};
         char p[200];
 
         assert_int_equal(attest_tee_open(&cfg, &f->tee, NULL), 0);
-        snprintf(p, sizeof(p), "%s/collateral.json", simdir);
+        snprintf(p, sizeof(p), "%s/collateral.json", dir);
         assert_int_equal(attest_collateral_load_file(p, &f->col, NULL), 0);
-        snprintf(p, sizeof(p), "%s/root-ca.pem", simdir);
+        snprintf(p, sizeof(p), "%s/root-ca.pem", dir);
         assert_int_equal(attest_root_load_file(p, &f->root, NULL), 0);
+}
+
+static void fixture_open(struct fixture *f)
+{
+        fixture_open_dir(f, simdir);
 }
 
 static void fixture_close(struct fixture *f)
@@ -150,11 +167,132 @@ static void test_refusals(void **state)
         fixture_close(&f);
 }
 
+/* A "PCS" that accepts TCP connections, counts them and closes them at once: every fetch from it
+ * fails quickly, and the count says how many were tried. */
+struct counting_pcs {
+        int fd;
+        atomic_int connections;
+        atomic_bool stop;
+        pthread_t thread;
+        char url[64];
+};
+
+static void *counting_pcs_main(void *arg)
+{
+        struct counting_pcs *p = arg;
+
+        while (!atomic_load(&p->stop)) {
+                struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+                int c;
+
+                if (poll(&pfd, 1, 50) <= 0)
+                        continue;
+                c = accept4(p->fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) {
+                        atomic_fetch_add(&p->connections, 1);
+                        close(c);
+                }
+        }
+        return NULL;
+}
+
+static void counting_pcs_start(struct counting_pcs *p)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof(sa);
+
+        p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(p->fd >= 0);
+        assert_int_equal(bind(p->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(listen(p->fd, 16), 0);
+        assert_int_equal(getsockname(p->fd, (struct sockaddr *)&sa, &sl), 0);
+        snprintf(p->url, sizeof(p->url), "https://127.0.0.1:%u", ntohs(sa.sin_port));
+        atomic_init(&p->connections, 0);
+        atomic_init(&p->stop, false);
+        assert_int_equal(pthread_create(&p->thread, NULL, counting_pcs_main, p), 0);
+}
+
+static void counting_pcs_stop(struct counting_pcs *p)
+{
+        atomic_store(&p->stop, true);
+        pthread_join(p->thread, NULL);
+        close(p->fd);
+}
+
+/* Collateral from a PCS: a chain that does not verify to the trusted root causes no request; a
+ * failed fetch is not retried for the same FMSPC until the failure TTL has passed. */
+static void test_fetch_gated_and_failures_cached(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *key2 = NULL, *forged_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *cert2 = NULL, *forged = NULL;
+        struct counting_pcs pcs;
+        struct broker_attested a;
+        struct fixture f = {0}, other = {0};
+        time_t now = time(NULL);
+
+        fixture_open(&f);
+        fixture_open_dir(&other, othersimdir);
+        counting_pcs_start(&pcs);
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.pcs_url = pcs.url,
+                                                                              .root = f.root,
+                                                                              .fetch_failure_ttl_secs = 30},
+                                             &v, NULL),
+                         0);
+
+        /* Another PKI (same FMSPC, another root): refused before any request. */
+        make_identity(&other, &forged_key, &forged);
+        for (int i = 0; i < 3; i++) {
+                _cleanup_error_ struct ck_error *err = NULL;
+                const char *reason = NULL;
+
+                assert_true(broker_verifier_check(v, forged, now, &a, &reason, &err) < 0);
+                assert_string_equal(reason, "quote_invalid");
+                assert_non_null(strstr(ck_error_message(err, -1), "not the trusted root"));
+        }
+        assert_int_equal(atomic_load(&pcs.connections), 0);
+
+        /* The genuine chain: one fetch, which fails ... */
+        make_identity(&f, &key, &cert);
+        {
+                _cleanup_error_ struct ck_error *err = NULL;
+                const char *reason = NULL;
+
+                assert_true(broker_verifier_check(v, cert, now, &a, &reason, &err) < 0);
+                assert_string_equal(reason, "collateral_unavailable");
+        }
+        assert_int_equal(atomic_load(&pcs.connections), 1);
+        /* ... and is remembered, for this certificate and any other of the platform ... */
+        make_identity(&f, &key2, &cert2);
+        for (int i = 0; i < 3; i++) {
+                _cleanup_error_ struct ck_error *err = NULL;
+                const char *reason = NULL;
+
+                assert_true(broker_verifier_check(v, i % 2 ? cert : cert2, now + 29, &a, &reason, &err) < 0);
+                assert_string_equal(reason, "collateral_unavailable");
+                assert_non_null(strstr(ck_error_message(err, -1), "the last fetch failed"));
+        }
+        assert_int_equal(atomic_load(&pcs.connections), 1);
+        /* ... until the TTL has passed. */
+        {
+                const char *reason = NULL;
+
+                assert_true(broker_verifier_check(v, cert2, now + 30, &a, &reason, NULL) < 0);
+                assert_string_equal(reason, "collateral_unavailable");
+        }
+        assert_int_equal(atomic_load(&pcs.connections), 2);
+
+        counting_pcs_stop(&pcs);
+        fixture_close(&other);
+        fixture_close(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_verify_and_cache),
                 cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_fetch_gated_and_failures_cached),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
