@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parse.h"
+#include "reader.h"
 #include "server.h"
 
 static bool is_token_char(uint8_t c)
@@ -59,4 +61,54 @@ int broker_request_check(const uint8_t *buf, size_t len, size_t max)
                 }
         }
         return off == len ? 0 : -EBADMSG;
+}
+
+/* Framing only: enough of the head to know where the request ends. The request check (above)
+ * decides whether the request is one the broker accepts. */
+int broker_request_body_length(const uint8_t *head, size_t head_len, size_t max_body, size_t *ret)
+{
+        size_t off = 0, body = 0;
+        bool seen = false;
+
+        /* Skip the request line; each header line ends with CRLF, the last line is empty. */
+        for (;;) {
+                const uint8_t *line = head + off, *eol, *colon;
+                size_t llen;
+
+                eol = off < head_len ? memchr(line, '\n', head_len - off) : NULL;
+                if (!eol)
+                        return -EBADMSG;
+                llen = (size_t)(eol - line);
+                off += llen + 1;
+                if (line == head)
+                        continue;
+                if (llen <= 1)
+                        break;
+                colon = memchr(line, ':', llen);
+                if (!colon)
+                        continue; /* malformed: the request check refuses it */
+                if ((size_t)(colon - line) == 17 &&
+                    strncasecmp((const char *)line, "Transfer-Encoding", 17) == 0)
+                        return -EBADMSG;
+                if ((size_t)(colon - line) == 14 &&
+                    strncasecmp((const char *)line, "Content-Length", 14) == 0) {
+                        const uint8_t *v = colon + 1, *e = eol;
+                        uint64_t n = 0;
+
+                        if (seen)
+                                return -EBADMSG;
+                        seen = true;
+                        while (v < e && (*v == ' ' || *v == '\t'))
+                                v++;
+                        while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+                                e--;
+                        if (ck_parse_u64((const char *)v, (size_t)(e - v), UINT64_MAX, &n) < 0)
+                                return -EBADMSG;
+                        if (n > max_body)
+                                return -E2BIG;
+                        body = (size_t)n;
+                }
+        }
+        *ret = body;
+        return 0;
 }

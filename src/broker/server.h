@@ -1,12 +1,13 @@
-/* The broker's RA-TLS server: mutual TLS 1.3, one `GET /v1/secret` per connection.
+/* The broker's RA-TLS server: mutual TLS 1.3, one request per connection.
  *
- * An accept loop (the caller's thread, in broker_server_run()) hands connections to a fixed
- * pool of worker threads through a bounded queue; connections beyond max_clients (queued plus
- * in progress) are closed at once. A worker does the TLS handshake and reads the request under
- * deadlines, then verifies the client's RA-TLS certificate (verifier.h), evaluates the policy,
- * audits the decision and answers 200 with the secret or 403 with a reason code. The same loop
- * reloads secrets on inotify events and stops cleanly on SIGTERM/SIGINT (stop accepting, finish
- * what was accepted, return). */
+ * A few I/O threads (reader.h) accept connections and run the TLS handshake and read the request
+ * on event loops, under deadlines; connections beyond max_clients (being read, queued or served)
+ * are closed at once. Complete requests go through a bounded queue to a fixed pool of worker
+ * threads, which verify the client's RA-TLS evidence (verifier.h), evaluate the policy, audit the
+ * decision and answer 200 with the secret or 403 with a reason code. The caller's thread, in
+ * broker_server_run(), reloads secrets on inotify events, writes the audit log's periodic summary
+ * of refusals, and stops cleanly on SIGTERM/SIGINT (stop accepting, finish what was accepted,
+ * return). */
 #pragma once
 
 #include <openssl/evp.h>
@@ -24,6 +25,8 @@
 /* Request-size cap and the limit on header lines; tight because nothing is authenticated yet. */
 #define BROKER_REQUEST_MAX_BYTES   4096u
 #define BROKER_REQUEST_MAX_HEADERS 32u
+/* The largest request body read before the request is handed to a worker. */
+#define BROKER_REQUEST_MAX_BODY_BYTES (256u * 1024)
 
 struct broker_server_config {
         const char *address; /* numeric IPv4/IPv6 */
@@ -32,7 +35,10 @@ struct broker_server_config {
         unsigned max_clients;
         unsigned handshake_timeout_ms;
         unsigned request_timeout_ms;
-        size_t max_request_bytes;
+        size_t max_request_bytes; /* request head */
+        size_t max_body_bytes;
+        unsigned io_threads;         /* 0: one per CPU, at most 4 */
+        unsigned audit_summary_secs; /* how often refusals are summarised; 0: the default */
 
         EVP_PKEY *key; /* the broker's own identity; borrowed */
         X509 *cert;

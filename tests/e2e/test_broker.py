@@ -103,13 +103,17 @@ def test_wrong_image(sim, secret, brokers, tmp_path):
 def test_untrusted_sim_root(sim, secret, brokers, tmp_path):
     b = start(brokers, tmp_path, seed_args(sim, secret, trust=False))
     assert_refused(sim.fetch(b.pinned), "quote_invalid")
-    assert [e["reason"] for e in b.audit()] == ["quote_invalid"]
+    # Unauthenticated: counted in the summary line written at stop, not a line of its own.
+    assert b.refusals() == {"quote_invalid": 1}
+    assert [e["decision"] for e in b.audit()] == ["refuse-summary"]
 
 
 def test_mismatched_key(sim, secret, brokers, tmp_path):
     b = start(brokers, tmp_path, seed_args(sim, secret))
     assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--mismatched-key"), "binding_invalid")
-    assert [e["reason"] for e in b.audit()] == ["binding_invalid"]
+    # Unauthenticated: counted in the summary line written at stop, not a line of its own.
+    assert b.refusals() == {"binding_invalid": 1}
+    assert [e["decision"] for e in b.audit()] == ["refuse-summary"]
 
 
 def test_tcb_status_not_accepted(sim, secret, brokers, tmp_path):
@@ -242,7 +246,7 @@ def test_requests_and_certificates_without_evidence(sim, secret, brokers, tmp_pa
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises(ssl.SSLError):
         tls_request(old, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
-    assert [e["reason"] for e in b.audit()] == ["no_evidence"]
+    assert b.refusals() == {"no_evidence": 1}
 
 
 def test_limits_and_timeouts(sim, secret, brokers, tmp_path):

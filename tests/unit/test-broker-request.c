@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "reader.h"
 #include "server.h"
 
 static int check(const char *s)
@@ -97,13 +98,54 @@ static void test_endpoint_parse(void **state)
         assert_non_null(strstr(err->msg, "pin"));
 }
 
+static int body_length(const char *head, size_t max_body, size_t *ret)
+{
+        return broker_request_body_length((const uint8_t *)head, strlen(head), max_body, ret);
+}
+
+/* The reader's framing: how many body bytes follow the head, before anything is dispatched. */
+static void test_body_length(void **state)
+{
+        size_t n = 99;
+
+        assert_int_equal(body_length("GET /v1/secret HTTP/1.1\r\n\r\n", 100, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(
+                body_length("POST /v1/secret HTTP/1.1\r\nHost: x\r\ncontent-length:  42 \r\n\r\n", 100, &n),
+                0);
+        assert_int_equal(n, 42);
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 100, &n), 0);
+        assert_int_equal(n, 100);
+        n = 7;
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100, &n),
+                         -E2BIG);
+        assert_int_equal(
+                body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                            100, &n),
+                -EBADMSG);
+        assert_int_equal(
+                body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                            100, &n),
+                -EBADMSG);
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 100, &n),
+                         -EBADMSG);
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n", 100, &n),
+                         -EBADMSG);
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length:\r\n\r\n", 100, &n),
+                         -EBADMSG);
+        assert_int_equal(
+                body_length("POST /v1/secret HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 100, &n),
+                -EBADMSG);
+        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\n", 100, &n), -EBADMSG);
+        assert_int_equal(n, 7);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_request_accepted),
-                cmocka_unit_test(test_request_rejected),
-                cmocka_unit_test(test_request_limits),
-                cmocka_unit_test(test_endpoint_parse),
+                cmocka_unit_test(test_request_accepted), cmocka_unit_test(test_request_rejected),
+                cmocka_unit_test(test_request_limits),   cmocka_unit_test(test_endpoint_parse),
+                cmocka_unit_test(test_body_length),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
