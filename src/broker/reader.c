@@ -329,6 +329,20 @@ static int expire(struct broker_reader_loop *l)
         return next - now > 60000 ? 60000 : (int)(next - now) + 1;
 }
 
+/* Once per loop: no more accepting, and broker_reader_stop_accepting() is told so. */
+static void loop_stop_accepting(struct broker_reader_loop *l, bool *stopping)
+{
+        if (*stopping)
+                return;
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->r->cfg.listen_fd, NULL);
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->r->stop_fd, NULL);
+        *stopping = true;
+        pthread_mutex_lock(&l->r->lock);
+        l->r->n_not_accepting++;
+        pthread_cond_broadcast(&l->r->cond);
+        pthread_mutex_unlock(&l->r->lock);
+}
+
 static void *loop_main(void *arg)
 {
         struct broker_reader_loop *l = arg;
@@ -351,16 +365,8 @@ static void *loop_main(void *arg)
                         void *p = evs[i].data.ptr;
 
                         if (p == &tag_stop) {
-                                if (!stopping) {
-                                        /* Stop accepting; finish what was accepted. */
-                                        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->r->cfg.listen_fd, NULL);
-                                        epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->r->stop_fd, NULL);
-                                        stopping = true;
-                                        pthread_mutex_lock(&l->r->lock);
-                                        l->r->n_not_accepting++;
-                                        pthread_cond_broadcast(&l->r->cond);
-                                        pthread_mutex_unlock(&l->r->lock);
-                                }
+                                /* Stop accepting; finish what was accepted. */
+                                loop_stop_accepting(l, &stopping);
                         } else if (p == &tag_listen) {
                                 if (!stopping)
                                         accept_pending(l);
@@ -369,6 +375,7 @@ static void *loop_main(void *arg)
                         }
                 }
         }
+        loop_stop_accepting(l, &stopping);
         /* Only after a failure of epoll itself can connections remain. */
         for (int p = 0; p < _PHASE_MAX; p++)
                 while (l->lists[p].head)

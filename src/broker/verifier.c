@@ -68,6 +68,7 @@ struct broker_verifier {
         size_t n_failed;
         struct inflight *inflight;
         unsigned n_inflight, max_fetches;
+        struct broker_verifier_fetch_stats stats;
         unsigned failure_ttl;
         X509 *root;
         unsigned ttl;
@@ -143,6 +144,14 @@ void broker_verifier_free(struct broker_verifier *v)
         pthread_mutex_destroy(&v->fetch_lock);
         pthread_mutex_destroy(&v->lock);
         free(v);
+}
+
+void broker_verifier_fetch_stats(struct broker_verifier *v, struct broker_verifier_fetch_stats *ret)
+{
+        pthread_mutex_lock(&v->fetch_lock);
+        *ret = v->stats;
+        ret->in_flight = v->n_inflight;
+        pthread_mutex_unlock(&v->fetch_lock);
 }
 
 static size_t slot_of(const struct broker_verifier *v, const uint8_t key[32])
@@ -411,6 +420,7 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
                 }
                 fl = failed_find(v, &k, now);
                 if (fl) {
+                        v->stats.skipped++;
                         rc = ck_error_set(reterr, fl->rc,
                                           "collateral for FMSPC %s: the last fetch failed, next attempt in "
                                           "%" PRId64 " s: %s",
@@ -421,8 +431,11 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
                 }
                 if (!inflight_has(v, &k) && v->n_inflight < v->max_fetches)
                         break;
+                v->stats.waiting++;
                 pthread_cond_wait(&v->fetch_cond, &v->fetch_lock);
+                v->stats.waiting--;
         }
+        v->stats.started++;
         me = (struct inflight){.key = k, .next = v->inflight};
         v->inflight = &me;
         v->n_inflight++;
@@ -445,8 +458,10 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
                         col = NULL;
                 } else
                         failed_drop(v, &k);
-        } else
+        } else {
+                v->stats.failed++;
                 failed_add(v, &k, now, rc, ck_error_message(fetch_err, rc));
+        }
         pthread_cond_broadcast(&v->fetch_cond);
         pthread_mutex_unlock(&v->fetch_lock);
 

@@ -57,5 +57,15 @@ int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_
  * detail (for the broker's log, not for the client). Thread-safe. */
 int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, struct broker_attested *ret,
                           const char **ret_reason, struct ck_error **reterr);
+/* Collateral fetches so far (for logs, metrics and tests). */
+struct broker_verifier_fetch_stats {
+        uint64_t started;   /* fetches begun */
+        uint64_t failed;    /* of those, failed */
+        uint64_t skipped;   /* refusals from the memory of a failed fetch, without a request */
+        unsigned in_flight; /* running now */
+        unsigned waiting;   /* threads waiting for a fetch of their key or for a free slot */
+};
+void broker_verifier_fetch_stats(struct broker_verifier *v, struct broker_verifier_fetch_stats *ret);
+
 void broker_verifier_free(struct broker_verifier *v);
 DEFINE_POINTER_CLEANUP(struct broker_verifier, broker_verifier_free, broker_verifier_free)

@@ -173,6 +173,10 @@ struct counting_pcs {
         int fd;
         atomic_int connections;
         atomic_bool stop;
+        /* hold: keep accepted connections open (a PCS that does not answer) until release. */
+        atomic_bool hold, release;
+        int held[16];
+        int n_held;
         pthread_t thread;
         char url[64];
 };
@@ -185,14 +189,24 @@ static void *counting_pcs_main(void *arg)
                 struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
                 int c;
 
-                if (poll(&pfd, 1, 50) <= 0)
+                if (atomic_load(&p->release)) {
+                        for (int i = 0; i < p->n_held; i++)
+                                close(p->held[i]);
+                        p->n_held = 0;
+                }
+                if (poll(&pfd, 1, 20) <= 0)
                         continue;
                 c = accept4(p->fd, NULL, NULL, SOCK_CLOEXEC);
-                if (c >= 0) {
-                        atomic_fetch_add(&p->connections, 1);
+                if (c < 0)
+                        continue;
+                atomic_fetch_add(&p->connections, 1);
+                if (atomic_load(&p->hold) && !atomic_load(&p->release) && p->n_held < 16)
+                        p->held[p->n_held++] = c;
+                else
                         close(c);
-                }
         }
+        for (int i = 0; i < p->n_held; i++)
+                close(p->held[i]);
         return NULL;
 }
 
@@ -209,6 +223,9 @@ static void counting_pcs_start(struct counting_pcs *p)
         snprintf(p->url, sizeof(p->url), "https://127.0.0.1:%u", ntohs(sa.sin_port));
         atomic_init(&p->connections, 0);
         atomic_init(&p->stop, false);
+        atomic_init(&p->hold, false);
+        atomic_init(&p->release, false);
+        p->n_held = 0;
         assert_int_equal(pthread_create(&p->thread, NULL, counting_pcs_main, p), 0);
 }
 
@@ -287,12 +304,96 @@ static void test_fetch_gated_and_failures_cached(void **state)
         fixture_close(&f);
 }
 
+struct check_thread {
+        pthread_t thread;
+        struct broker_verifier *v;
+        X509 *cert;
+        time_t now;
+        int rc;
+        const char *reason;
+};
+
+static void *check_main(void *arg)
+{
+        struct check_thread *t = arg;
+        struct broker_attested a;
+
+        t->rc = broker_verifier_check(t->v, t->cert, t->now, &a, &t->reason, NULL);
+        return NULL;
+}
+
+/* While a fetch hangs: requests for the same key wait for it instead of fetching again, and
+ * requests that need no fetch are not held up by it (no lock is held across the network I/O). */
+static void test_fetch_shared_and_unlocked(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        EVP_PKEY *keys[4] = {0};
+        X509 *certs[4] = {0};
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *forged_key = NULL;
+        _cleanup_(X509_freep) X509 *forged = NULL;
+        struct check_thread t[4];
+        struct broker_verifier_fetch_stats st = {0};
+        struct counting_pcs pcs;
+        struct broker_attested a;
+        struct fixture f = {0}, other = {0};
+        const char *reason = NULL;
+        time_t now = time(NULL);
+
+        fixture_open(&f);
+        fixture_open_dir(&other, othersimdir);
+        make_identity(&other, &forged_key, &forged);
+        counting_pcs_start(&pcs);
+        atomic_store(&pcs.hold, true);
+        assert_int_equal(
+                broker_verifier_new(&(struct broker_verifier_config){.pcs_url = pcs.url, .root = f.root}, &v,
+                                    NULL),
+                0);
+        for (int i = 0; i < 4; i++) {
+                make_identity(&f, &keys[i], &certs[i]);
+                t[i] = (struct check_thread){.v = v, .cert = certs[i], .now = now};
+                assert_int_equal(pthread_create(&t[i].thread, NULL, check_main, &t[i]), 0);
+        }
+        /* Bounded wait (10 s) for one fetch under way and three threads waiting for it. */
+        for (int i = 0; i < 1000; i++) {
+                broker_verifier_fetch_stats(v, &st);
+                if (st.in_flight == 1 && st.waiting == 3 && atomic_load(&pcs.connections) == 1)
+                        break;
+                usleep(10000);
+        }
+        assert_int_equal(st.in_flight, 1);
+        assert_int_equal(st.waiting, 3);
+        assert_int_equal(atomic_load(&pcs.connections), 1);
+        /* Meanwhile a request that needs no fetch is answered at once. */
+        assert_true(broker_verifier_check(v, forged, now, &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "quote_invalid");
+
+        atomic_store(&pcs.release, true);
+        for (int i = 0; i < 4; i++) {
+                pthread_join(t[i].thread, NULL);
+                assert_true(t[i].rc < 0);
+                assert_string_equal(t[i].reason, "collateral_unavailable");
+                X509_free(certs[i]);
+                EVP_PKEY_free(keys[i]);
+        }
+        broker_verifier_fetch_stats(v, &st);
+        assert_int_equal(st.started, 1);
+        assert_int_equal(st.failed, 1);
+        assert_int_equal(st.in_flight, 0);
+        assert_int_equal(st.waiting, 0);
+        assert_int_equal(atomic_load(&pcs.connections), 1);
+
+        counting_pcs_stop(&pcs);
+        fixture_close(&other);
+        fixture_close(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_verify_and_cache),
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_fetch_gated_and_failures_cached),
+                cmocka_unit_test(test_fetch_shared_and_unlocked),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
