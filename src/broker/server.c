@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "broker-metrics.h"
 #include "log.h"
 #include "parse.h"
 #include "reader.h"
@@ -246,6 +247,7 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
                 log_info("%s: refused: %s", peer, d->reason);
         else
                 log_debug("%s: refused: %s", peer, d->reason);
+        broker_metrics_decision(d);
         if (!s->cfg.audit) {
                 *ret_rc = 0;
                 return;
