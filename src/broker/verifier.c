@@ -422,6 +422,7 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
                 fl = failed_find(v, &k, now);
                 if (fl) {
                         v->stats.skipped++;
+                        ck_metrics_inc("conker_broker_collateral_fetches_total", "skipped", NULL);
                         rc = ck_error_set(reterr, fl->rc,
                                           "collateral for FMSPC %s: the last fetch failed, next attempt in "
                                           "%" PRId64 " s: %s",
@@ -457,10 +458,13 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
                 if (rc < 0) {
                         attest_collateral_free(col);
                         col = NULL;
-                } else
+                } else {
                         failed_drop(v, &k);
+                        ck_metrics_inc("conker_broker_collateral_fetches_total", "ok", NULL);
+                }
         } else {
                 v->stats.failed++;
+                ck_metrics_inc("conker_broker_collateral_fetches_total", "failed", NULL);
                 failed_add(v, &k, now, rc, ck_error_message(fetch_err, rc));
         }
         pthread_cond_broadcast(&v->fetch_cond);
