@@ -141,6 +141,9 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
         SSL_CTX_set_num_tickets(ctx, 0);
+        /* Connections wait on the reader's loops, possibly many at once: no idle read/write
+         * buffers while they do. */
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         *ret = TAKE_PTR(ctx);
         return 0;
 }
