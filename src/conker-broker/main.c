@@ -243,8 +243,8 @@ static const struct broker_option OPTIONS[] = {
         {.name = "audit-fsync", .arg = "MODE", .help = "always (default) or never", CALL(set_audit_fsync)},
         {.name = "audit-summary-interval",
          .arg = "SECS",
-         .help = "refusals of clients whose evidence did not verify are counted\nand written as one summary "
-                 "line this often (default 60)",
+         .help = "write refusals of clients whose evidence did not\nverify as one summary line this often "
+                 "(default 60)",
          UINT(audit_summary_secs, 1, 86400)},
         {.name = "max-clients",
          .arg = "N",

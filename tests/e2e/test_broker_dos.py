@@ -198,3 +198,35 @@ def test_unauthenticated_refusals_are_summarised(sim, attacker, secret, brokers,
             break
         time.sleep(0.25)
     assert [(e["decision"], e["reasons"]) for e in lines] == [("refuse-summary", {"quote_invalid": 2})]
+
+
+def test_trickling_client_dropped_at_deadline(sim, secret, brokers, tmp_path):
+    """A client that keeps sending a byte at a time never completes its request: the request
+    deadline runs from the end of the handshake and is not extended by progress."""
+    b = start(brokers, tmp_path, base_args(sim, secret) + ["--request-timeout", "500"])
+    ctx = plain_client_context(tmp_path)
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    t = ctx.wrap_socket(s)
+    closed = False
+    try:
+        for byte in (b"POST /v1/secret HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 100)[:100]:
+            try:
+                t.sendall(bytes([byte]))
+                t.setblocking(False)
+                try:
+                    closed = t.recv(1) == b""
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    pass
+                t.setblocking(True)
+            except (ssl.SSLError, OSError):
+                closed = True
+            if closed:
+                break
+            time.sleep(0.1)
+    finally:
+        t.close()
+    assert closed, "the broker kept a trickling client past its request deadline"
+    assert "request timed out" in b.read_log()
+    # And it still serves.
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
