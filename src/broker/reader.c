@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -193,6 +194,9 @@ static void conn_advance(struct broker_reader_loop *l, struct broker_conn *c)
 
         if (c->phase == PHASE_HANDSHAKE) {
                 int rc = SSL_accept(c->ssl), e;
+                unsigned long ee;
+                const char *what;
+                char why[160];
 
                 if (rc != 1) {
                         e = SSL_get_error(c->ssl, rc);
@@ -200,10 +204,11 @@ static void conn_advance(struct broker_reader_loop *l, struct broker_conn *c)
                                 conn_wait(l, c, e);
                                 return;
                         }
-                        unsigned long ee = ERR_peek_error();
-                        conn_drop(l, c,
-                                  ee ? ERR_reason_error_string(ee)
-                                     : "TLS handshake failed: connection closed");
+                        ee = ERR_peek_error();
+                        what = ee ? ERR_reason_error_string(ee) : NULL;
+                        snprintf(why, sizeof(why), "TLS handshake failed: %s",
+                                 what ? what : "connection closed");
+                        conn_drop(l, c, why);
                         return;
                 }
                 list_remove(&l->lists[PHASE_HANDSHAKE], c);
@@ -249,11 +254,16 @@ static void conn_advance(struct broker_reader_loop *l, struct broker_conn *c)
         }
 }
 
+/* At most this many accepts per wakeup, so that a burst of connections does not starve the
+ * connections this loop already has (the listening socket is level-triggered: the rest come
+ * with the next wakeup). */
+#define ACCEPT_BURST 64
+
 static void accept_pending(struct broker_reader_loop *l)
 {
         struct broker_reader *r = l->r;
 
-        for (;;) {
+        for (unsigned burst = 0; burst < ACCEPT_BURST; burst++) {
                 int fd = accept4(r->cfg.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), one = 1;
                 struct broker_conn *c;
                 struct epoll_event ev = {.events = EPOLLIN};
