@@ -1,9 +1,9 @@
-/* The broker's audit log: append-only JSON lines. A release, and a refusal of a client whose
- * evidence verified (an attested TD the policy turned away), is one line each; refusals of
- * clients whose evidence did not verify (no certificate or evidence, a quote or binding that does
- * not verify: anyone can send these) are counted and written as one summary line per interval
- * (broker_audit_flush_refusals()), so that a flood of them costs one write and one fsync per
- * interval instead of one each.
+/* The broker's audit log: append-only JSON lines. A release, and a refusal given after the
+ * client's quote verified (a TD the policy turned away, or genuine evidence presented on the
+ * wrong session), is one line each; refusals before that (no certificate, malformed evidence, a
+ * quote that does not verify: anyone can send these) are counted and written as one summary line
+ * per interval (broker_audit_flush_refusals()), so that a flood of them costs one write and one
+ * fsync per interval instead of one each.
  *
  * A decision line: {"time","peer","decision":"release"|"refuse","reason","secretId","tee","simulated",
  * "tcbStatus","tcbEvaluationNumber","fmspc","mrtd","rtmr0".."rtmr3","appId"} (fields the

@@ -73,7 +73,8 @@ void broker_conn_free(struct broker_conn *c)
                 return;
         SSL_free(c->ssl);
         safe_close(c->fd);
-        ck_buf_free(&c->req);
+        ck_buf_free(&c->head);
+        ck_buf_free(&c->body);
         free(c);
 }
 
@@ -153,38 +154,39 @@ static void conn_wait(struct broker_reader_loop *l, struct broker_conn *c, int s
         epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-/* After new bytes: is the request complete? 1 yes (or c->error set), 0 not yet. */
-static int request_complete(struct broker_reader *r, struct broker_conn *c)
+/* After bytes were added to the head: once it is complete, parse it and move what came after
+ * it to the body. 1: the request is complete (or c->error is set), 0: not yet. */
+static int head_complete(struct broker_reader *r, struct broker_conn *c)
 {
-        const uint8_t *end;
+        const uint8_t *end = c->head.len >= 4 ? memmem(c->head.data, c->head.len, "\r\n\r\n", 4) : NULL;
+        size_t head_len, extra;
         int rc;
 
-        if (!c->head_len) {
-                end = c->req.len >= 4 ? memmem(c->req.data, c->req.len, "\r\n\r\n", 4) : NULL;
-                if (!end) {
-                        if (c->req.len >= r->cfg.max_head) {
-                                c->error = -E2BIG;
-                                return 1;
-                        }
-                        return 0;
-                }
-                c->head_len = (size_t)(end - c->req.data) + 4;
-                if (c->head_len > r->cfg.max_head) {
-                        c->error = -E2BIG;
+        if (!end) {
+                if (c->head.len >= r->cfg.max_head) {
+                        c->error = -E2BIG; /* max bytes and still no end of the head */
                         return 1;
                 }
-                rc = broker_request_body_length(c->req.data, c->head_len, r->cfg.max_body, &c->body_len);
-                if (rc < 0) {
-                        c->error = rc;
-                        return 1;
-                }
-        }
-        if (c->req.len < c->head_len + c->body_len)
                 return 0;
-        /* One request per connection: nothing may follow it. */
-        if (c->req.len > c->head_len + c->body_len)
+        }
+        head_len = (size_t)(end - c->head.data) + 4;
+        rc = broker_request_parse(c->head.data, head_len, r->cfg.max_head, r->cfg.max_body, &c->request);
+        if (rc < 0) {
+                c->error = rc;
+                return 1;
+        }
+        c->head_done = true;
+        /* What came with the head is the start of the body. */
+        extra = c->head.len - head_len;
+        if (extra > c->request.content_length) {
                 c->error = -EBADMSG;
-        return 1;
+                return 1;
+        }
+        if (ck_buf_append(&c->body, c->head.data + head_len, extra) < 0) {
+                c->error = -EFBIG;
+                return 1;
+        }
+        return c->body.len == c->request.content_length;
 }
 
 /* Drives c as far as it goes without blocking. */
@@ -219,24 +221,23 @@ static void conn_advance(struct broker_reader_loop *l, struct broker_conn *c)
 
         for (;;) {
                 uint8_t chunk[4096];
-                size_t n = 0, want = sizeof(chunk);
+                size_t n = 0, want;
                 int rc, e;
 
-                /* Read no more than the request can hold (plus one byte, to see trailing data). */
-                if (c->head_len) {
-                        size_t total = c->head_len + c->body_len;
-                        want = c->req.len < total ? total - c->req.len + 1 : 1;
-                        if (want > sizeof(chunk))
-                                want = sizeof(chunk);
-                }
+                /* Never more than the head may still take, or than the body still lacks: what
+                 * follows the request is never read. */
+                want = c->head_done ? c->request.content_length - c->body.len
+                                    : r->cfg.max_head - c->head.len;
+                if (want > sizeof(chunk))
+                        want = sizeof(chunk);
                 rc = SSL_read_ex(c->ssl, chunk, want, &n);
                 if (rc == 1) {
-                        if (ck_buf_append(&c->req, chunk, n) < 0) {
-                                c->error = -E2BIG;
+                        if (ck_buf_append(c->head_done ? &c->body : &c->head, chunk, n) < 0) {
+                                c->error = c->head_done ? -EFBIG : -E2BIG;
                                 conn_dispatch(l, c);
                                 return;
                         }
-                        if (request_complete(r, c)) {
+                        if (c->head_done ? c->body.len == c->request.content_length : head_complete(r, c)) {
                                 conn_dispatch(l, c);
                                 return;
                         }
@@ -291,7 +292,8 @@ static void accept_pending(struct broker_reader_loop *l)
                 c = calloc(1, sizeof(*c));
                 if (c) {
                         c->fd = fd;
-                        ck_buf_init(&c->req, r->cfg.max_head + r->cfg.max_body);
+                        ck_buf_init(&c->head, r->cfg.max_head);
+                        ck_buf_init(&c->body, r->cfg.max_body);
                         c->ssl = SSL_new(r->cfg.ctx);
                 }
                 if (!c || !c->ssl || SSL_set_fd(c->ssl, fd) != 1) {

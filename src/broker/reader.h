@@ -1,10 +1,10 @@
 /* Internal to the broker module: the connection reader of server.c.
  *
  * A few I/O threads, each an epoll loop, accept connections, run the TLS handshake and read one
- * request (the head and a body of at most max_body bytes, framed by Content-Length) under
- * deadlines, with non-blocking sockets. Only a complete request is handed to the caller's
- * dispatch(), with the SSL object still open, so that a worker thread can verify, compute
- * anything it needs from the TLS session (e.g. a keying-material exporter) and answer on the same
+ * request (the head, checked by broker_request_parse(), and the body of at most max_body bytes
+ * it announces with Content-Length) under deadlines, with non-blocking sockets. Only a complete request is
+ * handed to the caller's dispatch(), with the SSL object still open, so that a worker thread can verify,
+ * compute anything it needs from the TLS session (e.g. a keying-material exporter) and answer on the same
  * connection. A client that trickles or holds costs a socket and a little memory until its
  * deadline, never a worker. */
 #pragma once
@@ -16,19 +16,21 @@
 
 #include "buf.h"
 #include "error.h"
+#include "server.h"
 
 struct broker_conn {
         int fd;
         SSL *ssl;
         char peer[64]; /* "addr:port" */
-        /* The request as read: the head (request line and headers, through the empty line) and
-         * then body_len bytes of body. */
-        struct ck_buf req;
-        size_t head_len;
-        size_t body_len;
-        /* 0, or why the request could not be read completely: -E2BIG (over a limit) or -EBADMSG
-         * (framing: Transfer-Encoding, a bad or repeated Content-Length, bytes after the body).
-         * The worker answers it with an error status. */
+        /* The request as read: its head (request line and headers, through the empty line),
+         * what broker_request_parse() made of it, and the body it announced. */
+        struct ck_buf head;
+        struct broker_request request;
+        struct ck_buf body;
+        bool head_done;
+        /* 0, or why the request could not be read as one: -E2BIG (head over its limit), -EFBIG
+         * (body over its limit) or -EBADMSG (malformed, or bytes after the announced body). The
+         * worker answers it with an error status. */
         int error;
 
         /* Reader state. */
@@ -72,9 +74,3 @@ void broker_reader_drain(struct broker_reader *r);
 /* Drains if needed, then frees. */
 void broker_reader_free(struct broker_reader *r);
 DEFINE_POINTER_CLEANUP(struct broker_reader, broker_reader_free, broker_reader_free)
-
-/* Request framing, for the reader and for tests: the length of the body that follows a complete
- * request head (head..head_len, ending with the empty line). 0 without Content-Length; -EBADMSG
- * for Transfer-Encoding or a Content-Length that is not one plain decimal number (or appears
- * twice); -E2BIG when it is over max_body. */
-int broker_request_body_length(const uint8_t *head, size_t head_len, size_t max_body, size_t *ret);

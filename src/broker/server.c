@@ -1,7 +1,8 @@
 /* RA-TLS secret server: TLS 1.3 with client certificates, the worker pool that verifies and
- * answers complete requests, and the release decision. Accepting, the handshake and reading the
- * request happen on the reader's event loops (reader.c), so a client that trickles bytes or
- * holds its connection costs a socket until its deadline, never a worker. */
+ * answers complete requests (head, then the evidence body), and the release decision.
+ * Accepting, the handshake and reading the request happen on the reader's event loops
+ * (reader.c), so a client that trickles bytes or holds its connection costs a socket until its
+ * deadline, never a worker. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 
 #include "buf.h"
 #include "broker-metrics.h"
+#include "exporter.h"
 #include "log.h"
 #include "parse.h"
 #include "reader.h"
@@ -139,8 +141,13 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_defer);
         /* Every connection attests afresh: no resumption, no tickets, no session cache. */
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        /* The secret crosses these sessions: wipe plaintext from the record buffers. */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
         SSL_CTX_set_num_tickets(ctx, 0);
+        /* Evidence comes in the request body, so a client certificate is small; the bound is
+         * generous enough for the old form (evidence in the certificate, without a large RTMR3
+         * log) to complete the handshake and be told "evidence_not_bound". */
+        SSL_CTX_set_max_cert_list(ctx, BROKER_MAX_CLIENT_CERT_LIST);
         /* Connections wait on the reader's loops, possibly many at once: no idle read/write
          * buffers while they do. */
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -228,8 +235,10 @@ static int respond_error(SSL *ssl, int fd, int status, const char *status_text, 
         return respond(ssl, fd, status, status_text, body, (size_t)n, deadline);
 }
 
+/* Logs and audits one decision. a: what verified evidence established (NULL: none). A refusal
+ * with summarise set (nothing about the client verified) is only counted. */
 static void audit(struct broker_server *s, const char *peer, const struct broker_decision *d,
-                  const struct broker_attested *a, int *ret_rc)
+                  const struct broker_attested *a, bool summarise, int *ret_rc)
 {
         struct broker_audit_entry e = {
                 .peer = peer, .release = d->allow, .reason = d->reason, .secret_id = d->secret_id};
@@ -245,8 +254,8 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         }
         if (d->allow)
                 log_info("%s: release of secret \"%s\"%s", peer, d->secret_id,
-                         a && a->cached ? " (cached evidence)" : "");
-        else if (a)
+                         a && a->cached ? " (cached quote verification)" : "");
+        else if (!summarise)
                 log_info("%s: refused: %s", peer, d->reason);
         else
                 log_debug("%s: refused: %s", peer, d->reason);
@@ -258,7 +267,7 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         /* A client whose evidence did not verify is nobody in particular: its refusal is counted
          * and written in the next summary line (one write and one fsync per interval, however
          * many arrive), so that a flood of them costs the disk nothing. */
-        if (!a && !d->allow) {
+        if (summarise && !d->allow) {
                 broker_audit_count_refusal(s->cfg.audit, d->reason);
                 *ret_rc = 0;
                 return;
@@ -269,16 +278,19 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         *ret_rc = rc;
 }
 
-/* Decides and answers one authenticated request. */
-static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *peer, int64_t deadline)
+/* Decides and answers one request. The old form (GET, evidence in the certificate, bound to
+ * nothing but a key) is refused without looking at its evidence. */
+static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *peer,
+                         const struct broker_request *req, const struct ck_buf *body, int64_t deadline)
 {
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_secret_ struct ck_secret *secret = NULL;
-        struct broker_attested a;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
         struct broker_decision d = {0};
         const char *reason = NULL;
         X509 *cert = SSL_get0_peer_certificate(ssl);
-        bool have_evidence = false;
+        uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN];
+        bool have_evidence = false, quote_verified = false;
         int rc, arc = 0;
 
         if (s->cfg.bench_skip_attestation) {
@@ -291,11 +303,18 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
 
         if (!cert) {
                 d.reason = "no_certificate";
+        } else if (!req->post) {
+                d.reason = "evidence_not_bound";
+        } else if (broker_tls_exporter(ssl, exporter) < 0) {
+                d.reason = "internal_error";
+                log_error("%s: cannot compute the TLS exporter value", peer);
         } else {
-                rc = broker_verifier_check(s->cfg.verifier, cert, time(NULL), &a, &reason, &err);
+                rc = broker_verifier_check(s->cfg.verifier, body->data, body->len, cert, exporter,
+                                           time(NULL), &a, &reason, &err);
                 if (rc < 0) {
                         log_warn("%s: attestation failed (%s): %s", peer, reason, ck_error_message(err, rc));
                         d.reason = reason;
+                        quote_verified = broker_verifier_reason_after_quote(reason);
                 } else {
                         struct broker_evidence ev = {.result = &a.result,
                                                      .app_id = a.has_app_id ? a.app_id : NULL,
@@ -304,17 +323,19 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                         broker_policy_decide(s->cfg.policy, &ev, &d);
                 }
         }
+        OPENSSL_cleanse(exporter, sizeof(exporter));
 
         if (d.allow) {
                 rc = broker_secret_store_get(s->cfg.secrets, d.secret_id, &secret);
                 if (rc < 0) {
                         d = (struct broker_decision){.reason = "secret_unavailable"};
-                        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+                        audit(s, peer, &d, have_evidence ? &a : NULL, !have_evidence && !quote_verified,
+                              &arc);
                         respond_error(ssl, fd, 503, "Service Unavailable", "secret_unavailable", deadline);
                         return;
                 }
         }
-        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+        audit(s, peer, &d, have_evidence ? &a : NULL, !have_evidence && !quote_verified, &arc);
         if (d.allow && arc < 0) {
                 /* No release without its audit record. */
                 respond_error(ssl, fd, 500, "Internal Server Error", "audit_failed", deadline);
@@ -333,15 +354,15 @@ static void serve_request(struct broker_server *s, struct broker_conn *c)
         int64_t deadline = now_ms() + s->cfg.request_timeout_ms;
         int rc = c->error;
 
-        if (rc == 0)
-                rc = broker_request_check(c->req.data, c->head_len, s->cfg.max_request_bytes);
         if (rc == -E2BIG)
                 respond_error(c->ssl, c->fd, 431, "Request Header Fields Too Large", "request_too_large",
                               deadline);
+        else if (rc == -EFBIG)
+                respond_error(c->ssl, c->fd, 413, "Content Too Large", "request_too_large", deadline);
         else if (rc < 0)
                 respond_error(c->ssl, c->fd, 400, "Bad Request", "bad_request", deadline);
         else
-                serve_secret(s, c->ssl, c->fd, c->peer, deadline);
+                serve_secret(s, c->ssl, c->fd, c->peer, &c->request, &c->body, deadline);
         SSL_shutdown(c->ssl); /* best effort close_notify */
         ERR_clear_error();
 }
@@ -474,8 +495,8 @@ int broker_server_new(const struct broker_server_config *cfg, struct broker_serv
                 s->cfg.request_timeout_ms = 10000;
         if (!s->cfg.max_request_bytes)
                 s->cfg.max_request_bytes = BROKER_REQUEST_MAX_BYTES;
-        if (!s->cfg.max_body_bytes)
-                s->cfg.max_body_bytes = BROKER_REQUEST_MAX_BODY_BYTES;
+        if (!s->cfg.max_body_bytes || s->cfg.max_body_bytes > ATTEST_RATLS_EVIDENCE_MAX)
+                s->cfg.max_body_bytes = ATTEST_RATLS_EVIDENCE_MAX;
         if (!s->cfg.io_threads) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 s->cfg.io_threads = n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;

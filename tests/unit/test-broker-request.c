@@ -7,20 +7,31 @@
 #include <string.h>
 
 #include "client.h"
-#include "reader.h"
 #include "server.h"
+
+static struct broker_request last;
 
 static int check(const char *s)
 {
-        return broker_request_check((const uint8_t *)s, strlen(s), BROKER_REQUEST_MAX_BYTES);
+        return broker_request_parse((const uint8_t *)s, strlen(s), BROKER_REQUEST_MAX_BYTES, 1000, &last);
 }
 
 static void test_request_accepted(void **state)
 {
         assert_int_equal(check("GET /v1/secret HTTP/1.1\r\n\r\n"), 0);
+        assert_false(last.post);
         assert_int_equal(check("GET /v1/secret HTTP/1.1\r\nHost: 127.0.0.1:3333\r\nAccept: */*\r\n"
                                "Content-Length: 0\r\nX-Empty:\r\n\r\n"),
                          0);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nHost: b\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 1000\r\n\r\n"),
+                         0);
+        assert_true(last.post);
+        assert_int_equal(last.content_length, 1000);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\ncontent-length:  7 \r\ncontent-type: "
+                               "Application/CBOR\r\n\r\n"),
+                         0);
+        assert_int_equal(last.content_length, 7);
 }
 
 static void test_request_rejected(void **state)
@@ -33,6 +44,18 @@ static void test_request_rejected(void **state)
                 "GET /v1/secret/ HTTP/1.1\r\n\r\n",
                 "GET /v1/secretx HTTP/1.1\r\n\r\n",
                 "POST /v1/secret HTTP/1.1\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 0\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 5\r\n"
+                "Content-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 05\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: +5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: "
+                "5\r\n\r\nhello",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n",
                 "get /v1/secret HTTP/1.1\r\n\r\n",
                 "GET  /v1/secret HTTP/1.1\r\n\r\n",
                 "GET /v1/secret HTTP/1.1\n\n",
@@ -61,8 +84,16 @@ static void test_request_limits(void **state)
                 off += (size_t)snprintf(buf + off, sizeof(buf) - off, "X-%u: v\r\n", i);
         snprintf(buf + off, sizeof(buf) - off, "\r\n");
         assert_int_equal(check(buf), -E2BIG);
-        assert_int_equal(broker_request_check((const uint8_t *)"GET /v1/secret HTTP/1.1\r\n\r\n", 27, 26),
+        assert_int_equal(broker_request_parse((const uint8_t *)"GET /v1/secret HTTP/1.1\r\n\r\n", 27, 26,
+                                              1000, &last),
                          -E2BIG);
+        /* The body bound is separate from the head's. */
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 1001\r\n\r\n"),
+                         -EFBIG);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 99999999999999999999999\r\n\r\n"),
+                         -EBADMSG);
 }
 
 static void test_endpoint_parse(void **state)
@@ -98,54 +129,13 @@ static void test_endpoint_parse(void **state)
         assert_non_null(strstr(err->msg, "pin"));
 }
 
-static int body_length(const char *head, size_t max_body, size_t *ret)
-{
-        return broker_request_body_length((const uint8_t *)head, strlen(head), max_body, ret);
-}
-
-/* The reader's framing: how many body bytes follow the head, before anything is dispatched. */
-static void test_body_length(void **state)
-{
-        size_t n = 99;
-
-        assert_int_equal(body_length("GET /v1/secret HTTP/1.1\r\n\r\n", 100, &n), 0);
-        assert_int_equal(n, 0);
-        assert_int_equal(
-                body_length("POST /v1/secret HTTP/1.1\r\nHost: x\r\ncontent-length:  42 \r\n\r\n", 100, &n),
-                0);
-        assert_int_equal(n, 42);
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 100, &n), 0);
-        assert_int_equal(n, 100);
-        n = 7;
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100, &n),
-                         -E2BIG);
-        assert_int_equal(
-                body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-                            100, &n),
-                -EBADMSG);
-        assert_int_equal(
-                body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-                            100, &n),
-                -EBADMSG);
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 100, &n),
-                         -EBADMSG);
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n", 100, &n),
-                         -EBADMSG);
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\nContent-Length:\r\n\r\n", 100, &n),
-                         -EBADMSG);
-        assert_int_equal(
-                body_length("POST /v1/secret HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 100, &n),
-                -EBADMSG);
-        assert_int_equal(body_length("POST /v1/secret HTTP/1.1\r\n", 100, &n), -EBADMSG);
-        assert_int_equal(n, 7);
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_request_accepted), cmocka_unit_test(test_request_rejected),
-                cmocka_unit_test(test_request_limits),   cmocka_unit_test(test_endpoint_parse),
-                cmocka_unit_test(test_body_length),
+                cmocka_unit_test(test_request_accepted),
+                cmocka_unit_test(test_request_rejected),
+                cmocka_unit_test(test_request_limits),
+                cmocka_unit_test(test_endpoint_parse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

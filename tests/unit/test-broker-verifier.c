@@ -1,6 +1,7 @@
-/* Unit tests for the broker's client-certificate verifier on a simulated TD: a verified
- * identity, the cache (hit, bound to the exact certificate bytes, expiry), and the refusal
- * reasons (no evidence, untrusted root, evidence moved to another key, expired certificate). */
+/* Unit tests for the broker's verifier of session-bound evidence on a simulated TD: verified
+ * evidence, the quote cache (hit, expiry) that never caches the binding (a cached quote on
+ * another session or key is refused), and the refusal reasons (untrusted root, malformed
+ * evidence, the old unbound form, expired certificate). */
 #include "cmocka-wrap.h"
 
 #include <arpa/inet.h>
@@ -19,7 +20,6 @@
 #include "collateral.h"
 #include "fs.h"
 #include "ratls.h"
-#include "server.h"
 #include "sim.h"
 #include "ssl.h"
 #include "tee.h"
@@ -83,23 +83,29 @@ static void fixture_close(struct fixture *f)
         X509_free(f->root);
 }
 
-static void make_identity(struct fixture *f, EVP_PKEY **key, X509 **cert)
+/* A fresh client identity and evidence bound to (its key, exporter). */
+static void make_bound(struct fixture *f, const uint8_t exporter[32], EVP_PKEY **key, X509 **cert,
+                       uint8_t **body, size_t *len)
 {
         struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
 
-        assert_int_equal(attest_ratls_make_identity(f->tee, &c, 600, key, cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_key_cert(600, key, cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f->tee, &c, *cert, exporter, body, len, NULL), 0);
 }
 
 static void test_verify_and_cache(void **state)
 {
         _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL, *moved = NULL;
-        struct broker_attested a;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *other = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
         struct attest_measurements m;
         const char *reason = NULL;
         struct fixture f = {0};
         time_t now = time(NULL);
+        uint8_t exporter[32], replayed[32];
+        size_t len = 0;
 
         fixture_open(&f);
         assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
@@ -107,48 +113,61 @@ static void test_verify_and_cache(void **state)
                                                                               .cache_ttl_secs = 60},
                                              &v, NULL),
                          0);
-        make_identity(&f, &key, &cert);
+        memset(exporter, 0x11, sizeof(exporter));
+        memset(replayed, 0x22, sizeof(replayed));
+        make_bound(&f, exporter, &key, &cert, &body, &len);
         assert_int_equal(attest_tee_measurements(f.tee, &m, NULL), 0);
 
-        assert_int_equal(broker_verifier_check(v, cert, now, &a, &reason, NULL), 0);
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now, &a, &reason, NULL), 0);
         assert_false(a.cached);
         assert_true(a.result.simulated);
         assert_int_equal(a.result.status, ATTEST_TCB_UP_TO_DATE);
         assert_memory_equal(a.result.m.rtmr[1], m.rtmr[1], 48);
         assert_int_equal(a.app_id_len, strlen(app_id));
         assert_memory_equal(a.app_id, app_id, a.app_id_len);
+        broker_attested_clear(&a);
 
-        assert_int_equal(broker_verifier_check(v, cert, now + 1, &a, &reason, NULL), 0);
+        /* The same quote again: its verification comes from the cache... */
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now + 1, &a, &reason, NULL), 0);
         assert_true(a.cached);
-        /* Past the TTL the quote is verified again. */
-        assert_int_equal(broker_verifier_check(v, cert, now + 61, &a, &reason, NULL), 0);
-        assert_false(a.cached);
-
-        /* The same evidence in a certificate with another key: not the cached bytes, and not bound. */
-        moved = X509_dup(cert);
-        other = EVP_EC_gen("P-256");
-        assert_non_null(moved);
-        assert_non_null(other);
-        assert_int_equal(X509_set_pubkey(moved, other), 1);
-        assert_true(X509_sign(moved, other, EVP_sha256()) > 0);
-        assert_true(broker_verifier_check(v, moved, now, &a, &reason, NULL) < 0);
+        broker_attested_clear(&a);
+        /* ...but the binding does not: on another session (another exporter value) it is refused. */
+        assert_true(broker_verifier_check(v, body, len, cert, replayed, now + 1, &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "exporter_mismatch");
+        /* Nor with another key authenticating the session. */
+        assert_int_equal(attest_ratls_make_key_cert(600, &other_key, &other, NULL), 0);
+        assert_true(broker_verifier_check(v, body, len, other, exporter, now + 1, &a, &reason, NULL) < 0);
         assert_string_equal(reason, "binding_invalid");
 
-        /* Outside the certificate's validity, even when cached. */
-        assert_int_equal(broker_verifier_check(v, cert, now + 601 + 3600, &a, &reason, NULL), -EKEYEXPIRED);
+        /* Past the TTL the quote is verified again. */
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now + 61, &a, &reason, NULL),
+                         0);
+        assert_false(a.cached);
+        broker_attested_clear(&a);
+
+        /* Outside the client certificate's validity. */
+        assert_int_equal(
+                broker_verifier_check(v, body, len, cert, exporter, now + 601 + 3600, &a, &reason, NULL),
+                -EKEYEXPIRED);
         assert_string_equal(reason, "cert_expired");
         fixture_close(&f);
 }
 
 static void test_refusals(void **state)
 {
-        _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *plain_key = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL, *plain = NULL;
+        _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL, *sim = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *old_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *old = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
-        struct broker_attested a;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
+        _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
+        const ASN1_OCTET_STRING *d;
         const char *reason = NULL;
         struct fixture f = {0};
+        uint8_t exporter[32] = {1};
+        size_t len = 0;
 
         fixture_open(&f);
         /* Without the sim root, the Intel root is the anchor: the sim quote does not verify. */
@@ -156,15 +175,60 @@ static void test_refusals(void **state)
                                  &(struct broker_verifier_config){.collateral = f.col, .cache_ttl_secs = 60},
                                  &intel, NULL),
                          0);
-        make_identity(&f, &key, &cert);
-        assert_true(broker_verifier_check(intel, cert, time(NULL), &a, &reason, &err) < 0);
+        make_bound(&f, exporter, &key, &cert, &body, &len);
+        assert_true(broker_verifier_check(intel, body, len, cert, exporter, time(NULL), &a, &reason, &err) <
+                    0);
         assert_string_equal(reason, "quote_invalid");
 
-        /* An ordinary certificate carries no evidence. */
-        assert_int_equal(broker_identity_generate(&plain_key, &plain, NULL), 0);
-        assert_true(broker_verifier_check(intel, plain, time(NULL), &a, &reason, NULL) < 0);
-        assert_string_equal(reason, "no_evidence");
+        /* Not CBOR evidence. */
+        assert_true(broker_verifier_check(intel, (const uint8_t *)"{}", 2, cert, exporter, time(NULL), &a,
+                                          &reason, NULL) < 0);
+        assert_string_equal(reason, "evidence_malformed");
+
+        /* The old form's evidence (bound to a key only), even posted on a session of that key. */
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
+                                                                              .root = f.root,
+                                                                              .cache_ttl_secs = 60},
+                                             &sim, NULL),
+                         0);
+        assert_int_equal(attest_ratls_make_identity(f.tee, &c, 600, &old_key, &old, NULL), 0);
+        d = X509_EXTENSION_get_data(X509_get_ext(old, X509_get_ext_by_OBJ(old, oid, -1)));
+        assert_true(broker_verifier_check(sim, ASN1_STRING_get0_data(d), (size_t)ASN1_STRING_length(d), old,
+                                          exporter, time(NULL), &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "evidence_not_bound");
         fixture_close(&f);
+}
+
+/* A client's session for the fetch tests: a key, its certificate, and evidence bound to them
+ * and to a fixed exporter value. */
+struct session {
+        EVP_PKEY *key;
+        X509 *cert;
+        uint8_t *body;
+        size_t len;
+};
+
+static const uint8_t session_exporter[32] = {0x11};
+
+static void session_make(struct fixture *f, struct session *s)
+{
+        make_bound(f, session_exporter, &s->key, &s->cert, &s->body, &s->len);
+}
+
+static void session_free(struct session *s)
+{
+        EVP_PKEY_free(s->key);
+        X509_free(s->cert);
+        free(s->body);
+}
+
+/* The check of s at now; only failures are expected here. */
+static int session_check(struct broker_verifier *v, const struct session *s, time_t now, const char **reason,
+                         struct ck_error **err)
+{
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+
+        return broker_verifier_check(v, s->body, s->len, s->cert, session_exporter, now, &a, reason, err);
 }
 
 /* A "PCS" that accepts TCP connections, counts them and closes them at once: every fetch from it
@@ -241,10 +305,8 @@ static void counting_pcs_stop(struct counting_pcs *p)
 static void test_fetch_gated_and_failures_cached(void **state)
 {
         _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *key2 = NULL, *forged_key = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL, *cert2 = NULL, *forged = NULL;
+        struct session s1 = {0}, s2 = {0}, forged = {0};
         struct counting_pcs pcs;
-        struct broker_attested a;
         struct fixture f = {0}, other = {0};
         time_t now = time(NULL);
 
@@ -258,34 +320,34 @@ static void test_fetch_gated_and_failures_cached(void **state)
                          0);
 
         /* Another PKI (same FMSPC, another root): refused before any request. */
-        make_identity(&other, &forged_key, &forged);
+        session_make(&other, &forged);
         for (int i = 0; i < 3; i++) {
                 _cleanup_error_ struct ck_error *err = NULL;
                 const char *reason = NULL;
 
-                assert_true(broker_verifier_check(v, forged, now, &a, &reason, &err) < 0);
+                assert_true(session_check(v, &forged, now, &reason, &err) < 0);
                 assert_string_equal(reason, "quote_invalid");
                 assert_non_null(strstr(ck_error_message(err, -1), "not the trusted root"));
         }
         assert_int_equal(atomic_load(&pcs.connections), 0);
 
         /* The genuine chain: one fetch, which fails ... */
-        make_identity(&f, &key, &cert);
+        session_make(&f, &s1);
         {
                 _cleanup_error_ struct ck_error *err = NULL;
                 const char *reason = NULL;
 
-                assert_true(broker_verifier_check(v, cert, now, &a, &reason, &err) < 0);
+                assert_true(session_check(v, &s1, now, &reason, &err) < 0);
                 assert_string_equal(reason, "collateral_unavailable");
         }
         assert_int_equal(atomic_load(&pcs.connections), 1);
         /* ... and is remembered, for this certificate and any other of the platform ... */
-        make_identity(&f, &key2, &cert2);
+        session_make(&f, &s2);
         for (int i = 0; i < 3; i++) {
                 _cleanup_error_ struct ck_error *err = NULL;
                 const char *reason = NULL;
 
-                assert_true(broker_verifier_check(v, i % 2 ? cert : cert2, now + 29, &a, &reason, &err) < 0);
+                assert_true(session_check(v, i % 2 ? &s1 : &s2, now + 29, &reason, &err) < 0);
                 assert_string_equal(reason, "collateral_unavailable");
                 assert_non_null(strstr(ck_error_message(err, -1), "the last fetch failed"));
         }
@@ -294,12 +356,15 @@ static void test_fetch_gated_and_failures_cached(void **state)
         {
                 const char *reason = NULL;
 
-                assert_true(broker_verifier_check(v, cert2, now + 30, &a, &reason, NULL) < 0);
+                assert_true(session_check(v, &s2, now + 30, &reason, NULL) < 0);
                 assert_string_equal(reason, "collateral_unavailable");
         }
         assert_int_equal(atomic_load(&pcs.connections), 2);
 
         counting_pcs_stop(&pcs);
+        session_free(&s1);
+        session_free(&s2);
+        session_free(&forged);
         fixture_close(&other);
         fixture_close(&f);
 }
@@ -307,7 +372,7 @@ static void test_fetch_gated_and_failures_cached(void **state)
 struct check_thread {
         pthread_t thread;
         struct broker_verifier *v;
-        X509 *cert;
+        const struct session *session;
         time_t now;
         int rc;
         const char *reason;
@@ -316,9 +381,8 @@ struct check_thread {
 static void *check_main(void *arg)
 {
         struct check_thread *t = arg;
-        struct broker_attested a;
 
-        t->rc = broker_verifier_check(t->v, t->cert, t->now, &a, &t->reason, NULL);
+        t->rc = session_check(t->v, t->session, t->now, &t->reason, NULL);
         return NULL;
 }
 
@@ -327,21 +391,17 @@ static void *check_main(void *arg)
 static void test_fetch_shared_and_unlocked(void **state)
 {
         _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
-        EVP_PKEY *keys[4] = {0};
-        X509 *certs[4] = {0};
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *forged_key = NULL;
-        _cleanup_(X509_freep) X509 *forged = NULL;
+        struct session sessions[4] = {0}, forged = {0};
         struct check_thread t[4];
         struct broker_verifier_fetch_stats st = {0};
         struct counting_pcs pcs;
-        struct broker_attested a;
         struct fixture f = {0}, other = {0};
         const char *reason = NULL;
         time_t now = time(NULL);
 
         fixture_open(&f);
         fixture_open_dir(&other, othersimdir);
-        make_identity(&other, &forged_key, &forged);
+        session_make(&other, &forged);
         counting_pcs_start(&pcs);
         atomic_store(&pcs.hold, true);
         assert_int_equal(
@@ -349,8 +409,8 @@ static void test_fetch_shared_and_unlocked(void **state)
                                     NULL),
                 0);
         for (int i = 0; i < 4; i++) {
-                make_identity(&f, &keys[i], &certs[i]);
-                t[i] = (struct check_thread){.v = v, .cert = certs[i], .now = now};
+                session_make(&f, &sessions[i]);
+                t[i] = (struct check_thread){.v = v, .session = &sessions[i], .now = now};
                 assert_int_equal(pthread_create(&t[i].thread, NULL, check_main, &t[i]), 0);
         }
         /* Bounded wait (10 s) for one fetch under way and three threads waiting for it. */
@@ -364,7 +424,7 @@ static void test_fetch_shared_and_unlocked(void **state)
         assert_int_equal(st.waiting, 3);
         assert_int_equal(atomic_load(&pcs.connections), 1);
         /* Meanwhile a request that needs no fetch is answered at once. */
-        assert_true(broker_verifier_check(v, forged, now, &a, &reason, NULL) < 0);
+        assert_true(session_check(v, &forged, now, &reason, NULL) < 0);
         assert_string_equal(reason, "quote_invalid");
 
         atomic_store(&pcs.release, true);
@@ -372,8 +432,7 @@ static void test_fetch_shared_and_unlocked(void **state)
                 pthread_join(t[i].thread, NULL);
                 assert_true(t[i].rc < 0);
                 assert_string_equal(t[i].reason, "collateral_unavailable");
-                X509_free(certs[i]);
-                EVP_PKEY_free(keys[i]);
+                session_free(&sessions[i]);
         }
         broker_verifier_fetch_stats(v, &st);
         assert_int_equal(st.started, 1);
@@ -383,6 +442,7 @@ static void test_fetch_shared_and_unlocked(void **state)
         assert_int_equal(atomic_load(&pcs.connections), 1);
 
         counting_pcs_stop(&pcs);
+        session_free(&forged);
         fixture_close(&other);
         fixture_close(&f);
 }
