@@ -142,7 +142,6 @@ static void conn_dispatch(struct broker_reader_loop *l, struct broker_conn *c)
         l->n_conns--;
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         ERR_clear_error();
-        c->loop = NULL;
         l->r->cfg.dispatch(l->r->cfg.userdata, c);
 }
 
@@ -307,7 +306,6 @@ static void accept_pending(struct broker_reader_loop *l)
                         continue;
                 }
                 peer_name(fd, c->peer, sizeof(c->peer));
-                c->loop = l;
                 c->phase = PHASE_HANDSHAKE;
                 c->deadline = now_ms() + r->cfg.handshake_timeout_ms;
                 ev.data.ptr = c;

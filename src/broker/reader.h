@@ -37,7 +37,6 @@ struct broker_conn {
         int phase;
         int64_t deadline; /* CLOCK_MONOTONIC ms */
         struct broker_conn *prev, *next;
-        struct broker_reader_loop *loop;
 };
 
 /* Closes the connection (no close_notify) and frees it. */
