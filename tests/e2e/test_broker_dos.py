@@ -62,7 +62,7 @@ def start(brokers, tmp_path, args, name="broker"):
 
 def base_args(sim, secret):
     return ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
-            "--trust-sim-root", sim.root]
+            "--mrtd", sim.mrtd, "--trust-sim-root", sim.root]
 
 
 def pccs_args(sim, secret, pccs, tmp_path):
