@@ -1,0 +1,75 @@
+"""conkerd.service's capability bounding set is enough for the whole seed story: conkerd runs
+under exactly the CapabilityBoundingSet= of packaging/systemd/conkerd.service.in (applied with
+setpriv(1), as systemd applies it: the bounding set, and so the permitted and effective sets of
+a root process, hold nothing else), and a task pulls its image, attests to the broker, gets an
+encrypted volume (loop device, fscrypt key), its network (veth, bridge, nftables) and its
+secret tmpfs, runs with Docker's default capabilities, and serves the released secret."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import test_seed_story
+from helpers.conkerd import Conkerd
+from test_seed_story import Seed, getsecret, needs
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "packaging" / "systemd" / "conkerd.service.in"
+CAP_NUMBERS = {  # linux/capability.h
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+}
+
+
+def unit_capabilities() -> list[str]:
+    lines = re.findall(r"^CapabilityBoundingSet=(.*)$", UNIT.read_text(), re.M)
+    assert len(lines) == 1, lines
+    caps = lines[0].split()
+    assert caps and all(c in CAP_NUMBERS for c in caps), caps
+    return caps
+
+
+class BoundedConkerd(Conkerd):
+    """conkerd started under the unit's capability bounding set."""
+    caps: list[str] = []
+
+    def argv(self):
+        spec = "-all," + ",".join("+" + c.removeprefix("CAP_").lower() for c in self.caps)
+        return ["setpriv", "--bounding-set", spec, "--inh-caps", "-all", "--"] + super().argv()
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory):
+    needs()
+    if subprocess.run(["setpriv", "--help"], capture_output=True).returncode != 0:
+        pytest.skip("setpriv (util-linux) is not available")
+    BoundedConkerd.caps = unit_capabilities()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(test_seed_story, "Conkerd", BoundedConkerd)
+        s = Seed(tmp_path_factory.mktemp("unitcaps"))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_seed_story_under_unit_capabilities(seed):
+    want = sum(1 << CAP_NUMBERS[c] for c in BoundedConkerd.caps)
+    with open(f"/proc/{seed.d.proc.pid}/status") as f:
+        status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    assert int(status["CapBnd"], 16) == want, status["CapBnd"]
+    assert int(status["CapEff"], 16) & ~want == 0, status["CapEff"]
+
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret)
+    tid, t, port = seed.run(b.endpoint)
+    assert t["Status"] == "Running", t["Events"]
+    assert getsecret(port) == secret.read_text()
+    seed.delete(tid)
