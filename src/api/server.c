@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 #include "ssl.h"
 
@@ -87,6 +88,7 @@ enum route_id {
         R_ONE_CANCEL, /* /container/{id}/cancel */
         R_ONE_LOGS,   /* /container/{id}/logs */
         R_ONE_EVENTS, /* /container/{id}/events */
+        R_METRICS,    /* /metrics (Prometheus; outside the API prefix, as scrapers expect) */
         _R_MAX,
 };
 
@@ -102,6 +104,7 @@ static const struct {
         [R_ONE_CANCEL] = {EVHTTP_REQ_POST, "POST"},
         [R_ONE_LOGS] = {EVHTTP_REQ_GET, "GET"},
         [R_ONE_EVENTS] = {EVHTTP_REQ_GET, "GET"},
+        [R_METRICS] = {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
 };
 _Static_assert(ELEMENTSOF(route_methods) == _R_MAX, "every route has its methods");
 
@@ -113,6 +116,8 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 
         if (strcmp(path, API_PREFIX "/pub/health") == 0)
                 return *ret = R_HEALTH, 0;
+        if (strcmp(path, "/metrics") == 0)
+                return *ret = R_METRICS, 0;
         if (strcmp(path, API_PREFIX "/containers") == 0)
                 return *ret = R_CONTAINERS, 0;
         if (strcmp(path, API_PREFIX "/container") == 0)
@@ -140,6 +145,28 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 }
 
 static struct api_conn *conn_track(struct api_server *s, struct evhttp_request *req);
+
+/* The Prometheus exposition: plain text, not the JSON envelope, because scrapers parse it as
+ * the text format. Authentication is the API's own (a scraper sends the bearer token). */
+static void reply_metrics(struct evhttp_request *req)
+{
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        struct ck_buf b;
+        uint8_t *text;
+        size_t n;
+
+        ck_buf_init(&b, 4u << 20);
+        if (ck_metrics_render(&b) < 0) {
+                ck_buf_free(&b);
+                api_reply(req, 500, "cannot render metrics", NULL);
+                return;
+        }
+        text = ck_buf_take(&b, &n);
+        evhttp_add_header(h, "Content-Type", CK_METRICS_CONTENT_TYPE);
+        evbuffer_add(evhttp_request_get_output_buffer(req), text, n);
+        free(text);
+        evhttp_send_reply(req, 200, "OK", NULL);
+}
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
@@ -227,6 +254,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 return;
         case R_ONE_EVENTS:
                 api_route_events(s, req, ref);
+                return;
+        case R_METRICS:
+                reply_metrics(req);
                 return;
         case _R_MAX:
                 break;

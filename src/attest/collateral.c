@@ -505,6 +505,11 @@ time_t attest_collateral_next_update(const struct attest_collateral *c)
         return t;
 }
 
+time_t attest_collateral_issue_date(const struct attest_collateral *c)
+{
+        return c->tcb.issue_date > c->qe.issue_date ? c->tcb.issue_date : c->qe.issue_date;
+}
+
 int attest_collateral_to_json(const struct attest_collateral *c, char **ret, struct ck_error **reterr)
 {
         _cleanup_json_ json_t *j = json_object();

@@ -56,6 +56,9 @@ int attest_collateral_fetch_tee(const char *base_url, uint32_t tee_type, const c
 
 /* The earliest nextUpdate of all items (TCB Info, QE Identity, both CRLs). */
 time_t attest_collateral_next_update(const struct attest_collateral *c);
+/* The newer issueDate of the TCB Info and the QE Identity: how old the collateral a verdict
+ * rests on is (the broker exports now minus this as a metric). */
+time_t attest_collateral_issue_date(const struct attest_collateral *c);
 /* Serialises to the dcap-qvl JSON layout (for caching and for `tdx-sim init`); malloc'd text. */
 int attest_collateral_to_json(const struct attest_collateral *c, char **ret, struct ck_error **reterr);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "secret-store.h"
 
 struct store_entry {
@@ -172,6 +173,7 @@ static int entry_reload(struct broker_secret_store *s, size_t i)
         rc = secret_load(e->path, s->max, &n, &err);
         if (rc < 0) {
                 log_warn("secret \"%s\": keeping the last good value: %s", e->id, ck_error_message(err, rc));
+                ck_metrics_inc("conker_broker_secret_reload_failures_total", e->id, NULL);
                 return 0;
         }
         pthread_mutex_lock(&s->lock);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "broker-metrics.h"
 #include "log.h"
 #include "parse.h"
 #include "server.h"
@@ -309,6 +310,7 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
                          a && a->cached ? " (cached evidence)" : "");
         else
                 log_info("%s: refused: %s", peer, d->reason);
+        broker_metrics_decision(d);
         if (!s->cfg.audit) {
                 *ret_rc = 0;
                 return;

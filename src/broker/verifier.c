@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "quote.h"
 #include "ratls.h"
 #include "ssl.h"
@@ -304,12 +305,17 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
                 *ret_reason = "internal_error";
                 return ck_ssl_error(reterr, -EIO, "hashing the client certificate");
         }
-        if (cache_get(v, key, now, ret))
+        if (cache_get(v, key, now, ret)) {
+                ck_metrics_inc("conker_broker_verification_cache_total", "hit", NULL);
                 return 0;
+        }
+        ck_metrics_inc("conker_broker_verification_cache_total", "miss", NULL);
 
         rc = collateral_for(v, cert, now, &col, ret_reason, reterr);
         if (rc < 0)
                 return rc;
+        ck_metrics_gauge("conker_broker_collateral_age_seconds", NULL,
+                         (double)(now - attest_collateral_issue_date(col)));
         rc = attest_ratls_verify_cert(cert, col, &opts, &ev, reterr);
         if (rc < 0) {
                 *ret_reason = failure_reason(cert, col, &opts);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "broker-metrics.h"
 #include "collateral.h"
 #include "fs.h"
 #include "log.h"
@@ -47,6 +48,7 @@ struct options {
         const char *audit_path;
         enum broker_audit_fsync audit_fsync;
         const char *fingerprint_file;
+        const char *metrics_listen;
         unsigned max_clients, workers, handshake_timeout_ms, request_timeout_ms, cache_ttl;
         size_t max_secret_bytes;
 };
@@ -248,6 +250,11 @@ static const struct broker_option OPTIONS[] = {
          .help = "largest secret file (default 1048576)",
          UINT(max_secret_bytes, 2, 64u * 1024 * 1024)},
         {.name = "log-json", .help = "log as JSON lines", CALL(set_log_json)},
+        {.name = "metrics-listen",
+         .arg = "ADDR:PORT",
+         .help = "serve Prometheus metrics at http://ADDR:PORT/metrics (plain\nHTTP: counts and reason "
+                 "codes only)",
+         STR(metrics_listen)},
 };
 
 #undef STR
@@ -425,6 +432,7 @@ int main(int argc, char **argv)
         _cleanup_(broker_audit_closep) struct broker_audit *audit = NULL;
         _cleanup_(broker_verifier_freep) struct broker_verifier *verifier = NULL;
         _cleanup_(broker_server_freep) struct broker_server *server = NULL;
+        _cleanup_(broker_metrics_server_freep) struct broker_metrics_server *metrics = NULL;
         _cleanup_(attest_collateral_freep) struct attest_collateral *collateral = NULL;
         _cleanup_(X509_freep) X509 *sim_root = NULL, *cert = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
@@ -559,9 +567,17 @@ int main(int argc, char **argv)
                 .audit = audit,
                 .verifier = verifier,
         };
+        rc = broker_metrics_declare();
+        if (rc < 0)
+                return fail(rc, NULL);
         rc = broker_server_new(&scfg, &server, &err);
         if (rc < 0)
                 return fail(rc, err);
+        if (o.metrics_listen) {
+                rc = broker_metrics_server_new(o.metrics_listen, &metrics, NULL, &err);
+                if (rc < 0)
+                        return fail(rc, err);
+        }
         log_info("listening on %s port %u (TLS 1.3, client RA-TLS certificates required); %zu secret(s), "
                  "collateral %s, trust root %s",
                  o.address, broker_server_port(server), policy->n_secrets, o.collateral,

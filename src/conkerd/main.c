@@ -19,6 +19,7 @@
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
+#include "pull.h"
 #include "secret.h"
 #include "tee.h"
 #include "task-backend.h"
@@ -158,9 +159,19 @@ static int run(struct conkerd_config *c)
                 .tee = tee,
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
         };
+        r = image_metrics_declare();
+        if (r < 0) {
+                r = ck_error_set(&e, r, "cannot declare the metrics");
+                goto out;
+        }
         r = task_manager_new(&mc, be, &m, &e);
         if (r < 0)
                 goto out;
+        r = task_metrics_init(m);
+        if (r < 0) {
+                r = ck_error_set(&e, r, "cannot declare the task metrics");
+                goto out;
+        }
 
         if (evthread_use_pthreads() < 0) {
                 r = ck_error_set(&e, -EIO, "libevent threading support is missing");

@@ -28,6 +28,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "manifest.h"
 #include "pull.h"
 #include "reference.h"
@@ -78,6 +79,7 @@ struct pull {
         atomic_uint_fast64_t reported_bytes;
         uint64_t total_bytes;
         atomic_uint layers_done;
+        struct ck_metric *pulled_bytes; /* NULL when the program exports no metrics */
 };
 
 static void progress(struct pull *p, const char *phase)
@@ -159,6 +161,7 @@ static int blob_sink_write(void *userdata, const uint8_t *data, size_t len)
         if (r < 0)
                 return r;
         add_bytes(bs->p, len);
+        ck_metric_add(bs->p->pulled_bytes, len);
         return 0;
 }
 
@@ -797,6 +800,7 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 goto out;
         p.m = &m;
         p.total_bytes = m.config.size;
+        p.pulled_bytes = ck_metric_get(IMAGE_METRIC_PULLED_BYTES, NULL);
         for (size_t i = 0; i < m.n_layers; i++) {
                 if (m.layers[i].size > UINT64_MAX - p.total_bytes) {
                         r = ck_error_set(reterr, -EOVERFLOW, "layer sizes add up to more than 2^64 bytes");
@@ -890,4 +894,11 @@ out:
         pthread_cond_destroy(&p.cond);
         pthread_mutex_destroy(&p.lock);
         return r;
+}
+
+int image_metrics_declare(void)
+{
+        return ck_metrics_declare(IMAGE_METRIC_PULLED_BYTES, CK_METRIC_COUNTER,
+                                  "Blob bytes (layers and configs) downloaded from registries.", NULL, NULL,
+                                  0);
 }

@@ -46,3 +46,9 @@ struct image_pull_opts {
  * image config. */
 int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
                struct image_config *ret_config, struct ck_error **reterr);
+
+/* The pull's metric (docs/metrics.md): bytes actually transferred, so a layer reused by digest
+ * adds nothing. Declared by programs that export metrics (conkerd); otherwise pulls count
+ * nowhere. */
+#define IMAGE_METRIC_PULLED_BYTES "conker_image_pulled_bytes_total"
+int image_metrics_declare(void);

@@ -12,6 +12,7 @@
 #include "attest-step.h"
 #include "client.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 #include "ratls.h"
 #include "ssl.h"
@@ -46,6 +47,36 @@ static const char *client_reason(const char *msg, const char *endpoint)
         return msg;
 }
 
+/* The outcome as a metric label: the broker's reason code when it refused (a short code such as
+ * "mrtd_mismatch"; anything else from the remote side becomes "other", so a broker cannot grow
+ * our label set with free text), or a coarse class of local error. */
+static void count_outcome(int r, const char *reason)
+{
+        const char *label = "other";
+        size_t n = 0;
+
+        if (r == 0) {
+                ck_metrics_inc("conker_attestations_total", "released", "");
+                return;
+        }
+        if (r == -EACCES) {
+                while (reason[n] && n <= 48 &&
+                       ((reason[n] >= 'a' && reason[n] <= 'z') || reason[n] == '_' ||
+                        (reason[n] >= '0' && reason[n] <= '9')))
+                        n++;
+                ck_metrics_inc("conker_attestations_total", "refused",
+                               n > 0 && n <= 48 && !reason[n] ? reason : "other");
+                return;
+        }
+        if (r == -ETIMEDOUT)
+                label = "timeout";
+        else if (r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ENETUNREACH)
+                label = "unreachable";
+        else if (r == -EKEYREJECTED || r == -EPROTO || r == -EBADMSG)
+                label = "protocol";
+        ck_metrics_inc("conker_attestations_total", "error", label);
+}
+
 static int fail_endpoint(const char *endpoint, int r, struct ck_error *e, struct ck_error **reterr)
 {
         const char *reason = client_reason(ck_error_message(e, r), endpoint);
@@ -76,6 +107,7 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
                                     ck_error_message(e, r));
         r = broker_fetch_secret_with_identity(endpoint, key, cert,
                                               ctx->timeout_ms ?: ATTEST_TIMEOUT_MS_DEFAULT, ret, &e);
+        count_outcome(r, r < 0 ? client_reason(ck_error_message(e, r), endpoint) : NULL);
         if (r < 0)
                 return fail_endpoint(endpoint, r, e, reterr);
         return 0;

@@ -123,6 +123,7 @@ static void task_event_locked(struct task_manager *m, struct task *t, enum task_
                 log_error("task %s: cannot record event %s: %s", t->id, se.type, ck_error_message(e, r));
 
         log_info("task %s (%s): %s: %s", t->id, t->name, se.type, se.message);
+        task_metrics_event(t, type, se.time_ns);
         n = realloc(t->events, (t->n_events + 1) * sizeof(*n));
         if (!n) {
                 free(msg);
@@ -629,6 +630,7 @@ int task_manager_create(struct task_manager *m, const void *buf, size_t len, cha
                 r = ev ? task_store_insert(m->store, &st, &first, reterr) : -ENOMEM;
                 if (r >= 0) {
                         m->next_seq++;
+                        task_metrics_event(t, TASK_EVENT_PULLING, t->created_ns);
                         *ev = (struct task_event){TASK_EVENT_PULLING, t->created_ns, TAKE_PTR(msg)};
                         t->events = ev;
                         t->n_events = 1;

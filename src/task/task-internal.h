@@ -69,6 +69,9 @@ struct task_manager {
         pthread_t watcher;
 };
 
+/* metrics.c; called with the lock held, before the event is appended to t->events. */
+void task_metrics_event(const struct task *t, enum task_event_type type, int64_t time_ns);
+
 /* inspect.c; called with the lock held. */
 json_t *task_to_json(const struct task *t);
 json_t *task_summary_json(const struct task *t);

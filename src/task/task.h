@@ -69,6 +69,10 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
 /* Stops the watcher, stops pipelines at their next step (they end Failed, "conkerd was stopped
  * during …") and waits for them. Containers keep running. */
 void task_manager_free(struct task_manager *m);
+/* Declares conkerd's task metrics (docs/metrics.md) and counts m's tasks by status whenever
+ * /metrics is rendered. Call once per process, for the manager that serves the API; m must
+ * outlive the rendering. */
+int task_metrics_init(struct task_manager *m);
 
 /* Validates the request (buf, len) and starts its pipeline. ret_id: malloc'd task ID.
  * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large, -EEXIST name or port in use,

@@ -98,13 +98,13 @@ class Seed:
         self.brokers.append(b)
         return b
 
-    def seed_broker(self, secret: Path, rtmr1=None, image=None, trust=True, name="broker") -> Broker:
+    def seed_broker(self, secret: Path, rtmr1=None, image=None, trust=True, name="broker", extra=()) -> Broker:
         # The seed's command line: -m -v tdx_ecdsa -a nullattester -s -w <RTMR1 hex> -d <image hex>.
         args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1 or self.rtmr1,
                 "-d", (image or self.image_id).removeprefix("sha256:")]
         args += ["--trust-sim-root", str(self.d.sim_root)] if trust else \
             ["--collateral", str(self.d.sim_dir / "collateral.json")]
-        return self.broker(args, name)
+        return self.broker(args + list(extra), name)
 
     def body(self, endpoint: str, port: int) -> str:
         """The seed body verbatim, pointed at this test's broker and published port."""
