@@ -1,18 +1,28 @@
-"""conkerd.service's capability bounding set is enough for the whole seed story: conkerd runs
+"""What conkerd.service and conker-broker.service rely on, checked without systemd.
+
+conkerd.service's capability bounding set is enough for the whole seed story: conkerd runs
 under exactly the CapabilityBoundingSet= of packaging/systemd/conkerd.service.in (applied with
 setpriv(1), as systemd applies it: the bounding set, and so the permitted and effective sets of
 a root process, hold nothing else), and a task pulls its image, attests to the broker, gets an
 encrypted volume (loop device, fscrypt key), its network (veth, bridge, nftables) and its
-secret tmpfs, runs with Docker's default capabilities, and serves the released secret."""
+secret tmpfs, runs with Docker's default capabilities, and serves the released secret.
 
+Type=notify: both daemons send READY=1 to $NOTIFY_SOCKET only once they listen, and STOPPING=1
+when they shut down."""
+
+import os
 import re
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 import test_seed_story
-from helpers.conkerd import Conkerd
+from helpers.broker import BROKER, IMAGE_ID, SimTD
+from helpers.conkerd import Conkerd, free_port
 from test_seed_story import Seed, getsecret, needs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +83,78 @@ def test_seed_story_under_unit_capabilities(seed):
     assert t["Status"] == "Running", t["Events"]
     assert getsecret(port) == secret.read_text()
     seed.delete(tid)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+
+    def recv(self, proc: subprocess.Popen, timeout: float) -> str:
+        """The next datagram; fails at once if proc exits first."""
+        self.sock.settimeout(0.2)
+        for _ in range(int(timeout / 0.2)):
+            try:
+                return self.sock.recv(4096).decode()
+            except TimeoutError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"exited {proc.returncode} before notifying")
+        raise AssertionError("no notification")
+
+    def close(self):
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+def test_conkerd_notifies_ready_once_listening(tmp_path):
+    """Type=notify: READY=1 arrives only when the API already answers; STOPPING=1 on SIGTERM."""
+    needs()
+    n = NotifySocket(tmp_path / "notify")
+    d = Conkerd(tmp_path)
+    try:
+        d.port = free_port()
+        proc = subprocess.Popen(d.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                env={**os.environ, "NOTIFY_SOCKET": str(n.path)})
+        d.proc = proc
+        assert n.recv(proc, 60) == "READY=1"
+        # No retry: the API listens by the time READY=1 is sent.
+        assert requests.get(d.url("/sw/api/v1/pub/health"), timeout=10).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert n.recv(proc, 30) == "STOPPING=1"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        d.close()
+        n.close()
+
+
+def test_broker_notifies_ready_once_listening(tmp_path):
+    """The same for conker-broker: READY=1 once its TLS port accepts connections."""
+    if not os.path.exists(BROKER):
+        pytest.skip("conker-broker is not built")
+    sim = SimTD(tmp_path)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"k":"v"}')
+    port = free_port()
+    args = [BROKER, "-i", "127.0.0.1", "-p", str(port), "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
+            "--trust-sim-root", sim.root, "--audit-log", str(tmp_path / "audit.jsonl")]
+    if "--firmware" in subprocess.run([BROKER, "--help"], capture_output=True, text=True).stdout:
+        args += ["--firmware", "any"]
+    n = NotifySocket(tmp_path / "notify")
+    log = open(tmp_path / "broker.log", "w")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "NOTIFY_SOCKET": str(n.path)})
+    try:
+        assert n.recv(proc, 60) == "READY=1"
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        proc.send_signal(signal.SIGTERM)
+        assert n.recv(proc, 30) == "STOPPING=1"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        n.close()
