@@ -21,7 +21,7 @@ arch=$(dpkg --print-architecture)
 if [ ! -f "$bdir/build.ninja" ]; then
   meson setup "$bdir" --prefix=/usr --sysconfdir=/etc --localstatedir=/var --buildtype=release \
     -Doptimization=2 -Dtests=false -Dman=enabled -Dsystemdsystemunitdir=/lib/systemd/system \
-    -Dsysusersdir=/usr/lib/sysusers.d >/dev/null
+    -Dsysusersdir=/usr/lib/sysusers.d -Dtmpfilesdir=/usr/lib/tmpfiles.d >/dev/null
 fi
 if ! meson compile -C "$bdir" >"$out/compile.log" 2>&1; then
   cat "$out/compile.log" >&2
@@ -34,7 +34,7 @@ DESTDIR="$root" meson install -C "$bdir" --no-rebuild --strip --quiet
 # Package contents, relative to the staging root.
 conker_files=(
   usr/sbin/conkerd usr/bin/conker usr/bin/conker-shim
-  etc/conker/conkerd.conf lib/systemd/system/conkerd.service
+  etc/conker/conkerd.conf lib/systemd/system/conkerd.service usr/lib/tmpfiles.d/conker.conf
   usr/share/man/man8/conkerd.8 usr/share/man/man5/conkerd.conf.5 usr/share/man/man1/conker.1
 )
 broker_files=(

@@ -11,18 +11,28 @@ In a fresh copy of it, apt installs both packages with their dependencies; then:
   - the conffiles, the conker-broker system user and /etc/conker/broker are in place, and
     conkerd.service is enabled but conker-broker.service (unconfigured) is not;
   - purging both packages runs their maintainer scripts cleanly and leaves no unit behind.
+A second test boots such a root with systemd-nspawn (its own network namespace), so that the
+units run under a real systemd: conkerd.service (enabled by the package, configured for a
+simulated TD) comes up at boot, conker-broker.service starts once BROKER_ARGS is set, both are
+active only after their READY=1 (Type=notify), inside their sandboxes, and conkerd answers
+`conker ps` with the token it created.
 scripts/deb.sh itself fails when lintian reports an error, so building is also that check."""
 
 import datetime
 import glob
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from helpers.conkerd import BUILD
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/conker-test")
@@ -135,13 +145,17 @@ def chroot(root: Path, *argv, timeout=600):
     return run(["chroot", str(root), *argv], timeout=timeout, env=env)
 
 
-def test_install_into_clean_debian(debs, debian_root):
-    root = debian_root
-    for name, deb in debs.items():
+def apt_install(root: Path, debs: dict):
+    for deb in debs.values():
         shutil.copy(deb, root / "tmp" / deb.name)
     chroot(root, "apt-get", "update", "-q")
     chroot(root, "apt-get", "install", "-y", "-q", "--no-install-recommends",
            *[f"/tmp/{d.name}" for d in debs.values()], timeout=900)
+
+
+def test_install_into_clean_debian(debs, debian_root):
+    root = debian_root
+    apt_install(root, debs)
 
     # The units load, their commands exist and their man pages are installed.
     for unit in ("conkerd.service", "conker-broker.service"):
@@ -174,3 +188,150 @@ def test_install_into_clean_debian(debs, debian_root):
     assert not (root / "lib/systemd/system/conkerd.service").exists()
     assert not (wants / "conkerd.service").exists()
     assert not (root / "etc/conker/conkerd.conf").exists()
+
+
+class Booted:
+    """systemd booted in root by systemd-nspawn, with a private network namespace; commands run
+    inside with nsenter(1) into the container's PID 1."""
+
+    def __init__(self, root: Path, log: Path):
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
+                                      "--private-network", "--console=pipe", "-D", str(root), "--boot"],
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.leader = 0
+        deadline = time.time() + 60
+        while time.time() < deadline and self.proc.poll() is None:
+            kids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+            if kids:
+                self.leader = int(kids[0])
+                break
+            time.sleep(0.2)
+        if not self.leader:
+            self.close()
+            pytest.skip(f"systemd-nspawn cannot start a container here: {log.read_text()[-500:]}")
+
+    def run(self, *argv, check=True, timeout=120):
+        p = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "--", "env",
+                            "PATH=/usr/sbin:/usr/bin:/sbin:/bin", *argv], capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {p.returncode}: {p.stdout}{p.stderr}")
+        return p
+
+    def wait_booted(self) -> str:
+        state = ""
+        for _ in range(300):
+            state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.2)
+        return state
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # nspawn shuts the container down cleanly
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def test_units_run_under_systemd(debs, debian_root, tmp_path):
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn is not installed (scripts/deps.sh installs systemd-container)")
+    app = Path(BUILD) / "src" / "example-app" / "conker-example-app"
+    if not app.exists() or "statically linked" not in run(["file", str(app)]).stdout:
+        pytest.skip("a static conker-example-app is needed (normal build)")
+    run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD])
+    root = debian_root
+    apt_install(root, debs)
+
+    # conkerd's data dir on an ext4 with the encrypt feature (a loop image mounted from here):
+    # the container has no loop devices of its own for conkerd's fallback volume image.
+    image = tmp_path / "data.img"
+    with open(image, "wb") as f:
+        f.truncate(256 << 20)
+    run(["mkfs.ext4", "-q", "-F", "-O", "encrypt", str(image)])
+    (root / "var/lib/conker").mkdir(mode=0o700)
+    run(["mount", "-o", "loop", str(image), str(root / "var/lib/conker")])
+    os.chmod(root / "var/lib/conker", 0o700)
+    # conkerd on a simulated TD; the example image already in its store (the container has no
+    # registry to pull from, hence pull-policy missing).
+    chroot(root, "conker", "tdx-sim", "init", "/var/lib/conker-sim")
+    shutil.copytree(Path(BUILD) / "images" / "conker-example-app", root / "opt/app")
+    chroot(root, "conker", "image", "load", "/opt/app:latest", "docker.io/reckey/conker-example-app:latest")
+    (root / "etc/conker/conkerd.conf").write_text(
+        "listen = 127.0.0.1:8383\ntee = sim\nsim-dir = /var/lib/conker-sim\n"
+        "sim-state-dir = /var/lib/conker/sim-state\npull-policy = missing\n")
+    # The broker with the seed's flags, its secret and the simulator's root in /etc/conker/broker.
+    broker_dir = root / "etc/conker/broker"
+    shutil.copy(root / "var/lib/conker-sim/root-ca.pem", broker_dir / "sim-root.pem")
+    shutil.copy(root / "var/lib/conker-sim/collateral.json", broker_dir / "collateral.json")
+    (broker_dir / "secret.json").write_text('{"key":"123456"}')
+    owner_files = [f"/etc/conker/broker/{n}" for n in ("secret.json", "sim-root.pem", "collateral.json")]
+    chroot(root, "chgrp", "conker-broker", *owner_files)
+    chroot(root, "chmod", "0640", *owner_files)
+    args = ("-m -i 127.0.0.1 -p 3333 -v tdx_ecdsa -a nullattester -s /etc/conker/broker/secret.json "
+            "-d " + "ab" * 32 + " -w " + "cd" * 48 + " --trust-sim-root /etc/conker/broker/sim-root.pem")
+    if "--mrtd" in chroot(root, "conker-broker", "--help").stdout.split():
+        args += " --mrtd " + "ef" * 48
+    conf = root / "etc/conker/conker-broker.conf"
+    conf.write_text(conf.read_text().replace('BROKER_ARGS=""', f'BROKER_ARGS="{args}"'))
+    umount_below(root / "proc")
+    umount_below(root / "var/cache/apt/archives")
+
+    booted = Booted(root, tmp_path / "nspawn.log")
+    try:
+        state = booted.wait_booted()
+        failed = booted.run("systemctl", "list-units", "--failed", "--no-legend", check=False).stdout
+        assert state == "running", f"{state}: {failed}"
+
+        # Enabled by the package: started at boot, active only after READY=1, in its sandbox.
+        active = booted.run("systemctl", "is-active", "conkerd", check=False).stdout.strip()
+        assert active == "active", booted.run("journalctl", "-u", "conkerd", "--no-pager", check=False).stdout
+        assert booted.run("systemctl", "show", "-P", "Type", "conkerd").stdout.strip() == "notify"
+        assert booted.run("stat", "-c", "%a", "/etc/conker/token").stdout.strip() == "600"
+        assert booted.run("stat", "-c", "%a", "/run/netns").stdout.strip() == "755"
+        ps = booted.run("conker", "ps", "--host", "http://127.0.0.1:8383", check=False)
+        assert ps.returncode == 0, ps.stdout + ps.stderr
+
+        # A task through the sandbox: overlay rootfs, an fscrypt volume, the secret tmpfs, a veth,
+        # the bridge and the nftables table. Running it needs writable cgroup controllers, which
+        # systemd-nspawn does not give a container on a cgroup v1 host: there the task may stop
+        # at Starting, and only for that reason.
+        tid = booted.run("conker", "run", "-d", "--name", "app", "-p", "30080:8080", "-v", "data:/data",
+                         "reckey/conker-example-app:latest").stdout.strip()
+        events = []
+        for _ in range(300):
+            events = json.loads(booted.run("conker", "events", "--json", tid).stdout)
+            events = events.get("data", events) if isinstance(events, dict) else events
+            if events and events[-1].get("Type", events[-1].get("Action")) in ("Running", "Failed"):
+                break
+            time.sleep(0.2)
+        kinds = [e.get("Type", e.get("Action")) for e in events]
+        assert "Created" in kinds, events
+        if kinds[-1] != "Running":
+            assert kinds[-2:] == ["Starting", "Failed"] and "cgroup" in events[-1]["Message"], events
+        booted.run("conker", "rm", tid, timeout=120)
+
+        # The broker: not enabled by the package; starts (active after READY=1) as its own user
+        # with no capabilities once BROKER_ARGS is set.
+        assert booted.run("systemctl", "is-enabled", "conker-broker", check=False).stdout.strip() == "disabled"
+        start = booted.run("systemctl", "start", "conker-broker", check=False, timeout=120)
+        journal = booted.run("journalctl", "-u", "conker-broker", "--no-pager", check=False).stdout
+        assert start.returncode == 0, start.stderr + journal
+        assert booted.run("systemctl", "is-active", "conker-broker").stdout.strip() == "active", journal
+        pid = booted.run("systemctl", "show", "-P", "MainPID", "conker-broker").stdout.strip()
+        status = booted.run("cat", f"/proc/{pid}/status").stdout
+        uid = booted.run("id", "-u", "conker-broker").stdout.strip()
+        assert re.search(rf"^Uid:\s+{uid}\s+{uid}\s+{uid}\s+{uid}$", status, re.M), status
+        assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+        assert booted.run("stat", "-c", "%U %a", "/var/lib/conker-broker").stdout.strip() == "conker-broker 700"
+
+        booted.run("systemctl", "stop", "conker-broker", "conkerd")
+    finally:
+        booted.close()
+        umount_below(root)
