@@ -71,7 +71,7 @@ try:
         tid = r.json()["data"]["Id"]
         t = d.wait_status(tid, {"Running", "Failed"}, timeout=120)
         assert t["Status"] == "Running", t["Events"]
-        ev = {e["Type"]: e for e in t["Events"]}
+        ev = {e["Action"]: e for e in t["Events"]}
         mm = re.fullmatch(r"attested to 1 KMS endpoint in (\d+) ms", ev["Attested"]["Message"])
         reported.append(int(mm.group(1)))
         stamped.append((ts(ev["Attested"]["Time"]) - ts(ev["Attesting"]["Time"])) * 1000)

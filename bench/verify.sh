@@ -14,9 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-shared=${CONKER_SHARED:-../shared}
-quote=$shared/testdata/tdx/dcap-qvl/tdx_quote
-col=$shared/testdata/tdx/dcap-qvl/tdx_quote_collateral.json
+vectors=tests/data/tdx
+quote=$vectors/dcap-qvl/tdx_quote
+col=$vectors/dcap-qvl/tdx_quote_collateral.json
 at=1752919234
 secs=${BENCH_SECONDS:-3}
 

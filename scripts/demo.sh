@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the seed story (DESIGN.md §1) on this machine, end to end, with a simulated TD.
+# `make demo`: the seed story (docs/design.md §1) on this machine, end to end, with a simulated TD.
 #
 #   1. build the example app image and push it to a local docker-registry (TLS with a CA made for
 #      the demo, htpasswd user/pass) as reckey/conker-example-app:latest;
@@ -215,7 +215,7 @@ for _ in $(seq 1200); do
         doc=$(curl -sS -H @"$work/auth-header" "$api/sw/api/v1/container/$task")
         n=$(jq '.data.Events | length' <<<"$doc")
         if [ "$n" -gt "$seen" ]; then
-                jq -r --argjson from "$seen" '.data.Events[$from:][] | "\(.Time[11:23])  \(.Type)\t\(.Message)"' \
+                jq -r --argjson from "$seen" '.data.Events[$from:][] | "\(.Time[11:23])  \(.Action)\t\(.Message)"' \
                         <<<"$doc" | sed 's/^/   /'
                 seen=$n
         fi

@@ -10,12 +10,6 @@ cd "$(dirname "$0")/.."
 # in PATH, e.g. from pyenv, would not have them).
 py=/usr/bin/python3
 
-# The unit and end-to-end tests read the TDX vectors from ../shared beside the checkout (the
-# layout CI uses); without it they would fail one by one with unhelpful errors.
-if [ ! -d ../shared/testdata/tdx ]; then
-  echo "test: ../shared/testdata/tdx is missing: clone the repository beside shared/" >&2
-  exit 1
-fi
 build=${1:-build}
 asan=${2:-build-asan}
 passed=0 failed=0 skipped=0

@@ -1,4 +1,4 @@
-/* conkerd's REST API (DESIGN.md §1, docs/API.md): an evhttp server on the daemon's event loop,
+/* conkerd's REST API (docs/design.md §1, docs/API.md): an evhttp server on the daemon's event loop,
  * optionally over TLS with client-certificate verification, bearer-token auth, the JSON
  * envelope on every response, and the routes of /sw/api/v1.
  *

@@ -1,7 +1,7 @@
 /* DCAP collateral: TCB Info, QE Identity, CRLs and their issuer chains.
  *
  * Contract header (owned by the attest module). Sources: a dcap-qvl style JSON file
- * (QuoteCollateralV3 keys, see ../shared/testdata/tdx/README.md), raw PCS responses with issuer
+ * (QuoteCollateralV3 keys, see tests/data/tdx/README.md), raw PCS responses with issuer
  * chains, or a PCS/PCCS base URL over HTTPS (cached until nextUpdate). The signed JSON bodies are
  * kept as the exact bytes that were signed; they are never re-serialised. */
 #pragma once

@@ -1,6 +1,6 @@
 /* DCAP quote parsing (SGX v3, SGX/TDX v4, v5 with body descriptor).
  *
- * The layout is walked strictly by its length fields (../shared/reference/tdx-attestation.md §1):
+ * The layout is walked strictly by its length fields (docs/tdx-verification.md §1):
  * header, body, signature-data length, then the signature data, whose nested sizes must exactly
  * account for their contents. Every read goes through a bounded cursor, so no field can be read
  * beyond the declared size or the buffer. Bytes after the signature data are ignored because real

@@ -1,6 +1,6 @@
 /* TDX and SGX DCAP quotes: parsing by length fields, with bounds on every field.
  *
- * Contract header (owned by the attest module). Layouts: ../shared/reference/tdx-attestation.md §1.
+ * Contract header (owned by the attest module). Layouts: docs/tdx-verification.md §1.
  * attest_quote_parse() never reads outside buf[0..len); trailing bytes after the signature data
  * are allowed (real quotes carry padding) and ignored. The parsed quote points into the caller's
  * buffer, which must outlive it. */

@@ -1,4 +1,4 @@
-/* DCAP quote verification: every check of ../shared/reference/tdx-attestation.md §2.2, with the
+/* DCAP quote verification: every check of docs/tdx-verification.md §2.2, with the
  * time as an explicit input, failing closed.
  *
  * Contract header (owned by the attest module). The verifier returns a TCB status and the

@@ -1,4 +1,4 @@
-/* conker events TASK: the task's events (time, type, message). */
+/* conker events TASK: the task's events (time, action, message). */
 #include <stdio.h>
 
 #include "client.h"
@@ -15,7 +15,7 @@ static void print_events(json_t *data, bool json)
         }
         json_array_foreach(data, i, ev)
                 printf("%-30s  %-10s  %s\n", json_string_value(json_object_get(ev, "Time")),
-                       json_string_value(json_object_get(ev, "Type")),
+                       json_string_value(json_object_get(ev, "Action")),
                        json_string_value(json_object_get(ev, "Message")));
 }
 

@@ -65,13 +65,16 @@ int cmd_ps(int argc, char **argv)
         {
                 const char *status = json_string_value(json_object_get(t, "Status"));
                 const char *created = json_string_value(json_object_get(t, "Created"));
+                json_t *conf = json_object_get(t, "ContainerConf");
+                const char *image =
+                        json_string_value(json_object_get(json_object_get(conf, "ImageInfo"), "ImageName"));
                 char ports[256] = "";
                 size_t n = 0, j;
                 json_t *p;
 
                 if (!status || (!all && (strcmp(status, "Failed") == 0 || strcmp(status, "Cancelled") == 0)))
                         continue;
-                json_array_foreach(json_object_get(t, "Ports"), j, p)
+                json_array_foreach(json_object_get(conf, "Ports"), j, p)
                 {
                         int w = snprintf(ports + n, sizeof(ports) - n, "%s%lld->%lld/tcp", j ? ", " : "",
                                          (long long)json_integer_value(json_object_get(p, "PublishedPort")),
@@ -82,9 +85,8 @@ int cmd_ps(int argc, char **argv)
                 }
                 printf("%-12.12s  %-24.24s  %-36.36s  %-10s  %-20.19s  %s\n",
                        json_string_value(json_object_get(t, "Id")),
-                       json_string_value(json_object_get(t, "Name")),
-                       json_string_value(json_object_get(t, "Image")), status, created ? created : "",
-                       ports);
+                       json_string_value(json_object_get(t, "Name")), image ? image : "", status,
+                       created ? created : "", ports);
         }
         return 0;
 }

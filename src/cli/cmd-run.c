@@ -115,7 +115,7 @@ static int follow(struct cli_client *c, const char *id, struct ck_error **reterr
                                 continue;
                         if (tty)
                                 fprintf(stderr, "\r%-60s\r", "");
-                        fprintf(stderr, "%-10s %s\n", json_string_value(json_object_get(ev, "Type")),
+                        fprintf(stderr, "%-10s %s\n", json_string_value(json_object_get(ev, "Action")),
                                 json_string_value(json_object_get(ev, "Message")));
                 }
                 shown = json_array_size(events);

@@ -33,7 +33,7 @@ struct cfg_key {
 };
 
 static const char *const tee_values[] = {"auto", "tdx", "sim", NULL};
-static const char *const pull_policy_values[] = {"missing", "always", NULL};
+static const char *const pull_policy_values[] = {"always", "missing", "never", NULL};
 static const char *const log_level_values[] = {"error", "warn", "info", "debug", NULL};
 
 static int check_host_port(const char *key, const char *v, struct ck_error **reterr)
@@ -120,9 +120,11 @@ static const struct cfg_key keys[] = {
          "Tasks (of any status) conkerd keeps at once; more are refused with 409."},
         {"pull-timeout", CFG_UINT, "3600", 10, 86400, NULL, NULL, OFF(pull_timeout),
          "Seconds an image pull may take before the task fails."},
-        {"pull-policy", CFG_ENUM, "missing", 0, 0, pull_policy_values, NULL, OFF(pull_policy),
-         "missing: an image already in the store is used without asking the registry (Docker's default); "
-         "always: every task resolves its reference again."},
+        {"pull-policy", CFG_ENUM, "always", 0, 0, pull_policy_values, NULL, OFF(pull_policy),
+         "always (the seed's): every task resolves its reference at the registry with its own "
+         "credentials, reusing stored layers by digest; missing: an image already in the store is "
+         "used without asking the registry, so any task may run what another pulled; never: only "
+         "the store is used."},
         {"image-max-blob-size", CFG_SIZE, "4G", 1ull << 20, 1ull << 40, NULL, NULL, OFF(image_max_blob_size),
          "Largest blob (manifest, config or compressed layer) a pull may download."},
         {"image-max-layer-size", CFG_SIZE, "16G", 1ull << 20, 16ull << 40, NULL, NULL,

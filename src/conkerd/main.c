@@ -34,7 +34,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(base);
 }
 
-/* DESIGN.md §3: auto means TDX when the guest interface exists, otherwise refuse (naming
+/* docs/design.md §3: auto means TDX when the guest interface exists, otherwise refuse (naming
  * --tee sim); a simulated TD is never chosen silently. The TEE is opened once, here, so that a
  * missing or broken one stops conkerd at start instead of failing the first task. */
 static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, struct ck_error **reterr)
@@ -138,7 +138,9 @@ static int run(struct conkerd_config *c)
                 .registry_mirrors = c->registry_mirrors.items,
                 .insecure_registries = c->insecure_registries.items,
                 .registry_ca_file = c->registry_ca_file,
-                .pull_always = strcmp(c->pull_policy, "always") == 0,
+                .pull_policy = strcmp(c->pull_policy, "never") == 0     ? TASK_PULL_NEVER
+                               : strcmp(c->pull_policy, "missing") == 0 ? TASK_PULL_MISSING
+                                                                        : TASK_PULL_ALWAYS,
                 .image_max_blob_size = c->image_max_blob_size,
                 .image_max_layer_size = c->image_max_layer_size,
                 .image_max_layer_entries = c->image_max_layer_entries,

@@ -130,6 +130,7 @@ void image_config_clear(struct image_config *c)
         strv_free(c->cmd);
         strv_free(c->env);
         strv_free(c->exposed_ports);
+        strv_free(c->volumes);
         strv_free(c->diff_ids);
         free(c->working_dir);
         free(c->user);
@@ -508,10 +509,11 @@ static int get_strv(json_t *obj, const char *key, char ***ret, struct ck_error *
         return 0;
 }
 
-static int get_exposed_ports(json_t *obj, char ***ret, struct ck_error **reterr)
+/* The keys of an object-valued set such as "ExposedPorts" ({"80/tcp":{}}) or "Volumes". */
+static int get_key_set(json_t *obj, const char *name, size_t key_max, char ***ret, struct ck_error **reterr)
 {
         _cleanup_strv_ char **v = NULL;
-        json_t *o = json_object_get(obj, "ExposedPorts"), *value;
+        json_t *o = json_object_get(obj, name), *value;
         const char *key;
         size_t n = 0;
 
@@ -519,17 +521,17 @@ static int get_exposed_ports(json_t *obj, char ***ret, struct ck_error **reterr)
         if (!o || json_is_null(o))
                 return 0;
         if (!json_is_object(o))
-                return ck_error_set(reterr, -EBADMSG, "\"ExposedPorts\" must be an object");
+                return ck_error_set(reterr, -EBADMSG, "\"%s\" must be an object", name);
         if (json_object_size(o) > CONFIG_ARRAY_MAX)
-                return ck_error_set(reterr, -EMSGSIZE, "\"ExposedPorts\" has more than %d entries",
+                return ck_error_set(reterr, -EMSGSIZE, "\"%s\" has more than %d entries", name,
                                     CONFIG_ARRAY_MAX);
         v = calloc(json_object_size(o) + 1, sizeof(char *));
         if (!v)
                 return -ENOMEM;
         json_object_foreach(o, key, value)
         {
-                if (strlen(key) > 32)
-                        return ck_error_set(reterr, -EBADMSG, "\"ExposedPorts\": key too long");
+                if (strlen(key) > key_max)
+                        return ck_error_set(reterr, -EBADMSG, "\"%s\": key too long", name);
                 v[n] = strdup(key);
                 if (!v[n])
                         return -ENOMEM;
@@ -576,7 +578,9 @@ int image_config_parse(const uint8_t *buf, size_t len, struct image_config *ret,
                 if (r >= 0)
                         r = get_opt_string(cfg, "StopSignal", 32, &c.stop_signal, reterr);
                 if (r >= 0)
-                        r = get_exposed_ports(cfg, &c.exposed_ports, reterr);
+                        r = get_key_set(cfg, "ExposedPorts", 32, &c.exposed_ports, reterr);
+                if (r >= 0)
+                        r = get_key_set(cfg, "Volumes", 4096, &c.volumes, reterr);
                 if (r < 0)
                         return ck_error_prefix(reterr, r, "image config");
         }

@@ -55,6 +55,7 @@ struct image_config {
         char **entrypoint, **cmd, **env; /* NULL-terminated or NULL */
         char *working_dir, *user, *stop_signal;
         char **exposed_ports; /* "80/tcp" */
+        char **volumes;       /* "/data": the image's anonymous volume paths */
         char **diff_ids;      /* one per layer, "sha256:…" */
         size_t n_diff_ids;
         char *os, *architecture;

@@ -1,5 +1,5 @@
 /* Image references: parsing and normalisation with the rules of Docker's distribution/reference
- * (see ../shared/reference/oci-engine.md §1).
+ * (see docs/image.md, "Pulling").
  *
  * Grammar, name[:tag][@digest]:
  *   name            = [domain "/"] path-component ("/" path-component)*

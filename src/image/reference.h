@@ -1,4 +1,4 @@
-/* Image references parsed like Docker's distribution/reference (../shared/reference/oci-engine.md §1).
+/* Image references parsed like Docker's distribution/reference (docs/image.md, "Pulling").
  *
  * Contract header (owned by the image module). "busybox" -> docker.io/library/busybox:latest;
  * "host:5000/a/b:t", "[::1]:5000/a@sha256:…", "localhost/x". Tag + digest: the digest wins. */

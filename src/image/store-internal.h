@@ -1,7 +1,7 @@
 /* Internals of the image store shared by store.c, unpack*.c and rootfs.c. Not a public
  * interface: other modules use store.h and rootfs.h only.
  *
- * Layout under the data dir (DESIGN.md §7):
+ * Layout under the data dir (docs/design.md §7):
  *   blobs/<algo>/<hex>     verified content (manifests, configs, compressed layers)
  *   ingest/                temp files and per-digest lock files; emptied on recovery
  *   layers/<n>/            one unpacked layer per diff_id; <n> is a short number from the

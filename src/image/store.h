@@ -1,5 +1,5 @@
 /* The image store: content-addressed blobs, unpacked layers and image records under one data
- * directory (DESIGN.md §7: blobs/sha256/…, layers/, and the images tables of conker.db).
+ * directory (docs/design.md §7: blobs/sha256/…, layers/, and the images tables of conker.db).
  *
  * Contract header (owned by the image module). Every blob is verified by size and digest before
  * it becomes visible (written to a temp file, renamed on success); concurrent writers of the same

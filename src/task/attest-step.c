@@ -1,4 +1,4 @@
-/* The Attesting step (DESIGN.md §1 step 3, §3): measure the task's image into RTMR3, then attest
+/* The Attesting step (docs/design.md §1 step 3, §3): measure the task's image into RTMR3, then attest
  * to each KMS endpoint over RA-TLS and collect the secret it releases.
  *
  * The TEE is shared by every pipeline worker, so its use (measure, and quote under the RTMR3 log

@@ -22,9 +22,9 @@ struct task_mount;
 /* What the task keeps of a pulled image: its ID and the config fields the container and
  * ContainerInspect need. Persisted in the store as JSON. */
 struct task_image {
-        char *id;                                         /* "sha256:…" config digest */
-        char *name;                                       /* normalised reference */
-        char **entrypoint, **cmd, **env, **exposed_ports; /* NULL-terminated or NULL */
+        char *id;                                                    /* "sha256:…" config digest */
+        char *name;                                                  /* normalised reference */
+        char **entrypoint, **cmd, **env, **exposed_ports, **volumes; /* NULL-terminated or NULL */
         char *working_dir, *user, *stop_signal;
         uint64_t size;
         unsigned n_layers;

@@ -16,6 +16,7 @@ void task_image_clear(struct task_image *i)
         task_strv_free(i->cmd);
         task_strv_free(i->env);
         task_strv_free(i->exposed_ports);
+        task_strv_free(i->volumes);
         free(i->working_dir);
         free(i->user);
         free(i->stop_signal);
@@ -29,12 +30,13 @@ static json_t *str_or_null(const char *s)
 
 json_t *task_image_to_json(const struct task_image *i)
 {
-        return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:i}", "Id", str_or_null(i->id), "Name",
-                         str_or_null(i->name), "Entrypoint", task_strv_to_json(i->entrypoint), "Cmd",
+        return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:i}", "Id", str_or_null(i->id),
+                         "Name", str_or_null(i->name), "Entrypoint", task_strv_to_json(i->entrypoint), "Cmd",
                          task_strv_to_json(i->cmd), "Env", task_strv_to_json(i->env), "ExposedPorts",
-                         task_strv_to_json(i->exposed_ports), "WorkingDir", str_or_null(i->working_dir),
-                         "User", str_or_null(i->user), "StopSignal", str_or_null(i->stop_signal), "Size",
-                         (json_int_t)i->size, "Layers", (int)i->n_layers);
+                         task_strv_to_json(i->exposed_ports), "Volumes", task_strv_to_json(i->volumes),
+                         "WorkingDir", str_or_null(i->working_dir), "User", str_or_null(i->user),
+                         "StopSignal", str_or_null(i->stop_signal), "Size", (json_int_t)i->size, "Layers",
+                         (int)i->n_layers);
 }
 
 static int strv_from_json(json_t *a, char ***ret)
@@ -86,6 +88,7 @@ int task_image_from_json(const char *s, struct task_image *ret, struct ck_error 
             (r = strv_from_json(json_object_get(j, "Cmd"), &i.cmd)) < 0 ||
             (r = strv_from_json(json_object_get(j, "Env"), &i.env)) < 0 ||
             (r = strv_from_json(json_object_get(j, "ExposedPorts"), &i.exposed_ports)) < 0 ||
+            (r = strv_from_json(json_object_get(j, "Volumes"), &i.volumes)) < 0 ||
             (r = str_from_json(json_object_get(j, "WorkingDir"), &i.working_dir)) < 0 ||
             (r = str_from_json(json_object_get(j, "User"), &i.user)) < 0 ||
             (r = str_from_json(json_object_get(j, "StopSignal"), &i.stop_signal)) < 0) {

@@ -1,6 +1,7 @@
-/* JSON views of a task: the full document of GET /container (with a Docker-compatible
- * ContainerInspect), the summary of GET /containers and the event list. The request is always
- * rendered redacted. Called with the manager lock held. */
+/* JSON views of a task: the document of GET /container and of each element of GET /containers
+ * (the seed's names, types and nesting: Id, ContainerConf, Status, IsCancel, Events[{Action,
+ * Message,Time}], ContainerInspect with Docker's field names; docs/openapi.yaml is the schema)
+ * and the event list. The request is always rendered redacted. Called with the manager lock held. */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,10 +23,10 @@ json_t *task_events_to_json(const struct task *t)
 
         for (size_t i = 0; a && i < t->n_events; i++) {
                 const struct task_event *e = &t->events[i];
-                const char *type = task_event_type_to_string(e->type);
-                if (json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:s}", "Type", type, "Status", type,
-                                                       "Time", time_json(e->time_ns), "Message",
-                                                       e->message ? e->message : "")) < 0) {
+                if (json_array_append_new(a, json_pack("{s:s,s:s,s:o}", "Action",
+                                                       task_event_type_to_string(e->type), "Message",
+                                                       e->message ? e->message : "", "Time",
+                                                       time_json(e->time_ns))) < 0) {
                         json_decref(a);
                         return NULL;
                 }
@@ -95,6 +96,23 @@ static json_t *merged_env(const struct task *t)
         return a;
 }
 
+/* Docker's Config.Volumes: the image's anonymous volume paths as {"/path":{}}, null when none
+ * (the seed's task volumes are named volumes, which Docker lists under Mounts only). */
+static json_t *volumes_json(const struct task *t)
+{
+        json_t *o;
+
+        if (!t->image.volumes || !t->image.volumes[0])
+                return json_null();
+        o = json_object();
+        for (size_t i = 0; o && t->image.volumes[i]; i++)
+                if (json_object_set_new(o, t->image.volumes[i], json_object()) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        return o;
+}
+
 static json_t *inspect_json(const struct task *t)
 {
         json_t *bindings = json_object(), *exposed = json_object(), *mounts = json_array(),
@@ -120,7 +138,8 @@ static json_t *inspect_json(const struct task *t)
                         list = json_array();
                         json_object_set_new(bindings, key, list);
                 }
-                json_array_append_new(list, json_pack("{s:s,s:s}", "HostIp", "", "HostPort", host));
+                /* The DNAT rules match every local address (docs/runtime.md), as Docker's 0.0.0.0. */
+                json_array_append_new(list, json_pack("{s:s,s:s}", "HostIp", "0.0.0.0", "HostPort", host));
                 if (!json_object_get(exposed, key))
                         json_object_set_new(exposed, key, json_object());
         }
@@ -143,29 +162,34 @@ static json_t *inspect_json(const struct task *t)
 
         task_time_format(t->created_ns, created, sizeof(created));
         snprintf(name, sizeof(name), "/%s", t->name);
-        return json_pack(
-                "{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i,s:{s:o,s:{s:s,s:i},s:o},s:{s:s,s:o,s:o,s:o,s:s,s:s,s:o}}",
-                "Id", t->id, "Name", name, "Created", created, "Path", argv ? argv[0] : "", "Args", args,
-                "State", state_json(t), "Image", t->image.id ? t->image.id : "", "RestartCount",
-                t->have_state ? (int)t->state.restart_count : 0, "HostConfig", "PortBindings", bindings,
-                "RestartPolicy", "Name", "always", "MaximumRetryCount", 0, "Mounts", mounts, "Config",
-                "Hostname", t->name, "ExposedPorts", exposed, "Env", merged_env(t), "Cmd",
-                t->image.cmd ? task_strv_to_json(t->image.cmd) : json_null(), "Image", t->req.image,
-                "WorkingDir", t->image.working_dir ? t->image.working_dir : "", "Entrypoint",
-                t->image.entrypoint ? task_strv_to_json(t->image.entrypoint) : json_null());
+        return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i,s:{s:o,s:{s:s,s:i},s:o},s:{s:s,s:o,s:o,s:o,s:s,s:"
+                         "o,s:s,s:o}}",
+                         "Id", t->id, "Name", name, "Created", created, "Path", argv ? argv[0] : "", "Args",
+                         args, "State", state_json(t), "Image", t->image.id ? t->image.id : "",
+                         "RestartCount", t->have_state ? (int)t->state.restart_count : 0, "HostConfig",
+                         "PortBindings", bindings, "RestartPolicy", "Name", "always", "MaximumRetryCount", 0,
+                         "Mounts", mounts, "Config", "Hostname", t->name, "ExposedPorts", exposed, "Env",
+                         merged_env(t), "Cmd", t->image.cmd ? task_strv_to_json(t->image.cmd) : json_null(),
+                         "Image", t->req.image, "Volumes", volumes_json(t), "WorkingDir",
+                         t->image.working_dir ? t->image.working_dir : "", "Entrypoint",
+                         t->image.entrypoint ? task_strv_to_json(t->image.entrypoint) : json_null());
 }
 
 json_t *task_to_json(const struct task *t)
 {
         char created[48];
+        bool is_cancel;
         json_t *doc;
 
         task_time_format(t->created_ns, created, sizeof(created));
-        doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "Id", t->id, "Name", t->name, "Status",
-                        task_event_type_to_string(t->status), "Created", created, "ImageName", t->image_ref,
-                        "ImageId", t->image.id ? t->image.id : "", "Config",
-                        task_request_to_json(&t->req, TASK_REDACT_MASK), "Events", task_events_to_json(t),
-                        "ContainerInspect", inspect_json(t));
+        /* IsCancel: a cancel was asked for (it may still be on its way to the pipeline). */
+        is_cancel = t->status == TASK_EVENT_CANCELLED || atomic_load(&t->cancel) == TASK_CANCEL_USER;
+        doc = json_pack("{s:s,s:o,s:s,s:b,s:o,s:o,s:s,s:s,s:s,s:s}", "Id", t->id, "ContainerConf",
+                        task_request_to_json(&t->req, TASK_REDACT_MASK), "Status",
+                        task_event_type_to_string(t->status), "IsCancel", is_cancel, "Events",
+                        task_events_to_json(t), "ContainerInspect", inspect_json(t), "Name", t->name,
+                        "Created", created, "ImageName", t->image_ref, "ImageId",
+                        t->image.id ? t->image.id : "");
         if (doc && t->status == TASK_EVENT_PULLING && t->progress.phase)
                 json_object_set_new(doc, "Progress",
                                     json_pack("{s:s,s:I,s:I,s:i,s:i}", "Phase", t->progress.phase,
@@ -174,19 +198,4 @@ json_t *task_to_json(const struct task *t)
                                               (int)t->progress.layers_done, "LayersTotal",
                                               (int)t->progress.layers_total));
         return doc;
-}
-
-json_t *task_summary_json(const struct task *t)
-{
-        char created[48];
-        json_t *ports = json_array();
-
-        for (size_t i = 0; ports && i < t->req.n_ports; i++)
-                json_array_append_new(ports,
-                                      json_pack("{s:i,s:i}", "TargetPort", (int)t->req.ports[i].target,
-                                                "PublishedPort", (int)t->req.ports[i].published));
-        task_time_format(t->created_ns, created, sizeof(created));
-        return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s}", "Id", t->id, "Name", t->name, "Image",
-                         t->req.image, "Status", task_event_type_to_string(t->status), "Created", created,
-                         "Ports", ports, "Message", t->n_events ? t->events[t->n_events - 1].message : "");
 }

@@ -705,7 +705,7 @@ int task_manager_list_json(struct task_manager *m, json_t **ret, struct ck_error
                 return -ENOMEM;
         pthread_mutex_lock(&m->lock);
         for (size_t i = m->n_tasks; i-- > 0 && r >= 0;)
-                r = json_array_append_new(a, task_summary_json(m->tasks[i])) < 0 ? -ENOMEM : 0;
+                r = json_array_append_new(a, task_to_json(m->tasks[i])) < 0 ? -ENOMEM : 0;
         pthread_mutex_unlock(&m->lock);
         if (r < 0)
                 return r;

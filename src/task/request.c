@@ -546,16 +546,20 @@ json_t *task_request_to_json(const struct task_request *r, enum task_redact how)
 
         if (!doc || !info || !ports || !mounts)
                 return NULL;
-        if (r->name)
-                q |= json_object_set_new(doc, "Name", json_string(r->name));
+        /* Responses always carry Name, "" when the client gave none (as the seed's document). */
+        if (r->name || how == TASK_REDACT_MASK)
+                q |= json_object_set_new(doc, "Name", json_string(r->name ? r->name : ""));
         q |= json_object_set_new(info, "ImageName", json_string(r->image));
-        if (r->username || r->password) {
-                json_t *auth = json_object();
-                q |= json_object_set_new(info, "RegisterAuthInfo", auth);
-                if (r->username)
-                        q |= json_object_set_new(auth, "Username", json_string(r->username));
-                if (r->password && how == TASK_REDACT_MASK)
-                        q |= json_object_set_new(auth, "Password", json_string("******"));
+        if (how == TASK_REDACT_MASK) {
+                /* The seed's shape: RegisterAuthInfo always, with both strings. The password shows
+                 * as "******" whenever a username was given, so a response does not even tell
+                 * whether a password came with it. */
+                q |= json_object_set_new(info, "RegisterAuthInfo",
+                                         json_pack("{s:s,s:s}", "Username", r->username ? r->username : "",
+                                                   "Password", r->username ? "******" : ""));
+        } else if (r->username) {
+                q |= json_object_set_new(info, "RegisterAuthInfo",
+                                         json_pack("{s:s}", "Username", r->username));
         }
         q |= json_object_set(doc, "ImageInfo", info);
         for (size_t i = 0; i < r->n_ports; i++)
@@ -564,10 +568,14 @@ json_t *task_request_to_json(const struct task_request *r, enum task_redact how)
                                                      "PublishedPort", (int)r->ports[i].published));
         q |= json_object_set(doc, "Ports", ports);
         q |= json_object_set_new(doc, "Env", task_strv_to_json(r->env));
-        for (size_t i = 0; i < r->n_mounts; i++)
-                q |= json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:b}", "Type", "volume", "Target",
-                                                             r->mounts[i].target, "Source",
-                                                             r->mounts[i].source, "RW", r->mounts[i].rw));
+        for (size_t i = 0; i < r->n_mounts; i++) {
+                json_t *mnt = json_pack("{s:s,s:s,s:s,s:b}", "Type", "volume", "Target", r->mounts[i].target,
+                                        "Source", r->mounts[i].source, "RW", r->mounts[i].rw);
+                /* Responses also carry Docker's ReadOnly, which the seed's document uses. */
+                if (mnt && how == TASK_REDACT_MASK)
+                        q |= json_object_set_new(mnt, "ReadOnly", json_boolean(!r->mounts[i].rw));
+                q |= json_array_append_new(mounts, mnt);
+        }
         q |= json_object_set(doc, "Mounts", mounts);
         q |= json_object_set_new(doc, "KmsEndpoints", task_strv_to_json(r->kms));
         if (q)

@@ -1,4 +1,4 @@
-/* The container request of POST /sw/api/v1/container (DESIGN.md §1): parsing, validation
+/* The container request of POST /sw/api/v1/container (docs/design.md §1): parsing, validation
  * and the redacted JSON forms.
  *
  * Parsing is strict: unknown fields, wrong types and values out of bounds are rejected with a

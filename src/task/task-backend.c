@@ -32,7 +32,7 @@ struct real {
         size_t n_mirrors;
         char *const *insecure;
         const char *ca_file;
-        bool pull_always;
+        enum task_pull_policy pull_policy;
 };
 
 static char *task_path(const char *base, const char *id, const char *sub)
@@ -86,6 +86,7 @@ static int task_image_from(const struct image_record *rec, const struct image_co
         img.cmd = task_strv_dup(cfg->cmd);
         img.env = task_strv_dup(cfg->env);
         img.exposed_ports = task_strv_dup(cfg->exposed_ports);
+        img.volumes = task_strv_dup(cfg->volumes);
         img.working_dir = cfg->working_dir ? strdup(cfg->working_dir) : NULL;
         img.user = cfg->user ? strdup(cfg->user) : NULL;
         img.stop_signal = cfg->stop_signal ? strdup(cfg->stop_signal) : NULL;
@@ -99,9 +100,9 @@ static int task_image_from(const struct image_record *rec, const struct image_co
         return 0;
 }
 
-/* Pull policy "missing" (Docker's default): an image already stored under this reference is
- * used as it is, without asking the registry. Any doubt (no record, unreadable config) falls
- * back to a pull. */
+/* Pull policies "missing" and "never": an image already stored under this reference is used as
+ * it is, without asking the registry. -ENOENT on any doubt (no record, unreadable config): a
+ * pull for "missing", a failure for "never". */
 static int cached_image(struct real *x, const char *ref, struct task_image *ret)
 {
         _cleanup_(image_record_clear) struct image_record rec = {0};
@@ -138,9 +139,16 @@ static int real_pull(void *ud, const struct task_pull_request *r, struct task_im
         };
         int q;
 
-        if (!x->pull_always && cached_image(x, r->ref, ret) == 0) {
-                log_debug("image %s is in the store; not pulling (pull-policy missing)", r->ref);
-                return 0;
+        if (x->pull_policy != TASK_PULL_ALWAYS) {
+                q = cached_image(x, r->ref, ret);
+                if (q == 0) {
+                        log_debug("image %s is in the store; not pulling (pull-policy %s)", r->ref,
+                                  x->pull_policy == TASK_PULL_NEVER ? "never" : "missing");
+                        return 0;
+                }
+                if (x->pull_policy == TASK_PULL_NEVER)
+                        return ck_error_set(reterr, -ENOENT,
+                                            "image %s is not in the store and pull-policy is never", r->ref);
         }
         q = image_pull(x->images, &o, &rec, &cfg, reterr);
         if (q < 0)
@@ -401,7 +409,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
         x->run_dir = strdup(cfg->run_dir);
         x->insecure = cfg->insecure_registries;
         x->ca_file = cfg->registry_ca_file && *cfg->registry_ca_file ? cfg->registry_ca_file : NULL;
-        x->pull_always = cfg->pull_always;
+        x->pull_policy = cfg->pull_policy;
         if (!x->data_dir || !x->run_dir) {
                 r = -ENOMEM;
                 goto fail;

@@ -12,6 +12,18 @@
 #include "backend.h"
 #include "error.h"
 
+/* When a task's image is fetched from the registry (config key pull-policy). */
+enum task_pull_policy {
+        /* The seed's: every task resolves its reference at the registry with its own credentials
+         * (one manifest request when nothing changed; blobs in the store are reused by digest),
+         * so no task runs an image it could not pull itself. */
+        TASK_PULL_ALWAYS,
+        /* Docker's default: an image stored under the same reference is used without asking. */
+        TASK_PULL_MISSING,
+        /* Only the store: a task whose image is not there fails at Pulling. */
+        TASK_PULL_NEVER,
+};
+
 struct task_backend_config {
         const char *data_dir;
         const char *run_dir;
@@ -29,7 +41,7 @@ struct task_backend_config {
         char *const *registry_mirrors;    /* "domain=host:port", NULL-terminated or NULL */
         char *const *insecure_registries; /* NULL-terminated or NULL */
         const char *registry_ca_file;     /* NULL or empty: system store */
-        bool pull_always;                 /* false: an image already stored is not pulled again */
+        enum task_pull_policy pull_policy;
         /* Image store caps; 0 keeps the image module's default. */
         uint64_t image_max_blob_size;
         uint64_t image_max_layer_size;

@@ -74,5 +74,4 @@ void task_metrics_event(const struct task *t, enum task_event_type type, int64_t
 
 /* inspect.c; called with the lock held. */
 json_t *task_to_json(const struct task *t);
-json_t *task_summary_json(const struct task *t);
 json_t *task_events_to_json(const struct task *t);

@@ -83,11 +83,12 @@ int task_manager_create(struct task_manager *m, const void *buf, size_t len, cha
 /* `ref` names a task by ID, unique ID prefix (>= 12 hex digits) or name; NULL means the most
  * recently created task. -ENOENT when there is none. */
 
-/* The full task document: {Id, Name, Status, Created, Config, Events, Progress, ContainerInspect}. */
+/* The task document of the seed: {Id, ContainerConf, Status, IsCancel, Events, ContainerInspect}
+ * plus Name, Created, ImageName, ImageId and, while pulling, Progress (docs/openapi.yaml). */
 int task_manager_get_json(struct task_manager *m, const char *ref, json_t **ret, struct ck_error **reterr);
-/* One summary per task, newest first: {Id, Name, Image, Status, Created, Ports}. */
+/* The task document of every task, newest first. */
 int task_manager_list_json(struct task_manager *m, json_t **ret, struct ck_error **reterr);
-/* The events of a task: [{Type, Status, Time, Message}]. */
+/* The events of a task: [{Action, Message, Time}]. */
 int task_manager_events_json(struct task_manager *m, const char *ref, json_t **ret,
                              struct ck_error **reterr);
 /* Asks the pipeline to stop; returns once the flag is set (the pipeline ends Cancelled on its

@@ -1,4 +1,4 @@
-/* Encrypted volumes with fscrypt v2 (see volume.h and DESIGN.md §6).
+/* Encrypted volumes with fscrypt v2 (see volume.h and docs/design.md §6).
  *
  * <data_dir>/volumes is an ext4 filesystem with the encrypt feature: the data dir's own when it
  * has it, otherwise <data_dir>/volumes.img (sparse, mkfs.ext4 -O encrypt) attached to a loop

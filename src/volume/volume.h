@@ -1,4 +1,4 @@
-/* Encrypted volumes (DESIGN.md §6): one directory per volume on an ext4 filesystem with the
+/* Encrypted volumes (docs/design.md §6): one directory per volume on an ext4 filesystem with the
  * encrypt feature, fscrypt v2 policy (AES-256-XTS / AES-256-CTS), one random 256-bit key per
  * volume held only in the kernel keyring and in memory. A loop-mounted image under the data dir
  * provides the filesystem when the host's lacks it. Deleting removes the key first

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from helpers.conkerd import Conkerd, skip_reason
+from helpers.openapi import OpenApi
 from helpers.registry import Registry
 
 PASSWORD = "Zq9-unique-registry-pass"
@@ -115,6 +116,7 @@ def test_bad_input(daemon, case):
     assert "data" in env
     assert msg in env["message"], env["message"]
     assert PASSWORD not in r.text
+    OpenApi().validate(method, path, r)
     assert daemon.healthy()
 
 
@@ -188,10 +190,10 @@ def test_pull_failures_are_clear_events(tmp_path, reg):
         assert "credential" in last.lower() or "auth" in last.lower() or "401" in last, last
         assert PASSWORD not in json.dumps(t)
 
-        # The Config shows the user but never the password.
-        cfg = d.task("bad-password")["Config"]["ImageInfo"]
+        # ContainerConf shows the user but never the password.
+        cfg = d.task("bad-password")["ContainerConf"]["ImageInfo"]
         assert cfg["RegisterAuthInfo"]["Username"] == reg.user
-        assert cfg["RegisterAuthInfo"].get("Password") in (None, "******")
+        assert cfg["RegisterAuthInfo"]["Password"] == "******"
 
         listing = d.api("GET", "/sw/api/v1/containers")
         assert PASSWORD not in listing.text

@@ -87,7 +87,7 @@ def test_seed_verbatim_without_broker_fails_closed_at_attesting(env):
     assert r.status_code == 200, r.text
     assert "pass\"" not in r.text
     t = d.wait_status("conker-example-app", {"Failed"}, timeout=120)
-    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
     assert t["Events"][1]["Message"].startswith("pulled docker.io/reckey/conker-example-app:latest: image sha256:")
     # Nothing answers as a broker there (the attested flow is tests/e2e/test_seed_story.py).
     assert t["Events"][-1]["Message"].startswith("Attesting failed: KMS 127.0.0.1:3333"), t["Events"]
@@ -106,20 +106,20 @@ def test_seed_to_running_readopt_and_delete(env):
     tid = r.json()["data"]["Id"]
     t = d.wait_status(tid, {"Running", "Failed"}, timeout=180)
     assert t["Status"] == "Running", t["Events"]
-    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Creating", "Created", "Starting", "Running"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Creating", "Created", "Starting", "Running"]
 
     ci = t["ContainerInspect"]
     assert ci["Id"] == tid
     assert ci["State"]["Running"] is True and ci["State"]["Pid"] > 0
     assert ci["Path"] == "/conker-example-app"
     assert ci["Image"].startswith("sha256:")
-    assert ci["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": str(port)}]}
+    assert ci["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
     assert ci["HostConfig"]["RestartPolicy"]["Name"] == "always"
     assert ci["HostConfig"]["Mounts"] == [{"Type": "volume", "Source": "data", "Target": "/data",
                                            "ReadOnly": False}]
     assert "userId=secret-127.0.0.1:3333" in ci["Config"]["Env"]
     assert "8080/tcp" in ci["Config"]["ExposedPorts"]
-    assert t["Config"]["ImageInfo"]["RegisterAuthInfo"].get("Password") in (None, "******")
+    assert t["ContainerConf"]["ImageInfo"]["RegisterAuthInfo"]["Password"] == "******"
 
     # The container answers on the published port on 127.0.0.1.
     resp = http_get(port, "/api/v1/getsecret")
@@ -152,7 +152,7 @@ def test_seed_to_running_readopt_and_delete(env):
     d.start()
     t2 = d.task(tid)
     assert t2["Status"] == "Running", t2["Events"]
-    assert [e["Type"] for e in t2["Events"]] == [e["Type"] for e in t["Events"]]
+    assert [e["Action"] for e in t2["Events"]] == [e["Action"] for e in t["Events"]]
     assert http_get(port, "/api/v1/getsecret").status_code in (200, 404, 500)
 
     # The logs route answers (the app may print nothing).
@@ -278,8 +278,10 @@ def test_cli_task_commands(env, tmp_path):
     assert len(tid) == 32, p.stdout
     d.wait_status(tid, {"Running"}, timeout=180)
 
-    # Without -d: follows the events to Running, then prints the ID.
-    p = d.conker("run", "--name", "cli-2", "reckey/conker-example-app:latest")
+    # Without -d: follows the events to Running, then prints the ID. (Credentials again: with
+    # pull-policy always each task pulls with its own.)
+    p = d.conker("run", "--name", "cli-2", "--user", "user", "--password-stdin", "reckey/conker-example-app:latest",
+                 input="pass\n")
     tid2 = p.stdout.strip()
     assert len(tid2) == 32
     assert "Running" in p.stderr and "Pulled" in p.stderr
@@ -291,8 +293,8 @@ def test_cli_task_commands(env, tmp_path):
 
     doc = json.loads(d.conker("inspect", "cli-app").stdout)
     assert doc["Id"] == tid and doc["Status"] == "Running"
-    assert doc["Config"]["ImageInfo"]["RegisterAuthInfo"].get("Password") in (None, "******")
-    assert doc["Config"]["Mounts"][0]["Target"] == "/data"
+    assert doc["ContainerConf"]["ImageInfo"]["RegisterAuthInfo"]["Password"] == "******"
+    assert doc["ContainerConf"]["Mounts"][0]["Target"] == "/data"
 
     ev = d.conker("events", "cli-app").stdout
     assert "Pulling" in ev and "Running" in ev
@@ -376,12 +378,12 @@ def test_watcher_reports_restarts(tmp_path, image_builder):
             types = []
             while time.time() < deadline:
                 t = d.task("crashy")
-                types = [e["Type"] for e in t["Events"]]
+                types = [e["Action"] for e in t["Events"]]
                 if "Restarting" in types and types[types.index("Restarting") + 1:].count("Running"):
                     break
                 time.sleep(0.3)
             assert "Restarting" in types and types[-1] in ("Running", "Restarting"), t["Events"]
-            restarting = [e for e in t["Events"] if e["Type"] == "Restarting"][0]
+            restarting = [e for e in t["Events"] if e["Action"] == "Restarting"][0]
             assert "exited with code 3" in restarting["Message"]
             assert t["ContainerInspect"]["RestartCount"] >= 1 or types[-1] != "Running"
             logs = d.api("GET", f"{P}/crashy/logs").text

@@ -1,4 +1,4 @@
-"""The seed story end to end (DESIGN.md §1), with the real programs: a local docker-registry
+"""The seed story end to end (docs/design.md §1), with the real programs: a local docker-registry
 holding reckey/conker-example-app:latest (pulled through `--registry-mirror docker.io=...`),
 conkerd on a simulated TD, and conker-broker started with the seed's flags (plus
 --trust-sim-root and an audit log). The seed's JSON body is used verbatim except that the
@@ -24,7 +24,9 @@ import pytest
 
 from helpers.broker import BROKER, Broker
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
+from helpers.openapi import OpenApi
 from helpers.registry import Registry
+from helpers.seedshape import mismatches
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = os.path.join(BUILD, "src", "example-app", "conker-example-app")
@@ -33,6 +35,7 @@ SEED = ('{"Name":"conker-example-app","ImageInfo":{"ImageName":"reckey/conker-ex
         '"RegisterAuthInfo":{"Username":"user","Password":"pass"}},"Ports":[{"TargetPort":8080,'
         '"PublishedPort":30080}],"Env":["userId=secret-127.0.0.1:3333"],"Mounts":[{"Type":"volume",'
         '"Target":"/data","Source":"data","RW":true}],"KmsEndpoints":["127.0.0.1:3333"]}')
+SEED_DATA = ROOT / "tests" / "data" / "seed"
 MARKER = "seed-secret-marker-" + os.urandom(6).hex()
 PIPELINE = ["Pulling", "Pulled", "Attesting", "Attested", "Creating", "Created", "Starting", "Running"]
 
@@ -167,7 +170,7 @@ def mounted(path: Path) -> bool:
 
 def assert_failed_closed(seed: Seed, tid: str, t: dict, endpoint: str, reason: str):
     assert t["Status"] == "Failed", t["Events"]
-    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"], t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"], t["Events"]
     msg = t["Events"][-1]["Message"]
     assert f"KMS {endpoint} refused the attestation: {reason}" in msg, msg
     assert not seed.secret_dir(tid).exists()
@@ -196,9 +199,9 @@ def test_seed_flow(seed):
     b = seed.seed_broker(secret)
     tid, t, port = seed.run(b.endpoint)
     assert t["Status"] == "Running", t["Events"]
-    types = [e["Type"] for e in t["Events"]]
+    types = [e["Action"] for e in t["Events"]]
     assert types == PIPELINE, t["Events"]
-    msgs = {e["Type"]: e["Message"] for e in t["Events"]}
+    msgs = {e["Action"]: e["Message"] for e in t["Events"]}
     assert re.fullmatch(r"attested to 1 KMS endpoint in \d+ ms", msgs["Attested"]), msgs
     assert "1 secret" in msgs["Created"]
 
@@ -313,12 +316,82 @@ def test_pins(seed):
     wrong = b.endpoint + "#sha256:" + "00" * 32
     tid, t, _ = seed.run(wrong)
     assert t["Status"] == "Failed", t["Events"]
-    assert [e["Type"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
     assert f"KMS {wrong}" in t["Events"][-1]["Message"]
     assert "pinned fingerprint" in t["Events"][-1]["Message"]
     assert not seed.secret_dir(tid).exists()
     seed.delete(tid)
     assert [e["decision"] for e in b.audit()] == ["release"]
+
+
+def test_seed_document(seed):
+    """The seed README's own request (tests/data/seed/container-request.json) with its addresses
+    swapped for local ones (the KMS endpoint, the Env entry naming it, the published port) and the
+    local registry's credentials filled in. The task document that GET returns, on every route that
+    returns it, has every key of the seed's example answer (tests/data/seed/task-document.json)
+    with the seed's JSON type, validates against docs/openapi.yaml, and carries the values the
+    seed's fields mean. The CLI reads the same names."""
+    fixture = json.loads((SEED_DATA / "task-document.json").read_text())
+    secret = seed.secret_file()
+    b = seed.seed_broker(secret, name="seeddoc")
+    body = json.loads((SEED_DATA / "container-request.json").read_text())
+    port = free_published_port()
+    body["ImageInfo"]["RegisterAuthInfo"] = {"Username": "user", "Password": "pass"}
+    body["Ports"][0]["PublishedPort"] = port
+    body["Env"] = [f"userId=secret-{b.endpoint}"]
+    body["KmsEndpoints"] = [b.endpoint]
+    r = seed.api("POST", P, data=json.dumps(body))
+    assert r.status_code == 200, r.text
+    tid = r.json()["data"]["Id"]
+    t = seed.d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+    assert t["Status"] == "Running", t["Events"]
+    api = OpenApi()
+    docs = []
+    for path in (P, f"{P}/{tid}", "/sw/api/v1/containers"):
+        r = seed.api("GET", path)
+        api.validate("GET", path, r)
+        data = r.json()["data"]
+        docs += data if isinstance(data, list) else [data]
+    for doc in docs:
+        assert mismatches(fixture, doc) == [], mismatches(fixture, doc)
+
+    doc = docs[1]
+    conf = doc["ContainerConf"]
+    assert conf["Name"] == body["Name"] and conf["Env"] == body["Env"] and conf["Ports"] == body["Ports"]
+    assert conf["KmsEndpoints"] == body["KmsEndpoints"]
+    assert conf["ImageInfo"] == {"ImageName": body["ImageInfo"]["ImageName"],
+                                 "RegisterAuthInfo": {"Username": "user", "Password": "******"}}
+    assert [(m["Type"], m["Source"], m["Target"], m["RW"], m["ReadOnly"]) for m in conf["Mounts"]] == \
+        [("volume", "test-api", "/inner1", True, False), ("volume", "test-v", "/inner2", True, False)]
+    assert doc["Status"] == "Running" and doc["IsCancel"] is False
+    assert [e["Action"] for e in doc["Events"]] == PIPELINE
+    for e in doc["Events"]:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", e["Time"]), e
+    ci = doc["ContainerInspect"]
+    assert ci["Image"] == seed.image_id
+    assert ci["State"]["Status"] == "running" and ci["State"]["Running"] is True and ci["State"]["Pid"] > 0
+    assert ci["State"]["FinishedAt"] == "0001-01-01T00:00:00Z"
+    assert ci["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+    assert ci["HostConfig"]["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}
+    assert [(m["Source"], m["Target"]) for m in ci["HostConfig"]["Mounts"]] == \
+        [("test-api", "/inner1"), ("test-v", "/inner2")]
+    assert ci["Config"]["Image"] == body["ImageInfo"]["ImageName"]
+    assert ci["Config"]["Volumes"] is None
+    assert f"userId=secret-{b.endpoint}" in ci["Config"]["Env"]
+    assert "8080/tcp" in ci["Config"]["ExposedPorts"]
+    assert getsecret(port) == secret.read_text()
+
+    # The CLI on the seed's names.
+    ps = seed.d.conker("ps").stdout
+    line = [x for x in ps.splitlines() if x.startswith(tid[:12])]
+    assert line and "reckey/conker-example-app:latest" in line[0] and "Running" in line[0], ps
+    assert f"{port}->8080/tcp" in line[0], ps
+    events = seed.d.conker("events", tid).stdout.splitlines()
+    assert [x.split()[1] for x in events] == PIPELINE, events
+    inspected = json.loads(seed.d.conker("inspect", tid).stdout)
+    assert inspected["ContainerConf"]["ImageInfo"]["RegisterAuthInfo"]["Password"] == "******"
+    assert "pass" not in json.dumps(inspected["ContainerConf"]["ImageInfo"])
+    seed.delete(tid)
 
 
 def test_concurrent_tasks_share_the_td(seed):

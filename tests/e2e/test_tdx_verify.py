@@ -1,4 +1,4 @@
-"""`conker tdx verify` on the real DCAP vectors of testdata/tdx: exit codes, human and JSON
+"""`conker tdx verify` on the real DCAP vectors of tests/data/tdx: exit codes, human and JSON
 output, time-window rejections, trust-anchor options, and collateral fetched from a (fake,
 local) PCCS over HTTPS with its on-disk cache."""
 import json
@@ -12,8 +12,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from helpers.tdx_pcs import FakePcs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("CONKER_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
-TDX = os.path.join(SHARED, "testdata", "tdx")
+TDX = os.path.join(HERE, "..", "data", "tdx")
 BUILD = os.environ.get("CONKER_BUILD", os.path.join(HERE, "..", "..", "build"))
 CONKER = os.path.join(BUILD, "src", "cli", "conker")
 
@@ -136,7 +135,7 @@ def test_hex_quote_and_bad_files(tmp_path):
 def test_collateral_from_pccs(tmp_path):
     if not os.path.exists(CONKER):
         pytest.skip(f"{CONKER} not built")
-    pcs = FakePcs(SHARED, str(tmp_path))
+    pcs = FakePcs(TDX, str(tmp_path))
     cache = tmp_path / "cache"
     quote = vec("go-tdx-guest", "tdx_prod_quote_SPR_E4.dat")
     try:

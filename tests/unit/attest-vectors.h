@@ -1,4 +1,5 @@
-/* Helpers for the attest unit tests: loading the TDX/SGX vectors of $CONKER_SHARED/testdata/tdx. */
+/* Helpers for the attest unit tests: loading the TDX/SGX vectors of tests/data/tdx
+ * ($CONKER_TESTDATA/tdx; tests/data/tdx/README.md lists their origin and expected outcomes). */
 #pragma once
 
 #include <stdio.h>
@@ -12,16 +13,16 @@
 #include "quote.h"
 #include "verify.h"
 
-#define TDX_DIR "testdata/tdx/"
+#define TDX_DIR "tdx/"
 
 static inline char *vec_path(const char *rel)
 {
-        const char *shared = getenv("CONKER_SHARED");
+        const char *data = getenv("CONKER_TESTDATA");
         char *p = NULL;
 
-        if (!shared)
-                shared = "../shared";
-        if (asprintf(&p, "%s/%s%s", shared, TDX_DIR, rel) < 0)
+        if (!data)
+                data = "tests/data";
+        if (asprintf(&p, "%s/%s%s", data, TDX_DIR, rel) < 0)
                 abort();
         return p;
 }

@@ -19,13 +19,13 @@ static const char *rtmr_hex[3] = {
 
 static uint8_t *read_vector(const char *rel, size_t *len)
 {
-        const char *shared = getenv("CONKER_SHARED");
+        const char *data = getenv("CONKER_TESTDATA");
         char path[512];
         uint8_t *d = NULL;
 
-        if (!shared)
-                shared = "../shared";
-        snprintf(path, sizeof(path), "%s/testdata/tdx/%s", shared, rel);
+        if (!data)
+                data = "tests/data";
+        snprintf(path, sizeof(path), "%s/tdx/%s", data, rel);
         assert_int_equal(ck_read_file(path, 1 << 20, &d, len, NULL), 0);
         return d;
 }

@@ -1,4 +1,4 @@
-/* DCAP verification against the real vectors of testdata/tdx (README there lists the expected
+/* DCAP verification against the real vectors of tests/data/tdx (README there lists the expected
  * results): statuses, advisories, measurements, time-window rejections and the documented
  * single-byte corruptions of go-tdx-guest's SPR quote. */
 #include "cmocka-wrap.h"

@@ -357,6 +357,7 @@ static void test_config(void **state)
                         "\"config\":{\"User\":\"app:app\",\"Env\":[\"PATH=/usr/bin\",\"A=b=c\"],"
                         "\"Entrypoint\":[\"/bin/app\",\"--serve\"],\"Cmd\":null,\"WorkingDir\":\"/srv\","
                         "\"ExposedPorts\":{\"8080/tcp\":{},\"53/udp\":{}},\"StopSignal\":\"SIGINT\","
+                        "\"Volumes\":{\"/data\":{}},"
                         "\"Labels\":{\"x\":\"y\"}},"
                         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\",\"" D2 "\"]},"
                         "\"history\":[{\"created_by\":\"x\"}]}";
@@ -378,6 +379,8 @@ static void test_config(void **state)
         assert_string_equal(c.exposed_ports[0], "8080/tcp");
         assert_string_equal(c.exposed_ports[1], "53/udp");
         assert_null(c.exposed_ports[2]);
+        assert_string_equal(c.volumes[0], "/data");
+        assert_null(c.volumes[1]);
         assert_int_equal(c.n_diff_ids, 2);
         assert_string_equal(c.diff_ids[1], D2);
         assert_null(c.diff_ids[2]);
@@ -388,6 +391,7 @@ static void test_config(void **state)
         assert_int_equal(parse_config(j, &c, NULL), 0);
         assert_null(c.entrypoint);
         assert_null(c.user);
+        assert_null(c.volumes);
         assert_int_equal(c.n_diff_ids, 0);
         image_config_clear(&c);
 }

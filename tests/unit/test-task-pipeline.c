@@ -82,7 +82,7 @@ static void events_of(const char *id, char *out, size_t size)
         out[0] = 0;
         assert_int_equal(task_manager_events_json(g_m, id, &j, NULL), 0);
         json_array_foreach(j, i, ev) n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "",
-                                                           json_string_value(json_object_get(ev, "Type")));
+                                                           json_string_value(json_object_get(ev, "Action")));
 }
 
 static const char *last_message(const char *id, char *buf, size_t size)
@@ -118,12 +118,19 @@ static void test_happy_path(void **state)
         /* The password is masked in the response... */
         assert_string_equal(
                 json_string_value(json_object_get(
-                        json_object_get(json_object_get(json_object_get(j, "Config"), "ImageInfo"),
+                        json_object_get(json_object_get(json_object_get(j, "ContainerConf"), "ImageInfo"),
                                         "RegisterAuthInfo"),
                         "Username")),
                 "user");
         _cleanup_free_ char *dump = ck_json_dump(j);
         assert_null(strstr(dump, "S3cret-Pw-9f8e"));
+        assert_true(json_is_false(json_object_get(j, "IsCancel")));
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_object_get(json_object_get(json_object_get(j, "ContainerConf"), "ImageInfo"),
+                                        "RegisterAuthInfo"),
+                        "Password")),
+                "******");
         /* ... and ContainerInspect has Docker's fields. */
         ci = json_object_get(j, "ContainerInspect");
         assert_string_equal(json_string_value(json_object_get(ci, "Path")), "/app");
@@ -138,6 +145,15 @@ static void test_happy_path(void **state)
                                        0),
                         "HostPort")),
                 "30080");
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_array_get(json_object_get(json_object_get(json_object_get(ci, "HostConfig"),
+                                                                       "PortBindings"),
+                                                       "8080/tcp"),
+                                       0),
+                        "HostIp")),
+                "0.0.0.0");
+        assert_true(json_is_null(json_object_get(json_object_get(ci, "Config"), "Volumes")));
         assert_non_null(
                 json_object_get(json_object_get(json_object_get(ci, "Config"), "ExposedPorts"), "8080/tcp"));
         assert_string_equal(
@@ -228,6 +244,9 @@ static void cancel_at(const char *opname, const char *expect_events)
         assert_string_equal(ev, expect_events);
         assert_non_null(strstr(last_message(id, msg, sizeof(msg)), "cancelled by request during"));
         assert_clean();
+        _cleanup_json_ json_t *j = NULL;
+        assert_int_equal(task_manager_get_json(g_m, id, &j, NULL), 0);
+        assert_true(json_is_true(json_object_get(j, "IsCancel")));
 }
 
 static void test_cancel_pull(void **state)

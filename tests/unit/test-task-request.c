@@ -55,6 +55,20 @@ static void test_minimal_body(void **state)
         assert_null(r.password);
         assert_int_equal(r.n_ports, 0);
         assert_true(r.mounts[0].rw); /* RW defaults to true, as in Docker */
+
+        /* The response form has the seed's shape even for a minimal request: Name and both
+         * RegisterAuthInfo strings present, arrays for absent lists, Docker's ReadOnly. */
+        _cleanup_json_ json_t *masked = task_request_to_json(&r, TASK_REDACT_MASK);
+        _cleanup_free_ char *m = ck_json_dump(masked);
+        assert_non_null(strstr(m, "\"Name\":\"\""));
+        assert_non_null(strstr(m, "\"RegisterAuthInfo\":{\"Username\":\"\",\"Password\":\"\"}"));
+        assert_non_null(strstr(m, "\"Ports\":[]"));
+        assert_non_null(strstr(m, "\"KmsEndpoints\":[]"));
+        assert_non_null(strstr(m, "\"RW\":true,\"ReadOnly\":false"));
+        /* The stored form keeps only what was given. */
+        _cleanup_json_ json_t *omitted = task_request_to_json(&r, TASK_REDACT_OMIT);
+        assert_null(json_object_get(omitted, "Name"));
+        assert_null(json_object_get(json_object_get(omitted, "ImageInfo"), "RegisterAuthInfo"));
         task_request_clear(&r);
 }
 

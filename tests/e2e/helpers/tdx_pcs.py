@@ -1,6 +1,6 @@
 """A fake Intel PCS / PCCS for `conker tdx verify --collateral https://...` tests.
 
-Serves the go-tdx-guest collateral parts (testdata/tdx/go-tdx-guest) over HTTPS on 127.0.0.1 with
+Serves the go-tdx-guest collateral parts (tests/data/tdx/go-tdx-guest) over HTTPS on 127.0.0.1 with
 a throwaway self-signed certificate, with the issuer chains in URL-encoded response headers the
 way PCS sends them, and the root CA CRL as hex the way a PCCS serves /rootcacrl.
 """
@@ -59,8 +59,8 @@ class RouteServer:
 
 
 class FakePcs(RouteServer):
-    def __init__(self, shared, workdir):
-        self.dir = os.path.join(shared, "testdata", "tdx", "go-tdx-guest")
+    def __init__(self, tdx_dir, workdir):
+        self.dir = os.path.join(tdx_dir, "go-tdx-guest")
         self.workdir = workdir
 
         def read(name, mode="rb"):

@@ -1,0 +1,162 @@
+"""Pull policy `always` (the default, the seed's "always pull from remote register") against a
+real docker-registry with htpasswd, seen through a counting proxy (helpers/registry_fetch.py):
+a task gets a private image only with credentials the registry accepts, even when another task
+already pulled it; a repeat pull of an unchanged tag transfers no blob, only the manifest is asked
+again; DELETE of one task leaves another task that shares its image running. The other two
+policies, missing and never, behave as documented."""
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
+from helpers.registry import Registry
+from helpers.registry_fetch import FrontProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = os.path.join(BUILD, "src", "example-app", "conker-example-app")
+P = "/sw/api/v1/container"
+IMAGE = "reckey/conker-example-app:latest"
+
+
+@contextlib.contextmanager
+def start_env(tmp_path, policy_args=()):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if not os.path.exists(APP) or "statically linked" not in subprocess.run(
+            ["file", APP], capture_output=True, text=True).stdout:
+        pytest.skip("a static conker-example-app is needed (normal build)")
+    with Registry(tmp_path / "registry", user="owner", password="owner-pw") as reg:
+        subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), BUILD, reg.host, *reg.skopeo_dest_args()],
+                       check=True, capture_output=True, timeout=180)
+        with FrontProxy(reg, (reg.certs / "server.crt", reg.certs / "server.key")) as front:
+            d = Conkerd(tmp_path, extra_args=["--registry-mirror", f"docker.io={front.host}",
+                                              "--registry-ca-file", str(reg.ca_file), *policy_args])
+            try:
+                d.start()
+                yield d, front
+            finally:
+                d.close()
+
+
+@pytest.fixture
+def env(tmp_path):
+    # No --pull-policy: the default is under test.
+    with start_env(tmp_path) as e:
+        yield e
+
+
+def create(d, name, auth):
+    body = {"Name": name, "ImageInfo": {"ImageName": IMAGE},
+            "Ports": [{"TargetPort": 8080, "PublishedPort": free_published_port()}]}
+    if auth:
+        body["ImageInfo"]["RegisterAuthInfo"] = {"Username": auth[0], "Password": auth[1]}
+    r = d.api("POST", P, data=json.dumps(body))
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["Id"], body["Ports"][0]["PublishedPort"]
+
+
+def answers(port: int) -> bool:
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/v1/getsecret", timeout=3)
+            return True  # any HTTP answer: the app is up
+        except requests.RequestException:
+            time.sleep(0.3)
+    return False
+
+
+def blob_gets(front) -> list[dict]:
+    return [r for r in front.matching("/blobs/") if r["method"] == "GET"]
+
+
+def test_private_image_needs_own_credentials(env):
+    d, front = env
+    a, _ = create(d, "with-creds", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+
+    # Same image, now in the store: without credentials, and with a wrong password, the task
+    # fails at Pulling with the registry's refusal and never runs.
+    for name, auth in (("no-creds", None), ("wrong-creds", ("owner", "not-the-password"))):
+        tid, _ = create(d, name, auth)
+        t = d.wait_status(tid, {"Running", "Failed"}, timeout=60)
+        assert t["Status"] == "Failed", t["Events"]
+        assert [e["Action"] for e in t["Events"]] == ["Pulling", "Failed"], t["Events"]
+        msg = t["Events"][-1]["Message"]
+        assert msg.startswith("Pulling failed: "), msg
+        # The registry's 401, in words: "requires authentication" without credentials, "rejected
+        # the credentials" with wrong ones.
+        assert ("requires authentication" if auth is None else "credentials") in msg, msg
+        assert t["ContainerInspect"]["State"]["Pid"] == 0 and t["ContainerInspect"]["Image"] == ""
+        assert not (d.data / "containers" / tid / "rootfs").exists()
+        assert d.api("DELETE", f"{P}/{tid}").status_code == 200
+    assert d.task(a)["Status"] == "Running"
+    assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
+
+
+def test_repeat_pull_transfers_no_blob_and_delete_keeps_the_sharer(env):
+    d, front = env
+    a, port_a = create(d, "first", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    first_blobs = len(blob_gets(front))
+    assert first_blobs >= 2  # the config and at least one layer came through the proxy
+
+    # The same tag again, unchanged: the registry is asked for the manifest (with this task's
+    # credentials), and not one blob is transferred.
+    seen_before = len(front.requests)
+    b, port_b = create(d, "second", ("owner", "owner-pw"))
+    t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    repeat = front.requests[seen_before:]
+    # The registry ping (to learn the auth challenge) and one authenticated manifest GET; no blob
+    # request of any kind.
+    assert [r["path"] for r in repeat if "/manifests/" in r["path"]] == \
+        ["/v2/reckey/conker-example-app/manifests/latest"], repeat
+    assert all("authorization" in r["headers"] for r in repeat if "/manifests/" in r["path"]), repeat
+    assert not [r for r in repeat if "/blobs/" in r["path"]], repeat
+    assert d.task(a)["ContainerInspect"]["Image"] == t["ContainerInspect"]["Image"]
+
+    # DELETE of the first task removes what only it had; the second, sharing the image, runs on.
+    assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
+    assert d.task(b)["Status"] == "Running"
+    assert answers(port_b)
+    # And the image is still stored: a third task pulls no blob either.
+    blobs_before = len(blob_gets(front))
+    c, _ = create(d, "third", ("owner", "owner-pw"))
+    t = d.wait_status(c, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    assert len(blob_gets(front)) == blobs_before
+    for tid in (b, c):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+@pytest.mark.parametrize("policy", ["missing", "never"])
+def test_other_policies(tmp_path, policy):
+    """missing: a stored image is used without asking the registry (so a task without credentials
+    runs what another pulled, as documented); never: only the store, so the first task fails."""
+    with start_env(tmp_path, ["--pull-policy", policy]) as (d, front):
+        a, _ = create(d, "first", ("owner", "owner-pw"))
+        t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+        if policy == "never":
+            assert t["Status"] == "Failed", t["Events"]
+            assert "not in the store and pull-policy is never" in t["Events"][-1]["Message"], t["Events"]
+            assert front.requests == []
+        else:
+            assert t["Status"] == "Running", t["Events"]
+            seen_before = len(front.requests)
+            b, _ = create(d, "no-creds", None)
+            t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+            assert t["Status"] == "Running", t["Events"]
+            assert front.requests[seen_before:] == []
+            assert d.api("DELETE", f"{P}/{b}", timeout=120).status_code == 200
+        assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
