@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Keeps the man pages in step with the programs: every flag (long and short) that a program's
 --help prints must appear in its man page source, every `conker` command and subcommand too, and
-every conkerd.conf key must have an entry in conkerd.conf(5). Run by `meson test` (man-flags):
+every conkerd.conf key must have an entry in conkerd.conf(5) that gives its current default and,
+for a key with a fixed set of values, every value. Run by `meson test` (man-flags):
 
     check-man-flags.py MAN_DIR CONKERD CONKER CONKER_BROKER CONF_EXAMPLE
 """
@@ -78,11 +79,25 @@ def main():
             check(f"conker {c} {sub} --help", page, flags(help_text([conker, c, sub, "--help"])) | {sub},
                   missing)
 
-    keys = re.findall(r"^#([a-z][a-z0-9\-]*) =", Path(example).read_text(), re.M)
     conf = (man / "conkerd.conf.5.scd").read_text()
-    for k in keys:
-        if not re.search(r"^\*" + re.escape(k) + r"\*$", conf, re.M):
+    keys = []
+    for block in Path(example).read_text().split("\n\n")[1:]:
+        m = re.search(r"^# \((.*)\)\n#([a-z][a-z0-9\-]*) =(.*)$", block, re.M)
+        if not m:
+            sys.exit(f"unexpected block in {example}:\n{block}")
+        hint, k, default = m.group(1), m.group(2), m.group(3).strip()
+        keys.append(k)
+        entry = re.search(r"^\*" + re.escape(k) + r"\*\n((?:\t.*\n?)+)", conf, re.M)
+        if not entry:
             missing.append(f"conkerd.conf.5.scd: key {k} has no entry")
+            continue
+        text = entry.group(1).replace("\\_", "_").replace("\\*", "*")
+        want = [f"Default: *{default}*" if default else "Default: empty"]
+        if hint.startswith("one of the listed values: "):
+            want += [f"*{v}*" for v in hint.split(": ", 1)[1].split()]
+        for w in want:
+            if w not in text:
+                missing.append(f"conkerd.conf.5.scd: key {k}: \"{w}\" is not in its entry")
 
     if missing:
         print("\n".join(missing))
