@@ -4,14 +4,16 @@
 every conkerd.conf key must have an entry in conkerd.conf(5) that gives its current default and,
 for a key with a fixed set of values, every value. Run by `meson test` (man-flags):
 
-    check-man-flags.py MAN_DIR CONKERD CONKER CONKER_BROKER CONF_EXAMPLE
+    check-man-flags.py MAN_DIR CONKERD CONKER CONKER_BROKER CONKER_SHIM CONF_EXAMPLE
 """
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-FLAG = re.compile(r"(?<![\w\-\[/])(--?[A-Za-z][A-Za-z0-9\-]*)")
+# A flag starts a word (after a blank, "(", "[", "|", "/" or ","), so that "RTMR0-3" or
+# "dcap-qvl" are not flags, and is lower case, so that placeholders ("--KEY VALUE") are not.
+FLAG = re.compile(r"(?<![\w\-])(--?[a-z][a-z0-9\-]*)")
 NO_FLAG = re.compile(r"--\[no-\]([a-z][a-z0-9\-]*)")
 
 
@@ -58,13 +60,15 @@ def commands(text, header):
 
 
 def main():
-    man, conkerd, conker, broker, example = sys.argv[1:6]
+    man, conkerd, conker, broker, shim, example = sys.argv[1:7]
     man = Path(man)
     missing = []
 
     check("conkerd --help", man / "conkerd.8.scd",
           flags(help_text([conkerd, "--config", "/dev/null", "--help"])), missing)
     check("conker-broker --help", man / "conker-broker.8.scd", flags(help_text([broker, "--help"])), missing)
+    # conker-shim has no --help: its usage line (on a bad option) lists every option.
+    check("conker-shim usage", man / "conker-shim.8.scd", flags(help_text([shim, "--help"])) - {"--help"}, missing)
 
     top = help_text([conker, "--help"])
     cmds = commands(top, "commands:")
