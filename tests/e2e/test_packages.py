@@ -181,7 +181,8 @@ def test_install_into_clean_debian(debs, debian_root):
     wants = root / "etc/systemd/system/multi-user.target.wants"
     assert (wants / "conkerd.service").is_symlink()
     assert not (wants / "conker-broker.service").exists()
-    for page in ("man8/conkerd.8.gz", "man5/conkerd.conf.5.gz", "man1/conker.1.gz", "man8/conker-broker.8.gz"):
+    for page in ("man8/conkerd.8.gz", "man5/conkerd.conf.5.gz", "man1/conker.1.gz", "man8/conker-shim.8.gz",
+                 "man8/conker-broker.8.gz"):
         assert (root / "usr/share/man" / page).exists(), page
 
     chroot(root, "apt-get", "purge", "-y", "-q", "conker", "conker-broker")
