@@ -8,8 +8,9 @@
 # (--tee sim) with docker.io mirrored to it, conker-broker with the seed's flags and
 # --trust-sim-root. Each task is the seed's request; it runs to Running and is deleted before
 # the next one. The step's time is what conkerd reports in the Attested event ("attested to 1 KMS
-# endpoint in N ms": measuring the image into RTMR3, the quote, the RA-TLS handshake, the
-# broker's verification and policy, the audit line and the secret) and, as a cross-check, the
+# endpoint in N ms": measuring the image into RTMR3, a fresh client key, the TLS handshake with
+# the pinned broker, the exporter value, the quote over claims bound to that session, the
+# broker's verification, binding check and policy, the audit line and the secret) and, as a cross-check, the
 # difference of the Attesting and Attested event timestamps. The seed's README gives 280 ms for
 # the same step (rats-tls, real TDX quote generation); the comparison is printed.
 set -euo pipefail
@@ -65,7 +66,7 @@ try:
     for i in range(n):
         body = {"Name": f"bench-attest-{i}", "ImageInfo": {"ImageName": "reckey/conker-example-app:latest",
                 "RegisterAuthInfo": {"Username": "user", "Password": "pass"}},
-                "Env": [f"userId=secret-{b.endpoint}"], "KmsEndpoints": [b.endpoint]}
+                "Env": [f"userId=secret-{b.endpoint}"], "KmsEndpoints": [b.pinned]}
         r = d.api("POST", "/sw/api/v1/container", json=body)
         assert r.status_code == 200, r.text
         tid = r.json()["data"]["Id"]

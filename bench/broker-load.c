@@ -1,13 +1,16 @@
-/* conker-broker-load: attested secret releases per second against a broker.
+/* conker-broker-load: secret releases per second against a broker.
  *
  *   conker-broker-load --endpoint 127.0.0.1:PORT --sim-dir DIR --sim-state-dir DIR --app-id ID
- *                      [--identities N] [--clients C] [--seconds T]
+ *                      [--plain] [--clients C] [--seconds T]
  *
- * First makes N RA-TLS identities with the simulated TD (not timed), then runs C client threads
- * for T seconds; each connection is a full TLS 1.3 handshake presenting one of the identities,
- * one GET /v1/secret and the whole response, which must be a 200. Against conker-broker this
- * measures attested releases; against conker-broker-plain (same server code, no attestation) it
- * measures plain mutual-TLS exchanges with the same keys and cipher. Prints one JSON line. */
+ * Runs C client threads for T seconds. Every connection uses a fresh identity (a new P-256 key
+ * and self-signed certificate), makes a full TLS 1.3 handshake with it and reads the whole
+ * response, which must be a 200. By default it speaks the bound protocol (docs/protocol.md):
+ * after the handshake it computes the exporter value, makes evidence with the simulated TD for
+ * that session and key, and sends it as POST /v1/secret: against conker-broker this measures
+ * attested releases, including the TD's quote. With --plain it sends GET /v1/secret with no
+ * evidence: against conker-broker-plain (same server code, no attestation) this measures plain
+ * mutual-TLS exchanges with the same fresh keys and cipher. Prints one JSON line. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -19,11 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "client.h"
+#include "exporter.h"
 #include "parse.h"
 #include "ratls.h"
 #include "ssl.h"
@@ -33,8 +39,10 @@
 
 struct shared {
         struct sockaddr_in addr;
-        SSL_CTX **ctx; /* one per identity */
-        unsigned n_ctx;
+        struct attest_tee *tee;
+        pthread_mutex_t tee_lock; /* the TD quotes one at a time, as in conkerd */
+        struct attest_ratls_claims claims;
+        bool plain;
         double stop_at;
         atomic_uint errors;
 };
@@ -55,16 +63,36 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One connection: handshake, request, whole response. Returns 0 on a 200. */
-static int one_exchange(struct shared *sh, SSL_CTX *ctx)
+static int send_all(SSL *ssl, const void *buf, size_t len)
 {
-        static const char req[] = "GET /v1/secret HTTP/1.1\r\nHost: broker\r\n\r\n";
-        _cleanup_(SSL_freep) SSL *ssl = NULL;
-        _cleanup_close_ int fd = -1;
-        char buf[4096];
-        size_t got = 0, n;
-        int one = 1, ok;
+        size_t n;
 
+        return SSL_write_ex(ssl, buf, len, &n) == 1 && n == len ? 0 : -EPIPE;
+}
+
+/* One connection with a fresh identity: handshake, request (with evidence for this session
+ * unless plain), whole response. Returns 0 on a 200. */
+static int one_exchange(struct shared *sh)
+{
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN];
+        char buf[4096], head[256];
+        size_t got = 0, n, body_len = 0;
+        int one = 1, ok, r;
+
+        if (attest_ratls_make_key_cert(600, &key, &cert, NULL) < 0)
+                return -EIO;
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+            SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+                return -EIO;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&sh->addr, sizeof(sh->addr)) < 0)
                 return -errno;
@@ -72,8 +100,26 @@ static int one_exchange(struct shared *sh, SSL_CTX *ctx)
         ssl = SSL_new(ctx);
         if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
                 return -EPROTO;
-        if (SSL_write_ex(ssl, req, sizeof(req) - 1, &n) != 1)
-                return -EPIPE;
+        if (sh->plain) {
+                static const char req[] = "GET /v1/secret HTTP/1.1\r\nHost: broker\r\n\r\n";
+                if (send_all(ssl, req, sizeof(req) - 1) < 0)
+                        return -EPIPE;
+        } else {
+                if (broker_tls_exporter(ssl, exporter) < 0)
+                        return -EPROTO;
+                pthread_mutex_lock(&sh->tee_lock);
+                r = attest_ratls_make_evidence(sh->tee, &sh->claims, cert, exporter, &body, &body_len, NULL);
+                pthread_mutex_unlock(&sh->tee_lock);
+                if (r < 0)
+                        return r;
+                n = (size_t)snprintf(
+                        head, sizeof(head),
+                        "POST /v1/secret HTTP/1.1\r\nHost: broker\r\nContent-Type: application/cbor\r\n"
+                        "Content-Length: %zu\r\n\r\n",
+                        body_len);
+                if (send_all(ssl, head, n) < 0 || send_all(ssl, body, body_len) < 0)
+                        return -EPIPE;
+        }
         while (SSL_read_ex(ssl, buf + got, sizeof(buf) - 1 - got, &n) == 1) {
                 got += n;
                 if (got >= sizeof(buf) - 1)
@@ -88,11 +134,10 @@ static int one_exchange(struct shared *sh, SSL_CTX *ctx)
 static void *worker_main(void *arg)
 {
         struct worker *w = arg;
-        unsigned k = w->id;
 
         while (now_s() < w->sh->stop_at) {
                 double t0 = now_s();
-                int r = one_exchange(w->sh, w->sh->ctx[k++ % w->sh->n_ctx]);
+                int r = one_exchange(w->sh);
                 if (r < 0) {
                         atomic_fetch_add(&w->sh->errors, 1);
                         ERR_clear_error();
@@ -105,6 +150,16 @@ static void *worker_main(void *arg)
         return NULL;
 }
 
+/* CPU seconds (user + system) of this process so far: the client side's cost. */
+static double cpu_s(void)
+{
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
         double x = *(const double *)a, y = *(const double *)b;
@@ -115,10 +170,14 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"endpoint", required_argument, NULL, 'e'},      {"sim-dir", required_argument, NULL, 'S'},
-                {"sim-state-dir", required_argument, NULL, 's'}, {"app-id", required_argument, NULL, 'a'},
-                {"identities", required_argument, NULL, 'n'},    {"clients", required_argument, NULL, 'c'},
-                {"seconds", required_argument, NULL, 't'},       {},
+                {"endpoint", required_argument, NULL, 'e'},
+                {"sim-dir", required_argument, NULL, 'S'},
+                {"sim-state-dir", required_argument, NULL, 's'},
+                {"app-id", required_argument, NULL, 'a'},
+                {"plain", no_argument, NULL, 'p'},
+                {"clients", required_argument, NULL, 'c'},
+                {"seconds", required_argument, NULL, 't'},
+                {},
         };
         struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
@@ -127,9 +186,9 @@ int main(int argc, char **argv)
         struct broker_endpoint ep;
         const char *endpoint = NULL,
                    *app_id = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-        uint64_t n_ids = 16, clients = 8, seconds = 3;
+        uint64_t clients = 8, seconds = 3;
         struct worker *w;
-        double *all, t0, elapsed;
+        double *all, t0, elapsed, cpu0, cpu;
         size_t total = 0;
         int c, r;
 
@@ -147,9 +206,8 @@ int main(int argc, char **argv)
                 case 'a':
                         app_id = optarg;
                         break;
-                case 'n':
-                        if (ck_parse_uint(optarg, 4096, &n_ids) < 0 || n_ids == 0)
-                                return 2;
+                case 'p':
+                        sh.plain = true;
                         break;
                 case 'c':
                         if (ck_parse_uint(optarg, 1024, &clients) < 0 || clients == 0)
@@ -175,36 +233,15 @@ int main(int argc, char **argv)
                 return 1;
         }
 
-        /* Identities first: this is the TD's work, not the broker's. */
-        sh.n_ctx = (unsigned)n_ids;
-        sh.ctx = calloc(n_ids, sizeof(*sh.ctx));
-        if (!sh.ctx)
-                return 1;
-        for (unsigned i = 0; i < n_ids; i++) {
-                struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
-                                                     .app_id_len = strlen(app_id)};
-                _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-                _cleanup_(X509_freep) X509 *cert = NULL;
-                SSL_CTX *ctx;
-
-                r = attest_ratls_make_identity(tee, &claims, 3600, &key, &cert, &err);
-                if (r < 0) {
-                        fprintf(stderr, "conker-broker-load: identity %u: %s\n", i,
-                                ck_error_message(err, r));
-                        return 1;
-                }
-                ctx = SSL_CTX_new(TLS_client_method());
-                if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-                    SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
-                        return 1;
-                SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-                SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-                sh.ctx[i] = ctx;
-        }
+        sh.tee = tee;
+        sh.claims = (struct attest_ratls_claims){.app_id = (const uint8_t *)app_id,
+                                                 .app_id_len = strlen(app_id)};
+        pthread_mutex_init(&sh.tee_lock, NULL);
 
         w = calloc(clients, sizeof(*w));
         if (!w)
                 return 1;
+        cpu0 = cpu_s();
         t0 = now_s();
         sh.stop_at = t0 + (double)seconds;
         for (unsigned i = 0; i < clients; i++) {
@@ -217,6 +254,7 @@ int main(int argc, char **argv)
                 total += w[i].n;
         }
         elapsed = now_s() - t0;
+        cpu = cpu_s() - cpu0;
 
         all = malloc((total ? total : 1) * sizeof(double));
         if (!all)
@@ -228,16 +266,14 @@ int main(int argc, char **argv)
                 free(w[i].lat_ms);
         }
         qsort(all, total, sizeof(double), cmp_double);
-        printf("{\"clients\":%llu,\"identities\":%llu,\"seconds\":%.2f,\"ok\":%zu,\"errors\":%u,\"per_"
+        printf("{\"clients\":%llu,\"mode\":\"%s\",\"seconds\":%.2f,\"ok\":%zu,\"errors\":%u,\"per_"
                "second\":%.1f,"
-               "\"p50_ms\":%.2f,\"p99_ms\":%.2f}\n",
-               (unsigned long long)clients, (unsigned long long)n_ids, elapsed, total,
+               "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"cpu_s\":%.3f}\n",
+               (unsigned long long)clients, sh.plain ? "plain" : "bound", elapsed, total,
                atomic_load(&sh.errors), (double)total / elapsed, total ? all[total / 2] : 0.0,
-               total ? all[(size_t)((double)total * 0.99)] : 0.0);
+               total ? all[(size_t)((double)total * 0.99)] : 0.0, cpu);
         free(all);
         free(w);
-        for (unsigned i = 0; i < n_ids; i++)
-                SSL_CTX_free(sh.ctx[i]);
-        free(sh.ctx);
+        pthread_mutex_destroy(&sh.tee_lock);
         return 0;
 }

@@ -182,7 +182,7 @@ say "secret.json: $(cat "$work/secret/secret.json")"
 bport=$(free_port 3333)
 broker_args=(-m -i 127.0.0.1 -p "$bport" -v tdx_ecdsa -a nullattester -s "$work/secret/secret.json"
         -w "$rtmr1" -d "${image_id#sha256:}" --trust-sim-root "$work/sim/root-ca.pem"
-        --audit-log "$work/audit.jsonl")
+        --audit-log "$work/audit.jsonl" --fingerprint-file "$work/broker.fingerprint")
 say "conker-broker ${broker_args[*]}"
 "$broker" "${broker_args[@]}" >"$work/broker.log" 2>&1 &
 pids+=($!)
@@ -192,6 +192,9 @@ for _ in $(seq 100); do
         sleep 0.1
 done
 port_free "$bport" && die "conker-broker did not start listening (see $work/broker.log)"
+fp=$(cat "$work/broker.fingerprint")
+[[ "$fp" =~ ^sha256:[0-9a-f]{64}$ ]] || die "cannot read the broker's certificate fingerprint"
+say "broker certificate: $fp (the operator pins it in the endpoint: conkerd refuses an unpinned broker)"
 
 # ---------------------------------------------------------------------------------------------
 step "The operator: POST /sw/api/v1/container (the seed's request)"
@@ -200,6 +203,8 @@ pport=$(free_port 30080)
 body='{"Name":"conker-example-app","ImageInfo":{"ImageName":"reckey/conker-example-app:latest","RegisterAuthInfo":{"Username":"user","Password":"pass"}},"Ports":[{"TargetPort":8080,"PublishedPort":30080}],"Env":["userId=secret-127.0.0.1:3333"],"Mounts":[{"Type":"volume","Target":"/data","Source":"data","RW":true}],"KmsEndpoints":["127.0.0.1:3333"]}'
 body=${body//127.0.0.1:3333/127.0.0.1:$bport}
 body=${body//\"PublishedPort\":30080/\"PublishedPort\":$pport}
+# The broker is pinned (host:port#sha256:<fingerprint>): the evidence only goes to that broker.
+body=${body//\"KmsEndpoints\":\[\"127.0.0.1:$bport\"\]/\"KmsEndpoints\":[\"127.0.0.1:$bport#$fp\"]}
 say "$body"
 resp=$(curl -sS -X POST -H @"$work/auth-header" -H 'Content-Type: application/json' --data-binary "$body" \
         "$api/sw/api/v1/container")

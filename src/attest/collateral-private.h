@@ -99,6 +99,12 @@ struct attest_pck_entry {
         bool uncached; /* not in the cache (it was full): released by attest_pck_entry_release() */
         /* Memo of the last attestation key decoded for this platform (X||Y -> EVP_PKEY), set under
          * the collateral lock: a pure decoding, never a verdict (see pck.c). */
+        /* Memo of the last QE report this PCK key was verified to have signed: SHA-256 of the
+         * report and its signature, set under the collateral lock after a successful ECDSA
+         * verification of exactly those bytes (a QE certifies its AK once, so every quote of a
+         * platform carries the same report). */
+        bool qe_report_ok;
+        uint8_t qe_report_digest[32];
         uint8_t ak_raw[64];
         EVP_PKEY *ak_key;
 };

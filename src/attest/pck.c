@@ -513,3 +513,25 @@ int attest_pck_entry_attest_key(struct attest_collateral *c, const struct attest
         *ret = key;
         return 0;
 }
+
+bool attest_pck_entry_qe_report_verified(struct attest_collateral *c, const struct attest_pck_entry *entry,
+                                         const uint8_t digest[32])
+{
+        bool ok;
+
+        pthread_mutex_lock(&c->lock);
+        ok = entry->qe_report_ok && memcmp(entry->qe_report_digest, digest, 32) == 0;
+        pthread_mutex_unlock(&c->lock);
+        return ok;
+}
+
+void attest_pck_entry_qe_report_mark(struct attest_collateral *c, const struct attest_pck_entry *entry,
+                                     const uint8_t digest[32])
+{
+        struct attest_pck_entry *e = (struct attest_pck_entry *)entry;
+
+        pthread_mutex_lock(&c->lock);
+        memcpy(e->qe_report_digest, digest, 32);
+        e->qe_report_ok = true;
+        pthread_mutex_unlock(&c->lock);
+}

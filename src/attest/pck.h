@@ -42,5 +42,11 @@ void attest_pck_entry_release(const struct attest_pck_entry *e);
 /* verify.c: X||Y (64 bytes, big-endian) to a P-256 public key; -EBADMSG unless on the curve. */
 int attest_ec_p256_key_from_raw(const uint8_t xy[64], EVP_PKEY **ret);
 /* The quote's attestation key via the PCK entry's memo (pck.c explains why that is safe). */
+/* Whether entry's PCK key already verified the QE report and signature hashing to digest, and
+ * recording that it did (after a successful verification). */
+bool attest_pck_entry_qe_report_verified(struct attest_collateral *c, const struct attest_pck_entry *entry,
+                                         const uint8_t digest[32]);
+void attest_pck_entry_qe_report_mark(struct attest_collateral *c, const struct attest_pck_entry *entry,
+                                     const uint8_t digest[32]);
 int attest_pck_entry_attest_key(struct attest_collateral *c, const struct attest_pck_entry *entry,
                                 const uint8_t xy[64], EVP_PKEY **ret);

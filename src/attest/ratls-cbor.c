@@ -257,6 +257,7 @@ static void evidence_fields_free(struct attest_ratls_evidence *e)
         free(e->app_id);
         free(e->nonce);
         free(e->rtmr3_log);
+        free(e->task_config);
 }
 
 static int bstr_dup(const cbor_item_t *v, size_t max, const char *key, uint8_t **ret, size_t *ret_len,
@@ -302,7 +303,8 @@ static int parse_pubkey_hash(const cbor_item_t *v, uint8_t ret[32], struct ck_er
 int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratls_evidence *ret,
                               uint8_t ret_pubkey_hash[32], struct ck_error **reterr)
 {
-        static const char *const known[] = {"pubkey-hash", "appId", "ctx", "nonce", "rtmr3-log"};
+        static const char *const known[] = {"pubkey-hash",  "appId",       "ctx",      "nonce",
+                                            "tls-exporter", "task-config", "rtmr3-log"};
         _cleanup_(evidence_fields_free) struct attest_ratls_evidence local = {0};
         struct attest_ratls_evidence *ev = &local;
         _cleanup_cbor_ cbor_item_t *map = NULL;
@@ -365,6 +367,21 @@ int attest_ratls_parse_claims(const uint8_t *buf, size_t len, struct attest_ratl
                 case 3:
                         r = bstr_dup(v, RATLS_NONCE_MAX, known[which], &ev->nonce, &ev->nonce_len, reterr);
                         break;
+                case 4:
+                        if (cbor_bytestring_length(v) != ATTEST_RATLS_EXPORTER_LEN) {
+                                r = ck_error_set(reterr, -EBADMSG,
+                                                 "RA-TLS claims: \"tls-exporter\" must be %u bytes",
+                                                 ATTEST_RATLS_EXPORTER_LEN);
+                                break;
+                        }
+                        memcpy(ev->tls_exporter, cbor_bytestring_handle(v), ATTEST_RATLS_EXPORTER_LEN);
+                        ev->has_tls_exporter = true;
+                        r = 0;
+                        break;
+                case 5:
+                        r = bstr_dup(v, ATTEST_RATLS_TASK_CONFIG_MAX, known[which], &ev->task_config,
+                                     &ev->task_config_len, reterr);
+                        break;
                 default:
                         r = bstr_dup(v, ATTEST_RT_LOG_MAX, known[which], &ev->rtmr3_log, &ev->rtmr3_log_len,
                                      reterr);
@@ -411,7 +428,8 @@ static int serialize(const cbor_item_t *item, uint8_t **ret, size_t *ret_len)
 int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims *c, uint8_t **ret,
                         size_t *ret_len)
 {
-        size_t n = 3 + (c->nonce ? 1 : 0) + (c->rtmr3_log ? 1 : 0);
+        size_t n = 3 + (c->nonce ? 1 : 0) + (c->tls_exporter ? 1 : 0) + (c->task_config ? 1 : 0) +
+                   (c->rtmr3_log ? 1 : 0);
         _cleanup_cbor_ cbor_item_t *map = cbor_new_definite_map(n);
         _cleanup_cbor_ cbor_item_t *ph = cbor_new_definite_array(2);
         _cleanup_cbor_ cbor_item_t *alg = cbor_build_uint8(RATLS_HASH_SHA256);
@@ -422,11 +440,15 @@ int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims 
         if (!map || !ph || !alg || !dig || !cbor_array_push(ph, alg) || !cbor_array_push(ph, dig) ||
             serialize(ph, &phbuf, &phlen) < 0)
                 return -ENOMEM;
-        /* Key order is part of the format (ratls.h): pubkey-hash, appId, ctx, nonce, rtmr3-log. */
+        /* Key order is part of the format (ratls.h): pubkey-hash, appId, ctx, nonce, tls-exporter,
+         * task-config, rtmr3-log. */
         if (!map_add_bstr(map, "pubkey-hash", phbuf, phlen) ||
             !map_add_bstr(map, "appId", c->app_id, c->app_id_len) ||
             !map_add_bstr(map, "ctx", (const uint8_t *)ATTEST_RATLS_CTX, strlen(ATTEST_RATLS_CTX)) ||
             (c->nonce && !map_add_bstr(map, "nonce", c->nonce, c->nonce_len)) ||
+            (c->tls_exporter &&
+             !map_add_bstr(map, "tls-exporter", c->tls_exporter, ATTEST_RATLS_EXPORTER_LEN)) ||
+            (c->task_config && !map_add_bstr(map, "task-config", c->task_config, c->task_config_len)) ||
             (c->rtmr3_log && !map_add_bstr(map, "rtmr3-log", c->rtmr3_log, c->rtmr3_log_len)))
                 return -ENOMEM;
         return serialize(map, ret, ret_len);

@@ -12,11 +12,12 @@
 #define RATLS_TAG         60000u
 #define RATLS_HASH_SHA256 1u
 #define RATLS_QUOTE_MAX   (64u << 10)
-#define RATLS_CLAIMS_MAX  (ATTEST_RT_LOG_MAX + (16u << 10))
+#define RATLS_CLAIMS_MAX  (ATTEST_RT_LOG_MAX + ATTEST_RATLS_TASK_CONFIG_MAX + (16u << 10))
 #define RATLS_EXT_MAX     (RATLS_QUOTE_MAX + RATLS_CLAIMS_MAX + 64)
-#define RATLS_APPID_MAX   1024u
-#define RATLS_NONCE_MAX   1024u
-#define CBOR_DEPTH_MAX    8
+_Static_assert(RATLS_EXT_MAX == ATTEST_RATLS_EVIDENCE_MAX, "ratls.h's evidence bound is out of date");
+#define RATLS_APPID_MAX 1024u
+#define RATLS_NONCE_MAX 1024u
+#define CBOR_DEPTH_MAX  8
 
 static inline void cbor_itemp(cbor_item_t **p)
 {

@@ -36,6 +36,10 @@ struct sim_priv {
         EVP_PKEY *pck_key;
         EVP_PKEY *ak_key;
         uint8_t ak_pub[64];
+        /* The QE's report on the AK and its PCK signature, made once when the TD is opened, as
+         * a real QE certifies its attestation key once rather than per quote. */
+        uint8_t qe_auth[QE_AUTH];
+        uint8_t qe_report_signed[QE_REPORT + 64];
         char *chain;
         size_t chain_len;
         int state_fd;
@@ -212,7 +216,6 @@ static int sim_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_
         struct sim_priv *s = t->priv;
         _cleanup_free_ uint8_t *q = NULL;
         struct attest_measurements m;
-        uint8_t auth[QE_AUTH];
         size_t cert6_len, sig_len, total, off;
         int r;
 
@@ -244,18 +247,10 @@ static int sim_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_
         ck_put_le16(q + off, 6);
         ck_put_le32(q + off + 2, (uint32_t)cert6_len);
         off += 6;
-        if (RAND_bytes(auth, sizeof(auth)) != 1)
-                return ck_ssl_error(reterr, -EIO, "no randomness");
-        r = qe_report_write(s, q + off, auth, reterr);
-        if (r < 0)
-                return r;
-        /* The QE report is signed by the PCK key: that is what ties the AK to the platform. */
-        r = sim_sign_raw(s->pck_key, q + off, QE_REPORT, q + off + QE_REPORT, reterr);
-        if (r < 0)
-                return r;
+        memcpy(q + off, s->qe_report_signed, QE_REPORT + 64);
         off += QE_REPORT + 64;
         ck_put_le16(q + off, QE_AUTH);
-        memcpy(q + off + 2, auth, QE_AUTH);
+        memcpy(q + off + 2, s->qe_auth, QE_AUTH);
         off += 2 + QE_AUTH;
         ck_put_le16(q + off, 5);
         ck_put_le32(q + off + 2, (uint32_t)s->chain_len);
@@ -323,6 +318,14 @@ int attest_tee_sim_open(const struct attest_tee_config *cfg, struct attest_tee *
                 r = load_key(dfd, SIM_FILE_AK_KEY, &s->ak_key, reterr);
         if (r >= 0)
                 r = sim_pubkey_raw(s->ak_key, s->ak_pub, reterr);
+        if (r >= 0 && RAND_bytes(s->qe_auth, sizeof(s->qe_auth)) != 1)
+                r = ck_ssl_error(reterr, -EIO, "no randomness");
+        if (r >= 0)
+                r = qe_report_write(s, s->qe_report_signed, s->qe_auth, reterr);
+        /* The QE report is signed by the PCK key: that is what ties the AK to the platform. */
+        if (r >= 0)
+                r = sim_sign_raw(s->pck_key, s->qe_report_signed, QE_REPORT, s->qe_report_signed + QE_REPORT,
+                                 reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "sim directory %s", cfg->sim_dir);
         s->chain = (char *)TAKE_PTR(chain);

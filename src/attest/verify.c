@@ -484,13 +484,19 @@ int attest_verify_quote(const uint8_t *quote, size_t len, const struct attest_co
                         return r;
         }
 
-        /* Step 8. */
-        r = ecdsa_verify_raw(pck->leaf_key, q.qe_report, 384, q.qe_report_sig);
-        if (r < 0)
-                return ck_error_set(reterr, r, "QE report: signature verification error");
-        if (r == 0)
-                return ck_error_set(reterr, -EKEYREJECTED,
-                                    "QE report: signature verification failed (PCK key)");
+        /* Step 8 (a platform's QE report is the same in every quote: its verification by this
+         * PCK key is memoised by the exact report and signature bytes). */
+        if (sha256_parts(q.qe_report, 384, q.qe_report_sig, 64, hash) < 0)
+                return ck_error_set(reterr, -ENOMEM, "QE report: hashing failed");
+        if (!attest_pck_entry_qe_report_verified(c, pck, hash)) {
+                r = ecdsa_verify_raw(pck->leaf_key, q.qe_report, 384, q.qe_report_sig);
+                if (r < 0)
+                        return ck_error_set(reterr, r, "QE report: signature verification error");
+                if (r == 0)
+                        return ck_error_set(reterr, -EKEYREJECTED,
+                                            "QE report: signature verification failed (PCK key)");
+                attest_pck_entry_qe_report_mark(c, pck, hash);
+        }
 
         /* Step 9: QE.REPORTDATA = SHA-256(attestation key || QE auth data) || 32 zero bytes. */
         if (sha256_parts(q.attest_key, 64, q.qe_auth_data, q.qe_auth_len, hash) < 0)

@@ -1,11 +1,13 @@
-/* The broker's request-head check: the only request form the broker accepts, with limits on
- * size and header count. Not an HTTP parser: it recognises one fixed request line and checks
- * that the header lines are well-formed enough to be ignored safely. */
+/* The broker's request-head check: the only two request forms the broker recognises, with
+ * limits on size and header count. Not an HTTP parser: it recognises two fixed request lines,
+ * reads Content-Length and Content-Type, and checks that the other header lines are well-formed
+ * enough to be ignored safely. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
+#include "parse.h"
 #include "server.h"
 
 static bool is_token_char(uint8_t c)
@@ -14,18 +16,33 @@ static bool is_token_char(uint8_t c)
                strchr("!#$%&'*+-.^_`|~", c);
 }
 
-int broker_request_check(const uint8_t *buf, size_t len, size_t max)
+static bool header_is(const uint8_t *line, const uint8_t *colon, const char *name)
 {
-        static const char request_line[] = "GET /v1/secret HTTP/1.1\r\n";
+        size_t n = strlen(name);
+
+        return (size_t)(colon - line) == n && strncasecmp((const char *)line, name, n) == 0;
+}
+
+int broker_request_parse(const uint8_t *buf, size_t len, size_t max, size_t max_body,
+                         struct broker_request *ret)
+{
+        static const char get_line[] = "GET /v1/secret HTTP/1.1\r\n";
+        static const char post_line[] = "POST /v1/secret HTTP/1.1\r\n";
+        struct broker_request req = {0};
+        bool have_length = false;
         size_t off, n_headers = 0;
 
         if (len > max)
                 return -E2BIG;
-        if (len < sizeof(request_line) - 1 || memcmp(buf, request_line, sizeof(request_line) - 1) != 0)
+        if (len >= sizeof(get_line) - 1 && memcmp(buf, get_line, sizeof(get_line) - 1) == 0)
+                off = sizeof(get_line) - 1;
+        else if (len >= sizeof(post_line) - 1 && memcmp(buf, post_line, sizeof(post_line) - 1) == 0) {
+                off = sizeof(post_line) - 1;
+                req.post = true;
+        } else
                 return -EBADMSG;
-        off = sizeof(request_line) - 1;
         for (;;) {
-                const uint8_t *line = buf + off, *eol, *colon;
+                const uint8_t *line = buf + off, *eol, *colon, *v, *vend;
                 size_t llen;
 
                 eol = memchr(line, '\r', len - off);
@@ -46,17 +63,41 @@ int broker_request_check(const uint8_t *buf, size_t len, size_t max)
                 for (const uint8_t *p = colon + 1; p < eol; p++)
                         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
                                 return -EBADMSG;
-                if ((size_t)(colon - line) == 17 &&
-                    strncasecmp((const char *)line, "Transfer-Encoding", 17) == 0)
+                v = colon + 1;
+                vend = eol;
+                while (v < vend && (*v == ' ' || *v == '\t'))
+                        v++;
+                while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+                        vend--;
+                if (header_is(line, colon, "Transfer-Encoding"))
                         return -EBADMSG;
-                if ((size_t)(colon - line) == 14 &&
-                    strncasecmp((const char *)line, "Content-Length", 14) == 0) {
-                        const uint8_t *v = colon + 1;
-                        while (v < eol && (*v == ' ' || *v == '\t'))
-                                v++;
-                        if (eol - v != 1 || *v != '0')
+                if (header_is(line, colon, "Content-Length")) {
+                        uint64_t n = 0;
+
+                        /* Digits only, no sign or leading zero (the one value of a request). */
+                        if (have_length || vend == v || (vend - v > 1 && *v == '0') ||
+                            ck_parse_u64((const char *)v, (size_t)(vend - v), UINT64_MAX, &n) < 0)
                                 return -EBADMSG;
+                        have_length = true;
+                        if (n > max_body)
+                                return -EFBIG;
+                        req.content_length = (size_t)n;
+                }
+                if (header_is(line, colon, "Content-Type")) {
+                        static const char cbor[] = "application/cbor";
+                        if (req.content_type_cbor || (size_t)(vend - v) != sizeof(cbor) - 1 ||
+                            strncasecmp((const char *)v, cbor, sizeof(cbor) - 1) != 0)
+                                return -EBADMSG;
+                        req.content_type_cbor = true;
                 }
         }
-        return off == len ? 0 : -EBADMSG;
+        if (off != len)
+                return -EBADMSG;
+        /* GET carries nothing; POST carries the evidence and says what it is. */
+        if (!req.post && req.content_length != 0)
+                return -EBADMSG;
+        if (req.post && (!have_length || req.content_length == 0 || !req.content_type_cbor))
+                return -EBADMSG;
+        *ret = req;
+        return 0;
 }

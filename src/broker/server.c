@@ -1,5 +1,5 @@
 /* RA-TLS secret server: accept loop, worker pool, TLS 1.3 with client certificates, a bounded
- * request reader that accepts exactly one request form, and the release decision.
+ * request reader (head, then the evidence body), and the release decision.
  *
  * I/O on client sockets is non-blocking with poll() against a per-phase deadline, so a client
  * that trickles bytes cannot hold a worker past handshake_timeout_ms + request_timeout_ms. */
@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "broker-metrics.h"
+#include "exporter.h"
 #include "log.h"
 #include "parse.h"
 #include "server.h"
@@ -140,8 +141,13 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_defer);
         /* Every connection attests afresh: no resumption, no tickets, no session cache. */
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        /* The secret crosses these sessions: wipe plaintext from the record buffers. */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
         SSL_CTX_set_num_tickets(ctx, 0);
+        /* Evidence comes in the request body, so a client certificate is small; the bound is
+         * generous enough for the old form (evidence in the certificate, without a large RTMR3
+         * log) to complete the handshake and be told "evidence_not_bound". */
+        SSL_CTX_set_max_cert_list(ctx, BROKER_MAX_CLIENT_CERT_LIST);
         *ret = TAKE_PTR(ctx);
         return 0;
 }
@@ -208,21 +214,41 @@ static int tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, int64_t 
         return 0;
 }
 
-/* Reads until the empty line that ends the request head, at most max bytes. */
-static int read_request(SSL *ssl, int fd, size_t max, int64_t deadline, struct ck_buf *b)
+/* Reads until the empty line that ends the request head (at most max bytes, in b), parses the
+ * head, then reads the body the head announces (at most max_body bytes, in body). */
+static int read_request(SSL *ssl, int fd, size_t max, size_t max_body, int64_t deadline, struct ck_buf *b,
+                        struct ck_buf *body, struct broker_request *ret)
 {
-        uint8_t chunk[1024];
+        uint8_t chunk[4096];
+        size_t head_len = 0;
+        int r;
 
         for (;;) {
-                size_t n = 0;
-                int r, e;
+                size_t n = 0, want;
+                const uint8_t *end;
+                int e;
 
-                if (b->len >= 4 && memmem(b->data, b->len, "\r\n\r\n", 4))
+                if (!head_len && b->len >= 4 && (end = memmem(b->data, b->len, "\r\n\r\n", 4))) {
+                        head_len = (size_t)(end - b->data) + 4;
+                        r = broker_request_parse(b->data, head_len, max, max_body, ret);
+                        if (r < 0)
+                                return r;
+                        /* What came with the head is the start of the body. */
+                        if (b->len - head_len > ret->content_length)
+                                return -EBADMSG;
+                        if (ck_buf_append(body, b->data + head_len, b->len - head_len) < 0)
+                                return -EFBIG;
+                }
+                if (head_len && body->len == ret->content_length)
                         return 0;
-                r = SSL_read_ex(ssl, chunk, sizeof(chunk), &n);
+                /* Never more than the head may still take, or than the body still lacks. */
+                want = head_len ? ret->content_length - body->len : max - b->len;
+                if (want == 0)
+                        return -E2BIG; /* max bytes and still no end of the head */
+                r = SSL_read_ex(ssl, chunk, want < sizeof(chunk) ? want : sizeof(chunk), &n);
                 if (r == 1) {
-                        if (ck_buf_append(b, chunk, n) < 0)
-                                return -E2BIG;
+                        if (ck_buf_append(head_len ? body : b, chunk, n) < 0)
+                                return head_len ? -EFBIG : -E2BIG;
                         continue;
                 }
                 e = SSL_get_error(ssl, r);
@@ -307,7 +333,7 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         }
         if (d->allow)
                 log_info("%s: release of secret \"%s\"%s", peer, d->secret_id,
-                         a && a->cached ? " (cached evidence)" : "");
+                         a && a->cached ? " (cached quote verification)" : "");
         else
                 log_info("%s: refused: %s", peer, d->reason);
         broker_metrics_decision(d);
@@ -321,15 +347,18 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         *ret_rc = rc;
 }
 
-/* Decides and answers one authenticated request. */
-static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *peer, int64_t deadline)
+/* Decides and answers one request. The old form (GET, evidence in the certificate, bound to
+ * nothing but a key) is refused without looking at its evidence. */
+static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *peer,
+                         const struct broker_request *req, const struct ck_buf *body, int64_t deadline)
 {
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_secret_ struct ck_secret *secret = NULL;
-        struct broker_attested a;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
         struct broker_decision d = {0};
         const char *reason = NULL;
         X509 *cert = SSL_get0_peer_certificate(ssl);
+        uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN];
         bool have_evidence = false;
         int rc, arc = 0;
 
@@ -343,8 +372,14 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
 
         if (!cert) {
                 d.reason = "no_certificate";
+        } else if (!req->post) {
+                d.reason = "evidence_not_bound";
+        } else if (broker_tls_exporter(ssl, exporter) < 0) {
+                d.reason = "internal_error";
+                log_error("%s: cannot compute the TLS exporter value", peer);
         } else {
-                rc = broker_verifier_check(s->cfg.verifier, cert, time(NULL), &a, &reason, &err);
+                rc = broker_verifier_check(s->cfg.verifier, body->data, body->len, cert, exporter,
+                                           time(NULL), &a, &reason, &err);
                 if (rc < 0) {
                         log_warn("%s: attestation failed (%s): %s", peer, reason, ck_error_message(err, rc));
                         d.reason = reason;
@@ -356,6 +391,7 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                         broker_policy_decide(s->cfg.policy, &ev, &d);
                 }
         }
+        OPENSSL_cleanse(exporter, sizeof(exporter));
 
         if (d.allow) {
                 rc = broker_secret_store_get(s->cfg.secrets, d.secret_id, &secret);
@@ -381,7 +417,8 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
 static void serve_connection(struct broker_server *s, int fd)
 {
         _cleanup_(SSL_freep) SSL *ssl = NULL;
-        struct ck_buf req;
+        struct broker_request r = {0};
+        struct ck_buf req, body;
         char peer[INET6_ADDRSTRLEN + 16];
         int64_t deadline;
         int rc;
@@ -407,19 +444,22 @@ static void serve_connection(struct broker_server *s, int fd)
 
         deadline = now_ms() + s->cfg.request_timeout_ms;
         ck_buf_init(&req, s->cfg.max_request_bytes);
-        rc = read_request(ssl, fd, s->cfg.max_request_bytes, deadline, &req);
-        if (rc >= 0)
-                rc = broker_request_check(req.data, req.len, s->cfg.max_request_bytes);
+        ck_buf_init(&body, s->cfg.max_body_bytes);
+        rc = read_request(ssl, fd, s->cfg.max_request_bytes, s->cfg.max_body_bytes, deadline, &req, &body,
+                          &r);
         ck_buf_free(&req);
         if (rc == -E2BIG)
                 respond_error(ssl, fd, 431, "Request Header Fields Too Large", "request_too_large",
                               deadline);
+        else if (rc == -EFBIG)
+                respond_error(ssl, fd, 413, "Content Too Large", "request_too_large", deadline);
         else if (rc == -EBADMSG)
                 respond_error(ssl, fd, 400, "Bad Request", "bad_request", deadline);
         else if (rc < 0)
                 log_debug("%s: reading the request: %s", peer, strerror(-rc));
         else
-                serve_secret(s, ssl, fd, peer, deadline);
+                serve_secret(s, ssl, fd, peer, &r, &body, deadline);
+        ck_buf_free(&body);
         if (rc != -ECONNRESET && rc != -EPROTO)
                 SSL_shutdown(ssl); /* best effort close_notify */
         ERR_clear_error();
@@ -518,6 +558,8 @@ int broker_server_new(const struct broker_server_config *cfg, struct broker_serv
                 s->cfg.request_timeout_ms = 10000;
         if (!s->cfg.max_request_bytes)
                 s->cfg.max_request_bytes = BROKER_REQUEST_MAX_BYTES;
+        if (!s->cfg.max_body_bytes || s->cfg.max_body_bytes > ATTEST_RATLS_EVIDENCE_MAX)
+                s->cfg.max_body_bytes = ATTEST_RATLS_EVIDENCE_MAX;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
         s->queue = calloc(s->cfg.max_clients, sizeof(*s->queue));

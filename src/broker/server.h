@@ -1,9 +1,10 @@
-/* The broker's RA-TLS server: mutual TLS 1.3, one `GET /v1/secret` per connection.
+/* The broker's RA-TLS server: mutual TLS 1.3, one `POST /v1/secret` per connection carrying
+ * evidence bound to that session (docs/protocol.md).
  *
  * An accept loop (the caller's thread, in broker_server_run()) hands connections to a fixed
  * pool of worker threads through a bounded queue; connections beyond max_clients (queued plus
  * in progress) are closed at once. A worker does the TLS handshake and reads the request under
- * deadlines, then verifies the client's RA-TLS certificate (verifier.h), evaluates the policy,
+ * deadlines, then verifies the evidence against the session (verifier.h), evaluates the policy,
  * audits the decision and answers 200 with the secret or 403 with a reason code. The same loop
  * reloads secrets on inotify events and stops cleanly on SIGTERM/SIGINT (stop accepting, finish
  * what was accepted, return). */
@@ -24,6 +25,9 @@
 /* Request-size cap and the limit on header lines; tight because nothing is authenticated yet. */
 #define BROKER_REQUEST_MAX_BYTES   4096u
 #define BROKER_REQUEST_MAX_HEADERS 32u
+/* Largest client certificate list: the client's certificate carries no evidence (it comes in the
+ * body), so a quote plus a small claims map is plenty; more fails the handshake. */
+#define BROKER_MAX_CLIENT_CERT_LIST (128u << 10)
 
 struct broker_server_config {
         const char *address; /* numeric IPv4/IPv6 */
@@ -33,6 +37,7 @@ struct broker_server_config {
         unsigned handshake_timeout_ms;
         unsigned request_timeout_ms;
         size_t max_request_bytes;
+        size_t max_body_bytes; /* the evidence body; 0 = ATTEST_RATLS_EVIDENCE_MAX */
 
         EVP_PKEY *key; /* the broker's own identity; borrowed */
         X509 *cert;
@@ -65,12 +70,22 @@ void broker_server_stop(struct broker_server *s);
 void broker_server_free(struct broker_server *s);
 DEFINE_POINTER_CLEANUP(struct broker_server, broker_server_free, broker_server_free)
 
-/* Checks a complete request head (request line and headers up to and including the empty line)
- * of at most max bytes: exactly `GET /v1/secret HTTP/1.1`, printable "Name: value" headers, at
- * most BROKER_REQUEST_MAX_HEADERS, no body (Transfer-Encoding refused, Content-Length must be 0),
- * nothing after the empty line. -EBADMSG when malformed, -E2BIG when over a limit. Exposed for
- * unit tests and fuzzing. */
-int broker_request_check(const uint8_t *buf, size_t len, size_t max);
+/* A request the broker recognises (docs/protocol.md): `POST /v1/secret` with the evidence as
+ * its body (Content-Type application/cbor, Content-Length 1..max_body), or the old form
+ * `GET /v1/secret` without a body, which is answered with the refusal "evidence_not_bound". */
+struct broker_request {
+        bool post;
+        size_t content_length;
+        bool content_type_cbor;
+};
+
+/* Parses a complete request head (request line and headers up to and including the empty line,
+ * nothing after it) of at most max bytes: one of the two request lines, printable "Name: value"
+ * headers, at most BROKER_REQUEST_MAX_HEADERS, no Transfer-Encoding, at most one Content-Length
+ * and Content-Type. -EBADMSG when malformed, -E2BIG when the head is over a limit, -EFBIG when
+ * the announced body is larger than max_body. Exposed for unit tests and fuzzing. */
+int broker_request_parse(const uint8_t *buf, size_t len, size_t max, size_t max_body,
+                         struct broker_request *ret);
 
 /* The broker's own certificate: a fresh P-256 key and a self-signed certificate (CN
  * conker-broker, valid one year), or both loaded from PEM files. */

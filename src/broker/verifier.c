@@ -1,5 +1,5 @@
-/* Client certificate attestation with a verification cache (see verifier.h for why caching by
- * certificate bytes is sound). */
+/* Session-bound client attestation with a cache of quote verifications (see verifier.h for why
+ * caching by quote bytes is sound and what is checked on every connection). */
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -14,9 +14,9 @@
 
 struct cache_entry {
         bool used;
-        uint8_t key[32]; /* SHA-256 of the DER certificate */
+        uint8_t key[32]; /* SHA-256 of the quote */
         time_t expires;
-        struct broker_attested value;
+        struct attest_result value; /* advisory_ids NULL */
 };
 
 /* Collateral fetched for one FMSPC and PCK CA type. Replaced collateral is retired, not freed,
@@ -110,7 +110,7 @@ static size_t slot_of(const struct broker_verifier *v, const uint8_t key[32])
 }
 
 static bool cache_get(struct broker_verifier *v, const uint8_t key[32], time_t now,
-                      struct broker_attested *ret)
+                      struct attest_result *ret)
 {
         bool hit = false;
 
@@ -130,7 +130,7 @@ static bool cache_get(struct broker_verifier *v, const uint8_t key[32], time_t n
 }
 
 static void cache_put(struct broker_verifier *v, const uint8_t key[32], time_t expires,
-                      const struct broker_attested *val)
+                      const struct attest_result *val)
 {
         size_t i;
 
@@ -149,7 +149,6 @@ static void cache_put(struct broker_verifier *v, const uint8_t key[32], time_t e
                 v->n_used++;
         v->slots[i] = (struct cache_entry){.used = true, .expires = expires, .value = *val};
         memcpy(v->slots[i].key, key, 32);
-        v->slots[i].value.cached = true;
         pthread_mutex_unlock(&v->lock);
 }
 
@@ -166,70 +165,23 @@ static int cert_time_check(X509 *cert, time_t now, time_t *ret_not_after)
         return 0;
 }
 
-static int cert_evidence(X509 *cert, const uint8_t **ret_quote, size_t *ret_len)
-{
-        _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
-        const ASN1_OCTET_STRING *data;
-        const uint8_t *claims = NULL;
-        size_t claims_len = 0;
-        X509_EXTENSION *ext;
-        int idx;
-
-        idx = oid ? X509_get_ext_by_OBJ(cert, oid, -1) : -1;
-        if (idx < 0)
-                return -ENOENT;
-        ext = X509_get_ext(cert, idx);
-        data = ext ? X509_EXTENSION_get_data(ext) : NULL;
-        if (!data ||
-            attest_ratls_parse_extension(ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data),
-                                         ret_quote, ret_len, &claims, &claims_len, NULL) < 0)
-                return -EBADMSG;
-        return 0;
-}
-
-/* Names what failed when attest_ratls_verify_cert() refused: no evidence at all, a quote that
- * does not verify, or a quote that verifies but is not bound to this certificate and claims. */
-static const char *failure_reason(X509 *cert, const struct attest_collateral *col,
-                                  const struct attest_verify_opts *opts)
-{
-        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
-        const uint8_t *quote = NULL;
-        size_t quote_len = 0;
-        int rc = cert_evidence(cert, &quote, &quote_len);
-
-        if (rc == -ENOENT)
-                return "no_evidence";
-        if (rc < 0)
-                return "evidence_malformed";
-        if (attest_verify_quote(quote, quote_len, col, opts, &res, NULL) < 0)
-                return "quote_invalid";
-        return "binding_invalid";
-}
-
-/* The collateral to verify cert's quote with: the fixed one, or the one fetched for the quote's
+/* The collateral to verify quote with: the fixed one, or the one fetched for the quote's
  * FMSPC (fetched now when missing or past its nextUpdate). The FMSPC is read from the PCK
  * certificate before anything is verified; it only selects collateral, which the verification
  * then checks against that same certificate. */
-static int collateral_for(struct broker_verifier *v, X509 *cert, time_t now,
+static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_t len, time_t now,
                           const struct attest_collateral **ret, const char **ret_reason,
                           struct ck_error **reterr)
 {
         struct attest_quote q;
-        const uint8_t *quote = NULL;
         const char *ca_type = NULL;
         struct fetched *f;
         char fmspc[13];
-        size_t len = 0;
         int rc;
 
         if (v->collateral) {
                 *ret = v->collateral;
                 return 0;
-        }
-        rc = cert_evidence(cert, &quote, &len);
-        if (rc < 0) {
-                *ret_reason = rc == -ENOENT ? "no_evidence" : "evidence_malformed";
-                return ck_error_set(reterr, -EKEYREJECTED, "RA-TLS: no usable evidence extension");
         }
         rc = attest_quote_parse(quote, len, &q, reterr);
         if (rc >= 0)
@@ -284,46 +236,76 @@ static int collateral_for(struct broker_verifier *v, X509 *cert, time_t now,
         return 0;
 }
 
-int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, struct broker_attested *ret,
-                          const char **ret_reason, struct ck_error **reterr)
+void broker_attested_clear(struct broker_attested *a)
+{
+        if (!a)
+                return;
+        free(a->task_config);
+        free(a->rtmr3_log);
+        *a = (struct broker_attested){0};
+}
+
+int broker_verifier_check(struct broker_verifier *v, const uint8_t *evidence, size_t len, X509 *cert,
+                          const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], time_t now,
+                          struct broker_attested *ret, const char **ret_reason, struct ck_error **reterr)
 {
         _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
+        _cleanup_(attest_result_freep) struct attest_result *verified = NULL;
         struct attest_verify_opts opts = {.now = now, .root = v->root};
         const struct attest_collateral *col = NULL;
         struct broker_attested a = {0};
+        const uint8_t *quote = NULL, *claims = NULL;
+        size_t qlen = 0, clen = 0;
         time_t not_after = 0, expires;
         uint8_t key[32];
-        unsigned int klen = sizeof(key);
         int rc;
 
+        if (!cert) {
+                *ret_reason = "no_certificate";
+                return ck_error_set(reterr, -EKEYREJECTED, "no client certificate");
+        }
         rc = cert_time_check(cert, now, &not_after);
         if (rc < 0) {
                 *ret_reason = "cert_expired";
                 return ck_error_set(reterr, rc, "client certificate is not valid at this time");
         }
-        if (X509_digest(cert, EVP_sha256(), key, &klen) != 1) {
+        rc = attest_ratls_parse_evidence(evidence, len, &quote, &qlen, &claims, &clen, reterr);
+        if (rc < 0) {
+                *ret_reason = "evidence_malformed";
+                return rc;
+        }
+        if (ck_sha256(quote, qlen, key) < 0) {
                 *ret_reason = "internal_error";
-                return ck_ssl_error(reterr, -EIO, "hashing the client certificate");
+                return ck_error_set(reterr, -EIO, "SHA-256 failed");
         }
-        if (cache_get(v, key, now, ret)) {
-                ck_metrics_inc("conker_broker_verification_cache_total", "hit", NULL);
-                return 0;
-        }
-        ck_metrics_inc("conker_broker_verification_cache_total", "miss", NULL);
 
-        rc = collateral_for(v, cert, now, &col, ret_reason, reterr);
+        /* The quote: from the cache, or verified now (and cached). */
+        a.cached = cache_get(v, key, now, &a.result);
+        ck_metrics_inc("conker_broker_verification_cache_total", a.cached ? "hit" : "miss", NULL);
+        if (!a.cached) {
+                rc = collateral_for(v, quote, qlen, now, &col, ret_reason, reterr);
+                if (rc < 0)
+                        return rc;
+                ck_metrics_gauge("conker_broker_collateral_age_seconds", NULL,
+                                 (double)(now - attest_collateral_issue_date(col)));
+                rc = attest_verify_quote(quote, qlen, col, &opts, &verified, reterr);
+                if (rc < 0) {
+                        *ret_reason = "quote_invalid";
+                        return ck_error_prefix(reterr, rc, "RA-TLS: quote");
+                }
+                a.result = *verified;
+                a.result.advisory_ids = NULL;
+                a.result.n_advisory_ids = 0;
+                expires = now + (time_t)v->ttl;
+                if (attest_collateral_next_update(col) < expires)
+                        expires = attest_collateral_next_update(col);
+                cache_put(v, key, expires, &a.result);
+        }
+
+        /* The binding, on every connection. */
+        rc = attest_ratls_check_binding(&a.result, claims, clen, cert, exporter, &ev, ret_reason, reterr);
         if (rc < 0)
                 return rc;
-        ck_metrics_gauge("conker_broker_collateral_age_seconds", NULL,
-                         (double)(now - attest_collateral_issue_date(col)));
-        rc = attest_ratls_verify_cert(cert, col, &opts, &ev, reterr);
-        if (rc < 0) {
-                *ret_reason = failure_reason(cert, col, &opts);
-                return rc;
-        }
-        a.result = *ev->result;
-        a.result.advisory_ids = NULL;
-        a.result.n_advisory_ids = 0;
         if (ev->app_id) {
                 if (ev->app_id_len > sizeof(a.app_id)) {
                         *ret_reason = "image_mismatch";
@@ -334,12 +316,10 @@ int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, str
                 a.app_id_len = ev->app_id_len;
                 a.has_app_id = true;
         }
-        expires = now + (time_t)v->ttl;
-        if (not_after < expires)
-                expires = not_after;
-        if (attest_collateral_next_update(col) < expires)
-                expires = attest_collateral_next_update(col);
-        cache_put(v, key, expires, &a);
+        a.task_config = TAKE_PTR(ev->task_config);
+        a.task_config_len = ev->task_config_len;
+        a.rtmr3_log = TAKE_PTR(ev->rtmr3_log);
+        a.rtmr3_log_len = ev->rtmr3_log_len;
         *ret = a;
         return 0;
 }

@@ -1,11 +1,14 @@
-/* The broker's attestation check of a client certificate: RA-TLS evidence verified against the
- * collateral and trust root, with a cache keyed by the exact certificate bytes.
+/* The broker's attestation check of a client: the evidence body of `POST /v1/secret` verified
+ * against the collateral and trust root, and bound to the TLS session it arrived on (the
+ * "tls-exporter" claim is the session's exporter value, "pubkey-hash" the key the client
+ * authenticated the session with; docs/protocol.md).
  *
- * The cache is safe because the evidence binds the quote to the certificate's own key
- * (pubkey-hash claim) and every TLS handshake proves possession of that key again: the same
- * certificate bytes always verify to the same measurements. An entry lives until the earliest of
- * the certificate's notAfter, the collateral's nextUpdate and a TTL, and the certificate's
- * validity is checked on every use. The policy is evaluated on every request, cached or not. */
+ * The cache holds quote verification results (signatures, chain, CRLs, TCB status and the
+ * measurements), keyed by SHA-256 of the exact quote bytes: that result is a function of those
+ * bytes, the collateral and the time, so an entry lives until the earlier of the collateral's
+ * nextUpdate and a TTL. The binding is never cached: REPORTDATA against the claims, the key and
+ * the exporter value are checked on every connection, so a cached quote replayed on another
+ * session is refused like an uncached one. The policy is evaluated on every request. */
 #pragma once
 
 #include <openssl/x509.h>
@@ -16,6 +19,7 @@
 
 #include "collateral.h"
 #include "error.h"
+#include "ratls.h"
 #include "verify.h"
 
 #define BROKER_APP_ID_MAX 256
@@ -34,21 +38,32 @@ struct broker_verifier_config {
         size_t cache_max;          /* entries; default 4096 */
 };
 
-/* What a verified client certificate established. */
+/* What verified, session-bound evidence established. */
 struct broker_attested {
         struct attest_result result; /* advisory_ids is always NULL here */
         uint8_t app_id[BROKER_APP_ID_MAX];
         size_t app_id_len;
         bool has_app_id;
-        bool cached; /* served from the cache */
+        uint8_t *task_config; /* the "task-config" claim (owned); NULL when absent */
+        size_t task_config_len;
+        uint8_t *rtmr3_log; /* the "rtmr3-log" claim (owned), replayed to result.m.rtmr[3]; NULL when absent
+                             */
+        size_t rtmr3_log_len;
+        bool cached; /* the quote's verification came from the cache */
 };
+/* Frees what a broker_attested owns and zeroes it. */
+void broker_attested_clear(struct broker_attested *a);
 
 int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_verifier **ret,
                         struct ck_error **reterr);
-/* Verifies cert at now. On failure returns -errno, sets *ret_reason to a short reason code
- * ("no_evidence", "quote_invalid", "binding_invalid", "cert_expired", ...) and reterr to the
- * detail (for the broker's log, not for the client). Thread-safe. */
-int broker_verifier_check(struct broker_verifier *v, X509 *cert, time_t now, struct broker_attested *ret,
-                          const char **ret_reason, struct ck_error **reterr);
+/* Verifies the evidence body evidence[0..len) received on a session whose client certificate is
+ * cert and whose exporter value is exporter, at now. On failure returns -errno, sets *ret_reason
+ * to a short reason code ("evidence_malformed", "quote_invalid", "binding_invalid",
+ * "evidence_not_bound", "exporter_mismatch", "cert_expired", "collateral_unavailable", ...) and
+ * reterr to the detail (for the broker's log, not for the client). On success ret is filled (free
+ * with broker_attested_clear()). Thread-safe. */
+int broker_verifier_check(struct broker_verifier *v, const uint8_t *evidence, size_t len, X509 *cert,
+                          const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], time_t now,
+                          struct broker_attested *ret, const char **ret_reason, struct ck_error **reterr);
 void broker_verifier_free(struct broker_verifier *v);
 DEFINE_POINTER_CLEANUP(struct broker_verifier, broker_verifier_free, broker_verifier_free)

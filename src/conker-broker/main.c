@@ -25,13 +25,18 @@
 #include "notify.h"
 #include "parse.h"
 #include "policy.h"
+#include "ratls.h"
 #include "secret-store.h"
 #include "server.h"
 #include "ssl.h"
+#include "tee.h"
 #include "verifier.h"
 #include "verify.h"
 
 #define DEFAULT_PCS_URL "https://api.trustedservices.intel.com"
+/* An RA-TLS server certificate is made at start; its quote is checked against the collateral
+ * at each connection, so the certificate itself may live as long as RA-TLS allows. */
+#define BROKER_ATTESTED_CERT_VALIDITY_SECS (30u * 86400u)
 
 struct options {
         bool mutual;
@@ -49,6 +54,8 @@ struct options {
         enum broker_audit_fsync audit_fsync;
         const char *fingerprint_file;
         const char *metrics_listen;
+        int attester; /* -1: nullattester; else enum attest_tee_kind */
+        const char *attester_sim_dir, *attester_sim_state_dir;
         unsigned max_clients, workers, handshake_timeout_ms, request_timeout_ms, cache_ttl;
         size_t max_secret_bytes;
 };
@@ -74,11 +81,45 @@ static int set_verifier(struct options *o, const char *v)
 
 static int set_attester(struct options *o, const char *v)
 {
-        if (strcmp(v, "nullattester") != 0) {
-                fprintf(stderr,
-                        "conker-broker: -a %s: only nullattester (a normal certificate) is supported\n", v);
+        if (strcmp(v, "nullattester") == 0)
+                o->attester = -1;
+        else if (strcmp(v, "tdx") == 0)
+                o->attester = ATTEST_TEE_KIND_TDX;
+        else if (strcmp(v, "sim") == 0)
+                o->attester = ATTEST_TEE_KIND_SIM;
+        else {
+                fprintf(stderr, "conker-broker: -a %s: expected nullattester, tdx or sim\n", v);
                 return -EINVAL;
         }
+        return 0;
+}
+
+/* -a tdx|sim: the broker runs in a TD and its certificate carries a quote over its own key
+ * (RA-TLS), which conkerd checks against its kms-broker-reference-values. The key is fresh at
+ * each start, so the fingerprint is not something to pin. */
+static int attested_identity(const struct options *o, EVP_PKEY **ret_key, X509 **ret_cert,
+                             struct ck_error **reterr)
+{
+        static const char app_id[] = "conker-broker";
+        struct attest_tee_config cfg = {.kind = (enum attest_tee_kind)o->attester,
+                                        .sim_dir = o->attester_sim_dir,
+                                        .sim_state_dir = o->attester_sim_state_dir};
+        struct attest_ratls_claims claims = {.app_id = (const uint8_t *)app_id,
+                                             .app_id_len = sizeof(app_id) - 1};
+        _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
+        int rc;
+
+        if (o->attester == ATTEST_TEE_KIND_SIM && !o->attester_sim_dir)
+                return ck_error_set(reterr, -EINVAL,
+                                    "-a sim needs --attester-sim-dir DIR (a simulated TD, tests only)");
+        rc = attest_tee_open(&cfg, &tee, reterr);
+        if (rc < 0)
+                return ck_error_prefix(reterr, rc, "-a %s",
+                                       o->attester == ATTEST_TEE_KIND_SIM ? "sim" : "tdx");
+        rc = attest_ratls_make_identity(tee, &claims, BROKER_ATTESTED_CERT_VALIDITY_SECS, ret_key, ret_cert,
+                                        reterr);
+        if (rc < 0)
+                return ck_error_prefix(reterr, rc, "the broker's RA-TLS certificate");
         return 0;
 }
 
@@ -166,8 +207,18 @@ static const struct broker_option OPTIONS[] = {
         {.name = "attester",
          .short_name = 'a',
          .arg = "NAME",
-         .help = "the broker's own certificate: nullattester (a normal certificate)",
+         .help = "the broker's own certificate: nullattester (a normal certificate),\ntdx (RA-TLS: a quote "
+                 "of "
+                 "this TD over the certificate key)\nor sim (the same with a simulated TD, tests only)",
          CALL(set_attester)},
+        {.name = "attester-sim-dir",
+         .arg = "DIR",
+         .help = "-a sim: the simulated TD",
+         STR(attester_sim_dir)},
+        {.name = "attester-sim-state-dir",
+         .arg = "DIR",
+         .help = "-a sim: its RTMR state directory",
+         STR(attester_sim_state_dir)},
         {.name = "secret",
          .short_name = 's',
          .arg = "FILE",
@@ -214,7 +265,7 @@ static const struct broker_option OPTIONS[] = {
          STR(trust_sim_root)},
         {.name = "cache-ttl",
          .arg = "SECS",
-         .help = "reuse a certificate's verification this long (default 300, 0 = off)",
+         .help = "reuse a quote's verification this long (default 300, 0 = off)",
          UINT(cache_ttl, 0, 86400)},
         {.section = "Identity, audit and limits:",
          .name = "cert",
@@ -360,6 +411,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 .request_timeout_ms = 10000,
                 .cache_ttl = 300,
                 .max_secret_bytes = BROKER_SECRET_MAX_BYTES,
+                .attester = -1,
         };
         /* A long option returns 0x100 + its index; a short one its letter. */
         for (size_t i = 0; i < ELEMENTSOF(OPTIONS); i++) {
@@ -530,6 +582,8 @@ int main(int argc, char **argv)
         /* The broker's own identity. */
         if (o.cert_path)
                 rc = broker_identity_load(o.cert_path, o.key_path, &key, &cert, &err);
+        else if (o.attester >= 0)
+                rc = attested_identity(&o, &key, &cert, &err);
         else
                 rc = broker_identity_generate(&key, &cert, &err);
         if (rc < 0)

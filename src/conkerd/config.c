@@ -94,6 +94,18 @@ static const struct cfg_key keys[] = {
          "Where the simulated TD keeps its RTMRs and RTMR3 log; empty: under /run/conker/tdx-sim."},
         {"kms-timeout", CFG_UINT, "30", 1, 600, NULL, NULL, OFF(kms_timeout),
          "Seconds one KMS endpoint may take to attest and release its secret."},
+        {"kms-broker-reference-values", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_reference_values),
+         "Mutual attestation: brokers must present an RA-TLS certificate (conker-broker -a tdx) whose "
+         "quote matches these reference values (JSON: mrtd, rtmr0-2); such a broker needs no pin."},
+        {"kms-broker-collateral", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_collateral),
+         "DCAP collateral (dcap-qvl JSON) to verify the brokers' quotes with (with "
+         "kms-broker-reference-values)."},
+        {"kms-broker-trust-root", CFG_PATH, "", 0, 0, NULL, NULL, OFF(kms_broker_trust_root),
+         "Trust this root CA instead of Intel's for the brokers' quotes and accept simulated TDs (testing "
+         "only)."},
+        {"kms-allow-unpinned", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(kms_allow_unpinned),
+         "Accept KMS endpoints without a #sha256:<fingerprint> pin; such a broker is not authenticated "
+         "(the host could answer in its place)."},
         {"token-file", CFG_PATH, "/etc/conker/token", 0, 0, NULL, NULL, OFF(token_file),
          "API bearer token; created with a random token (mode 0600) at first start."},
         {"auth", CFG_BOOL, "on", 0, 0, NULL, NULL, OFF(auth),

@@ -36,6 +36,10 @@ struct conkerd_config {
         char *sim_dir;
         char *sim_state_dir;
         uint64_t kms_timeout;
+        bool kms_allow_unpinned;
+        char *kms_broker_reference_values;
+        char *kms_broker_collateral;
+        char *kms_broker_trust_root;
         char *token_file;
         bool auth;
         char *tls_cert;

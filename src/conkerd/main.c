@@ -15,15 +15,19 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "collateral.h"
 #include "config.h"
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
+#include "peer.h"
 #include "pull.h"
 #include "secret.h"
+#include "ssl.h"
 #include "tee.h"
 #include "task-backend.h"
 #include "task.h"
+#include "verify.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -60,6 +64,38 @@ static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, str
         return 0;
 }
 
+/* kms-broker-reference-values: load what conkerd checks the brokers' RA-TLS certificates
+ * with, at start, so that a bad file stops conkerd instead of failing tasks. */
+static int broker_attestation_open(const struct conkerd_config *c, struct broker_peer_policy *p,
+                                   struct attest_collateral **ret_col, X509 **ret_root,
+                                   struct ck_error **reterr)
+{
+        int r;
+
+        if (!*c->kms_broker_collateral)
+                return ck_error_set(reterr, -EINVAL,
+                                    "kms-broker-reference-values needs kms-broker-collateral (the DCAP "
+                                    "collateral to verify the brokers' quotes with)");
+        r = attest_refvalues_load(c->kms_broker_reference_values, &p->refvalues, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "kms-broker-reference-values");
+        r = attest_collateral_load_file(c->kms_broker_collateral, ret_col, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "kms-broker-collateral");
+        if (*c->kms_broker_trust_root) {
+                r = attest_root_load_file(c->kms_broker_trust_root, ret_root, reterr);
+                if (r < 0)
+                        return ck_error_prefix(reterr, r, "kms-broker-trust-root");
+                log_warn("brokers: quotes verified against %s instead of Intel's root (simulated TDs "
+                         "accepted; testing only)",
+                         c->kms_broker_trust_root);
+        }
+        p->collateral = *ret_col;
+        p->root = *ret_root;
+        log_info("brokers must attest: RA-TLS certificate matching %s", c->kms_broker_reference_values);
+        return 0;
+}
+
 /* conker-shim next to this executable, else PATH. */
 static char *shim_default(void)
 {
@@ -92,6 +128,10 @@ static int run(struct conkerd_config *c)
         _cleanup_(ck_secret_freep) struct ck_secret *token = NULL;
         _cleanup_free_ char *shim = NULL;
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
+        _cleanup_(attest_collateral_freep) struct attest_collateral *broker_col = NULL;
+        _cleanup_(X509_freep) X509 *broker_root = NULL;
+        struct broker_peer_policy broker_policy = {0};
+        bool broker_attested = false;
         struct task_backend *be = NULL;
         struct task_manager *m = NULL;
         struct api_server *api = NULL;
@@ -102,6 +142,12 @@ static int run(struct conkerd_config *c)
         r = tee_open(c, &tee, &e);
         if (r < 0)
                 goto out;
+        if (*c->kms_broker_reference_values) {
+                r = broker_attestation_open(c, &broker_policy, &broker_col, &broker_root, &e);
+                if (r < 0)
+                        goto out;
+                broker_attested = true;
+        }
         if (ck_mkdir_p(c->data_dir, 0700) < 0 || ck_mkdir_p(c->run_dir, 0700) < 0) {
                 r = ck_error_errno(&e, -errno, "cannot create %s or %s", c->data_dir, c->run_dir);
                 goto out;
@@ -160,6 +206,8 @@ static int run(struct conkerd_config *c)
                 .max_request_size = c->max_body_size,
                 .tee = tee,
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
+                .kms_allow_unpinned = c->kms_allow_unpinned,
+                .kms_broker_attestation = broker_attested ? &broker_policy : NULL,
         };
         r = image_metrics_declare();
         if (r < 0) {

@@ -86,6 +86,24 @@ static int fail_endpoint(const char *endpoint, int r, struct ck_error *e, struct
         return ck_error_set(reterr, r, "KMS %s: %s", endpoint, reason);
 }
 
+struct step_evidence {
+        const struct task_attest_ctx *ctx;
+        const struct attest_ratls_claims *claims;
+};
+
+/* Makes the evidence for one broker session (client.h), with the TEE to ourselves. */
+static int step_make_evidence(void *userdata, X509 *cert, const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN],
+                              uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
+{
+        struct step_evidence *se = userdata;
+        int r;
+
+        pthread_mutex_lock(&tee_lock);
+        r = attest_ratls_make_evidence(se->ctx->tee, se->claims, cert, exporter, ret, ret_len, reterr);
+        pthread_mutex_unlock(&tee_lock);
+        return r;
+}
+
 static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, struct ck_secret **ret,
                       struct ck_error **reterr)
 {
@@ -97,16 +115,21 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
                 .app_id_len = strlen(ctx->image_id),
                 .rtmr3_log_from_tee = true,
         };
+        struct step_evidence se = {.ctx = ctx, .claims = &claims};
+        struct broker_client_opts opts = {
+                .timeout_ms = ctx->timeout_ms ?: ATTEST_TIMEOUT_MS_DEFAULT,
+                .allow_unpinned = ctx->allow_unpinned,
+                .broker_attestation = ctx->broker_attestation,
+        };
         int r;
 
-        pthread_mutex_lock(&tee_lock);
-        r = attest_ratls_make_identity(ctx->tee, &claims, BROKER_CLIENT_CERT_VALIDITY_SECS, &key, &cert, &e);
-        pthread_mutex_unlock(&tee_lock);
+        /* The client identity is fresh per connection; the evidence is made once the session
+         * exists, bound to it (docs/protocol.md). */
+        r = attest_ratls_make_key_cert(BROKER_CLIENT_CERT_VALIDITY_SECS, &key, &cert, &e);
         if (r < 0)
-                return ck_error_set(reterr, r, "KMS %s: making the RA-TLS identity: %s", endpoint,
+                return ck_error_set(reterr, r, "KMS %s: making the client identity: %s", endpoint,
                                     ck_error_message(e, r));
-        r = broker_fetch_secret_with_identity(endpoint, key, cert,
-                                              ctx->timeout_ms ?: ATTEST_TIMEOUT_MS_DEFAULT, ret, &e);
+        r = broker_fetch_secret_with(endpoint, &opts, key, cert, step_make_evidence, &se, ret, &e);
         count_outcome(r, r < 0 ? client_reason(ck_error_message(e, r), endpoint) : NULL);
         if (r < 0)
                 return fail_endpoint(endpoint, r, e, reterr);
@@ -137,6 +160,20 @@ int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_sec
                 r = broker_endpoint_parse(ctx->endpoints[i], &ep, &e);
                 if (r < 0)
                         return fail_endpoint(ctx->endpoints[i], r, e, reterr);
+        }
+        /* So is an unauthenticated broker, unless the operator allowed it. */
+        for (size_t i = 0; i < ctx->n_endpoints; i++) {
+                struct broker_endpoint ep;
+
+                if (broker_endpoint_parse(ctx->endpoints[i], &ep, NULL) == 0 && !ep.has_pin &&
+                    !ctx->allow_unpinned && !ctx->broker_attestation)
+                        return ck_error_set(
+                                reterr, -EPERM,
+                                "KMS %s: no certificate pin, so the broker would not be "
+                                "authenticated: add #sha256:<its fingerprint> to the endpoint "
+                                "(conker-broker logs it), attest it (kms-broker-reference-values) "
+                                "or set kms-allow-unpinned = true in conkerd.conf",
+                                ctx->endpoints[i]);
         }
 
         /* The image is measured before any evidence leaves the TD, so every quote of this task

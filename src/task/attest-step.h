@@ -7,12 +7,14 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
 #include "secret.h"
 
 struct attest_tee;
+struct broker_peer_policy;
 
 struct task_attest_ctx {
         const char *task_id;
@@ -22,6 +24,10 @@ struct task_attest_ctx {
         atomic_int *cancel;
         struct attest_tee *tee; /* NULL: attestation unavailable, the step fails closed */
         unsigned timeout_ms;    /* per endpoint */
+        bool allow_unpinned;    /* kms-allow-unpinned: accept endpoints without a #sha256: pin */
+        /* kms-broker-reference-values: brokers must attest (RA-TLS server certificate); this
+         * authenticates an endpoint without a pin. NULL: no broker attestation. */
+        const struct broker_peer_policy *broker_attestation;
 };
 
 struct task_released_secret {

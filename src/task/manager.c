@@ -274,6 +274,8 @@ static int step_attest(struct task_manager *m, struct task *t, struct task_relea
                 .cancel = &t->cancel,
                 .tee = m->cfg.tee,
                 .timeout_ms = m->cfg.kms_timeout_ms,
+                .allow_unpinned = m->cfg.kms_allow_unpinned,
+                .broker_attestation = m->cfg.kms_broker_attestation,
         };
         int64_t start;
         int r;

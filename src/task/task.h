@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "backend.h"
+
+struct broker_peer_policy;
 #include "error.h"
 #include "request.h"
 
@@ -57,6 +59,9 @@ struct task_manager_config {
          * manager). NULL: requests with KmsEndpoints fail closed at Attesting. */
         struct attest_tee *tee;
         unsigned kms_timeout_ms; /* per endpoint; 0 means 30 s */
+        bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
+        /* Mutual attestation of the brokers (not owned; outlives the manager); NULL: none. */
+        const struct broker_peer_policy *kms_broker_attestation;
 };
 
 struct task_manager;

@@ -68,8 +68,10 @@ def test_release_and_pin(sim, secret, brokers, tmp_path):
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"password": MARKER, "n": 1}
-    # Unpinned works too (the seed's behaviour), with a warning.
+    # Unpinned is refused before connecting unless explicitly allowed (then with a warning).
     res = sim.fetch(b.endpoint)
+    assert res.returncode != 0 and "kms-allow-unpinned = true" in res.stderr, res.stderr
+    res = sim.fetch(b.endpoint, IMAGE_ID, "--allow-unpinned")
     assert res.returncode == 0, res.stderr
     assert "not authenticated" in res.stderr
     # A wrong pin stops the client before it sends anything.
@@ -224,12 +226,18 @@ def test_requests_and_certificates_without_evidence(sim, secret, brokers, tmp_pa
     ctx = plain_client_context(tmp_path)
     status, body = tls_request(ctx, b.port, b"POST /v1/secret HTTP/1.1\r\n\r\n")
     assert status == 400
+    status, body = tls_request(ctx, b.port, b"POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                                            b"Content-Length: 99999999\r\n\r\n")
+    assert status == 413
+    status, body = tls_request(ctx, b.port, b"POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                                            b"Content-Length: 4\r\n\r\nnope")
+    assert status == 403 and json.loads(body)["message"] == "evidence_malformed"
     status, body = tls_request(ctx, b.port, b"GET /v1/other HTTP/1.1\r\n\r\n")
     assert status == 400
     status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")
     assert status == 431
     status, body = tls_request(ctx, b.port, b"GET /v1/secret HTTP/1.1\r\nHost: b\r\n\r\n")
-    assert status == 403 and json.loads(body) == {"code": 403, "message": "no_evidence"}
+    assert status == 403 and json.loads(body) == {"code": 403, "message": "evidence_not_bound"}
     # Without a client certificate the handshake itself fails.
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     bare.check_hostname = False
@@ -242,7 +250,59 @@ def test_requests_and_certificates_without_evidence(sim, secret, brokers, tmp_pa
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises(ssl.SSLError):
         tls_request(old, b.port, b"GET /v1/secret HTTP/1.1\r\n\r\n")
-    assert [e["reason"] for e in b.audit()] == ["no_evidence"]
+    assert [e["reason"] for e in b.audit()] == ["evidence_malformed", "evidence_not_bound"]
+
+
+def pem_client_context(directory):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(str(directory / "cert.pem"), str(directory / "key.pem"))
+    return ctx
+
+
+def post_evidence(ctx, port, body):
+    return tls_request(ctx, port, b"POST /v1/secret HTTP/1.1\r\nHost: b\r\nContent-Type: application/cbor\r\n"
+                                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_replayed_evidence_refused(sim, secret, brokers, tmp_path):
+    """Finding 3 (no freshness): a real exchange with the simulated TD is recorded (the client's
+    key and certificate and the evidence body: everything a host that watched the TD could keep)
+    and presented again on a new connection. The new session has another exporter value, so the
+    evidence is refused, although its quote verifies, its key is the session's and it was cached."""
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    rec = tmp_path / "recorded"
+    rec.mkdir()
+    res = sim.fetch(b.pinned, IMAGE_ID, "--record", str(rec))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["password"] == MARKER
+    body = (rec / "evidence.cbor").read_bytes()
+    assert body[:3] == b"\xd9\xea\x60"  # CBOR tag 60000
+    ctx = pem_client_context(rec)
+    for _ in range(2):
+        status, answer = post_evidence(ctx, b.port, body)
+        assert status == 403 and json.loads(answer)["message"] == "exporter_mismatch", answer
+        assert MARKER.encode() not in answer
+    assert [e["reason"] if e["decision"] == "refuse" else "release" for e in b.audit()] == \
+        ["release", "exporter_mismatch", "exporter_mismatch"]
+    assert b.stop() == 0
+
+
+def test_old_form_refused(sim, secret, brokers, tmp_path):
+    """The old protocol (GET with the evidence in the client certificate, bound to its key only)
+    is refused as not bound to the session, without verifying its quote."""
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    old = tmp_path / "old"
+    old.mkdir()
+    sim.run("legacy-identity", "--app-id", IMAGE_ID, str(old))
+    status, answer = tls_request(pem_client_context(old), b.port, b"GET /v1/secret HTTP/1.1\r\nHost: b\r\n\r\n")
+    assert status == 403 and json.loads(answer)["message"] == "evidence_not_bound"
+    entries = b.audit()
+    assert [e["reason"] for e in entries] == ["evidence_not_bound"]
+    assert "rtmr1" not in entries[0]
+    assert b.stop() == 0
 
 
 def test_limits_and_timeouts(sim, secret, brokers, tmp_path):
@@ -342,3 +402,60 @@ def test_large_secret(sim, tmp_path, brokers):
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == value
+
+
+def test_mutual_attestation(sim, secret, brokers, tmp_path):
+    """Finding 4, second half: a broker in a TD (-a sim here) presents an RA-TLS server
+    certificate, and the client checks its quote against reference values before it sends
+    anything; that authenticates the broker without a pin. A broker that does not match, or
+    presents an ordinary certificate, gets nothing."""
+    bsim = tmp_path / "broker-td"
+    subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
+    (tmp_path / "broker-td-state").mkdir()
+    prof = json.loads((bsim / "profile.json").read_text())
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr1": prof["rtmr1"], "source": "test"}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mrtd": "00" * 48}))
+    attested = start(brokers, tmp_path, seed_args(sim, secret) + [
+        "-a", "sim", "--attester-sim-dir", str(bsim), "--attester-sim-state-dir", str(tmp_path / "broker-td-state")],
+        name="attested")
+    peer = ["--broker-collateral", str(bsim / "collateral.json"), "--broker-trust-root", str(bsim / "root-ca.pem")]
+
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(good), *peer)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["password"] == MARKER
+    assert "not authenticated" not in res.stderr
+
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(bad), *peer)
+    assert res.returncode != 0 and "the broker's attestation failed: mrtd_mismatch" in res.stderr, res.stderr
+    # Without the simulated root the broker's quote does not verify.
+    res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(good),
+                    "--broker-collateral", str(bsim / "collateral.json"))
+    assert res.returncode != 0 and "the broker's attestation failed: quote_invalid" in res.stderr, res.stderr
+
+    plain = start(brokers, tmp_path, seed_args(sim, secret), name="plain")
+    res = sim.fetch(plain.endpoint, IMAGE_ID, "--broker-reference-values", str(good), *peer)
+    assert res.returncode != 0 and "the broker's attestation failed: no_evidence" in res.stderr, res.stderr
+
+    # Only the attested, matching exchange reached a broker's decision.
+    assert [e["decision"] for e in attested.audit()] == ["release"]
+    assert plain.audit() == []
+    assert attested.stop() == 0
+
+
+def test_long_rtmr3_log_attests(secret, brokers, tmp_path_factory, tmp_path):
+    """Finding 6 (max_cert_list part): the RTMR3 log travels with the evidence. Carried in the
+    client certificate it made the certificate list outgrow OpenSSL's default limit (100 KiB)
+    after a few hundred tasks, and every handshake failed. In the request body it is bounded by
+    the evidence maximum the broker announces, so a TD with a long log (here about 160 KiB)
+    still attests, and the broker replays that log."""
+    td = SimTD(tmp_path_factory.mktemp("long-log"))
+    td.run("measure", "--count", "40")
+    log = os.path.join(td.state, "rtmr3.log")
+    assert os.path.getsize(log) > 150 * 1024
+    b = start(brokers, tmp_path, seed_args(td, secret))
+    res = td.fetch(b.pinned, IMAGE_ID, "--rtmr3-log")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["password"] == MARKER
+    assert [e["decision"] for e in b.audit()] == ["release"]

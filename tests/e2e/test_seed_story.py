@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.broker import BROKER, Broker
+from helpers.broker import BROKER, CLIENT, Broker
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
 from helpers.openapi import OpenApi
 from helpers.registry import Registry
@@ -197,7 +197,7 @@ def grep_tree(root: Path, needle: bytes) -> list[str]:
 def test_seed_flow(seed):
     secret = seed.secret_file()
     b = seed.seed_broker(secret)
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     types = [e["Action"] for e in t["Events"]]
     assert types == PIPELINE, t["Events"]
@@ -233,15 +233,15 @@ def test_seed_flow(seed):
 def test_wrong_rtmr1(seed):
     other = seed.rtmr1[:-1] + ("0" if seed.rtmr1[-1] != "0" else "1")
     b = seed.seed_broker(seed.secret_file(), rtmr1=other)
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "rtmr1_mismatch")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "rtmr1_mismatch")
     assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "rtmr1_mismatch")]
 
 
 def test_wrong_image(seed):
     b = seed.seed_broker(seed.secret_file(), image="sha256:" + hashlib.sha256(b"another image").hexdigest())
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "image_mismatch")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "image_mismatch")
     assert [e["reason"] for e in b.audit()] == ["image_mismatch"]
 
 
@@ -257,8 +257,8 @@ def test_rtmr1_prefix_stops_the_broker(seed):
 
 def test_untrusted_sim_root(seed):
     b = seed.seed_broker(seed.secret_file(), trust=False)
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "quote_invalid")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "quote_invalid")
     assert [e["reason"] for e in b.audit()] == ["quote_invalid"]
 
 
@@ -269,15 +269,15 @@ def test_tcb_status_outside_policy(seed):
         {"rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "tcbStatuses": ["OutOfDate"],
          "allowSimulated": True}]}]}))
     b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="tcb")
-    tid, t, _ = seed.run(b.endpoint)
-    assert_failed_closed(seed, tid, t, b.endpoint, "tcb_status")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "tcb_status")
     assert [e["reason"] for e in b.audit()] == ["tcb_status"]
 
 
 def test_hot_reload(seed):
     secret = seed.secret_file("reload.json", {"password": MARKER, "n": 1})
     b = seed.seed_broker(secret, name="reload")
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert json.loads(getsecret(port))["n"] == 1
     seed.delete(tid)
@@ -287,7 +287,7 @@ def test_hot_reload(seed):
     tmp.write_text(json.dumps({"password": MARKER, "n": 2}))
     os.rename(tmp, secret)
     time.sleep(0.5)
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert getsecret(port) == secret.read_text()
     seed.delete(tid)
@@ -296,7 +296,7 @@ def test_hot_reload(seed):
     secret.write_text('{"password": "' + MARKER + '", ')
     time.sleep(0.5)
     assert b.proc.poll() is None
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert json.loads(getsecret(port))["n"] == 2
     seed.delete(tid)
@@ -324,6 +324,68 @@ def test_pins(seed):
     assert [e["decision"] for e in b.audit()] == ["release"]
 
 
+def test_unpinned_broker_refused(seed):
+    """Finding 4: without a pin the broker is not authenticated (the host could answer in its
+    place and feed the container its own secret), so the task fails closed before anything is
+    measured or sent, and the Failed event names the config key that would allow it."""
+    b = seed.seed_broker(seed.secret_file(), name="unpinned")
+    before = seed.d.tdx_info()["rtmr3_log"]["events"]
+    tid, t, _ = seed.run(b.endpoint)
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"]
+    msg = t["Events"][-1]["Message"]
+    assert f"KMS {b.endpoint}: no certificate pin" in msg and "kms-allow-unpinned = true" in msg, msg
+    assert seed.d.tdx_info()["rtmr3_log"]["events"] == before
+    assert b.audit() == []
+    seed.delete(tid)
+
+
+def test_mutual_attestation(seed):
+    """Finding 4, second half: conkerd configured with kms-broker-reference-values accepts an
+    unpinned broker only when the broker's RA-TLS certificate (conker-broker -a sim, a broker in
+    a simulated TD) carries a quote that matches them; an ordinary broker certificate fails the
+    task closed before any evidence is sent."""
+    bsim = seed.tmp / "broker-td"
+    subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
+    (seed.tmp / "broker-td-state").mkdir()
+    prof = json.loads((bsim / "profile.json").read_text())
+    rv = seed.tmp / "broker-reference-values.json"
+    rv.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr0": prof["rtmr0"], "rtmr1": prof["rtmr1"],
+                              "rtmr2": prof["rtmr2"]}))
+    d = Conkerd(extra_args=["--registry-mirror", f"docker.io={seed.reg.host}", "--registry-ca-file",
+                            str(seed.reg.ca_file), "--kms-broker-reference-values", str(rv),
+                            "--kms-broker-collateral", str(bsim / "collateral.json"),
+                            "--kms-broker-trust-root", str(bsim / "root-ca.pem")])
+    try:
+        d.start()
+        secret = seed.secret_file("mutual.json")
+        rtmr1 = d.tdx_info()["measurements"]["rtmr"][1]
+        common = ["-m", "-v", "tdx_ecdsa", "-s", str(secret), "-w", rtmr1, "-d", seed.image_id[7:],
+                  "--trust-sim-root", str(d.sim_root)]
+        attested = seed.broker(common + ["-a", "sim", "--attester-sim-dir", str(bsim),
+                                         "--attester-sim-state-dir", str(seed.tmp / "broker-td-state")],
+                               name="attested")
+        plain = seed.broker(common + ["-a", "nullattester"], name="plain")
+        for b, ok in ((attested, True), (plain, False)):
+            port = free_published_port()
+            r = d.api("POST", P, data=seed.body(b.endpoint, port))
+            assert r.status_code == 200, r.text
+            tid = r.json()["data"]["Id"]
+            t = d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+            if ok:
+                assert t["Status"] == "Running", t["Events"]
+                assert getsecret(port) == secret.read_text()
+            else:
+                assert t["Status"] == "Failed", t["Events"]
+                msg = t["Events"][-1]["Message"]
+                assert "the broker's attestation failed: no_evidence" in msg, msg
+            assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+        assert [e["decision"] for e in attested.audit()] == ["release"]
+        assert plain.audit() == []
+    finally:
+        d.close()
+
+
 def test_seed_document(seed):
     """The seed README's own request (tests/data/seed/container-request.json) with its addresses
     swapped for local ones (the KMS endpoint, the Env entry naming it, the published port) and the
@@ -339,7 +401,7 @@ def test_seed_document(seed):
     body["ImageInfo"]["RegisterAuthInfo"] = {"Username": "user", "Password": "pass"}
     body["Ports"][0]["PublishedPort"] = port
     body["Env"] = [f"userId=secret-{b.endpoint}"]
-    body["KmsEndpoints"] = [b.endpoint]
+    body["KmsEndpoints"] = [b.pinned]
     r = seed.api("POST", P, data=json.dumps(body))
     assert r.status_code == 200, r.text
     tid = r.json()["data"]["Id"]
@@ -402,7 +464,7 @@ def test_concurrent_tasks_share_the_td(seed):
     before = seed.d.tdx_info()["rtmr3_log"]["events"]
     tids = []
     for i in range(3):
-        body = json.loads(seed.body(b.endpoint, free_published_port()))
+        body = json.loads(seed.body(b.pinned, free_published_port()))
         body["Name"] = f"conker-example-app-{i}"
         r = seed.api("POST", P, data=json.dumps(body))
         assert r.status_code == 200, r.text
@@ -423,7 +485,7 @@ def test_no_secret_in_logs_or_responses(seed):
     """Runs last (file order): everything the module produced is searched."""
     secret = seed.secret_file()
     b = seed.seed_broker(secret, name="leak")
-    tid, t, _ = seed.run(b.endpoint)
+    tid, t, _ = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     seed.api("GET", P)
     seed.api("GET", "/sw/api/v1/containers")

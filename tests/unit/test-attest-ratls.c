@@ -412,6 +412,108 @@ static void test_claims_parser(void **state)
         }
 }
 
+/* Evidence bound to a session: made for one (key, exporter value), it verifies for exactly that
+ * pair, carries the task-config document, and is refused for another session's exporter value
+ * (a replay), another key, or when it carries no exporter at all (the old form). */
+static void test_bound_evidence(void **state)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *key2 = NULL, *old_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *cert2 = NULL, *old = NULL;
+        _cleanup_(attest_ratls_evidence_freep) struct attest_ratls_evidence *ev = NULL;
+        _cleanup_free_ uint8_t *body = NULL, *big = NULL;
+        static const char config[] = "{\"version\":1}";
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)APP_ID,
+                                        .app_id_len = strlen(APP_ID),
+                                        .task_config = (const uint8_t *)config,
+                                        .task_config_len = strlen(config)};
+        struct attest_verify_opts o = sim_opts();
+        uint8_t exporter[32], other[32];
+        const ASN1_OCTET_STRING *d;
+        const char *reason = NULL;
+        size_t len = 0;
+
+        memset(exporter, 0x5a, sizeof(exporter));
+        memset(other, 0x5a, sizeof(other));
+        other[31] ^= 1;
+        assert_int_equal(attest_ratls_make_key_cert(600, &key, &cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_key_cert(600, &key2, &cert2, NULL), 0);
+        /* No evidence in the session's certificate: it only names the key. */
+        {
+                _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
+                assert_true(X509_get_ext_by_OBJ(cert, oid, -1) < 0);
+                assert_int_equal(X509_check_private_key(cert, key), 1);
+        }
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL), 0);
+        assert_true(len <= ATTEST_RATLS_EVIDENCE_MAX);
+
+        assert_int_equal(
+                attest_ratls_verify_evidence(body, len, cert, exporter, col, &o, &ev, &reason, NULL), 0);
+        assert_true(ev->has_tls_exporter);
+        assert_memory_equal(ev->tls_exporter, exporter, 32);
+        assert_int_equal(ev->task_config_len, strlen(config));
+        assert_memory_equal(ev->task_config, config, strlen(config));
+        assert_true(ev->result->simulated);
+        attest_ratls_evidence_free(TAKE_PTR(ev));
+
+        /* Another session (a replay or a relay): its exporter value differs. */
+        assert_true(attest_ratls_verify_evidence(body, len, cert, other, col, &o, &ev, &reason, NULL) < 0);
+        assert_string_equal(reason, "exporter_mismatch");
+        /* Another key authenticated the session. */
+        assert_true(attest_ratls_verify_evidence(body, len, cert2, exporter, col, &o, &ev, &reason, NULL) <
+                    0);
+        assert_string_equal(reason, "binding_invalid");
+        /* Untrusted root. */
+        o.root = NULL;
+        assert_true(attest_ratls_verify_evidence(body, len, cert, exporter, col, &o, &ev, &reason, NULL) <
+                    0);
+        assert_string_equal(reason, "quote_invalid");
+        o = sim_opts();
+        /* Truncated body. */
+        assert_true(attest_ratls_verify_evidence(body, len - 1, cert, exporter, col, &o, &ev, &reason,
+                                                 NULL) < 0);
+        assert_string_equal(reason, "evidence_malformed");
+
+        /* The old form: evidence from a certificate, without an exporter claim. */
+        assert_int_equal(attest_ratls_make_identity(the_tee, &c, 600, &old_key, &old, NULL), 0);
+        d = ext_data(old);
+        assert_true(attest_ratls_verify_evidence(ASN1_STRING_get0_data(d), (size_t)ASN1_STRING_length(d),
+                                                 old, exporter, col, &o, &ev, &reason, NULL) < 0);
+        assert_string_equal(reason, "evidence_not_bound");
+
+        /* Limits and arguments. */
+        big = calloc(1, ATTEST_RATLS_TASK_CONFIG_MAX + 1);
+        assert_non_null(big);
+        c.task_config = big;
+        c.task_config_len = ATTEST_RATLS_TASK_CONFIG_MAX + 1;
+        free(TAKE_PTR(body));
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL),
+                         -EINVAL);
+        c.task_config_len = ATTEST_RATLS_TASK_CONFIG_MAX;
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL), 0);
+        assert_int_equal(
+                attest_ratls_verify_evidence(body, len, cert, exporter, col, &o, &ev, &reason, NULL), 0);
+        assert_int_equal(ev->task_config_len, ATTEST_RATLS_TASK_CONFIG_MAX);
+        c.task_config = NULL;
+        c.tls_exporter = exporter; /* taken from the argument, never from the claims */
+        assert_int_equal(attest_ratls_make_evidence(the_tee, &c, cert, exporter, &body, &len, NULL),
+                         -EINVAL);
+}
+
+/* The claims parser knows the new keys: tls-exporter must be exactly 32 bytes. */
+static void test_claims_exporter_size(void **state)
+{
+        /* {"pubkey-hash": ..., } is not needed to reach the size check: keys are checked in order. */
+        static const uint8_t short_exporter[] = {0xa1, 0x6c, 't', 'l', 's', '-', 'e',  'x',
+                                                 'p',  'o',  'r', 't', 'e', 'r', 0x41, 0x00};
+        struct attest_ratls_evidence ev = {0};
+        _cleanup_error_ struct ck_error *e = NULL;
+        uint8_t pkh[32];
+
+        assert_int_equal(attest_ratls_parse_claims(short_exporter, sizeof(short_exporter), &ev, pkh, &e),
+                         -EBADMSG);
+        assert_non_null(strstr(e->msg, "tls-exporter"));
+}
+
 /* A profile whose TDX module SVN is below the sim TCB Info's UpToDate level verifies as
  * OutOfDate: the sim collateral has real TCB levels, not a rubber stamp. */
 static void test_sim_outdated_module(void **state)
@@ -456,6 +558,8 @@ int main(void)
                 cmocka_unit_test(test_malformed_extension),
                 cmocka_unit_test(test_claims_parser),
                 cmocka_unit_test(test_sim_outdated_module),
+                cmocka_unit_test(test_bound_evidence),
+                cmocka_unit_test(test_claims_exporter_size),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,17 +9,29 @@
 #include "client.h"
 #include "server.h"
 
+static struct broker_request last;
+
 static int check(const char *s)
 {
-        return broker_request_check((const uint8_t *)s, strlen(s), BROKER_REQUEST_MAX_BYTES);
+        return broker_request_parse((const uint8_t *)s, strlen(s), BROKER_REQUEST_MAX_BYTES, 1000, &last);
 }
 
 static void test_request_accepted(void **state)
 {
         assert_int_equal(check("GET /v1/secret HTTP/1.1\r\n\r\n"), 0);
+        assert_false(last.post);
         assert_int_equal(check("GET /v1/secret HTTP/1.1\r\nHost: 127.0.0.1:3333\r\nAccept: */*\r\n"
                                "Content-Length: 0\r\nX-Empty:\r\n\r\n"),
                          0);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nHost: b\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 1000\r\n\r\n"),
+                         0);
+        assert_true(last.post);
+        assert_int_equal(last.content_length, 1000);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\ncontent-length:  7 \r\ncontent-type: "
+                               "Application/CBOR\r\n\r\n"),
+                         0);
+        assert_int_equal(last.content_length, 7);
 }
 
 static void test_request_rejected(void **state)
@@ -32,6 +44,18 @@ static void test_request_rejected(void **state)
                 "GET /v1/secret/ HTTP/1.1\r\n\r\n",
                 "GET /v1/secretx HTTP/1.1\r\n\r\n",
                 "POST /v1/secret HTTP/1.1\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 0\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 5\r\n"
+                "Content-Length: 5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: 05\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: +5\r\n\r\n",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nContent-Length: "
+                "5\r\n\r\nhello",
+                "POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n",
                 "get /v1/secret HTTP/1.1\r\n\r\n",
                 "GET  /v1/secret HTTP/1.1\r\n\r\n",
                 "GET /v1/secret HTTP/1.1\n\n",
@@ -60,8 +84,16 @@ static void test_request_limits(void **state)
                 off += (size_t)snprintf(buf + off, sizeof(buf) - off, "X-%u: v\r\n", i);
         snprintf(buf + off, sizeof(buf) - off, "\r\n");
         assert_int_equal(check(buf), -E2BIG);
-        assert_int_equal(broker_request_check((const uint8_t *)"GET /v1/secret HTTP/1.1\r\n\r\n", 27, 26),
+        assert_int_equal(broker_request_parse((const uint8_t *)"GET /v1/secret HTTP/1.1\r\n\r\n", 27, 26,
+                                              1000, &last),
                          -E2BIG);
+        /* The body bound is separate from the head's. */
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 1001\r\n\r\n"),
+                         -EFBIG);
+        assert_int_equal(check("POST /v1/secret HTTP/1.1\r\nContent-Type: application/cbor\r\n"
+                               "Content-Length: 99999999999999999999999\r\n\r\n"),
+                         -EBADMSG);
 }
 
 static void test_endpoint_parse(void **state)

@@ -1,6 +1,7 @@
-/* Unit tests for the broker's client-certificate verifier on a simulated TD: a verified
- * identity, the cache (hit, bound to the exact certificate bytes, expiry), and the refusal
- * reasons (no evidence, untrusted root, evidence moved to another key, expired certificate). */
+/* Unit tests for the broker's verifier of session-bound evidence on a simulated TD: verified
+ * evidence, the quote cache (hit, expiry) that never caches the binding (a cached quote on
+ * another session or key is refused), and the refusal reasons (untrusted root, malformed
+ * evidence, the old unbound form, expired certificate). */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include "collateral.h"
 #include "fs.h"
 #include "ratls.h"
-#include "server.h"
 #include "sim.h"
 #include "ssl.h"
 #include "tee.h"
@@ -66,23 +66,29 @@ static void fixture_close(struct fixture *f)
         X509_free(f->root);
 }
 
-static void make_identity(struct fixture *f, EVP_PKEY **key, X509 **cert)
+/* A fresh client identity and evidence bound to (its key, exporter). */
+static void make_bound(struct fixture *f, const uint8_t exporter[32], EVP_PKEY **key, X509 **cert,
+                       uint8_t **body, size_t *len)
 {
         struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
 
-        assert_int_equal(attest_ratls_make_identity(f->tee, &c, 600, key, cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_key_cert(600, key, cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f->tee, &c, *cert, exporter, body, len, NULL), 0);
 }
 
 static void test_verify_and_cache(void **state)
 {
         _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL, *moved = NULL;
-        struct broker_attested a;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *other_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *other = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
         struct attest_measurements m;
         const char *reason = NULL;
         struct fixture f = {0};
         time_t now = time(NULL);
+        uint8_t exporter[32], replayed[32];
+        size_t len = 0;
 
         fixture_open(&f);
         assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
@@ -90,48 +96,61 @@ static void test_verify_and_cache(void **state)
                                                                               .cache_ttl_secs = 60},
                                              &v, NULL),
                          0);
-        make_identity(&f, &key, &cert);
+        memset(exporter, 0x11, sizeof(exporter));
+        memset(replayed, 0x22, sizeof(replayed));
+        make_bound(&f, exporter, &key, &cert, &body, &len);
         assert_int_equal(attest_tee_measurements(f.tee, &m, NULL), 0);
 
-        assert_int_equal(broker_verifier_check(v, cert, now, &a, &reason, NULL), 0);
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now, &a, &reason, NULL), 0);
         assert_false(a.cached);
         assert_true(a.result.simulated);
         assert_int_equal(a.result.status, ATTEST_TCB_UP_TO_DATE);
         assert_memory_equal(a.result.m.rtmr[1], m.rtmr[1], 48);
         assert_int_equal(a.app_id_len, strlen(app_id));
         assert_memory_equal(a.app_id, app_id, a.app_id_len);
+        broker_attested_clear(&a);
 
-        assert_int_equal(broker_verifier_check(v, cert, now + 1, &a, &reason, NULL), 0);
+        /* The same quote again: its verification comes from the cache... */
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now + 1, &a, &reason, NULL), 0);
         assert_true(a.cached);
-        /* Past the TTL the quote is verified again. */
-        assert_int_equal(broker_verifier_check(v, cert, now + 61, &a, &reason, NULL), 0);
-        assert_false(a.cached);
-
-        /* The same evidence in a certificate with another key: not the cached bytes, and not bound. */
-        moved = X509_dup(cert);
-        other = EVP_EC_gen("P-256");
-        assert_non_null(moved);
-        assert_non_null(other);
-        assert_int_equal(X509_set_pubkey(moved, other), 1);
-        assert_true(X509_sign(moved, other, EVP_sha256()) > 0);
-        assert_true(broker_verifier_check(v, moved, now, &a, &reason, NULL) < 0);
+        broker_attested_clear(&a);
+        /* ...but the binding does not: on another session (another exporter value) it is refused. */
+        assert_true(broker_verifier_check(v, body, len, cert, replayed, now + 1, &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "exporter_mismatch");
+        /* Nor with another key authenticating the session. */
+        assert_int_equal(attest_ratls_make_key_cert(600, &other_key, &other, NULL), 0);
+        assert_true(broker_verifier_check(v, body, len, other, exporter, now + 1, &a, &reason, NULL) < 0);
         assert_string_equal(reason, "binding_invalid");
 
-        /* Outside the certificate's validity, even when cached. */
-        assert_int_equal(broker_verifier_check(v, cert, now + 601 + 3600, &a, &reason, NULL), -EKEYEXPIRED);
+        /* Past the TTL the quote is verified again. */
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now + 61, &a, &reason, NULL),
+                         0);
+        assert_false(a.cached);
+        broker_attested_clear(&a);
+
+        /* Outside the client certificate's validity. */
+        assert_int_equal(
+                broker_verifier_check(v, body, len, cert, exporter, now + 601 + 3600, &a, &reason, NULL),
+                -EKEYEXPIRED);
         assert_string_equal(reason, "cert_expired");
         fixture_close(&f);
 }
 
 static void test_refusals(void **state)
 {
-        _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *plain_key = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL, *plain = NULL;
+        _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL, *sim = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL, *old_key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL, *old = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
-        struct broker_attested a;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
+        _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *oid = OBJ_txt2obj("2.23.133.5.4.9", 1);
+        const ASN1_OCTET_STRING *d;
         const char *reason = NULL;
         struct fixture f = {0};
+        uint8_t exporter[32] = {1};
+        size_t len = 0;
 
         fixture_open(&f);
         /* Without the sim root, the Intel root is the anchor: the sim quote does not verify. */
@@ -139,14 +158,27 @@ static void test_refusals(void **state)
                                  &(struct broker_verifier_config){.collateral = f.col, .cache_ttl_secs = 60},
                                  &intel, NULL),
                          0);
-        make_identity(&f, &key, &cert);
-        assert_true(broker_verifier_check(intel, cert, time(NULL), &a, &reason, &err) < 0);
+        make_bound(&f, exporter, &key, &cert, &body, &len);
+        assert_true(broker_verifier_check(intel, body, len, cert, exporter, time(NULL), &a, &reason, &err) <
+                    0);
         assert_string_equal(reason, "quote_invalid");
 
-        /* An ordinary certificate carries no evidence. */
-        assert_int_equal(broker_identity_generate(&plain_key, &plain, NULL), 0);
-        assert_true(broker_verifier_check(intel, plain, time(NULL), &a, &reason, NULL) < 0);
-        assert_string_equal(reason, "no_evidence");
+        /* Not CBOR evidence. */
+        assert_true(broker_verifier_check(intel, (const uint8_t *)"{}", 2, cert, exporter, time(NULL), &a,
+                                          &reason, NULL) < 0);
+        assert_string_equal(reason, "evidence_malformed");
+
+        /* The old form's evidence (bound to a key only), even posted on a session of that key. */
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
+                                                                              .root = f.root,
+                                                                              .cache_ttl_secs = 60},
+                                             &sim, NULL),
+                         0);
+        assert_int_equal(attest_ratls_make_identity(f.tee, &c, 600, &old_key, &old, NULL), 0);
+        d = X509_EXTENSION_get_data(X509_get_ext(old, X509_get_ext_by_OBJ(old, oid, -1)));
+        assert_true(broker_verifier_check(sim, ASN1_STRING_get0_data(d), (size_t)ASN1_STRING_length(d), old,
+                                          exporter, time(NULL), &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "evidence_not_bound");
         fixture_close(&f);
 }
 

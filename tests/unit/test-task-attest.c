@@ -21,6 +21,8 @@
 
 #define IMAGE_ID "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
+#define PIN "#sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
 static char tmp[64];
 static struct attest_tee *the_tee;
 
@@ -82,6 +84,8 @@ static size_t rt_events(void)
         return parsed.n;
 }
 
+static bool allow_unpinned;
+
 static int run(char **eps, size_t n, atomic_int *cancel, struct attest_tee *t,
                struct task_released_secret **ret, size_t *ret_n, struct ck_error **e)
 {
@@ -93,6 +97,7 @@ static int run(char **eps, size_t n, atomic_int *cancel, struct attest_tee *t,
                 .cancel = cancel,
                 .tee = t,
                 .timeout_ms = 5000,
+                .allow_unpinned = allow_unpinned,
         };
         return task_attest_step(&ctx, ret, ret_n, e);
 }
@@ -124,7 +129,7 @@ static void test_no_tee_fails_closed(void **state)
 static void test_bad_endpoint_before_measuring(void **state)
 {
         _cleanup_error_ struct ck_error *e = NULL;
-        char *eps[] = {(char *)"127.0.0.1:1", (char *)"no-port-here", NULL};
+        char *eps[] = {(char *)"127.0.0.1:1" PIN, (char *)"no-port-here", NULL};
         struct task_released_secret *v = NULL;
         size_t n = 0;
         int r = run(eps, 2, NULL, the_tee, &v, &n, &e);
@@ -138,14 +143,14 @@ static void test_bad_endpoint_before_measuring(void **state)
 static void test_unreachable_broker_measured_once(void **state)
 {
         _cleanup_error_ struct ck_error *e = NULL;
-        char ep1[64], ep2[64], prefix[80];
+        char ep1[160], ep2[160], prefix[200];
         char *eps[] = {ep1, ep2, NULL};
         struct task_released_secret *v = NULL;
         size_t n = 0;
         int r;
 
-        snprintf(ep1, sizeof(ep1), "127.0.0.1:%u", closed_port());
-        snprintf(ep2, sizeof(ep2), "127.0.0.1:%u", closed_port());
+        snprintf(ep1, sizeof(ep1), "127.0.0.1:%u%s", closed_port(), PIN);
+        snprintf(ep2, sizeof(ep2), "127.0.0.1:%u%s", closed_port(), PIN);
         r = run(eps, 2, NULL, the_tee, &v, &n, &e);
         assert_true(r < 0);
         snprintf(prefix, sizeof(prefix), "KMS %s: ", ep1);
@@ -171,10 +176,37 @@ static void test_unreachable_broker_measured_once(void **state)
         assert_memory_equal(replayed, m.rtmr[3], 48);
 }
 
+/* Finding 4: a broker without a certificate pin is not authenticated (the host could answer in
+ * its place), so such an endpoint fails the step before anything is measured or sent, naming
+ * the config key that allows it; with the key set, the step goes on to connect. */
+static void test_unpinned_broker_refused(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL, *e2 = NULL;
+        char ep[64];
+        char *eps[] = {ep, NULL};
+        struct task_released_secret *v = NULL;
+        size_t n = 0;
+        int r;
+
+        snprintf(ep, sizeof(ep), "127.0.0.1:%u", closed_port());
+        r = run(eps, 1, NULL, the_tee, &v, &n, &e);
+        assert_int_equal(r, -EPERM);
+        assert_non_null(strstr(ck_error_message(e, r), "kms-allow-unpinned = true"));
+        assert_non_null(strstr(ck_error_message(e, r), "no certificate pin"));
+        assert_null(v);
+        assert_int_equal(rt_events(), 0);
+
+        allow_unpinned = true;
+        r = run(eps, 1, NULL, the_tee, &v, &n, &e2);
+        allow_unpinned = false;
+        assert_int_equal(r, -ECONNREFUSED);
+        assert_int_equal(rt_events(), 1);
+}
+
 static void test_cancel_between_endpoints(void **state)
 {
         _cleanup_error_ struct ck_error *e = NULL;
-        char *eps[] = {(char *)"127.0.0.1:3333", NULL};
+        char *eps[] = {(char *)"127.0.0.1:3333" PIN, NULL};
         struct task_released_secret *v = NULL;
         atomic_int cancel = 1;
         size_t n = 0;
@@ -191,6 +223,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bad_endpoint_before_measuring, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_broker_measured_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_between_endpoints, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unpinned_broker_refused, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
