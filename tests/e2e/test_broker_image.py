@@ -1,14 +1,15 @@
 """The broker as an OCI image (scripts/broker-image.sh, `make broker-image`), run with podman the
 way the seed runs its broker with docker: `--net=host -v DIR:/secret IMAGE` followed by the
 seed's own arguments (the listen address swapped for 127.0.0.1, plus --mrtd as our policy asks
-and --trust-sim-root for the simulated TD). The demo's simulated TD, through conkerd, must then
-receive the secret; the broker runs as the image's non-root user and audits the release.
+and --trust-sim-root for the simulated TD). The demo's simulated TD, through conkerd and with
+the broker pinned by the fingerprint it logs, must then receive the secret; the broker runs as the image's non-root user and audits the release.
 
 podman runs with its own storage, run and tmp directories under the test's temporary directory
 (vfs driver), so the test neither sees nor leaves anything in the host's podman state."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -125,7 +126,11 @@ def test_broker_image_releases_to_simulated_td(env):
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert uids == [str(IMAGE_UID)] * 4, uids
 
-    tid, t, published = seed.run(f"127.0.0.1:{port}")
+    # The data owner hands out the pin the broker logs at start; conkerd refuses unpinned brokers.
+    logs = podman("logs", name).stdout + podman("logs", name).stderr
+    m = re.search(r"pin it with host:port#(sha256:[0-9a-f]{64})", logs)
+    assert m, logs
+    tid, t, published = seed.run(f"127.0.0.1:{port}#{m.group(1)}")
     assert t["Status"] == "Running", t["Events"]
     assert json.loads(getsecret(published)) == secret
 

@@ -79,7 +79,7 @@ def test_seed_story_under_unit_capabilities(seed):
 
     secret = seed.secret_file()
     b = seed.seed_broker(secret)
-    tid, t, port = seed.run(b.endpoint)
+    tid, t, port = seed.run(b.pinned)
     assert t["Status"] == "Running", t["Events"]
     assert getsecret(port) == secret.read_text()
     seed.delete(tid)
