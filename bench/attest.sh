@@ -58,10 +58,11 @@ try:
                                  "--registry-ca-file", str(reg.ca_file), "--log-level", "info"])
     d.start()
     rtmr1 = d.tdx_info()["measurements"]["rtmr"][1]
+    mrtd = d.tdx_info()["measurements"]["mr_td"]
     secret = tmp / "secret.json"
     secret.write_text('{"bench": true}')
     b = Broker(tmp, ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1,
-                     "-d", image_id[7:], "--trust-sim-root", str(d.sim_root)])
+                     "-d", image_id[7:], "--mrtd", mrtd, "--trust-sim-root", str(d.sim_root)])
     reported, stamped = [], []
     for i in range(n):
         body = {"Name": f"bench-attest-{i}", "ImageInfo": {"ImageName": "reckey/conker-example-app:latest",

@@ -54,7 +54,10 @@ int main(int argc, char **argv)
         }
         if (!secret)
                 return 2;
-        r = broker_policy_from_flags(secret, zero96, zero64, false, &policy, &err);
+        r = broker_policy_from_flags(
+                &(struct broker_policy_flags){
+                        .secret_path = secret, .mrtd = zero96, .rtmr1 = zero96, .image_id = zero64},
+                &policy, &err);
         if (r >= 0) {
                 src = (struct broker_secret_source){.id = policy->secrets[0].id, .path = secret};
                 r = broker_secret_store_new(&src, 1, 0, &secrets, &err);

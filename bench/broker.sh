@@ -45,12 +45,13 @@ image="sha256:$(printf 'ab%.0s' $(seq 32))"
 mkdir -p "$work/state"
 sim=(--sim-dir "$work/sim" --sim-state-dir "$work/state")
 rtmr1=$("$bin/conker-broker-testclient" rtmr1 "${sim[@]}")
+mrtd=$("$bin/conker-broker-testclient" mrtd "${sim[@]}")
 echo '{"bench":"secret","value":"0123456789abcdef"}' >"$work/secret.json"
 workers=${BROKER_WORKERS:-8}
 
 pa=$(free_port)
 "$bin/conker-broker" -m -i 127.0.0.1 -p "$pa" -v tdx_ecdsa -a nullattester -s "$work/secret.json" \
-  -w "$rtmr1" -d "$image" --trust-sim-root "$work/sim/root-ca.pem" -l warn --workers "$workers" \
+  -w "$rtmr1" -d "$image" --mrtd "$mrtd" --trust-sim-root "$work/sim/root-ca.pem" -l warn --workers "$workers" \
   --audit-log "$work/audit.jsonl" --audit-fsync "${BROKER_AUDIT_FSYNC:-always}" \
   --cache-ttl "${BROKER_CACHE_TTL:-0}" --max-clients 1024 2>"$work/broker.log" &
 broker_pid=$!

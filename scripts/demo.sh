@@ -5,8 +5,9 @@
 #      the demo, htpasswd user/pass) as reckey/conker-example-app:latest;
 #   2. create a simulated TD and start conkerd on it (--tee sim), docker.io mirrored to that
 #      registry;
-#   3. read the TD's RTMR1 and the image ID, write secret.json and start conker-broker with the
-#      seed's flags (plus --trust-sim-root for the simulator's root, and an audit log);
+#   3. read the TD's MRTD and RTMR1 and the image ID, write secret.json and start conker-broker
+#      with the seed's flags plus --mrtd (plus --trust-sim-root for the simulator's root, and an
+#      audit log);
 #   4. POST the seed's request, print each task event as it arrives until Running;
 #   5. ask the app for its secret, DELETE the task, and tear everything down.
 #
@@ -170,9 +171,13 @@ curl -fsS -o /dev/null "$api/sw/api/v1/pub/health" || die "conkerd did not come 
 say "conkerd: $api (simulated TD $work/sim, log $work/conkerd.log)"
 
 # ---------------------------------------------------------------------------------------------
-step "The data owner: read the TD's RTMR1, write secret.json, start conker-broker"
-rtmr1=$("$conker" tdx info --json "${tee_args[@]}" | jq -r '.measurements.rtmr[1]')
+step "The data owner: read the TD's MRTD and RTMR1, write secret.json, start conker-broker"
+tdinfo=$("$conker" tdx info --json "${tee_args[@]}")
+rtmr1=$(jq -r '.measurements.rtmr[1]' <<<"$tdinfo")
+mrtd=$(jq -r '.measurements.mr_td' <<<"$tdinfo")
 [[ "$rtmr1" =~ ^[0-9a-f]{96}$ ]] || die "cannot read RTMR1 from the simulated TD"
+[[ "$mrtd" =~ ^[0-9a-f]{96}$ ]] || die "cannot read MRTD from the simulated TD"
+say "MRTD:  $mrtd (the firmware: an RTMR1 pin alone could be forged by the host's firmware)"
 say "RTMR1: $rtmr1"
 mkdir -p "$work/secret"
 printf '{"userId":"demo","apiKey":"conker-demo-%s","note":"released only to an attested TD"}\n' \
@@ -181,7 +186,7 @@ chmod 0400 "$work/secret/secret.json"
 say "secret.json: $(cat "$work/secret/secret.json")"
 bport=$(free_port 3333)
 broker_args=(-m -i 127.0.0.1 -p "$bport" -v tdx_ecdsa -a nullattester -s "$work/secret/secret.json"
-        -w "$rtmr1" -d "${image_id#sha256:}" --trust-sim-root "$work/sim/root-ca.pem"
+        -w "$rtmr1" -d "${image_id#sha256:}" --mrtd "$mrtd" --trust-sim-root "$work/sim/root-ca.pem"
         --audit-log "$work/audit.jsonl" --fingerprint-file "$work/broker.fingerprint")
 say "conker-broker ${broker_args[*]}"
 "$broker" "${broker_args[@]}" >"$work/broker.log" 2>&1 &
@@ -247,7 +252,7 @@ fi
 say "RTMR3 log of the TD (what the broker replayed):"
 jq -c . "$work/sim-state/rtmr3.log" | sed 's/^/     /'
 say "broker audit log:"
-jq -c '{time, decision, reason, appId, secretId, tcbStatus, simulated} | with_entries(select(.value != null))' "$work/audit.jsonl" |
+jq -c '{time, decision, reason, appId, secretId, pinned, taskConfigDigest, tcbStatus, simulated} | with_entries(select(.value != null))' "$work/audit.jsonl" |
         sed 's/^/     /'
 
 # ---------------------------------------------------------------------------------------------

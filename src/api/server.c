@@ -351,7 +351,9 @@ static int tls_setup(struct api_server *s, struct ck_error **reterr)
                 return ck_ssl_error(reterr, -ENOMEM, "TLS context");
         s->ssl_ctx = ctx;
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+        /* CLEANSE_PLAINTEXT: OpenSSL wipes its copies of the records (tokens, registry passwords). */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                         SSL_OP_CLEANSE_PLAINTEXT);
         if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "cannot load tls-cert %s", s->cfg.tls_cert);
         if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)

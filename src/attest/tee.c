@@ -166,7 +166,28 @@ int attest_tee_rt_log_read(struct attest_tee *t, uint8_t **ret, size_t *ret_len,
         return attest_tee_rt_log_lock_read(t, &fd, ret, ret_len, reterr);
 }
 
-int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr)
+static bool rt_log_has_event(const struct attest_rt_log *log, const char *name, const char *payload)
+{
+        for (size_t i = 0; i < log->n; i++)
+                if (strcmp(log->events[i].name, name) == 0 && strcmp(log->events[i].payload, payload) == 0)
+                        return true;
+        return false;
+}
+
+static int rt_log_full_error(const struct attest_tee *t, struct ck_error **reterr)
+{
+        return ck_error_set(reterr, -ENOSPC,
+                            "the RTMR3 event log %s is full (at most %u events and %u bytes): this TD "
+                            "cannot measure another task until it reboots",
+                            t->rt_log_path, ATTEST_RT_LOG_MAX_EVENTS, ATTEST_RT_LOG_MAX);
+}
+
+/* The one measuring path. With once, an event whose name and payload are already in the log is
+ * not extended again (ret_added false): RTMR3 and its log then grow with the number of distinct
+ * events, not with the number of tasks. The check runs under the same exclusive lock as the
+ * extension, so two measurers of one event cannot both extend it. */
+static int rt_measure(struct attest_tee *t, const char *name, const char *payload, bool once,
+                      bool *ret_added, struct ck_error **reterr)
 {
         _cleanup_(attest_rt_log_clear) struct attest_rt_log log = {0};
         _cleanup_free_ uint8_t *data = NULL;
@@ -191,13 +212,12 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
         r = rt_log_open_read(t, LOCK_EX, &fd, &m, &data, &len, reterr);
         if (r < 0)
                 return r;
-        /* The log must explain RTMR3 before we add to both; otherwise the new event would be
-         * recorded in a log that can never replay (someone extended RTMR3 without logging). */
+        /* The log must explain RTMR3 before we add to both (or rely on it for deduplication);
+         * otherwise the new event would be recorded in a log that can never replay (someone
+         * extended RTMR3 without logging). */
         r = attest_rt_log_parse(data, len, &log, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "%s", t->rt_log_path);
-        if (log.n >= ATTEST_RT_LOG_MAX_EVENTS || len + strlen(line) > ATTEST_RT_LOG_MAX)
-                return ck_error_set(reterr, -E2BIG, "RTMR3 log %s is full", t->rt_log_path);
         r = attest_rt_log_replay(&log, replayed);
         if (r < 0)
                 return ck_error_set(reterr, r, "cannot replay the RTMR3 log");
@@ -207,6 +227,13 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
                         "RTMR3 does not match its event log %s (RTMR3 was extended without logging, "
                         "or the log was lost); only a reboot of the TD can repair this",
                         t->rt_log_path);
+        if (once && rt_log_has_event(&log, name, payload)) {
+                if (ret_added)
+                        *ret_added = false;
+                return 0;
+        }
+        if (log.n >= ATTEST_RT_LOG_MAX_EVENTS || len + strlen(line) > ATTEST_RT_LOG_MAX)
+                return rt_log_full_error(t, reterr);
 
         r = attest_tee_extend(t, 3, digest, reterr);
         if (r < 0)
@@ -220,6 +247,40 @@ int attest_tee_measure(struct attest_tee *t, const char *name, const char *paylo
                 return ck_error_errno(reterr, r,
                                       "RTMR3 was extended but the event could not be appended to %s",
                                       t->rt_log_path);
+        if (ret_added)
+                *ret_added = true;
+        return 0;
+}
+
+int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload, struct ck_error **reterr)
+{
+        return rt_measure(t, name, payload, false, NULL, reterr);
+}
+
+int attest_tee_measure_once(struct attest_tee *t, const char *name, const char *payload, bool *ret_added,
+                            struct ck_error **reterr)
+{
+        return rt_measure(t, name, payload, true, ret_added, reterr);
+}
+
+int attest_tee_rt_log_check_room(struct attest_tee *t, size_t n_events, size_t n_bytes,
+                                 struct ck_error **reterr)
+{
+        _cleanup_(attest_rt_log_clear) struct attest_rt_log log = {0};
+        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_close_ int fd = -1;
+        struct attest_measurements m;
+        size_t len = 0;
+        int r;
+
+        r = rt_log_open_read(t, LOCK_SH, &fd, &m, &data, &len, reterr);
+        if (r < 0)
+                return r;
+        r = attest_rt_log_parse(data, len, &log, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "%s", t->rt_log_path);
+        if (n_events > ATTEST_RT_LOG_MAX_EVENTS - log.n || n_bytes > ATTEST_RT_LOG_MAX - len)
+                return rt_log_full_error(t, reterr);
         return 0;
 }
 

@@ -6,6 +6,7 @@
  * otherwise fails, naming --tee sim: a simulated TEE is never chosen silently. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,16 @@ int attest_tee_measurements(struct attest_tee *t, struct attest_measurements *re
  * lock on the log so that concurrent measurers cannot interleave. */
 int attest_tee_measure(struct attest_tee *t, const char *name, const char *payload,
                        struct ck_error **reterr);
+/* The same, except that an event whose name and payload are already in the log (since boot) is
+ * not extended again: *ret_added (may be NULL) says whether it was. This keeps RTMR3's log one
+ * event per distinct measurement however many tasks repeat it. A full log is -ENOSPC with a
+ * message that says the TD must reboot; a log that does not replay to RTMR3 is -EUCLEAN. */
+int attest_tee_measure_once(struct attest_tee *t, const char *name, const char *payload, bool *ret_added,
+                            struct ck_error **reterr);
+/* 0 when the log can still take n_events more events of n_bytes in all; -ENOSPC (the log is full
+ * until the TD reboots) otherwise. For refusing work early; the measure itself checks again. */
+int attest_tee_rt_log_check_room(struct attest_tee *t, size_t n_events, size_t n_bytes,
+                                 struct ck_error **reterr);
 /* The runtime log path in use and its current content (empty when nothing was measured yet;
  * malloc'd, at most ATTEST_RT_LOG_MAX bytes). */
 const char *attest_tee_rt_log_path(const struct attest_tee *t);

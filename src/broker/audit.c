@@ -137,6 +137,15 @@ char *broker_audit_format(const struct broker_audit_entry *e)
         if (e->secret_id)
                 json_object_set_new(o, "secretId", json_string(e->secret_id));
         if (e->result) {
+                json_t *pinned = json_array();
+                for (unsigned b = 0; pinned && broker_pin_name(b); b++)
+                        if (e->pinned & (1u << b))
+                                json_array_append_new(pinned, json_string(broker_pin_name(b)));
+                json_object_set_new(o, "pinned", pinned);
+        }
+        if (e->task_config_digest && *e->task_config_digest)
+                json_object_set_new(o, "taskConfigDigest", json_string(e->task_config_digest));
+        if (e->result) {
                 const struct attest_result *r = e->result;
                 static const char *const rtmr_keys[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
 

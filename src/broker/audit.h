@@ -1,8 +1,10 @@
 /* The broker's audit log: one JSON line per release or refusal, append-only.
  *
- * Each line: {"time","peer","decision":"release"|"refuse","reason","secretId","tee","simulated",
- * "tcbStatus","tcbEvaluationNumber","fmspc","mrtd","rtmr0".."rtmr3","appId"} (fields the
- * broker did not learn, e.g. measurements of a quote that did not verify, are omitted). The
+ * Each line: {"time","peer","decision":"release"|"refuse","reason","secretId","pinned",
+ * "taskConfigDigest","tee","simulated","tcbStatus","tcbEvaluationNumber","fmspc","mrtd",
+ * "rtmr0".."rtmr3","appId"} (fields the broker did not learn, e.g. measurements of a quote that
+ * did not verify, are omitted). "pinned" lists what the deciding rule pinned (policy.h
+ * broker_pin_name(): "mrtd", "rtmr1", "image", ...), so a reader sees how strong a release was. The
  * secret itself never appears. The file is opened O_APPEND and every line is one write(), so
  * concurrent writers and readers never see interleaved or partial lines.
  *
@@ -40,6 +42,8 @@ struct broker_audit_entry {
         const struct attest_result *result; /* may be NULL (nothing verified) */
         const uint8_t *app_id;              /* may be NULL */
         size_t app_id_len;
+        unsigned pinned;                /* BROKER_PIN_* bits; written when result is set */
+        const char *task_config_digest; /* "sha256:<hex>"; NULL or "" when none */
 };
 
 /* Opens (creating with mode 0600, parent directories 0700) path for appending. */

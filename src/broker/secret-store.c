@@ -4,7 +4,11 @@
  * Directories are watched rather than files: an editor or a deployment tool that writes a new
  * file and renames it over the old one replaces the inode, and a watch on the old inode would
  * go quiet. Any relevant event in a directory reloads the secrets that live there; a value that
- * did not change is not reported. */
+ * did not change is not reported.
+ *
+ * Deleting a secret's file is how an owner revokes it: a reload that finds no file (ENOENT,
+ * also when the directory itself was removed) drops the value at once. A file that is present
+ * but bad is a mistake in an update, not a revocation: the last good value stays. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -12,6 +16,7 @@
 #include <stdint.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -26,7 +31,9 @@ struct store_entry {
         char *id;
         char *path;
         int wd;
-        struct ck_secret *value;
+        struct ck_secret *value; /* NULL: revoked */
+        uint64_t reload_failures;
+        char last_error[256];
 };
 
 struct broker_secret_store {
@@ -37,7 +44,9 @@ struct broker_secret_store {
         size_t n;
 };
 
-#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_ONLYDIR)
+#define WATCH_MASK                                                                                          \
+        (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF |            \
+         IN_MOVE_SELF | IN_ONLYDIR)
 
 int broker_secret_validate(const uint8_t *buf, size_t len, size_t max, struct ck_error **reterr)
 {
@@ -171,12 +180,31 @@ static int entry_reload(struct broker_secret_store *s, size_t i)
         int rc;
 
         rc = secret_load(e->path, s->max, &n, &err);
+        if (rc == -ENOENT || rc == -ENOTDIR) {
+                /* The file is gone: the owner revoked the secret. */
+                pthread_mutex_lock(&s->lock);
+                old = TAKE_PTR(e->value);
+                snprintf(e->last_error, sizeof(e->last_error), "%s", ck_error_message(err, rc));
+                pthread_mutex_unlock(&s->lock);
+                if (!old)
+                        return 0;
+                ck_secret_free(old);
+                log_warn("secret \"%s\": %s is gone: revoked, nothing is released until it is back", e->id,
+                         e->path);
+                return 1;
+        }
         if (rc < 0) {
-                log_warn("secret \"%s\": keeping the last good value: %s", e->id, ck_error_message(err, rc));
+                pthread_mutex_lock(&s->lock);
+                e->reload_failures++;
+                snprintf(e->last_error, sizeof(e->last_error), "%s", ck_error_message(err, rc));
+                pthread_mutex_unlock(&s->lock);
+                log_error("secret \"%s\": %s: keeping the last good value: %s", e->id, e->path,
+                          ck_error_message(err, rc));
                 ck_metrics_inc("conker_broker_secret_reload_failures_total", e->id, NULL);
                 return 0;
         }
         pthread_mutex_lock(&s->lock);
+        e->last_error[0] = 0;
         if (e->value && ck_secret_equal(e->value, n->data, n->len)) {
                 pthread_mutex_unlock(&s->lock);
                 ck_secret_free(n);
@@ -243,7 +271,11 @@ int broker_secret_store_get(struct broker_secret_store *s, const char *id, struc
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->n; i++)
                 if (strcmp(s->e[i].id, id) == 0) {
-                        copy = s->e[i].value ? ck_secret_new(s->e[i].value->data, s->e[i].value->len) : NULL;
+                        if (!s->e[i].value) {
+                                rc = -EKEYREVOKED;
+                                break;
+                        }
+                        copy = ck_secret_new(s->e[i].value->data, s->e[i].value->len);
                         rc = copy ? 0 : -ENOMEM;
                         break;
                 }
@@ -252,4 +284,22 @@ int broker_secret_store_get(struct broker_secret_store *s, const char *id, struc
                 return rc;
         *ret = copy;
         return 0;
+}
+
+int broker_secret_store_status(struct broker_secret_store *s, const char *id,
+                               struct broker_secret_status *ret)
+{
+        int rc = -ENOENT;
+
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->e[i].id, id) == 0) {
+                        *ret = (struct broker_secret_status){.revoked = !s->e[i].value,
+                                                             .reload_failures = s->e[i].reload_failures};
+                        memcpy(ret->last_error, s->e[i].last_error, sizeof(ret->last_error));
+                        rc = 0;
+                        break;
+                }
+        pthread_mutex_unlock(&s->lock);
+        return rc;
 }

@@ -319,8 +319,12 @@ static void peer_name(int fd, char *buf, size_t len)
 static void audit(struct broker_server *s, const char *peer, const struct broker_decision *d,
                   const struct broker_attested *a, int *ret_rc)
 {
-        struct broker_audit_entry e = {
-                .peer = peer, .release = d->allow, .reason = d->reason, .secret_id = d->secret_id};
+        struct broker_audit_entry e = {.peer = peer,
+                                       .release = d->allow,
+                                       .reason = d->reason,
+                                       .secret_id = d->secret_id,
+                                       .pinned = d->pinned,
+                                       .task_config_digest = d->task_config_digest};
         int rc;
 
         clock_gettime(CLOCK_REALTIME, &e.time);
@@ -355,6 +359,7 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_secret_ struct ck_secret *secret = NULL;
         _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+        _cleanup_(attest_rt_log_clear) struct attest_rt_log log = {0};
         struct broker_decision d = {0};
         const char *reason = NULL;
         X509 *cert = SSL_get0_peer_certificate(ssl);
@@ -383,10 +388,18 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                 if (rc < 0) {
                         log_warn("%s: attestation failed (%s): %s", peer, reason, ck_error_message(err, rc));
                         d.reason = reason;
+                } else if (a.rtmr3_log &&
+                           attest_rt_log_parse(a.rtmr3_log, a.rtmr3_log_len, &log, &err) < 0) {
+                        /* Cannot happen: the verifier parsed and replayed it. */
+                        log_warn("%s: RTMR3 log: %s", peer, ck_error_message(err, -EBADMSG));
+                        d.reason = "binding_invalid";
                 } else {
                         struct broker_evidence ev = {.result = &a.result,
                                                      .app_id = a.has_app_id ? a.app_id : NULL,
-                                                     .app_id_len = a.app_id_len};
+                                                     .app_id_len = a.app_id_len,
+                                                     .rtmr3_log = a.rtmr3_log ? &log : NULL,
+                                                     .task_config = a.task_config,
+                                                     .task_config_len = a.task_config_len};
                         have_evidence = true;
                         broker_policy_decide(s->cfg.policy, &ev, &d);
                 }
@@ -396,9 +409,11 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
         if (d.allow) {
                 rc = broker_secret_store_get(s->cfg.secrets, d.secret_id, &secret);
                 if (rc < 0) {
-                        d = (struct broker_decision){.reason = "secret_unavailable"};
+                        /* A deleted secret file is a revocation (secret-store.h). */
+                        d = (struct broker_decision){.reason = rc == -EKEYREVOKED ? "secret_revoked"
+                                                                                  : "secret_unavailable"};
                         audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
-                        respond_error(ssl, fd, 503, "Service Unavailable", "secret_unavailable", deadline);
+                        respond_error(ssl, fd, 503, "Service Unavailable", d.reason, deadline);
                         return;
                 }
         }

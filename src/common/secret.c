@@ -1,31 +1,72 @@
-/* Wiped-on-free secret buffers. */
+/* Wiped-on-free secret buffers, in locked pages of their own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "error.h"
+#include "log.h"
 #include "secret.h"
+
+/* Each secret has pages of its own (mmap), so that locking and unlocking them never touches
+ * anything else: mlock'd so that they are never written to swap, and MADV_DONTDUMP so that a
+ * core dump leaves them out. A process without CAP_IPC_LOCK has RLIMIT_MEMLOCK (often 64 KiB or
+ * 8 MiB); past it the secret stays usable but unlocked, and this is said once. */
+static size_t secret_map_size(size_t len)
+{
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t n = offsetof(struct ck_secret, data) + len + 1;
+
+        return (n + page - 1) / page * page;
+}
+
+static struct ck_secret *secret_alloc(size_t len)
+{
+        static atomic_bool warned;
+        struct ck_secret *s;
+        size_t size;
+        void *p;
+
+        if (len > CK_SECRET_MAX)
+                return NULL;
+        size = secret_map_size(len);
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+        (void)madvise(p, size, MADV_DONTDUMP);
+        if (mlock(p, size) < 0 && !atomic_exchange(&warned, true))
+                log_warn("cannot lock secret memory (%s; RLIMIT_MEMLOCK or CAP_IPC_LOCK): secrets may be "
+                         "swapped",
+                         strerror(errno));
+        s = p;
+        s->len = len;
+        s->data[len] = 0;
+        return s;
+}
+
+struct ck_secret *ck_secret_alloc(size_t len)
+{
+        /* Anonymous pages are zero already. */
+        return secret_alloc(len);
+}
 
 struct ck_secret *ck_secret_new(const void *data, size_t len)
 {
-        struct ck_secret *s;
+        struct ck_secret *s = secret_alloc(len);
 
-        if (len > SIZE_MAX - sizeof(*s) - 1)
-                return NULL;
-        s = malloc(sizeof(*s) + len + 1);
         if (!s)
                 return NULL;
-        s->len = len;
         if (len)
                 memcpy(s->data, data, len);
-        s->data[len] = 0;
         return s;
 }
 
@@ -35,11 +76,9 @@ int ck_secret_random(size_t len, struct ck_secret **ret)
 
         if (len > 1024 * 1024)
                 return -E2BIG;
-        s = malloc(sizeof(*s) + len + 1);
+        s = secret_alloc(len);
         if (!s)
                 return -ENOMEM;
-        s->len = len;
-        s->data[len] = 0;
         if (RAND_bytes(s->data, (int)len) != 1) {
                 ck_secret_free(s);
                 return -EIO;
@@ -57,10 +96,14 @@ bool ck_secret_equal(const struct ck_secret *a, const void *b, size_t blen)
 
 void ck_secret_free(struct ck_secret *s)
 {
+        size_t size;
+
         if (!s)
                 return;
-        OPENSSL_cleanse(s, sizeof(*s) + s->len + 1);
-        free(s);
+        size = secret_map_size(s->len);
+        OPENSSL_cleanse(s, size);
+        /* munmap releases the lock with the pages. */
+        (void)munmap(s, size);
 }
 
 void ck_secret_str_free(char *s)

@@ -1,7 +1,10 @@
 /* Secret bytes: keys, tokens, passwords and released secrets.
  *
  * A ck_secret is wiped with OPENSSL_cleanse before it is freed and has no printing helper on
- * purpose. Compare with ck_secret_equal(), which is constant-time. */
+ * purpose. Compare with ck_secret_equal(), which is constant-time. Its bytes live in pages of
+ * their own, locked in memory (never swapped, where RLIMIT_MEMLOCK or CAP_IPC_LOCK allows; a
+ * warning is logged once otherwise) and left out of core dumps; so a secret costs at least a
+ * page. Only ck_secret_new/ck_secret_random make one and only ck_secret_free frees it. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,11 +13,17 @@
 
 #include "cleanup.h"
 
+/* Largest secret (a released secret is at most 1 MiB; this leaves room). */
+#define CK_SECRET_MAX (16u << 20)
+
 struct ck_secret {
         size_t len;
         uint8_t data[]; /* NUL-terminated (not counted in len) for text secrets */
 };
 
+/* A new secret of len zero bytes (NUL-terminated), for callers that fill it in place; NULL on
+ * OOM or when len > CK_SECRET_MAX. Never allocate a struct ck_secret any other way. */
+struct ck_secret *ck_secret_alloc(size_t len);
 /* Copies len bytes into a new secret; NULL on OOM. */
 struct ck_secret *ck_secret_new(const void *data, size_t len);
 /* len random bytes from the OpenSSL DRBG. */

@@ -1,9 +1,10 @@
 /* conker-broker: releases a JSON secret only to TDs whose RA-TLS evidence verifies and whose
- * measurements and image match the policy.
+ * measurements, image and task configuration match the policy.
  *
- * The seed's command line works as it did:
+ * The seed's command line works with one more flag, the MRTD pin (an RTMR1 pin alone can be
+ * forged by the host-supplied firmware, so it is refused with a line naming the fix):
  *   conker-broker -m -i 0.0.0.0 -p 3333 -v tdx_ecdsa -a nullattester -s /secret/secret.json \
- *                 -w <RTMR1 hex> -d <image id>
+ *                 -w <RTMR1 hex> -d <image id> --mrtd <MRTD hex>
  * Everything else (policy file, collateral, limits) is a long option; see --help. */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +44,11 @@ struct options {
         const char *address;
         uint16_t port;
         const char *secret_path;
-        const char *rtmr1;
+        const char *mrtd, *rtmr0, *rtmr1, *rtmr2;
+        const char *reference_values;
+        bool firmware_any;
         const char *image_id;
+        const char *image_allowlist;
         const char *policy_path;
         const char *collateral;
         const char *trust_sim_root;
@@ -147,6 +151,19 @@ static int set_audit_fsync(struct options *o, const char *v)
         return 0;
 }
 
+static int set_firmware(struct options *o, const char *v)
+{
+        if (strcmp(v, "any") != 0) {
+                fprintf(stderr,
+                        "conker-broker: --firmware %s: the only value is \"any\" (pin a firmware with "
+                        "--mrtd)\n",
+                        v);
+                return -EINVAL;
+        }
+        o->firmware_any = true;
+        return 0;
+}
+
 static int set_log_json(struct options *o, const char *v)
 {
         ck_log_set_json(1);
@@ -233,7 +250,8 @@ static const struct broker_option OPTIONS[] = {
         {.name = "image-id",
          .short_name = 'd',
          .arg = "ID",
-         .help = "the image ID the secret is for (sha256:<hex> or <hex>)",
+         .help = "the image ID the secret is for (sha256:<hex> or <hex>);\nwithout -d: any image in the "
+                 "TD's RTMR3 log",
          STR(image_id)},
         {.name = "log-level",
          .short_name = 'l',
@@ -246,6 +264,30 @@ static const struct broker_option OPTIONS[] = {
          .arg = "FILE",
          .help = "JSON policy with several secrets and rules (instead of -s/-w/-d)",
          STR(policy_path)},
+        {.name = "mrtd",
+         .arg = "HEX",
+         .help = "the client TD's MRTD (its firmware), exactly 96 hex digits",
+         STR(mrtd)},
+        {.name = "rtmr0",
+         .arg = "HEX",
+         .help = "the client TD's RTMR[0], exactly 96 hex digits",
+         STR(rtmr0)},
+        {.name = "rtmr2",
+         .arg = "HEX",
+         .help = "the client TD's RTMR[2], exactly 96 hex digits",
+         STR(rtmr2)},
+        {.name = "reference-values",
+         .arg = "FILE",
+         .help = "pin the MRTD and RTMR0-2 of a reference-values JSON file",
+         STR(reference_values)},
+        {.name = "firmware",
+         .arg = "any",
+         .help = "accept any firmware (no MRTD pin): the host supplies it",
+         CALL(set_firmware)},
+        {.name = "image-allowlist",
+         .arg = "IDS",
+         .help = "refuse a TD whose RTMR3 log holds an image outside these\n(comma-separated image IDs)",
+         STR(image_allowlist)},
         {.name = "collateral",
          .arg = "FILE|URL",
          .help = "DCAP collateral: a dcap-qvl JSON file or a PCS/PCCS base URL\n(default " DEFAULT_PCS_URL
@@ -332,7 +374,10 @@ static void usage(FILE *f)
                         n = fprintf(f, "      --%s", d->name);
                 if (d->arg)
                         n += fprintf(f, " %s", d->arg);
-                fprintf(f, "%*s", n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+                if (n < HELP_COLUMN)
+                        fprintf(f, "%*s", HELP_COLUMN - n, "");
+                else /* a long option: its text starts on the next line */
+                        fprintf(f, "\n%*s", HELP_COLUMN, "");
                 /* Continuation lines of the help text line up under its first line. */
                 for (h = d->help; *h;) {
                         size_t len = strcspn(h, "\n");
@@ -448,8 +493,11 @@ static int parse_options(int argc, char **argv, struct options *o)
                 fprintf(stderr, "conker-broker: --cert and --key go together\n");
                 return -EINVAL;
         }
-        if (o->policy_path && (o->secret_path || o->rtmr1 || o->image_id)) {
-                fprintf(stderr, "conker-broker: --policy replaces -s/-w/-d; give one or the other\n");
+        if (o->policy_path &&
+            (o->secret_path || o->mrtd || o->rtmr0 || o->rtmr1 || o->rtmr2 || o->reference_values ||
+             o->firmware_any || o->image_id || o->image_allowlist)) {
+                fprintf(stderr, "conker-broker: --policy replaces -s/-w/-d/--mrtd/--rtmr0/--rtmr2/"
+                                "--reference-values/--firmware/--image-allowlist; give one or the other\n");
                 return -EINVAL;
         }
         return 0;
@@ -507,14 +555,33 @@ int main(int argc, char **argv)
         if (!o.mutual)
                 log_info("mutual TLS is always on (-m): clients attest with their RA-TLS certificates");
 
-        /* Policy: every malformed value stops the broker here. */
+        /* Policy: every malformed value, and a rule that leaves the firmware open without saying
+         * so, stops the broker here with one line. */
         if (o.policy_path)
                 rc = broker_policy_load_file(o.policy_path, o.trust_sim_root != NULL, &policy, &err);
         else
-                rc = broker_policy_from_flags(o.secret_path, o.rtmr1, o.image_id, o.trust_sim_root != NULL,
-                                              &policy, &err);
-        if (rc < 0)
-                return fail(rc, err);
+                rc = broker_policy_from_flags(
+                        &(struct broker_policy_flags){.secret_path = o.secret_path,
+                                                      .mrtd = o.mrtd,
+                                                      .rtmr0 = o.rtmr0,
+                                                      .rtmr1 = o.rtmr1,
+                                                      .rtmr2 = o.rtmr2,
+                                                      .reference_values = o.reference_values,
+                                                      .firmware_any = o.firmware_any,
+                                                      .image_id = o.image_id,
+                                                      .image_allowlist = o.image_allowlist,
+                                                      .allow_simulated = o.trust_sim_root != NULL},
+                        &policy, &err);
+        if (rc < 0) {
+                fprintf(stderr, "conker-broker: %s\n", ck_error_message(err, rc));
+                return 2;
+        }
+        if (!o.policy_path && !o.image_id)
+                log_warn("no -d: the secret is released to a TD running any image, as long as the image "
+                         "and its task-config are in the TD's RTMR3 log (add -d <image id> to pin one)");
+        if (o.firmware_any)
+                log_warn("--firmware any: the MRTD is not pinned; the host supplies the firmware, which "
+                         "can extend RTMR0-2 as it likes");
 
         /* Trust root and collateral. */
         if (o.trust_sim_root) {

@@ -153,6 +153,12 @@ static const struct cfg_key keys[] = {
          "Extra PEM trust anchors for registries; empty uses the system store."},
         {"stop-timeout", CFG_UINT, "10", 0, 3600, NULL, NULL, OFF(stop_timeout),
          "Seconds between SIGTERM and SIGKILL when a container is stopped."},
+        {"container-pids-limit", CFG_UINT, "4096", 0, 4194304, NULL, NULL, OFF(container_pids_limit),
+         "Most processes and threads one container may have (its pids cgroup); 0: no limit. A fork bomb "
+         "stops there instead of exhausting the TD."},
+        {"container-memory-limit", CFG_SIZE, "0", 0, 16ull << 40, NULL, NULL, OFF(container_memory_limit),
+         "Memory one container may use (its memory cgroup; at least 16M when set); 0: no limit. Set it "
+         "below the TD's memory so that one container cannot exhaust the TD."},
         {"bridge", CFG_STRING, "conker0", 0, 0, NULL, check_name, OFF(bridge),
          "Bridge the containers' veth pairs attach to."},
         {"subnet", CFG_STRING, "10.88.0.0/16", 0, 0, NULL, check_range, OFF(subnet),
@@ -454,6 +460,10 @@ int conkerd_config_check(const struct conkerd_config *c, struct ck_error **reter
                 return ck_error_set(reterr, -EINVAL, "tls-cert and tls-key must be set together");
         if (*c->tls_client_ca && !*c->tls_cert)
                 return ck_error_set(reterr, -EINVAL, "tls-client-ca needs tls-cert and tls-key");
+        if (c->container_memory_limit && c->container_memory_limit < (16u << 20))
+                return ck_error_set(reterr, -EINVAL,
+                                    "container-memory-limit must be 0 (no limit) or at least 16M, not %llu",
+                                    (unsigned long long)c->container_memory_limit);
         return 0;
 }
 

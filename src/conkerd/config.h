@@ -62,6 +62,8 @@ struct conkerd_config {
         struct conkerd_list insecure_registries;
         char *registry_ca_file;
         uint64_t stop_timeout;
+        uint64_t container_pids_limit;   /* 0: none */
+        uint64_t container_memory_limit; /* bytes, 0: none */
         char *bridge;
         char *subnet;
         char *nft_table;

@@ -178,6 +178,8 @@ static int run(struct conkerd_config *c)
                 .netns_dir = c->netns_dir,
                 .netns_prefix = c->netns_prefix,
                 .stop_timeout_s = (unsigned)c->stop_timeout,
+                .container_pids_limit = c->container_pids_limit,
+                .container_memory_limit = c->container_memory_limit,
                 .log_max_bytes = c->log_max_bytes,
                 .log_max_files = (unsigned)c->log_max_files,
                 .volume_backing_size = c->volume_backing_size,
@@ -206,6 +208,8 @@ static int run(struct conkerd_config *c)
                 .max_request_size = c->max_body_size,
                 .tee = tee,
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
+                .container_pids_limit = c->container_pids_limit,
+                .container_memory_limit = c->container_memory_limit,
                 .kms_allow_unpinned = c->kms_allow_unpinned,
                 .kms_broker_attestation = broker_attested ? &broker_policy : NULL,
         };

@@ -306,15 +306,7 @@ int registry_token_parse(const uint8_t *buf, size_t len, struct ck_secret **ret_
 /* An uninitialised secret of len bytes (NUL-terminated). */
 static struct ck_secret *secret_alloc(size_t len)
 {
-        struct ck_secret *s;
-
-        if (len > SIZE_MAX - sizeof(*s) - 1)
-                return NULL;
-        s = calloc(1, sizeof(*s) + len + 1);
-        if (!s)
-                return NULL;
-        s->len = len;
-        return s;
+        return ck_secret_alloc(len);
 }
 
 int registry_basic_credentials(const char *user, const struct ck_secret *password, struct ck_secret **ret,

@@ -820,10 +820,9 @@ static struct ck_secret *authz_line(const char *prefix, const struct ck_secret *
         if (cred->len > SIZE_MAX / 2)
                 return NULL;
         n = hl + pl + cred->len;
-        line = malloc(sizeof(*line) + n + 1);
+        line = ck_secret_alloc(n);
         if (!line)
                 return NULL;
-        line->len = n;
         memcpy(line->data, head, hl);
         memcpy(line->data + hl, prefix, pl);
         memcpy(line->data + hl + pl, cred->data, cred->len);

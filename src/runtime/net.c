@@ -210,6 +210,16 @@ int net_nft_script(const struct net_config *cfg, const struct net_subnet *sn, co
                 "\t\toifname \"%s\" ct status dnat accept\n"
                 "\t\toifname \"%s\" drop\n\t}\n",
                 br, br, br, br, br);
+        /* route_localnet on the bridge (needed for 127.0.0.1:<published>) also stops the kernel
+         * from treating a packet from the bridge to 127.0.0.0/8 as martian: a container that
+         * sends one (a raw socket, or a route of its own) would reach services the TD binds to
+         * loopback (CVE-2020-8558). Only what our own DNAT rewrote may arrive: the replies of
+         * host connections to 127.0.0.1:<published> (de-masqueraded back to 127.0.0.1). */
+        r |= ck_buf_printf(&b,
+                           "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+                           "\t\tiifname \"%s\" ip daddr 127.0.0.0/8 ct status dnat accept\n"
+                           "\t\tiifname \"%s\" ip daddr 127.0.0.0/8 drop\n\t}\n",
+                           br, br);
         /* Packets from outside addressed straight to a container (not to a published port) never
          * reach it, whatever the forward policy of other tables. */
         r |= ck_buf_printf(

@@ -39,6 +39,7 @@ struct runtime {
         struct net_config net;
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
+        uint64_t pids_limit, memory_limit;
 };
 
 static bool id_valid(const char *id)
@@ -221,6 +222,8 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         if (!rt->shims_dir || !rt->runc_root || !rt->net_dir)
                 return -ENOMEM;
         rt->stop_timeout_s = cfg->stop_timeout_s ? cfg->stop_timeout_s : 10;
+        rt->pids_limit = cfg->pids_limit;
+        rt->memory_limit = cfg->memory_limit;
         rt->log_max_bytes = cfg->log_max_bytes ? cfg->log_max_bytes : 20u << 20;
         rt->log_max_files = cfg->log_max_files ? cfg->log_max_files : 5;
         rt->start_timeout_s = cfg->start_timeout_s ? cfg->start_timeout_s : 120;
@@ -276,8 +279,12 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
         _cleanup_close_ int rootfd = open(spec->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_json_ json_t *cfg = NULL;
         _cleanup_free_ char *txt = NULL, *cgpath = NULL;
-        struct spec_input in = {
-                .spec = spec, .bundle_dir = bundle, .netns_path = netns_path, .oom_score_adj = 0};
+        struct spec_input in = {.spec = spec,
+                                .bundle_dir = bundle,
+                                .netns_path = netns_path,
+                                .oom_score_adj = 0,
+                                .pids_limit = rt->pids_limit,
+                                .memory_limit = rt->memory_limit};
         int r;
 
         if (rootfd < 0)

@@ -29,6 +29,9 @@ struct runtime_config {
         const char *netns_prefix; /* default "conker-": <netns_dir>/<prefix><id[0..12)> */
         const char *resolv_conf;  /* host resolver file, default /etc/resolv.conf */
         unsigned start_timeout_s; /* shim start (runc create + start), default 120 */
+        /* Limits of every container (linux.resources), 0: none. */
+        uint64_t pids_limit;   /* processes and threads */
+        uint64_t memory_limit; /* bytes */
 };
 
 struct runtime_port {

@@ -684,6 +684,24 @@ fail:
         return NULL;
 }
 
+/* Docker sets neither by default; here one container must not be able to exhaust the TD that
+ * holds every other container's secrets (a fork bomb, a leak), so conkerd's config gives both a
+ * default (container-pids-limit, container-memory-limit). */
+static int add_resource_limits(json_t *resources, const struct spec_input *in)
+{
+        if (in->pids_limit > INT64_MAX || in->memory_limit > INT64_MAX)
+                return -ERANGE;
+        if (in->pids_limit &&
+            json_object_set_new(resources, "pids", json_pack("{s:I}", "limit", (json_int_t)in->pids_limit)) <
+                    0)
+                return -ENOMEM;
+        if (in->memory_limit &&
+            json_object_set_new(resources, "memory",
+                                json_pack("{s:I}", "limit", (json_int_t)in->memory_limit)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 int spec_build(const struct spec_input *in, int rootfd, json_t **ret, struct ck_error **reterr)
 {
         const struct runtime_spec *s = in->spec;
@@ -758,6 +776,9 @@ int spec_build(const struct spec_input *in, int rootfd, json_t **ret, struct ck_
         if (in->cgroups_path &&
             json_object_set_new(linux_, "cgroupsPath", json_string(in->cgroups_path)) < 0)
                 return -ENOMEM;
+        r = add_resource_limits(json_object_get(linux_, "resources"), in);
+        if (r < 0)
+                return r;
 
         spec = json_pack("{s:s,s:O,s:O,s:s,s:O,s:o,s:O}", "ociVersion", "1.0.2", "process", process, "root",
                          root, "hostname", hostname, "mounts", mounts, "annotations", build_annotations(img),

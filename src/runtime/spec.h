@@ -24,6 +24,8 @@ struct spec_input {
         const char *netns_path;   /* NULL: no network namespace join (new one) */
         const char *cgroups_path; /* NULL: runc's default */
         int oom_score_adj;
+        uint64_t pids_limit;   /* linux.resources.pids.limit; 0: none */
+        uint64_t memory_limit; /* linux.resources.memory.limit in bytes; 0: none */
 };
 
 struct spec_user {

@@ -1,11 +1,13 @@
-/* The Attesting step (docs/design.md §1 step 3, §3): measure the task's image into RTMR3, then attest
- * to each KMS endpoint over RA-TLS and collect the secret it releases.
+/* The Attesting step (docs/design.md §1 step 3, §3): measure the task's image and its task-config
+ * document into RTMR3, then attest to each KMS endpoint over RA-TLS and collect the secret it
+ * releases.
  *
  * The TEE is shared by every pipeline worker, so its use (measure, and quote under the RTMR3 log
  * lock) is serialised here; the network exchange with the broker runs outside that lock, so a
  * slow broker delays only its own task. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +18,14 @@
 #include "parse.h"
 #include "ratls.h"
 #include "ssl.h"
+#include "task-config.h"
 #include "tee.h"
 
 #define ATTEST_TIMEOUT_MS_DEFAULT 30000u
+/* The two events a task adds: 2 * (a name of at most 12 characters, a 71-character payload, a
+ * 96-digit digest and the JSON around them: about 216 bytes), rounded up. */
+#define ATTEST_TASK_EVENTS      2u
+#define ATTEST_TASK_EVENT_BYTES (2u * 512u)
 
 static pthread_mutex_t tee_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -104,8 +111,8 @@ static int step_make_evidence(void *userdata, X509 *cert, const uint8_t exporter
         return r;
 }
 
-static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, struct ck_secret **ret,
-                      struct ck_error **reterr)
+static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, const char *config,
+                      size_t config_len, struct ck_secret **ret, struct ck_error **reterr)
 {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
@@ -114,6 +121,8 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
                 .app_id = (const uint8_t *)ctx->image_id,
                 .app_id_len = strlen(ctx->image_id),
                 .rtmr3_log_from_tee = true,
+                .task_config = (const uint8_t *)config,
+                .task_config_len = config_len,
         };
         struct step_evidence se = {.ctx = ctx, .claims = &claims};
         struct broker_client_opts opts = {
@@ -136,11 +145,77 @@ static int attest_one(const struct task_attest_ctx *ctx, const char *endpoint, s
         return 0;
 }
 
+int task_attest_measure(const struct task_attest_ctx *ctx, char **ret_doc, size_t *ret_len,
+                        struct ck_error **reterr)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *doc = NULL;
+        char digest[TASK_CONFIG_DIGEST_LEN];
+        bool added_image = false, added_config = false;
+        size_t len = 0;
+        int r;
+
+        r = task_config_document(ctx->image_ref, ctx->image_id, ctx->req, &doc, &len, reterr);
+        if (r < 0)
+                return r;
+        r = task_config_digest(doc, len, digest);
+        if (r < 0)
+                return ck_error_set(reterr, r, "cannot hash the task-config document");
+
+        /* Both events under one hold of tee_lock, so that the two land next to each other when
+         * they are new (other users of the log take its flock, which orders them anyway). */
+        pthread_mutex_lock(&tee_lock);
+        r = attest_tee_measure_once(ctx->tee, "image-digest", ctx->image_id, &added_image, &e);
+        if (r >= 0)
+                r = attest_tee_measure_once(ctx->tee, "task-config", digest, &added_config, &e);
+        pthread_mutex_unlock(&tee_lock);
+        if (r < 0)
+                return ck_error_set(reterr, r, "measuring the task into RTMR3: %s", ck_error_message(e, r));
+        log_info("task %s: RTMR3 image-digest %s (%s), task-config %s (%s)", ctx->task_id, ctx->image_id,
+                 added_image ? "extended" : "already measured", digest,
+                 added_config ? "extended" : "already measured");
+        *ret_doc = TAKE_PTR(doc);
+        *ret_len = len;
+        return 0;
+}
+
+int task_attest_admit(struct attest_tee *tee, const char *image_ref, const struct task_request *req,
+                      struct ck_error **reterr)
+{
+        /* Any valid image ID has this length; the document's size does not depend on its digits. */
+        static const char placeholder_id[] =
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *doc = NULL;
+        size_t len = 0;
+        int r;
+
+        if (req->n_kms == 0)
+                return 0;
+        r = task_config_document(image_ref, placeholder_id, req, &doc, &len, reterr);
+        if (r < 0)
+                return r;
+        if (!tee)
+                return 0;
+        pthread_mutex_lock(&tee_lock);
+        r = attest_tee_rt_log_check_room(tee, ATTEST_TASK_EVENTS, ATTEST_TASK_EVENT_BYTES, &e);
+        pthread_mutex_unlock(&tee_lock);
+        if (r == -ENOSPC)
+                return ck_error_set(reterr, -EAGAIN, "cannot accept a task with KmsEndpoints: %s",
+                                    ck_error_message(e, r));
+        if (r < 0)
+                return ck_error_set(reterr, r, "cannot read the RTMR3 event log: %s",
+                                    ck_error_message(e, r));
+        return 0;
+}
+
 int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_secret **ret, size_t *ret_n,
                      struct ck_error **reterr)
 {
         struct task_released_secret *v;
         _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *config = NULL;
+        size_t config_len = 0;
         int r;
 
         if (ctx->n_endpoints == 0) {
@@ -176,14 +251,11 @@ int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_sec
                                 ctx->endpoints[i]);
         }
 
-        /* The image is measured before any evidence leaves the TD, so every quote of this task
+        /* The task is measured before any evidence leaves the TD, so every quote of this task
          * carries it in RTMR3 (and its log) whether the broker looks at it or not. */
-        pthread_mutex_lock(&tee_lock);
-        r = attest_tee_measure(ctx->tee, "image-digest", ctx->image_id, &e);
-        pthread_mutex_unlock(&tee_lock);
+        r = task_attest_measure(ctx, &config, &config_len, reterr);
         if (r < 0)
-                return ck_error_set(reterr, r, "measuring the image into RTMR3: %s", ck_error_message(e, r));
-        log_info("task %s: RTMR3 extended with image-digest %s", ctx->task_id, ctx->image_id);
+                return r;
 
         v = calloc(ctx->n_endpoints, sizeof(*v));
         if (!v)
@@ -198,7 +270,7 @@ int task_attest_step(const struct task_attest_ctx *ctx, struct task_released_sec
                         task_released_secrets_free(v, i);
                         return -ENOMEM;
                 }
-                r = attest_one(ctx, ctx->endpoints[i], &v[i].secret, reterr);
+                r = attest_one(ctx, ctx->endpoints[i], config, config_len, &v[i].secret, reterr);
                 if (r < 0) {
                         /* Nothing is released unless every endpoint released. */
                         task_released_secrets_free(v, i + 1);

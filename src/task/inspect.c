@@ -175,6 +175,18 @@ static json_t *inspect_json(const struct task *t)
                          t->image.entrypoint ? task_strv_to_json(t->image.entrypoint) : json_null());
 }
 
+/* The per-container limits conkerd applies (config keys container-pids-limit and
+ * container-memory-limit), under Docker's names; 0 means none, as in Docker. */
+static void host_config_add_limits(const struct task *t, json_t *host_config)
+{
+        if (!host_config)
+                return;
+        json_object_set_new(host_config, "PidsLimit",
+                            json_integer((json_int_t)t->m->cfg.container_pids_limit));
+        json_object_set_new(host_config, "Memory",
+                            json_integer((json_int_t)t->m->cfg.container_memory_limit));
+}
+
 json_t *task_to_json(const struct task *t)
 {
         char created[48];
@@ -190,6 +202,9 @@ json_t *task_to_json(const struct task *t)
                         task_events_to_json(t), "ContainerInspect", inspect_json(t), "Name", t->name,
                         "Created", created, "ImageName", t->image_ref, "ImageId",
                         t->image.id ? t->image.id : "");
+        if (doc)
+                host_config_add_limits(
+                        t, json_object_get(json_object_get(doc, "ContainerInspect"), "HostConfig"));
         if (doc && t->status == TASK_EVENT_PULLING && t->progress.phase)
                 json_object_set_new(doc, "Progress",
                                     json_pack("{s:s,s:I,s:I,s:i,s:i}", "Phase", t->progress.phase,

@@ -268,7 +268,9 @@ static int step_attest(struct task_manager *m, struct task *t, struct task_relea
 {
         struct task_attest_ctx ctx = {
                 .task_id = t->id,
+                .image_ref = t->image_ref,
                 .image_id = t->image.id,
+                .req = &t->req,
                 .endpoints = t->req.kms,
                 .n_endpoints = t->req.n_kms,
                 .cancel = &t->cancel,
@@ -586,6 +588,11 @@ int task_manager_create(struct task_manager *m, const void *buf, size_t len, cha
                 r = ck_error_prefix(reterr, r == -ENOMEM ? r : -EINVAL, "ImageInfo.ImageName");
                 goto fail;
         }
+        /* Refused now rather than at Attesting: a task-config that cannot be attested, or an
+         * RTMR3 log too full to measure the task (only a reboot of the TD empties it). */
+        r = task_attest_admit(m->cfg.tee, t->image_ref, &t->req, reterr);
+        if (r < 0)
+                goto fail;
         r = random_id(t->id);
         if (r < 0)
                 goto fail;

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -220,22 +222,49 @@ static int real_volume_delete(void *ud, const char *id, const char *name, struct
         return volume_delete(x->vm, id, name, reterr);
 }
 
+/* A small tmpfs of its own: the secrets never reach a disk and vanish with the mount. With
+ * `noswap` (Linux 6.4+) its pages are not written to swap either, which a host that owns the
+ * swap device could read. Older kernels reject the option with EINVAL: mount without it and say
+ * so once (swap inside a TD is usually off, or on an encrypted device; that is then the
+ * operator's part). */
+static int secret_tmpfs_mount(const char *dir)
+{
+        static atomic_bool noswap_missing;
+        static const char opts[] = "mode=0700,size=1m,nr_inodes=64";
+        bool tried = false;
+
+        if (!atomic_load(&noswap_missing)) {
+                if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=0700,size=1m,nr_inodes=64,noswap") == 0)
+                        return 0;
+                if (errno != EINVAL)
+                        return -errno;
+                tried = true;
+        }
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+                return -errno;
+        /* Only now is it the option that was refused, not the mount. */
+        if (tried && !atomic_exchange(&noswap_missing, true))
+                log_warn("this kernel's tmpfs has no noswap option (Linux 6.4+): the secret directories may "
+                         "be swapped; keep swap off or encrypted in the TD");
+        return 0;
+}
+
 static int real_secret_create(void *ud, const char *id, char **ret, struct ck_error **reterr)
 {
         struct real *x = ud;
         _cleanup_free_ char *tdir = task_path(x->run_dir, "tasks", id);
         _cleanup_free_ char *dir = tdir ? task_path(tdir, "secret", NULL) : NULL;
-        int q;
+        int q, r;
 
         if (!dir)
                 return -ENOMEM;
         q = ck_mkdir_p(dir, 0700);
         if (q < 0)
                 return ck_error_errno(reterr, q, "cannot create %s", dir);
-        /* A small tmpfs of its own: the secrets never reach a disk and vanish with the mount. */
-        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  "mode=0700,size=1m,nr_inodes=64") < 0)
-                return ck_error_errno(reterr, -errno, "cannot mount the secret tmpfs at %s", dir);
+        r = secret_tmpfs_mount(dir);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "cannot mount the secret tmpfs at %s", dir);
         *ret = TAKE_PTR(dir);
         return 0;
 }
@@ -377,6 +406,8 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .nft_table = cfg->nft_table,
                 .netns_prefix = cfg->netns_prefix,
                 .stop_timeout_s = cfg->stop_timeout_s,
+                .pids_limit = cfg->container_pids_limit,
+                .memory_limit = cfg->container_memory_limit,
                 .log_max_bytes = cfg->log_max_bytes,
                 .log_max_files = cfg->log_max_files,
         };

@@ -35,6 +35,8 @@ struct task_backend_config {
         const char *netns_dir;
         const char *netns_prefix;
         unsigned stop_timeout_s;
+        uint64_t container_pids_limit;   /* per container; 0: none */
+        uint64_t container_memory_limit; /* bytes per container; 0: none */
         uint64_t log_max_bytes;
         unsigned log_max_files;
         uint64_t volume_backing_size;

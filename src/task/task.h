@@ -59,6 +59,10 @@ struct task_manager_config {
          * manager). NULL: requests with KmsEndpoints fail closed at Attesting. */
         struct attest_tee *tee;
         unsigned kms_timeout_ms; /* per endpoint; 0 means 30 s */
+        /* The limits the backend applies to every container, shown in ContainerInspect.HostConfig
+         * (PidsLimit, Memory); 0: none. */
+        uint64_t container_pids_limit;
+        uint64_t container_memory_limit;
         bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
         /* Mutual attestation of the brokers (not owned; outlives the manager); NULL: none. */
         const struct broker_peer_policy *kms_broker_attestation;
@@ -80,8 +84,9 @@ void task_manager_free(struct task_manager *m);
 int task_metrics_init(struct task_manager *m);
 
 /* Validates the request (buf, len) and starts its pipeline. ret_id: malloc'd task ID.
- * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large, -EEXIST name or port in use,
- * -EBUSY too many tasks. */
+ * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large (the body, or the task-config
+ * document of a task with KmsEndpoints), -EEXIST name or port in use, -EBUSY too many tasks,
+ * -EAGAIN shutting down or the RTMR3 log is full (the TD must reboot). */
 int task_manager_create(struct task_manager *m, const void *buf, size_t len, char **ret_id,
                         struct ck_error **reterr);
 

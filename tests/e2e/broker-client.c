@@ -1,22 +1,28 @@
 /* conker-broker-testclient: drives the broker from the end-to-end tests with a simulated TD.
  *
  *   conker-broker-testclient sim-init DIR
- *   conker-broker-testclient rtmr1 --sim-dir DIR --sim-state-dir DIR
+ *   conker-broker-testclient rtmr1|mrtd --sim-dir DIR --sim-state-dir DIR
  *   conker-broker-testclient fetch ENDPOINT --sim-dir DIR --sim-state-dir DIR --app-id ID
  *                            [--timeout MS] [--mismatched-key] [--allow-unpinned]
- *                            [--record DIR] [--task-config FILE]
+ *                            [--record DIR] [--task-config FILE] [--image-event ID]
+ *                            [--no-measure] [--no-log] [--no-task-config]
  *                            [--broker-reference-values FILE --broker-collateral FILE
  *                             [--broker-trust-root FILE]]
  *   conker-broker-testclient measure --sim-dir DIR --sim-state-dir DIR --count N
  *   conker-broker-testclient legacy-identity DIR --sim-dir DIR --sim-state-dir DIR --app-id ID
  *
  * `fetch` goes through broker_fetch_secret_with(), the function conkerd's Attesting step calls,
- * and prints the secret on stdout (the tests compare it; nothing else prints it).
+ * and prints the secret on stdout (the tests compare it; nothing else prints it). Like conkerd,
+ * it first measures "image-digest" (the --image-event ID, default the appId) and "task-config"
+ * (SHA-256 of the --task-config document; default a minimal document for that image) into
+ * RTMR3 unless an identical event is there already, and sends the RTMR3 log and the task-config
+ * claim; --no-measure, --no-log and --no-task-config leave parts out so that the tests can show
+ * each refusal.
  * --mismatched-key makes the evidence for another key than the one the session was
  * authenticated with: the broker must refuse. --record DIR also writes what a host watching the
  * TD (or holding the client's key) could keep from the exchange: the client key and certificate
  * (key.pem, cert.pem) and the evidence body (evidence.cbor), for a replay on another connection.
- * --rtmr3-log sends the simulated TD's RTMR3 log with the evidence, as conkerd does; `measure`
+ * --rtmr3-log (the default) sends the simulated TD's RTMR3 log with the evidence; `measure`
  * extends RTMR3 with N distinct 4000-byte events (a long log). --broker-reference-values makes the broker
  * attest (mutual attestation, peer.h) as conkerd's kms-broker-* keys do. `legacy-identity` writes key.pem
  * and cert.pem of an old-form identity: evidence (bound to the key only) in the certificate. */
@@ -44,6 +50,28 @@ static int fail(const char *what, int code, const struct ck_error *err)
 {
         fprintf(stderr, "conker-broker-testclient %s: %s\n", what, ck_error_message(err, code));
         return 1;
+}
+
+/* Measures name/payload unless the identical event is in the runtime log already (conkerd
+ * deduplicates the same way, so repeated tasks leave RTMR3 alone). */
+static int measure_once(struct attest_tee *tee, const char *name, const char *payload,
+                        struct ck_error **reterr)
+{
+        _cleanup_(attest_rt_log_clear) struct attest_rt_log log = {0};
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        r = attest_tee_rt_log_read(tee, &buf, &len, reterr);
+        if (r < 0)
+                return r;
+        r = attest_rt_log_parse(buf, len, &log, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < log.n; i++)
+                if (strcmp(log.events[i].name, name) == 0 && strcmp(log.events[i].payload, payload) == 0)
+                        return 0;
+        return attest_tee_measure(tee, name, payload, reterr);
 }
 
 static int write_pem(const char *dir, const char *name, EVP_PKEY *key, X509 *cert)
@@ -105,6 +133,10 @@ int main(int argc, char **argv)
                 {"count", required_argument, NULL, 'n'},
                 {"broker-collateral", required_argument, NULL, 'C'},
                 {"broker-trust-root", required_argument, NULL, 'T'},
+                {"image-event", required_argument, NULL, 'i'},
+                {"no-measure", no_argument, NULL, 'M'},
+                {"no-log", no_argument, NULL, 'G'},
+                {"no-task-config", no_argument, NULL, 'X'},
                 {},
         };
         struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
@@ -117,7 +149,8 @@ int main(int argc, char **argv)
         struct broker_peer_policy peer = {0};
         struct broker_client_opts opts = {0};
         uint64_t timeout = 10000, count = 0;
-        bool with_log = false;
+        const char *image_event = NULL;
+        bool with_log = true, measure = true, with_tc = true;
         bool mismatched = false;
         int c, r;
 
@@ -179,6 +212,18 @@ int main(int argc, char **argv)
                 case 'T':
                         broker_root = optarg;
                         break;
+                case 'i':
+                        image_event = optarg;
+                        break;
+                case 'M':
+                        measure = false;
+                        break;
+                case 'G':
+                        with_log = false;
+                        break;
+                case 'X':
+                        with_tc = false;
+                        break;
                 default:
                         return 2;
                 }
@@ -214,13 +259,13 @@ int main(int argc, char **argv)
                 }
                 return 0;
         }
-        if (strcmp(cmd, "rtmr1") == 0) {
+        if (strcmp(cmd, "rtmr1") == 0 || strcmp(cmd, "mrtd") == 0) {
                 struct attest_measurements m;
                 char hex[97];
                 r = attest_tee_measurements(tee, &m, &err);
                 if (r < 0)
                         return fail(cmd, r, err);
-                ck_hex_encode(m.rtmr[1], 48, hex);
+                ck_hex_encode(cmd[0] == 'r' ? m.rtmr[1] : m.mr_td, 48, hex);
                 printf("%s\n", hex);
                 return 0;
         }
@@ -234,12 +279,35 @@ int main(int argc, char **argv)
                 _cleanup_free_ uint8_t *config = NULL;
                 struct evidence_maker m = {.tee = tee, .claims = &claims, .record_dir = record};
                 size_t config_len = 0;
+                char tc_event[7 + 64 + 1] = "sha256:";
+                uint8_t d[32];
 
+                if (!image_event)
+                        image_event = app_id;
                 if (task_config) {
                         r = ck_read_file(task_config, ATTEST_RATLS_TASK_CONFIG_MAX, &config, &config_len,
                                          &err);
                         if (r < 0)
                                 return fail(cmd, r, err);
+                } else {
+                        if (asprintf((char **)&config,
+                                     "{\"env\":[],\"image\":\"example.test/app:latest\",\"imageId\":\"%s\","
+                                     "\"kmsEndpoints\":[],\"mounts\":[],\"ports\":[],\"version\":1}",
+                                     image_event) < 0)
+                                return fail(cmd, -ENOMEM, NULL);
+                        config_len = strlen((const char *)config);
+                }
+                if (ck_sha256(config, config_len, d) < 0)
+                        return fail(cmd, -EIO, NULL);
+                ck_hex_encode(d, sizeof(d), tc_event + 7);
+                if (measure) {
+                        r = measure_once(tee, "image-digest", image_event, &err);
+                        if (r >= 0)
+                                r = measure_once(tee, "task-config", tc_event, &err);
+                        if (r < 0)
+                                return fail(cmd, r, err);
+                }
+                if (with_tc) {
                         claims.task_config = config;
                         claims.task_config_len = config_len;
                 }

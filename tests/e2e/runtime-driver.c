@@ -19,7 +19,7 @@ static int usage(void)
         fprintf(stderr,
                 "usage: runtime-driver [--data D] [--run R] [--bridge B] [--subnet S] [--netns-dir N]\n"
                 "  [--netns-prefix P] [--nft-table T] [--shim PATH] [--runtime PATH] [--log-max-bytes N]\n"
-                "  [--log-max-files N] [--resolv FILE] COMMAND ...\n"
+                "  [--log-max-files N] [--resolv FILE] [--pids-limit N] COMMAND ...\n"
                 "commands: run ID ROOTFS [--port PUB:TARGET[/udp]] [--env K=V] [--secret DIR]\n"
                 "            [--mount SRC:DST[:ro]] [--restart always|no] [--user U] [--workdir W]\n"
                 "            [--stop-signal S] [--name N] [--hold] -- ARGS...\n"
@@ -172,6 +172,7 @@ int main(int argc, char **argv)
                 {"log-max-bytes", required_argument, NULL, 'm'},
                 {"log-max-files", required_argument, NULL, 'f'},
                 {"resolv", required_argument, NULL, 'v'},
+                {"pids-limit", required_argument, NULL, 'p'},
                 {0},
         };
         struct runtime_config cfg = {0};
@@ -217,6 +218,11 @@ int main(int argc, char **argv)
                         if (ck_parse_uint(optarg, UINT64_MAX, &v) < 0)
                                 return usage();
                         cfg.log_max_bytes = v;
+                        break;
+                case 'p':
+                        if (ck_parse_uint(optarg, 4194304, &v) < 0)
+                                return usage();
+                        cfg.pids_limit = v;
                         break;
                 case 'f':
                         if (ck_parse_uint(optarg, 100, &v) < 0)

@@ -1,5 +1,6 @@
-"""conker-broker end to end with a simulated TD: releases, every refusal the policy knows,
-pinning, hot reload of the secret, the audit log, and that the secret never reaches the log."""
+"""conker-broker end to end with a simulated TD: releases, every refusal the policy knows
+(firmware, image and task-config from the RTMR3 log), pinning, hot reload and revocation of the
+secret, the audit log, and that the secret never reaches the log."""
 import hashlib
 import json
 import os
@@ -47,9 +48,12 @@ def start(brokers, tmp_path, args, name="broker"):
     return b
 
 
-def seed_args(sim, secret, rtmr1=None, image=IMAGE_ID, trust=True):
+def seed_args(sim, secret, rtmr1=None, image=IMAGE_ID, trust=True, mrtd=None):
+    """The seed's line plus the one flag it needs, --mrtd (mrtd=False: the seed's line alone)."""
     args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1 or sim.rtmr1,
             "-d", image]
+    if mrtd is not False:
+        args += ["--mrtd", mrtd or sim.mrtd]
     if trust:
         args += ["--trust-sim-root", sim.root]
     else:
@@ -81,6 +85,8 @@ def test_release_and_pin(sim, secret, brokers, tmp_path):
     entries = b.audit()
     assert [e["decision"] for e in entries] == ["release", "release"]
     assert entries[0]["rtmr1"] == sim.rtmr1.lower()
+    assert entries[0]["pinned"] == ["mrtd", "rtmr1", "image"]
+    assert entries[0]["taskConfigDigest"].startswith("sha256:")
     assert entries[0]["appId"] == IMAGE_ID and entries[0]["simulated"] is True
     assert entries[0]["secretId"] == "default"
     assert MARKER not in b.read_log()
@@ -117,12 +123,13 @@ def test_mismatched_key(sim, secret, brokers, tmp_path):
 def test_tcb_status_not_accepted(sim, secret, brokers, tmp_path):
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
-        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "tcbStatuses": ["OutOfDate"], "allowSimulated": True}]}]}))
+        {"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "tcbStatuses": ["OutOfDate"],
+         "allowSimulated": True}]}]}))
     b = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root])
     assert_refused(sim.fetch(b.pinned), "tcb_status")
     # The same policy accepting UpToDate releases, under the policy's secret id.
     policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
-        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "allowSimulated": True}]}]}))
+        {"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "allowSimulated": True}]}]}))
     b2 = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root], name="b2")
     assert sim.fetch(b2.pinned).returncode == 0
     assert b2.audit()[0]["secretId"] == "db"
@@ -131,7 +138,7 @@ def test_tcb_status_not_accepted(sim, secret, brokers, tmp_path):
 def test_simulated_td_needs_trust_in_policy(sim, secret, brokers, tmp_path):
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
-        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID]}]}]}))
+        {"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID]}]}]}))
     b = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root])
     assert_refused(sim.fetch(b.pinned), "simulated_td")
 
@@ -158,6 +165,25 @@ def test_hot_reload(sim, secret, brokers, tmp_path):
     assert "keeping the last good value" in log
     assert MARKER not in log
     assert len(b.audit()) == 3
+    # Deleting the file revokes the secret at once (finding 8), without a restart.
+    os.unlink(secret)
+    for _ in range(50):
+        res = sim.fetch(b.pinned)
+        if res.returncode != 0:
+            break
+        time.sleep(0.1)
+    assert res.returncode != 0 and "secret_revoked" in res.stderr, res.stderr
+    assert MARKER not in res.stdout
+    assert b.audit()[-1]["reason"] == "secret_revoked"
+    assert "revoked" in b.read_log()
+    # A valid file back releases again.
+    secret.write_text(json.dumps({"password": MARKER, "n": 3}))
+    for _ in range(50):
+        res = sim.fetch(b.pinned)
+        if res.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert json.loads(res.stdout)["n"] == 3
     assert b.stop() == 0
 
 
@@ -172,6 +198,18 @@ def test_startup_errors(sim, secret, tmp_path):
     assert res.returncode != 0 and "not a hex digit" in res.stderr
     res = run(seed_args(sim, secret, image="sha256:1234"))
     assert res.returncode != 0 and "-d" in res.stderr
+    # The seed's RTMR1-only line: one line naming the fix (finding 1).
+    res = run(seed_args(sim, secret, mrtd=False))
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("conker-broker: -w pins RTMR1 only, which a host-supplied firmware can forge: "
+                                  "add --mrtd <MRTD hex> (or --firmware any to accept any firmware)")
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID]}]}]}))
+    res = run(["--policy", str(policy)])
+    assert res.returncode == 2 and "pins no MRTD" in res.stderr and "\"firmware\": \"any\"" in res.stderr
+    res = run(seed_args(sim, secret, mrtd=False) + ["--firmware", "ovmf"])
+    assert res.returncode == 2 and "--mrtd" in res.stderr
     res = run(["-m", "-v", "other", "-a", "nullattester"])
     assert res.returncode == 2 and "tdx_ecdsa" in res.stderr
     bad = tmp_path / "bad.json"
@@ -181,13 +219,87 @@ def test_startup_errors(sim, secret, tmp_path):
 
 
 def test_seed_command_line_verbatim(sim, secret, brokers, tmp_path):
-    """The seed's flags exactly (listening on 0.0.0.0), reached over loopback."""
+    """The seed's flags exactly (listening on 0.0.0.0) plus --mrtd, reached over loopback."""
     b = start(brokers, tmp_path, ["-m", "-i", "0.0.0.0", "-p", "{port}", "-v", "tdx_ecdsa", "-a", "nullattester",
-                                  "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID[7:],
+                                  "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID[7:], "--mrtd", sim.mrtd,
                                   "--trust-sim-root", sim.root])
     res = sim.fetch(b.pinned)
     assert res.returncode == 0, res.stderr
     assert b.stop() == 0
+
+
+def test_seed_form_without_image(sim, secret, brokers, tmp_path):
+    """The seed's form without -d starts with a warning and releases to the image in the log."""
+    b = start(brokers, tmp_path, ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1,
+                                  "--mrtd", sim.mrtd, "--trust-sim-root", sim.root])
+    assert "no -d" in b.read_log()
+    other = "sha256:" + "ce" * 32
+    res = sim.fetch(b.pinned, other)
+    assert res.returncode == 0, res.stderr
+    assert b.audit()[-1]["pinned"] == ["mrtd", "rtmr1"] and b.audit()[-1]["appId"] == other
+    # Claiming an image the TD did not measure is refused even here (finding 2).
+    assert_refused(sim.fetch(b.pinned, "sha256:" + "cf" * 32, "--image-event", IMAGE_ID), "image_not_in_log")
+
+
+def test_wrong_mrtd(sim, secret, brokers, tmp_path):
+    """Another firmware with the expected RTMR1 (finding 1)."""
+    other = sim.mrtd[:-1] + ("0" if sim.mrtd[-1] != "0" else "1")
+    b = start(brokers, tmp_path, seed_args(sim, secret, mrtd=other))
+    assert_refused(sim.fetch(b.pinned), "mrtd_mismatch")
+    assert [(e["decision"], e["reason"], e["pinned"]) for e in b.audit()] == [
+        ("refuse", "mrtd_mismatch", ["mrtd", "rtmr1", "image"])]
+
+
+def test_reference_values_file(sim, secret, brokers, tmp_path):
+    rv = tmp_path / "td.refvalues.json"
+    rv.write_text(json.dumps({"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "source": "test"}))
+    b = start(brokers, tmp_path, ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-d", IMAGE_ID,
+                                  "--reference-values", str(rv), "--trust-sim-root", sim.root])
+    res = sim.fetch(b.pinned)
+    assert res.returncode == 0, res.stderr
+    assert b.audit()[0]["pinned"] == ["mrtd", "rtmr1", "image"]
+
+
+def test_rtmr3_log_required(sim, secret, brokers, tmp_path):
+    """The image is taken from the log: no log, no secret (finding 2)."""
+    b = start(brokers, tmp_path, seed_args(sim, secret))
+    assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--no-log"), "rtmr3_log_missing")
+    assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--no-task-config"), "task_config_missing")
+    assert [e["reason"] for e in b.audit()] == ["rtmr3_log_missing", "task_config_missing"]
+
+
+def test_task_config_outside_policy(sim, secret, brokers, tmp_path):
+    """The host changes the task's Env: either the claim no longer matches the measured event, or
+    the measured config is outside the policy's rules."""
+    doc = json.dumps({"env": ["MODE=prod"], "image": "example.test/app:latest", "imageId": IMAGE_ID,
+                      "kmsEndpoints": [], "mounts": [], "ports": [], "version": 1},
+                     separators=(",", ":"), sort_keys=True)
+    evil = doc.replace("MODE=prod", "LD_PRELOAD=/x.so")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID], "allowSimulated": True,
+         "taskConfig": {"envKeys": ["MODE"]}}]}]}))
+    b = start(brokers, tmp_path, ["--policy", str(policy), "--trust-sim-root", sim.root])
+    good_file, evil_file = tmp_path / "tc-good.json", tmp_path / "tc-evil.json"
+    good_file.write_text(doc)
+    evil_file.write_text(evil)
+    res = sim.fetch(b.pinned, IMAGE_ID, "--task-config", str(good_file))
+    assert res.returncode == 0, res.stderr
+    # A claim that was never measured.
+    assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--task-config", str(evil_file), "--no-measure"),
+                   "task_config_mismatch")
+    # Measured, but outside the policy.
+    assert_refused(sim.fetch(b.pinned, IMAGE_ID, "--task-config", str(evil_file)), "task_config_env_not_allowed")
+    entries = b.audit()
+    assert [e["decision"] for e in entries] == ["release", "refuse", "refuse"]
+    assert entries[0]["taskConfigDigest"] == "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
+    assert entries[0]["pinned"] == ["mrtd", "rtmr1", "image", "taskConfig"]
+
+
+def test_log_image_allowlist(sim, secret, brokers, tmp_path):
+    b = start(brokers, tmp_path, seed_args(sim, secret) + ["--image-allowlist", IMAGE_ID])
+    sim.fetch(b.pinned, "sha256:" + "d0" * 32)  # the TD runs another image too
+    assert_refused(sim.fetch(b.pinned), "log_image_not_allowed")
 
 
 def plain_client_context(tmp_path):
@@ -330,7 +442,7 @@ def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
     pccs = SimPccs(sim.collateral, str(tmp_path))
     try:
         args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
-                "--trust-sim-root", sim.root, "--collateral", pccs.url, "--pcs-ca", pccs.cert,
+                "--mrtd", sim.mrtd, "--trust-sim-root", sim.root, "--collateral", pccs.url, "--pcs-ca", pccs.cert,
                 "--pcs-cache-dir", str(tmp_path / "pcs-cache"), "--cache-ttl", "0"]
         b = start(brokers, tmp_path, args)
         for _ in range(2):

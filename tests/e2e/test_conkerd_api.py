@@ -4,10 +4,11 @@ reported as events, and the registry password never appearing in a response or i
 
 import json
 import socket
+import subprocess
 
 import pytest
 
-from helpers.conkerd import Conkerd, skip_reason
+from helpers.conkerd import CONKER, Conkerd, skip_reason
 from helpers.openapi import OpenApi
 from helpers.registry import Registry
 
@@ -270,5 +271,53 @@ def test_tls_with_client_certificates(tmp_path):
             requests.get(f"http://127.0.0.1:{d.port}/sw/api/v1/pub/health", timeout=5)
         # Through the helper (which presents the certificate) the API works end to end.
         assert d.api("GET", "/sw/api/v1/containers", token=None).json()["data"] == []
+    finally:
+        d.close()
+
+
+def test_full_rtmr3_log_refuses_tasks_with_kms_at_post(tmp_path):
+    """Issue 9, finding 6: a full RTMR3 event log is an error that says so before any task is
+    accepted: POST answers 503 naming the cause (the TD must reboot) instead of accepting a task
+    that would fail at Attesting. A task-config too large to attest is refused the same way (413).
+    Tasks without KmsEndpoints measure nothing and are still accepted."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    d = Conkerd(tmp_path)
+    d.start()
+    try:
+        kms = body(Name="needs-kms", KmsEndpoints=["127.0.0.1:3333"])
+        # A task-config document over 64 KiB (Env within the request's own limits).
+        big = body(Name="big", KmsEndpoints=["127.0.0.1:3333"], Env=["K%d=%s" % (i, "x" * 30000) for i in range(3)])
+        r = d.api("POST", P, data=json.dumps(big))
+        assert r.status_code == 413 and "can be attested" in r.json()["message"], r.text
+
+        # Fill the simulated TD's log (1 MiB) with events that replay, as ~250 distinct large
+        # measurements would, leaving less room than one task's two events need.
+        tee = ["--tee", "sim", "--sim-dir", str(d.sim_dir), "--sim-state-dir", str(d.dir / "sim-state")]
+        log = d.dir / "sim-state" / "rtmr3.log"
+        filled = False
+        for i in range(400):  # bounded: 1 MiB / ~4.2 KiB per event is ~250
+            size = log.stat().st_size if log.exists() else 0
+            room = (1 << 20) - size
+            if room < 600:
+                filled = True
+                break
+            payload_len = min(4096, room - 400)
+            payload = ("%08d" % i + "p" * 4096)[:payload_len]
+            p = subprocess.run([CONKER, "tdx", "measure", "--name", "filler", "--payload", payload, *tee],
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 0, p.stderr
+        assert filled
+
+        r = d.api("POST", P, data=json.dumps(kms))
+        assert r.status_code == 503, r.text
+        msg = r.json()["message"]
+        assert "RTMR3 event log" in msg and "is full" in msg and "until it reboots" in msg, msg
+        assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []  # nothing was accepted
+
+        # A task without KmsEndpoints measures nothing: still accepted.
+        r = d.api("POST", P, data=json.dumps(body(Name="no-kms")))
+        assert r.status_code == 200, r.text
     finally:
         d.close()

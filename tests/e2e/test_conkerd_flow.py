@@ -63,7 +63,8 @@ def env(tmp_path):
     with Registry(tmp_path / "registry", user="user", password="pass") as reg:
         push_example(reg)
         d = Conkerd(tmp_path, extra_args=["--registry-mirror", f"docker.io={reg.host}",
-                                          "--registry-ca-file", str(reg.ca_file)])
+                                          "--registry-ca-file", str(reg.ca_file),
+                                          "--container-memory-limit", "256M"])
         try:
             d.start()
             yield reg, d
@@ -98,6 +99,37 @@ def _volume_image(d: Conkerd) -> Path:
     return d.data / "volumes.img"
 
 
+def _cgroup_value(controller: str, tid: str, v1: str, v2: str) -> str | None:
+    for path in (f"/sys/fs/cgroup/{controller}/conker/{tid}/{v1}", f"/sys/fs/cgroup/conker/{tid}/{v2}"):
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+    return None
+
+
+def _check_limits_and_secret_tmpfs(d: Conkerd, tid: str, ci: dict):
+    """Issue 9, finding 10: every container runs under the configured pids and memory limits
+    (shown under Docker's names), and its secret tmpfs is noswap where the kernel has it."""
+    assert ci["HostConfig"]["PidsLimit"] == 4096  # the default
+    assert ci["HostConfig"]["Memory"] == 256 << 20  # --container-memory-limit 256M
+    pids = _cgroup_value("pids", tid, "pids.max", "pids.max")
+    assert pids is not None, "no pids cgroup found for the container"
+    assert pids == "4096"
+    mem = _cgroup_value("memory", tid, "memory.limit_in_bytes", "memory.max")
+    assert mem is not None, "no memory cgroup found for the container"
+    assert int(mem) == 256 << 20
+    secret = str(d.run_dir / "tasks" / tid / "secret")
+    with open("/proc/self/mountinfo") as f:
+        entries = [l.split() for l in f if l.split()[4] == secret]
+    assert entries, f"{secret} is not a mount point"
+    fields = entries[-1]
+    sep = fields.index("-")
+    assert fields[sep + 1] == "tmpfs"
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) >= (6, 4):
+        assert "noswap" in fields[sep + 3].split(","), fields
+
+
 def test_seed_to_running_readopt_and_delete(env):
     reg, d = env
     port = free_published_port()
@@ -120,6 +152,8 @@ def test_seed_to_running_readopt_and_delete(env):
     assert "userId=secret-127.0.0.1:3333" in ci["Config"]["Env"]
     assert "8080/tcp" in ci["Config"]["ExposedPorts"]
     assert t["ContainerConf"]["ImageInfo"]["RegisterAuthInfo"]["Password"] == "******"
+
+    _check_limits_and_secret_tmpfs(d, tid, ci)
 
     # The container answers on the published port on 127.0.0.1.
     resp = http_get(port, "/api/v1/getsecret")

@@ -275,6 +275,38 @@ def test_oom_kill_recorded(env):
     assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
 
 
+def test_fork_bomb_stops_at_the_pids_limit():
+    """Issue 9, finding 10: a container that forks without end stops at its pids limit (conkerd's
+    container-pids-limit) instead of exhausting the TD. Bounded: 200 attempts, limit 40."""
+    e = RuntimeEnv(pids_limit=40)
+    try:
+        cid = e.new_id()
+        # The bomb runs in a child shell, which dies at its first failed fork; the parent then
+        # counts the processes with builtins only (no fork left to spare) and stays.
+        e.run(cid, ["sh", "-c", "sh -c 'i=0; while [ $i -lt 200 ]; do sleep 1000 & i=$((i+1)); done'; "
+                                "set -- /proc/[0-9]*; echo started $#; exec sleep 1000"])
+        lines = []
+        for _ in range(100):
+            lines = [l["log"] for l in e.log_lines(cid) if l["log"].startswith("started")]
+            if lines:
+                break
+            time.sleep(0.1)
+        assert lines, e.log_lines(cid)
+        for path in (f"/sys/fs/cgroup/pids/conker/{cid}/pids.current", f"/sys/fs/cgroup/conker/{cid}/pids.current"):
+            if os.path.exists(path):
+                with open(path) as f:
+                    assert int(f.read()) <= 40
+                break
+        else:
+            pytest.fail("no pids cgroup for the container found")
+        # The shell saw at most the limit's worth of processes, and forks beyond it failed.
+        assert 2 <= int(lines[0].split()[1]) <= 40, lines
+        assert any("fork" in l["log"].lower() or "resource" in l["log"].lower() for l in e.log_lines(cid))
+        e.driver("delete", cid)
+    finally:
+        e.close()
+
+
 def test_published_port_from_outside_and_direct_traffic_dropped(env):
     host_ip = env.add_client()
     cid = env.new_id()
@@ -297,6 +329,47 @@ def test_published_port_from_outside_and_direct_traffic_dropped(env):
     # After delete the published port is gone.
     p = env.client(["curl", "-s", "-m", "2", f"http://{host_ip}:30081/index.html"])
     assert p.returncode != 0
+
+
+def test_bridge_cannot_reach_host_loopback(env):
+    """Issue 9, finding 9 (CVE-2020-8558 class): route_localnet on the bridge let a container that
+    routes 127.0.0.1 through the gateway reach what the TD binds to loopback. Our DNAT to
+    published ports must keep working, from the host's 127.0.0.1 and through the gateway."""
+    cid = env.new_id()
+    env.run(cid, ["httpd", "-f", "-p", "80", "-h", "/www"], "--port", "30084:80")
+    www = os.path.join(env.tmp, "host-www")
+    os.makedirs(www)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("loopback only\n")
+    port = 31000 + int(env.tag, 16) % 1000
+    srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{env.netns}", "busybox", "httpd", "-f",
+                            "-p", f"127.0.0.1:{port}", "-h", www], start_new_session=True)
+    env.procs.append(srv)
+    url = f"http://127.0.0.1:{port}/index.html"
+    ok = None
+    for _ in range(50):
+        p = env.ns(["curl", "-s", "-m", "2", url])
+        if p.returncode == 0:
+            ok = p.stdout
+            break
+        time.sleep(0.1)
+    assert ok == "loopback only\n"  # the host service is up
+    env.add_bridge_peer()
+    gw = env.subnet.rsplit(".", 1)[0] + ".1"
+    pub = None
+    for _ in range(50):
+        p = env.peer(["curl", "-s", "-m", "2", f"http://{gw}:30084/index.html"])
+        if p.returncode == 0:
+            pub = p.stdout
+            break
+        time.sleep(0.1)
+    assert pub == "hello from conker\n"  # the peer is on the bridge and routes through it
+    p = env.peer(["curl", "-s", "-m", "2", url])
+    assert p.returncode != 0 and "loopback only" not in p.stdout
+    # Published ports still work on the host's 127.0.0.1.
+    assert env.ns(["curl", "-s", "-m", "2", "http://127.0.0.1:30084/index.html"]).stdout == "hello from conker\n"
+    rules = env.ns(["nft", "list", "table", "inet", env.table]).stdout
+    assert f'iifname "{env.bridge}" ip daddr 127.0.0.0/8 drop' in rules
 
 
 def test_conflicts_leave_the_running_container_alone(env):

@@ -1,14 +1,15 @@
 """The seed story end to end (docs/design.md §1), with the real programs: a local docker-registry
 holding reckey/conker-example-app:latest (pulled through `--registry-mirror docker.io=...`),
-conkerd on a simulated TD, and conker-broker started with the seed's flags (plus
---trust-sim-root and an audit log). The seed's JSON body is used verbatim except that the
+conkerd on a simulated TD, and conker-broker started with the seed's flags plus the one flag our
+safety rule requires, --mrtd (plus --trust-sim-root and an audit log). The seed's JSON body is used verbatim except that the
 endpoint and the published port point at this test's free ports (consistently, also in Env).
 
 Covered: the released secret reaches the app byte for byte; the event sequence; the secret
 tmpfs and its file (0400, pin not in the name); DELETE leaves no secret in memory mounts or on
 disk; refusals fail the task closed with the endpoint and the reason and release nothing (wrong
-RTMR1, wrong image, untrusted simulator root, TCB status outside policy; a prefix of RTMR1 stops
-the broker at start); hot reload of secret.json; one audit entry per decision; certificate
+MRTD, wrong RTMR1, wrong image, task-config outside policy, untrusted simulator root, TCB status
+outside policy; a prefix of RTMR1, or the seed's RTMR1-only line, stops the broker at start);
+the broker judges the image and the task-config from the RTMR3 log; hot reload of secret.json; one audit entry per decision; certificate
 pins; no secret, token or password in any log or API response. A certificate whose key does
 not match its claims is refused by the broker: test_broker.py::test_mismatched_key."""
 
@@ -65,8 +66,11 @@ class Seed:
         self.d = Conkerd(tmp, extra_args=["--registry-mirror", f"docker.io={self.reg.host}",
                                           "--registry-ca-file", str(self.reg.ca_file)])
         self.d.start()
-        self.rtmr1 = self.d.tdx_info()["measurements"]["rtmr"][1]
+        info = self.d.tdx_info()
+        self.rtmr1 = info["measurements"]["rtmr"][1]
         assert re.fullmatch("[0-9a-f]{96}", self.rtmr1)
+        self.mrtd = info["measurements"]["mr_td"]
+        assert re.fullmatch("[0-9a-f]{96}", self.mrtd)
         self.responses: list[str] = []
         self.brokers: list[Broker] = []
 
@@ -101,10 +105,12 @@ class Seed:
         self.brokers.append(b)
         return b
 
-    def seed_broker(self, secret: Path, rtmr1=None, image=None, trust=True, name="broker", extra=()) -> Broker:
-        # The seed's command line: -m -v tdx_ecdsa -a nullattester -s -w <RTMR1 hex> -d <image hex>.
+    def seed_broker(self, secret: Path, rtmr1=None, image=None, trust=True, name="broker", extra=(),
+                    mrtd=None) -> Broker:
+        # The seed's command line: -m -v tdx_ecdsa -a nullattester -s -w <RTMR1 hex> -d <image hex>,
+        # plus --mrtd (an RTMR1 pin alone is refused: the host supplies the firmware).
         args = ["-m", "-v", "tdx_ecdsa", "-a", "nullattester", "-s", str(secret), "-w", rtmr1 or self.rtmr1,
-                "-d", (image or self.image_id).removeprefix("sha256:")]
+                "-d", (image or self.image_id).removeprefix("sha256:"), "--mrtd", mrtd or self.mrtd]
         args += ["--trust-sim-root", str(self.d.sim_root)] if trust else \
             ["--collateral", str(self.d.sim_dir / "collateral.json")]
         return self.broker(args + list(extra), name)
@@ -216,13 +222,20 @@ def test_seed_flow(seed):
     assert (os.stat(f).st_mode & 0o777) == 0o400
     assert [e["decision"] for e in b.audit()] == ["release"]
     entry = b.audit()[0]
-    assert entry["rtmr1"] == seed.rtmr1
+    assert entry["rtmr1"] == seed.rtmr1 and entry["mrtd"] == seed.mrtd
+    assert entry["pinned"] == ["mrtd", "rtmr1", "image"]
 
-    # The image was measured into RTMR3 and the log replays.
+    # The image and the task-config were measured into RTMR3, the log replays, and the broker
+    # released for the config it was measured with.
     info = seed.d.tdx_info()
     assert info["rtmr3_log"]["replays"] is True and info["rtmr3_log"]["events"] >= 1
     log = Path(info["rtmr3_log"]["path"]).read_text().splitlines()
-    assert json.loads(log[-1])["name"] == "image-digest" and json.loads(log[-1])["payload"] == seed.image_id
+    # The image, then the task's configuration (docs/rtmr3-event-log.md), each once.
+    events = [json.loads(l) for l in log]
+    assert [e["name"] for e in events[-2:]] == ["image-digest", "task-config"], events
+    assert events[-2]["payload"] == seed.image_id
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", events[-1]["payload"])
+    assert events[-1]["payload"] == entry["taskConfigDigest"]
 
     # DELETE: the tmpfs is gone, and no file of conkerd holds the secret.
     seed.delete(tid)
@@ -236,6 +249,42 @@ def test_wrong_rtmr1(seed):
     tid, t, _ = seed.run(b.pinned)
     assert_failed_closed(seed, tid, t, b.pinned, "rtmr1_mismatch")
     assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "rtmr1_mismatch")]
+
+
+def test_wrong_mrtd(seed):
+    """Finding 1: a firmware other than the pinned one (with the expected RTMR1) gets nothing."""
+    other = seed.mrtd[:-1] + ("0" if seed.mrtd[-1] != "0" else "1")
+    b = seed.seed_broker(seed.secret_file(), mrtd=other, name="mrtd")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "mrtd_mismatch")
+    assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "mrtd_mismatch")]
+
+
+def test_seed_rtmr1_only_line_stops_the_broker(seed):
+    """The seed's example line verbatim names the one flag to add."""
+    res = subprocess.run([BROKER, "-m", "-i", "127.0.0.1", "-p", "0", "-v", "tdx_ecdsa", "-a", "nullattester",
+                          "-s", str(seed.secret_file()), "-w", seed.rtmr1, "-d", seed.image_id[7:],
+                          "--audit-log", str(seed.tmp / "rtmr1-only-audit.jsonl")],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("conker-broker: -w pins RTMR1 only, which a host-supplied firmware can forge: "
+                                  "add --mrtd <MRTD hex> (or --firmware any to accept any firmware)")
+
+
+def test_task_config_outside_policy(seed):
+    """The task's Env is measured (task-config event); a policy that allows other Env keys only
+    refuses this task, which fails closed."""
+    secret = seed.secret_file()
+    policy = seed.tmp / "policy-env.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "app", "file": str(secret), "rules": [
+        {"mrtd": seed.mrtd, "rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "allowSimulated": True,
+         "taskConfig": {"envKeys": ["LOG_LEVEL"]}}]}]}))
+    b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="env")
+    tid, t, _ = seed.run(b.pinned)
+    assert_failed_closed(seed, tid, t, b.pinned, "task_config_env_not_allowed")
+    entries = b.audit()
+    assert [e["reason"] for e in entries] == ["task_config_env_not_allowed"]
+    assert entries[0]["taskConfigDigest"].startswith("sha256:")
 
 
 def test_wrong_image(seed):
@@ -266,7 +315,7 @@ def test_tcb_status_outside_policy(seed):
     secret = seed.secret_file()
     policy = seed.tmp / "policy-tcb.json"
     policy.write_text(json.dumps({"secrets": [{"id": "app", "file": str(secret), "rules": [
-        {"rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "tcbStatuses": ["OutOfDate"],
+        {"mrtd": seed.mrtd, "rtmr1": seed.rtmr1, "imageIds": [seed.image_id], "tcbStatuses": ["OutOfDate"],
          "allowSimulated": True}]}]}))
     b = seed.broker(["--policy", str(policy), "--trust-sim-root", str(seed.d.sim_root)], name="tcb")
     tid, t, _ = seed.run(b.pinned)
@@ -359,9 +408,9 @@ def test_mutual_attestation(seed):
     try:
         d.start()
         secret = seed.secret_file("mutual.json")
-        rtmr1 = d.tdx_info()["measurements"]["rtmr"][1]
-        common = ["-m", "-v", "tdx_ecdsa", "-s", str(secret), "-w", rtmr1, "-d", seed.image_id[7:],
-                  "--trust-sim-root", str(d.sim_root)]
+        measurements = d.tdx_info()["measurements"]
+        common = ["-m", "-v", "tdx_ecdsa", "-s", str(secret), "-w", measurements["rtmr"][1], "-d",
+                  seed.image_id[7:], "--mrtd", measurements["mr_td"], "--trust-sim-root", str(d.sim_root)]
         attested = seed.broker(common + ["-a", "sim", "--attester-sim-dir", str(bsim),
                                          "--attester-sim-state-dir", str(seed.tmp / "broker-td-state")],
                                name="attested")
@@ -457,8 +506,10 @@ def test_seed_document(seed):
 
 
 def test_concurrent_tasks_share_the_td(seed):
-    """Three tasks attesting at once: each measures its image into the one RTMR3 and quotes with
-    a log that replays (the broker replays it), and each gets the secret."""
+    """Three tasks attesting at once: each measures its image and its configuration into the one
+    RTMR3 and quotes with a log that replays (the broker replays it), and each gets the secret.
+    The image is in the log once however many tasks run it; each configuration (here: another
+    port) is one task-config event."""
     secret = seed.secret_file()
     b = seed.seed_broker(secret, name="concurrent")
     before = seed.d.tdx_info()["rtmr3_log"]["events"]
@@ -475,7 +526,11 @@ def test_concurrent_tasks_share_the_td(seed):
         assert getsecret(port) == secret.read_text()
     info = seed.d.tdx_info()
     assert info["rtmr3_log"]["replays"] is True
-    assert info["rtmr3_log"]["events"] == before + 3
+    events = [json.loads(l) for l in Path(info["rtmr3_log"]["path"]).read_text().splitlines()]
+    assert [e["payload"] for e in events if e["name"] == "image-digest"].count(seed.image_id) == 1
+    new = events[before:]
+    assert sum(e["name"] == "task-config" for e in new) == 3, new
+    assert len(new) in (3, 4), new  # plus the image-digest when no earlier test measured it
     assert [e["decision"] for e in b.audit()] == ["release"] * 3
     for tid, _ in tids:
         seed.delete(tid)

@@ -12,7 +12,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct broker_policy *p = NULL;
         struct attest_result r = {.tee_type = ATTEST_TEE_TDX};
-        struct broker_evidence ev = {.result = &r, .app_id = data, .app_id_len = size < 80 ? size : 80};
+        struct attest_rt_log log = {0};
+        struct broker_evidence ev = {.result = &r,
+                                     .app_id = data,
+                                     .app_id_len = size < 80 ? size : 80,
+                                     .rtmr3_log = &log,
+                                     .task_config = data,
+                                     .task_config_len = size};
         struct broker_decision d;
 
         if (broker_policy_from_json(data, size, size & 1, &p, NULL) < 0)

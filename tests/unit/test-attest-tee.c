@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +353,75 @@ static void test_sim_measure_and_log(void **state)
         assert_non_null(strstr(e->msg, "RTMR3 does not match"));
 }
 
+struct measure_once_arg {
+        struct attest_tee *t;
+        atomic_int added, failed;
+};
+
+static void *measure_once_worker(void *p)
+{
+        struct measure_once_arg *a = p;
+
+        for (int i = 0; i < 50; i++) {
+                bool added = false;
+                if (attest_tee_measure_once(a->t, "image-digest", "sha256:dddd", &added, NULL) < 0)
+                        atomic_fetch_add(&a->failed, 1);
+                else if (added)
+                        atomic_fetch_add(&a->added, 1);
+        }
+        return NULL;
+}
+
+/* The deduplication runs under the log's exclusive lock: measurers racing on one event, in
+ * threads and through two handles (as two processes would), extend it exactly once. A measure
+ * without "once" still adds; a different payload is a new event. */
+static void test_sim_measure_once(void **state)
+{
+        char simdir[256], statedir[256];
+        struct attest_sim_init_opts o = {.now = 1767225600, .validity_days = 30};
+        _cleanup_(attest_tee_freep) struct attest_tee *t1 = NULL, *t2 = NULL;
+        _cleanup_free_ uint8_t *log = NULL;
+        _cleanup_(attest_rt_log_clear) struct attest_rt_log parsed = {0};
+        struct measure_once_arg a1 = {0}, a2 = {0};
+        struct attest_measurements m;
+        pthread_t th[4];
+        uint8_t r3[48];
+        bool added = true;
+        size_t n = 0;
+
+        path(simdir, sizeof(simdir), "sim3");
+        path(statedir, sizeof(statedir), "state3");
+        assert_int_equal(attest_sim_init(simdir, &o, NULL), 0);
+        t1 = sim_open(simdir, statedir);
+        t2 = sim_open(simdir, statedir);
+        a1.t = t1;
+        a2.t = t2;
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, measure_once_worker, i % 2 ? &a2 : &a1), 0);
+        for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+        assert_int_equal(atomic_load(&a1.failed) + atomic_load(&a2.failed), 0);
+        assert_int_equal(atomic_load(&a1.added) + atomic_load(&a2.added), 1);
+
+        assert_int_equal(attest_tee_measure_once(t1, "image-digest", "sha256:dddd", &added, NULL), 0);
+        assert_false(added);
+        assert_int_equal(attest_tee_measure_once(t1, "task-config", "sha256:dddd", &added, NULL), 0);
+        assert_true(added); /* same payload, another name: another event */
+        assert_int_equal(attest_tee_measure(t1, "image-digest", "sha256:dddd", NULL), 0);
+
+        assert_int_equal(attest_tee_rt_log_read(t1, &log, &n, NULL), 0);
+        assert_int_equal(attest_rt_log_parse(log, n, &parsed, NULL), 0);
+        assert_int_equal(parsed.n, 3);
+        assert_int_equal(attest_rt_log_replay(&parsed, r3), 0);
+        assert_int_equal(attest_tee_measurements(t2, &m, NULL), 0);
+        assert_memory_equal(m.rtmr[3], r3, 48);
+
+        /* Room: two more small events fit; more events than the log holds do not. */
+        assert_int_equal(attest_tee_rt_log_check_room(t1, 2, 1024, NULL), 0);
+        assert_int_equal(attest_tee_rt_log_check_room(t1, ATTEST_RT_LOG_MAX_EVENTS, 0, NULL), -ENOSPC);
+        assert_int_equal(attest_tee_rt_log_check_room(t1, 1, ATTEST_RT_LOG_MAX, NULL), -ENOSPC);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -362,6 +433,7 @@ int main(void)
                 cmocka_unit_test(test_kind_strings),
                 cmocka_unit_test_setup_teardown(test_sim_rtmr_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sim_measure_and_log, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sim_measure_once, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

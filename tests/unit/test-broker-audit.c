@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "fs.h"
+#include "policy.h"
 
 static char tmpdir[64];
 
@@ -141,9 +142,35 @@ static void test_fsync_names(void **state)
         assert_true(broker_audit_fsync_from_string("sometimes") < 0);
 }
 
+/* Every record names what the deciding rule pinned and the task-config digest. */
+static void test_pinned_and_task_config(void **state)
+{
+        struct attest_result r = {.status = ATTEST_TCB_UP_TO_DATE, .tee_type = ATTEST_TEE_TDX};
+        const char *dig = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        struct broker_audit_entry e = {.peer = "127.0.0.1:1",
+                                       .release = true,
+                                       .secret_id = "default",
+                                       .result = &r,
+                                       .pinned =
+                                               BROKER_PIN_MRTD | (BROKER_PIN_RTMR0 << 1) | BROKER_PIN_IMAGE,
+                                       .task_config_digest = dig};
+        _cleanup_free_ char *line = broker_audit_format(&e);
+        _cleanup_free_ char *none = NULL;
+
+        assert_non_null(line);
+        assert_non_null(strstr(line, "\"pinned\":[\"mrtd\",\"rtmr1\",\"image\"]"));
+        assert_non_null(strstr(line, "\"taskConfigDigest\":\"sha256:e3b0c442"));
+        /* Nothing verified: no policy ran, nothing to say about pins. */
+        e = (struct broker_audit_entry){.peer = "127.0.0.1:1", .reason = "quote_invalid"};
+        none = broker_audit_format(&e);
+        assert_null(strstr(none, "pinned"));
+        assert_null(strstr(none, "taskConfigDigest"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_pinned_and_task_config),
                 cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_lines, setup, teardown),
                 cmocka_unit_test(test_fsync_names),

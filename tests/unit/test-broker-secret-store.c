@@ -1,5 +1,6 @@
 /* Unit tests for the broker's secret store: initial load, inotify reload (in-place writes and
- * rename-over), bad or missing files keep the last good value, size cap, JSON validation. */
+ * rename-over), bad files keep the last good value (counted, with the reason), deleted files
+ * revoke, size cap, JSON validation. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -95,6 +96,7 @@ static void test_bad_file_keeps_last_good(void **state)
 {
         _cleanup_(broker_secret_store_freep) struct broker_secret_store *s = NULL;
         struct broker_secret_source src = {.id = "default", .path = path};
+        struct broker_secret_status st;
         char big[200];
 
         write_file(path, "{\"k\":\"good\"}");
@@ -103,6 +105,10 @@ static void test_bad_file_keeps_last_good(void **state)
         write_file(path, "{\"k\": broken");
         assert_int_equal(pump(s), 0);
         assert_value(s, "{\"k\":\"good\"}");
+        assert_int_equal(broker_secret_store_status(s, "default", &st), 0);
+        assert_int_equal(st.reload_failures, 1);
+        assert_non_null(strstr(st.last_error, "not valid JSON"));
+        assert_null(strstr(st.last_error, "broken")); /* never the content */
 
         memset(big, ' ', sizeof(big) - 1);
         big[0] = '{';
@@ -112,13 +118,69 @@ static void test_bad_file_keeps_last_good(void **state)
         assert_int_equal(pump(s), 0);
         assert_value(s, "{\"k\":\"good\"}");
 
-        assert_int_equal(unlink(path), 0);
-        assert_int_equal(pump(s), 0);
-        assert_value(s, "{\"k\":\"good\"}");
+        assert_int_equal(broker_secret_store_status(s, "default", &st), 0);
+        assert_false(st.revoked);
+        assert_int_equal(st.reload_failures, 2);
+        assert_true(st.last_error[0] != 0);
 
         write_file(path, "{\"k\":\"new\"}");
         assert_int_equal(pump(s), 1);
         assert_value(s, "{\"k\":\"new\"}");
+        assert_int_equal(broker_secret_store_status(s, "default", &st), 0);
+        assert_string_equal(st.last_error, "");
+        assert_int_equal(st.reload_failures, 2);
+}
+
+/* Finding 8: deleting the secret file revokes the secret at once; a file that comes back is
+ * released again. */
+static void test_deleted_file_revokes(void **state)
+{
+        _cleanup_(broker_secret_store_freep) struct broker_secret_store *s = NULL;
+        struct broker_secret_source src = {.id = "default", .path = path};
+        struct broker_secret_status st;
+        struct ck_secret *v = NULL;
+        char moved[160];
+
+        write_file(path, "{\"k\":\"good\"}");
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, NULL), 0);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(pump(s), 1);
+        assert_int_equal(broker_secret_store_get(s, "default", &v), -EKEYREVOKED);
+        assert_null(v);
+        assert_int_equal(broker_secret_store_status(s, "default", &st), 0);
+        assert_true(st.revoked);
+        assert_int_equal(st.reload_failures, 0);
+
+        write_file(path, "{\"k\":\"back\"}");
+        assert_int_equal(pump(s), 1);
+        assert_value(s, "{\"k\":\"back\"}");
+
+        /* Moved away (mv secret.json secret.json.old) revokes too. */
+        snprintf(moved, sizeof(moved), "%s.old", path);
+        assert_int_equal(rename(path, moved), 0);
+        assert_int_equal(pump(s), 1);
+        assert_int_equal(broker_secret_store_get(s, "default", &v), -EKEYREVOKED);
+        assert_int_equal(rename(moved, path), 0);
+        assert_int_equal(pump(s), 1);
+        assert_value(s, "{\"k\":\"back\"}");
+}
+
+/* Removing the whole secret directory revokes as well (the watch itself goes away). */
+static void test_deleted_directory_revokes(void **state)
+{
+        _cleanup_(broker_secret_store_freep) struct broker_secret_store *s = NULL;
+        char dir[128], file[160];
+        struct broker_secret_source src = {.id = "default", .path = file};
+        struct ck_secret *v = NULL;
+
+        snprintf(dir, sizeof(dir), "%s/d", tmpdir);
+        snprintf(file, sizeof(file), "%s/secret.json", dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        write_file(file, "{\"k\":\"good\"}");
+        assert_int_equal(broker_secret_store_new(&src, 1, 0, &s, NULL), 0);
+        assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
+        assert_true(pump(s) >= 1);
+        assert_int_equal(broker_secret_store_get(s, "default", &v), -EKEYREVOKED);
 }
 
 static void test_bad_initial_file_is_an_error(void **state)
@@ -164,6 +226,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_load_and_reload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_keeps_last_good, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deleted_file_revokes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deleted_directory_revokes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_initial_file_is_an_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
                 cmocka_unit_test(test_validate),

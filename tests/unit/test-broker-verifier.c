@@ -136,6 +136,51 @@ static void test_verify_and_cache(void **state)
         fixture_close(&f);
 }
 
+/* The RTMR3 log and the task-config claim reach the policy, from a fresh verification and when
+ * the quote's verification comes from the cache alike (the policy judges the image and the task's
+ * configuration from them). */
+static void test_log_and_task_config_carried(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0}, b = {0};
+        static const char tc[] = "{\"image\":\"x\",\"imageId\":\"sha256:abab\",\"version\":1}";
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id,
+                                        .app_id_len = strlen(app_id),
+                                        .rtmr3_log_from_tee = true,
+                                        .task_config = (const uint8_t *)tc,
+                                        .task_config_len = strlen(tc)};
+        const char *reason = NULL;
+        struct fixture f = {0};
+        time_t now = time(NULL);
+        uint8_t exporter[32];
+        size_t len = 0;
+
+        fixture_open(&f);
+        memset(exporter, 0x33, sizeof(exporter));
+        assert_int_equal(attest_tee_measure(f.tee, "image-digest", app_id, NULL), 0);
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
+                                                                              .root = f.root,
+                                                                              .cache_ttl_secs = 60},
+                                             &v, NULL),
+                         0);
+        assert_int_equal(attest_ratls_make_key_cert(600, &key, &cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f.tee, &c, cert, exporter, &body, &len, NULL), 0);
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now, &a, &reason, NULL), 0);
+        assert_non_null(a.rtmr3_log);
+        assert_non_null(memmem(a.rtmr3_log, a.rtmr3_log_len, app_id, strlen(app_id)));
+        assert_int_equal(a.task_config_len, strlen(tc));
+        assert_memory_equal(a.task_config, tc, strlen(tc));
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now + 1, &b, &reason, NULL), 0);
+        assert_true(b.cached);
+        assert_int_equal(b.rtmr3_log_len, a.rtmr3_log_len);
+        assert_memory_equal(b.rtmr3_log, a.rtmr3_log, a.rtmr3_log_len);
+        assert_memory_equal(b.task_config, tc, strlen(tc));
+        fixture_close(&f);
+}
+
 static void test_refusals(void **state)
 {
         _cleanup_(broker_verifier_freep) struct broker_verifier *intel = NULL, *sim = NULL;
@@ -186,6 +231,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_verify_and_cache),
+                cmocka_unit_test(test_log_and_task_config_carried),
                 cmocka_unit_test(test_refusals),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

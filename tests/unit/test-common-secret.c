@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +25,76 @@ static void test_secret_equal(void **state)
         assert_false(ck_secret_equal(s, "toke", 4));
         assert_false(ck_secret_equal(s, "tokeN", 5));
         assert_false(ck_secret_equal(NULL, "", 0));
+}
+
+/* The smaps entry of the mapping that starts at p: its Locked size (kB) and whether its VmFlags
+ * hold "dd" (not dumped). */
+static void smaps_of(const void *p, long *ret_locked_kb, bool *ret_dontdump)
+{
+        FILE *f = fopen("/proc/self/smaps", "re");
+        char line[512];
+        bool in = false, found = false;
+
+        assert_non_null(f);
+        *ret_locked_kb = -1;
+        *ret_dontdump = false;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long start, end;
+                long kb;
+
+                /* A mapping's first line starts "start-end " in hex; field lines start with a name. */
+                if (strspn(line, "0123456789abcdef") == strcspn(line, "-") &&
+                    line[strcspn(line, "-")] == '-' && sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+                        in = start <= (unsigned long)p && (unsigned long)p < end;
+                        found |= in;
+                        continue;
+                }
+                if (in && sscanf(line, "Locked: %ld kB", &kb) == 1)
+                        *ret_locked_kb = kb;
+                if (in && strncmp(line, "VmFlags:", 8) == 0)
+                        *ret_dontdump = strstr(line, " dd") != NULL;
+        }
+        fclose(f);
+        assert_true(found);
+}
+
+/* AddressSanitizer intercepts mlock() and does nothing: the lock is only visible without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MLOCK_OBSERVABLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MLOCK_OBSERVABLE 0
+#endif
+#endif
+#ifndef MLOCK_OBSERVABLE
+#define MLOCK_OBSERVABLE 1
+#endif
+
+/* Issue 9, finding 10: secret buffers are locked in memory (never swapped) and left out of core
+ * dumps; they sit in pages of their own, so unlocking one never unlocks another. */
+static void test_secret_locked_and_not_dumped(void **state)
+{
+        _cleanup_secret_ struct ck_secret *a = ck_secret_new("password", 8);
+        _cleanup_secret_ struct ck_secret *b = NULL;
+        struct rlimit rl;
+        long locked;
+        bool dd;
+
+        assert_non_null(a);
+        assert_int_equal(ck_secret_random(5000, &b), 0);
+        assert_int_equal(((uintptr_t)a) % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+        smaps_of(a, &locked, &dd);
+        assert_true(dd);
+        assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &rl), 0);
+        if (MLOCK_OBSERVABLE && (geteuid() == 0 || rl.rlim_cur >= (rlim_t)(64 * 1024)))
+                assert_true(locked >= 4);
+        smaps_of(b, &locked, &dd);
+        assert_true(dd);
+        if (MLOCK_OBSERVABLE && (geteuid() == 0 || rl.rlim_cur >= (rlim_t)(64 * 1024)))
+                assert_true(locked >= 8); /* 5000 bytes and the header: two pages */
+        assert_true(ck_secret_equal(a, "password", 8));
+        assert_int_equal(b->len, 5000);
+        assert_int_equal(b->data[5000], 0);
 }
 
 static void test_realloc_wiped(void **state)
@@ -69,6 +142,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_secret_equal),
+                cmocka_unit_test(test_secret_locked_and_not_dumped),
                 cmocka_unit_test(test_realloc_wiped),
                 cmocka_unit_test(test_file_read),
         };

@@ -102,6 +102,9 @@ static void test_nft_script(void **state)
                    "\t\toifname \"ckbr0\" ct state established,related accept\n"
                    "\t\toifname \"ckbr0\" ct status dnat accept\n"
                    "\t\toifname \"ckbr0\" drop\n\t}\n"
+                   "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+                   "\t\tiifname \"ckbr0\" ip daddr 127.0.0.0/8 ct status dnat accept\n"
+                   "\t\tiifname \"ckbr0\" ip daddr 127.0.0.0/8 drop\n\t}\n"
                    "\tchain raw_prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;\n"
                    "\t\tiifname != \"ckbr0\" ip daddr 10.77.0.0/16 ip daddr != 10.77.0.1 drop\n\t}\n}\n");
         free(s);

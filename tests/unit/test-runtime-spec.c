@@ -292,7 +292,9 @@ static void test_golden(void **state)
                                 .bundle_dir = "/golden/bundle",
                                 .netns_path = "/run/netns/conker-0123456789ab",
                                 .cgroups_path = "/conker/0123456789abcdef",
-                                .oom_score_adj = 0};
+                                .oom_score_adj = 0,
+                                .pids_limit = 4096,
+                                .memory_limit = 512ull << 20};
         struct ck_error *err = NULL;
         json_t *j = NULL;
         char *txt, golden[512];
@@ -323,7 +325,23 @@ static void test_golden(void **state)
         assert_int_equal(json_array_size(json_object_get(caps, "bounding")), 14);
         assert_int_equal(json_array_size(json_object_get(caps, "inheritable")), 0);
         assert_int_equal(json_array_size(json_object_get(caps, "ambient")), 0);
+        /* Issue 9, finding 10: every container has a pids and a memory limit (the config's). */
+        json_t *res = json_object_get(json_object_get(j, "linux"), "resources");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "pids"), "limit")), 4096);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "memory"), "limit")),
+                         512ll << 20);
         json_decref(j);
+        /* 0 is "no limit": the member is absent, as runc reads it. */
+        in.pids_limit = 0;
+        in.memory_limit = 0;
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), 0);
+        res = json_object_get(json_object_get(j, "linux"), "resources");
+        assert_null(json_object_get(res, "pids"));
+        assert_null(json_object_get(res, "memory"));
+        assert_non_null(json_object_get(res, "devices"));
+        json_decref(j);
+        in.pids_limit = 4096;
+        in.memory_limit = 512ull << 20;
 
         img.working_dir = "/proc/self/fd/7";
         assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);

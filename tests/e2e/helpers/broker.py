@@ -33,6 +33,8 @@ class SimTD:
         self.collateral = os.path.join(self.dir, "collateral.json")
         self.rtmr1 = self.run("rtmr1").stdout.strip()
         assert len(self.rtmr1) == 96
+        self.mrtd = self.run("mrtd").stdout.strip()
+        assert len(self.mrtd) == 96
 
     def args(self):
         return ["--sim-dir", self.dir, "--sim-state-dir", self.state]
@@ -42,6 +44,8 @@ class SimTD:
                               check=check, timeout=60)
 
     def fetch(self, endpoint, app_id=IMAGE_ID, *extra):
+        """Like conkerd: measures image-digest and task-config (deduplicated), sends the RTMR3 log
+        and the task-config claim; extra flags (--no-log, --image-event ID, ...) leave parts out."""
         return subprocess.run([CLIENT, "fetch", *self.args(), "--app-id", app_id, *extra, endpoint],
                               capture_output=True, text=True, timeout=60)
 

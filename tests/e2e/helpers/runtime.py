@@ -49,7 +49,7 @@ def make_rootfs(path):
 
 
 class RuntimeEnv:
-    def __init__(self, log_max_bytes=None, log_max_files=None):
+    def __init__(self, log_max_bytes=None, log_max_files=None, pids_limit=None):
         tag = "%06x" % random.randrange(1 << 24)
         self.tag = tag
         self.tmp = tempfile.mkdtemp(prefix=f"ck-rt-{tag}-")
@@ -65,8 +65,10 @@ class RuntimeEnv:
         self.ids = []
         self.procs = []
         self.client_ns = None
+        self.peer_ns = None
         self.log_max_bytes = log_max_bytes
         self.log_max_files = log_max_files
+        self.pids_limit = pids_limit
         make_rootfs(self.rootfs)
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         self.ns(["ip", "link", "set", "lo", "up"], check=True)
@@ -95,6 +97,31 @@ class RuntimeEnv:
             subprocess.run(["ip", "netns", "exec", self.client_ns] + c, check=True, capture_output=True)
         return f"{net}.1"
 
+    def add_bridge_peer(self, last_octet=250):
+        """A namespace plugged into the containers' bridge like a container, but with the powers a
+        hostile container could get (a route of its own, or a raw socket, with CAP_NET_RAW): a
+        route to 127.0.0.1 through the gateway, and loopback source addresses accepted on its
+        side. Returns the namespace name; run commands in it with peer()."""
+        self.peer_ns = f"ckpe{self.tag}"
+        prefix = self.subnet.rsplit(".", 1)[0]
+        host_if, peer_if = f"ckx{self.tag}", f"cky{self.tag}"
+        subprocess.run(["ip", "netns", "add", self.peer_ns], check=True)
+        for c in (["ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+                  ["ip", "link", "set", peer_if, "netns", self.peer_ns],
+                  ["ip", "link", "set", host_if, "master", self.bridge],
+                  ["ip", "link", "set", host_if, "up"]):
+            self.ns(c, check=True)
+        for c in (["ip", "addr", "add", f"{prefix}.{last_octet}/{self.subnet.split('/')[1]}", "dev", peer_if],
+                  ["ip", "link", "set", peer_if, "up"],
+                  ["sysctl", "-qw", f"net.ipv4.conf.{peer_if}.route_localnet=1"],
+                  ["ip", "route", "add", "127.0.0.1/32", "via", f"{prefix}.1"]):
+            subprocess.run(["ip", "netns", "exec", self.peer_ns] + c, check=True, capture_output=True)
+        return self.peer_ns
+
+    def peer(self, argv, **kw):
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.peer_ns}"] + argv,
+                              capture_output=True, text=True, **kw)
+
     def client(self, argv, **kw):
         return subprocess.run(["nsenter", f"--net=/run/netns/{self.client_ns}"] + argv,
                               capture_output=True, text=True, **kw)
@@ -111,6 +138,8 @@ class RuntimeEnv:
             argv += ["--log-max-bytes", str(self.log_max_bytes)]
         if self.log_max_files:
             argv += ["--log-max-files", str(self.log_max_files)]
+        if self.pids_limit:
+            argv += ["--pids-limit", str(self.pids_limit)]
         return argv + list(args)
 
     def driver(self, *args, check=True, timeout=120):
@@ -179,4 +208,6 @@ class RuntimeEnv:
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
         if self.client_ns:
             subprocess.run(["ip", "netns", "del", self.client_ns], capture_output=True)
+        if self.peer_ns:
+            subprocess.run(["ip", "netns", "del", self.peer_ns], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
