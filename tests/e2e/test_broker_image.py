@@ -18,17 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers.broker import BROKER, free_port
+from helpers.broker import free_port
 from helpers.conkerd import BUILD
 from test_seed_story import Seed, getsecret, needs
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_UID = 10001
-
-
-def broker_has_flag(flag: str) -> bool:
-    out = subprocess.run([BROKER, "--help"], capture_output=True, text=True, timeout=30).stdout
-    return flag in out.split()
 
 
 class Podman:
@@ -111,10 +106,9 @@ def test_broker_image_releases_to_simulated_td(env):
     # The seed's arguments, verbatim apart from the address (127.0.0.1, not 0.0.0.0) and the port.
     args = ["-m", "-i", "127.0.0.1", "-p", str(port), "-v", "tdx_ecdsa", "-a", "nullattester",
             "-s", "/secret/secret.json", "-d", seed.image_id.removeprefix("sha256:"), "-w", info["rtmr"][1]]
-    # --mrtd is the policy change's flag; until it exists, the broker starts without it.
-    if broker_has_flag("--mrtd"):
-        args += ["--mrtd", info["mr_td"]]
-    args += ["--trust-sim-root", "/secret/sim-root.pem"]
+    # Plus the MRTD pin our policy asks for (RTMR1 alone can be forged by a host-supplied
+    # firmware), and the simulator's root.
+    args += ["--mrtd", info["mr_td"], "--trust-sim-root", "/secret/sim-root.pem"]
     name = f"ckbroker-{os.getpid()}"
     podman("run", "--detach", "--name", name, "--net=host", "--ulimit", "nofile=1024:1024",
            "--ulimit", "nproc=1024:1024", "-v", f"{owner}:/secret", image, *args)

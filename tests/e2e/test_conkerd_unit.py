@@ -139,9 +139,7 @@ def test_broker_notifies_ready_once_listening(tmp_path):
     secret.write_text('{"k":"v"}')
     port = free_port()
     args = [BROKER, "-i", "127.0.0.1", "-p", str(port), "-s", str(secret), "-w", sim.rtmr1, "-d", IMAGE_ID,
-            "--trust-sim-root", sim.root, "--audit-log", str(tmp_path / "audit.jsonl")]
-    if "--firmware" in subprocess.run([BROKER, "--help"], capture_output=True, text=True).stdout:
-        args += ["--firmware", "any"]
+            "--firmware", "any", "--trust-sim-root", sim.root, "--audit-log", str(tmp_path / "audit.jsonl")]
     n = NotifySocket(tmp_path / "notify")
     log = open(tmp_path / "broker.log", "w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

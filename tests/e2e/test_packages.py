@@ -276,9 +276,8 @@ def test_units_run_under_systemd(debs, debian_root, tmp_path):
     chroot(root, "chgrp", "conker-broker", *owner_files)
     chroot(root, "chmod", "0640", *owner_files)
     args = ("-m -i 127.0.0.1 -p 3333 -v tdx_ecdsa -a nullattester -s /etc/conker/broker/secret.json "
-            "-d " + "ab" * 32 + " -w " + "cd" * 48 + " --trust-sim-root /etc/conker/broker/sim-root.pem")
-    if "--mrtd" in chroot(root, "conker-broker", "--help").stdout.split():
-        args += " --mrtd " + "ef" * 48
+            "-d " + "ab" * 32 + " -w " + "cd" * 48 + " --mrtd " + "ef" * 48 +
+            " --trust-sim-root /etc/conker/broker/sim-root.pem")
     conf = root / "etc/conker/conker-broker.conf"
     conf.write_text(conf.read_text().replace('BROKER_ARGS=""', f'BROKER_ARGS="{args}"'))
     umount_below(root / "proc")
