@@ -287,7 +287,11 @@ def test_units_run_under_systemd(debs, debian_root, tmp_path):
     try:
         state = booted.wait_booted()
         if state not in ("running", "degraded"):
-            pytest.skip(f"systemd does not finish booting in systemd-nspawn here ({state or 'no answer'})")
+            # A boot that waits for conkerd (no READY=1) is our failure, not the host's.
+            jobs = booted.run("systemctl", "list-jobs", "--no-legend", check=False).stdout
+            assert "conkerd" not in jobs, jobs + booted.run("journalctl", "-u", "conkerd", "--no-pager",
+                                                            check=False).stdout
+            pytest.skip(f"systemd does not finish booting in systemd-nspawn here ({state or 'no answer'}): {jobs}")
         # Another unit may fail in a container on some hosts; ours must not.
         failed = booted.run("systemctl", "list-units", "--failed", "--no-legend", check=False).stdout
         assert "conkerd.service" not in failed, failed
