@@ -18,6 +18,7 @@ tests=(
   python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-prometheus-client
   podman curl jq xxd attr
   debootstrap lintian dpkg-dev systemd-container
+  ovmf osslsigncode
 )
 
 want=("${build[@]}" "${runtime[@]}" "${tests[@]}")

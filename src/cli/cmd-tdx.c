@@ -31,6 +31,7 @@ static int tdx_verify(int argc, char **argv);
 static const struct tdx_subcommand tdx_subcommands[] = {
         {"info", "print the TD's measurements and RTMR3 log state", cmd_tdx_info},
         {"measure", "extend RTMR3 with a runtime event and log it", cmd_tdx_measure},
+        {"predict", "compute the expected MRTD and RTMR0-2 from boot artefacts", cmd_tdx_predict},
         {"quote", "get a quote over REPORTDATA from the TEE (tdx or sim)", cmd_tdx_quote},
         {"verify", "verify a quote against DCAP collateral", tdx_verify},
 };

@@ -30,3 +30,5 @@ int cmd_version(int argc, char **argv);
 int cmd_tdx_info(int argc, char **argv);
 int cmd_tdx_measure(int argc, char **argv);
 int cmd_tdx_quote(int argc, char **argv);
+/* `conker tdx predict` (cmd-tdx-predict.c). */
+int cmd_tdx_predict(int argc, char **argv);
