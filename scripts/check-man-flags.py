@@ -105,7 +105,8 @@ def main():
 
     if missing:
         print("\n".join(missing))
-        print(f"{len(missing)} undocumented flag(s), command(s) or key(s): update man/*.scd")
+        print(f"{len(missing)} undocumented flag(s), command(s) or key(s): update man/*.scd "
+              "(conkerd.conf(5)'s KEYS section: python3 scripts/man-conf-keys.py)")
         return 1
     print(f"man pages cover every flag, command and key ({len(keys)} keys)")
     return 0
