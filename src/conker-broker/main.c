@@ -23,6 +23,7 @@
 #include "collateral.h"
 #include "fs.h"
 #include "log.h"
+#include "notify.h"
 #include "parse.h"
 #include "policy.h"
 #include "ratls.h"
@@ -724,7 +725,15 @@ int main(int argc, char **argv)
                  "collateral %s, trust root %s",
                  o.address, broker_server_port(server), policy->n_secrets, o.collateral,
                  o.trust_sim_root ? o.trust_sim_root : "Intel SGX Root CA");
+        /* Listening: a Type=notify unit is started now. */
+        {
+                _cleanup_error_ struct ck_error *nerr = NULL;
+                int nr = ck_notify("READY=1", &nerr);
+                if (nr < 0)
+                        log_warn("%s", ck_error_message(nerr, nr));
+        }
         rc = broker_server_run(server, &err);
+        (void)ck_notify("STOPPING=1", NULL);
         if (rc < 0)
                 return fail(rc, err);
         log_info("stopped");
