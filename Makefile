@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps build build-asan test unit e2e check bench demo images clean format
+.PHONY: all deps build build-asan test unit e2e check bench demo images deb broker-image install clean format
 
 all: build
 
@@ -42,6 +42,21 @@ check:
 images: build
 	@bash scripts/images.sh $(BUILD)
 
+# Debian packages conker and conker-broker in build-deb/ (docs/install.md).
+deb: deps
+	@bash scripts/deb.sh build-deb
+
+# The broker as an OCI image: $(BUILD)/images/conker-broker:latest (docs/install.md).
+broker-image: build
+	@bash scripts/broker-image.sh $(BUILD)
+
+# Installing from the tree: packages are the supported way; meson install works too.
+install:
+	@echo "Install Conker with its Debian packages (docs/install.md):"
+	@echo "  make deb && sudo apt install ./build-deb/conker_*.deb ./build-deb/conker-broker_*.deb"
+	@echo "or straight from a build directory configured for /usr:"
+	@echo "  meson setup build-usr --prefix=/usr && meson compile -C build-usr && sudo meson install -C build-usr"
+
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD) || exit 1; done
 
@@ -52,4 +67,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-deb
