@@ -608,17 +608,6 @@ static int add_whiteout(struct erofs_writer *w, struct erofs_dentry *parent, con
         return child_add(w, parent, victim, strlen(victim), n, &d);
 }
 
-/* A printable copy of a member name for error messages (names are attacker-chosen bytes). */
-static const char *shown(const char *name, char buf[static 200])
-{
-        size_t i = 0;
-
-        for (; i < 199 && name[i]; i++)
-                buf[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
-        buf[i] = 0;
-        return buf;
-}
-
 static int entry_owner(struct archive_entry *e, uint32_t *uid, uint32_t *gid)
 {
         int64_t u = archive_entry_uid(e), g = archive_entry_gid(e);
@@ -643,7 +632,7 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
         int r;
 
         if (entry_owner(e, &uid, &gid) < 0)
-                return ck_error_set(reterr, -EINVAL, "%s: invalid owner", shown(path, sb));
+                return ck_error_set(reterr, -EINVAL, "%s: invalid owner", unpack_shown(path, sb));
         parent_path = strndup(path, slash ? (size_t)(slash - path) : 0);
         if (!parent_path)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
@@ -657,41 +646,44 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
                                               1);
                         if (r < 0)
                                 return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
-                                                      shown(path, sb));
+                                                      unpack_shown(path, sb));
                         return 0;
                 }
                 if (ck_startswith(base, WHITEOUT_META)) {
-                        log_debug("layer: ignoring whiteout metadata %s", shown(path, sb));
+                        log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
                         return 0;
                 }
                 if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
-                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name", shown(path, sb));
+                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name",
+                                            unpack_shown(path, sb));
                 r = parent_dir(w, parent_path, &parent);
                 if (r >= 0)
                         r = add_whiteout(w, parent, victim, uid, gid);
                 if (r < 0)
-                        return ck_error_errno(reterr, r, "%s: cannot create whiteout", shown(path, sb));
+                        return ck_error_errno(reterr, r, "%s: cannot create whiteout",
+                                              unpack_shown(path, sb));
                 return 0;
         }
 
         r = parent_dir(w, parent_path, &parent);
         if (r < 0)
-                return ck_error_errno(reterr, r, "%s: cannot open parent directory", shown(path, sb));
+                return ck_error_errno(reterr, r, "%s: cannot open parent directory", unpack_shown(path, sb));
 
         if (archive_entry_hardlink(e) || archive_entry_hardlink_utf8(e)) {
                 r = add_hardlink(w, e, parent, base);
                 if (r < 0)
-                        return ck_error_errno(reterr, r, "%s: cannot create hard link", shown(path, sb));
+                        return ck_error_errno(reterr, r, "%s: cannot create hard link",
+                                              unpack_shown(path, sb));
                 return 0;
         }
         if (type == AE_IFSOCK) {
-                log_debug("layer: skipping socket %s", shown(path, sb));
+                log_debug("layer: skipping socket %s", unpack_shown(path, sb));
                 return 0;
         }
         if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && type != AE_IFCHR &&
             type != AE_IFBLK && type != AE_IFIFO)
-                return ck_error_set(reterr, -EINVAL, "%s: unsupported entry type 0%o", shown(path, sb),
-                                    (unsigned)type);
+                return ck_error_set(reterr, -EINVAL, "%s: unsupported entry type 0%o",
+                                    unpack_shown(path, sb), (unsigned)type);
 
         if (replace_existing(w, parent, base, type == AE_IFDIR, &d) > 0) {
                 /* a directory over a directory: the attributes merge, the children stay */
@@ -730,7 +722,7 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
                 r = child_add(w, parent, base, strlen(base), n, &d);
 out:
         if (r < 0)
-                return ck_error_errno(reterr, r, "%s: cannot create", shown(path, sb));
+                return ck_error_errno(reterr, r, "%s: cannot create", unpack_shown(path, sb));
         return 0;
 }
 
@@ -738,30 +730,11 @@ int erofs_writer_entry(struct erofs_writer *w, struct archive *a, struct archive
                        struct ck_error **reterr)
 {
         _cleanup_free_ char *path = NULL;
-        const char *name = archive_entry_pathname(e);
-        char sb[200];
         int r;
 
-        if (!name)
-                name = archive_entry_pathname_utf8(e);
-        if (!name)
-                return ck_error_set(reterr, -EINVAL, "layer member without a usable name");
-        if (++w->entries > w->lim->max_layer_entries)
-                return ck_error_set(reterr, -E2BIG, "layer has more than %" PRIu64 " entries",
-                                    w->lim->max_layer_entries);
-        if (archive_entry_size_is_set(e) && archive_entry_size(e) < 0)
-                return ck_error_set(reterr, -EINVAL, "%s: invalid size", shown(name, sb));
-        if (archive_entry_size_is_set(e) && (uint64_t)archive_entry_size(e) > w->lim->max_layer_unpacked)
-                return ck_error_set(reterr, -EFBIG, "%s: larger than the unpacked layer limit",
-                                    shown(name, sb));
-
-        r = unpack_path_normalise(name, w->lim->max_name_len, &path);
-        if (r == -ENAMETOOLONG)
-                return ck_error_set(reterr, r, "%s: name too long", shown(name, sb));
+        r = unpack_member_admit(e, w->lim, &w->entries, &path, reterr);
         if (r < 0)
-                return ck_error_set(reterr, r == -ENOMEM ? r : -EINVAL,
-                                    "%s: invalid member name (\"..\" components are not allowed)",
-                                    shown(name, sb));
+                return r;
         if (r > 0)
                 return 0; /* "./": the layer root keeps its own attributes */
         r = entry_apply(w, a, e, path, reterr);

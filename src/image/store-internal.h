@@ -198,3 +198,13 @@ bool unpack_xattr_allowed(const char *name);
  * ones, rejects ".." components and names longer than max. Returns 0 with a malloc'd path, 1
  * when the name is the root itself, or -EINVAL. */
 int unpack_path_normalise(const char *name, size_t max, char **ret);
+
+/* A printable copy of a member name for error messages (names are attacker-chosen bytes). */
+const char *unpack_shown(const char *name, char buf[static 200]);
+
+/* The rules every layer format applies to a member before its type is looked at: a usable
+ * name, the entry-count and size limits (*entries counts the members seen), and the
+ * normalised path. Returns 0 with *ret_path (malloc'd), 1 for the layer root itself ("./",
+ * which keeps its own attributes), or a negative errno with reterr set. */
+int unpack_member_admit(struct archive_entry *e, const struct image_limits *lim, uint64_t *entries,
+                        char **ret_path, struct ck_error **reterr);

@@ -91,8 +91,7 @@ int unpack_path_normalise(const char *name, size_t max, char **ret)
         return 0;
 }
 
-/* A printable copy of a member name for error messages (names are attacker-chosen bytes). */
-static const char *shown(const char *name, char buf[static 200])
+const char *unpack_shown(const char *name, char buf[static 200])
 {
         size_t i = 0;
 
@@ -100,6 +99,36 @@ static const char *shown(const char *name, char buf[static 200])
                 buf[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
         buf[i] = 0;
         return buf;
+}
+
+int unpack_member_admit(struct archive_entry *e, const struct image_limits *lim, uint64_t *entries,
+                        char **ret_path, struct ck_error **reterr)
+{
+        const char *name = archive_entry_pathname(e);
+        char sb[200];
+        int r;
+
+        if (!name)
+                name = archive_entry_pathname_utf8(e);
+        if (!name)
+                return ck_error_set(reterr, -EINVAL, "layer member without a usable name");
+        if (++*entries > lim->max_layer_entries)
+                return ck_error_set(reterr, -E2BIG, "layer has more than %" PRIu64 " entries",
+                                    lim->max_layer_entries);
+        if (archive_entry_size_is_set(e) && archive_entry_size(e) < 0)
+                return ck_error_set(reterr, -EINVAL, "%s: invalid size", unpack_shown(name, sb));
+        if (archive_entry_size_is_set(e) && (uint64_t)archive_entry_size(e) > lim->max_layer_unpacked)
+                return ck_error_set(reterr, -EFBIG, "%s: larger than the unpacked layer limit",
+                                    unpack_shown(name, sb));
+
+        r = unpack_path_normalise(name, lim->max_name_len, ret_path);
+        if (r == -ENAMETOOLONG)
+                return ck_error_set(reterr, r, "%s: name too long", unpack_shown(name, sb));
+        if (r < 0)
+                return ck_error_set(reterr, r == -ENOMEM ? r : -EINVAL,
+                                    "%s: invalid member name (\"..\" components are not allowed)",
+                                    unpack_shown(name, sb));
+        return r;
 }
 
 static int open_in_layer(struct unpack_writer *w, const char *path, int flags)
@@ -492,7 +521,7 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
         int pfd, r;
 
         if (entry_owner(e, &uid, &gid) < 0)
-                return ck_error_set(reterr, -EINVAL, "%s: invalid owner", shown(path, sb));
+                return ck_error_set(reterr, -EINVAL, "%s: invalid owner", unpack_shown(path, sb));
         parent = strndup(path, slash ? (size_t)(slash - path) : 0);
         if (!parent)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
@@ -505,31 +534,34 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
                                 r = write_opaque(w, parent);
                         if (r < 0)
                                 return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
-                                                      shown(path, sb));
+                                                      unpack_shown(path, sb));
                         return 0;
                 }
                 if (ck_startswith(base, WHITEOUT_META)) {
-                        log_debug("layer: ignoring whiteout metadata %s", shown(path, sb));
+                        log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
                         return 0;
                 }
                 if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
-                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name", shown(path, sb));
+                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name",
+                                            unpack_shown(path, sb));
                 r = parent_open(w, parent, &pfd);
                 if (r >= 0)
                         r = write_whiteout(w, victim, pfd, uid, gid);
                 if (r < 0)
-                        return ck_error_errno(reterr, r, "%s: cannot create whiteout", shown(path, sb));
+                        return ck_error_errno(reterr, r, "%s: cannot create whiteout",
+                                              unpack_shown(path, sb));
                 return 0;
         }
 
         r = parent_open(w, parent, &pfd);
         if (r < 0)
-                return ck_error_errno(reterr, r, "%s: cannot open parent directory", shown(path, sb));
+                return ck_error_errno(reterr, r, "%s: cannot open parent directory", unpack_shown(path, sb));
 
         if (archive_entry_hardlink(e) || archive_entry_hardlink_utf8(e)) {
                 r = write_hardlink(w, e, pfd, base);
                 if (r < 0)
-                        return ck_error_errno(reterr, r, "%s: cannot create hard link", shown(path, sb));
+                        return ck_error_errno(reterr, r, "%s: cannot create hard link",
+                                              unpack_shown(path, sb));
                 return 0;
         }
         switch (type) {
@@ -548,14 +580,14 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
                 r = write_node(w, e, pfd, base, type, uid, gid);
                 break;
         case AE_IFSOCK:
-                log_debug("layer: skipping socket %s", shown(path, sb));
+                log_debug("layer: skipping socket %s", unpack_shown(path, sb));
                 return 0;
         default:
-                return ck_error_set(reterr, -EINVAL, "%s: unsupported entry type 0%o", shown(path, sb),
-                                    (unsigned)type);
+                return ck_error_set(reterr, -EINVAL, "%s: unsupported entry type 0%o",
+                                    unpack_shown(path, sb), (unsigned)type);
         }
         if (r < 0)
-                return ck_error_errno(reterr, r, "%s: cannot create", shown(path, sb));
+                return ck_error_errno(reterr, r, "%s: cannot create", unpack_shown(path, sb));
         return 0;
 }
 
@@ -563,30 +595,11 @@ int unpack_writer_entry(struct unpack_writer *w, struct archive *a, struct archi
                         struct ck_error **reterr)
 {
         _cleanup_free_ char *path = NULL;
-        const char *name = archive_entry_pathname(e);
-        char sb[200];
         int r;
 
-        if (!name)
-                name = archive_entry_pathname_utf8(e);
-        if (!name)
-                return ck_error_set(reterr, -EINVAL, "layer member without a usable name");
-        if (++w->entries > w->lim->max_layer_entries)
-                return ck_error_set(reterr, -E2BIG, "layer has more than %" PRIu64 " entries",
-                                    w->lim->max_layer_entries);
-        if (archive_entry_size_is_set(e) && archive_entry_size(e) < 0)
-                return ck_error_set(reterr, -EINVAL, "%s: invalid size", shown(name, sb));
-        if (archive_entry_size_is_set(e) && (uint64_t)archive_entry_size(e) > w->lim->max_layer_unpacked)
-                return ck_error_set(reterr, -EFBIG, "%s: larger than the unpacked layer limit",
-                                    shown(name, sb));
-
-        r = unpack_path_normalise(name, w->lim->max_name_len, &path);
-        if (r == -ENAMETOOLONG)
-                return ck_error_set(reterr, r, "%s: name too long", shown(name, sb));
+        r = unpack_member_admit(e, w->lim, &w->entries, &path, reterr);
         if (r < 0)
-                return ck_error_set(reterr, r == -ENOMEM ? r : -EINVAL,
-                                    "%s: invalid member name (\"..\" components are not allowed)",
-                                    shown(name, sb));
+                return r;
         if (r > 0)
                 return 0; /* "./": the layer root keeps its own attributes */
 
@@ -608,9 +621,11 @@ int unpack_writer_finish(struct unpack_writer *w, struct ck_error **reterr)
                 if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP)
                         continue; /* replaced by a later member */
                 if (fd < 0)
-                        return ck_error_errno(reterr, fd, "%s: cannot open directory", shown(d->path, sb));
+                        return ck_error_errno(reterr, fd, "%s: cannot open directory",
+                                              unpack_shown(d->path, sb));
                 if (futimens(fd, d->ts) < 0)
-                        return ck_error_errno(reterr, -errno, "%s: cannot set times", shown(d->path, sb));
+                        return ck_error_errno(reterr, -errno, "%s: cannot set times",
+                                              unpack_shown(d->path, sb));
         }
         return 0;
 }
