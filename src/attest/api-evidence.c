@@ -13,19 +13,6 @@
 
 _Static_assert(ATTEST_API_EKM_LEN == ATTEST_RATLS_EXPORTER_LEN, "the exporter claim has one size");
 
-static int key_spki_sha256(EVP_PKEY *key, uint8_t ret[32])
-{
-        unsigned char *der = NULL;
-        int n = key ? i2d_PUBKEY(key, &der) : -1;
-        int r;
-
-        if (n <= 0)
-                return -EIO;
-        r = ck_sha256(der, (size_t)n, ret);
-        OPENSSL_free(der);
-        return r;
-}
-
 /* The claims an API identity (nonce == NULL) or fresh evidence carries for a key. */
 static int expected_claims(EVP_PKEY *key, const uint8_t *nonce, size_t nonce_len, const uint8_t *ekm,
                            uint8_t **ret, size_t *ret_len, struct ck_error **reterr)
@@ -46,7 +33,7 @@ static int expected_claims(EVP_PKEY *key, const uint8_t *nonce, size_t nonce_len
                 c.nonce_len = nonce_len;
                 c.tls_exporter = ekm;
         }
-        if (key_spki_sha256(key, pkh) < 0)
+        if (attest_key_spki_sha256(key, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "API attestation: cannot hash the certificate key");
         if (ratls_claims_encode(pkh, &c, ret, ret_len) < 0)
                 return ck_error_set(reterr, -ENOMEM, "API attestation: cannot encode the claims");

@@ -13,10 +13,10 @@
 #include "ssl.h"
 #include "tee-internal.h"
 
-static int spki_sha256(EVP_PKEY *key, uint8_t ret[32])
+int attest_key_spki_sha256(EVP_PKEY *key, uint8_t ret[32])
 {
         unsigned char *der = NULL;
-        int n = i2d_PUBKEY(key, &der);
+        int n = key ? i2d_PUBKEY(key, &der) : -1;
         int r;
 
         if (n <= 0)
@@ -26,9 +26,9 @@ static int spki_sha256(EVP_PKEY *key, uint8_t ret[32])
         return r;
 }
 
-/* The same hash from a certificate, encoding its parsed SubjectPublicKeyInfo directly: without
- * a round trip through an EVP_PKEY and the provider encoders, which are slow in OpenSSL 3. */
-static int cert_spki_sha256(X509 *cert, uint8_t ret[32])
+/* Encodes the certificate's parsed SubjectPublicKeyInfo directly: without a round trip through
+ * an EVP_PKEY and the provider encoders, which are slow in OpenSSL 3. */
+int attest_cert_spki_sha256(X509 *cert, uint8_t ret[32])
 {
         unsigned char *der = NULL;
         int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
@@ -158,7 +158,7 @@ int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls
         key = EVP_EC_gen("P-256");
         if (!key)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot generate a key");
-        if (spki_sha256(key, pkh) < 0)
+        if (attest_key_spki_sha256(key, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the public key");
         r = make_evidence(tee, claims, pkh, &ebuf, &elen, reterr);
         if (r < 0)
@@ -200,7 +200,7 @@ int attest_ratls_make_evidence(struct attest_tee *tee, const struct attest_ratls
 
         if (!tee || !cert || !exporter || !claims_valid(claims) || claims->tls_exporter)
                 return ck_error_set(reterr, -EINVAL, "RA-TLS: invalid claims");
-        if (cert_spki_sha256(cert, pkh) < 0)
+        if (attest_cert_spki_sha256(cert, pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the public key");
         c = *claims;
         c.tls_exporter = exporter;
@@ -232,7 +232,7 @@ static int check_claims(const struct attest_result *res, const uint8_t *claims, 
         r = attest_ratls_parse_claims(claims, clen, ev, pkh, reterr);
         if (r < 0)
                 return r;
-        if (cert_spki_sha256(cert, cert_pkh) < 0)
+        if (attest_cert_spki_sha256(cert, cert_pkh) < 0)
                 return ck_ssl_error(reterr, -EIO, "RA-TLS: cannot hash the certificate key");
         if (CRYPTO_memcmp(pkh, cert_pkh, 32) != 0)
                 return ck_error_set(

@@ -58,6 +58,11 @@ struct attest_ratls_claims {
         const char *ctx;
 };
 
+/* SHA-256 of a key's SubjectPublicKeyInfo DER (the "pubkey-hash" claim), from the key or from a
+ * certificate. -EIO when it cannot be encoded. */
+int attest_key_spki_sha256(EVP_PKEY *key, uint8_t ret[32]);
+int attest_cert_spki_sha256(X509 *cert, uint8_t ret[32]);
+
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)
  * whose extension carries a quote from tee over the claims. */
 int attest_ratls_make_identity(struct attest_tee *tee, const struct attest_ratls_claims *claims,

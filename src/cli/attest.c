@@ -19,6 +19,7 @@
 #include "log.h"
 #include "parse.h"
 #include "quote.h"
+#include "ratls.h"
 #include "refvalues.h"
 #include "ssl.h"
 #include "verify.h"
@@ -136,20 +137,6 @@ void cli_attest_conn_free(struct cli_attest_conn *a)
         free(a);
 }
 
-static int cert_pkh(X509 *cert, uint8_t ret[32])
-{
-        unsigned char *der = NULL;
-        EVP_PKEY *key = X509_get0_pubkey(cert);
-        int n = key ? i2d_PUBKEY(key, &der) : -1;
-        int r;
-
-        if (n <= 0)
-                return -EIO;
-        r = ck_sha256(der, (size_t)n, ret);
-        OPENSSL_free(der);
-        return r;
-}
-
 /* ---- TLS callbacks (run inside curl_easy_perform) ---- */
 
 /* Replaces the chain check: the certificate is self-signed and proves nothing until its quote is
@@ -161,7 +148,7 @@ static int on_cert_verify(X509_STORE_CTX *xs, void *arg)
         X509 *leaf = X509_STORE_CTX_get0_cert(xs);
         uint8_t pkh[32];
 
-        if (!leaf || cert_pkh(leaf, pkh) < 0)
+        if (!leaf || attest_cert_spki_sha256(leaf, pkh) < 0)
                 return 0;
         if (a->pinned) {
                 if (memcmp(pkh, a->pkh, 32) == 0)
@@ -173,7 +160,7 @@ static int on_cert_verify(X509_STORE_CTX *xs, void *arg)
         if (a->cert) {
                 /* A second connection before the attestation finished: it must be the same key. */
                 uint8_t first[32];
-                if (cert_pkh(a->cert, first) == 0 && memcmp(first, pkh, 32) == 0)
+                if (attest_cert_spki_sha256(a->cert, first) == 0 && memcmp(first, pkh, 32) == 0)
                         return 1;
                 a->key_changed = true;
                 return 0;
@@ -403,7 +390,7 @@ int cli_attest_connect(CURL *curl, const char *base_url, struct cli_attest_conn 
         if (memcmp(fresh_res->m.mr_td, cert_res->m.mr_td, 48) != 0)
                 return ck_error_set(reterr, -EKEYREJECTED,
                                     "the fresh evidence comes from another TD than the certificate");
-        if (cert_pkh(a->cert, a->pkh) < 0)
+        if (attest_cert_spki_sha256(a->cert, a->pkh) < 0)
                 return ck_error_set(reterr, -EIO, "cannot hash the certificate key");
         a->pinned = true;
         g.last = (struct cli_attest_info){.status = attest_tcb_status_to_string(fresh_res->status),
