@@ -29,12 +29,9 @@
 #include "parse.h"
 #include "store-internal.h"
 
-#define WHITEOUT_PREFIX ".wh."
-#define WHITEOUT_META   ".wh..wh."
-#define WHITEOUT_OPAQUE ".wh..wh..opq"
-#define MAX_SYMLINKS    40
-#define WBUF_SIZE       (1u << 20)
-#define WBUF_DIRECT     (128u << 10) /* writes this large skip the buffer */
+#define MAX_SYMLINKS 40
+#define WBUF_SIZE    (1u << 20)
+#define WBUF_DIRECT  (128u << 10) /* writes this large skip the buffer */
 
 void *erofs_alloc(struct erofs_writer *w, size_t size)
 {
@@ -623,7 +620,7 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
                        struct ck_error **reterr)
 {
         _cleanup_free_ char *parent_path = NULL;
-        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *victim = NULL;
         mode_t type = archive_entry_filetype(e);
         struct erofs_dentry *parent, *d = NULL;
         struct erofs_node *n;
@@ -637,25 +634,21 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
         if (!parent_path)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
 
-        if (ck_startswith(base, WHITEOUT_PREFIX)) {
-                const char *victim = base + strlen(WHITEOUT_PREFIX);
-                if (strcmp(base, WHITEOUT_OPAQUE) == 0) {
-                        r = parent_dir(w, parent_path, &parent);
-                        if (r >= 0)
-                                r = xattr_set(w, parent->node, EROFS_XATTR_TRUSTED, "overlay.opaque", "y",
-                                              1);
-                        if (r < 0)
-                                return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
-                                                      unpack_shown(path, sb));
-                        return 0;
-                }
-                if (ck_startswith(base, WHITEOUT_META)) {
-                        log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
-                        return 0;
-                }
-                if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
-                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name",
-                                            unpack_shown(path, sb));
+        switch (unpack_whiteout_classify(base, &victim)) {
+        case UNPACK_WHITEOUT_OPAQUE:
+                r = parent_dir(w, parent_path, &parent);
+                if (r >= 0)
+                        r = xattr_set(w, parent->node, EROFS_XATTR_TRUSTED, "overlay.opaque", "y", 1);
+                if (r < 0)
+                        return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
+                                              unpack_shown(path, sb));
+                return 0;
+        case UNPACK_WHITEOUT_META:
+                log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
+                return 0;
+        case UNPACK_WHITEOUT_INVALID:
+                return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name", unpack_shown(path, sb));
+        case UNPACK_WHITEOUT_FILE:
                 r = parent_dir(w, parent_path, &parent);
                 if (r >= 0)
                         r = add_whiteout(w, parent, victim, uid, gid);
@@ -663,6 +656,8 @@ static int entry_apply(struct erofs_writer *w, struct archive *a, struct archive
                         return ck_error_errno(reterr, r, "%s: cannot create whiteout",
                                               unpack_shown(path, sb));
                 return 0;
+        case UNPACK_NOT_WHITEOUT:
+                break;
         }
 
         r = parent_dir(w, parent_path, &parent);

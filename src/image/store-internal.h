@@ -199,6 +199,18 @@ bool unpack_xattr_allowed(const char *name);
  * when the name is the root itself, or -EINVAL. */
 int unpack_path_normalise(const char *name, size_t max, char **ret);
 
+/* What a member's base name says about whiteouts (the OCI layer rules): not one; ".wh..wh..opq"
+ * (the parent directory is opaque); other ".wh..wh." metadata (ignored); ".wh.<victim>" (victim
+ * deleted; *ret_victim points into base); or invalid (".wh.", ".wh..", ".wh...": refused). */
+enum unpack_whiteout {
+        UNPACK_NOT_WHITEOUT,
+        UNPACK_WHITEOUT_OPAQUE,
+        UNPACK_WHITEOUT_META,
+        UNPACK_WHITEOUT_FILE,
+        UNPACK_WHITEOUT_INVALID,
+};
+enum unpack_whiteout unpack_whiteout_classify(const char *base, const char **ret_victim);
+
 /* A printable copy of a member name for error messages (names are attacker-chosen bytes). */
 const char *unpack_shown(const char *name, char buf[static 200]);
 

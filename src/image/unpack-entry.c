@@ -91,6 +91,23 @@ int unpack_path_normalise(const char *name, size_t max, char **ret)
         return 0;
 }
 
+enum unpack_whiteout unpack_whiteout_classify(const char *base, const char **ret_victim)
+{
+        const char *victim;
+
+        if (!ck_startswith(base, WHITEOUT_PREFIX))
+                return UNPACK_NOT_WHITEOUT;
+        if (strcmp(base, WHITEOUT_OPAQUE) == 0)
+                return UNPACK_WHITEOUT_OPAQUE;
+        if (ck_startswith(base, WHITEOUT_META))
+                return UNPACK_WHITEOUT_META;
+        victim = base + strlen(WHITEOUT_PREFIX);
+        if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
+                return UNPACK_WHITEOUT_INVALID;
+        *ret_victim = victim;
+        return UNPACK_WHITEOUT_FILE;
+}
+
 const char *unpack_shown(const char *name, char buf[static 200])
 {
         size_t i = 0;
@@ -513,7 +530,7 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
                        struct ck_error **reterr)
 {
         _cleanup_free_ char *parent = NULL;
-        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *victim = NULL;
         mode_t type = archive_entry_filetype(e);
         char sb[200];
         uid_t uid;
@@ -526,24 +543,21 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
         if (!parent)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
 
-        if (ck_startswith(base, WHITEOUT_PREFIX)) {
-                const char *victim = base + strlen(WHITEOUT_PREFIX);
-                if (strcmp(base, WHITEOUT_OPAQUE) == 0) {
-                        r = parent_open(w, parent, &pfd);
-                        if (r >= 0)
-                                r = write_opaque(w, parent);
-                        if (r < 0)
-                                return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
-                                                      unpack_shown(path, sb));
-                        return 0;
-                }
-                if (ck_startswith(base, WHITEOUT_META)) {
-                        log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
-                        return 0;
-                }
-                if (!*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
-                        return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name",
-                                            unpack_shown(path, sb));
+        switch (unpack_whiteout_classify(base, &victim)) {
+        case UNPACK_WHITEOUT_OPAQUE:
+                r = parent_open(w, parent, &pfd);
+                if (r >= 0)
+                        r = write_opaque(w, parent);
+                if (r < 0)
+                        return ck_error_errno(reterr, r, "%s: cannot mark directory opaque",
+                                              unpack_shown(path, sb));
+                return 0;
+        case UNPACK_WHITEOUT_META:
+                log_debug("layer: ignoring whiteout metadata %s", unpack_shown(path, sb));
+                return 0;
+        case UNPACK_WHITEOUT_INVALID:
+                return ck_error_set(reterr, -EINVAL, "%s: invalid whiteout name", unpack_shown(path, sb));
+        case UNPACK_WHITEOUT_FILE:
                 r = parent_open(w, parent, &pfd);
                 if (r >= 0)
                         r = write_whiteout(w, victim, pfd, uid, gid);
@@ -551,6 +565,8 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
                         return ck_error_errno(reterr, r, "%s: cannot create whiteout",
                                               unpack_shown(path, sb));
                 return 0;
+        case UNPACK_NOT_WHITEOUT:
+                break;
         }
 
         r = parent_open(w, parent, &pfd);
