@@ -5,7 +5,8 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps build build-asan test unit e2e check bench demo images clean format
+.PHONY: all deps build build-asan test unit e2e check bench demo images clean format \
+	td-image td-image-lock td-image-test
 
 all: build
 
@@ -41,6 +42,20 @@ check:
 
 images: build
 	@bash scripts/images.sh $(BUILD)
+
+# The TD image (docs/td-image.md): a unified kernel image from the Debian packages pinned in
+# scripts/td-image/packages.lock, into build/td-image/. Not part of `make test`: a build takes
+# minutes and needs the mirror (or the cache /var/cache/conker-td) on first use.
+td-image: build
+	@bash scripts/td-image/build.sh $(CURDIR)/$(BUILD)/src/cli/conker
+
+# Re-resolves the lock from the mirror: changes the image and so its measurements.
+td-image-lock: deps
+	@bash scripts/td-image/lock.sh
+
+# Builds the image twice and compares the digests (tests/e2e/test_td_image.py; slow).
+td-image-test: build
+	CONKER_BUILD=$(CURDIR)/$(BUILD) CONKER_TD_IMAGE_TEST=1 /usr/bin/python3 -m pytest -v tests/e2e/test_td_image.py
 
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD) || exit 1; done

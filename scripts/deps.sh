@@ -19,8 +19,13 @@ tests=(
   podman curl jq xxd attr
   ovmf osslsigncode
 )
+# make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,
+# apt-ftparchive (apt-utils) indexes the local repository of those packages.
+td_image=(
+  mmdebstrap apt-utils
+)
 
-want=("${build[@]}" "${runtime[@]}" "${tests[@]}")
+want=("${build[@]}" "${runtime[@]}" "${tests[@]}" "${td_image[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# assemble.sh TD CONKER ROOT: makes the TD's root filesystem ROOT from the bootstrapped TD
+# userspace, the installed Conker tree and the image's own configuration. Kernel modules are
+# added by kernel.sh.
+set -euo pipefail
+td=$1
+conker=$2
+root=$3
+
+rm -rf "$root"
+cp -a "$td" "$root"
+# Documentation is not code; the copyright files stay (the licences travel with the binaries).
+find "$root/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
+find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/locale" \
+  "$root/usr/share/lintian" "$root/var/cache/debconf"/*-old "$root/var/lib/dpkg"/*-old
+cp -a "$conker"/. "$root"/
+
+# systemd: an empty machine-id (a transient one is made at each boot: the TD has no identity
+# that survives it), the host name, and conkerd started at boot when its unit is installed.
+: >"$root/etc/machine-id"
+echo conker-td >"$root/etc/hostname"
+ln -sf /usr/lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+for unit in "$root"/usr/lib/systemd/system/conkerd.service; do
+  [ -e "$unit" ] || continue
+  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+  ln -sf "/usr/lib/systemd/system/conkerd.service" \
+    "$root/etc/systemd/system/multi-user.target.wants/conkerd.service"
+done

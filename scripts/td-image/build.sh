@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# build.sh [CONKER_CLI]: `make td-image`. Builds the Conker TD image from packages.lock and the
+# worktree into $TD_OUT (build/td-image/):
+#   conker-td.efi      the unified kernel image (kernel + initrd + command line): what the TD boots
+#   vmlinuz, initrd.cpio.zst, cmdline   its parts
+#   SHA256SUMS         their digests
+#   reference-values.json   `conker tdx predict --uki conker-td.efi` (RTMR1, RTMR2)
+# SOURCE_DATE_EPOCH is the time of the last commit unless set.
+set -euo pipefail
+here=$(dirname "$0")
+. "$here/config.sh"
+cli=${1:-$TD_SRC/build/src/cli/conker}
+[ "$(id -u)" = 0 ] || { echo "td-image: needs root (mmdebstrap --mode=root, chroot)" >&2; exit 1; }
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$TD_SRC" log -1 --format=%ct)}
+
+work=$TD_OUT/work
+mkdir -p "$work"
+bash "$here/fetch.sh" >/dev/null
+echo "td-image: bootstrapping the build environment and the TD userspace (trixie, locked)"
+bash "$here/bootstrap.sh" tools "$work/tools"
+bash "$here/bootstrap.sh" td "$work/td"
+echo "td-image: building Conker in the build environment"
+bash "$here/build-conker.sh" "$work/tools" "$work/conker"
+bash "$here/assemble.sh" "$work/td" "$work/conker" "$work/tools/td-root"
+kver=$(bash "$here/kernel.sh" "$work/tools/td-root" "$TD_OUT")
+echo "td-image: packing the initrd and the unified kernel image (kernel $kver)"
+bash "$here/pack.sh" "$work/tools" "$kver" "$TD_OUT"
+rm -rf "$work"
+
+cd "$TD_OUT"
+sha256sum conker-td.efi vmlinuz initrd.cpio.zst cmdline >SHA256SUMS
+cat SHA256SUMS
+if [ -x "$cli" ]; then
+  "$cli" tdx predict --uki conker-td.efi -o reference-values.json
+  echo "td-image: reference values (conker tdx predict --uki $TD_OUT/conker-td.efi):"
+  cat reference-values.json
+else
+  echo "td-image: $cli not built; run 'make build' then: conker tdx predict --uki $TD_OUT/conker-td.efi" >&2
+fi

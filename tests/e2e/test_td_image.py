@@ -1,0 +1,98 @@
+"""The TD image build (scripts/td-image/, docs/td-image.md).
+
+test_fetch_*: fast, local: a lock the mirror cannot serve fails with a message naming the
+packages or the mirror (the mirror is 127.0.0.1:9, nothing listens there).
+test_reproducible: slow (two full image builds, ~1.5 min each with the package cache warm), so
+it runs only when asked (CONKER_TD_IMAGE_TEST=1, `make td-image-test`): builds the image twice
+into two directories and compares every artefact's digest and the predicted reference values."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
+SCRIPTS = os.path.join(SRC, "scripts", "td-image")
+BUILD = os.environ.get("CONKER_BUILD", os.path.join(SRC, "build"))
+CONKER = os.path.join(BUILD, "src", "cli", "conker")
+ARTEFACTS = ["conker-td.efi", "vmlinuz", "initrd.cpio.zst", "cmdline"]
+
+
+def need_tools(*tools):
+    if os.geteuid() != 0:
+        pytest.skip("the TD image build needs root (mmdebstrap --mode=root, chroot)")
+    for t in tools:
+        if not shutil.which(t):
+            pytest.skip(f"{t} is not installed (scripts/deps.sh installs it)")
+
+
+def fetch(tmp_path, lock_lines, mirror):
+    lock = tmp_path / "packages.lock"
+    lock.write_text("# test lock\n" + "".join(f"{l}\n" for l in lock_lines))
+    env = dict(os.environ, CONKER_TD_LOCK=str(lock), CONKER_TD_CACHE=str(tmp_path / "cache"),
+               CONKER_TD_MIRROR=mirror)
+    return subprocess.run(["bash", os.path.join(SCRIPTS, "fetch.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_fetch_unreachable_mirror_names_it(tmp_path):
+    need_tools("apt-get")
+    r = fetch(tmp_path, ["td runc 1.0-1 " + "0" * 64], "http://127.0.0.1:9/debian")
+    assert r.returncode != 0
+    assert "fetch: cannot read the package lists of http://127.0.0.1:9/debian" in r.stderr
+    assert "1 locked packages are not in" in r.stderr
+    assert not (tmp_path / "cache" / "pool").exists() or not os.listdir(tmp_path / "cache" / "pool")
+
+
+def test_fetch_cached_lock_needs_no_mirror(tmp_path):
+    """Packages already in the pool (matched by digest) are served without the mirror."""
+    need_tools("apt-get", "apt-ftparchive")
+    pool = tmp_path / "cache" / "pool"
+    pool.mkdir(parents=True)
+    deb = pool / "fake.deb"
+    # Any bytes: fetch.sh trusts the pool because its file names are the locked digests.
+    deb.write_bytes(b"not a real package")
+    sha = subprocess.run(["sha256sum", str(deb)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    deb.rename(pool / f"{sha}.deb")
+    r = fetch(tmp_path, [f"td fake 1.0-1 {sha}"], "http://127.0.0.1:9/debian")
+    assert r.returncode == 0, r.stderr
+    repo = r.stdout.strip()
+    assert os.path.exists(os.path.join(repo, "td", "fake_1.0-1_amd64.deb"))
+    assert os.path.exists(os.path.join(repo, "td", "Release"))
+    assert "Suite: trixie" in open(os.path.join(repo, "td", "Release")).read()
+
+
+def build(out):
+    env = dict(os.environ, CONKER_TD_OUT=str(out))
+    r = subprocess.run(["bash", os.path.join(SCRIPTS, "build.sh"), CONKER], env=env,
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    sums = {}
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        sums[name] = digest
+    return sums, r.stdout
+
+
+def test_reproducible(tmp_path):
+    if os.environ.get("CONKER_TD_IMAGE_TEST") != "1":
+        pytest.skip("two full TD image builds take minutes: run with CONKER_TD_IMAGE_TEST=1 "
+                    "(make td-image-test)")
+    need_tools("mmdebstrap", "apt-ftparchive", "unshare")
+    if not os.path.exists(CONKER):
+        pytest.skip(f"{CONKER} not built (make build)")
+    a, out_a = build(tmp_path / "a")
+    b, _ = build(tmp_path / "b")
+    assert sorted(a) == sorted(ARTEFACTS)
+    assert a == b
+    ref_a = json.loads((tmp_path / "a" / "reference-values.json").read_text())
+    ref_b = json.loads((tmp_path / "b" / "reference-values.json").read_text())
+    assert ref_a == ref_b
+    assert len(ref_a["rtmr1"]) == 96 and len(ref_a["rtmr2"]) == 96
+    assert ref_a["rtmr1"] in out_a
+    # The UKI carries the measured command line verbatim.
+    cmdline = (tmp_path / "a" / "cmdline").read_bytes()
+    assert cmdline in (tmp_path / "a" / "conker-td.efi").read_bytes()
