@@ -20,9 +20,10 @@ tests=(
   ovmf osslsigncode
 )
 # make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,
-# apt-ftparchive (apt-utils) indexes the local repository of those packages.
+# apt-ftparchive (apt-utils) indexes the local repository of those packages; QEMU boots the
+# image in its test (make td-image-test).
 td_image=(
-  mmdebstrap apt-utils
+  mmdebstrap apt-utils qemu-system-x86
 )
 
 want=("${build[@]}" "${runtime[@]}" "${tests[@]}" "${td_image[@]}")

@@ -21,6 +21,11 @@ cp -a "$conker"/. "$root"/
 : >"$root/etc/machine-id"
 echo conker-td >"$root/etc/hostname"
 ln -sf /usr/lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+# No login on any console: the serial port is the host's, and nobody logs into a TD.
+for unit in getty.target serial-getty@.service getty@.service console-getty.service \
+  getty-static.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 for unit in "$root"/usr/lib/systemd/system/conkerd.service; do
   [ -e "$unit" ] || continue
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants"

@@ -2,9 +2,11 @@
 
 test_fetch_*: fast, local: a lock the mirror cannot serve fails with a message naming the
 packages or the mirror (the mirror is 127.0.0.1:9, nothing listens there).
-test_reproducible: slow (two full image builds, ~1.5 min each with the package cache warm), so
-it runs only when asked (CONKER_TD_IMAGE_TEST=1, `make td-image-test`): builds the image twice
-into two directories and compares every artefact's digest and the predicted reference values."""
+test_reproducible and test_boot: slow (two full image builds, ~1.5 min each with the package cache
+warm, and a boot under QEMU TCG, ~1 min), so they run only when asked (CONKER_TD_IMAGE_TEST=1,
+`make td-image-test`): the image is built twice into two directories, every artefact's digest
+and the predicted reference values are compared, and the first build is booted to systemd's
+multi-user.target on the serial console."""
 import json
 import os
 import shutil
@@ -77,22 +79,45 @@ def build(out):
     return sums, r.stdout
 
 
-def test_reproducible(tmp_path):
+@pytest.fixture(scope="module")
+def td_image(tmp_path_factory):
+    """The image built once for the module: (directory, digests, build output)."""
     if os.environ.get("CONKER_TD_IMAGE_TEST") != "1":
-        pytest.skip("two full TD image builds take minutes: run with CONKER_TD_IMAGE_TEST=1 "
+        pytest.skip("TD image builds and boots take minutes: run with CONKER_TD_IMAGE_TEST=1 "
                     "(make td-image-test)")
     need_tools("mmdebstrap", "apt-ftparchive", "unshare")
     if not os.path.exists(CONKER):
         pytest.skip(f"{CONKER} not built (make build)")
-    a, out_a = build(tmp_path / "a")
+    out = tmp_path_factory.mktemp("td-image-a")
+    sums, stdout = build(out)
+    return out, sums, stdout
+
+
+def test_reproducible(td_image, tmp_path):
+    out_a, a, stdout_a = td_image
     b, _ = build(tmp_path / "b")
     assert sorted(a) == sorted(ARTEFACTS)
     assert a == b
-    ref_a = json.loads((tmp_path / "a" / "reference-values.json").read_text())
+    ref_a = json.loads((out_a / "reference-values.json").read_text())
     ref_b = json.loads((tmp_path / "b" / "reference-values.json").read_text())
     assert ref_a == ref_b
     assert len(ref_a["rtmr1"]) == 96 and len(ref_a["rtmr2"]) == 96
-    assert ref_a["rtmr1"] in out_a
+    assert ref_a["rtmr1"] in stdout_a
     # The UKI carries the measured command line verbatim.
-    cmdline = (tmp_path / "a" / "cmdline").read_bytes()
-    assert cmdline in (tmp_path / "a" / "conker-td.efi").read_bytes()
+    cmdline = (out_a / "cmdline").read_bytes()
+    assert cmdline in (out_a / "conker-td.efi").read_bytes()
+
+
+def test_boot(td_image, tmp_path):
+    out, _, _ = td_image
+    need_tools("qemu-system-x86_64")
+    if not os.path.exists("/usr/share/ovmf/OVMF.fd"):
+        pytest.skip("/usr/share/ovmf/OVMF.fd missing (Debian's ovmf; scripts/deps.sh installs it)")
+    log = tmp_path / "console.log"
+    r = subprocess.run(["bash", os.path.join(SCRIPTS, "boot.sh"), str(out / "conker-td.efi"),
+                        str(log), "600"], capture_output=True, text=True, timeout=700)
+    console = log.read_bytes().decode(errors="replace")
+    assert r.returncode == 0, r.stderr + console[-4000:]
+    # Booted from the UKI's own command line, and no login prompt on the host's serial port.
+    assert "Reached target multi-user.target" in console
+    assert "login:" not in console

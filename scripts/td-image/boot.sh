@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# boot.sh UKI CONSOLE_LOG [TIMEOUT_S]: boots the unified kernel image in QEMU under TCG (no KVM
+# here, no TDX: this checks the image, not the TD) with Debian's OVMF, the serial console
+# written to CONSOLE_LOG, no network and no disk; succeeds once the console shows that systemd
+# reached multi-user.target (and, when the image has conkerd.service, that it was started), and
+# fails on a kernel panic, QEMU exiting, or TIMEOUT_S seconds (default 600).
+set -euo pipefail
+uki=$1
+log=$2
+timeout=${3:-600}
+firmware=${CONKER_TD_OVMF:-/usr/share/ovmf/OVMF.fd}
+marker='Reached target multi-user.target'
+
+: >"$log"
+qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 1 -m 2048 -bios "$firmware" \
+  -kernel "$uki" -display none -monitor none -serial "file:$log" -net none -no-reboot &
+qemu=$!
+trap 'kill "$qemu" 2>/dev/null || true; wait "$qemu" 2>/dev/null || true' EXIT
+
+for ((i = 0; i < timeout; i++)); do
+  if grep -aq "$marker" "$log"; then
+    started=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -a 'Started conkerd.service' || true)
+    echo "boot: multi-user.target reached after ~${i}s${started:+; conkerd.service started}"
+    exit 0
+  fi
+  if grep -aq 'Kernel panic' "$log"; then
+    echo "boot: kernel panic (console: $log)" >&2
+    exit 1
+  fi
+  if ! kill -0 "$qemu" 2>/dev/null; then
+    echo "boot: QEMU exited before multi-user.target (console: $log)" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "boot: no '$marker' within ${timeout}s (console: $log)" >&2
+exit 1
