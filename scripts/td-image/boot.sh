@@ -18,12 +18,14 @@ qemu=$!
 trap 'kill "$qemu" 2>/dev/null || true; wait "$qemu" 2>/dev/null || true' EXIT
 
 for ((i = 0; i < timeout; i++)); do
-  if grep -aq "$marker" "$log"; then
-    started=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -a 'Started conkerd.service' || true)
+  # systemd colours the unit names: compare without the escape sequences.
+  plain=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+  if grep -aq "$marker" <<<"$plain"; then
+    started=$(grep -a 'Started conkerd.service' <<<"$plain" || true)
     echo "boot: multi-user.target reached after ~${i}s${started:+; conkerd.service started}"
     exit 0
   fi
-  if grep -aq 'Kernel panic' "$log"; then
+  if grep -aq 'Kernel panic' <<<"$plain"; then
     echo "boot: kernel panic (console: $log)" >&2
     exit 1
   fi

@@ -8,6 +8,7 @@ warm, and a boot under QEMU TCG, ~1 min), so they run only when asked (CONKER_TD
 and the predicted reference values are compared, and the first build is booted to systemd's
 multi-user.target on the serial console."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -116,7 +117,7 @@ def test_boot(td_image, tmp_path):
     log = tmp_path / "console.log"
     r = subprocess.run(["bash", os.path.join(SCRIPTS, "boot.sh"), str(out / "conker-td.efi"),
                         str(log), "600"], capture_output=True, text=True, timeout=700)
-    console = log.read_bytes().decode(errors="replace")
+    console = re.sub(r"\x1b\[[0-9;]*m", "", log.read_bytes().decode(errors="replace"))
     assert r.returncode == 0, r.stderr + console[-4000:]
     # Booted from the UKI's own command line, and no login prompt on the host's serial port.
     assert "Reached target multi-user.target" in console
