@@ -16,7 +16,7 @@ runtime=(
 tests=(
   docker-registry apache2-utils umoci skopeo busybox-static
   python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-prometheus-client
-  podman curl jq xxd attr
+  podman curl jq xxd attr erofs-utils
   ovmf osslsigncode
 )
 # make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,

@@ -41,12 +41,25 @@ static void image_usage(FILE *f)
         fprintf(f, "usage: conker image COMMAND [OPTIONS]\n\n"
                    "  pull REF [--user U --password-stdin] [--ca-file F] [--plain-http]\n"
                    "           [--max-unpacked BYTES] [--max-ratio N] [--max-entries N]\n"
-                   "  load OCI_LAYOUT_DIR[:TAG] NAME\n"
+                   "           [--layer-format auto|erofs|dir]\n"
+                   "  load OCI_LAYOUT_DIR[:TAG] NAME [--layer-format auto|erofs|dir]\n"
                    "  ls [--json]\n"
                    "  rm REF|ID...\n"
                    "  mount REF|ID TARGET --state DIR\n"
                    "  umount TARGET [--state DIR [--remove-state]]\n\n"
                    "Every command takes --data-dir DIR (default " DEFAULT_DATA_DIR ").\n");
+}
+
+static int parse_layer_format(const char *arg, struct image_cli *c)
+{
+        int f = image_layer_format_from_string(arg);
+
+        if (f < 0) {
+                fprintf(stderr, "conker image: --layer-format takes auto, erofs or dir\n");
+                return -EINVAL;
+        }
+        c->lim.layer_format = f;
+        return 0;
 }
 
 static int store_open(const struct image_cli *c, struct image_store **ret, struct ck_error **reterr)
@@ -118,6 +131,7 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                 {"max-unpacked", required_argument, NULL, 'U'},
                 {"max-ratio", required_argument, NULL, 'R'},
                 {"max-entries", required_argument, NULL, 'E'},
+                {"layer-format", required_argument, NULL, 'F'},
                 {"data-dir", required_argument, NULL, 'd'},
                 {"help", no_argument, NULL, 'h'},
                 {},
@@ -156,6 +170,10 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                         break;
                 case 'E':
                         if (parse_size_arg("--max-entries", optarg, &c->lim.max_layer_entries) < 0)
+                                return 2;
+                        break;
+                case 'F':
+                        if (parse_layer_format(optarg, c) < 0)
                                 return 2;
                         break;
                 case 'd':
@@ -216,7 +234,11 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
 
 static int image_load_cmd(struct image_cli *c, int argc, char **argv)
 {
-        static const struct option opts[] = {{"data-dir", required_argument, NULL, 'd'}, {}};
+        static const struct option opts[] = {
+                {"data-dir", required_argument, NULL, 'd'},
+                {"layer-format", required_argument, NULL, 'F'},
+                {},
+        };
         _cleanup_(image_store_freep) struct image_store *s = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_(image_record_clear) struct image_record rec = {0};
@@ -227,11 +249,14 @@ static int image_load_cmd(struct image_cli *c, int argc, char **argv)
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                if (opt != 'd') {
+                if (opt == 'F' && parse_layer_format(optarg, c) < 0)
+                        return 2;
+                if (opt != 'd' && opt != 'F') {
                         image_usage(stderr);
                         return 2;
                 }
-                c->data_dir = optarg;
+                if (opt == 'd')
+                        c->data_dir = optarg;
         }
         if (optind != argc - 2) {
                 image_usage(stderr);

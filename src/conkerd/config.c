@@ -34,6 +34,7 @@ struct cfg_key {
 
 static const char *const tee_values[] = {"auto", "tdx", "sim", NULL};
 static const char *const pull_policy_values[] = {"always", "missing", "never", NULL};
+static const char *const layer_format_values[] = {"auto", "erofs", "dir", NULL};
 static const char *const log_level_values[] = {"error", "warn", "info", "debug", NULL};
 
 static int check_host_port(const char *key, const char *v, struct ck_error **reterr)
@@ -145,6 +146,9 @@ static const struct cfg_key keys[] = {
          OFF(image_max_layer_entries), "Most files, directories and links in one layer."},
         {"image-max-ratio", CFG_UINT, "100", 1, 100000, NULL, NULL, OFF(image_max_ratio),
          "Largest unpacked/compressed ratio of a layer past its first MiB (decompression bombs)."},
+        {"layer-format", CFG_ENUM, "auto", 0, 0, layer_format_values, NULL, OFF(layer_format),
+         "How pulled layers are stored: erofs (one read-only image file per layer, mounted as an overlay "
+         "lower), dir (unpacked into a directory), auto (erofs when the kernel can mount it, else dir)."},
         {"registry-mirror", CFG_LIST, "", 0, 0, NULL, check_mirror, OFF(registry_mirrors),
          "DOMAIN=HOST:PORT: pull images of DOMAIN from HOST:PORT instead (repeatable)."},
         {"insecure-registry", CFG_LIST, "", 0, 0, NULL, NULL, OFF(insecure_registries),

@@ -54,6 +54,7 @@ struct conkerd_config {
         uint64_t max_tasks;
         uint64_t pull_timeout;
         char *pull_policy;
+        char *layer_format;
         uint64_t image_max_blob_size;
         uint64_t image_max_layer_size;
         uint64_t image_max_layer_entries;

@@ -192,6 +192,7 @@ static int run(struct conkerd_config *c)
                 .image_max_layer_size = c->image_max_layer_size,
                 .image_max_layer_entries = c->image_max_layer_entries,
                 .image_max_ratio = c->image_max_ratio,
+                .layer_format = c->layer_format,
         };
         r = task_backend_real_new(&bc, &be, &e);
         if (r < 0)

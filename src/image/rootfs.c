@@ -5,6 +5,9 @@
  * Lower dirs are <data>/layers/<n> (short numbers), so that mount(2)'s one-page data holds
  * well over a hundred layers; past a page, or when a path holds a character that the option
  * syntax reserves, the layers are passed one by one with fsconfig("lowerdir+") (Linux 6.8).
+ * A layer stored as an EROFS image (layers/<n> is a file) is mounted detached and passed to
+ * fsconfig("lowerdir+") by its mount fd (Linux 6.13); the overlay then holds the only
+ * reference to that mount, so unmounting the rootfs releases it and nothing else is mounted.
  * The row is written before the mount and removed after the umount, so a crash leaves at
  * worst a stale row, which image_store_mount_alive() recognises. */
 #include <errno.h>
@@ -57,17 +60,24 @@ static bool option_safe(const char *p)
         return !strpbrk(p, ",:\\\n");
 }
 
-/* Mounts with the new mount API, one lowerdir+ per layer: no page limit, no escaping. */
-static int mount_fsconfig(char **lowers, size_t n, const char *upper, const char *work, const char *target)
+/* Mounts with the new mount API, one lowerdir+ per layer: no page limit, no escaping. A layer
+ * with a mount fd (an EROFS image, see layer-erofs.c) is passed by that fd. */
+static int mount_fsconfig(char **lowers, const int *lower_fds, size_t n, const char *upper, const char *work,
+                          const char *target)
 {
         _cleanup_close_ int fsfd = -1, mfd = -1;
 
         fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
         if (fsfd < 0)
                 return -errno;
-        for (size_t i = 0; i < n; i++)
-                if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0)
+        for (size_t i = 0; i < n; i++) {
+                long k = lower_fds[i] >= 0 ? syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FD, "lowerdir+", NULL,
+                                                     lower_fds[i])
+                                           : syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir+",
+                                                     lowers[i], 0);
+                if (k < 0)
                         return -errno;
+        }
         if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
             syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
             syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
@@ -80,13 +90,16 @@ static int mount_fsconfig(char **lowers, size_t n, const char *upper, const char
         return 0;
 }
 
-static int do_mount(char **lowers, size_t n, const char *upper, const char *work, const char *target,
-                    struct ck_error **reterr)
+static int do_mount(char **lowers, const int *lower_fds, size_t n, const char *upper, const char *work,
+                    const char *target, struct ck_error **reterr)
 {
         _cleanup_buf_ struct ck_buf data;
         bool fits = option_safe(upper) && option_safe(work);
         int r;
 
+        for (size_t i = 0; i < n; i++)
+                if (lower_fds[i] >= 0)
+                        fits = false;
         ck_buf_init(&data, MOUNT_DATA_MAX);
         r = ck_buf_append_str(&data, "lowerdir=");
         for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -110,8 +123,7 @@ static int do_mount(char **lowers, size_t n, const char *upper, const char *work
                                               target);
                 return 0;
         }
-        log_debug("rootfs: overlay options exceed a page or need escaping; using fsconfig");
-        r = mount_fsconfig(lowers, n, upper, work, target);
+        r = mount_fsconfig(lowers, lower_fds, n, upper, work, target);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot mount the rootfs overlay (%zu layers) at %s", n,
                                       target);
@@ -142,6 +154,25 @@ static void strv_free_n(char **v, size_t n)
         free(v);
 }
 
+static void fds_close_n(int *v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                safe_close(v[i]);
+        free(v);
+}
+
+/* The layer's format is its file type: an EROFS image file gets a detached mount, a directory
+ * is used by its path. */
+static int lower_open(const char *path, int *ret_fd, struct ck_error **reterr)
+{
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return ck_error_errno(reterr, -errno, "cannot stat layer %s", path);
+        return image_layer_backend(S_ISREG(st.st_mode) ? IMAGE_LAYER_EROFS : IMAGE_LAYER_DIR)
+                ->open_lower(path, ret_fd, reterr);
+}
+
 int image_rootfs_mount(struct image_store *s, const char *id, const char *state_dir, const char *target,
                        struct ck_error **reterr)
 {
@@ -150,6 +181,7 @@ int image_rootfs_mount(struct image_store *s, const char *id, const char *state_
         _cleanup_free_ char *state = NULL, *tgt = NULL, *upper = NULL, *work = NULL, *empty = NULL;
         _cleanup_close_ int sfd = -1;
         char **lowers = NULL;
+        int *lower_fds = NULL;
         size_t n_lowers = 0;
         int r;
 
@@ -180,7 +212,8 @@ int image_rootfs_mount(struct image_store *s, const char *id, const char *state_
         }
 
         lowers = calloc(rec.n_layers ? rec.n_layers : 1, sizeof(char *));
-        if (!lowers) {
+        lower_fds = malloc((rec.n_layers ? rec.n_layers : 1) * sizeof(int));
+        if (!lowers || !lower_fds) {
                 r = ck_error_set(reterr, -ENOMEM, "out of memory");
                 goto rollback;
         }
@@ -191,13 +224,18 @@ int image_rootfs_mount(struct image_store *s, const char *id, const char *state_
                                          rec.layers[i - 1]);
                         goto rollback;
                 }
+                lower_fds[n_lowers] = -1;
                 n_lowers++;
+                r = lower_open(lowers[n_lowers - 1], &lower_fds[n_lowers - 1], reterr);
+                if (r < 0)
+                        goto rollback;
         }
         if (n_lowers == 0) { /* an image without layers: overlay still wants one lower */
                 if (make_dir_at(sfd, "empty", 0755) < 0 || asprintf(&empty, "%s/empty", state) < 0) {
                         r = ck_error_errno(reterr, -errno, "cannot create %s/empty", state);
                         goto rollback;
                 }
+                lower_fds[n_lowers] = -1;
                 lowers[n_lowers++] = TAKE_PTR(empty);
         }
 
@@ -212,14 +250,16 @@ int image_rootfs_mount(struct image_store *s, const char *id, const char *state_
         if (r < 0)
                 goto rollback;
 
-        r = do_mount(lowers, n_lowers, upper, work, tgt, reterr);
+        r = do_mount(lowers, lower_fds, n_lowers, upper, work, tgt, reterr);
         if (r < 0)
                 (void)mounts_exec(s, "DELETE FROM mounts WHERE target = ?", tgt, NULL, NULL);
         strv_free_n(lowers, n_lowers);
+        fds_close_n(lower_fds, n_lowers);
         return r;
 rollback:
         (void)ck_sqlite_exec(s->db, "ROLLBACK", NULL);
         strv_free_n(lowers, n_lowers);
+        fds_close_n(lower_fds, n_lowers);
         return r;
 }
 

@@ -1,12 +1,14 @@
-/* Internals of the image store shared by store.c, unpack*.c and rootfs.c. Not a public
- * interface: other modules use store.h and rootfs.h only.
+/* Internals of the image store shared by its files (store.c, content.c, locks.c, snapshot.c,
+ * layer-*.c, metadata.c, gc.c, unpack*.c, erofs-*.c, rootfs.c). Not a public interface: other
+ * modules use store.h and rootfs.h only.
  *
  * Layout under the data dir (docs/design.md §7):
  *   blobs/<algo>/<hex>     verified content (manifests, configs, compressed layers)
  *   ingest/                temp files and per-digest lock files; emptied on recovery
- *   layers/<n>/            one unpacked layer per diff_id; <n> is a short number from the
- *                          `layers` table so that overlay mount data stays under one page
- *   layers/<n>.tmp/        a layer being unpacked; renamed to <n> once its diff_id matched
+ *   layers/<n>             one layer per diff_id: a directory (layer-format dir) or an EROFS
+ *                          image file (erofs); <n> is a short number from the `layers` table
+ *                          so that overlay mount data stays under one page
+ *   layers/<n>.tmp         a layer being written; renamed to <n> once its diff_id matched
  *   conker.db              SQLite; this module owns the tables images, image_layers, layers
  *                          and mounts */
 #pragma once
@@ -23,6 +25,8 @@
 #include "store.h"
 
 #define IMAGE_DIGEST_MAX 136 /* "sha512:" + 128 hex + NUL, rounded */
+/* Layers and blobs start their writeback (sync_file_range) every this many bytes. */
+#define IMAGE_WRITEBACK_CHUNK (UINT64_C(8) << 20)
 
 struct image_busy {
         char *key; /* "blob:<digest>" or "layer:<diff_id>" */
@@ -45,12 +49,42 @@ struct image_store {
         pthread_mutex_t mutex;
         pthread_cond_t cond;
         struct image_busy *busy;
+        int layer_format; /* resolved from lim.layer_format on first use (under mutex), 0 before */
 };
 
 /* Splits "sha256:<hex>" / "sha512:<hex>" (lower hex of the right length) into algo and hex.
  * Returns 0, or -EINVAL for anything else. The pointers point into digest. */
 int image_digest_split(const char *digest, const char **ret_algo, size_t *ret_algo_len,
                        const char **ret_hex);
+
+/* True for a well-formed digest (image_digest_split() accepts it). */
+bool image_digest_ok(const char *digest);
+/* "sha256/<hex>": the path of a blob below blobs/ (content.c). */
+int image_blob_relpath(const char *digest, char *buf, size_t bufsz);
+
+/* Sets reterr from the connection's last SQLite error; returns -EIO. */
+int image_store_db_error(struct image_store *s, struct ck_error **reterr);
+
+/* snapshot.c: 1 and the layer number when diff_id has a ready layer, 0 when it has none. */
+int image_layer_lookup(struct image_store *s, const char *diff_id, int64_t *ret_n, struct ck_error **reterr);
+
+/* metadata.c: reference counting over the records, and a small string vector. */
+int image_store_count_refs(struct image_store *s, const char *sql, const char *arg);
+/* > 0 when an image record uses digest (as config, manifest or layer), 0 when none, -EIO. */
+int image_store_blob_referenced(struct image_store *s, const char *digest);
+int image_store_exec_bind(struct image_store *s, const char *sql, const char *arg);
+struct image_strv {
+        char **v;
+        size_t n, cap;
+};
+int image_strv_push(struct image_strv *a, const char *s);
+void image_strv_clear(struct image_strv *a);
+
+/* gc.c: both called with the exclusive store lock (no other process has the store open).
+ * recover removes what a crash left (temp files, unfinished layers); prune_locked removes the
+ * blobs and layers no record references and returns how many. */
+int image_gc_recover(struct image_store *s, struct ck_error **reterr);
+int image_gc_prune_locked(struct image_store *s, struct ck_error **reterr);
 
 DEFINE_POINTER_CLEANUP(struct image_store, image_store_free, image_store_free)
 
@@ -66,6 +100,37 @@ static inline void image_store_db_unlockp(struct image_store **s)
                 pthread_mutex_unlock(&(*s)->db_lock);
 }
 #define _cleanup_db_lock_ _cleanup_(image_store_db_unlockp) __attribute__((unused))
+
+/* A layer format (containerd's snapshotter): how a layer is created, written from its tar
+ * stream and lent to the rootfs overlay. layer-dir.c (a directory tree) and layer-erofs.c (one
+ * EROFS image file) implement it; a committed layer's format is its file type on disk. */
+struct archive;
+struct archive_entry;
+struct image_layer_backend {
+        enum image_layer_format format;
+        /* Creates layers_fd/name (empty) and opens what the writer writes into. */
+        int (*create)(int layers_fd, const char *name, int *ret_fd);
+        /* The writer: one tar member at a time (entry reads the member's data from a), then
+         * finish once the stream ended. free takes any state, finished or not. */
+        int (*writer_new)(int out_fd, const struct image_limits *lim, void **ret);
+        int (*writer_entry)(void *w, struct archive *a, struct archive_entry *e, struct ck_error **reterr);
+        int (*writer_finish)(void *w, struct ck_error **reterr);
+        void (*writer_free)(void *w);
+        /* For the rootfs overlay: a mount fd of the committed layer at path, or -1 (pass the
+         * path itself as lowerdir). */
+        int (*open_lower)(const char *path, int *ret_fd, struct ck_error **reterr);
+};
+extern const struct image_layer_backend image_layer_dir, image_layer_erofs;
+/* The backend of a format (auto means dir here: resolve it with image_store_layer_format()). */
+const struct image_layer_backend *image_layer_backend(enum image_layer_format f);
+
+/* 0 when this kernel mounts a file-backed EROFS image (written as a temporary file in dirfd)
+ * and overlayfs takes lower layers by file descriptor (fsconfig FSCONFIG_SET_FD "lowerdir+",
+ * Linux 6.13), else -errno. */
+int image_erofs_probe(int dirfd);
+/* Mounts the EROFS image at path read-only as a detached mount (nothing appears in any mount
+ * table until overlayfs holds it as a lower layer). Returns the mount fd. */
+int image_erofs_mount(const char *path, int *ret_fd, struct ck_error **reterr);
 
 /* True when target is still a mount point of an overlay (rootfs.c); a `mounts` row whose
  * mount is gone is stale. */
@@ -86,13 +151,15 @@ struct image_unpack_opts {
         const char *digest;  /* compressed digest, NULL to skip that check */
         const char *diff_id; /* expected uncompressed digest, NULL to skip */
         uint64_t blob_size;
-        int kind; /* enum image_media_kind: LAYER_TAR, LAYER_GZIP or LAYER_ZSTD */
+        int kind;   /* enum image_media_kind: LAYER_TAR, LAYER_GZIP or LAYER_ZSTD */
+        int format; /* enum image_layer_format: DIR (out_fd is the layer root directory) or
+                     * EROFS (out_fd is the empty image file, written from offset 0) */
 };
-int image_unpack_fd(int blob_fd, int root_fd, const struct image_unpack_opts *o, struct ck_error **reterr);
+int image_unpack_fd(int blob_fd, int out_fd, const struct image_unpack_opts *o, struct ck_error **reterr);
 /* The same, reading the compressed bytes from source as they arrive from the network; o->digest
  * must be NULL: the blob writer that receives the same bytes verifies them, and the source
  * reports the end of the input only once that writer committed the blob. */
-int image_unpack_source(image_decomp_source_fn source, void *userdata, int root_fd,
+int image_unpack_source(image_decomp_source_fn source, void *userdata, int out_fd,
                         const struct image_unpack_opts *o, struct ck_error **reterr);
 
 /* ---- the per-entry writer (unpack-entry.c) ---------------------------------------------- */
@@ -122,6 +189,10 @@ int unpack_writer_entry(struct unpack_writer *w, struct archive *a, struct archi
 /* Applies the deferred directory times. */
 int unpack_writer_finish(struct unpack_writer *w, struct ck_error **reterr);
 void unpack_writer_clear(struct unpack_writer *w);
+
+/* The layer xattrs that are applied: security.capability and user.* but not user.overlay.*
+ * (overlayfs trusts trusted.overlay.* and user.overlay.*, which a layer must not forge). */
+bool unpack_xattr_allowed(const char *name);
 
 /* Normalises a member name: strips leading "/" and "./", drops "." components and empty
  * ones, rejects ".." components and names longer than max. Returns 0 with a malloc'd path, 1

@@ -21,10 +21,22 @@ struct image_limits {
         uint64_t max_layer_entries;  /* default 1,000,000 */
         uint64_t max_ratio;          /* uncompressed/compressed, default 100 (past 1 MiB) */
         size_t max_name_len;         /* default 4096 */
+        int layer_format;            /* not a limit: enum image_layer_format, default auto */
 };
 void image_limits_default(struct image_limits *l);
 
 struct image_store;
+
+/* How a layer is stored (config key layer-format): an EROFS image file mounted as an overlay
+ * lower layer, or an unpacked directory; auto takes EROFS when the kernel mounts file-backed
+ * EROFS images and takes overlay layers by file descriptor (checked once per store). */
+enum image_layer_format {
+        IMAGE_LAYER_AUTO,
+        IMAGE_LAYER_DIR,
+        IMAGE_LAYER_EROFS,
+};
+int image_layer_format_from_string(const char *s);
+const char *image_layer_format_to_string(enum image_layer_format f);
 
 /* Opens or creates the store under dir (mode 0700), recovering from a crash: temp files and
  * half-unpacked layers are removed, and so are blobs and layers no image references. Recovery
@@ -32,6 +44,11 @@ struct image_store;
 int image_store_open(const char *dir, const struct image_limits *lim, struct image_store **ret,
                      struct ck_error **reterr);
 void image_store_free(struct image_store *s);
+
+/* The format new layers are written in: the configured one, or for auto the result of the
+ * EROFS probe (a file-backed EROFS mount on the layers' file system, overlay lower layers by
+ * fd), made once per store; never IMAGE_LAYER_AUTO. */
+enum image_layer_format image_store_layer_format(struct image_store *s);
 
 /* Blob writing. begin() returns 0 and a writer, or 1 when the blob is already present (no
  * writer); if another thread is writing the same digest it waits for it. */
@@ -48,8 +65,8 @@ bool image_store_has_blob(struct image_store *s, const char *digest);
 int image_store_read_blob(struct image_store *s, const char *digest, size_t max, uint8_t **ret,
                           size_t *ret_len, struct ck_error **reterr);
 
-/* Unpacks a stored layer blob (gzip, zstd or plain tar) into its own directory with the
- * confined writer, checking the diff_id. Idempotent. */
+/* Writes a stored layer blob (gzip, zstd or plain tar) as a layer in the store's format (an
+ * EROFS image, or a directory with the confined writer), checking the diff_id. Idempotent. */
 int image_store_unpack_layer(struct image_store *s, const struct image_descriptor *layer,
                              const char *diff_id, struct ck_error **reterr);
 
@@ -58,8 +75,8 @@ int image_store_unpack_layer(struct image_store *s, const struct image_descripto
  * blob. source hands out the next bytes (> 0, *ret_buf valid until the next call), or fails
  * (-errno); it must report the end (0) only after the blob writer committed the blob (size and
  * digest verified). The layer is committed only after that end and a matching diff_id;
- * otherwise its directory is removed. Returns 0 also when the layer was already unpacked, in
- * which case source may not have been read at all. */
+ * otherwise its temporary file or directory is removed. Returns 0 also when the layer was already unpacked,
+ * in which case source may not have been read at all. */
 int image_store_unpack_layer_from(struct image_store *s, const struct image_descriptor *layer,
                                   const char *diff_id,
                                   ssize_t (*source)(void *userdata, const uint8_t **ret_buf), void *userdata,
@@ -103,5 +120,6 @@ int image_store_prune(struct image_store *s, struct ck_error **reterr);
  * recording an incomplete image. */
 int image_store_discard(struct image_store *s, char *const *digests, size_t n, struct ck_error **reterr);
 
-/* Directory of an unpacked layer (for overlay lowerdir); malloc'd. */
+/* Path of a stored layer, malloc'd: a directory (layer-format dir) or an EROFS image file
+ * (erofs), which rootfs.c mounts for the overlay; NULL when diff_id has no ready layer. */
 char *image_store_layer_dir(struct image_store *s, const char *diff_id);

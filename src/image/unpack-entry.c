@@ -191,7 +191,7 @@ static int remove_existing(struct unpack_writer *w, int pfd, const char *base, b
         return 0;
 }
 
-static bool xattr_allowed(const char *name)
+bool unpack_xattr_allowed(const char *name)
 {
         if (strcmp(name, "security.capability") == 0)
                 return true;
@@ -207,7 +207,7 @@ static int apply_xattrs(int fd, struct archive_entry *e)
         if (archive_entry_xattr_reset(e) == 0)
                 return 0;
         while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-                if (!name || !xattr_allowed(name)) {
+                if (!name || !unpack_xattr_allowed(name)) {
                         log_debug("layer: dropping xattr %.100s", name ? name : "(null)");
                         continue;
                 }

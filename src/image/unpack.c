@@ -3,7 +3,9 @@
  * writer (unpack-entry.c):
  *
  *   blob fd --read, hash--> [image_decomp: gzip/zstd/plain] --hash, caps--> [libarchive tar
- *   reader: no filter, tar format] --> entries --> unpack_writer
+ *   reader: no filter, tar format] --> entries --> the layer format's writer (layer-dir.c:
+ *                                                  a directory tree; layer-erofs.c: one EROFS
+ *                                                  image file)
  *
  * The read callback hashes the compressed bytes (checked against the layer digest: the blob
  * on disk is re-verified, the disk being untrusted); the tar reader's read callback hashes the
@@ -192,12 +194,15 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                       struct ck_error **reterr)
 {
         struct unpack_stream u = *up;
-        struct unpack_writer w;
+        const struct image_layer_backend *backend = image_layer_backend(o->format);
+        void *w = NULL;
         struct archive *tar = NULL;
         struct archive_entry *e;
         int r;
 
-        unpack_writer_init(&w, root_fd, o->lim);
+        r = backend->writer_new(root_fd, o->lim, &w);
+        if (r < 0)
+                return ck_error_set(reterr, r, "out of memory");
         if (u.blob_fd >= 0)
                 u.cbuf = malloc(UNPACK_READ_BUF);
         u.umd = EVP_MD_CTX_new();
@@ -240,7 +245,7 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                         r = -EBADMSG;
                         goto archive_fail;
                 }
-                r = unpack_writer_entry(&w, tar, e, reterr);
+                r = backend->writer_entry(w, tar, e, reterr);
                 if (r < 0) {
                         if (u.err) { /* a cap tripped while the entry's data was read */
                                 ck_error_free(reterr ? *reterr : NULL);
@@ -286,7 +291,7 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                 if (r < 0)
                         goto out;
         }
-        r = unpack_writer_finish(&w, reterr);
+        r = backend->writer_finish(w, reterr);
         goto out;
 
 archive_fail:
@@ -298,7 +303,7 @@ archive_fail:
                 r = ck_error_set(reterr, r < 0 ? r : -EBADMSG, "invalid tar stream: %.160s",
                                  archive_error_string(tar) ?: "unknown error");
 out:
-        unpack_writer_clear(&w);
+        backend->writer_free(w);
         if (tar)
                 archive_read_free(tar);
         image_decomp_free(u.dec);

@@ -457,11 +457,21 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 lim.max_layer_entries = cfg->image_max_layer_entries;
         if (cfg->image_max_ratio)
                 lim.max_ratio = cfg->image_max_ratio;
+        if (cfg->layer_format) {
+                r = image_layer_format_from_string(cfg->layer_format);
+                if (r < 0) {
+                        r = ck_error_set(reterr, -EINVAL, "invalid layer format '%s'", cfg->layer_format);
+                        goto fail;
+                }
+                lim.layer_format = r;
+        }
         r = image_store_open(cfg->data_dir, &lim, &x->images, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "image store");
                 goto fail;
         }
+        /* Decided now rather than at the first pull, so the log says it at start. */
+        log_info("image layers: %s", image_layer_format_to_string(image_store_layer_format(x->images)));
         r = runtime_open(&rc, &x->rt, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "runtime");

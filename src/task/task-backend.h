@@ -49,6 +49,7 @@ struct task_backend_config {
         uint64_t image_max_layer_size;
         uint64_t image_max_layer_entries;
         uint64_t image_max_ratio;
+        const char *layer_format; /* "auto", "erofs" or "dir"; NULL: auto */
 };
 
 /* Opens the image store, the runtime (which re-adopts surviving shims) and the volume

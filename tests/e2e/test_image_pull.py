@@ -4,7 +4,8 @@ The acceptance tests of the image engine: a multi-layer image built with umoci (
 an opaque dir, hard links, symlinks, owners, setuid) is pulled, mounted as an overlay and
 compared with umoci's own unpack of the same image; bad credentials, unknown tags, tampered
 blobs and hostile layers fail cleanly and leave the store and the host untouched; removal
-frees exactly the unshared content.
+frees exactly the unshared content. Every test runs with both layer formats (`--layer-format
+dir` and `erofs`).
 """
 
 import hashlib
@@ -13,6 +14,8 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,11 +38,14 @@ def conker_bin() -> str:
 class Conker:
     """Runs `conker image ...` against one data dir."""
 
-    def __init__(self, data_dir: Path, reg: Registry):
-        self.data_dir, self.reg = data_dir, reg
+    def __init__(self, data_dir: Path, reg: Registry, fmt: str):
+        self.data_dir, self.reg, self.fmt = data_dir, reg, fmt
+
+    def format_args(self, command):
+        return ["--layer-format", self.fmt] if command in ("pull", "load") else []
 
     def run(self, *args, password=None, check=False):
-        cmd = [conker_bin(), "image", *args, "--data-dir", str(self.data_dir)]
+        cmd = [conker_bin(), "image", *args, "--data-dir", str(self.data_dir), *self.format_args(args[0])]
         r = subprocess.run(cmd, input=password, capture_output=True, text=True, timeout=300)
         if check and r.returncode != 0:
             raise AssertionError(f"{cmd} failed: {r.stderr}")
@@ -77,9 +83,37 @@ def multilayer(reg, tmp_path_factory):
     return img, oracle
 
 
-@pytest.fixture
-def conker(reg, tmp_path):
-    return Conker(tmp_path / "data", reg)
+def erofs_supported() -> bool:
+    with open("/proc/filesystems") as f:
+        return any(line.split()[-1] == "erofs" for line in f if line.strip())
+
+
+@pytest.fixture(params=["dir", "erofs"])
+def conker(reg, tmp_path, request):
+    if request.param == "erofs" and not erofs_supported():
+        pytest.skip("this kernel has no EROFS")
+    return Conker(tmp_path / "data", reg, request.param)
+
+
+@contextmanager
+def layer_roots(data: Path):
+    """The root directory of every stored layer: an unpacked directory as it is, an EROFS
+    image mounted read-only for the duration."""
+    roots, mounted = [], []
+    try:
+        for p in sorted((data / "layers").iterdir()):
+            if p.is_dir():
+                roots.append(p)
+                continue
+            m = Path(tempfile.mkdtemp(prefix="ck-layer-"))
+            subprocess.run(["mount", "-t", "erofs", "-o", "ro", str(p), str(m)], check=True)
+            mounted.append(m)
+            roots.append(m)
+        yield roots
+    finally:
+        for m in mounted:
+            subprocess.run(["umount", str(m)], check=False)
+            m.rmdir()
 
 
 # -- tree comparison --------------------------------------------------------------------
@@ -226,10 +260,10 @@ def test_hostile_layer_rejected_or_confined(conker, reg, tmp_path, case):
         if case == "absolute-name":
             assert (target / str(outside).lstrip("/") / "evil-absolute").read_bytes() == b"escaped\n"
         if case == "forged-overlay-xattrs":
-            layer_dirs = list((conker.data_dir / "layers").iterdir())
-            for d in layer_dirs:
-                assert [a for a in os.listxattr(d / "etc") if "overlay" in a] == []
-                assert os.getxattr(d / "etc", "user.kept") == b"allowed"  # the allow-list works
+            with layer_roots(conker.data_dir) as layer_dirs:
+                for d in layer_dirs:
+                    assert [a for a in os.listxattr(d / "etc") if "overlay" in a] == []
+                    assert os.getxattr(d / "etc", "user.kept") == b"allowed"  # the allow-list works
         assert hostile.canary_intact(outside) == []
     finally:
         conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
@@ -293,7 +327,8 @@ def test_concurrent_pulls_share_one_store(conker, multilayer):
     and layer is written once (flock per digest), and the result mounts."""
     reg = conker.reg
     cmd = [conker_bin(), "image", "pull", f"{reg.host}/demo/multi:v1", "--ca-file", str(reg.ca_file),
-           "--user", reg.user, "--password-stdin", "--data-dir", str(conker.data_dir)]
+           "--user", reg.user, "--password-stdin", "--data-dir", str(conker.data_dir),
+           *conker.format_args("pull")]
     procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(reg.password + "\n", timeout=300) for p in procs]
@@ -380,7 +415,7 @@ def test_kill_mid_load_then_recovery(conker, tmp_path):
         layers.append((plain, plain, OCI_LAYER_TAR))
     write_oci_layout(tmp_path / "big", "v1", layers)
     cmd = [conker_bin(), "image", "load", f"{tmp_path / 'big'}:v1", "localhost/big:v1",
-           "--data-dir", str(conker.data_dir)]
+           "--data-dir", str(conker.data_dir), *conker.format_args("load")]
     saw_leftovers = False
     for delay in (0.05, 0.15, 0.3, 0.6, 1.0):
         shutil.rmtree(conker.data_dir, ignore_errors=True)

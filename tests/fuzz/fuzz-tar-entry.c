@@ -1,6 +1,8 @@
-/* Fuzz target for the layer unpacker's entry writer: the input is an uncompressed tar stream,
- * unpacked into a fresh root below a fresh temp dir. Whatever the input, nothing may appear
- * next to the root: the process aborts if the temp dir holds anything but `root` afterwards. */
+/* Fuzz target for the layer writers: the input is an uncompressed tar stream, unpacked into a
+ * fresh root below a fresh temp dir (directory format), then written as an EROFS image into a
+ * memfd. Whatever the input, nothing may appear next to the root: the process aborts if the
+ * temp dir holds anything but `root` afterwards; an EROFS image that was written must carry
+ * its superblock. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -60,5 +62,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         check_only_root(tmp);
         (void)ck_rm_rf_at(AT_FDCWD, tmp);
+
+        {
+                _cleanup_close_ int img = memfd_create("erofs", MFD_CLOEXEC);
+                uint8_t magic[4];
+                if (img < 0 || lseek(blob, 0, SEEK_SET) != 0)
+                        abort();
+                o.format = IMAGE_LAYER_EROFS;
+                e = NULL;
+                if (image_unpack_fd(blob, img, &o, &e) == 0 &&
+                    (pread(img, magic, sizeof(magic), 1024) != (ssize_t)sizeof(magic) ||
+                     memcmp(magic, "\xe2\xe1\xf5\xe0", 4) != 0)) {
+                        fprintf(stderr, "fuzz-tar-entry: EROFS image without a superblock\n");
+                        abort();
+                }
+                ck_error_free(e);
+        }
         return 0;
 }

@@ -1,5 +1,6 @@
 /* Unit tests for the image store: blob verification (digest, size), concurrent writers of one
- * blob, crash leftovers, image records and garbage collection of unshared blobs and layers. */
+ * blob, crash leftovers, image records and garbage collection of unshared blobs and layers.
+ * The tests run once with directory layers and once with EROFS layers (layer-format). */
 #include "cmocka-wrap.h"
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +21,8 @@
 #include "store.h"
 
 static char tmpdir[64];
+static int format = IMAGE_LAYER_DIR; /* the layer format of the group being run */
+static int erofs_ok = -1;
 
 static int setup(void **state)
 {
@@ -34,10 +38,39 @@ static int teardown(void **state)
 static struct image_store *store_open(void)
 {
         struct image_store *s = NULL;
+        struct image_limits lim;
         _cleanup_error_ struct ck_error *e = NULL;
 
-        assert_int_equal(image_store_open(tmpdir, NULL, &s, &e), 0);
+        if (format == IMAGE_LAYER_EROFS && erofs_ok != 0)
+                skip();
+        image_limits_default(&lim);
+        lim.layer_format = format;
+        assert_int_equal(image_store_open(tmpdir, &lim, &s, &e), 0);
         return s;
+}
+
+/* Reads rel from a stored layer: a directory, or an EROFS image mounted for the occasion. */
+static int layer_read(const char *layer, const char *rel, uint8_t **ret, size_t *ret_len)
+{
+        _cleanup_free_ char *mnt = NULL, *path = NULL;
+        struct stat st;
+        int r;
+
+        assert_int_equal(stat(layer, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+                assert_true(asprintf(&path, "%s/%s", layer, rel) > 0);
+                return ck_read_file(path, 1 << 20, ret, ret_len, NULL);
+        }
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(format, IMAGE_LAYER_EROFS);
+        assert_true(asprintf(&mnt, "%s/mnt", tmpdir) > 0);
+        assert_true(asprintf(&path, "%s/%s", mnt, rel) > 0);
+        assert_int_equal(mkdir(mnt, 0700), 0);
+        assert_int_equal(mount(layer, mnt, "erofs", MS_RDONLY, NULL), 0);
+        r = ck_read_file(path, 1 << 20, ret, ret_len, NULL);
+        assert_int_equal(umount2(mnt, 0), 0);
+        assert_int_equal(rmdir(mnt), 0);
+        return r;
 }
 
 static int put_blob(struct image_store *s, const void *data, size_t len, const char *digest, uint64_t size,
@@ -397,7 +430,7 @@ static void test_unpack_layer_from_stream(void **state)
         struct image_store *s = store_open();
         struct tar_member m[] = {{.path = "etc/hostname", .data = "streamed\n"}};
         _cleanup_free_ uint8_t *tar = NULL, *gz = NULL, *got = NULL;
-        _cleanup_free_ char *dir = NULL, *path = NULL;
+        _cleanup_free_ char *dir = NULL;
         struct image_descriptor desc = {.media_type = (char *)"application/vnd.oci.image.layer.v1.tar+gzip"};
         char d[72], diff_id[72], wrong[72];
         size_t tl = 0, gl = 0, n = 0;
@@ -437,8 +470,7 @@ static void test_unpack_layer_from_stream(void **state)
                 assert_int_equal(ps.pos, gl);
                 dir = image_store_layer_dir(s, diff_id);
                 assert_non_null(dir);
-                assert_true(asprintf(&path, "%s/etc/hostname", dir) > 0);
-                assert_int_equal(ck_read_file(path, 100, &got, &n, NULL), 0);
+                assert_int_equal(layer_read(dir, "etc/hostname", &got, &n), 0);
                 assert_int_equal(n, 9);
                 assert_memory_equal(got, "streamed\n", 9);
                 assert_int_equal(image_store_unpack_layer_from(s, &desc, diff_id, piece_read, &none, &e), 0);
@@ -626,5 +658,19 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_stale_mount_row_does_not_block_removal, setup,
                                                 teardown),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        int failed;
+
+        format = IMAGE_LAYER_DIR;
+        failed = cmocka_run_group_tests_name("directory layers", tests, NULL, NULL);
+        format = IMAGE_LAYER_EROFS;
+        {
+                _cleanup_close_ int tmp_fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                erofs_ok = geteuid() != 0 ? -EPERM : tmp_fd < 0 ? -errno : image_erofs_probe(tmp_fd);
+        }
+        if (erofs_ok != 0)
+                fprintf(stderr,
+                        "test-image-store: EROFS layers cannot be mounted here (%s); skipping them\n",
+                        strerror(-erofs_ok));
+        failed += cmocka_run_group_tests_name("EROFS layers", tests, NULL, NULL);
+        return failed;
 }

@@ -1,5 +1,7 @@
 /* Unit tests for the confined layer unpacker on tars built in the test: attributes, links,
- * whiteouts and opaque dirs, the xattr allow-list, hostile names and links, and the caps. */
+ * whiteouts and opaque dirs, the xattr allow-list, hostile names and links, and the caps.
+ * Every test runs against both layer formats: a directory tree, and an EROFS image that is
+ * then mounted (file-backed) on the same root so that the same assertions read it. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -8,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -20,6 +25,9 @@
 
 static char tmpdir[64];
 static int root_fd = -1;
+static int format = IMAGE_LAYER_DIR; /* the layer format of the group being run */
+static int erofs_ok = -1;            /* image_erofs_probe() result, in the EROFS group */
+static bool root_mounted;
 
 static int setup(void **state)
 {
@@ -44,8 +52,45 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+        char p[128];
+
         root_fd = safe_close(root_fd);
+        if (root_mounted) {
+                snprintf(p, sizeof(p), "%s/root", tmpdir);
+                if (umount2(p, MNT_DETACH) < 0)
+                        return -1;
+                root_mounted = false;
+        }
         return ck_rm_rf_at(AT_FDCWD, tmpdir);
+}
+
+/* Writes the layer (for the EROFS format into tmpdir/layer.erofs, then mounted on the root). */
+static int unpack_into_root(int blob_fd, struct image_unpack_opts *o, struct ck_error **e)
+{
+        char img[128], root[128];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        o->format = format;
+        if (format == IMAGE_LAYER_DIR)
+                return image_unpack_fd(blob_fd, root_fd, o, e);
+        if (erofs_ok != 0)
+                skip();
+        snprintf(img, sizeof(img), "%s/layer.erofs", tmpdir);
+        snprintf(root, sizeof(root), "%s/root", tmpdir);
+        fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        r = image_unpack_fd(blob_fd, fd, o, e);
+        if (r < 0)
+                return r;
+        root_fd = safe_close(root_fd);
+        if (root_mounted)
+                assert_int_equal(umount2(root, MNT_DETACH), 0);
+        assert_int_equal(mount(img, root, "erofs", MS_RDONLY, NULL), 0);
+        root_mounted = true;
+        root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(root_fd >= 0);
+        return 0;
 }
 
 static void canary_intact(void)
@@ -100,7 +145,7 @@ static int unpack(const struct tar_member *m, size_t n, int compress, const stru
                         : compress == 1 ? IMAGE_MEDIA_LAYER_GZIP
                                         : IMAGE_MEDIA_LAYER_TAR,
         };
-        int r = image_unpack_fd(fd, root_fd, &o, e);
+        int r = unpack_into_root(fd, &o, e);
         if (r < 0 && e && *e)
                 print_message("unpack: %s\n", (*e)->msg);
         return r;
@@ -425,6 +470,141 @@ static void test_caps(void **state)
         }
 }
 
+static char *pattern(size_t len, char seed)
+{
+        char *s = malloc(len + 1);
+
+        assert_non_null(s);
+        for (size_t i = 0; i < len; i++)
+                s[i] = (char)('a' + (seed + i * 7 + i / 4093) % 26);
+        s[len] = 0;
+        return s;
+}
+
+static void assert_content(const char *path, const char *want)
+{
+        _cleanup_close_ int fd = openat(root_fd, path, O_RDONLY | O_CLOEXEC);
+        size_t len = strlen(want), got = 0;
+        _cleanup_free_ char *buf = malloc(len + 2);
+
+        assert_true(fd >= 0);
+        for (;;) {
+                ssize_t n = read(fd, buf + got, len + 1 - got);
+                assert_true(n >= 0);
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        assert_int_equal(got, len);
+        assert_memory_equal(buf, want, len);
+}
+
+/* With EROFS, checks the image with fsck.erofs when it is installed (a test dependency). */
+static void erofs_fsck(void)
+{
+        char img[128];
+        pid_t pid;
+        int status = 0;
+
+        if (format != IMAGE_LAYER_EROFS || access("/usr/bin/fsck.erofs", X_OK) < 0)
+                return;
+        snprintf(img, sizeof(img), "%s/layer.erofs", tmpdir);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (devnull >= 0)
+                        dup2(devnull, STDOUT_FILENO);
+                execl("/usr/bin/fsck.erofs", "fsck.erofs", img, (char *)NULL);
+                _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Layouts at the edges of the EROFS writer (block-sized and block-crossing files, directories
+ * over several blocks, names that sort before ".", long symlinks, big owners, xattrs that
+ * push a tail out of its inode's block), checked through the same file API for both formats. */
+static void test_layer_shapes(void **state)
+{
+        enum { MANY = 600 };
+        _cleanup_free_ char *f4095 = pattern(4095, 1), *f4096 = pattern(4096, 2), *f4097 = pattern(4097, 3),
+                            *f12289 = pattern(12289, 4), *tail = pattern(3000, 5), *lnk = pattern(4000, 6),
+                            *xval = pattern(1500, 7);
+        struct tar_member *m = calloc(MANY + 32, sizeof(*m));
+        char(*names)[160] = calloc(MANY, sizeof(*names));
+        _cleanup_error_ struct ck_error *e = NULL;
+        char buf[4100];
+        struct stat st;
+        size_t n = 0, seen = 0;
+
+        assert_non_null(m);
+        assert_non_null(names);
+        for (size_t i = 0; i < MANY; i++) {
+                snprintf(names[i], sizeof(names[i]), "many/%03zu-%s", (i * 7919) % MANY,
+                         "a-rather-long-name-so-that-the-directory-needs-several-blocks-of-dirents-"
+                         "xxxxxxxxxxxxx");
+                m[n++] = (struct tar_member){.path = names[i], .data = names[i]};
+        }
+        m[n++] = (struct tar_member){.path = "f4095", .data = f4095};
+        m[n++] = (struct tar_member){.path = "f4096", .data = f4096};
+        m[n++] = (struct tar_member){.path = "f4097", .data = f4097, .mtime = 1600000123};
+        m[n++] = (struct tar_member){.path = "f12289", .data = f12289, .uid = 100000, .gid = 70000};
+        m[n++] = (struct tar_member){.path = "empty", .data = ""};
+        m[n++] = (struct tar_member){.path = "-dash", .data = "sorts before the dot"};
+        m[n++] = (struct tar_member){.path = "+plus", .data = "and so does this"};
+        m[n++] = (struct tar_member){.path = "UPPER", .data = "upper case sorts before lower"};
+        m[n++] = (struct tar_member){.path = "~tilde", .data = "high bytes sort last"};
+        m[n++] = (struct tar_member){.path = "long-link", .type = AE_IFLNK, .link = lnk};
+        m[n++] = (struct tar_member){.path = "h1", .data = "linked"};
+        m[n++] = (struct tar_member){.path = "many/h2", .hardlink = "h1"};
+        m[n++] = (struct tar_member){.path = "deep/h3", .hardlink = "h1"};
+        m[n++] = (struct tar_member){
+                .path = "xtail", .data = tail, .xattr_name = "user.big", .xattr_value = xval};
+        assert_int_equal(unpack(m, n, 1, NULL, &e), 0);
+        erofs_fsck();
+
+        {
+                DIR *d = fdopendir(openat(root_fd, "many", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+                struct dirent *de;
+                assert_non_null(d);
+                while ((de = readdir(d)))
+                        seen++;
+                closedir(d);
+                assert_int_equal(seen, MANY + 3); /* ".", "..", h2 */
+        }
+        for (size_t i = 0; i < MANY; i += 37)
+                assert_content(names[i], names[i]);
+        assert_content("f4095", f4095);
+        assert_content("f4096", f4096);
+        assert_content("f4097", f4097);
+        assert_content("f12289", f12289);
+        assert_content("empty", "");
+        assert_content("-dash", "sorts before the dot");
+        assert_content("+plus", "and so does this");
+        assert_content("UPPER", "upper case sorts before lower");
+        assert_content("~tilde", "high bytes sort last");
+        assert_content("xtail", tail);
+        assert_int_equal(fstatat(root_fd, "f12289", &st, 0), 0);
+        assert_int_equal(st.st_uid, 100000);
+        assert_int_equal(st.st_gid, 70000);
+        assert_int_equal(fstatat(root_fd, "f4097", &st, 0), 0);
+        assert_int_equal(st.st_mtime, 1600000123);
+        assert_int_equal(fstatat(root_fd, "deep/h3", &st, 0), 0);
+        assert_int_equal(st.st_nlink, 3);
+        assert_int_equal(readlinkat(root_fd, "long-link", buf, sizeof(buf)), 4000);
+        assert_memory_equal(buf, lnk, 4000);
+        {
+                _cleanup_close_ int fd = openat(root_fd, "xtail", O_RDONLY | O_CLOEXEC);
+                char v[1600];
+                assert_int_equal(fgetxattr(fd, "user.big", v, sizeof(v)), 1500);
+                assert_memory_equal(v, xval, 1500);
+        }
+        free(names);
+        free(m);
+}
+
 static void test_normalise(void **state)
 {
         static const struct {
@@ -462,7 +642,7 @@ static void test_diff_id_checked(void **state)
         tar_digest((const uint8_t *)"not it", 6, wrong);
         struct image_unpack_opts o = {
                 .lim = &lim, .diff_id = wrong, .blob_size = len, .kind = IMAGE_MEDIA_LAYER_TAR};
-        assert_int_equal(image_unpack_fd(fd, root_fd, &o, &e), -EBADMSG);
+        assert_int_equal(unpack_into_root(fd, &o, &e), -EBADMSG);
         assert_non_null(strstr(e->msg, "diff_id mismatch"));
 }
 
@@ -480,12 +660,27 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_layer_shapes, setup, teardown),
         };
+
+        int failed;
 
         if (geteuid() != 0) {
                 fprintf(stderr,
                         "test-image-unpack: needs root (chown, mknod, trusted.* xattrs); skipping\n");
                 return 77;
         }
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        format = IMAGE_LAYER_DIR;
+        failed = cmocka_run_group_tests_name("directory layers", tests, NULL, NULL);
+        format = IMAGE_LAYER_EROFS;
+        {
+                _cleanup_close_ int tmp_fd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                erofs_ok = tmp_fd < 0 ? -errno : image_erofs_probe(tmp_fd);
+        }
+        if (erofs_ok != 0)
+                fprintf(stderr,
+                        "test-image-unpack: this kernel cannot mount EROFS layers (%s); skipping them\n",
+                        strerror(-erofs_ok));
+        failed += cmocka_run_group_tests_name("EROFS layers", tests, NULL, NULL);
+        return failed;
 }
