@@ -24,7 +24,7 @@ keep=(
   kernel/drivers/virt kernel/drivers/md kernel/crypto kernel/lib kernel/arch/x86/crypto
   kernel/net/bridge kernel/net/802 kernel/net/llc kernel/net/netfilter kernel/net/ipv4/netfilter
   kernel/net/ipv6/netfilter kernel/net/vmw_vsock kernel/fs/overlayfs kernel/fs/ext4
-  kernel/fs/jbd2 kernel/fs/mbcache.ko* kernel/fs/autofs kernel/fs/fuse kernel/drivers/scsi/virtio_scsi.ko*
+  kernel/fs/jbd2 kernel/fs/mbcache.ko* kernel/fs/autofs kernel/fs/erofs kernel/fs/fuse kernel/drivers/scsi/virtio_scsi.ko*
   kernel/drivers/block/loop.ko* kernel/security/keys
 )
 mkdir -p "$dst"
