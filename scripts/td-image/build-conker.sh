@@ -15,8 +15,11 @@ fi
 rm -rf "$tools/src" "$tools/build" "$tools/dest"
 mkdir -p "$tools/src"
 git -C "$TD_SRC" ls-files -z | (cd "$TD_SRC" && tar --null -T - -cf -) | tar -C "$tools/src" -xf -
+# No man pages in the TD (the option exists once the packaging work is in).
+opts="-Dtests=false"
+if grep -q "option('man'" "$TD_SRC/meson_options.txt"; then opts="$opts -Dman=disabled"; fi
 td_chroot "$tools" sh -ec '
-  meson setup --prefix=/usr --buildtype=release -Db_pie=true -Dtests=false /build /src >/dev/null
+  meson setup --prefix=/usr --buildtype=release -Db_pie=true '"$opts"' /build /src >/dev/null
   meson compile -C /build >/dev/null
   meson install -C /build --destdir /dest --quiet' >&2
 rm -rf "$dest"

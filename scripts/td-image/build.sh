@@ -22,6 +22,13 @@ bash "$here/bootstrap.sh" td "$work/td"
 echo "td-image: building Conker in the build environment"
 bash "$here/build-conker.sh" "$work/tools" "$work/conker"
 bash "$here/assemble.sh" "$work/td" "$work/conker" "$work/tools/td-root"
+# Every Conker program must find its shared libraries among the TD's packages.
+(cd "$work/conker" && find . -type f -perm -u+x) | while read -r prog; do
+  if td_chroot "$work/tools/td-root" ldd "${prog#.}" | grep 'not found'; then
+    echo "td-image: ${prog#.} needs libraries the TD lacks: add their packages to TD_PACKAGES" >&2
+    exit 1
+  fi
+done
 kver=$(bash "$here/kernel.sh" "$work/tools/td-root" "$TD_OUT")
 echo "td-image: packing the initrd and the unified kernel image (kernel $kver)"
 bash "$here/pack.sh" "$work/tools" "$kver" "$TD_OUT"
