@@ -26,9 +26,33 @@ for unit in getty.target serial-getty@.service getty@.service console-getty.serv
   getty-static.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+# The network: systemd-networkd configures the virtio NIC by DHCPv4 (from QEMU's user network or
+# the host) and nothing else. Debian's default .network files (containers' veth and bridges by
+# name, tunnels) are masked: conkerd's bridge and veth pairs are its own to configure.
+mkdir -p "$root/etc/systemd/network" "$root/etc/systemd/system/sockets.target.wants" \
+  "$root/etc/systemd/system/network-online.target.wants" \
+  "$root/etc/systemd/system/multi-user.target.wants"
+for f in "$root"/usr/lib/systemd/network/*.network; do
+  ln -sf /dev/null "$root/etc/systemd/network/$(basename "$f")"
+done
+cat >"$root/etc/systemd/network/20-conker-td.network" <<'NET'
+[Match]
+Driver=virtio_net
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+NET
+ln -sf /usr/lib/systemd/system/systemd-networkd.service \
+  "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+ln -sf /usr/lib/systemd/system/systemd-networkd.socket \
+  "$root/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"
+ln -sf /usr/lib/systemd/system/systemd-networkd-wait-online.service \
+  "$root/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"
+
 for unit in "$root"/usr/lib/systemd/system/conkerd.service; do
   [ -e "$unit" ] || continue
-  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
   ln -sf "/usr/lib/systemd/system/conkerd.service" \
     "$root/etc/systemd/system/multi-user.target.wants/conkerd.service"
 done

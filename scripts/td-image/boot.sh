@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # boot.sh UKI CONSOLE_LOG [TIMEOUT_S]: boots the unified kernel image in QEMU under TCG (no KVM
 # here, no TDX: this checks the image, not the TD) with Debian's OVMF, the serial console
-# written to CONSOLE_LOG, no network and no disk; succeeds once the console shows that systemd
+# written to CONSOLE_LOG, a virtio NIC on QEMU's user network with restrict=on (DHCP from QEMU,
+# no route out of it) and no disk; succeeds once the console shows that systemd
 # reached multi-user.target (and, when the image has conkerd.service, that it was started), and
 # fails on a kernel panic, QEMU exiting, or TIMEOUT_S seconds (default 600).
 set -euo pipefail
@@ -13,7 +14,8 @@ marker='Reached target multi-user.target'
 
 : >"$log"
 qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 1 -m 2048 -bios "$firmware" \
-  -kernel "$uki" -display none -monitor none -serial "file:$log" -net none -no-reboot &
+  -kernel "$uki" -display none -monitor none -serial "file:$log" -no-reboot \
+  -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile= &
 qemu=$!
 trap 'kill "$qemu" 2>/dev/null || true; wait "$qemu" 2>/dev/null || true' EXIT
 

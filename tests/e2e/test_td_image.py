@@ -122,3 +122,4 @@ def test_boot(td_image, tmp_path):
     # Booted from the UKI's own command line, and no login prompt on the host's serial port.
     assert "Reached target multi-user.target" in console
     assert "login:" not in console
+    assert "Started systemd-networkd.service" in console
