@@ -51,8 +51,7 @@ ln -sf /usr/lib/systemd/system/systemd-networkd.socket \
 ln -sf /usr/lib/systemd/system/systemd-networkd-wait-online.service \
   "$root/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"
 
-for unit in "$root"/usr/lib/systemd/system/conkerd.service; do
-  [ -e "$unit" ] || continue
+if [ -e "$root/usr/lib/systemd/system/conkerd.service" ]; then
   ln -sf "/usr/lib/systemd/system/conkerd.service" \
     "$root/etc/systemd/system/multi-user.target.wants/conkerd.service"
-done
+fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the scripts
 # Shared settings of the TD image build (sourced by the other scripts in this directory).
 # Everything that changes the image's bytes is here or in packages.lock.
 

@@ -36,7 +36,8 @@ if [ "${#want[@]}" -gt 0 ]; then
   fi
   dl=$(mktemp -d "$TD_CACHE_ROOT/dl.XXXXXX")
   trap 'rm -rf "$dl"' EXIT
-  if ! (cd "$dl" && apt-get "${TD_APT_OPTS[@]}" -q download $(printf '%s\n' "${want[@]}" | sort -u)) \
+  mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
+  if ! (cd "$dl" && apt-get "${TD_APT_OPTS[@]}" -q download "${want[@]}") \
     >"$dl/log" 2>&1; then
     cat "$dl/log" >&2
     missing=$(sed -n -e "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/  \2=\1/p" \
