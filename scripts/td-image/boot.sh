@@ -9,7 +9,9 @@ set -euo pipefail
 uki=$1
 log=$2
 timeout=${3:-600}
-firmware=${CONKER_TD_OVMF:-/usr/share/ovmf/OVMF.fd}
+# The image's own firmware (build.sh puts OVMF.fd next to the UKI), else Debian's.
+firmware=${CONKER_TD_OVMF:-$(dirname "$uki")/OVMF.fd}
+[ -e "$firmware" ] || firmware=/usr/share/ovmf/OVMF.fd
 marker='Reached target multi-user.target'
 
 : >"$log"

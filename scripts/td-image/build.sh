@@ -3,8 +3,10 @@
 # worktree into $TD_OUT (build/td-image/):
 #   conker-td.efi      the unified kernel image (kernel + initrd + command line): what the TD boots
 #   vmlinuz, initrd.cpio.zst, cmdline   its parts
+#   OVMF.fd            the TD firmware (TDVF), from the locked ovmf package
 #   SHA256SUMS         their digests
-#   reference-values.json   `conker tdx predict --uki conker-td.efi` (RTMR1, RTMR2)
+#   reference-values.json   `conker tdx predict --firmware OVMF.fd --uki conker-td.efi`
+#                      (MRTD, RTMR1, RTMR2)
 # SOURCE_DATE_EPOCH is the time of the last commit unless set.
 set -euo pipefail
 here=$(dirname "$0")
@@ -32,14 +34,20 @@ done
 kver=$(bash "$here/kernel.sh" "$work/tools/td-root" "$TD_OUT")
 echo "td-image: packing the initrd and the unified kernel image (kernel $kver)"
 bash "$here/pack.sh" "$work/tools" "$kver" "$TD_OUT"
+# The firmware, unpacked from its locked package.
+fw=$(mktemp -d)
+dpkg-deb -x "$(bash "$here/fetch.sh")"/firmware/"$TD_FIRMWARE_PACKAGE"_*.deb "$fw"
+install -m 0644 "$fw/usr/share/ovmf/OVMF.fd" "$TD_OUT/OVMF.fd"
+rm -rf "$fw"
 rm -rf "$work"
 
 cd "$TD_OUT"
-sha256sum conker-td.efi vmlinuz initrd.cpio.zst cmdline >SHA256SUMS
+sha256sum conker-td.efi vmlinuz initrd.cpio.zst cmdline OVMF.fd >SHA256SUMS
 cat SHA256SUMS
 if [ -x "$cli" ]; then
-  "$cli" tdx predict --uki conker-td.efi -o reference-values.json
-  echo "td-image: reference values (conker tdx predict --uki $TD_OUT/conker-td.efi):"
+  "$cli" tdx predict --firmware OVMF.fd --uki conker-td.efi -o reference-values.json
+  echo "td-image: reference values (conker tdx predict --firmware $TD_OUT/OVMF.fd" \
+    "--uki $TD_OUT/conker-td.efi; RTMR0 needs the VM's --memory and ACPI tables):"
   cat reference-values.json
 else
   echo "td-image: $cli not built; run 'make build' then: conker tdx predict --uki $TD_OUT/conker-td.efi" >&2

@@ -33,6 +33,9 @@ TD_TOOLS_PACKAGES=(
   systemd-ukify systemd-boot-efi python3-pefile cpio zstd kmod
 )
 TD_KERNEL_META=linux-image-amd64
+# The TD firmware: trixie's OVMF.fd carries the TDVF metadata (it is a TDVF build), so it is
+# pinned with the image and its MRTD predicted. Only this package, not its dependencies.
+TD_FIRMWARE_PACKAGE=ovmf
 
 # The kernel command line, measured with the UKI. console=ttyS0 for the serial console (QEMU
 # -nographic and the TD's virtual serial port); no root=: the initrd is the root filesystem.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rewrites packages.lock: every Debian package of the TD image, of its build environment and of
-# its kernel, pinned by name, version and SHA-256, resolved from the mirror as it is now.
+# Rewrites packages.lock: every Debian package of the TD image, of its build environment, of
+# its kernel and of its firmware, pinned by name, version and SHA-256, resolved from the mirror as it is now.
 # Run it on purpose (`make td-image-lock`): a new lock changes the image and so its
 # measurements. Builds only read the lock (fetch.sh).
 set -euo pipefail
@@ -38,6 +38,9 @@ trap 'rm -f "$tmp"' EXIT
   resolve td $base apt "${TD_PACKAGES[@]}"
   # shellcheck disable=SC2086
   resolve tools $base apt "${TD_TOOLS_PACKAGES[@]}"
+  v=$(apt-cache "${TD_APT_OPTS[@]}" show "$TD_FIRMWARE_PACKAGE/$TD_SUITE" |
+    awk '/^Version:/{print $2; exit}')
+  echo "firmware $TD_FIRMWARE_PACKAGE $v"
   for p in "${kpkgs[@]}"; do
     v=$(apt-cache "${TD_APT_OPTS[@]}" show "$p" | awk '/^Version:/{print $2; exit}')
     echo "kernel $p $v"
