@@ -68,8 +68,14 @@ def test_fetch_cached_lock_needs_no_mirror(tmp_path):
     assert "Suite: trixie" in open(os.path.join(repo, "td", "Release")).read()
 
 
+# Both builds get the same SOURCE_DATE_EPOCH even if a commit lands between them (build.sh
+# would otherwise take each build's HEAD time, and the initrd's mtimes would differ).
+SOURCE_DATE_EPOCH = os.environ.get("SOURCE_DATE_EPOCH") or subprocess.run(
+    ["git", "-C", SRC, "log", "-1", "--format=%ct"], capture_output=True, text=True).stdout.strip()
+
+
 def build(out):
-    env = dict(os.environ, CONKER_TD_OUT=str(out))
+    env = dict(os.environ, CONKER_TD_OUT=str(out), SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
     r = subprocess.run(["bash", os.path.join(SCRIPTS, "build.sh"), CONKER], env=env,
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
