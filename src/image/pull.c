@@ -128,22 +128,31 @@ static bool user_cancelled(const struct pull *p)
         return p->o->cancel && atomic_load(p->o->cancel) != 0;
 }
 
+/* Watches the user's cancel flag. It waits on p->cond (bounded by WATCH_INTERVAL) rather than
+ * sleeping, so that the end of a pull (finished + broadcast under p->lock) releases it at once:
+ * a pull that only resolves a manifest must not wait out a sleep before it can return. */
 static void *watcher_main(void *arg)
 {
         struct pull *p = arg;
 
+        pthread_mutex_lock(&p->lock);
         while (!atomic_load(&p->finished)) {
-                struct timespec ts = {.tv_sec = 0, .tv_nsec = WATCH_INTERVAL_NSEC};
+                struct timespec ts;
 
                 if (user_cancelled(p)) {
                         atomic_store(&p->stop, 1);
-                        pthread_mutex_lock(&p->lock);
                         pthread_cond_broadcast(&p->cond);
-                        pthread_mutex_unlock(&p->lock);
                         break;
                 }
-                nanosleep(&ts, NULL);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += WATCH_INTERVAL_NSEC;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->cond, &p->lock, &ts);
         }
+        pthread_mutex_unlock(&p->lock);
         return NULL;
 }
 
@@ -887,7 +896,10 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
         }
         r = 0;
 out:
+        pthread_mutex_lock(&p.lock);
         atomic_store(&p.finished, 1);
+        pthread_cond_broadcast(&p.cond);
+        pthread_mutex_unlock(&p.lock);
         if (have_watcher)
                 pthread_join(watcher, NULL);
         if (r < 0 && r == -ECANCELED && user_cancelled(&p) && reterr && *reterr &&

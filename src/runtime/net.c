@@ -463,10 +463,18 @@ static int nft_run(const struct net_config *cfg, const char *script, struct ck_e
                 size_t l = msg ? strcspn(msg, "\n") : 0;
                 r = ck_error_set(reterr, -EIO, "%.*s", (int)(l > 512 ? 512 : l), l ? msg : "nft failed");
         }
-        if (tmp)
+        if (tmp) {
                 nft_ctx_free(tmp);
-        else
+        } else {
+                /* libnftables keeps the cache the run fetched (every table on the host, with a
+                 * 128 KiB hash per table and kind) until its next run, and our own transaction
+                 * has made it stale already. A run with no command and no cache needs sees the
+                 * new generation and drops it; one netlink request. */
+                (void)nft_run_cmd_from_buffer(ctx, "");
+                (void)nft_ctx_get_output_buffer(ctx);
+                (void)nft_ctx_get_error_buffer(ctx);
                 pthread_mutex_unlock(&cfg->nft->lock);
+        }
         /* A run allocates and frees about a megabyte (parser, cache refresh); give it back
          * rather than keep it in conkerd's idle footprint. */
         (void)malloc_trim(0);

@@ -8,6 +8,7 @@
  * between each hold one. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -501,6 +502,9 @@ static void *pipeline_main(void *arg)
         pthread_cond_broadcast(&m->cond);
         task_unref_locked(t);
         pthread_mutex_unlock(&m->lock);
+        /* A pipeline leaves the free pages of the pull's, the spec's and libnftables' buffers in
+         * malloc's heaps: hand them back (docs/start-latency.md, "Memory"). */
+        malloc_trim(0);
         return NULL;
 }
 
@@ -875,6 +879,7 @@ static int task_delete(struct task_manager *m, struct task *t, struct ck_error *
                 tasks_remove_locked(m, t);
         }
         pthread_mutex_unlock(&m->lock);
+        malloc_trim(0);
         return r;
 }
 
