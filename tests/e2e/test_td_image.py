@@ -2,10 +2,11 @@
 
 test_fetch_*: fast, local: a lock the mirror cannot serve fails with a message naming the
 packages or the mirror (the mirror is 127.0.0.1:9, nothing listens there).
-test_reproducible and test_boot: slow (two full image builds, ~1.5 min each with the package cache
+test_reproducible, test_initrd_contents and test_boot: slow (two full image builds, ~1.5 min each with the package cache
 warm, and a boot under QEMU TCG, ~1 min), so they run only when asked (CONKER_TD_IMAGE_TEST=1,
 `make td-image-test`): the image is built twice into two directories, every artefact's digest
-and the predicted reference values are compared, and the first build is booted to systemd's
+and the predicted reference values are compared, the initrd's entries are read back, and the
+first build is booted to systemd's
 multi-user.target on the serial console with the image's own (locked) firmware."""
 import json
 import re
@@ -129,3 +130,45 @@ def test_boot(td_image, tmp_path):
     assert "Reached target multi-user.target" in console
     assert "login:" not in console
     assert "Started systemd-networkd.service" in console
+
+
+def cpio_newc(data):
+    """(name, mode, mtime) of each entry of a newc cpio archive, in archive order."""
+    entries, off = [], 0
+    for _ in range(1_000_000):
+        assert data[off:off + 6] == b"070701", f"bad cpio magic at {off}"
+        fields = [int(data[off + 6 + 8 * i:off + 14 + 8 * i], 16) for i in range(13)]
+        mode, mtime, size, namesize = fields[1], fields[5], fields[6], fields[11]
+        name = data[off + 110:off + 110 + namesize - 1].decode()
+        off = (off + 110 + namesize + 3) & ~3
+        off = (off + size + 3) & ~3
+        if name == "TRAILER!!!":
+            return entries
+        entries.append((name, mode, mtime))
+    raise AssertionError("cpio archive without a trailer")
+
+
+def test_initrd_contents(td_image):
+    out, _, _ = td_image
+    need_tools("zstd")
+    raw = subprocess.run(["zstd", "-dc", str(out / "initrd.cpio.zst")], capture_output=True,
+                         check=True).stdout
+    entries = cpio_newc(raw)
+    names = [n for n, _, _ in entries]
+    # Sorted in the C locale, every mtime the commit's time.
+    assert names == sorted(names, key=lambda n: n.encode())
+    assert {m for _, _, m in entries} == {int(SOURCE_DATE_EPOCH)}
+    have = set(names)
+    # cpio stores the names without find's "./".
+    for prog in ["usr/sbin/conkerd", "usr/bin/conker", "usr/bin/conker-shim", "usr/sbin/runc",
+                 "usr/sbin/nft", "usr/sbin/cryptsetup", "usr/lib/systemd/systemd",
+                 "etc/systemd/network/20-conker-td.network", "dev/console"]:
+        assert prog in have, prog
+    mods = [n for n in names if "/kernel/" in n]
+    for mod in ["tdx-guest.ko", "tsm_report.ko", "dm-integrity.ko", "dm-crypt.ko", "virtio_net.ko",
+                "erofs.ko", "nf_tables.ko", "veth.ko"]:
+        assert any(n.rsplit("/", 1)[-1].startswith(mod) for n in mods), mod
+    # Nothing a TD does not run: no other kernels' modules, no sound or GPU drivers, no docs.
+    assert not any("/kernel/sound/" in n or "/kernel/drivers/gpu/" in n for n in mods)
+    assert not any(n.startswith("usr/share/man/") for n in names)
+    assert "etc/machine-id" in have
