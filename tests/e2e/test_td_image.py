@@ -1,13 +1,13 @@
 """The TD image build (scripts/td-image/, docs/td-image.md).
 
-test_fetch_*: fast, local: a lock the mirror cannot serve fails with a message naming the
-packages or the mirror (the mirror is 127.0.0.1:9, nothing listens there).
-test_reproducible, test_initrd_contents and test_boot: slow (two full image builds, ~1.5 min each with the package cache
-warm, and a boot under QEMU TCG, ~1 min), so they run only when asked (CONKER_TD_IMAGE_TEST=1,
-`make td-image-test`): the image is built twice into two directories, every artefact's digest
-and the predicted reference values are compared, the initrd's entries are read back, and the
-first build is booted to systemd's
-multi-user.target on the serial console with the image's own (locked) firmware."""
+test_fetch_*: fast and local (the mirror is 127.0.0.1:9, where nothing listens): a mirror that
+cannot be read fails with a message naming it; packages already in the cache need no mirror.
+test_reproducible, test_initrd_contents and test_boot: slow (two full image builds, ~1 min each
+with the package cache warm, and a boot under QEMU TCG, ~1 min), so they run only when asked
+(CONKER_TD_IMAGE_TEST=1, `make td-image-test`): the image is built twice into two directories,
+every artefact's digest and the predicted reference values are compared, the initrd's entries
+are read back, and the first build is booted to systemd's multi-user.target on the serial
+console with the image's own (locked) firmware."""
 import json
 import re
 import os
