@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps build build-asan test unit e2e check bench demo images clean format \
+.PHONY: all deps build build-asan test unit e2e check bench demo images deb broker-image install clean format \
 	td-image td-image-lock td-image-test
 
 all: build
@@ -43,6 +43,21 @@ check:
 images: build
 	@bash scripts/images.sh $(BUILD)
 
+# Debian packages conker and conker-broker in build-deb/ (docs/install.md).
+deb: deps
+	@bash scripts/deb.sh build-deb
+
+# The broker as an OCI image: $(BUILD)/images/conker-broker:latest (docs/install.md).
+broker-image: build
+	@bash scripts/broker-image.sh $(BUILD)
+
+# Installing from the tree: packages are the supported way; meson install works too.
+install:
+	@echo "Install Conker with its Debian packages (docs/install.md):"
+	@echo "  make deb && sudo apt install ./build-deb/conker_*.deb ./build-deb/conker-broker_*.deb"
+	@echo "or straight from a build directory configured for /usr:"
+	@echo "  meson setup build-usr --prefix=/usr && meson compile -C build-usr && sudo meson install -C build-usr"
+
 # The TD image (docs/td-image.md): a unified kernel image from the Debian packages pinned in
 # scripts/td-image/packages.lock, into build/td-image/. Not part of `make test`: a build takes
 # minutes and needs the mirror (or the cache /var/cache/conker-td) on first use.
@@ -53,7 +68,8 @@ td-image: build
 td-image-lock: deps
 	@bash scripts/td-image/lock.sh
 
-# Builds the image twice and compares the digests (tests/e2e/test_td_image.py; slow).
+# Builds the image twice, compares the digests, reads the initrd back and boots it under QEMU
+# TCG (tests/e2e/test_td_image.py; minutes).
 td-image-test: build
 	CONKER_BUILD=$(CURDIR)/$(BUILD) CONKER_TD_IMAGE_TEST=1 /usr/bin/python3 -m pytest -v tests/e2e/test_td_image.py
 
@@ -67,4 +83,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-deb

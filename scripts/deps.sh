@@ -8,7 +8,7 @@ build=(
   build-essential meson ninja-build pkg-config clang lld clang-format
   libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libsqlite3-dev
   libevent-dev libcbor-dev libcmocka-dev libclang-rt-14-dev libseccomp-dev libnftables-dev
-  libisal-dev libzstd-dev
+  libisal-dev libzstd-dev scdoc
 )
 runtime=(
   runc nftables iproute2 e2fsprogs util-linux keyutils kmod openssl ca-certificates
@@ -17,6 +17,7 @@ tests=(
   docker-registry apache2-utils umoci skopeo busybox-static
   python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-prometheus-client
   podman curl jq xxd attr erofs-utils
+  debootstrap lintian dpkg-dev systemd-container
   ovmf osslsigncode
 )
 # make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,

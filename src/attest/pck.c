@@ -116,9 +116,11 @@ int attest_chain_verify(X509 *root, X509 *leaf, STACK_OF(X509) * untrusted, STAC
                 return ck_ssl_error(reterr, -ENOMEM, "%s: cannot set up the certificate store", what);
         if (X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1)
                 return ck_ssl_error(reterr, -ENOMEM, "%s: cannot set up verification", what);
-        X509_STORE_CTX_set0_crls(ctx, crls);
-        X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx),
-                                    X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+        if (crls) {
+                X509_STORE_CTX_set0_crls(ctx, crls);
+                X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx),
+                                            X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+        }
         X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), now);
         ok = X509_verify_cert(ctx);
         if (ok != 1) {
@@ -476,6 +478,63 @@ int attest_quote_pck_identity(const struct attest_quote *q, char ret_fmspc[13], 
                 return ck_error_set(reterr, -EBADMSG,
                                     "PCK chain: intermediate CN is not an SGX PCK Platform/Processor CA");
         ck_hex_encode(info.fmspc, 6, ret_fmspc);
+        return 0;
+}
+
+int attest_quote_pck_identity_verified(const struct attest_quote *q, X509 *root, time_t now,
+                                       char ret_fmspc[13], const char **ret_ca_type,
+                                       struct ck_error **reterr)
+{
+        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *chain = NULL;
+        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *untrusted = NULL;
+        _cleanup_(X509_freep) X509 *intel = NULL;
+        struct attest_pck_info info = {};
+        struct attest_window w;
+        const char *ca_type;
+        X509 *leaf, *ca;
+        int r;
+
+        if (!root) {
+                intel = attest_intel_root_ca();
+                if (!intel)
+                        return ck_error_set(reterr, -EIO, "the pinned Intel root certificate is unusable");
+                root = intel;
+        }
+        chain = attest_pem_chain_parse((const char *)q->cert_data, q->cert_len, 4);
+        if (!chain || sk_X509_num(chain) != 3)
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "PCK chain: not a chain of exactly 3 PEM certificates");
+        leaf = sk_X509_value(chain, 0);
+        ca = sk_X509_value(chain, 1);
+        /* The cheap refusal first: a self-made chain ends at a root of its own. */
+        if (!attest_cert_equal(sk_X509_value(chain, 2), root))
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "PCK chain: root certificate is not the trusted root");
+        if (attest_cert_cn_contains(ca, "SGX PCK Processor CA"))
+                ca_type = "processor";
+        else if (attest_cert_cn_contains(ca, "SGX PCK Platform CA"))
+                ca_type = "platform";
+        else
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "PCK chain: intermediate CN is not an SGX PCK Platform/Processor CA");
+        if (!attest_cert_cn_contains(leaf, "SGX PCK Certificate"))
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "PCK chain: leaf CN is not an SGX PCK Certificate");
+        untrusted = sk_X509_new_null();
+        if (!untrusted || !sk_X509_push(untrusted, ca) || !X509_up_ref(ca))
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        attest_window_init(&w);
+        /* No CRLs: they come with the collateral this check gates. attest_verify_quote() checks
+         * the same chain again with both CRLs. */
+        r = attest_chain_verify(root, leaf, untrusted, NULL, now, "PCK chain", pck_depth_names, 3, &w,
+                                reterr);
+        if (r < 0)
+                return r;
+        r = attest_pck_sgx_ext_parse(leaf, &info, reterr);
+        if (r < 0)
+                return r;
+        ck_hex_encode(info.fmspc, 6, ret_fmspc);
+        *ret_ca_type = ca_type;
         return 0;
 }
 

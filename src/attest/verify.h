@@ -72,6 +72,14 @@ DEFINE_POINTER_CLEANUP(struct attest_result, attest_result_free, attest_result_f
  * certificate, for fetching collateral. Parses the certificate only; verifies nothing. */
 int attest_quote_pck_identity(const struct attest_quote *q, char ret_fmspc[13], const char **ret_ca_type,
                               struct ck_error **reterr);
+/* The same, after checking the PCK chain up to root (NULL: the pinned Intel root): exactly three
+ * certificates ending at root, Intel's names, signatures and validity at now. Revocation is not
+ * checked (the CRLs are part of the collateral). Run before fetching collateral, so that a
+ * certificate anyone can make (with any FMSPC) causes no request to the PCS: -EKEYREJECTED (or
+ * the chain error's -errno) when the chain does not verify. */
+int attest_quote_pck_identity_verified(const struct attest_quote *q, X509 *root, time_t now,
+                                       char ret_fmspc[13], const char **ret_ca_type,
+                                       struct ck_error **reterr);
 
 /* A verification time: unix seconds, or RFC 3339 ("2025-07-19T10:00:34Z", optional fractional
  * seconds, or a numeric offset "+02:00"). -EINVAL otherwise. */

@@ -17,6 +17,16 @@
 #include "parse.h"
 #include "policy.h"
 
+/* Distinct reasons one summary line can count; any further ones are counted as "other". The
+ * broker's reasons are a short fixed list, so this is never reached in practice. */
+#define AUDIT_REASONS_MAX 32
+#define AUDIT_REASON_LEN  48
+
+struct refusal_count {
+        char reason[AUDIT_REASON_LEN];
+        uint64_t n;
+};
+
 /* Group commit: every line is written under the lock (one write() each), and then waits until
  * an fdatasync() that started after its write has completed. One thread syncs at a time; lines
  * written meanwhile are covered by the next sync, so concurrent releases share fsyncs instead of
@@ -29,6 +39,14 @@ struct broker_audit {
         uint64_t written; /* lines written */
         uint64_t synced;  /* lines known to be on disk */
         bool syncing;
+
+        /* Refusals counted since the last summary line (broker_audit_count_refusal()), under
+         * count_lock, which is never held across I/O. */
+        pthread_mutex_t count_lock;
+        struct refusal_count counts[AUDIT_REASONS_MAX];
+        size_t n_counts;
+        uint64_t total;
+        struct timespec first, last;
 };
 
 static const char *const fsync_names[_BROKER_AUDIT_FSYNC_MAX] = {
@@ -75,6 +93,7 @@ int broker_audit_open(const char *path, enum broker_audit_fsync fsync_policy, st
                 return -ENOMEM;
         }
         pthread_mutex_init(&a->lock, NULL);
+        pthread_mutex_init(&a->count_lock, NULL);
         pthread_cond_init(&a->synced_cond, NULL);
         a->fd = fd;
         a->fsync_policy = fsync_policy;
@@ -90,6 +109,7 @@ void broker_audit_close(struct broker_audit *a)
                 fdatasync(a->fd);
         safe_close(a->fd);
         pthread_cond_destroy(&a->synced_cond);
+        pthread_mutex_destroy(&a->count_lock);
         pthread_mutex_destroy(&a->lock);
         free(a);
 }
@@ -164,16 +184,13 @@ char *broker_audit_format(const struct broker_audit_entry *e)
         return json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
 
-int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry *e)
+/* Writes line (its NUL at line[len] is replaced by a newline) and, with fsync "always", waits
+ * until it is on disk. */
+static int append_line(struct broker_audit *a, char *line, size_t len)
 {
-        _cleanup_free_ char *line = broker_audit_format(e);
         uint64_t seq;
-        size_t len;
         int rc = 0;
 
-        if (!line)
-                return -ENOMEM;
-        len = strlen(line);
         line[len] = '\n'; /* replaces the NUL; the buffer is written by length */
         pthread_mutex_lock(&a->lock);
         rc = ck_write_all(a->fd, line, len + 1);
@@ -206,4 +223,113 @@ int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry 
         }
         pthread_mutex_unlock(&a->lock);
         return rc;
+}
+
+int broker_audit_append(struct broker_audit *a, const struct broker_audit_entry *e)
+{
+        _cleanup_free_ char *line = broker_audit_format(e);
+
+        if (!line)
+                return -ENOMEM;
+        return append_line(a, line, strlen(line));
+}
+
+void broker_audit_count_refusal(struct broker_audit *a, const char *reason)
+{
+        struct timespec now;
+        size_t i;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (!reason || strlen(reason) >= AUDIT_REASON_LEN)
+                reason = "other";
+        pthread_mutex_lock(&a->count_lock);
+        for (i = 0; i < a->n_counts; i++)
+                if (strcmp(a->counts[i].reason, reason) == 0)
+                        break;
+        if (i == a->n_counts) {
+                if (a->n_counts == AUDIT_REASONS_MAX) {
+                        reason = "other";
+                        for (i = 0; i < a->n_counts; i++)
+                                if (strcmp(a->counts[i].reason, reason) == 0)
+                                        break;
+                        if (i == a->n_counts)
+                                i = a->n_counts - 1; /* the last slot absorbs the rest */
+                } else {
+                        snprintf(a->counts[i].reason, AUDIT_REASON_LEN, "%s", reason);
+                        a->counts[i].n = 0;
+                        a->n_counts++;
+                }
+        }
+        a->counts[i].n++;
+        if (a->total++ == 0)
+                a->first = now;
+        a->last = now;
+        pthread_mutex_unlock(&a->count_lock);
+}
+
+static void format_time(const struct timespec *t, char ts[48])
+{
+        struct tm tm;
+        size_t n;
+
+        gmtime_r(&t->tv_sec, &tm);
+        n = strftime(ts, 48, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + n, 48 - n, ".%03ldZ", t->tv_nsec / 1000000);
+}
+
+char *broker_audit_format_summary(const struct broker_audit_summary *sum)
+{
+        _cleanup_json_ json_t *o = json_object();
+        json_t *reasons = json_object();
+        char ts[48];
+
+        if (!o || !reasons || json_object_set_new(o, "time", json_null()) < 0) {
+                json_decref(reasons);
+                return NULL;
+        }
+        format_time(&sum->time, ts);
+        json_object_set_new(o, "time", json_string(ts));
+        json_object_set_new(o, "decision", json_string("refuse-summary"));
+        format_time(&sum->first, ts);
+        json_object_set_new(o, "from", json_string(ts));
+        format_time(&sum->last, ts);
+        json_object_set_new(o, "to", json_string(ts));
+        json_object_set_new(o, "refusals", json_integer((json_int_t)sum->total));
+        for (size_t i = 0; i < sum->n_reasons; i++)
+                json_object_set_new(reasons, sum->reasons[i], json_integer((json_int_t)sum->counts[i]));
+        json_object_set_new(o, "reasons", reasons);
+        return json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+int broker_audit_flush_refusals(struct broker_audit *a)
+{
+        struct refusal_count counts[AUDIT_REASONS_MAX];
+        const char *names[AUDIT_REASONS_MAX];
+        uint64_t values[AUDIT_REASONS_MAX];
+        struct broker_audit_summary sum = {.reasons = names, .counts = values};
+        _cleanup_free_ char *line = NULL;
+
+        pthread_mutex_lock(&a->count_lock);
+        if (a->total == 0) {
+                pthread_mutex_unlock(&a->count_lock);
+                return 0;
+        }
+        memcpy(counts, a->counts, a->n_counts * sizeof(counts[0]));
+        sum.n_reasons = a->n_counts;
+        sum.total = a->total;
+        sum.first = a->first;
+        sum.last = a->last;
+        a->n_counts = 0;
+        a->total = 0;
+        pthread_mutex_unlock(&a->count_lock);
+
+        for (size_t i = 0; i < sum.n_reasons; i++) {
+                names[i] = counts[i].reason;
+                values[i] = counts[i].n;
+        }
+        clock_gettime(CLOCK_REALTIME, &sum.time);
+        line = broker_audit_format_summary(&sum);
+        if (!line)
+                return -ENOMEM;
+        return append_line(a, line, strlen(line));
 }

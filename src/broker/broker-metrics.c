@@ -43,6 +43,12 @@ int broker_metrics_declare(void)
                                           "in full (miss).",
                                           result, NULL, 0);
         r = r
+                    ?: ck_metrics_declare("conker_broker_collateral_fetches_total", CK_METRIC_COUNTER,
+                                          "Collateral fetches from the PCS/PCCS: ok, failed, or skipped "
+                                          "(refused without a request: a fetch for that FMSPC failed "
+                                          "within --pcs-failure-ttl).",
+                                          result, NULL, 0);
+        r = r
                     ?: ck_metrics_declare("conker_broker_collateral_age_seconds", CK_METRIC_GAUGE,
                                           "Age of the DCAP collateral (newest issueDate of TCB Info and QE "
                                           "Identity) used by "

@@ -1,8 +1,8 @@
-/* RA-TLS secret server: accept loop, worker pool, TLS 1.3 with client certificates, a bounded
- * request reader (head, then the evidence body), and the release decision.
- *
- * I/O on client sockets is non-blocking with poll() against a per-phase deadline, so a client
- * that trickles bytes cannot hold a worker past handshake_timeout_ms + request_timeout_ms. */
+/* RA-TLS secret server: TLS 1.3 with client certificates, the worker pool that verifies and
+ * answers complete requests (head, then the evidence body), and the release decision.
+ * Accepting, the handshake and reading the request happen on the reader's event loops
+ * (reader.c), so a client that trickles bytes or holds its connection costs a socket until its
+ * deadline, never a worker. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +30,7 @@
 #include "exporter.h"
 #include "log.h"
 #include "parse.h"
+#include "reader.h"
 #include "server.h"
 #include "ssl.h"
 
@@ -40,14 +41,13 @@ struct broker_server {
         int stop_fd; /* eventfd */
         int sig_fd;  /* signalfd for SIGTERM, SIGINT, SIGHUP */
         uint16_t port;
-        uint64_t refused; /* connections closed over max_clients since the last log line */
-        time_t refused_logged_at;
+        struct broker_reader *reader;
 
         pthread_mutex_t lock; /* guards everything below */
         pthread_cond_t cond;
-        int *queue; /* ring of accepted fds */
+        struct broker_conn **queue; /* ring of complete requests */
         size_t q_head, q_len;
-        unsigned busy; /* queued + being served */
+        unsigned busy; /* connections being read, queued or served */
         bool stopping;
         pthread_t *threads;
         unsigned n_threads;
@@ -148,6 +148,9 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
          * generous enough for the old form (evidence in the certificate, without a large RTMR3
          * log) to complete the handshake and be told "evidence_not_bound". */
         SSL_CTX_set_max_cert_list(ctx, BROKER_MAX_CLIENT_CERT_LIST);
+        /* Connections wait on the reader's loops, possibly many at once: no idle read/write
+         * buffers while they do. */
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         *ret = TAKE_PTR(ctx);
         return 0;
 }
@@ -177,21 +180,6 @@ static int wait_io(int fd, int ssl_err, int64_t deadline)
         return r == 0 ? -ETIMEDOUT : 0;
 }
 
-static int tls_accept(SSL *ssl, int fd, int64_t deadline)
-{
-        for (;;) {
-                int r = SSL_accept(ssl), e;
-                if (r == 1)
-                        return 0;
-                e = SSL_get_error(ssl, r);
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                        return -EPROTO;
-                r = wait_io(fd, e, deadline);
-                if (r < 0)
-                        return r;
-        }
-}
-
 static int tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, int64_t deadline)
 {
         const uint8_t *p = buf;
@@ -212,54 +200,6 @@ static int tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, int64_t 
                         return r;
         }
         return 0;
-}
-
-/* Reads until the empty line that ends the request head (at most max bytes, in b), parses the
- * head, then reads the body the head announces (at most max_body bytes, in body). */
-static int read_request(SSL *ssl, int fd, size_t max, size_t max_body, int64_t deadline, struct ck_buf *b,
-                        struct ck_buf *body, struct broker_request *ret)
-{
-        uint8_t chunk[4096];
-        size_t head_len = 0;
-        int r;
-
-        for (;;) {
-                size_t n = 0, want;
-                const uint8_t *end;
-                int e;
-
-                if (!head_len && b->len >= 4 && (end = memmem(b->data, b->len, "\r\n\r\n", 4))) {
-                        head_len = (size_t)(end - b->data) + 4;
-                        r = broker_request_parse(b->data, head_len, max, max_body, ret);
-                        if (r < 0)
-                                return r;
-                        /* What came with the head is the start of the body. */
-                        if (b->len - head_len > ret->content_length)
-                                return -EBADMSG;
-                        if (ck_buf_append(body, b->data + head_len, b->len - head_len) < 0)
-                                return -EFBIG;
-                }
-                if (head_len && body->len == ret->content_length)
-                        return 0;
-                /* Never more than the head may still take, or than the body still lacks. */
-                want = head_len ? ret->content_length - body->len : max - b->len;
-                if (want == 0)
-                        return -E2BIG; /* max bytes and still no end of the head */
-                r = SSL_read_ex(ssl, chunk, want < sizeof(chunk) ? want : sizeof(chunk), &n);
-                if (r == 1) {
-                        if (ck_buf_append(head_len ? body : b, chunk, n) < 0)
-                                return head_len ? -EFBIG : -E2BIG;
-                        continue;
-                }
-                e = SSL_get_error(ssl, r);
-                if (e == SSL_ERROR_ZERO_RETURN)
-                        return -ECONNRESET;
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                        return -EPROTO;
-                r = wait_io(fd, e, deadline);
-                if (r < 0)
-                        return r;
-        }
 }
 
 static int respond(SSL *ssl, int fd, int status, const char *status_text, const void *body, size_t body_len,
@@ -295,29 +235,10 @@ static int respond_error(SSL *ssl, int fd, int status, const char *status_text, 
         return respond(ssl, fd, status, status_text, body, (size_t)n, deadline);
 }
 
-static void peer_name(int fd, char *buf, size_t len)
-{
-        struct sockaddr_storage sa = {0};
-        socklen_t sl = sizeof(sa);
-        char host[INET6_ADDRSTRLEN] = "?";
-
-        if (getpeername(fd, (struct sockaddr *)&sa, &sl) < 0) {
-                snprintf(buf, len, "unknown");
-                return;
-        }
-        if (sa.ss_family == AF_INET6) {
-                const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa;
-                inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-                snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-        } else {
-                const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa;
-                inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-                snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
-        }
-}
-
+/* Logs and audits one decision. a: what verified evidence established (NULL: none). A refusal
+ * with summarise set (nothing about the client verified) is only counted. */
 static void audit(struct broker_server *s, const char *peer, const struct broker_decision *d,
-                  const struct broker_attested *a, int *ret_rc)
+                  const struct broker_attested *a, bool summarise, int *ret_rc)
 {
         struct broker_audit_entry e = {.peer = peer,
                                        .release = d->allow,
@@ -338,10 +259,20 @@ static void audit(struct broker_server *s, const char *peer, const struct broker
         if (d->allow)
                 log_info("%s: release of secret \"%s\"%s", peer, d->secret_id,
                          a && a->cached ? " (cached quote verification)" : "");
-        else
+        else if (!summarise)
                 log_info("%s: refused: %s", peer, d->reason);
+        else
+                log_debug("%s: refused: %s", peer, d->reason);
         broker_metrics_decision(d);
         if (!s->cfg.audit) {
+                *ret_rc = 0;
+                return;
+        }
+        /* A client whose evidence did not verify is nobody in particular: its refusal is counted
+         * and written in the next summary line (one write and one fsync per interval, however
+         * many arrive), so that a flood of them costs the disk nothing. */
+        if (summarise && !d->allow) {
+                broker_audit_count_refusal(s->cfg.audit, d->reason);
                 *ret_rc = 0;
                 return;
         }
@@ -364,7 +295,7 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
         const char *reason = NULL;
         X509 *cert = SSL_get0_peer_certificate(ssl);
         uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN];
-        bool have_evidence = false;
+        bool have_evidence = false, quote_verified = false;
         int rc, arc = 0;
 
         if (s->cfg.bench_skip_attestation) {
@@ -388,11 +319,13 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                 if (rc < 0) {
                         log_warn("%s: attestation failed (%s): %s", peer, reason, ck_error_message(err, rc));
                         d.reason = reason;
+                        quote_verified = broker_verifier_reason_after_quote(reason);
                 } else if (a.rtmr3_log &&
                            attest_rt_log_parse(a.rtmr3_log, a.rtmr3_log_len, &log, &err) < 0) {
                         /* Cannot happen: the verifier parsed and replayed it. */
                         log_warn("%s: RTMR3 log: %s", peer, ck_error_message(err, -EBADMSG));
                         d.reason = "binding_invalid";
+                        quote_verified = true;
                 } else {
                         struct broker_evidence ev = {.result = &a.result,
                                                      .app_id = a.has_app_id ? a.app_id : NULL,
@@ -412,12 +345,13 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                         /* A deleted secret file is a revocation (secret-store.h). */
                         d = (struct broker_decision){.reason = rc == -EKEYREVOKED ? "secret_revoked"
                                                                                   : "secret_unavailable"};
-                        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+                        audit(s, peer, &d, have_evidence ? &a : NULL, !have_evidence && !quote_verified,
+                              &arc);
                         respond_error(ssl, fd, 503, "Service Unavailable", d.reason, deadline);
                         return;
                 }
         }
-        audit(s, peer, &d, have_evidence ? &a : NULL, &arc);
+        audit(s, peer, &d, have_evidence ? &a : NULL, !have_evidence && !quote_verified, &arc);
         if (d.allow && arc < 0) {
                 /* No release without its audit record. */
                 respond_error(ssl, fd, 500, "Internal Server Error", "audit_failed", deadline);
@@ -429,54 +363,23 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
                 respond_error(ssl, fd, 403, "Forbidden", d.reason, deadline);
 }
 
-static void serve_connection(struct broker_server *s, int fd)
+/* Answers one request read by the reader: an error status when it could not be read as one
+ * request, else the release decision. */
+static void serve_request(struct broker_server *s, struct broker_conn *c)
 {
-        _cleanup_(SSL_freep) SSL *ssl = NULL;
-        struct broker_request r = {0};
-        struct ck_buf req, body;
-        char peer[INET6_ADDRSTRLEN + 16];
-        int64_t deadline;
-        int rc;
+        int64_t deadline = now_ms() + s->cfg.request_timeout_ms;
+        int rc = c->error;
 
-        peer_name(fd, peer, sizeof(peer));
-        ssl = SSL_new(s->ctx);
-        if (!ssl || SSL_set_fd(ssl, fd) != 1) {
-                log_error("%s: SSL_new failed", peer);
-                ERR_clear_error();
-                return;
-        }
-        deadline = now_ms() + s->cfg.handshake_timeout_ms;
-        rc = tls_accept(ssl, fd, deadline);
-        if (rc < 0) {
-                unsigned long e = ERR_peek_error();
-                log_debug("%s: TLS handshake failed: %s", peer,
-                          rc == -ETIMEDOUT ? "timed out"
-                          : e              ? ERR_reason_error_string(e)
-                                           : "connection closed");
-                ERR_clear_error();
-                return;
-        }
-
-        deadline = now_ms() + s->cfg.request_timeout_ms;
-        ck_buf_init(&req, s->cfg.max_request_bytes);
-        ck_buf_init(&body, s->cfg.max_body_bytes);
-        rc = read_request(ssl, fd, s->cfg.max_request_bytes, s->cfg.max_body_bytes, deadline, &req, &body,
-                          &r);
-        ck_buf_free(&req);
         if (rc == -E2BIG)
-                respond_error(ssl, fd, 431, "Request Header Fields Too Large", "request_too_large",
+                respond_error(c->ssl, c->fd, 431, "Request Header Fields Too Large", "request_too_large",
                               deadline);
         else if (rc == -EFBIG)
-                respond_error(ssl, fd, 413, "Content Too Large", "request_too_large", deadline);
-        else if (rc == -EBADMSG)
-                respond_error(ssl, fd, 400, "Bad Request", "bad_request", deadline);
+                respond_error(c->ssl, c->fd, 413, "Content Too Large", "request_too_large", deadline);
         else if (rc < 0)
-                log_debug("%s: reading the request: %s", peer, strerror(-rc));
+                respond_error(c->ssl, c->fd, 400, "Bad Request", "bad_request", deadline);
         else
-                serve_secret(s, ssl, fd, peer, &r, &body, deadline);
-        ck_buf_free(&body);
-        if (rc != -ECONNRESET && rc != -EPROTO)
-                SSL_shutdown(ssl); /* best effort close_notify */
+                serve_secret(s, c->ssl, c->fd, c->peer, &c->request, &c->body, deadline);
+        SSL_shutdown(c->ssl); /* best effort close_notify */
         ERR_clear_error();
 }
 
@@ -485,7 +388,7 @@ static void *worker_main(void *arg)
         struct broker_server *s = arg;
 
         for (;;) {
-                int fd;
+                struct broker_conn *c;
 
                 pthread_mutex_lock(&s->lock);
                 while (s->q_len == 0 && !s->stopping)
@@ -494,18 +397,53 @@ static void *worker_main(void *arg)
                         pthread_mutex_unlock(&s->lock);
                         return NULL;
                 }
-                fd = s->queue[s->q_head];
+                c = s->queue[s->q_head];
                 s->q_head = (s->q_head + 1) % s->cfg.max_clients;
                 s->q_len--;
                 pthread_mutex_unlock(&s->lock);
 
-                serve_connection(s, fd);
-                close(fd);
+                serve_request(s, c);
+                broker_conn_free(c);
 
                 pthread_mutex_lock(&s->lock);
                 s->busy--;
                 pthread_mutex_unlock(&s->lock);
         }
+}
+
+/* The reader's callbacks (reader.h), on its I/O threads. */
+static bool conn_admit(void *userdata)
+{
+        struct broker_server *s = userdata;
+        bool ok;
+
+        pthread_mutex_lock(&s->lock);
+        ok = s->busy < s->cfg.max_clients;
+        if (ok)
+                s->busy++;
+        pthread_mutex_unlock(&s->lock);
+        return ok;
+}
+
+static void conn_dispatch(void *userdata, struct broker_conn *c)
+{
+        struct broker_server *s = userdata;
+
+        /* busy counts every connection in the queue, so the ring (max_clients) has room. */
+        pthread_mutex_lock(&s->lock);
+        s->queue[(s->q_head + s->q_len) % s->cfg.max_clients] = c;
+        s->q_len++;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void conn_released(void *userdata)
+{
+        struct broker_server *s = userdata;
+
+        pthread_mutex_lock(&s->lock);
+        s->busy--;
+        pthread_mutex_unlock(&s->lock);
 }
 
 static int listen_socket(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port,
@@ -575,6 +513,12 @@ int broker_server_new(const struct broker_server_config *cfg, struct broker_serv
                 s->cfg.max_request_bytes = BROKER_REQUEST_MAX_BYTES;
         if (!s->cfg.max_body_bytes || s->cfg.max_body_bytes > ATTEST_RATLS_EVIDENCE_MAX)
                 s->cfg.max_body_bytes = ATTEST_RATLS_EVIDENCE_MAX;
+        if (!s->cfg.io_threads) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                s->cfg.io_threads = n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
+        }
+        if (!s->cfg.audit_summary_secs)
+                s->cfg.audit_summary_secs = BROKER_AUDIT_SUMMARY_DEFAULT_SECS;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
         s->queue = calloc(s->cfg.max_clients, sizeof(*s->queue));
@@ -606,6 +550,21 @@ int broker_server_new(const struct broker_server_config *cfg, struct broker_serv
                         return ck_error_errno(reterr, -rc, "starting worker %u", i);
                 s->n_threads++;
         }
+        rc = broker_reader_start(
+                &(struct broker_reader_config){.ctx = s->ctx,
+                                               .listen_fd = s->listen_fd,
+                                               .threads = s->cfg.io_threads,
+                                               .handshake_timeout_ms = s->cfg.handshake_timeout_ms,
+                                               .request_timeout_ms = s->cfg.request_timeout_ms,
+                                               .max_head = s->cfg.max_request_bytes,
+                                               .max_body = s->cfg.max_body_bytes,
+                                               .admit = conn_admit,
+                                               .dispatch = conn_dispatch,
+                                               .released = conn_released,
+                                               .userdata = s},
+                &s->reader, reterr);
+        if (rc < 0)
+                return rc;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -623,67 +582,67 @@ void broker_server_stop(struct broker_server *s)
         (void)r;
 }
 
-static void accept_pending(struct broker_server *s)
+static void audit_flush(struct broker_server *s)
 {
-        for (;;) {
-                int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), one = 1;
-                bool queued = false;
+        int rc;
 
-                if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warn("accept: %s", strerror(errno));
-                        return;
-                }
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                pthread_mutex_lock(&s->lock);
-                if (s->busy < s->cfg.max_clients) {
-                        s->queue[(s->q_head + s->q_len) % s->cfg.max_clients] = fd;
-                        s->q_len++;
-                        s->busy++;
-                        queued = true;
-                        pthread_cond_signal(&s->cond);
-                }
-                pthread_mutex_unlock(&s->lock);
-                if (!queued) {
-                        /* At most one line per second, so that a flood cannot flood the log too. */
-                        time_t now = time(NULL);
-                        s->refused++;
-                        if (now != s->refused_logged_at) {
-                                log_warn("%u clients already (--max-clients): %llu connection(s) closed "
-                                         "unserved",
-                                         s->cfg.max_clients, (unsigned long long)s->refused);
-                                s->refused_logged_at = now;
-                                s->refused = 0;
-                        }
-                        close(fd);
-                }
+        if (!s->cfg.audit)
+                return;
+        rc = broker_audit_flush_refusals(s->cfg.audit);
+        if (rc < 0)
+                log_error("audit log: %s", strerror(-rc));
+}
+
+/* Stops the reader (it finishes the connections it holds), then the workers once they have
+ * answered everything queued. */
+static void stop_all(struct broker_server *s)
+{
+        if (s->reader) {
+                broker_reader_stop_accepting(s->reader);
+                /* New connections are refused from here on, rather than left in the backlog. */
+                s->listen_fd = safe_close(s->listen_fd);
+                broker_reader_drain(s->reader);
         }
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_threads; i++)
+                pthread_join(s->threads[i], NULL);
+        s->n_threads = 0;
 }
 
 int broker_server_run(struct broker_server *s, struct ck_error **reterr)
 {
         int ifd = broker_secret_store_fd(s->cfg.secrets);
+        int64_t summary_at = now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
 
         for (;;) {
-                struct pollfd p[4] = {
-                        {.fd = s->listen_fd, .events = POLLIN},
+                struct pollfd p[3] = {
                         {.fd = s->stop_fd, .events = POLLIN},
                         {.fd = s->sig_fd, .events = POLLIN},
                         {.fd = ifd, .events = POLLIN},
                 };
-                int r = poll(p, 4, -1);
+                int64_t left = summary_at - now_ms();
+                int r;
 
+                if (left <= 0) {
+                        audit_flush(s);
+                        summary_at = now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
+                        continue;
+                }
+                r = poll(p, 3, (int)left);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
                         return ck_error_errno(reterr, -errno, "poll");
                 }
-                if (p[3].revents & POLLIN) {
+                if (p[2].revents & POLLIN) {
                         r = broker_secret_store_process(s->cfg.secrets);
                         if (r < 0)
                                 log_error("secret watch: %s", strerror(-r));
                 }
-                if (p[2].revents & POLLIN) {
+                if (p[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
                         if (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGHUP) {
@@ -695,21 +654,14 @@ int broker_server_run(struct broker_server *s, struct ck_error **reterr)
                                 }
                         }
                 }
-                if (p[1].revents & POLLIN)
-                        break;
                 if (p[0].revents & POLLIN)
-                        accept_pending(s);
+                        break;
         }
 
-        /* Stop accepting; the workers finish what was accepted, then exit. */
-        s->listen_fd = safe_close(s->listen_fd);
-        pthread_mutex_lock(&s->lock);
-        s->stopping = true;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-        for (unsigned i = 0; i < s->n_threads; i++)
-                pthread_join(s->threads[i], NULL);
-        s->n_threads = 0;
+        /* Stop accepting; what was accepted is read, answered and audited, then the summary of
+         * refusals since the last one is written. */
+        stop_all(s);
+        audit_flush(s);
         return 0;
 }
 
@@ -717,16 +669,10 @@ void broker_server_free(struct broker_server *s)
 {
         if (!s)
                 return;
-        if (s->n_threads) {
-                pthread_mutex_lock(&s->lock);
-                s->stopping = true;
-                pthread_cond_broadcast(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-                for (unsigned i = 0; i < s->n_threads; i++)
-                        pthread_join(s->threads[i], NULL);
-        }
+        stop_all(s);
+        broker_reader_free(s->reader);
         for (size_t i = 0; i < s->q_len; i++)
-                close(s->queue[(s->q_head + i) % s->cfg.max_clients]);
+                broker_conn_free(s->queue[(s->q_head + i) % s->cfg.max_clients]);
         safe_close(s->listen_fd);
         safe_close(s->stop_fd);
         safe_close(s->sig_fd);

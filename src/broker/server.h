@@ -1,13 +1,14 @@
 /* The broker's RA-TLS server: mutual TLS 1.3, one `POST /v1/secret` per connection carrying
  * evidence bound to that session (docs/protocol.md).
  *
- * An accept loop (the caller's thread, in broker_server_run()) hands connections to a fixed
- * pool of worker threads through a bounded queue; connections beyond max_clients (queued plus
- * in progress) are closed at once. A worker does the TLS handshake and reads the request under
- * deadlines, then verifies the evidence against the session (verifier.h), evaluates the policy,
- * audits the decision and answers 200 with the secret or 403 with a reason code. The same loop
- * reloads secrets on inotify events and stops cleanly on SIGTERM/SIGINT (stop accepting, finish
- * what was accepted, return). */
+ * A few I/O threads (reader.h) accept connections, run the TLS handshake and read the request
+ * (head and evidence body) on event loops, under deadlines; connections beyond max_clients (being
+ * read, queued or served) are closed at once. Complete requests go through a bounded queue to a
+ * fixed pool of worker threads, which verify the evidence against the session (verifier.h),
+ * evaluate the policy, audit the decision and answer 200 with the secret or 403 with a reason
+ * code. The caller's thread, in broker_server_run(), reloads secrets on inotify events, writes
+ * the audit log's periodic summary of refusals, and stops cleanly on SIGTERM/SIGINT (stop
+ * accepting, finish what was accepted, return). */
 #pragma once
 
 #include <openssl/evp.h>
@@ -36,8 +37,10 @@ struct broker_server_config {
         unsigned max_clients;
         unsigned handshake_timeout_ms;
         unsigned request_timeout_ms;
-        size_t max_request_bytes;
-        size_t max_body_bytes; /* the evidence body; 0 = ATTEST_RATLS_EVIDENCE_MAX */
+        size_t max_request_bytes;    /* request head */
+        size_t max_body_bytes;       /* the evidence body; 0 = ATTEST_RATLS_EVIDENCE_MAX */
+        unsigned io_threads;         /* 0: one per CPU, at most 4 */
+        unsigned audit_summary_secs; /* how often refusals are summarised; 0: the default */
 
         EVP_PKEY *key; /* the broker's own identity; borrowed */
         X509 *cert;

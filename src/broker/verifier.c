@@ -1,8 +1,10 @@
 /* Session-bound client attestation with a cache of quote verifications (see verifier.h for why
  * caching by quote bytes is sound and what is checked on every connection). */
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,21 +21,56 @@ struct cache_entry {
         struct attest_result value; /* advisory_ids NULL */
 };
 
-/* Collateral fetched for one FMSPC and PCK CA type. Replaced collateral is retired, not freed,
- * because other workers may still be verifying with it; refreshes happen about once per
- * nextUpdate, so the list stays short. */
-struct fetched {
+/* What a fetch is for: a TEE type, an FMSPC and a PCK CA type. */
+struct fetch_key {
+        uint32_t tee_type;
         char fmspc[13];
         const char *ca_type; /* static string from attest_quote_pck_identity() */
+};
+
+/* Collateral fetched for one key. Replaced collateral is retired, not freed, because other
+ * workers may still be verifying with it; refreshes happen about once per nextUpdate, so the
+ * list stays short. */
+struct fetched {
+        struct fetch_key key;
         struct attest_collateral *col;
         struct fetched *next;
 };
 
+/* A fetch that failed: no new attempt for that key until `until`. */
+struct failed {
+        struct fetch_key key;
+        time_t until;
+        int rc;
+        char message[256];
+        struct failed *next;
+};
+
+/* A fetch under way (on the fetching thread's stack while it runs). */
+struct inflight {
+        struct fetch_key key;
+        struct inflight *next;
+};
+
+/* The negative cache holds at most this many keys. Only keys whose PCK chain verified to the
+ * trusted root reach it, so in practice it holds a few real platforms. */
+#define FAILED_MAX 256
+
 struct broker_verifier {
         struct attest_collateral *collateral;
         char *pcs_url, *pcs_cache_dir, *pcs_ca_file;
-        pthread_mutex_t fetch_lock; /* guards fetched and retired; held across a fetch */
+        /* fetch_lock guards the lists and counters below; it is never held across a fetch. A
+         * thread that needs a key being fetched, or finds max_fetches fetches under way, waits
+         * on fetch_cond, which is broadcast whenever a fetch ends. */
+        pthread_mutex_t fetch_lock;
+        pthread_cond_t fetch_cond;
         struct fetched *fetched, *retired;
+        struct failed *failed;
+        size_t n_failed;
+        struct inflight *inflight;
+        unsigned n_inflight, max_fetches;
+        struct broker_verifier_fetch_stats stats;
+        unsigned failure_ttl;
         X509 *root;
         unsigned ttl;
         pthread_mutex_t lock;
@@ -50,7 +87,11 @@ int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_
                 return -ENOMEM;
         v->collateral = cfg->collateral;
         v->root = cfg->root;
+        v->max_fetches = cfg->max_fetches ? cfg->max_fetches : BROKER_FETCH_MAX_DEFAULT;
+        v->failure_ttl =
+                cfg->fetch_failure_ttl_secs ? cfg->fetch_failure_ttl_secs : BROKER_FETCH_FAILURE_TTL_DEFAULT;
         pthread_mutex_init(&v->fetch_lock, NULL);
+        pthread_cond_init(&v->fetch_cond, NULL);
         if (!cfg->collateral) {
                 v->pcs_url = cfg->pcs_url ? strdup(cfg->pcs_url) : NULL;
                 v->pcs_cache_dir = cfg->pcs_cache_dir ? strdup(cfg->pcs_cache_dir) : NULL;
@@ -92,13 +133,26 @@ void broker_verifier_free(struct broker_verifier *v)
                 attest_collateral_free(f->col);
                 free(f);
         }
+        for (struct failed *f = v->failed, *n; f; f = n) {
+                n = f->next;
+                free(f);
+        }
         free(v->pcs_url);
         free(v->pcs_cache_dir);
         free(v->pcs_ca_file);
         free(v->slots);
+        pthread_cond_destroy(&v->fetch_cond);
         pthread_mutex_destroy(&v->fetch_lock);
         pthread_mutex_destroy(&v->lock);
         free(v);
+}
+
+void broker_verifier_fetch_stats(struct broker_verifier *v, struct broker_verifier_fetch_stats *ret)
+{
+        pthread_mutex_lock(&v->fetch_lock);
+        *ret = v->stats;
+        ret->in_flight = v->n_inflight;
+        pthread_mutex_unlock(&v->fetch_lock);
 }
 
 static size_t slot_of(const struct broker_verifier *v, const uint8_t key[32])
@@ -165,18 +219,127 @@ static int cert_time_check(X509 *cert, time_t now, time_t *ret_not_after)
         return 0;
 }
 
-/* The collateral to verify quote with: the fixed one, or the one fetched for the quote's
- * FMSPC (fetched now when missing or past its nextUpdate). The FMSPC is read from the PCK
- * certificate before anything is verified; it only selects collateral, which the verification
- * then checks against that same certificate. */
+static bool key_equal(const struct fetch_key *a, const struct fetch_key *b)
+{
+        return a->tee_type == b->tee_type && strcmp(a->fmspc, b->fmspc) == 0 &&
+               strcmp(a->ca_type, b->ca_type) == 0;
+}
+
+/* Called with fetch_lock held, for the three lists below. */
+static struct fetched *fetched_find(struct broker_verifier *v, const struct fetch_key *k)
+{
+        for (struct fetched *f = v->fetched; f; f = f->next)
+                if (key_equal(&f->key, k))
+                        return f;
+        return NULL;
+}
+
+static struct failed *failed_find(struct broker_verifier *v, const struct fetch_key *k, time_t now)
+{
+        for (struct failed *f = v->failed; f; f = f->next)
+                if (key_equal(&f->key, k))
+                        return now < f->until ? f : NULL;
+        return NULL;
+}
+
+static bool inflight_has(struct broker_verifier *v, const struct fetch_key *k)
+{
+        for (struct inflight *i = v->inflight; i; i = i->next)
+                if (key_equal(&i->key, k))
+                        return true;
+        return false;
+}
+
+static void failed_drop(struct broker_verifier *v, const struct fetch_key *k)
+{
+        for (struct failed **p = &v->failed; *p; p = &(*p)->next)
+                if (key_equal(&(*p)->key, k)) {
+                        struct failed *f = *p;
+                        *p = f->next;
+                        free(f);
+                        v->n_failed--;
+                        return;
+                }
+}
+
+/* Remembers a failed fetch for failure_ttl seconds. When the cache is full, expired entries go
+ * first, then the oldest. A failure to remember only costs a later retry. */
+static void failed_add(struct broker_verifier *v, const struct fetch_key *k, time_t now, int rc,
+                       const char *message)
+{
+        struct failed *f;
+
+        failed_drop(v, k);
+        for (struct failed **p = &v->failed; *p;)
+                if ((*p)->until <= now) {
+                        f = *p;
+                        *p = f->next;
+                        free(f);
+                        v->n_failed--;
+                } else
+                        p = &(*p)->next;
+        if (v->n_failed >= FAILED_MAX) {
+                struct failed **p = &v->failed;
+                while ((*p)->next)
+                        p = &(*p)->next;
+                free(*p);
+                *p = NULL;
+                v->n_failed--;
+        }
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return;
+        f->key = *k;
+        f->until = now + (time_t)v->failure_ttl;
+        f->rc = rc;
+        snprintf(f->message, sizeof(f->message), "%s", message);
+        f->next = v->failed;
+        v->failed = f;
+        v->n_failed++;
+}
+
+/* Stores freshly fetched collateral for k; the one it replaces is retired. */
+static int fetched_put(struct broker_verifier *v, const struct fetch_key *k, struct attest_collateral *col)
+{
+        struct fetched *f = fetched_find(v, k), *old;
+
+        if (f) {
+                old = calloc(1, sizeof(*old));
+                if (!old)
+                        return -ENOMEM;
+                *old = (struct fetched){.col = f->col, .next = v->retired};
+                v->retired = old;
+                f->col = col;
+                return 0;
+        }
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        *f = (struct fetched){.key = *k, .col = col, .next = v->fetched};
+        v->fetched = f;
+        return 0;
+}
+
+/* The collateral to verify quote with: the fixed one, or the one fetched for the quote's FMSPC
+ * (fetched now when missing or past its nextUpdate).
+ *
+ * Collateral already at hand is selected by the FMSPC read from the unverified PCK certificate:
+ * the verification that follows checks the chain, with the CRLs, against the same certificate.
+ * Before anything is fetched, the PCK chain must verify to the trusted root: the FMSPC of a
+ * certificate anyone can make is not a reason to contact the PCS. A failed fetch is not retried
+ * for the same key until failure_ttl has passed; concurrent requests for one key share one
+ * fetch; at most max_fetches run at a time; no lock is held while one runs. */
 static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_t len, time_t now,
                           const struct attest_collateral **ret, const char **ret_reason,
                           struct ck_error **reterr)
 {
+        _cleanup_error_ struct ck_error *fetch_err = NULL;
+        struct attest_collateral *col = NULL;
+        struct fetch_key k = {0};
+        struct inflight me;
         struct attest_quote q;
-        const char *ca_type = NULL;
         struct fetched *f;
-        char fmspc[13];
+        struct failed *fl;
         int rc;
 
         if (v->collateral) {
@@ -185,55 +348,110 @@ static int collateral_for(struct broker_verifier *v, const uint8_t *quote, size_
         }
         rc = attest_quote_parse(quote, len, &q, reterr);
         if (rc >= 0)
-                rc = attest_quote_pck_identity(&q, fmspc, &ca_type, reterr);
+                rc = attest_quote_pck_identity(&q, k.fmspc, &k.ca_type, reterr);
         if (rc < 0) {
                 *ret_reason = "quote_invalid";
                 return rc;
         }
+        k.tee_type = q.tee_type;
         pthread_mutex_lock(&v->fetch_lock);
-        for (f = v->fetched; f; f = f->next)
-                if (strcmp(f->fmspc, fmspc) == 0 && strcmp(f->ca_type, ca_type) == 0)
-                        break;
-        if (!f || attest_collateral_next_update(f->col) <= now) {
-                struct attest_collateral *col = NULL;
+        f = fetched_find(v, &k);
+        if (f && attest_collateral_next_update(f->col) > now) {
+                *ret = f->col;
+                pthread_mutex_unlock(&v->fetch_lock);
+                return 0;
+        }
+        pthread_mutex_unlock(&v->fetch_lock);
 
-                rc = attest_collateral_fetch_tee(v->pcs_url, q.tee_type, fmspc, ca_type, v->pcs_cache_dir,
-                                                 v->pcs_ca_file, now, &col, reterr);
-                if (rc < 0) {
+        /* Nothing at hand: the chain must verify before the network is used. */
+        rc = attest_quote_pck_identity_verified(&q, v->root, now, k.fmspc, &k.ca_type, reterr);
+        if (rc < 0) {
+                *ret_reason = "quote_invalid";
+                return rc;
+        }
+
+        pthread_mutex_lock(&v->fetch_lock);
+        for (;;) {
+                f = fetched_find(v, &k);
+                if (f && attest_collateral_next_update(f->col) > now) {
+                        *ret = f->col;
+                        pthread_mutex_unlock(&v->fetch_lock);
+                        return 0;
+                }
+                fl = failed_find(v, &k, now);
+                if (fl) {
+                        v->stats.skipped++;
+                        ck_metrics_inc("conker_broker_collateral_fetches_total", "skipped", NULL);
+                        rc = ck_error_set(reterr, fl->rc,
+                                          "collateral for FMSPC %s: the last fetch failed, next attempt in "
+                                          "%" PRId64 " s: %s",
+                                          k.fmspc, (int64_t)(fl->until - now), fl->message);
                         pthread_mutex_unlock(&v->fetch_lock);
                         *ret_reason = "collateral_unavailable";
-                        return ck_error_prefix(reterr, rc, "collateral for FMSPC %s from %s", fmspc,
-                                               v->pcs_url);
+                        return rc;
                 }
-                if (f) {
-                        struct fetched *old = calloc(1, sizeof(*old));
-                        if (!old) {
-                                pthread_mutex_unlock(&v->fetch_lock);
-                                attest_collateral_free(col);
-                                *ret_reason = "internal_error";
-                                return -ENOMEM;
-                        }
-                        *old = (struct fetched){.col = f->col, .next = v->retired};
-                        v->retired = old;
-                        f->col = col;
-                } else {
-                        f = calloc(1, sizeof(*f));
-                        if (!f) {
-                                pthread_mutex_unlock(&v->fetch_lock);
-                                attest_collateral_free(col);
-                                *ret_reason = "internal_error";
-                                return -ENOMEM;
-                        }
-                        memcpy(f->fmspc, fmspc, sizeof(fmspc));
-                        f->ca_type = ca_type;
-                        f->col = col;
-                        f->next = v->fetched;
-                        v->fetched = f;
-                }
+                if (!inflight_has(v, &k) && v->n_inflight < v->max_fetches)
+                        break;
+                v->stats.waiting++;
+                pthread_cond_wait(&v->fetch_cond, &v->fetch_lock);
+                v->stats.waiting--;
         }
-        *ret = f->col;
+        v->stats.started++;
+        me = (struct inflight){.key = k, .next = v->inflight};
+        v->inflight = &me;
+        v->n_inflight++;
         pthread_mutex_unlock(&v->fetch_lock);
+
+        rc = attest_collateral_fetch_tee(v->pcs_url, k.tee_type, k.fmspc, k.ca_type, v->pcs_cache_dir,
+                                         v->pcs_ca_file, now, &col, &fetch_err);
+
+        pthread_mutex_lock(&v->fetch_lock);
+        for (struct inflight **p = &v->inflight; *p; p = &(*p)->next)
+                if (*p == &me) {
+                        *p = me.next;
+                        break;
+                }
+        v->n_inflight--;
+        if (rc >= 0) {
+                rc = fetched_put(v, &k, col);
+                if (rc < 0) {
+                        attest_collateral_free(col);
+                        col = NULL;
+                } else {
+                        failed_drop(v, &k);
+                        ck_metrics_inc("conker_broker_collateral_fetches_total", "ok", NULL);
+                }
+        } else {
+                v->stats.failed++;
+                ck_metrics_inc("conker_broker_collateral_fetches_total", "failed", NULL);
+                failed_add(v, &k, now, rc, ck_error_message(fetch_err, rc));
+        }
+        pthread_cond_broadcast(&v->fetch_cond);
+        pthread_mutex_unlock(&v->fetch_lock);
+
+        if (rc == -ENOMEM) {
+                *ret_reason = "internal_error";
+                return ck_error_set(reterr, rc, "out of memory");
+        }
+        if (rc < 0) {
+                *ret_reason = "collateral_unavailable";
+                return ck_error_set(reterr, rc, "collateral for FMSPC %s from %s: %s", k.fmspc, v->pcs_url,
+                                    ck_error_message(fetch_err, rc));
+        }
+        *ret = col;
         return 0;
+}
+
+bool broker_verifier_reason_after_quote(const char *reason)
+{
+        /* attest_ratls_check_binding()'s reasons, and the appId check after it. */
+        static const char *const after[] = {"binding_invalid", "evidence_not_bound", "exporter_mismatch",
+                                            "image_mismatch"};
+
+        for (size_t i = 0; reason && i < ELEMENTSOF(after); i++)
+                if (strcmp(reason, after[i]) == 0)
+                        return true;
+        return false;
 }
 
 void broker_attested_clear(struct broker_attested *a)

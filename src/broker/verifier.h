@@ -24,6 +24,11 @@
 
 #define BROKER_APP_ID_MAX 256
 
+/* Collateral fetches running at once (each may take up to 30 s), and how long a failed fetch is
+ * remembered before the same FMSPC is tried again. */
+#define BROKER_FETCH_MAX_DEFAULT         4u
+#define BROKER_FETCH_FAILURE_TTL_DEFAULT 60u
+
 struct broker_verifier; /* opaque */
 
 struct broker_verifier_config {
@@ -31,11 +36,13 @@ struct broker_verifier_config {
          * FMSPC from a PCS/PCCS base URL and kept until its earliest nextUpdate. */
         struct attest_collateral *collateral;
         const char *pcs_url;
-        const char *pcs_cache_dir; /* may be NULL: memory only */
-        const char *pcs_ca_file;   /* extra HTTPS trust anchors for a PCCS; may be NULL */
-        X509 *root;                /* borrowed; NULL = the pinned Intel root */
-        unsigned cache_ttl_secs;   /* 0 = no cache */
-        size_t cache_max;          /* entries; default 4096 */
+        const char *pcs_cache_dir;       /* may be NULL: memory only */
+        const char *pcs_ca_file;         /* extra HTTPS trust anchors for a PCCS; may be NULL */
+        X509 *root;                      /* borrowed; NULL = the pinned Intel root */
+        unsigned cache_ttl_secs;         /* 0 = no cache */
+        unsigned max_fetches;            /* concurrent fetches; 0 = BROKER_FETCH_MAX_DEFAULT */
+        unsigned fetch_failure_ttl_secs; /* no new fetch for a key that failed; 0 = the default */
+        size_t cache_max;                /* entries; default 4096 */
 };
 
 /* What verified, session-bound evidence established. */
@@ -65,5 +72,23 @@ int broker_verifier_new(const struct broker_verifier_config *cfg, struct broker_
 int broker_verifier_check(struct broker_verifier *v, const uint8_t *evidence, size_t len, X509 *cert,
                           const uint8_t exporter[ATTEST_RATLS_EXPORTER_LEN], time_t now,
                           struct broker_attested *ret, const char **ret_reason, struct ck_error **reterr);
+/* Whether a refusal reason of broker_verifier_check() is given after the quote verified to the
+ * trust root, i.e. the client presented genuine hardware evidence that is not bound to this
+ * session or key (a replay, a stolen quote): binding_invalid, evidence_not_bound,
+ * exporter_mismatch, image_mismatch. Every other reason comes before the quote verified, from
+ * evidence anyone can make. The broker audits the former one line each and only counts the
+ * latter (audit.h). */
+bool broker_verifier_reason_after_quote(const char *reason);
+
+/* Collateral fetches so far (for logs, metrics and tests). */
+struct broker_verifier_fetch_stats {
+        uint64_t started;   /* fetches begun */
+        uint64_t failed;    /* of those, failed */
+        uint64_t skipped;   /* refusals from the memory of a failed fetch, without a request */
+        unsigned in_flight; /* running now */
+        unsigned waiting;   /* threads waiting for a fetch of their key or for a free slot */
+};
+void broker_verifier_fetch_stats(struct broker_verifier *v, struct broker_verifier_fetch_stats *ret);
+
 void broker_verifier_free(struct broker_verifier *v);
 DEFINE_POINTER_CLEANUP(struct broker_verifier, broker_verifier_free, broker_verifier_free)

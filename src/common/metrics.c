@@ -123,7 +123,8 @@ int ck_metrics_declare(const char *name, enum ck_metric_type type, const char *h
                 family_free(f);
                 goto out;
         }
-        memcpy(f->bounds, buckets, n_buckets * sizeof(double));
+        if (n_buckets) /* buckets may be NULL then, and memcpy() must not see NULL */
+                memcpy(f->bounds, buckets, n_buckets * sizeof(double));
         f->n_buckets = n_buckets;
         families[n_families++] = f;
 out:

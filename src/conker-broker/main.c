@@ -23,6 +23,7 @@
 #include "collateral.h"
 #include "fs.h"
 #include "log.h"
+#include "notify.h"
 #include "parse.h"
 #include "policy.h"
 #include "ratls.h"
@@ -60,6 +61,7 @@ struct options {
         int attester; /* -1: nullattester; else enum attest_tee_kind */
         const char *attester_sim_dir, *attester_sim_state_dir;
         unsigned max_clients, workers, handshake_timeout_ms, request_timeout_ms, cache_ttl;
+        unsigned pcs_max_fetches, pcs_failure_ttl, audit_summary_secs;
         size_t max_secret_bytes;
 };
 
@@ -300,6 +302,15 @@ static const struct broker_option OPTIONS[] = {
          .arg = "FILE",
          .help = "extra CA certificates for a PCCS's HTTPS certificate",
          STR(pcs_ca)},
+        {.name = "pcs-max-fetches",
+         .arg = "N",
+         .help = "collateral fetches running at once (default 4)",
+         UINT(pcs_max_fetches, 1, 64)},
+        {.name = "pcs-failure-ttl",
+         .arg = "SECS",
+         .help = "after a failed fetch, wait this long before asking the\nPCS for that FMSPC again (default "
+                 "60)",
+         UINT(pcs_failure_ttl, 1, 86400)},
         {.name = "trust-sim-root",
          .arg = "FILE",
          .help = "trust this simulated root CA instead of Intel's and accept\nsimulated TDs (testing only)",
@@ -324,6 +335,11 @@ static const struct broker_option OPTIONS[] = {
          .help = "JSON-lines audit log (default " BROKER_AUDIT_DEFAULT_PATH ")",
          STR(audit_path)},
         {.name = "audit-fsync", .arg = "MODE", .help = "always (default) or never", CALL(set_audit_fsync)},
+        {.name = "audit-summary-interval",
+         .arg = "SECS",
+         .help = "write refusals of clients whose evidence did not\nverify as one summary line this often "
+                 "(default 60)",
+         UINT(audit_summary_secs, 1, 86400)},
         {.name = "max-clients",
          .arg = "N",
          .help = "connections queued or served at once (default 256)",
@@ -454,6 +470,9 @@ static int parse_options(int argc, char **argv, struct options *o)
                 .handshake_timeout_ms = 10000,
                 .request_timeout_ms = 10000,
                 .cache_ttl = 300,
+                .pcs_max_fetches = BROKER_FETCH_MAX_DEFAULT,
+                .pcs_failure_ttl = BROKER_FETCH_FAILURE_TTL_DEFAULT,
+                .audit_summary_secs = BROKER_AUDIT_SUMMARY_DEFAULT_SECS,
                 .max_secret_bytes = BROKER_SECRET_MAX_BYTES,
                 .attester = -1,
         };
@@ -635,13 +654,16 @@ int main(int argc, char **argv)
         if (rc < 0)
                 return fail(rc, err);
 
-        rc = broker_verifier_new(&(struct broker_verifier_config){.collateral = collateral,
-                                                                  .pcs_url = pcs_url,
-                                                                  .pcs_cache_dir = o.pcs_cache_dir,
-                                                                  .pcs_ca_file = o.pcs_ca,
-                                                                  .root = sim_root,
-                                                                  .cache_ttl_secs = o.cache_ttl},
-                                 &verifier, &err);
+        rc = broker_verifier_new(
+                &(struct broker_verifier_config){.collateral = collateral,
+                                                 .pcs_url = pcs_url,
+                                                 .pcs_cache_dir = o.pcs_cache_dir,
+                                                 .pcs_ca_file = o.pcs_ca,
+                                                 .root = sim_root,
+                                                 .cache_ttl_secs = o.cache_ttl,
+                                                 .max_fetches = o.pcs_max_fetches,
+                                                 .fetch_failure_ttl_secs = o.pcs_failure_ttl},
+                &verifier, &err);
         if (rc < 0)
                 return fail(rc, err);
 
@@ -680,6 +702,7 @@ int main(int argc, char **argv)
                 .max_clients = o.max_clients,
                 .handshake_timeout_ms = o.handshake_timeout_ms,
                 .request_timeout_ms = o.request_timeout_ms,
+                .audit_summary_secs = o.audit_summary_secs,
                 .key = key,
                 .cert = cert,
                 .policy = policy,
@@ -702,7 +725,15 @@ int main(int argc, char **argv)
                  "collateral %s, trust root %s",
                  o.address, broker_server_port(server), policy->n_secrets, o.collateral,
                  o.trust_sim_root ? o.trust_sim_root : "Intel SGX Root CA");
+        /* Listening: a Type=notify unit is started now. */
+        {
+                _cleanup_error_ struct ck_error *nerr = NULL;
+                int nr = ck_notify("READY=1", &nerr);
+                if (nr < 0)
+                        log_warn("%s", ck_error_message(nerr, nr));
+        }
         rc = broker_server_run(server, &err);
+        (void)ck_notify("STOPPING=1", NULL);
         if (rc < 0)
                 return fail(rc, err);
         log_info("stopped");

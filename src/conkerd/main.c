@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "pull.h"
 #include "secret.h"
@@ -261,7 +262,15 @@ static int run(struct conkerd_config *c)
                 goto out;
         }
         log_info("conkerd %s ready (data %s, run %s)", CONKER_VERSION, c->data_dir, c->run_dir);
+        /* The API listens: a Type=notify unit is started now. */
+        r = ck_notify("READY=1", &e);
+        if (r < 0) {
+                log_warn("%s", ck_error_message(e, r));
+                ck_error_free(e);
+                e = NULL;
+        }
         event_base_dispatch(base);
+        (void)ck_notify("STOPPING=1", NULL);
         r = 0;
 out:
         if (r < 0)

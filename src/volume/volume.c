@@ -29,6 +29,8 @@
 
 #define VOLUME_KEY_SIZE   64 /* AES-256-XTS takes a 512-bit key */
 #define LOOP_ATTACH_TRIES 16
+/* Loop devices looked at when searching for one already backed by the image. */
+#define LOOP_SCAN_MAX 4096
 
 struct volume_manager {
         char *data_dir, *root, *image;
@@ -148,6 +150,52 @@ static int loop_attach(const char *image, char ret_dev[32], struct ck_error **re
         return ck_error_set(reterr, -EBUSY, "no free loop device after %d tries", LOOP_ATTACH_TRIES);
 }
 
+/* The loop device already backed by image, if any: after a restart in another mount namespace
+ * (conkerd.service has its own), the earlier mount is invisible but may still be in use by running
+ * containers. Mounting a second loop device over the same image would give two ext4 superblocks
+ * on one file, which corrupts it; mounting the same device again shares the one superblock.
+ * Identity is the backing file's device and inode, not its path. Returns 1 and the path when
+ * found, 0 when not. */
+static int loop_find(const char *image, char ret_dev[32])
+{
+        DIR *d;
+        struct dirent *de;
+        struct stat st;
+        unsigned seen = 0;
+        int found = 0;
+
+        if (stat(image, &st) < 0)
+                return 0;
+        d = ck_opendir_at(AT_FDCWD, "/sys/block");
+        if (!d)
+                return 0;
+        while ((de = readdir(d)) && seen < LOOP_SCAN_MAX) {
+                struct loop_info64 info;
+                char dev[32];
+                int fd, r;
+
+                if (strncmp(de->d_name, "loop", 4) != 0 || !de->d_name[4] ||
+                    strspn(de->d_name + 4, "0123456789") != strlen(de->d_name + 4) ||
+                    strlen(de->d_name) > 16)
+                        continue;
+                seen++;
+                snprintf(dev, sizeof(dev), "/dev/%s", de->d_name);
+                fd = open(dev, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                r = ioctl(fd, LOOP_GET_STATUS64, &info);
+                close(fd);
+                if (r == 0 && info.lo_device == (uint64_t)st.st_dev &&
+                    info.lo_inode == (uint64_t)st.st_ino) {
+                        memcpy(ret_dev, dev, sizeof(dev));
+                        found = 1;
+                        break;
+                }
+        }
+        closedir(d);
+        return found;
+}
+
 static bool is_mountpoint(const char *path, const char *parent)
 {
         struct stat a, b;
@@ -185,13 +233,23 @@ int volume_manager_open(const struct volume_config *cfg, struct volume_manager *
                         if (r < 0)
                                 return r;
                 }
-                dev = loop_attach(vm->image, devpath, reterr);
-                if (dev < 0)
-                        return dev;
-                if (mount(devpath, vm->root, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
-                        r = -errno;
-                        (void)ioctl(dev, LOOP_CLR_FD, 0);
-                        return ck_error_errno(reterr, r, "cannot mount %s on %s", devpath, vm->root);
+                if (loop_find(vm->image, devpath) > 0) {
+                        /* Still mounted in another mount namespace: share that filesystem. */
+                        if (mount(devpath, vm->root, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
+                                return ck_error_errno(reterr, -errno,
+                                                      "cannot mount %s (already backing %s) on %s", devpath,
+                                                      vm->image, vm->root);
+                        log_info("volumes: %s is still attached to %s; mounted it again", vm->image,
+                                 devpath);
+                } else {
+                        dev = loop_attach(vm->image, devpath, reterr);
+                        if (dev < 0)
+                                return dev;
+                        if (mount(devpath, vm->root, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
+                                r = -errno;
+                                (void)ioctl(dev, LOOP_CLR_FD, 0);
+                                return ck_error_errno(reterr, r, "cannot mount %s on %s", devpath, vm->root);
+                        }
                 }
                 /* With autoclear the device goes away with the last mount; our fd can close. */
                 vm->mounted_image = true;

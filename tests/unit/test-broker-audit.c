@@ -135,6 +135,62 @@ static void test_concurrent_lines(void **state)
         assert_int_equal(n, 400);
 }
 
+/* Refusals of unauthenticated clients: counted without I/O, then one summary line per flush
+ * (none when nothing was counted). */
+static void test_refusal_summary(void **state)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct broker_audit *a = NULL;
+        struct broker_audit_entry e = {.peer = "127.0.0.1:1", .reason = "image_mismatch"};
+        char path[128], *line, *save = NULL;
+        size_t len = 0;
+        struct stat st;
+        json_t *j, *reasons;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/audit.jsonl", tmpdir);
+        assert_int_equal(broker_audit_open(path, BROKER_AUDIT_FSYNC_ALWAYS, &a, NULL), 0);
+        assert_int_equal(broker_audit_flush_refusals(a), 0);
+        for (int i = 0; i < 1000; i++)
+                broker_audit_count_refusal(a, i % 10 ? "quote_invalid" : "no_evidence");
+        broker_audit_count_refusal(a, "a_reason_code_that_is_much_longer_than_any_the_broker_has");
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 0); /* nothing written yet */
+        assert_int_equal(broker_audit_append(a, &e), 0);
+        assert_int_equal(broker_audit_flush_refusals(a), 0);
+        assert_int_equal(broker_audit_flush_refusals(a), 0); /* nothing new: no line */
+        broker_audit_count_refusal(a, "no_evidence");
+        assert_int_equal(broker_audit_flush_refusals(a), 0);
+        broker_audit_close(a);
+
+        assert_int_equal(ck_read_file(path, 1 << 20, &buf, &len, NULL), 0);
+        for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                j = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+                assert_non_null(j);
+                if (n == 0) {
+                        assert_string_equal(json_string_value(json_object_get(j, "decision")), "refuse");
+                } else if (n == 1) {
+                        assert_string_equal(json_string_value(json_object_get(j, "decision")),
+                                            "refuse-summary");
+                        assert_int_equal(json_integer_value(json_object_get(j, "refusals")), 1001);
+                        reasons = json_object_get(j, "reasons");
+                        assert_int_equal(json_object_size(reasons), 3);
+                        assert_int_equal(json_integer_value(json_object_get(reasons, "quote_invalid")), 900);
+                        assert_int_equal(json_integer_value(json_object_get(reasons, "no_evidence")), 100);
+                        assert_int_equal(json_integer_value(json_object_get(reasons, "other")), 1);
+                        assert_non_null(json_string_value(json_object_get(j, "from")));
+                        assert_non_null(json_string_value(json_object_get(j, "to")));
+                } else {
+                        assert_int_equal(json_integer_value(json_object_get(j, "refusals")), 1);
+                        reasons = json_object_get(j, "reasons");
+                        assert_int_equal(json_object_size(reasons), 1);
+                        assert_int_equal(json_integer_value(json_object_get(reasons, "no_evidence")), 1);
+                }
+                json_decref(j);
+        }
+        assert_int_equal(n, 3);
+}
+
 static void test_fsync_names(void **state)
 {
         assert_int_equal(broker_audit_fsync_from_string("always"), BROKER_AUDIT_FSYNC_ALWAYS);
@@ -173,6 +229,7 @@ int main(void)
                 cmocka_unit_test(test_pinned_and_task_config),
                 cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusal_summary, setup, teardown),
                 cmocka_unit_test(test_fsync_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Integration test of encrypted volumes (root, loop devices, ext4 -O encrypt): data written
  * through a volume reads back, the backing image holds neither the plaintext nor the file name,
- * delete removes the key from the filesystem keyring and the files, names are validated.
+ * delete removes the key from the filesystem keyring and the files, names are validated, and a
+ * manager opened in another mount namespace shares the loop device instead of attaching again.
  * Skips (with the reason) when not root or when loop devices or fscrypt are unavailable. */
 #include "cmocka-wrap.h"
 
@@ -10,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -202,12 +206,51 @@ static void test_reopen_reuses_mount(void **state)
         volume_manager_free(vm2); /* no unmount: vm still owns it */
 }
 
+/* conkerd restarted in a fresh mount namespace (as conkerd.service is) does not see the image's
+ * mount, but containers of the earlier instance may still use it: the new manager must mount
+ * the same loop device (one superblock) instead of attaching the image a second time. The child
+ * process plays the restarted conkerd: new namespace, the mount removed from its view. */
+static void test_reopen_in_another_mount_namespace(void **state)
+{
+        struct stat parent_st;
+        int status;
+        pid_t pid;
+
+        NEED_ENV();
+        assert_int_equal(stat(volume_manager_root(vm), &parent_st), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct volume_config cfg = {
+                        .data_dir = data_dir, .backing_size = 64u << 20, .force_image = true};
+                struct volume_manager *vm2 = NULL;
+                struct stat st;
+
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                        _exit(10);
+                if (umount2(volume_manager_root(vm), MNT_DETACH) < 0)
+                        _exit(11);
+                if (stat(volume_manager_root(vm), &st) < 0 || st.st_dev == parent_st.st_dev)
+                        _exit(12); /* the mount must be gone from this view */
+                if (volume_manager_open(&cfg, &vm2, NULL) < 0)
+                        _exit(13);
+                if (stat(volume_manager_root(vm2), &st) < 0)
+                        _exit(14);
+                /* The same filesystem (st_dev is the superblock's), not a second mount of the image. */
+                _exit(st.st_dev == parent_st.st_dev ? 0 : 15);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_encrypted_roundtrip_and_erase),
                 cmocka_unit_test(test_reopen_reuses_mount),
+                cmocka_unit_test(test_reopen_in_another_mount_namespace),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

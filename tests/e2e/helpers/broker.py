@@ -99,6 +99,18 @@ class Broker:
         with open(self.audit_path) as f:
             return [json.loads(line) for line in f if line.strip()]
 
+    def refusals(self):
+        """Stops the broker, which then writes the summary of the refusals of clients whose evidence
+        did not verify, and returns those counts by reason (summed over every summary line)."""
+        self.stop()
+        counts = {}
+        for e in self.audit():
+            if e["decision"] == "refuse-summary":
+                assert e["refusals"] == sum(e["reasons"].values()), e
+                for reason, n in e["reasons"].items():
+                    counts[reason] = counts.get(reason, 0) + n
+        return counts
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

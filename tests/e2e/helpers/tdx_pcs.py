@@ -14,10 +14,12 @@ import urllib.parse
 
 class RouteServer:
     """HTTPS on 127.0.0.1 with a throwaway self-signed certificate (self.cert), answering GETs from
-    a table {path: (body, headers)} and recording every request path in self.requests."""
+    a table {path: (body, headers)} and recording every request path in self.requests. Setting
+    self.fail_status makes every request fail with that status (a PCS that is down)."""
 
     def __init__(self, routes, workdir, name):
         self.requests = []
+        self.fail_status = None
         self.cert = os.path.join(workdir, f"{name}-cert.pem")
         key = os.path.join(workdir, f"{name}-key.pem")
         subprocess.run(
@@ -30,6 +32,9 @@ class RouteServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
                 server.requests.append(self.path)
+                if server.fail_status is not None:
+                    self.send_error(server.fail_status)
+                    return
                 route = routes.get(urllib.parse.urlparse(self.path).path)
                 if route is None:
                     self.send_error(404)
@@ -52,6 +57,10 @@ class RouteServer:
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def count(self, path):
+        """Requests so far for path (without the query)."""
+        return sum(1 for p in self.requests if urllib.parse.urlparse(p).path == path)
 
     def stop(self):
         self.httpd.shutdown()
