@@ -3,8 +3,10 @@
 #
 #   1. build the example app image and push it to a local docker-registry (TLS with a CA made for
 #      the demo, htpasswd user/pass) as reckey/conker-example-app:latest;
-#   2. create a simulated TD and start conkerd on it (--tee sim), docker.io mirrored to that
-#      registry;
+#   2. create a simulated TD and start conkerd on it (--tee sim, --tls-cert auto: an RA-TLS API
+#      certificate), docker.io mirrored to that registry; the operator attests conkerd with
+#      `conker --attest` (reference values from the TD) before sending it the token, and a wrong
+#      MRTD is refused;
 #   3. read the TD's MRTD and RTMR1 and the image ID, write secret.json and start conker-broker
 #      with the seed's flags plus --mrtd (plus --trust-sim-root for the simulator's root, and an
 #      audit log);
@@ -46,14 +48,18 @@ chmod 0700 "$work"
 pids=()
 task=''
 api=''
+pin=''
+# The API's requests with the token: -k because the RA-TLS certificate is self-signed; the
+# certificate check is --pinnedpubkey, the key `conker --attest` proved a fresh quote for.
+api_curl() { curl -sS -k --tlsv1.3 --pinnedpubkey "$pin" -H @"$work/auth-header" "$@"; }
 
 teardown() {
         local rc=$?
         set +e
         trap - EXIT INT TERM
         printf '\n%s== teardown%s\n' "$bold" "$off"
-        if [ -n "$task" ] && [ -n "$api" ] && curl -fsS -o /dev/null "$api/sw/api/v1/pub/health" 2>/dev/null; then
-                curl -sS -o /dev/null -X DELETE -H @"$work/auth-header" "$api/sw/api/v1/container/$task"
+        if [ -n "$task" ] && [ -n "$pin" ]; then
+                api_curl -o /dev/null -X DELETE "$api/sw/api/v1/container/$task"
         fi
         for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
                 kill -TERM "${pids[i]}" 2>/dev/null
@@ -147,28 +153,48 @@ image_id=$(skopeo inspect --raw --authfile "$work/registry/auth.json" --cert-dir
 say "image ID (config digest): $image_id"
 
 # ---------------------------------------------------------------------------------------------
-step "Create a simulated TD (conker tdx-sim init) and start conkerd on it (--tee sim)"
+step "Create a simulated TD (conker tdx-sim init) and start conkerd on it (--tee sim, --tls-cert auto)"
 "$conker" tdx-sim init "$work/sim" | sed 's/^/   /'
 tee_args=(--tee sim --sim-dir "$work/sim" --sim-state-dir "$work/sim-state")
 aport=$(free_port 8383)
-api="http://127.0.0.1:$aport"
+api="https://127.0.0.1:$aport"
 : >"$work/conkerd.conf"
-"$conkerd" --config "$work/conkerd.conf" "${tee_args[@]}" --listen "127.0.0.1:$aport" \
+"$conkerd" --config "$work/conkerd.conf" "${tee_args[@]}" --listen "127.0.0.1:$aport" --tls-cert auto \
         --data-dir "$work/data" --run-dir "$work/run" --token-file "$work/token" \
         --registry-mirror "docker.io=127.0.0.1:$rport" --registry-ca-file "$certs/ca.crt" \
         --bridge "ckdemo$tag" --nft-table "ckdemo$tag" --subnet "10.$((RANDOM % 150 + 100)).$((RANDOM % 255)).0/24" \
         --netns-dir "$work/netns" --netns-prefix "ckd$tag-" --stop-timeout 2 \
         >"$work/conkerd.log" 2>&1 &
 pids+=($!)
+# The health probe carries no credential; -k until the certificate is attested below.
 for _ in $(seq 100); do
-        curl -fsS -o /dev/null "$api/sw/api/v1/pub/health" 2>/dev/null && break
+        curl -fsSk -o /dev/null "$api/sw/api/v1/pub/health" 2>/dev/null && break
         kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/conkerd.log" >&2; die "conkerd exited"; }
         sleep 0.1
 done
-curl -fsS -o /dev/null "$api/sw/api/v1/pub/health" || die "conkerd did not come up (see $work/conkerd.log)"
+curl -fsSk -o /dev/null "$api/sw/api/v1/pub/health" || die "conkerd did not come up (see $work/conkerd.log)"
+say "conkerd: $api (simulated TD $work/sim, log $work/conkerd.log)"
+
+# ---------------------------------------------------------------------------------------------
+step "The operator attests conkerd before sending it anything (conker --attest)"
+# Reference values: what the operator expects the TD to be (here read from the simulated TD;
+# for real hardware, from a measurement of the TD image the operator built).
+"$conker" tdx info --json "${tee_args[@]}" |
+        jq '.measurements | {mrtd: .mr_td, rtmr0: .rtmr[0], rtmr1: .rtmr[1], rtmr2: .rtmr[2], source: "demo"}' \
+                >"$work/refvalues.json"
+attest_args=(--trust-sim-root "$work/sim/root-ca.pem" --collateral "$work/sim/collateral.json")
+say "reference values: $work/refvalues.json (MRTD, RTMR0-2)"
+# A policy with one MRTD byte changed: conker refuses before it sends the token.
+jq '.mrtd |= (if .[0:2] == "00" then "01" else "00" end) + .[2:]' "$work/refvalues.json" >"$work/wrong-mrtd.json"
+if out=$("$conker" --attest "$work/wrong-mrtd.json" "${attest_args[@]}" attest --host "$api" 2>&1); then
+        die "conker accepted a TD whose MRTD differs from the policy"
+fi
+say "${dim}with one MRTD byte changed: $out$off"
+"$conker" --attest "$work/refvalues.json" "${attest_args[@]}" attest --host "$api" | sed 's/^/   /'
+pin=$("$conker" --attest "$work/refvalues.json" "${attest_args[@]}" attest --pin --host "$api")
 # The token goes to curl from a file (-H @file), never on a command line.
 (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$work/token")" >"$work/auth-header")
-say "conkerd: $api (simulated TD $work/sim, log $work/conkerd.log)"
+say "${green}attested; the requests below go only to that key (curl --pinnedpubkey $pin)$off"
 
 # ---------------------------------------------------------------------------------------------
 step "The data owner: read the TD's MRTD and RTMR1, write secret.json, start conker-broker"
@@ -211,8 +237,7 @@ body=${body//\"PublishedPort\":30080/\"PublishedPort\":$pport}
 # The broker is pinned (host:port#sha256:<fingerprint>): the evidence only goes to that broker.
 body=${body//\"KmsEndpoints\":\[\"127.0.0.1:$bport\"\]/\"KmsEndpoints\":[\"127.0.0.1:$bport#$fp\"]}
 say "$body"
-resp=$(curl -sS -X POST -H @"$work/auth-header" -H 'Content-Type: application/json' --data-binary "$body" \
-        "$api/sw/api/v1/container")
+resp=$(api_curl -X POST -H 'Content-Type: application/json' --data-binary "$body" "$api/sw/api/v1/container")
 say "-> $resp"
 task=$(jq -r '.data.Id // empty' <<<"$resp")
 [ -n "$task" ] || die "conkerd refused the request"
@@ -222,7 +247,7 @@ step "Follow the task's events until Running"
 seen=0
 status=''
 for _ in $(seq 1200); do
-        doc=$(curl -sS -H @"$work/auth-header" "$api/sw/api/v1/container/$task")
+        doc=$(api_curl "$api/sw/api/v1/container/$task")
         n=$(jq '.data.Events | length' <<<"$doc")
         if [ "$n" -gt "$seen" ]; then
                 jq -r --argjson from "$seen" '.data.Events[$from:][] | "\(.Time[11:23])  \(.Action)\t\(.Message)"' \
@@ -257,7 +282,7 @@ jq -c '{time, decision, reason, appId, secretId, pinned, taskConfigDigest, tcbSt
 
 # ---------------------------------------------------------------------------------------------
 step "DELETE /sw/api/v1/container (container, volume, secret tmpfs, rules, image)"
-resp=$(curl -sS -X DELETE -H @"$work/auth-header" "$api/sw/api/v1/container/$task")
+resp=$(api_curl -X DELETE "$api/sw/api/v1/container/$task")
 say "-> $resp"
 [ "$(jq -r .code <<<"$resp")" = 200 ] || die "DELETE failed"
 [ ! -e "$work/run/tasks/$task" ] || die "the task's secret directory is still there"

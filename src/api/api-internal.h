@@ -11,6 +11,7 @@
 struct api_conn;
 struct api_job;
 struct api_follow;
+struct api_attest;
 
 struct api_server {
         struct api_config cfg;
@@ -31,6 +32,7 @@ struct api_server {
         struct event *jobs_event;
 
         struct api_follow *follows; /* open log streams */
+        struct api_attest *attest;  /* tls-cert = auto (attest.c); NULL otherwise */
 };
 
 /* Replies {"code":status,"message":message,"data":data} (data may be NULL: null; it is
@@ -52,6 +54,13 @@ void api_route_events(struct api_server *s, struct evhttp_request *req, const ch
 void api_route_cancel(struct api_server *s, struct evhttp_request *req, const char *ref);
 void api_route_delete(struct api_server *s, struct evhttp_request *req, const char *ref);
 void api_route_logs(struct api_server *s, struct evhttp_request *req, const char *ref);
+
+/* The attested identity (attest.c): made at start, installed in the TLS context (TLS 1.3
+ * only), and the unauthenticated route GET /pub/attest?nonce=HEX. */
+int api_attest_new(struct api_server *s, struct ck_error **reterr);
+int api_attest_tls_setup(struct api_server *s, struct ssl_ctx_st *ctx, struct ck_error **reterr);
+void api_attest_free(struct api_server *s);
+void api_route_attest(struct api_server *s, struct evhttp_request *req);
 
 int api_jobs_init(struct api_server *s);
 /* Waits for running jobs and drops their replies. */

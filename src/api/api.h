@@ -16,13 +16,18 @@
 #include "secret.h"
 
 struct task_manager;
+struct attest_tee;
 
 struct api_config {
         const char *listen;             /* "HOST:PORT" or "[IPV6]:PORT"; port 0 picks a free one */
         bool auth;                      /* false only when the operator said --no-auth */
         const struct ck_secret *token;  /* required when auth is on (borrowed) */
-        const char *tls_cert, *tls_key; /* both or neither */
-        const char *tls_client_ca;      /* clients must present a certificate it verifies */
+        const char *tls_cert, *tls_key; /* both or neither (ignored with tls_auto) */
+        /* An RA-TLS certificate made at start by tee (tls-cert = auto), and
+         * GET /sw/api/v1/pub/attest for fresh evidence (docs/API.md "Attested TLS"). */
+        bool tls_auto;
+        struct attest_tee *tee;    /* borrowed; required with tls_auto */
+        const char *tls_client_ca; /* clients must present a certificate it verifies */
         size_t max_body_size;
         size_t max_header_size;
         unsigned max_connections;

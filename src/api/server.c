@@ -81,6 +81,7 @@ static bool authorized(struct api_server *s, struct evhttp_request *req)
 
 enum route_id {
         R_HEALTH,
+        R_ATTEST,     /* /pub/attest?nonce=HEX (tls-cert = auto) */
         R_CONTAINER,  /* /container: POST create, GET newest, DELETE newest */
         R_CANCEL,     /* /container/cancel */
         R_CONTAINERS, /* /containers */
@@ -97,6 +98,7 @@ static const struct {
         const char *allow;
 } route_methods[] = {
         [R_HEALTH] = {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD"},
+        [R_ATTEST] = {EVHTTP_REQ_GET, "GET"},
         [R_CONTAINER] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
         [R_CANCEL] = {EVHTTP_REQ_POST, "POST"},
         [R_CONTAINERS] = {EVHTTP_REQ_GET, "GET"},
@@ -116,6 +118,8 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 
         if (strcmp(path, API_PREFIX "/pub/health") == 0)
                 return *ret = R_HEALTH, 0;
+        if (strcmp(path, API_PREFIX "/pub/attest") == 0)
+                return *ret = R_ATTEST, 0;
         if (strcmp(path, "/metrics") == 0)
                 return *ret = R_METRICS, 0;
         if (strcmp(path, API_PREFIX "/containers") == 0)
@@ -145,6 +149,24 @@ static int route_match(const char *path, enum route_id *ret, char *ref, size_t r
 }
 
 static struct api_conn *conn_track(struct api_server *s, struct evhttp_request *req);
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+        switch (m) {
+        case EVHTTP_REQ_GET:
+                return "GET";
+        case EVHTTP_REQ_POST:
+                return "POST";
+        case EVHTTP_REQ_DELETE:
+                return "DELETE";
+        case EVHTTP_REQ_HEAD:
+                return "HEAD";
+        case EVHTTP_REQ_PUT:
+                return "PUT";
+        default:
+                return "other";
+        }
+}
 
 /* The Prometheus exposition: plain text, not the JSON envelope, because scrapers parse it as
  * the text format. Authentication is the API's own (a scraper sends the bearer token). */
@@ -193,6 +215,13 @@ static void on_request(struct evhttp_request *req, void *arg)
                 return;
         }
 
+        /* Method, path and whether a credential came with it (never the credential): what an
+         * operator needs to see which requests reached the API, e.g. that an attesting client
+         * stopped after /pub/attest. */
+        log_debug("API request: %s %.256s (%s)", method_name(method), evhttp_uri_get_path(uri),
+                  evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")
+                          ? "with Authorization"
+                          : "no Authorization");
         if (route_match(path, &route, ref, sizeof(ref)) < 0) {
                 if (!authorized(s, req)) {
                         api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)",
@@ -202,7 +231,9 @@ static void on_request(struct evhttp_request *req, void *arg)
                 api_reply(req, 404, "no such route", NULL);
                 return;
         }
-        if (route != R_HEALTH && !authorized(s, req)) {
+        /* /pub/ routes answer without a token: health, and the evidence a client checks before
+         * it trusts conkerd with one. */
+        if (route != R_HEALTH && route != R_ATTEST && !authorized(s, req)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
                 api_reply(req, 401, "missing or invalid API token (Authorization: Bearer <token>)", NULL);
                 return;
@@ -225,6 +256,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         case R_HEALTH:
                 api_reply(req, 200, "ok",
                           json_pack("{s:s,s:s}", "Status", "healthy", "Version", s->cfg.version));
+                return;
+        case R_ATTEST:
+                api_route_attest(s, req);
                 return;
         case R_CONTAINER:
                 if (method == EVHTTP_REQ_POST)
@@ -354,11 +388,15 @@ static int tls_setup(struct api_server *s, struct ck_error **reterr)
         /* CLEANSE_PLAINTEXT: OpenSSL wipes its copies of the records (tokens, registry passwords). */
         SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                          SSL_OP_CLEANSE_PLAINTEXT);
-        if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
+        if (s->cfg.tls_auto) {
+                int r = api_attest_tls_setup(s, ctx, reterr);
+                if (r < 0)
+                        return r;
+        } else if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "cannot load tls-cert %s", s->cfg.tls_cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
+        else if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "cannot load tls-key %s", s->cfg.tls_key);
-        if (SSL_CTX_check_private_key(ctx) != 1)
+        else if (SSL_CTX_check_private_key(ctx) != 1)
                 return ck_ssl_error(reterr, -EINVAL, "tls-key does not match tls-cert");
         if (s->cfg.tls_client_ca && *s->cfg.tls_client_ca) {
                 if (SSL_CTX_load_verify_locations(ctx, s->cfg.tls_client_ca, NULL) != 1)
@@ -415,7 +453,12 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
         r = api_jobs_init(s);
         if (r < 0)
                 goto fail;
-        if (cfg->tls_cert && *cfg->tls_cert) {
+        if (cfg->tls_auto) {
+                r = api_attest_new(s, reterr);
+                if (r < 0)
+                        goto fail;
+        }
+        if (cfg->tls_auto || (cfg->tls_cert && *cfg->tls_cert)) {
                 r = tls_setup(s, reterr);
                 if (r < 0)
                         goto fail;
@@ -449,7 +492,10 @@ int api_server_new(struct event_base *base, const struct api_config *cfg, struct
                         s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                                  : ((struct sockaddr_in *)&ss)->sin_port);
         }
-        log_info("API listening on %s port %u (%s%s)", host, s->port, s->ssl_ctx ? "HTTPS" : "HTTP",
+        log_info("API listening on %s port %u (%s%s)", host, s->port,
+                 s->attest    ? "HTTPS, attested certificate (tls-cert = auto)"
+                 : s->ssl_ctx ? "HTTPS"
+                              : "HTTP",
                  !cfg->auth ? ", AUTH DISABLED" : "");
         *ret = s;
         return 0;
@@ -469,6 +515,7 @@ void api_server_free(struct api_server *s)
                 return;
         api_jobs_shutdown(s);
         api_follows_shutdown(s);
+        api_attest_free(s);
         if (s->http)
                 evhttp_free(s->http);
         if (s->jobs_event)

@@ -435,6 +435,7 @@ int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims 
         _cleanup_cbor_ cbor_item_t *alg = cbor_build_uint8(RATLS_HASH_SHA256);
         _cleanup_cbor_ cbor_item_t *dig = cbor_build_bytestring(pkh, 32);
         _cleanup_free_ uint8_t *phbuf = NULL;
+        const char *ctx = c->ctx ? c->ctx : ATTEST_RATLS_CTX;
         size_t phlen = 0;
 
         if (!map || !ph || !alg || !dig || !cbor_array_push(ph, alg) || !cbor_array_push(ph, dig) ||
@@ -444,7 +445,7 @@ int ratls_claims_encode(const uint8_t pkh[32], const struct attest_ratls_claims 
          * task-config, rtmr3-log. */
         if (!map_add_bstr(map, "pubkey-hash", phbuf, phlen) ||
             !map_add_bstr(map, "appId", c->app_id, c->app_id_len) ||
-            !map_add_bstr(map, "ctx", (const uint8_t *)ATTEST_RATLS_CTX, strlen(ATTEST_RATLS_CTX)) ||
+            !map_add_bstr(map, "ctx", (const uint8_t *)ctx, strlen(ctx)) ||
             (c->nonce && !map_add_bstr(map, "nonce", c->nonce, c->nonce_len)) ||
             (c->tls_exporter &&
              !map_add_bstr(map, "tls-exporter", c->tls_exporter, ATTEST_RATLS_EXPORTER_LEN)) ||

@@ -5,8 +5,9 @@
  *
  * Contract header (owned by the attest module). claims is a definite-length CBOR map with text
  * keys, in this order: "pubkey-hash" -> bstr(CBOR [1, SHA-256(SPKI DER)]), "appId" -> bstr,
- * "ctx" -> bstr("conker/ra-tls/v1"), and optionally "nonce" -> bstr, "tls-exporter" -> bstr(32)
- * (the session's exporter value, see ATTEST_RATLS_EXPORTER_LABEL), "task-config" -> bstr (the
+ * "ctx" -> bstr("conker/ra-tls/v1"; another protocol reusing the format names itself, e.g. the
+ * attested API's "conker/api/v1", api-evidence.h), and optionally "nonce" -> bstr, "tls-exporter" ->
+ * bstr(32) (the session's exporter value, see ATTEST_RATLS_EXPORTER_LABEL), "task-config" -> bstr (the
  * canonical task-config document, at most 64 KiB) and "rtmr3-log" -> bstr (the runtime event
  * log, so the verifier can replay RTMR3).
  * REPORTDATA = SHA-256(claims bytes as transported) || 32 zero bytes. */
@@ -51,6 +52,10 @@ struct attest_ratls_claims {
          * until the quote is made, so that the log always replays to the quote's RTMR3 even
          * while other tasks measure. */
         bool rtmr3_log_from_tee;
+        /* The "ctx" claim; NULL means ATTEST_RATLS_CTX. Another protocol that reuses these
+         * certificates (the attested API, api-evidence.h) names itself here, so that evidence
+         * made for one is never accepted by the other. */
+        const char *ctx;
 };
 
 /* Makes a fresh P-256 key and a self-signed certificate (valid from now-1h for validity_secs)

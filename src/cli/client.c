@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attest.h"
 #include "buf.h"
 #include "client.h"
 #include "commands.h"
@@ -98,6 +99,8 @@ static int perform(struct cli_client *c, const char *method, const char *path, c
                    size_t body_len, size_t (*write_fn)(char *, size_t, size_t, void *), void *write_ud,
                    bool stream, long *ret_status, struct ck_error **reterr)
 {
+        /* Declared before curl: its TLS callbacks point at it until curl is cleaned up. */
+        _cleanup_(cli_attest_conn_freep) struct cli_attest_conn *att = NULL;
         _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
         _cleanup_(curl_slist_free_allp) struct curl_slist *h = NULL;
         _cleanup_free_ char *url = NULL;
@@ -114,6 +117,13 @@ static int perform(struct cli_client *c, const char *method, const char *path, c
         curl = curl_easy_init();
         if (!curl || asprintf(&url, "%s%s", c->host, path) < 0)
                 return -ENOMEM;
+        /* --attest: conkerd proves what it is on this connection before the token goes out. */
+        if (cli_attest_enabled()) {
+                r = cli_attest_connect(curl, c->host, &att, reterr);
+                if (r < 0)
+                        return ck_error_prefix(reterr, r, "refusing to send anything to conkerd at %s",
+                                               c->host);
+        }
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -122,7 +132,7 @@ static int perform(struct cli_client *c, const char *method, const char *path, c
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
         if (!stream)
                 curl_easy_setopt(curl, CURLOPT_TIMEOUT, 600L);
-        if (c->ca_file)
+        if (c->ca_file && !att)
                 curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
         if (c->token) {
                 size_t n = strlen("Authorization: Bearer ") + c->token->len + 1;
@@ -147,6 +157,10 @@ static int perform(struct cli_client *c, const char *method, const char *path, c
         /* The header list held the token: wipe it before libcurl frees it. */
         for (struct curl_slist *l = h; l; l = l->next)
                 OPENSSL_cleanse(l->data, strlen(l->data));
+        if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR && cli_attest_conn_key_changed(att))
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "conkerd at %s presented another key than the one attested: refused",
+                                    c->host);
         if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR)
                 return ck_error_set(reterr, -EIO, "cannot reach conkerd at %s: %s", c->host,
                                     curl_easy_strerror(cc));

@@ -14,6 +14,7 @@ struct ck_error;
 int cli_fail(const char *cmd, int code, const struct ck_error *err);
 
 /* Entry points, one per file. Keep this list sorted by name. */
+int cmd_attest(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_image(int argc, char **argv);

@@ -1,7 +1,9 @@
 /* conkerd's configuration table and the three things made from it: the file parser, the flag
  * parser and the example file. Adding a key means adding one row below. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,14 @@ static int check_name(const char *key, const char *v, struct ck_error **reterr)
         return 0;
 }
 
+static int check_tls_cert(const char *key, const char *v, struct ck_error **reterr)
+{
+        if (*v && strcmp(v, CONKERD_TLS_CERT_AUTO) != 0 && v[0] != '/')
+                return ck_error_set(reterr, -EINVAL, "%s: \"%s\" is neither auto nor an absolute path", key,
+                                    v);
+        return 0;
+}
+
 #define OFF(f) offsetof(struct conkerd_config, f)
 
 static const struct cfg_key keys[] = {
@@ -111,9 +121,13 @@ static const struct cfg_key keys[] = {
          "API bearer token; created with a random token (mode 0600) at first start."},
         {"auth", CFG_BOOL, "on", 0, 0, NULL, NULL, OFF(auth),
          "Require the bearer token (or a verified client certificate). Turn off only on a private socket."},
-        {"tls-cert", CFG_PATH, "", 0, 0, NULL, NULL, OFF(tls_cert),
-         "PEM certificate for HTTPS; empty serves plain HTTP."},
+        {"tls-cert", CFG_STRING, "", 0, 0, NULL, check_tls_cert, OFF(tls_cert),
+         "PEM certificate for HTTPS; auto: a fresh key and an RA-TLS certificate quoted by the TEE at "
+         "every start (clients verify it with `conker --attest`); empty serves plain HTTP."},
         {"tls-key", CFG_PATH, "", 0, 0, NULL, NULL, OFF(tls_key), "PEM private key of tls-cert."},
+        {"insecure-http", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(insecure_http),
+         "Allow plain HTTP on an address that is not loopback. The host carries every packet: it "
+         "would read the token and registry passwords."},
         {"tls-client-ca", CFG_PATH, "", 0, 0, NULL, NULL, OFF(tls_client_ca),
          "PEM CA bundle; when set, clients must present a certificate it verifies, which authenticates "
          "them."},
@@ -460,7 +474,12 @@ int conkerd_config_check(const struct conkerd_config *c, struct ck_error **reter
                                     "published-port-min (%llu) is above published-port-max (%llu)",
                                     (unsigned long long)c->published_port_min,
                                     (unsigned long long)c->published_port_max);
-        if (!!*c->tls_cert != !!*c->tls_key)
+        if (conkerd_config_tls_auto(c)) {
+                if (*c->tls_key)
+                        return ck_error_set(reterr, -EINVAL,
+                                            "tls-key must be empty with tls-cert = auto (the key is made at "
+                                            "start and never leaves conkerd)");
+        } else if (!!*c->tls_cert != !!*c->tls_key)
                 return ck_error_set(reterr, -EINVAL, "tls-cert and tls-key must be set together");
         if (*c->tls_client_ca && !*c->tls_cert)
                 return ck_error_set(reterr, -EINVAL, "tls-client-ca needs tls-cert and tls-key");
@@ -468,7 +487,48 @@ int conkerd_config_check(const struct conkerd_config *c, struct ck_error **reter
                 return ck_error_set(reterr, -EINVAL,
                                     "container-memory-limit must be 0 (no limit) or at least 16M, not %llu",
                                     (unsigned long long)c->container_memory_limit);
+        /* Finding: the API in clear. Off loopback, plain HTTP hands the token and registry
+         * passwords to whoever carries the packets (in a TD: the host). Refuse unless told. */
+        if (!*c->tls_cert && !c->insecure_http && !conkerd_listen_is_loopback(c->listen))
+                return ck_error_set(reterr, -EPERM,
+                                    "listen = %s is not a loopback address and TLS is off: set tls-cert "
+                                    "(tls-cert = auto makes an attested certificate; clients check it with "
+                                    "`conker --attest`), or pass --insecure-http to serve plain HTTP anyway",
+                                    c->listen);
         return 0;
+}
+
+bool conkerd_config_tls_auto(const struct conkerd_config *c)
+{
+        return c->tls_cert && strcmp(c->tls_cert, CONKERD_TLS_CERT_AUTO) == 0;
+}
+
+bool conkerd_listen_is_loopback(const char *listen)
+{
+        const char *colon = listen ? strrchr(listen, ':') : NULL;
+        char host[INET6_ADDRSTRLEN + 2];
+        struct in6_addr a6;
+        struct in_addr a4;
+        size_t n;
+
+        if (!colon)
+                return false;
+        n = (size_t)(colon - listen);
+        if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+                listen++;
+                n -= 2;
+        }
+        if (n == 0 || n >= sizeof(host))
+                return false;
+        memcpy(host, listen, n);
+        host[n] = 0;
+        /* Literal addresses only: a name may resolve to anything. 0.0.0.0 and :: are every
+         * address, not loopback. IPv4-mapped ::ffff:127.x counts as loopback. */
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, host, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+        return false;
 }
 
 enum {
@@ -553,6 +613,8 @@ int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, st
 
 static const char *type_hint(const struct cfg_key *k)
 {
+        if (k->check == check_tls_cert)
+                return "auto or absolute path";
         switch (k->type) {
         case CFG_PATH:
                 return "absolute path";

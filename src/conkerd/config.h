@@ -20,6 +20,7 @@
 #define CONKERD_CONFIG_FILE_MAX     (64u * 1024)
 #define CONKERD_CONFIG_LINE_MAX     4096
 #define CONKERD_CONFIG_LIST_MAX     64
+#define CONKERD_TLS_CERT_AUTO       "auto"
 
 struct conkerd_list {
         char **items; /* NULL-terminated, or NULL when empty */
@@ -44,6 +45,7 @@ struct conkerd_config {
         bool auth;
         char *tls_cert;
         char *tls_key;
+        bool insecure_http;
         char *tls_client_ca;
         uint64_t published_port_min;
         uint64_t published_port_max;
@@ -88,8 +90,15 @@ int conkerd_config_load_file(struct conkerd_config *c, const char *path, struct 
 /* Sets one key from its textual value, as a flag would. */
 int conkerd_config_set(struct conkerd_config *c, const char *key, const char *value,
                        struct ck_error **reterr);
-/* Checks relations between keys (port range order, TLS key without cert, ...). */
+/* Checks relations between keys (port range order, TLS key without cert, ...). A listen address
+ * that is not loopback without TLS is -EPERM unless insecure-http is on; the message names
+ * --insecure-http and tls-cert = auto. */
 int conkerd_config_check(const struct conkerd_config *c, struct ck_error **reterr);
+/* tls-cert = auto: an RA-TLS server certificate made at start (docs/conkerd.md). */
+bool conkerd_config_tls_auto(const struct conkerd_config *c);
+/* Whether a HOST:PORT / [IPV6]:PORT listen address is a literal loopback address (127.0.0.0/8,
+ * ::1, ::ffff:127.0.0.0/104). Names, wildcards and anything unparsable are not. */
+bool conkerd_listen_is_loopback(const char *listen);
 
 /* Parses argv (after argv[0]). Flags not in the table: --config FILE, --print-config-example,
  * --help, --version; they are reported through the out-params. Returns 0, or -EINVAL with a

@@ -242,7 +242,9 @@ static int run(struct conkerd_config *c)
                 .listen = c->listen,
                 .auth = c->auth,
                 .token = token,
-                .tls_cert = c->tls_cert,
+                .tls_cert = conkerd_config_tls_auto(c) ? NULL : c->tls_cert,
+                .tls_auto = conkerd_config_tls_auto(c),
+                .tee = tee,
                 .tls_key = c->tls_key,
                 .tls_client_ca = c->tls_client_ca,
                 .max_body_size = c->max_body_size,
@@ -316,7 +318,8 @@ int main(int argc, char **argv)
                 return 1;
         }
         r = conkerd_config_from_args(&c, argc, argv, &args, &e);
-        if (r >= 0)
+        /* --help, --version and --print-config-example work whatever the configuration. */
+        if (r >= 0 && !args.help && !args.version && !args.print_example)
                 r = conkerd_config_check(&c, &e);
         if (r < 0) {
                 fprintf(stderr, "conkerd: %s\n", ck_error_message(e, r));

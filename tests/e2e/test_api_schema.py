@@ -75,6 +75,8 @@ def test_every_route(daemon):
 
     # Open health; an empty list; the newest task when there is none.
     assert call("GET", "/sw/api/v1/pub/health", token=None).status_code == 200
+    # No attested identity on this plain-HTTP daemon (test_conkerd_attest.py checks the 200).
+    assert call("GET", "/sw/api/v1/pub/attest?nonce=" + "00" * 32, token=None).status_code == 404
     assert call("GET", "/metrics").status_code == 200
     assert call("GET", "/metrics", token=None).status_code == 401
     assert call("GET", "/sw/api/v1/containers").json()["data"] == []

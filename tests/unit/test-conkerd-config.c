@@ -40,8 +40,92 @@ static void test_defaults(void **state)
         assert_int_equal(conkerd_config_set(&c, "image-max-ratio", "20", NULL), 0);
         assert_int_equal(c.image_max_ratio, 20);
         assert_int_equal(conkerd_config_set(&c, "image-max-ratio", "0", NULL), -ERANGE);
+        /* The seed's listen address with plain HTTP fails closed (finding 5: the API in clear). */
+        assert_false(c.insecure_http);
+        assert_string_equal(c.tls_cert, "");
+        assert_int_equal(conkerd_config_check(&c, NULL), -EPERM);
+        assert_int_equal(conkerd_config_set(&c, "listen", "127.0.0.1:8383", NULL), 0);
         assert_int_equal(conkerd_config_check(&c, NULL), 0);
         conkerd_config_clear(&c);
+}
+
+/* conkerd --listen 0.0.0.0:… without TLS stops at start naming --insecure-http; TLS (a file or
+ * auto) or the explicit flag lets it start. */
+static void test_insecure_http(void **state)
+{
+        static const struct {
+                const char *text;
+                int want;
+        } cases[] = {
+                {"listen = 0.0.0.0:8383\n", -EPERM},
+                {"listen = [::]:8383\n", -EPERM},
+                {"listen = 10.0.0.5:8383\n", -EPERM},
+                {"listen = localhost:8383\n", -EPERM}, /* names may resolve to anything */
+                {"listen = 0.0.0.0:8383\ninsecure-http = on\n", 0},
+                {"listen = 0.0.0.0:8383\ntls-cert = auto\n", 0},
+                {"listen = 0.0.0.0:8383\ntls-cert = /c.pem\ntls-key = /k.pem\n", 0},
+                {"listen = 127.0.0.1:8383\n", 0},
+                {"listen = 127.1.2.3:8383\n", 0},
+                {"listen = [::1]:8383\n", 0},
+                {"listen = [::ffff:127.0.0.1]:8383\n", 0},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct conkerd_config c;
+                int r;
+
+                assert_int_equal(conkerd_config_init(&c, NULL), 0);
+                if (parse(&c, cases[i].text, &e) < 0)
+                        fail_msg("%s: %s", cases[i].text, e->msg);
+                r = conkerd_config_check(&c, &e);
+                if (r != cases[i].want)
+                        fail_msg("%s: check returned %d", cases[i].text, r);
+                if (r < 0) {
+                        assert_non_null(strstr(e->msg, "--insecure-http"));
+                        assert_non_null(strstr(e->msg, "tls-cert = auto"));
+                }
+                conkerd_config_clear(&c);
+        }
+
+        /* The flag form: --insecure-http after --listen. */
+        {
+                char *argv_ok[] = {"conkerd", "--listen", "0.0.0.0:1", "--insecure-http", NULL};
+                struct conkerd_config c;
+                struct conkerd_args a;
+
+                assert_int_equal(conkerd_config_init(&c, NULL), 0);
+                assert_int_equal(conkerd_config_from_args(&c, 4, argv_ok, &a, NULL), 0);
+                assert_true(c.insecure_http);
+                assert_int_equal(conkerd_config_check(&c, NULL), 0);
+                conkerd_config_clear(&c);
+        }
+}
+
+static void test_tls_cert_auto(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct conkerd_config c;
+
+        assert_int_equal(conkerd_config_init(&c, NULL), 0);
+        assert_int_equal(parse(&c, "tls-cert = auto\n", NULL), 0);
+        assert_true(conkerd_config_tls_auto(&c));
+        assert_int_equal(conkerd_config_check(&c, NULL), 0);
+        /* The key is made at start: a key file next to auto is a mistake. */
+        assert_int_equal(parse(&c, "tls-key = /k.pem\n", NULL), 0);
+        assert_int_equal(conkerd_config_check(&c, &e), -EINVAL);
+        assert_non_null(strstr(e->msg, "tls-key must be empty"));
+        conkerd_config_clear(&c);
+        ck_error_free(TAKE_PTR(e));
+
+        assert_int_equal(conkerd_config_init(&c, NULL), 0);
+        assert_int_equal(parse(&c, "tls-cert = relative.pem\n", &e), -EINVAL);
+        assert_non_null(strstr(e->msg, "neither auto nor an absolute path"));
+        assert_false(conkerd_config_tls_auto(&c));
+        conkerd_config_clear(&c);
+
+        assert_false(conkerd_listen_is_loopback("127.0.0.1"));
+        assert_false(conkerd_listen_is_loopback("[::1:8383"));
+        assert_false(conkerd_listen_is_loopback(NULL));
 }
 
 static void test_good_file(void **state)
@@ -216,9 +300,10 @@ static void test_example_file(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),  cmocka_unit_test(test_good_file),
-                cmocka_unit_test(test_bad_lines), cmocka_unit_test(test_check),
-                cmocka_unit_test(test_flags),     cmocka_unit_test(test_example_file),
+                cmocka_unit_test(test_defaults),      cmocka_unit_test(test_good_file),
+                cmocka_unit_test(test_bad_lines),     cmocka_unit_test(test_check),
+                cmocka_unit_test(test_flags),         cmocka_unit_test(test_example_file),
+                cmocka_unit_test(test_insecure_http), cmocka_unit_test(test_tls_cert_auto),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

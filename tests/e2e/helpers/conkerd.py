@@ -62,9 +62,13 @@ def skip_reason() -> str | None:
 
 
 class Conkerd:
-    def __init__(self, workdir: Path | None = None, extra_args=(), auth: bool = True, tls: dict | None = None):
+    def __init__(self, workdir: Path | None = None, extra_args=(), auth: bool = True, tls: dict | None = None,
+                 listen_host: str = "127.0.0.1", wrap=()):
         """tls: {"verify": CA path, "cert": (crt, key)} when conkerd serves HTTPS (pass its
-        --tls-* flags in extra_args); the probes and api() then use them."""
+        --tls-* flags in extra_args); the probes and api() then use them. With --tls-cert auto
+        pass tls={"verify": False}: the certificate is checked by `conker --attest`, not a CA.
+        listen_host: conkerd refuses a non-loopback address without TLS or --insecure-http.
+        wrap: a command prefix (e.g. ip netns exec NS) for a daemon in another namespace."""
         tag = "%06x" % random.randrange(1 << 24)
         self.tag = tag
         # Always short and under /tmp: unix socket paths below the run dir must stay under 108
@@ -90,6 +94,8 @@ class Conkerd:
         self.proc: subprocess.Popen | None = None
         self.token: str | None = None
         self.tls = tls or {}
+        self.listen_host = listen_host
+        self.wrap = list(wrap)
         self.exit_code: int | None = None
         self.final_log = ""
 
@@ -102,7 +108,8 @@ class Conkerd:
         self.close()
 
     def argv(self):
-        a = [CONKERD, "--config", str(self.conf), "--tee", "sim", "--listen", f"127.0.0.1:{self.port}",
+        a = [*self.wrap, CONKERD, "--config", str(self.conf), "--tee", "sim", "--listen",
+             f"{self.listen_host}:{self.port}",
              "--data-dir", str(self.data), "--run-dir", str(self.run_dir), "--token-file", str(self.token_file),
              "--shim", SHIM, "--bridge", self.bridge, "--subnet", self.subnet, "--nft-table", self.table,
              "--netns-dir", str(self.dir / "netns"), "--netns-prefix", f"d{self.tag}-",
@@ -249,9 +256,12 @@ class Conkerd:
                            timeout=30)
         return json.loads(p.stdout)
 
-    def conker(self, *args, input: str | None = None, check: bool = True, timeout: float = 180):
-        argv = [CONKER, args[0], "--host", f"http://127.0.0.1:{self.port}", "--token-file", str(self.token_file),
-                *args[1:]]
+    def conker(self, *args, input: str | None = None, check: bool = True, timeout: float = 180, pre=()):
+        """`conker [pre...] args[0] --host … --token-file … args[1:]`; pre holds global options
+        such as --attest POLICY."""
+        scheme = "https" if self.tls else "http"
+        argv = [CONKER, *pre, args[0], "--host", f"{scheme}://127.0.0.1:{self.port}", "--token-file",
+                str(self.token_file), *args[1:]]
         p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError(f"conker {' '.join(args)} failed ({p.returncode}): {p.stderr}")

@@ -1,0 +1,283 @@
+/* Unit tests for the attested API evidence (api-evidence.h) with the simulated TD and the real
+ * DCAP verifier: conkerd's identity and fresh evidence verify; evidence for another key, nonce
+ * or TLS connection, evidence made for the KMS protocol, a tampered quote and an untrusted root
+ * are refused. */
+#include "cmocka-wrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api-evidence.h"
+#include "fs.h"
+#include "ratls.h"
+#include "sim.h"
+#include "ssl.h"
+
+static char tmp[64], simdir[128], statedir[128], colpath[192];
+static X509 *sim_root;
+static struct attest_tee *the_tee;
+static unsigned collateral_calls;
+
+static int setup(void **state)
+{
+        struct attest_sim_init_opts o = {.validity_days = 30};
+        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
+        char p[256];
+
+        snprintf(tmp, sizeof(tmp), "/tmp/ck-test-apiev-XXXXXX");
+        if (!mkdtemp(tmp))
+                return -1;
+        snprintf(simdir, sizeof(simdir), "%s/sim", tmp);
+        snprintf(statedir, sizeof(statedir), "%s/state", tmp);
+        snprintf(colpath, sizeof(colpath), "%s/collateral.json", simdir);
+        cfg.sim_dir = simdir;
+        cfg.sim_state_dir = statedir;
+        if (attest_sim_init(simdir, &o, NULL) < 0 || attest_tee_open(&cfg, &the_tee, NULL) < 0)
+                return -1;
+        snprintf(p, sizeof(p), "%s/root-ca.pem", simdir);
+        return attest_root_load_file(p, &sim_root, NULL);
+}
+
+static int teardown(void **state)
+{
+        attest_tee_free(the_tee);
+        X509_free(sim_root);
+        return ck_rm_rf_at(AT_FDCWD, tmp);
+}
+
+static int get_collateral(void *userdata, const uint8_t *quote, size_t len, struct attest_collateral **ret,
+                          struct ck_error **reterr)
+{
+        collateral_calls++;
+        return attest_collateral_load_file(colpath, ret, reterr);
+}
+
+static struct attest_verify_opts sim_opts(void)
+{
+        return (struct attest_verify_opts){.now = time(NULL), .root = sim_root};
+}
+
+struct identity {
+        EVP_PKEY *key;
+        X509 *cert;
+};
+
+static struct identity identity_make(void)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct identity id = {0};
+        int r = attest_api_identity_make(the_tee, &id.key, &id.cert, &e);
+
+        if (r < 0)
+                fail_msg("identity: %s", ck_error_message(e, r));
+        return id;
+}
+
+static void identity_clear(struct identity *id)
+{
+        EVP_PKEY_free(id->key);
+        X509_free(id->cert);
+}
+
+static const uint8_t nonce[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t ekm[32] = {0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee,
+                                0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee,
+                                0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0x01};
+
+static void test_identity_verifies(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct attest_measurements m;
+        struct identity id = identity_make();
+        int r;
+
+        r = attest_api_cert_verify(id.cert, get_collateral, NULL, &opts, &res, &e);
+        if (r < 0)
+                fail_msg("%s", ck_error_message(e, r));
+        assert_true(res->simulated);
+        assert_int_equal(attest_tee_measurements(the_tee, &m, NULL), 0);
+        assert_memory_equal(res->m.mr_td, m.mr_td, 48);
+        identity_clear(&id);
+}
+
+static void test_identity_needs_trusted_root(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct attest_result *res = NULL;
+        struct attest_verify_opts opts = {.now = time(NULL)}; /* Intel's root: a simulated TD fails */
+        struct identity id = identity_make();
+
+        assert_true(attest_api_cert_verify(id.cert, get_collateral, NULL, &opts, &res, &e) < 0);
+        assert_null(res);
+        assert_non_null(strstr(ck_error_message(e, -1), "quote"));
+        identity_clear(&id);
+}
+
+/* The KMS client certificate (ctx conker/ra-tls/v1) is not conkerd's API identity, and the API
+ * certificate is not a KMS client identity: neither protocol accepts the other's evidence. */
+static void test_domain_separation(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL, *e2 = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        struct attest_ratls_evidence *ev = NULL;
+        struct attest_result *res = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)ATTEST_API_APP_ID,
+                                        .app_id_len = strlen(ATTEST_API_APP_ID)};
+        struct identity id = identity_make();
+        _cleanup_(attest_collateral_freep) struct attest_collateral *col = NULL;
+
+        assert_int_equal(attest_ratls_make_identity(the_tee, &c, 3600, &key, &cert, NULL), 0);
+        assert_true(attest_api_cert_verify(cert, get_collateral, NULL, &opts, &res, &e) < 0);
+        assert_non_null(strstr(ck_error_message(e, -1), "conker/api/v1"));
+
+        assert_int_equal(attest_collateral_load_file(colpath, &col, NULL), 0);
+        assert_true(attest_ratls_verify_cert(id.cert, col, &opts, &ev, &e2) < 0);
+        assert_null(ev);
+        assert_non_null(strstr(ck_error_message(e2, -1), "ctx"));
+        identity_clear(&id);
+}
+
+static void test_fresh_evidence(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_(attest_result_freep) struct attest_result *res = NULL;
+        _cleanup_free_ uint8_t *ev = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct identity id = identity_make();
+        size_t len = 0;
+        int r;
+
+        r = attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, &e);
+        if (r < 0)
+                fail_msg("%s", ck_error_message(e, r));
+        r = attest_api_evidence_verify(ev, len, id.cert, nonce, sizeof(nonce), ekm, get_collateral, NULL,
+                                       &opts, &res, &e);
+        if (r < 0)
+                fail_msg("%s", ck_error_message(e, r));
+        assert_true(res->simulated);
+        identity_clear(&id);
+}
+
+/* Evidence recorded once is worthless for another nonce, another TLS connection (exporter) or
+ * another server key. */
+static void test_fresh_evidence_replay(void **state)
+{
+        _cleanup_free_ uint8_t *ev = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct identity id = identity_make(), other = identity_make();
+        uint8_t nonce2[32], ekm2[32];
+        size_t len = 0;
+
+        memcpy(nonce2, nonce, 32);
+        nonce2[0] ^= 1;
+        memcpy(ekm2, ekm, 32);
+        ekm2[31] ^= 0x80;
+        assert_int_equal(
+                attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct attest_result *res = NULL;
+                assert_int_equal(attest_api_evidence_verify(ev, len, id.cert, nonce2, 32, ekm,
+                                                            get_collateral, NULL, &opts, &res, &e),
+                                 -EKEYREJECTED);
+                assert_non_null(strstr(ck_error_message(e, -1), "this nonce"));
+        }
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct attest_result *res = NULL;
+                assert_int_equal(attest_api_evidence_verify(ev, len, id.cert, nonce, 32, ekm2,
+                                                            get_collateral, NULL, &opts, &res, &e),
+                                 -EKEYREJECTED);
+        }
+        {
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct attest_result *res = NULL;
+                assert_int_equal(attest_api_evidence_verify(ev, len, other.cert, nonce, 32, ekm,
+                                                            get_collateral, NULL, &opts, &res, &e),
+                                 -EKEYREJECTED);
+        }
+        identity_clear(&id);
+        identity_clear(&other);
+}
+
+/* A byte of the quote changed: the claims still match, the quote signature does not. */
+static void test_fresh_evidence_tampered(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ uint8_t *ev = NULL;
+        struct attest_result *res = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct identity id = identity_make();
+        size_t len = 0;
+
+        assert_int_equal(
+                attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
+        ev[64] ^= 0x01; /* inside the quote's header/body, after the CBOR framing */
+        collateral_calls = 0;
+        assert_true(attest_api_evidence_verify(ev, len, id.cert, nonce, 32, ekm, get_collateral, NULL, &opts,
+                                               &res, &e) < 0);
+        assert_null(res);
+        assert_int_equal(collateral_calls, 1);
+        identity_clear(&id);
+}
+
+static void test_nonce_bounds(void **state)
+{
+        uint8_t big[ATTEST_API_NONCE_MAX + 1] = {0};
+        uint8_t *ev = NULL;
+        size_t len = 0;
+        struct identity id = identity_make();
+
+        assert_int_equal(attest_api_evidence_make(the_tee, id.cert, big, ATTEST_API_NONCE_MIN - 1, ekm, &ev,
+                                                  &len, NULL),
+                         -EINVAL);
+        assert_int_equal(attest_api_evidence_make(the_tee, id.cert, big, sizeof(big), ekm, &ev, &len, NULL),
+                         -EINVAL);
+        assert_null(ev);
+        identity_clear(&id);
+}
+
+/* Garbage and oversized evidence fail before any collateral is looked up. */
+static void test_evidence_malformed(void **state)
+{
+        static const uint8_t junk[] = {0xd9, 0xea, 0x60, 0x82, 0x41, 0x00};
+        struct attest_verify_opts opts = sim_opts();
+        struct attest_result *res = NULL;
+        struct identity id = identity_make();
+        _cleanup_free_ uint8_t *huge = calloc(1, ATTEST_API_EVIDENCE_MAX + 1);
+
+        collateral_calls = 0;
+        assert_true(attest_api_evidence_verify(junk, sizeof(junk), id.cert, nonce, 32, ekm, get_collateral,
+                                               NULL, &opts, &res, NULL) < 0);
+        assert_int_equal(attest_api_evidence_verify(huge, ATTEST_API_EVIDENCE_MAX + 1, id.cert, nonce, 32,
+                                                    ekm, get_collateral, NULL, &opts, &res, NULL),
+                         -EFBIG);
+        assert_int_equal(collateral_calls, 0);
+        assert_null(res);
+        identity_clear(&id);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_identity_verifies),
+                cmocka_unit_test(test_identity_needs_trusted_root),
+                cmocka_unit_test(test_domain_separation),
+                cmocka_unit_test(test_fresh_evidence),
+                cmocka_unit_test(test_fresh_evidence_replay),
+                cmocka_unit_test(test_fresh_evidence_tampered),
+                cmocka_unit_test(test_nonce_bounds),
+                cmocka_unit_test(test_evidence_malformed),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
