@@ -5,7 +5,8 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON      ?= meson
 
-.PHONY: all deps build build-asan test unit e2e check bench demo images deb broker-image install clean format
+.PHONY: all deps build build-asan test unit e2e check bench demo images deb broker-image install clean format \
+	td-image td-image-lock td-image-test
 
 all: build
 
@@ -56,6 +57,21 @@ install:
 	@echo "  make deb && sudo apt install ./build-deb/conker_*.deb ./build-deb/conker-broker_*.deb"
 	@echo "or straight from a build directory configured for /usr:"
 	@echo "  meson setup build-usr --prefix=/usr && meson compile -C build-usr && sudo meson install -C build-usr"
+
+# The TD image (docs/td-image.md): a unified kernel image from the Debian packages pinned in
+# scripts/td-image/packages.lock, into build/td-image/. Not part of `make test`: a build takes
+# minutes and needs the mirror (or the cache /var/cache/conker-td) on first use.
+td-image: build
+	@bash scripts/td-image/build.sh $(CURDIR)/$(BUILD)/src/cli/conker
+
+# Re-resolves the lock from the mirror: changes the image and so its measurements.
+td-image-lock: deps
+	@bash scripts/td-image/lock.sh
+
+# Builds the image twice, compares the digests, reads the initrd back and boots it under QEMU
+# TCG (tests/e2e/test_td_image.py; minutes).
+td-image-test: build
+	CONKER_BUILD=$(CURDIR)/$(BUILD) CONKER_TD_IMAGE_TEST=1 /usr/bin/python3 -m pytest -v tests/e2e/test_td_image.py
 
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD) || exit 1; done

@@ -20,8 +20,14 @@ tests=(
   debootstrap lintian dpkg-dev systemd-container
   ovmf osslsigncode
 )
+# make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,
+# apt-ftparchive (apt-utils) indexes the local repository of those packages; QEMU boots the
+# image in its test (make td-image-test).
+td_image=(
+  mmdebstrap apt-utils qemu-system-x86
+)
 
-want=("${build[@]}" "${runtime[@]}" "${tests[@]}")
+want=("${build[@]}" "${runtime[@]}" "${tests[@]}" "${td_image[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
