@@ -128,6 +128,9 @@ static const struct cfg_key keys[] = {
         {"insecure-http", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(insecure_http),
          "Allow plain HTTP on an address that is not loopback. The host carries every packet: it "
          "would read the token and registry passwords."},
+        {"insecure-storage", CFG_BOOL, "off", 0, 0, NULL, NULL, OFF(insecure_storage),
+         "Under tee = tdx, allow a data dir that is neither tmpfs nor on LUKS2 with integrity (dm-crypt "
+         "+ dm-integrity). The host reads and rewrites such a disk: layers, databases and volumes."},
         {"tls-client-ca", CFG_PATH, "", 0, 0, NULL, NULL, OFF(tls_client_ca),
          "PEM CA bundle; when set, clients must present a certificate it verifies, which authenticates "
          "them."},

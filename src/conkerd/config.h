@@ -46,6 +46,7 @@ struct conkerd_config {
         char *tls_cert;
         char *tls_key;
         bool insecure_http;
+        bool insecure_storage;
         char *tls_client_ca;
         uint64_t published_port_min;
         uint64_t published_port_max;

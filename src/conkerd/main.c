@@ -25,6 +25,7 @@
 #include "pull.h"
 #include "secret.h"
 #include "ssl.h"
+#include "storage-check.h"
 #include "tee.h"
 #include "task-backend.h"
 #include "task.h"
@@ -63,6 +64,41 @@ static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, str
         else
                 log_info("TEE: Intel TDX (RTMR3 log %s)", attest_tee_rt_log_path(*ret));
         return 0;
+}
+
+/* Issue 10 item 3: on a real TD everything conkerd keeps must be out of the host's hands, so the
+ * data dir must be in TD memory or on LUKS2 with integrity (docs/conkerd.md "Host-proof
+ * storage"). The simulated TD is a test bench on the host's own disk: not checked. */
+static int storage_check(const struct conkerd_config *c, const struct attest_tee *tee,
+                         struct ck_error **reterr)
+{
+        const struct conkerd_storage_roots roots = CONKERD_STORAGE_ROOTS_DEFAULT;
+        _cleanup_free_ char *what = NULL;
+        bool ok = false;
+        int r;
+
+        if (attest_tee_kind(tee) != ATTEST_TEE_KIND_TDX)
+                return 0;
+        r = conkerd_storage_check(c->data_dir, &roots, &ok, &what, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r,
+                                       "data dir %s: cannot tell whether it is host-proof storage (pass "
+                                       "--insecure-storage to start anyway)",
+                                       c->data_dir);
+        if (ok) {
+                log_info("data dir %s: %s", c->data_dir, what);
+                return 0;
+        }
+        if (c->insecure_storage) {
+                log_warn("data dir %s is on %s: the host can read and rewrite it (--insecure-storage)",
+                         c->data_dir, what);
+                return 0;
+        }
+        return ck_error_set(reterr, -EPERM,
+                            "data dir %s is on %s: under --tee tdx it must be on tmpfs or on LUKS2 with "
+                            "integrity (dm-crypt + dm-integrity), or the host can read and rewrite layers, "
+                            "conker.db and volumes; pass --insecure-storage to start anyway",
+                            c->data_dir, what);
 }
 
 /* kms-broker-reference-values: load what conkerd checks the brokers' RA-TLS certificates
@@ -153,6 +189,9 @@ static int run(struct conkerd_config *c)
                 r = ck_error_errno(&e, -errno, "cannot create %s or %s", c->data_dir, c->run_dir);
                 goto out;
         }
+        r = storage_check(c, tee, &e);
+        if (r < 0)
+                goto out;
         if (c->auth) {
                 r = api_token_load_or_create(c->token_file, &token, &e);
                 if (r < 0)

@@ -1,0 +1,27 @@
+/* Is conkerd's data dir on host-proof storage? Under --tee tdx everything conkerd keeps (layers,
+ * upper dirs, conker.db, volumes) must sit either in TD memory (tmpfs, ramfs) or on a LUKS2
+ * device with authenticated encryption, whose key never left the TD: anything else lives on a
+ * disk the host reads and rewrites at will. The rule and its limits: docs/conkerd.md
+ * "Host-proof storage". */
+#pragma once
+
+#include <stdbool.h>
+
+#include "error.h"
+
+struct conkerd_storage_roots {
+        const char *mountinfo; /* "/proc/self/mountinfo" */
+        const char *sysfs;     /* "/sys" */
+};
+
+#define CONKERD_STORAGE_ROOTS_DEFAULT                                                                       \
+        {                                                                                                   \
+                .mountinfo = "/proc/self/mountinfo", .sysfs = "/sys"                                        \
+        }
+
+/* Finds the filesystem data_dir is on and decides. Sets *ret_ok and, when given, *ret_what to a
+ * malloc'd description of what was found ("tmpfs", "ext4 on /dev/mapper/state (dm-0: LUKS2 with
+ * integrity)", "ext4 on /dev/vda1 (vda1: not dm-crypt)"). A negative return is a failure to
+ * look (no mount found for the directory, unreadable sysfs), never a verdict. */
+int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roots *roots, bool *ret_ok,
+                          char **ret_what, struct ck_error **reterr);
