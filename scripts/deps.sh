@@ -33,8 +33,27 @@ for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
+# A signed Debian kernel for the Authenticode test of `conker tdx predict`
+# (tests/unit/test-predict-kernel.c): only its vmlinuz is extracted, nothing is installed.
+test_kernel() {
+  local dir=/var/cache/conker-test/kernel pkg tmp
+  [ -s "$dir/vmlinuz" ] && return 0
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  [ -n "$pkg" ] || { echo "deps: no signed cloud kernel package known to apt; the kernel test will skip" >&2; return 0; }
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1) && dpkg-deb -x "$tmp"/*.deb "$tmp/x"; then
+    mkdir -p "$dir"
+    cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz.tmp" && mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
+    echo "$pkg" >"$dir/package"
+  else
+    echo "deps: could not download $pkg; the kernel test will skip" >&2
+  fi
+  rm -rf "$tmp"
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "deps: all ${#want[@]} packages present"
+  test_kernel
   exit 0
 fi
 
@@ -47,4 +66,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if systemctl list-unit-files docker-registry.service >/dev/null 2>&1; then
   systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
 fi
+test_kernel
 echo "deps: done"

@@ -1,14 +1,18 @@
 /* Authenticode of a real, signed Debian kernel: the digest predict computes over the image must
  * equal the one osslsigncode calculates (and that the signature carries). Uses the kernel named
- * by CONKER_TEST_KERNEL or the first /boot/vmlinuz-*; exits 77 (skipped) when there is no signed
- * kernel or no osslsigncode on this host. */
+ * by CONKER_TEST_KERNEL, the one scripts/deps.sh extracts from Debian's signed cloud kernel
+ * package (TEST_KERNEL_CACHED), or the first /boot/vmlinuz-*; exits 77 (skipped) when there is
+ * no signed kernel or no osslsigncode on this host. */
 #include "cmocka-wrap.h"
 
 #include <glob.h>
+#include <unistd.h>
 
 #include "exec.h"
 #include "predict-testdata.h"
 #include "predict.h"
+
+#define TEST_KERNEL_CACHED "/var/cache/conker-test/kernel/vmlinuz"
 
 static char *kernel_path, *alg, *want;
 
@@ -63,13 +67,15 @@ int main(void)
         }
         if (env && *env) {
                 kernel_path = strdup(env);
+        } else if (access(TEST_KERNEL_CACHED, R_OK) == 0) {
+                kernel_path = strdup(TEST_KERNEL_CACHED);
         } else if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
                 kernel_path = strdup(g.gl_pathv[0]);
         }
         globfree(&g);
         if (!kernel_path) {
-                printf("SKIP: no /boot/vmlinuz-* on this host (set CONKER_TEST_KERNEL to a signed "
-                       "kernel)\n");
+                printf("SKIP: no signed kernel: neither " TEST_KERNEL_CACHED " (scripts/deps.sh) nor "
+                       "/boot/vmlinuz-* (or set CONKER_TEST_KERNEL)\n");
                 return 77;
         }
         {
