@@ -10,6 +10,8 @@
 #   skopeo copy oci:BUILD/images/conker-broker:latest containers-storage:localhost/conker-broker:latest
 #   scripts/broker-image.sh BUILD
 set -euo pipefail
+# shellcheck source=scripts/lib/oci-layout.sh
+. "$(dirname "$0")/lib/oci-layout.sh"
 cd "$(dirname "$0")/.."
 build=${1:-build}
 broker="$build/src/conker-broker/conker-broker"
@@ -27,15 +29,7 @@ fi
 out="$build/images/conker-broker"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-rm -rf "$out"
-mkdir -p "$(dirname "$out")"
-
-rootless=()
-[ "$(id -u)" -eq 0 ] || rootless=(--rootless)
-
-umoci init --layout "$out"
-umoci new --image "$out:latest"
-umoci unpack "${rootless[@]}" --image "$out:latest" "$stage/bundle"
+oci_empty_bundle "$out" "$stage"
 rootfs="$stage/bundle/rootfs"
 
 install -D -m 0755 "$broker" "$rootfs/usr/bin/conker-broker"

@@ -7,6 +7,8 @@
 #   scripts/images.sh BUILD 127.0.0.1:5000       # and push as 127.0.0.1:5000/reckey/conker-example-app:latest
 #   scripts/images.sh BUILD 127.0.0.1:5000 --dest-creds u:p --dest-cert-dir DIR   (extra skopeo flags)
 set -euo pipefail
+# shellcheck source=scripts/lib/oci-layout.sh
+. "$(dirname "$0")/lib/oci-layout.sh"
 cd "$(dirname "$0")/.."
 build=${1:-build}
 registry=${2:-}
@@ -25,15 +27,7 @@ fi
 out="$build/images/conker-example-app"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-rm -rf "$out"
-mkdir -p "$(dirname "$out")"
-
-rootless=()
-[ "$(id -u)" -eq 0 ] || rootless=(--rootless)
-
-umoci init --layout "$out"
-umoci new --image "$out:latest"
-umoci unpack "${rootless[@]}" --image "$out:latest" "$stage/bundle"
+oci_empty_bundle "$out" "$stage"
 mkdir -p "$stage/bundle/rootfs/secret"
 install -m 0755 "$app" "$stage/bundle/rootfs/conker-example-app"
 chmod 0755 "$stage/bundle/rootfs" "$stage/bundle/rootfs/secret"
