@@ -23,10 +23,9 @@
 #include "manifest.h"
 #include "parse.h"
 #include "sqlite.h"
+#include "seqwrite.h"
 #include "ssl.h"
 #include "store-internal.h"
-
-#define BLOB_WRITE_BUF (256u << 10)
 
 int image_digest_split(const char *digest, const char **ret_algo, size_t *ret_algo_len, const char **ret_hex)
 {
@@ -89,23 +88,11 @@ struct image_blob_writer {
         int lock_fd, fd;
         EVP_MD_CTX *md;
         uint64_t size, written;
-        uint64_t kicked; /* writeback has been started for [0, kicked) */
-        uint8_t *buf;
-        size_t buf_len;
+        /* O_DIRECT where the file system takes it (seqwrite.h): a layer blob is written once
+         * and read back at most once, so it gains nothing from the page cache, and the sync
+         * before the image record then finds it on disk already. */
+        struct image_seqw out;
 };
-
-/* Starts writeback of what was written since the last call, once there is enough of it: the
- * syncfs() before the image record is committed (metadata.c) then finds the data on its way
- * to the disk instead of starting to write it all at the end of the pull. */
-static void blob_kick_writeback(struct image_blob_writer *w)
-{
-        uint64_t on_disk = w->written - w->buf_len;
-
-        if (on_disk - w->kicked < IMAGE_WRITEBACK_CHUNK)
-                return;
-        (void)sync_file_range(w->fd, (off_t)w->kicked, (off_t)(on_disk - w->kicked), SYNC_FILE_RANGE_WRITE);
-        w->kicked = on_disk;
-}
 
 static void blob_writer_free(struct image_blob_writer *w, bool remove_tmp)
 {
@@ -119,7 +106,7 @@ static void blob_writer_free(struct image_blob_writer *w, bool remove_tmp)
         if (w->lock_fd >= 0)
                 image_store_unlock_key(w->s, w->key, w->lock_name, w->lock_fd);
         EVP_MD_CTX_free(w->md);
-        free(w->buf);
+        image_seqw_clear(&w->out);
         free(w->digest);
         free(w);
 }
@@ -168,9 +155,8 @@ int image_blob_begin(struct image_store *s, const char *digest, uint64_t size,
         snprintf(w->tmp_name, sizeof(w->tmp_name), "%.*s-%s.partial", (int)algo_len, algo, hex);
         snprintf(w->relpath, sizeof(w->relpath), "%.*s/%s", (int)algo_len, algo, hex);
         w->digest = strdup(digest);
-        w->buf = malloc(BLOB_WRITE_BUF);
         w->md = EVP_MD_CTX_new();
-        if (!w->digest || !w->buf || !w->md) {
+        if (!w->digest || !w->md) {
                 blob_writer_free(w, false);
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
         }
@@ -197,19 +183,12 @@ int image_blob_begin(struct image_store *s, const char *digest, uint64_t size,
                 blob_writer_free(w, false);
                 return ck_error_errno(reterr, r, "cannot create ingest/%s", w->tmp_name);
         }
+        if (image_seqw_init(&w->out, w->fd, 0) < 0) {
+                blob_writer_free(w, true);
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        }
         *ret = w;
         return 0;
-}
-
-static int blob_flush(struct image_blob_writer *w)
-{
-        int r;
-
-        if (w->buf_len == 0)
-                return 0;
-        r = ck_write_all(w->fd, w->buf, w->buf_len);
-        w->buf_len = 0;
-        return r;
 }
 
 int image_blob_write(struct image_blob_writer *w, const uint8_t *data, size_t len, struct ck_error **reterr)
@@ -222,24 +201,10 @@ int image_blob_write(struct image_blob_writer *w, const uint8_t *data, size_t le
                                     w->size);
         if (EVP_DigestUpdate(w->md, data, len) != 1)
                 return ck_ssl_error(reterr, -EIO, "digest update");
-        w->written += len;
-        if (len >= BLOB_WRITE_BUF) {
-                r = blob_flush(w);
-                if (r >= 0)
-                        r = ck_write_all(w->fd, data, len);
-        } else {
-                if (len > BLOB_WRITE_BUF - w->buf_len) {
-                        r = blob_flush(w);
-                        if (r < 0)
-                                return ck_error_errno(reterr, r, "cannot write blob %s", w->digest);
-                }
-                memcpy(w->buf + w->buf_len, data, len);
-                w->buf_len += len;
-                r = 0;
-        }
+        r = image_seqw_write(&w->out, w->written, data, len);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot write blob %s", w->digest);
-        blob_kick_writeback(w);
+        w->written += len;
         return 0;
 }
 
@@ -266,7 +231,10 @@ int image_blob_commit(struct image_blob_writer *w, struct ck_error **reterr)
         char got[IMAGE_DIGEST_MAX];
         int r;
 
-        r = blob_flush(w);
+        /* The last block goes out padded; the file is cut back to the blob's size. */
+        r = image_seqw_finish(&w->out);
+        if (r >= 0 && ftruncate(w->fd, (off_t)w->written) < 0)
+                r = -errno;
         if (r < 0) {
                 r = ck_error_errno(reterr, r, "cannot write blob %s", w->digest);
                 goto fail;

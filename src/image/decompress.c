@@ -1,5 +1,6 @@
 /* Streaming layer decompression (see decompress.h): igzip for gzip, libzstd for zstd, a
- * pass-through for plain tar. One output buffer of DECOMP_OUT bytes per stream bounds the
+ * pass-through for plain tar. IMAGE_DECOMP_RING output buffers of DECOMP_OUT bytes per stream,
+ * used in turn (so the digest thread can hash one while the next is filled), bound the
  * memory; zstd's window is bounded by libzstd's default limit (2^27) for streaming. */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,7 +29,9 @@ struct image_decomp {
         bool eof;  /* the source said end of input */
         bool done; /* gzip: the current member ended; zstd: the last frame ended */
 
-        uint8_t *out;
+        uint8_t *outs[IMAGE_DECOMP_RING];
+        uint8_t *out; /* outs[next], where the next output goes */
+        size_t next;
         struct inflate_state *gz;
         ZSTD_DStream *zs;
 };
@@ -75,6 +78,10 @@ static ssize_t decomp_produced(struct image_decomp *d, size_t n, const uint8_t *
                                    "decompressed size is over the limit of %" PRIu64 " bytes", d->max_out);
         d->total_out += n;
         *ret_buf = buf;
+        if (buf == d->out) { /* the next output goes to the next buffer of the ring */
+                d->next = (d->next + 1) % IMAGE_DECOMP_RING;
+                d->out = d->outs[d->next];
+        }
         return (ssize_t)n;
 }
 
@@ -194,6 +201,11 @@ ssize_t image_decomp_read(struct image_decomp *d, const uint8_t **ret_buf, struc
         }
 }
 
+size_t image_decomp_ring(const struct image_decomp *d)
+{
+        return d->kind == IMAGE_MEDIA_LAYER_TAR ? 1 : IMAGE_DECOMP_RING;
+}
+
 uint64_t image_decomp_total_out(const struct image_decomp *d)
 {
         return d->total_out;
@@ -205,7 +217,8 @@ void image_decomp_free(struct image_decomp *d)
                 return;
         free(d->gz);
         ZSTD_freeDStream(d->zs);
-        free(d->out);
+        for (size_t i = 0; i < IMAGE_DECOMP_RING; i++)
+                free(d->outs[i]);
         free(d);
 }
 
@@ -239,9 +252,12 @@ int image_decomp_new(int kind, uint64_t max_out, image_decomp_source_fn source, 
                 ZSTD_initDStream(d->zs);
         }
         if (kind != IMAGE_MEDIA_LAYER_TAR) {
-                d->out = malloc(DECOMP_OUT);
-                if (!d->out)
-                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+                for (size_t i = 0; i < IMAGE_DECOMP_RING; i++) {
+                        d->outs[i] = malloc(DECOMP_OUT);
+                        if (!d->outs[i])
+                                return ck_error_set(reterr, -ENOMEM, "out of memory");
+                }
+                d->out = d->outs[0];
         }
         *ret = TAKE_PTR(d);
         return 0;

@@ -366,8 +366,6 @@ int erofs_format_finish(struct erofs_writer *w, struct ck_error **reterr)
         for (size_t i = 0; i < nd; i++)
                 free(dirs[i].ents);
         free(dirs);
-        if (r >= 0)
-                r = erofs_data_flush(w);
         if (r < 0)
                 return ck_error_errno(reterr, r, "cannot write the layer image");
         meta_blkaddr = w->data_blocks;
@@ -385,7 +383,11 @@ int erofs_format_finish(struct erofs_writer *w, struct ck_error **reterr)
                 if (!x->plain && x->tail_len)
                         memcpy(p + node_isize(w, x) + x->xattr_size, x->tail, x->tail_len);
         }
-        r = erofs_pwrite_all(w->fd, meta, meta_len, meta_blkaddr << EROFS_BLKBITS);
+        /* The metadata area follows the data (the same direct writer); then the superblock,
+         * the one write behind it. */
+        r = erofs_data_write(w, meta_blkaddr << EROFS_BLKBITS, meta, meta_len);
+        if (r >= 0)
+                r = erofs_data_flush(w);
         if (r >= 0)
                 r = write_superblock(w, n, (uint32_t)meta_blkaddr, (uint32_t)blocks);
         if (r >= 0 && ftruncate(w->fd, (off_t)(blocks << EROFS_BLKBITS)) < 0)

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "seqwrite.h"
 #include "store.h"
 
 #define EROFS_BLKBITS       12
@@ -101,12 +102,8 @@ struct erofs_writer {
         uint64_t memory; /* bytes allocated for the tree; past EROFS_MEMORY_MAX the layer fails */
         bool over_memory;
         /* sequential data writer */
-        uint64_t data_blocks; /* next free block of the data area */
-        uint8_t *wbuf;
-        size_t wbuf_len;
-        uint64_t wbuf_pos; /* image offset of wbuf[0] */
-        uint64_t kicked;   /* writeback started for [0, kicked) */
-        uint64_t unkicked; /* bytes written since */
+        uint64_t data_blocks;  /* next free block of the data area */
+        struct image_seqw out; /* the data area, O_DIRECT where the file system takes it */
         int64_t build_time;
         uint32_t build_nsec;
         bool have_build_time;

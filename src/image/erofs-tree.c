@@ -30,8 +30,6 @@
 #include "store-internal.h"
 
 #define MAX_SYMLINKS 40
-#define WBUF_SIZE    (1u << 20)
-#define WBUF_DIRECT  (128u << 10) /* writes this large skip the buffer */
 
 void *erofs_alloc(struct erofs_writer *w, size_t size)
 {
@@ -89,71 +87,17 @@ int erofs_pwrite_all(int fd, const void *buf, size_t len, uint64_t pos)
         return 0;
 }
 
-/* Writes and starts the writeback of what is written every IMAGE_WRITEBACK_CHUNK bytes, so that
- * the sync before the image record is committed finds the layer already on its way to disk. */
-static int data_pwrite(struct erofs_writer *w, const uint8_t *data, size_t len, uint64_t pos)
-{
-        int r = erofs_pwrite_all(w->fd, data, len, pos);
-
-        if (r < 0)
-                return r;
-        w->unkicked += len;
-        if (w->unkicked >= IMAGE_WRITEBACK_CHUNK) {
-                /* The data area is written front to back: everything below pos + len. */
-                (void)sync_file_range(w->fd, (off_t)w->kicked, (off_t)(pos + len - w->kicked),
-                                      SYNC_FILE_RANGE_WRITE);
-                w->kicked = pos + len;
-                w->unkicked = 0;
-        }
-        return 0;
-}
-
+/* The data area goes through the sequential O_DIRECT writer (seqwrite.h): straight from an
+ * aligned buffer to the disk, no page-cache copy; what it cannot take directly it writes
+ * buffered. */
 int erofs_data_flush(struct erofs_writer *w)
 {
-        int r;
-
-        if (w->wbuf_len == 0)
-                return 0;
-        r = data_pwrite(w, w->wbuf, w->wbuf_len, w->wbuf_pos);
-        if (r < 0)
-                return r;
-        w->wbuf_pos += w->wbuf_len;
-        w->wbuf_len = 0;
-        return 0;
+        return image_seqw_finish(&w->out);
 }
 
-/* Writes at image offset pos; small consecutive writes are gathered into one pwrite, large
- * ones go straight from the caller's buffer (the decompressor's) to the file. */
 int erofs_data_write(struct erofs_writer *w, uint64_t pos, const uint8_t *data, size_t len)
 {
-        int r;
-
-        if (w->wbuf_len && pos != w->wbuf_pos + w->wbuf_len) {
-                r = erofs_data_flush(w);
-                if (r < 0)
-                        return r;
-        }
-        if (len >= WBUF_DIRECT) {
-                r = erofs_data_flush(w);
-                return r < 0 ? r : data_pwrite(w, data, len, pos);
-        }
-        if (w->wbuf_len == 0)
-                w->wbuf_pos = pos;
-        while (len) {
-                size_t n = WBUF_SIZE - w->wbuf_len;
-                if (n > len)
-                        n = len;
-                memcpy(w->wbuf + w->wbuf_len, data, n);
-                w->wbuf_len += n;
-                data += n;
-                len -= n;
-                if (w->wbuf_len == WBUF_SIZE) {
-                        r = erofs_data_flush(w);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return 0;
+        return image_seqw_write(&w->out, pos, data, len);
 }
 
 /* ---- the tree --------------------------------------------------------------------------- */
@@ -271,8 +215,7 @@ int erofs_writer_init(struct erofs_writer *w, int fd, const struct image_limits 
         struct erofs_node *rn;
 
         *w = (struct erofs_writer){.fd = fd, .lim = lim, .data_blocks = 1};
-        w->wbuf = malloc(WBUF_SIZE);
-        if (!w->wbuf || hash_grow(w) < 0)
+        if (image_seqw_init(&w->out, fd, EROFS_BLKSZ) < 0 || hash_grow(w) < 0)
                 return -ENOMEM;
         rn = node_new(w, S_IFDIR | 0755, 0, 0);
         w->root = erofs_alloc(w, sizeof(*w->root));
@@ -293,7 +236,7 @@ void erofs_writer_clear(struct erofs_writer *w)
         for (struct erofs_dentry *d = w->all; d; d = d->anext)
                 free(d->children);
         free(w->hash);
-        free(w->wbuf);
+        image_seqw_clear(&w->out);
         for (size_t i = w->n_arena; i > 0; i--)
                 free(w->arena[i - 1]);
         free(w->arena);

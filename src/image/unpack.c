@@ -8,12 +8,12 @@
  *                                                  image file)
  *
  * The read callback hashes the compressed bytes (checked against the layer digest: the blob
- * on disk is re-verified, the disk being untrusted); the tar reader's read callback hashes the
- * uncompressed bytes as they come out of the decompressor (checked against the diff_id) and
- * enforces the size and ratio caps before a byte is written. After the tar end-of-archive the
- * rest of both streams is drained through the hashes, so padding and trailing bytes are
- * covered too, and the decompressor rejects trailing bytes that are not another gzip member or
- * zstd frame. */
+ * on disk is re-verified, the disk being untrusted); the tar reader's read callback hands the
+ * uncompressed bytes, as they come out of the decompressor, to a digest thread (hashq.h: the
+ * diff_id, hashed while this thread inflates and writes the next buffers) and enforces the size and ratio
+ * caps before a byte is written. After the tar end-of-archive the rest of both streams is drained through
+ * the hashes, so padding and trailing bytes are covered too, and the decompressor rejects trailing bytes
+ * that are not another gzip member or zstd frame. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "decompress.h"
+#include "hashq.h"
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
@@ -40,7 +41,9 @@ struct unpack_stream {
         void *source_userdata;
         const struct image_limits *lim;
         uint64_t blob_size;
-        EVP_MD_CTX *cmd, *umd;
+        EVP_MD_CTX *cmd, *umd;  /* umd: the diff_id when the output is not a ring (plain tar) */
+        struct image_hashq *hq; /* the diff_id, on its own thread (gzip, zstd) */
+        size_t ring;
         uint8_t *cbuf;
         struct image_decomp *dec;
         uint64_t compressed, uncompressed;
@@ -104,7 +107,12 @@ static int check_caps(struct unpack_stream *u)
 static ssize_t pull_uncompressed(struct unpack_stream *u, const uint8_t **ret_buf)
 {
         struct ck_error *e = NULL;
-        ssize_t n = image_decomp_read(u->dec, ret_buf, &e);
+        ssize_t n;
+
+        /* The buffer the decompressor fills next must be hashed by now. */
+        if (u->hq)
+                image_hashq_wait(u->hq, u->ring - 1);
+        n = image_decomp_read(u->dec, ret_buf, &e);
 
         if (n < 0) {
                 if (!u->err) {
@@ -115,7 +123,9 @@ static ssize_t pull_uncompressed(struct unpack_stream *u, const uint8_t **ret_bu
                 ck_error_free(e);
                 return -1;
         }
-        if (n > 0 && EVP_DigestUpdate(u->umd, *ret_buf, (size_t)n) != 1) {
+        if (n > 0 && u->hq)
+                image_hashq_push(u->hq, *ret_buf, (size_t)n);
+        else if (n > 0 && u->umd && EVP_DigestUpdate(u->umd, *ret_buf, (size_t)n) != 1) {
                 u->err = -EIO;
                 return -1;
         }
@@ -139,7 +149,9 @@ static ssize_t tar_read(struct archive *a, void *userdata, const void **buf)
         return n;
 }
 
-static int finish_digest(EVP_MD_CTX *md, const char *want, const char *what, struct ck_error **reterr)
+/* Compares a finished digest (md, or the queue's when md is NULL) with want. */
+static int finish_digest(EVP_MD_CTX *md, struct image_hashq *hq, const char *want, const char *what,
+                         struct ck_error **reterr)
 {
         uint8_t h[EVP_MAX_MD_SIZE];
         char hex[2 * EVP_MAX_MD_SIZE + 1];
@@ -148,7 +160,7 @@ static int finish_digest(EVP_MD_CTX *md, const char *want, const char *what, str
 
         if (!colon)
                 return ck_error_set(reterr, -EINVAL, "invalid %s '%.80s'", what, want);
-        if (EVP_DigestFinal_ex(md, h, &hl) != 1)
+        if (md ? EVP_DigestFinal_ex(md, h, &hl) != 1 : image_hashq_final(hq, h, &hl) < 0)
                 return ck_ssl_error(reterr, -EIO, "digest");
         ck_hex_encode(h, hl, hex);
         if (strlen(colon + 1) != 2 * (size_t)hl || CRYPTO_memcmp(hex, colon + 1, 2 * (size_t)hl) != 0)
@@ -205,15 +217,13 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
                 return ck_error_set(reterr, r, "out of memory");
         if (u.blob_fd >= 0)
                 u.cbuf = malloc(UNPACK_READ_BUF);
-        u.umd = EVP_MD_CTX_new();
         if (o->digest)
                 u.cmd = EVP_MD_CTX_new();
-        if ((u.blob_fd >= 0 && !u.cbuf) || !u.umd || (o->digest && !u.cmd)) {
+        if ((u.blob_fd >= 0 && !u.cbuf) || (o->digest && !u.cmd)) {
                 r = ck_error_set(reterr, -ENOMEM, "out of memory");
                 goto out;
         }
-        if (EVP_DigestInit_ex(u.umd, EVP_sha256(), NULL) != 1 ||
-            (u.cmd && EVP_DigestInit_ex(u.cmd, md_for(o->digest), NULL) != 1)) {
+        if (u.cmd && EVP_DigestInit_ex(u.cmd, md_for(o->digest), NULL) != 1) {
                 r = ck_ssl_error(reterr, -EIO, "digest init");
                 goto out;
         }
@@ -222,6 +232,22 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
         r = image_decomp_new(o->kind, o->lim->max_layer_unpacked, blob_read, &u, &u.dec, reterr);
         if (r < 0)
                 goto out;
+        /* The diff_id (always SHA-256) on its own thread where the decompressor's output
+         * buffers rotate; in line for plain tar, whose output is the source's buffer. */
+        u.ring = image_decomp_ring(u.dec);
+        if (o->diff_id && u.ring > 1) {
+                r = image_hashq_new(EVP_sha256(), &u.hq);
+                if (r < 0) {
+                        r = ck_error_errno(reterr, r, "cannot start the diff_id digest");
+                        goto out;
+                }
+        } else if (o->diff_id) {
+                u.umd = EVP_MD_CTX_new();
+                if (!u.umd || EVP_DigestInit_ex(u.umd, EVP_sha256(), NULL) != 1) {
+                        r = ck_ssl_error(reterr, -EIO, "digest init");
+                        goto out;
+                }
+        }
 
         tar = archive_read_new();
         if (!tar) {
@@ -282,12 +308,12 @@ static int unpack_run(struct unpack_stream *up, int root_fd, const struct image_
         }
 
         if (u.cmd) {
-                r = finish_digest(u.cmd, o->digest, "digest", reterr);
+                r = finish_digest(u.cmd, NULL, o->digest, "digest", reterr);
                 if (r < 0)
                         goto out;
         }
         if (o->diff_id) {
-                r = finish_digest(u.umd, o->diff_id, "diff_id", reterr);
+                r = finish_digest(u.umd, u.hq, o->diff_id, "diff_id", reterr);
                 if (r < 0)
                         goto out;
         }
@@ -306,6 +332,7 @@ out:
         backend->writer_free(w);
         if (tar)
                 archive_read_free(tar);
+        image_hashq_free(u.hq); /* before the buffers it may be reading go */
         image_decomp_free(u.dec);
         EVP_MD_CTX_free(u.cmd);
         EVP_MD_CTX_free(u.umd);
