@@ -71,6 +71,26 @@ int ck_write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
+int ck_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+        const uint8_t *p = buf;
+
+        while (len) {
+                ssize_t n = pwrite(fd, p, len, (off_t)off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+                off += (uint64_t)n;
+        }
+        return 0;
+}
+
 static int write_file_renamed(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                               bool sync, struct ck_error **reterr)
 {

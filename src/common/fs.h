@@ -25,6 +25,8 @@ static inline int ck_read_file(const char *path, size_t max, uint8_t **ret, size
 int ck_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len);
 /* write() all of buf, retrying on EINTR and short writes. */
 int ck_write_all(int fd, const void *buf, size_t len);
+/* pwrite() all of buf at off, retrying on EINTR and short writes (-EIO if nothing is written). */
+int ck_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Writes data to dirfd/name (name is one path component) through a temporary file, fsync, rename: readers
  * see the old or the new content, never a partial one. */

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "erofs-internal.h"
+#include "fs.h"
 
 #define LAYOUT_PLAIN  0
 #define LAYOUT_INLINE 2
@@ -325,7 +326,7 @@ static int write_superblock(struct erofs_writer *w, uint64_t inos, uint32_t meta
         put32(sb + 36, blocks);
         put32(sb + 40, meta_blkaddr);
         memcpy(sb + 64, "conker-layer", 12);
-        return erofs_pwrite_all(w->fd, sb, sizeof(sb), EROFS_SB_OFFSET);
+        return ck_pwrite_all(w->fd, sb, sizeof(sb), EROFS_SB_OFFSET);
 }
 
 int erofs_format_finish(struct erofs_writer *w, struct ck_error **reterr)

@@ -115,7 +115,6 @@ void erofs_writer_clear(struct erofs_writer *w);
 void *erofs_alloc(struct erofs_writer *w, size_t size);
 int erofs_data_write(struct erofs_writer *w, uint64_t pos, const uint8_t *data, size_t len);
 int erofs_data_flush(struct erofs_writer *w);
-int erofs_pwrite_all(int fd, const void *buf, size_t len, uint64_t pos);
 
 struct archive;
 struct archive_entry;

@@ -67,26 +67,6 @@ static char *arena_memdup(struct erofs_writer *w, const void *src, size_t len)
 
 /* ---- the sequential data writer ----------------------------------------------------------- */
 
-int erofs_pwrite_all(int fd, const void *buf, size_t len, uint64_t pos)
-{
-        const uint8_t *p = buf;
-
-        while (len) {
-                ssize_t n = pwrite(fd, p, len, (off_t)pos);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-                pos += (uint64_t)n;
-        }
-        return 0;
-}
-
 /* The data area goes through the sequential O_DIRECT writer (seqwrite.h): straight from an
  * aligned buffer to the disk, no page-cache copy; what it cannot take directly it writes
  * buffered. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "store-internal.h"
 
 static uint64_t align_down(uint64_t x)
@@ -44,24 +45,6 @@ void image_seqw_clear(struct image_seqw *w)
         w->buf = NULL;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-        while (len) {
-                ssize_t n = pwrite(fd, p, len, (off_t)off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-                off += (uint64_t)n;
-        }
-        return 0;
-}
-
 /* A buffered write: the writeback of what accumulates is started every
  * IMAGE_WRITEBACK_CHUNK bytes, so the sync before the record finds it on its way to disk. */
 static int write_buffered(struct image_seqw *w, const uint8_t *p, size_t len, uint64_t off)
@@ -72,11 +55,11 @@ static int write_buffered(struct image_seqw *w, const uint8_t *p, size_t len, ui
                 r = set_direct(w, false);
                 if (r < 0)
                         return r;
-                r = pwrite_all(w->fd, p, len, off);
+                r = ck_pwrite_all(w->fd, p, len, off);
                 int r2 = set_direct(w, true);
                 return r < 0 ? r : r2;
         }
-        r = pwrite_all(w->fd, p, len, off);
+        r = ck_pwrite_all(w->fd, p, len, off);
         if (r < 0)
                 return r;
         w->unkicked += len;
@@ -94,7 +77,7 @@ static int write_buffered(struct image_seqw *w, const uint8_t *p, size_t len, ui
 static int send(struct image_seqw *w, size_t n)
 {
         if (w->direct) {
-                int r = pwrite_all(w->fd, w->buf, n, w->pos);
+                int r = ck_pwrite_all(w->fd, w->buf, n, w->pos);
                 if (r != -EINVAL)
                         return r;
                 r = set_direct(w, false);
