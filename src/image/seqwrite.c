@@ -39,14 +39,72 @@ int image_seqw_init(struct image_seqw *w, int fd, uint64_t start)
         return 0;
 }
 
-void image_seqw_clear(struct image_seqw *w)
+/* ---- the write thread ------------------------------------------------------------------- */
+
+static void *seqw_main(void *arg)
 {
-        free(w->buf);
-        w->buf = NULL;
+        struct image_seqw *w = arg;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                while (!w->busy && !w->stop)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                if (!w->busy)
+                        break;
+                const uint8_t *p = w->job;
+                size_t len = w->job_len;
+                uint64_t pos = w->job_pos;
+                pthread_mutex_unlock(&w->lock);
+                int r = ck_pwrite_all(w->fd, p, len, pos);
+                pthread_mutex_lock(&w->lock);
+                w->job_err = r;
+                w->busy = false;
+                pthread_cond_broadcast(&w->cond);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
 }
 
+static int seqw_start(struct image_seqw *w)
+{
+        w->spare = aligned_alloc(IMAGE_SEQW_ALIGN, IMAGE_SEQW_BUF);
+        if (!w->spare)
+                return -ENOMEM;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        if (pthread_create(&w->thread, NULL, seqw_main, w) != 0) {
+                pthread_cond_destroy(&w->cond);
+                pthread_mutex_destroy(&w->lock);
+                free(w->spare);
+                w->spare = NULL;
+                return -EAGAIN;
+        }
+        w->started = true;
+        return 0;
+}
+
+void image_seqw_clear(struct image_seqw *w)
+{
+        if (w->started) {
+                pthread_mutex_lock(&w->lock);
+                w->stop = true; /* after the write in flight, if any */
+                pthread_cond_broadcast(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                pthread_join(w->thread, NULL);
+                pthread_cond_destroy(&w->cond);
+                pthread_mutex_destroy(&w->lock);
+                w->started = false;
+        }
+        free(w->spare);
+        free(w->buf);
+        w->spare = w->buf = NULL;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
 /* A buffered write: the writeback of what accumulates is started every
- * IMAGE_WRITEBACK_CHUNK bytes, so the sync before the record finds it on its way to disk. */
+ * IMAGE_WRITEBACK_CHUNK bytes, so the sync before the record finds it on its way to disk.
+ * Only with no direct write in flight (callers wait first). */
 static int write_buffered(struct image_seqw *w, const uint8_t *p, size_t len, uint64_t off)
 {
         int r;
@@ -72,12 +130,36 @@ static int write_buffered(struct image_seqw *w, const uint8_t *p, size_t len, ui
         return 0;
 }
 
-/* Sends buf[0, n) to pos (n aligned). A file system that takes the flag but not the write
- * (EINVAL: alignment it does not support) gets this and every later write buffered. */
-static int send(struct image_seqw *w, size_t n)
+/* Waits until no write is in flight and returns its result. A direct write the file system
+ * refused (EINVAL: an alignment it does not support) is done again buffered (its buffer is
+ * w->spare, untouched since), and so is everything after it. */
+static int seqw_wait(struct image_seqw *w)
 {
+        int r;
+
+        if (!w->started)
+                return 0;
+        pthread_mutex_lock(&w->lock);
+        while (w->busy)
+                pthread_cond_wait(&w->cond, &w->lock);
+        r = w->job_err;
+        w->job_err = 0;
+        pthread_mutex_unlock(&w->lock);
+        if (r != -EINVAL || !w->direct)
+                return r;
+        r = set_direct(w, false);
+        return r < 0 ? r : write_buffered(w, w->job, w->job_len, w->job_pos);
+}
+
+/* Sends buf[0, n) to pos (n aligned) and now, on this thread. */
+static int send_now(struct image_seqw *w, size_t n)
+{
+        int r = seqw_wait(w);
+
+        if (r < 0)
+                return r;
         if (w->direct) {
-                int r = ck_pwrite_all(w->fd, w->buf, n, w->pos);
+                r = ck_pwrite_all(w->fd, w->buf, n, w->pos);
                 if (r != -EINVAL)
                         return r;
                 r = set_direct(w, false);
@@ -88,22 +170,47 @@ static int send(struct image_seqw *w, size_t n)
 }
 
 /* Sends the whole blocks of the buffer (all of it, the last block padded, when `all`) and
- * moves what is left of a partial block to the front. */
+ * moves what is left of a partial block to the front of the buffer to fill next. A full
+ * buffer with O_DIRECT goes to the write thread, and filling goes on in the other one. */
 static int drain(struct image_seqw *w, bool all)
 {
         size_t n = all ? (size_t)align_down(w->len + IMAGE_SEQW_ALIGN - 1) : (size_t)align_down(w->len);
+        size_t rest;
         int r;
 
         if (n == 0)
                 return 0;
         if (n > w->len)
                 memset(w->buf + w->len, 0, n - w->len);
-        r = send(w, n);
+        rest = w->len > n ? w->len - n : 0;
+        if (!all && w->direct && (w->started || seqw_start(w) == 0)) {
+                uint8_t *next = w->spare;
+
+                r = seqw_wait(w); /* the spare buffer is free again */
+                if (r < 0)
+                        return r;
+                if (w->direct) {
+                        pthread_mutex_lock(&w->lock);
+                        w->job = w->buf;
+                        w->job_len = n;
+                        w->job_pos = w->pos;
+                        w->busy = true;
+                        pthread_cond_broadcast(&w->cond);
+                        pthread_mutex_unlock(&w->lock);
+                        memcpy(next, w->buf + n, rest);
+                        w->spare = w->buf;
+                        w->buf = next;
+                        w->len = rest;
+                        w->pos += n;
+                        return 0;
+                }
+        }
+        r = send_now(w, n);
         if (r < 0)
                 return r;
-        if (w->len > n)
-                memmove(w->buf, w->buf + n, w->len - n);
-        w->len = w->len > n ? w->len - n : 0;
+        if (rest)
+                memmove(w->buf, w->buf + n, rest);
+        w->len = rest;
         w->pos += n;
         return 0;
 }
@@ -118,7 +225,9 @@ int image_seqw_write(struct image_seqw *w, uint64_t off, const void *data, size_
 
                 if (off < w->pos) { /* already sent: an ordinary write over it */
                         n = w->pos - off < len ? (size_t)(w->pos - off) : len;
-                        r = write_buffered(w, p, n, off);
+                        r = seqw_wait(w);
+                        if (r >= 0)
+                                r = write_buffered(w, p, n, off);
                         if (r < 0)
                                 return r;
                         p += n;
@@ -160,6 +269,8 @@ int image_seqw_finish(struct image_seqw *w)
 {
         int r = drain(w, true);
 
+        if (r >= 0)
+                r = seqw_wait(w);
         if (r < 0)
                 return r;
         return w->direct ? set_direct(w, false) : 0;
