@@ -7,12 +7,21 @@
 # from /proc/<pid>/status) idle, after the timed runs and after TASKS (default 50) more tasks came
 # and went.
 #
-# Usage: bench/start.sh [BUILD_DIR]    (root; needs docker-registry, umoci, skopeo, podman, runc)
+# conkerd runs with RUNTIME (default: crun when installed, else runc; a name in PATH or a path) and
+# says which; podman always runs with runc (`--runtime runc`): on a host with hybrid cgroups podman
+# cannot use crun, and runc is what it used before crun was installed.
+#
+# Usage: [RUNTIME=crun|runc|PATH] bench/start.sh [BUILD_DIR]
+#        (root; needs docker-registry, umoci, skopeo, podman, runc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
 runs=${RUNS:-5}
 tasks=${TASKS:-50}
+if [ -z "${RUNTIME:-}" ]; then
+  if command -v crun >/dev/null; then RUNTIME=crun; else RUNTIME=runc; fi
+fi
+command -v "$RUNTIME" >/dev/null || { echo "bench/start: runtime $RUNTIME is missing" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/start: needs root" >&2; exit 1; }
 for t in podman docker-registry skopeo umoci runc; do
@@ -20,7 +29,7 @@ for t in podman docker-registry skopeo umoci runc; do
 done
 bash scripts/images.sh "$build" >/dev/null
 
-CONKER_BUILD="$build" RUNS="$runs" TASKS="$tasks" /usr/bin/python3 - <<'PY'
+CONKER_BUILD="$build" RUNS="$runs" TASKS="$tasks" RUNTIME="$RUNTIME" /usr/bin/python3 - <<'PY'
 import datetime, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
@@ -28,6 +37,8 @@ sys.path.insert(0, "tests/e2e")
 from helpers.conkerd import Conkerd, BUILD          # noqa: E402
 from helpers.registry import Registry, free_port    # noqa: E402
 
+runtime = os.environ["RUNTIME"]
+runtime_version = subprocess.run([runtime, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
 runs = int(os.environ["RUNS"])
 tasks = int(os.environ["TASKS"])
 layout = Path(BUILD) / "images" / "conker-example-app"
@@ -75,7 +86,7 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
     subprocess.run(["bash", "scripts/images.sh", BUILD, reg.host, "--dest-tls-verify=false"], check=True,
                    capture_output=True)
     ref = f"{reg.host}/reckey/conker-example-app:latest"
-    with Conkerd(tmp, extra_args=["--insecure-registry", reg.host, "--log-level", "warn"]) as d:
+    with Conkerd(tmp, extra_args=["--insecure-registry", reg.host, "--log-level", "warn", "--runtime", runtime]) as d:
         time.sleep(1)
         idle_rss = rss(d.proc.pid)
         # A first task pulls the image and keeps it in use, so deleting the timed tasks leaves
@@ -102,7 +113,7 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
         name = f"ck-bench-start-{os.getpid()}-{i}"
         port = free_port() % 30000 + 30000
         # rlimits at or below the host's: podman's defaults exceed what this host allows.
-        argv = ["podman", "run", "-d", "--name", name, "-p", f"{port}:8080", "--ulimit", "nofile=1024:1024",
+        argv = ["podman", "--runtime", "runc", "run", "-d", "--name", name, "-p", f"{port}:8080", "--ulimit", "nofile=1024:1024",
                 "--ulimit", "nproc=1024:1024", image]
         t0 = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True)
@@ -111,7 +122,8 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
     subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
 
 c, p = statistics.median(conker_times), statistics.median(podman_times)
-print(f"start latency, cached image, median of {runs}")
+print(f"start latency, cached image, median of {runs}; conkerd runtime: {runtime_version} ({runtime}), "
+      f"podman runtime: runc")
 print(f"  conkerd POST -> Running : {ms(c)}   (runs: {', '.join(ms(x) for x in conker_times)})")
 print(f"    of which pull step    : {ms(statistics.median(pull_times))}   (pull-policy always: manifest "
       f"request to a registry on loopback; runs: {', '.join(ms(x) for x in pull_times)})")

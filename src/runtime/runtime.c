@@ -8,12 +8,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "net.h"
 #include "parse.h"
 #include "runtime.h"
+#include "seccomp-cache.h"
 #include "shim-proto.h"
 #include "spec.h"
 
@@ -36,6 +39,9 @@
 struct runtime {
         char *runtime_path, *shim_path, *data_dir, *run_dir, *shims_dir, *runc_root, *resolv_conf;
         char *bridge, *subnet, *netns_dir, *netns_prefix, *nft_table, *net_dir;
+        char *runtime_version, *seccomp_dir; /* first line of --version; crun's filter cache */
+        bool crun;
+        bool hide_cgroup2; /* crun on a hybrid host: see cgroup_hybrid_with_v2_controllers() */
         struct net_config net;
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
@@ -70,14 +76,17 @@ void runtime_free(struct runtime *rt)
         free(rt->netns_prefix);
         free(rt->nft_table);
         free(rt->net_dir);
+        free(rt->runtime_version);
+        free(rt->seccomp_dir);
         net_nft_free(rt->net.nft);
         free(rt);
 }
 DEFINE_POINTER_CLEANUP(struct runtime, runtime_free, runtime_free)
 
-/* Parses "runc version 1.1.5+ds1" / "crun version 1.8" (first line). */
-static int runtime_version_check(const char *path, struct ck_error **reterr)
+/* Parses "runc version 1.1.5+ds1" / "crun version 1.8" (first line), which is kept. */
+static int runtime_version_check(struct runtime *rt, struct ck_error **reterr)
 {
+        const char *path = rt->runtime_path;
         char *argv[] = {(char *)path, "--version", NULL};
         _cleanup_free_ char *out = NULL;
         unsigned v[3] = {0};
@@ -90,6 +99,9 @@ static int runtime_version_check(const char *path, struct ck_error **reterr)
         p = strstr(out, " version ");
         if (!p)
                 return ck_error_set(reterr, -EPROTO, "%s --version: unrecognised output", path);
+        rt->runtime_version = strndup(out, strcspn(out, "\n"));
+        if (!rt->runtime_version)
+                return -ENOMEM;
         p += 9;
         for (int i = 0; i < 3; i++) {
                 size_t n = 0;
@@ -108,6 +120,7 @@ static int runtime_version_check(const char *path, struct ck_error **reterr)
                 if (v[0] < 1 || (v[0] == 1 && v[1] < 8))
                         return ck_error_set(reterr, -EPROTONOSUPPORT, "crun %u.%u is older than 1.8", v[0],
                                             v[1]);
+                rt->crun = true;
                 return 0;
         }
         if (v[0] < RUNC_MIN_MAJOR || (v[0] == RUNC_MIN_MAJOR && v[1] < RUNC_MIN_MINOR))
@@ -188,6 +201,30 @@ static bool shim_pid_alive(pid_t pid)
         return close_paren[2] != 'Z' && close_paren[2] != 'X';
 }
 
+#define CGROUP2_HYBRID_PATH "/sys/fs/cgroup/unified"
+
+/* A hybrid host (v1 hierarchies under a tmpfs /sys/fs/cgroup, v2 at /sys/fs/cgroup/unified) whose
+ * v2 hierarchy holds a controller (here hugetlb, which nothing mounts as v1): crun refuses to
+ * start a container there ("cgroups in hybrid mode not supported"), even with
+ * --cgroup-manager=disabled. The shim then runs `crun run` in a private mount namespace where an
+ * empty tmpfs covers the v2 mount, so crun sees a v1-only host and puts the container
+ * in the v1 hierarchies, where every limit we set lives on such a host (pids, memory, devices):
+ * what runc does here too, less the v2 membership that carries no limit. */
+static bool cgroup_hybrid_with_v2_controllers(void)
+{
+        struct statfs fs;
+        _cleanup_free_ uint8_t *ctl = NULL;
+        size_t len = 0;
+
+        if (statfs("/sys/fs/cgroup", &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+                return false;
+        if (statfs(CGROUP2_HYBRID_PATH, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+                return false;
+        if (ck_read_file(CGROUP2_HYBRID_PATH "/cgroup.controllers", 4096, &ctl, &len, NULL) < 0)
+                return false;
+        return len > 0 && strspn((char *)ctl, " \n") < len;
+}
+
 int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct ck_error **reterr)
 {
         _cleanup_(runtime_freep) struct runtime *rt = calloc(1, sizeof(*rt));
@@ -242,9 +279,19 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         if (strchr(rt->netns_prefix, '/') || strlen(rt->netns_prefix) > 32)
                 return ck_error_set(reterr, -EINVAL, "invalid netns prefix");
 
-        r = runtime_version_check(rt->runtime_path, reterr);
+        r = runtime_version_check(rt, reterr);
         if (r < 0)
                 return r;
+        if (rt->crun) {
+                rt->seccomp_dir = path_join(rt->run_dir, "seccomp");
+                if (!rt->seccomp_dir)
+                        return -ENOMEM;
+                rt->hide_cgroup2 = cgroup_hybrid_with_v2_controllers();
+                if (rt->hide_cgroup2)
+                        log_info("cgroups are hybrid with controllers in v2 (%s): crun runs with the v1 "
+                                 "hierarchies only",
+                                 CGROUP2_HYBRID_PATH);
+        }
         if (ck_mkdir_p(rt->shims_dir, 0700) < 0 || ck_mkdir_p(rt->runc_root, 0700) < 0)
                 return ck_error_errno(reterr, -errno, "cannot create %s", rt->run_dir);
         {
@@ -273,8 +320,10 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         return 0;
 }
 
+/* seccomp_key: set (64 hex digits) when crun should compile the profile and its filter be kept
+ * afterwards; empty when there is no cache (runc) or the cached filter was used. */
 static int write_config(struct runtime *rt, const struct runtime_spec *spec, const char *bundle,
-                        int bundlefd, const char *netns_path, struct ck_error **reterr)
+                        int bundlefd, const char *netns_path, char seccomp_key[65], struct ck_error **reterr)
 {
         _cleanup_close_ int rootfd = open(spec->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_json_ json_t *cfg = NULL;
@@ -307,6 +356,14 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
                         if (r < 0)
                                 return r;
                 }
+        }
+        seccomp_key[0] = 0;
+        if (rt->crun && seccomp_cache_key(cfg, rt->runtime_version, seccomp_key) == 0) {
+                r = seccomp_cache_annotate(rt->seccomp_dir, seccomp_key, cfg, reterr);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        seccomp_key[0] = 0;
         }
         txt = json_dumps(cfg, JSON_INDENT(2));
         if (!txt)
@@ -348,6 +405,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         "3",
                         "--cgroup",
                         cgroup,
+                        rt->hide_cgroup2 ? "--hide-cgroup2" : NULL,
                         NULL};
         int p[2], status;
         size_t got = 0;
@@ -456,7 +514,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         _cleanup_free_ char *bundle = NULL, *logdir = NULL, *log_path = NULL, *sdir = NULL, *netns = NULL;
         _cleanup_close_ int bundlefd = -1;
         struct shim_state st;
-        char ip[16], hostname[64];
+        char ip[16], hostname[64], seccomp_key[65];
         int64_t t[5];
         int r;
 
@@ -498,7 +556,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         r = spec_write_etc(bundlefd, hostname, ip, rt->resolv_conf, reterr);
         if (r < 0)
                 goto fail;
-        r = write_config(rt, spec, bundle, bundlefd, netns, reterr);
+        r = write_config(rt, spec, bundle, bundlefd, netns, seccomp_key, reterr);
         if (r < 0)
                 goto fail;
         t[3] = mono_us();
@@ -506,6 +564,13 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         if (r < 0)
                 goto fail;
         t[4] = mono_us();
+        if (seccomp_key[0]) {
+                _cleanup_error_ struct ck_error *err = NULL;
+                /* Not fatal: the next start compiles the profile again. */
+                if (seccomp_cache_store(rt->seccomp_dir, seccomp_key, rt->runc_root, spec->id, &err) < 0)
+                        log_warn("cannot keep the seccomp filter of %s: %s", spec->id,
+                                 ck_error_message(err, -EIO));
+        }
         log_debug(
                 "container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, shim + runc %.1f",
                 spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
