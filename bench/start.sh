@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Container start latency: time from POST /sw/api/v1/container to the task being Running, for an
 # image conkerd already has, against `podman run -d` of the same image (same machine, same run,
-# 5 runs each, median), both publishing a port. Prints the ratio (goal <= 0.2), how much of
+# 5 runs each, interleaved, median), both publishing a port. Prints the ratio (goal <= 0.2), how much of
 # conkerd's time is the pull step (with the default pull-policy `always`, every start asks the
 # registry -- here on loopback -- for the manifest), and conkerd's RSS (VmRSS, RssAnon and RssFile
 # from /proc/<pid>/status) idle, after the timed runs and after TASKS (default 50) more tasks came
@@ -82,6 +82,19 @@ def start_one(d, name, port):
     return took, pull
 
 
+def podman_one(image, i):
+    name = f"ck-bench-start-{os.getpid()}-{i}"
+    port = free_port() % 30000 + 30000
+    # rlimits at or below the host's: podman's defaults exceed what this host allows.
+    argv = ["podman", "--runtime", "runc", "run", "-d", "--name", name, "-p", f"{port}:8080",
+            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    took = time.perf_counter() - t0
+    subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+    return took
+
+
 with Registry(tmp / "reg", tls=False, auth=False) as reg:
     subprocess.run(["bash", "scripts/images.sh", BUILD, reg.host, "--dest-tls-verify=false"], check=True,
                    capture_output=True)
@@ -94,31 +107,23 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
         r = d.api("POST", P, data=json.dumps({"Name": "keeper", "ImageInfo": {"ImageName": ref}}))
         assert r.status_code == 200, r.text
         d.wait_status("keeper", {"Running"})
-        conker_times, pull_times = [], []
+        # podman: the same image from its OCI layout, cached before timing.
+        subprocess.run(["podman", "pull", "-q", f"oci:{layout}:latest"], check=True, capture_output=True)
+        image = subprocess.run(["podman", "images", "-q", "--filter", f"reference=*{layout.name}*"],
+                               capture_output=True, text=True).stdout.split()[0]
+        # Interleaved, one conkerd start then one podman start, so that both see the same load on
+        # a shared machine.
+        conker_times, pull_times, podman_times = [], [], []
         for i in range(runs):
             took, pull = start_one(d, f"b{i}", free_port() % 30000 + 30000)
             conker_times.append(took)
             pull_times.append(pull)
+            podman_times.append(podman_one(image, i))
         busy_rss = rss(d.proc.pid)
         for i in range(tasks):
             start_one(d, f"m{i}", free_port() % 30000 + 30000)
         many_rss = rss(d.proc.pid)
 
-    # podman: the same image from its OCI layout, cached before timing.
-    subprocess.run(["podman", "pull", "-q", f"oci:{layout}:latest"], check=True, capture_output=True)
-    image = subprocess.run(["podman", "images", "-q", "--filter", f"reference=*{layout.name}*"],
-                           capture_output=True, text=True).stdout.split()[0]
-    podman_times = []
-    for i in range(runs):
-        name = f"ck-bench-start-{os.getpid()}-{i}"
-        port = free_port() % 30000 + 30000
-        # rlimits at or below the host's: podman's defaults exceed what this host allows.
-        argv = ["podman", "--runtime", "runc", "run", "-d", "--name", name, "-p", f"{port}:8080", "--ulimit", "nofile=1024:1024",
-                "--ulimit", "nproc=1024:1024", image]
-        t0 = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        podman_times.append(time.perf_counter() - t0)
-        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
     subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
 
 c, p = statistics.median(conker_times), statistics.median(podman_times)

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,23 @@
 #define RUNC_MIN_MINOR  1
 #define RUNC_WARN_PATCH 12
 
+struct prepared_net {
+        struct prepared_net *next;
+        char id[65], ip[16];
+        char *netns_path;
+        struct runtime_port *ports;
+        size_t n_ports;
+};
+
+static void prepared_free(struct prepared_net *p)
+{
+        if (p) {
+                free(p->netns_path);
+                free(p->ports);
+                free(p);
+        }
+}
+
 struct runtime {
         char *runtime_path, *shim_path, *data_dir, *run_dir, *shims_dir, *runc_root, *resolv_conf;
         char *bridge, *subnet, *netns_dir, *netns_prefix, *nft_table, *net_dir;
@@ -43,6 +61,8 @@ struct runtime {
         bool crun;
         bool hide_cgroup2; /* crun on a hybrid host: see cgroup_hybrid_with_v2_controllers() */
         struct net_config net;
+        pthread_mutex_t prepared_lock;
+        struct prepared_net *prepared; /* runtime_prepare_network(), not yet taken by a run */
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
         uint64_t pids_limit, memory_limit;
@@ -78,6 +98,12 @@ void runtime_free(struct runtime *rt)
         free(rt->net_dir);
         free(rt->runtime_version);
         free(rt->seccomp_dir);
+        while (rt->prepared) {
+                struct prepared_net *p = rt->prepared;
+                rt->prepared = p->next;
+                prepared_free(p);
+        }
+        pthread_mutex_destroy(&rt->prepared_lock);
         net_nft_free(rt->net.nft);
         free(rt);
 }
@@ -234,6 +260,7 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
 
         if (!rt)
                 return -ENOMEM;
+        pthread_mutex_init(&rt->prepared_lock, NULL);
         r = ck_exec_find(cfg->runtime_path && *cfg->runtime_path ? cfg->runtime_path : "runc",
                          &rt->runtime_path);
         if (r < 0)
@@ -509,12 +536,78 @@ static char *container_dir(struct runtime *rt, const char *id, const char *sub)
         return p;
 }
 
+/* Removes and returns the prepared network of id, if any. */
+static struct prepared_net *prepared_take(struct runtime *rt, const char *id)
+{
+        struct prepared_net **pp, *p = NULL;
+
+        pthread_mutex_lock(&rt->prepared_lock);
+        for (pp = &rt->prepared; *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->id, id) == 0) {
+                        p = *pp;
+                        *pp = p->next;
+                        break;
+                }
+        pthread_mutex_unlock(&rt->prepared_lock);
+        return p;
+}
+
+static bool ports_equal(const struct runtime_port *a, size_t na, const struct runtime_port *b, size_t nb)
+{
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (a[i].target != b[i].target || a[i].published != b[i].published || a[i].udp != b[i].udp)
+                        return false;
+        return true;
+}
+
+int runtime_prepare_network(struct runtime *rt, const char *id, const struct runtime_port *ports,
+                            size_t n_ports, struct ck_error **reterr)
+{
+        struct prepared_net *p;
+        struct shim_state st;
+        int r;
+
+        if (!id_valid(id))
+                return ck_error_set(reterr, -EINVAL, "invalid container ID (want [a-z0-9]{12,64})");
+        /* The same refusals as runtime_run, before anything is made. */
+        if (shim_request(rt, id, SHIM_OP_STATE, 0, 2, &st, NULL) >= 0 ||
+            (shim_state_file(rt, id, &st, NULL) >= 0 && shim_pid_alive(st.shim_pid)))
+                return ck_error_set(reterr, -EEXIST, "container %s already exists", id);
+        /* A failure below cleans up by ID, which must not touch another container's interface. */
+        r = net_check_conflicts(&rt->net, id, ports, n_ports, reterr);
+        if (r < 0)
+                return r;
+        p = calloc(1, sizeof(*p));
+        if (!p || !(p->ports = calloc(n_ports + 1, sizeof(*ports)))) {
+                prepared_free(p);
+                return -ENOMEM;
+        }
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        memcpy(p->ports, ports, n_ports * sizeof(*ports));
+        p->n_ports = n_ports;
+        prepared_free(prepared_take(rt, id));
+        r = net_container_setup(&rt->net, id, ports, n_ports, p->ip, &p->netns_path, reterr);
+        if (r < 0) {
+                prepared_free(p);
+                (void)runtime_delete(rt, id, NULL);
+                return r;
+        }
+        pthread_mutex_lock(&rt->prepared_lock);
+        p->next = rt->prepared;
+        rt->prepared = p;
+        pthread_mutex_unlock(&rt->prepared_lock);
+        return 0;
+}
+
 int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_error **reterr)
 {
         _cleanup_free_ char *bundle = NULL, *logdir = NULL, *log_path = NULL, *sdir = NULL, *netns = NULL;
         _cleanup_close_ int bundlefd = -1;
         struct shim_state st;
         char ip[16], hostname[64], seccomp_key[65];
+        struct prepared_net *prep;
         int64_t t[5];
         int r;
 
@@ -548,9 +641,18 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                 return ck_error_errno(reterr, -errno, "cannot open %s", bundle);
 
         t[1] = mono_us();
-        r = net_container_setup(&rt->net, spec->id, spec->ports, spec->n_ports, ip, &netns, reterr);
-        if (r < 0)
-                goto fail;
+        prep = prepared_take(rt, spec->id);
+        if (prep && ports_equal(prep->ports, prep->n_ports, spec->ports, spec->n_ports)) {
+                memcpy(ip, prep->ip, sizeof(ip));
+                netns = TAKE_PTR(prep->netns_path);
+        }
+        prepared_free(prep);
+        if (!netns) {
+                /* Set up here (one prepared with other ports is replaced: the names are the same). */
+                r = net_container_setup(&rt->net, spec->id, spec->ports, spec->n_ports, ip, &netns, reterr);
+                if (r < 0)
+                        goto fail;
+        }
         t[2] = mono_us();
         spec_hostname(spec, hostname);
         r = spec_write_etc(bundlefd, hostname, ip, rt->resolv_conf, reterr);
@@ -656,6 +758,7 @@ int runtime_delete(struct runtime *rt, const char *id, struct ck_error **reterr)
 
         if (!id_valid(id))
                 return ck_error_set(reterr, -EINVAL, "invalid container ID");
+        prepared_free(prepared_take(rt, id));
         sdir = shim_dir(rt, id);
         bundle = container_dir(rt, id, "bundle");
         logdir = container_dir(rt, id, "log");
