@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Container start latency: time from POST /sw/api/v1/container to the task being Running, for an
 # image conkerd already has, against `podman run -d` of the same image (same machine, same run,
-# 5 runs each, median), both publishing a port. Prints the ratio (goal <= 0.2), how much of
+# 5 runs each, interleaved, median), both publishing a port. Prints the ratio (goal <= 0.2), how much of
 # conkerd's time is the pull step (with the default pull-policy `always`, every start asks the
 # registry -- here on loopback -- for the manifest), and conkerd's RSS (VmRSS, RssAnon and RssFile
 # from /proc/<pid>/status) idle, after the timed runs and after TASKS (default 50) more tasks came
 # and went.
 #
-# Usage: bench/start.sh [BUILD_DIR]    (root; needs docker-registry, umoci, skopeo, podman, runc)
+# conkerd runs with RUNTIME (default: crun when installed, else runc; a name in PATH or a path) and
+# says which; podman always runs with runc (`--runtime runc`): on a host with hybrid cgroups podman
+# cannot use crun, and runc is what it used before crun was installed.
+#
+# Usage: [RUNTIME=crun|runc|PATH] bench/start.sh [BUILD_DIR]
+#        (root; needs docker-registry, umoci, skopeo, podman, runc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
 runs=${RUNS:-5}
 tasks=${TASKS:-50}
+if [ -z "${RUNTIME:-}" ]; then
+  if command -v crun >/dev/null; then RUNTIME=crun; else RUNTIME=runc; fi
+fi
+command -v "$RUNTIME" >/dev/null || { echo "bench/start: runtime $RUNTIME is missing" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/start: needs root" >&2; exit 1; }
 for t in podman docker-registry skopeo umoci runc; do
@@ -20,7 +29,7 @@ for t in podman docker-registry skopeo umoci runc; do
 done
 bash scripts/images.sh "$build" >/dev/null
 
-CONKER_BUILD="$build" RUNS="$runs" TASKS="$tasks" /usr/bin/python3 - <<'PY'
+CONKER_BUILD="$build" RUNS="$runs" TASKS="$tasks" RUNTIME="$RUNTIME" /usr/bin/python3 - <<'PY'
 import datetime, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
@@ -28,6 +37,8 @@ sys.path.insert(0, "tests/e2e")
 from helpers.conkerd import Conkerd, BUILD          # noqa: E402
 from helpers.registry import Registry, free_port    # noqa: E402
 
+runtime = os.environ["RUNTIME"]
+runtime_version = subprocess.run([runtime, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
 runs = int(os.environ["RUNS"])
 tasks = int(os.environ["TASKS"])
 layout = Path(BUILD) / "images" / "conker-example-app"
@@ -71,11 +82,24 @@ def start_one(d, name, port):
     return took, pull
 
 
+def podman_one(image, i):
+    name = f"ck-bench-start-{os.getpid()}-{i}"
+    port = free_port() % 30000 + 30000
+    # rlimits at or below the host's: podman's defaults exceed what this host allows.
+    argv = ["podman", "--runtime", "runc", "run", "-d", "--name", name, "-p", f"{port}:8080",
+            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    took = time.perf_counter() - t0
+    subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+    return took
+
+
 with Registry(tmp / "reg", tls=False, auth=False) as reg:
     subprocess.run(["bash", "scripts/images.sh", BUILD, reg.host, "--dest-tls-verify=false"], check=True,
                    capture_output=True)
     ref = f"{reg.host}/reckey/conker-example-app:latest"
-    with Conkerd(tmp, extra_args=["--insecure-registry", reg.host, "--log-level", "warn"]) as d:
+    with Conkerd(tmp, extra_args=["--insecure-registry", reg.host, "--log-level", "warn", "--runtime", runtime]) as d:
         time.sleep(1)
         idle_rss = rss(d.proc.pid)
         # A first task pulls the image and keeps it in use, so deleting the timed tasks leaves
@@ -83,35 +107,28 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
         r = d.api("POST", P, data=json.dumps({"Name": "keeper", "ImageInfo": {"ImageName": ref}}))
         assert r.status_code == 200, r.text
         d.wait_status("keeper", {"Running"})
-        conker_times, pull_times = [], []
+        # podman: the same image from its OCI layout, cached before timing.
+        subprocess.run(["podman", "pull", "-q", f"oci:{layout}:latest"], check=True, capture_output=True)
+        image = subprocess.run(["podman", "images", "-q", "--filter", f"reference=*{layout.name}*"],
+                               capture_output=True, text=True).stdout.split()[0]
+        # Interleaved, one conkerd start then one podman start, so that both see the same load on
+        # a shared machine.
+        conker_times, pull_times, podman_times = [], [], []
         for i in range(runs):
             took, pull = start_one(d, f"b{i}", free_port() % 30000 + 30000)
             conker_times.append(took)
             pull_times.append(pull)
+            podman_times.append(podman_one(image, i))
         busy_rss = rss(d.proc.pid)
         for i in range(tasks):
             start_one(d, f"m{i}", free_port() % 30000 + 30000)
         many_rss = rss(d.proc.pid)
 
-    # podman: the same image from its OCI layout, cached before timing.
-    subprocess.run(["podman", "pull", "-q", f"oci:{layout}:latest"], check=True, capture_output=True)
-    image = subprocess.run(["podman", "images", "-q", "--filter", f"reference=*{layout.name}*"],
-                           capture_output=True, text=True).stdout.split()[0]
-    podman_times = []
-    for i in range(runs):
-        name = f"ck-bench-start-{os.getpid()}-{i}"
-        port = free_port() % 30000 + 30000
-        # rlimits at or below the host's: podman's defaults exceed what this host allows.
-        argv = ["podman", "run", "-d", "--name", name, "-p", f"{port}:8080", "--ulimit", "nofile=1024:1024",
-                "--ulimit", "nproc=1024:1024", image]
-        t0 = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        podman_times.append(time.perf_counter() - t0)
-        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
     subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
 
 c, p = statistics.median(conker_times), statistics.median(podman_times)
-print(f"start latency, cached image, median of {runs}")
+print(f"start latency, cached image, median of {runs}; conkerd runtime: {runtime_version} ({runtime}), "
+      f"podman runtime: runc")
 print(f"  conkerd POST -> Running : {ms(c)}   (runs: {', '.join(ms(x) for x in conker_times)})")
 print(f"    of which pull step    : {ms(statistics.median(pull_times))}   (pull-policy always: manifest "
       f"request to a registry on loopback; runs: {', '.join(ms(x) for x in pull_times)})")

@@ -10,8 +10,11 @@ build=(
   libevent-dev libcbor-dev libcmocka-dev libclang-rt-14-dev libseccomp-dev libnftables-dev
   libisal-dev libzstd-dev scdoc
 )
+# crun: the faster OCI runtime (`runtime crun`, docs/runtime.md); runc stays the default. With
+# crun installed podman prefers it, which fails on hybrid cgroup hosts: our podman calls pass
+# `--runtime runc`.
 runtime=(
-  runc nftables iproute2 e2fsprogs util-linux keyutils kmod openssl ca-certificates
+  runc crun nftables iproute2 e2fsprogs util-linux keyutils kmod openssl ca-certificates
 )
 tests=(
   docker-registry apache2-utils umoci skopeo busybox-static

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +50,7 @@ struct shim {
         uint64_t log_max;
         unsigned log_files;
         bool restart_always;
+        bool hide_cgroup2; /* crun on a hybrid cgroup host: see hide_cgroup2() */
         int stop_signal;
         int state_dfd;
         int out_r, out_w, err_r, err_w;
@@ -262,6 +265,25 @@ static void runc_last_error(struct shim *s, char *out, size_t outlen)
         }
 }
 
+/* conkerd asks for this with crun on a hybrid host whose v2 hierarchy holds a controller, where
+ * crun refuses to start anything: in the runtime's own (forked) process only, a private mount
+ * namespace in which an empty tmpfs covers /sys/fs/cgroup/unified. crun then sees a
+ * v1-only host and uses the v1 hierarchies, where all of the container's limits live on such a
+ * host. The namespace ends with the runtime process; the container gets its own from it. */
+static int hide_cgroup2(void)
+{
+        if (unshare(CLONE_NEWNS) < 0)
+                return -errno;
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+                return -errno;
+        /* Writable: crun (v1 mode) still makes its directory for the unnamed hierarchy line of
+         * /proc/self/cgroup there; it is discarded with the namespace. */
+        if (mount("conker-no-cgroup2", "/sys/fs/cgroup/unified", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=64k,nr_inodes=256,mode=0700") < 0)
+                return -errno;
+        return 0;
+}
+
 /* `runc run --detach`: create and start in one runc process (each runc start-up costs tens of
  * milliseconds). The container init inherits the stdio pipes and, once runc has exited, is our
  * child (we are its subreaper); if it already exited it waits for us as a zombie. */
@@ -302,6 +324,16 @@ static int runc_run_detached(struct shim *s, struct ck_error **reterr)
         if (pid == 0) {
                 sigset_t none;
                 int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (s->hide_cgroup2 && (r = hide_cgroup2()) < 0) {
+                        /* Read back by runc_last_error() like the runtime's own errors. */
+                        int fd = open(log_arg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+                        if (fd >= 0)
+                                dprintf(fd,
+                                        "{\"level\":\"error\",\"msg\":\"cannot hide the cgroup v2 mount "
+                                        "from the runtime: %s\"}\n",
+                                        strerror(-r));
+                        _exit(125);
+                }
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 signal(SIGPIPE, SIG_DFL);
@@ -661,7 +693,7 @@ static void usage(void)
         fprintf(stderr,
                 "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
                 "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH]\n");
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH] [--hide-cgroup2]\n");
 }
 
 /* Fills s and *ready_fd from the command line; -EINVAL on anything unknown, malformed or missing. */
@@ -680,6 +712,7 @@ static int shim_parse_args(struct shim *s, int argc, char **argv, int *ready_fd)
                 {"stop-signal", required_argument, NULL, 'k'},
                 {"ready-fd", required_argument, NULL, 'f'},
                 {"cgroup", required_argument, NULL, 'c'},
+                {"hide-cgroup2", no_argument, NULL, 'H'},
                 {0},
         };
         uint64_t v;
@@ -689,6 +722,9 @@ static int shim_parse_args(struct shim *s, int argc, char **argv, int *ready_fd)
                 switch (c) {
                 case 'c':
                         s->cgroup = optarg;
+                        break;
+                case 'H':
+                        s->hide_cgroup2 = true;
                         break;
                 case 'i':
                         s->id = optarg;

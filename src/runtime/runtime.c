@@ -8,12 +8,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include "net.h"
 #include "parse.h"
 #include "runtime.h"
+#include "seccomp-cache.h"
 #include "shim-proto.h"
 #include "spec.h"
 
@@ -33,10 +37,32 @@
 #define RUNC_MIN_MINOR  1
 #define RUNC_WARN_PATCH 12
 
+struct prepared_net {
+        struct prepared_net *next;
+        char id[65], ip[16];
+        char *netns_path;
+        struct runtime_port *ports;
+        size_t n_ports;
+};
+
+static void prepared_free(struct prepared_net *p)
+{
+        if (p) {
+                free(p->netns_path);
+                free(p->ports);
+                free(p);
+        }
+}
+
 struct runtime {
         char *runtime_path, *shim_path, *data_dir, *run_dir, *shims_dir, *runc_root, *resolv_conf;
         char *bridge, *subnet, *netns_dir, *netns_prefix, *nft_table, *net_dir;
+        char *runtime_version, *seccomp_dir; /* first line of --version; crun's filter cache */
+        bool crun;
+        bool hide_cgroup2; /* crun on a hybrid host: see cgroup_hybrid_with_v2_controllers() */
         struct net_config net;
+        pthread_mutex_t prepared_lock;
+        struct prepared_net *prepared; /* runtime_prepare_network(), not yet taken by a run */
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
         uint64_t pids_limit, memory_limit;
@@ -70,14 +96,23 @@ void runtime_free(struct runtime *rt)
         free(rt->netns_prefix);
         free(rt->nft_table);
         free(rt->net_dir);
+        free(rt->runtime_version);
+        free(rt->seccomp_dir);
+        while (rt->prepared) {
+                struct prepared_net *p = rt->prepared;
+                rt->prepared = p->next;
+                prepared_free(p);
+        }
+        pthread_mutex_destroy(&rt->prepared_lock);
         net_nft_free(rt->net.nft);
         free(rt);
 }
 DEFINE_POINTER_CLEANUP(struct runtime, runtime_free, runtime_free)
 
-/* Parses "runc version 1.1.5+ds1" / "crun version 1.8" (first line). */
-static int runtime_version_check(const char *path, struct ck_error **reterr)
+/* Parses "runc version 1.1.5+ds1" / "crun version 1.8" (first line), which is kept. */
+static int runtime_version_check(struct runtime *rt, struct ck_error **reterr)
 {
+        const char *path = rt->runtime_path;
         char *argv[] = {(char *)path, "--version", NULL};
         _cleanup_free_ char *out = NULL;
         unsigned v[3] = {0};
@@ -90,6 +125,9 @@ static int runtime_version_check(const char *path, struct ck_error **reterr)
         p = strstr(out, " version ");
         if (!p)
                 return ck_error_set(reterr, -EPROTO, "%s --version: unrecognised output", path);
+        rt->runtime_version = strndup(out, strcspn(out, "\n"));
+        if (!rt->runtime_version)
+                return -ENOMEM;
         p += 9;
         for (int i = 0; i < 3; i++) {
                 size_t n = 0;
@@ -108,6 +146,7 @@ static int runtime_version_check(const char *path, struct ck_error **reterr)
                 if (v[0] < 1 || (v[0] == 1 && v[1] < 8))
                         return ck_error_set(reterr, -EPROTONOSUPPORT, "crun %u.%u is older than 1.8", v[0],
                                             v[1]);
+                rt->crun = true;
                 return 0;
         }
         if (v[0] < RUNC_MIN_MAJOR || (v[0] == RUNC_MIN_MAJOR && v[1] < RUNC_MIN_MINOR))
@@ -188,6 +227,30 @@ static bool shim_pid_alive(pid_t pid)
         return close_paren[2] != 'Z' && close_paren[2] != 'X';
 }
 
+#define CGROUP2_HYBRID_PATH "/sys/fs/cgroup/unified"
+
+/* A hybrid host (v1 hierarchies under a tmpfs /sys/fs/cgroup, v2 at /sys/fs/cgroup/unified) whose
+ * v2 hierarchy holds a controller (here hugetlb, which nothing mounts as v1): crun refuses to
+ * start a container there ("cgroups in hybrid mode not supported"), even with
+ * --cgroup-manager=disabled. The shim then runs `crun run` in a private mount namespace where an
+ * empty tmpfs covers the v2 mount, so crun sees a v1-only host and puts the container
+ * in the v1 hierarchies, where every limit we set lives on such a host (pids, memory, devices):
+ * what runc does here too, less the v2 membership that carries no limit. */
+static bool cgroup_hybrid_with_v2_controllers(void)
+{
+        struct statfs fs;
+        _cleanup_free_ uint8_t *ctl = NULL;
+        size_t len = 0;
+
+        if (statfs("/sys/fs/cgroup", &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+                return false;
+        if (statfs(CGROUP2_HYBRID_PATH, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+                return false;
+        if (ck_read_file(CGROUP2_HYBRID_PATH "/cgroup.controllers", 4096, &ctl, &len, NULL) < 0)
+                return false;
+        return len > 0 && strspn((char *)ctl, " \n") < len;
+}
+
 int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct ck_error **reterr)
 {
         _cleanup_(runtime_freep) struct runtime *rt = calloc(1, sizeof(*rt));
@@ -197,6 +260,7 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
 
         if (!rt)
                 return -ENOMEM;
+        pthread_mutex_init(&rt->prepared_lock, NULL);
         r = ck_exec_find(cfg->runtime_path && *cfg->runtime_path ? cfg->runtime_path : "runc",
                          &rt->runtime_path);
         if (r < 0)
@@ -242,9 +306,19 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         if (strchr(rt->netns_prefix, '/') || strlen(rt->netns_prefix) > 32)
                 return ck_error_set(reterr, -EINVAL, "invalid netns prefix");
 
-        r = runtime_version_check(rt->runtime_path, reterr);
+        r = runtime_version_check(rt, reterr);
         if (r < 0)
                 return r;
+        if (rt->crun) {
+                rt->seccomp_dir = path_join(rt->run_dir, "seccomp");
+                if (!rt->seccomp_dir)
+                        return -ENOMEM;
+                rt->hide_cgroup2 = cgroup_hybrid_with_v2_controllers();
+                if (rt->hide_cgroup2)
+                        log_info("cgroups are hybrid with controllers in v2 (%s): crun runs with the v1 "
+                                 "hierarchies only",
+                                 CGROUP2_HYBRID_PATH);
+        }
         if (ck_mkdir_p(rt->shims_dir, 0700) < 0 || ck_mkdir_p(rt->runc_root, 0700) < 0)
                 return ck_error_errno(reterr, -errno, "cannot create %s", rt->run_dir);
         {
@@ -273,8 +347,10 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         return 0;
 }
 
+/* seccomp_key: set (64 hex digits) when crun should compile the profile and its filter be kept
+ * afterwards; empty when there is no cache (runc) or the cached filter was used. */
 static int write_config(struct runtime *rt, const struct runtime_spec *spec, const char *bundle,
-                        int bundlefd, const char *netns_path, struct ck_error **reterr)
+                        int bundlefd, const char *netns_path, char seccomp_key[65], struct ck_error **reterr)
 {
         _cleanup_close_ int rootfd = open(spec->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_json_ json_t *cfg = NULL;
@@ -307,6 +383,14 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
                         if (r < 0)
                                 return r;
                 }
+        }
+        seccomp_key[0] = 0;
+        if (rt->crun && seccomp_cache_key(cfg, rt->runtime_version, seccomp_key) == 0) {
+                r = seccomp_cache_annotate(rt->seccomp_dir, seccomp_key, cfg, reterr);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        seccomp_key[0] = 0;
         }
         txt = json_dumps(cfg, JSON_INDENT(2));
         if (!txt)
@@ -348,6 +432,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         "3",
                         "--cgroup",
                         cgroup,
+                        rt->hide_cgroup2 ? "--hide-cgroup2" : NULL,
                         NULL};
         int p[2], status;
         size_t got = 0;
@@ -451,12 +536,78 @@ static char *container_dir(struct runtime *rt, const char *id, const char *sub)
         return p;
 }
 
+/* Removes and returns the prepared network of id, if any. */
+static struct prepared_net *prepared_take(struct runtime *rt, const char *id)
+{
+        struct prepared_net **pp, *p = NULL;
+
+        pthread_mutex_lock(&rt->prepared_lock);
+        for (pp = &rt->prepared; *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->id, id) == 0) {
+                        p = *pp;
+                        *pp = p->next;
+                        break;
+                }
+        pthread_mutex_unlock(&rt->prepared_lock);
+        return p;
+}
+
+static bool ports_equal(const struct runtime_port *a, size_t na, const struct runtime_port *b, size_t nb)
+{
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (a[i].target != b[i].target || a[i].published != b[i].published || a[i].udp != b[i].udp)
+                        return false;
+        return true;
+}
+
+int runtime_prepare_network(struct runtime *rt, const char *id, const struct runtime_port *ports,
+                            size_t n_ports, struct ck_error **reterr)
+{
+        struct prepared_net *p;
+        struct shim_state st;
+        int r;
+
+        if (!id_valid(id))
+                return ck_error_set(reterr, -EINVAL, "invalid container ID (want [a-z0-9]{12,64})");
+        /* The same refusals as runtime_run, before anything is made. */
+        if (shim_request(rt, id, SHIM_OP_STATE, 0, 2, &st, NULL) >= 0 ||
+            (shim_state_file(rt, id, &st, NULL) >= 0 && shim_pid_alive(st.shim_pid)))
+                return ck_error_set(reterr, -EEXIST, "container %s already exists", id);
+        /* A failure below cleans up by ID, which must not touch another container's interface. */
+        r = net_check_conflicts(&rt->net, id, ports, n_ports, reterr);
+        if (r < 0)
+                return r;
+        p = calloc(1, sizeof(*p));
+        if (!p || !(p->ports = calloc(n_ports + 1, sizeof(*ports)))) {
+                prepared_free(p);
+                return -ENOMEM;
+        }
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        memcpy(p->ports, ports, n_ports * sizeof(*ports));
+        p->n_ports = n_ports;
+        prepared_free(prepared_take(rt, id));
+        r = net_container_setup(&rt->net, id, ports, n_ports, p->ip, &p->netns_path, reterr);
+        if (r < 0) {
+                prepared_free(p);
+                (void)runtime_delete(rt, id, NULL);
+                return r;
+        }
+        pthread_mutex_lock(&rt->prepared_lock);
+        p->next = rt->prepared;
+        rt->prepared = p;
+        pthread_mutex_unlock(&rt->prepared_lock);
+        return 0;
+}
+
 int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_error **reterr)
 {
         _cleanup_free_ char *bundle = NULL, *logdir = NULL, *log_path = NULL, *sdir = NULL, *netns = NULL;
         _cleanup_close_ int bundlefd = -1;
         struct shim_state st;
-        char ip[16], hostname[64];
+        char ip[16], hostname[64], seccomp_key[65];
+        struct prepared_net *prep;
         int64_t t[5];
         int r;
 
@@ -490,15 +641,24 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                 return ck_error_errno(reterr, -errno, "cannot open %s", bundle);
 
         t[1] = mono_us();
-        r = net_container_setup(&rt->net, spec->id, spec->ports, spec->n_ports, ip, &netns, reterr);
-        if (r < 0)
-                goto fail;
+        prep = prepared_take(rt, spec->id);
+        if (prep && ports_equal(prep->ports, prep->n_ports, spec->ports, spec->n_ports)) {
+                memcpy(ip, prep->ip, sizeof(ip));
+                netns = TAKE_PTR(prep->netns_path);
+        }
+        prepared_free(prep);
+        if (!netns) {
+                /* Set up here (one prepared with other ports is replaced: the names are the same). */
+                r = net_container_setup(&rt->net, spec->id, spec->ports, spec->n_ports, ip, &netns, reterr);
+                if (r < 0)
+                        goto fail;
+        }
         t[2] = mono_us();
         spec_hostname(spec, hostname);
         r = spec_write_etc(bundlefd, hostname, ip, rt->resolv_conf, reterr);
         if (r < 0)
                 goto fail;
-        r = write_config(rt, spec, bundle, bundlefd, netns, reterr);
+        r = write_config(rt, spec, bundle, bundlefd, netns, seccomp_key, reterr);
         if (r < 0)
                 goto fail;
         t[3] = mono_us();
@@ -506,6 +666,13 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         if (r < 0)
                 goto fail;
         t[4] = mono_us();
+        if (seccomp_key[0]) {
+                _cleanup_error_ struct ck_error *err = NULL;
+                /* Not fatal: the next start compiles the profile again. */
+                if (seccomp_cache_store(rt->seccomp_dir, seccomp_key, rt->runc_root, spec->id, &err) < 0)
+                        log_warn("cannot keep the seccomp filter of %s: %s", spec->id,
+                                 ck_error_message(err, -EIO));
+        }
         log_debug(
                 "container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, shim + runc %.1f",
                 spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
@@ -591,6 +758,7 @@ int runtime_delete(struct runtime *rt, const char *id, struct ck_error **reterr)
 
         if (!id_valid(id))
                 return ck_error_set(reterr, -EINVAL, "invalid container ID");
+        prepared_free(prepared_take(rt, id));
         sdir = shim_dir(rt, id);
         bundle = container_dir(rt, id, "bundle");
         logdir = container_dir(rt, id, "log");

@@ -93,6 +93,12 @@ void runtime_free(struct runtime *rt);
 /* Writes the bundle, sets up the network namespace and port rules, starts the shim, which
  * creates and starts the container and applies the restart policy. */
 int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_error **reterr);
+/* The network part of runtime_run ahead of it (netns, veth, lease, port rules), so that it can
+ * run while the image is being checked: a runtime_run with the same ID and the same ports then
+ * uses it instead of setting it up. runtime_delete removes it like any container's network.
+ * Thread-safe; on failure nothing is kept and runtime_run sets the network up itself. */
+int runtime_prepare_network(struct runtime *rt, const char *id, const struct runtime_port *ports,
+                            size_t n_ports, struct ck_error **reterr);
 /* SIGTERM (or the image's StopSignal), grace, SIGKILL; suppresses restarts. */
 int runtime_stop(struct runtime *rt, const char *id, unsigned timeout_s, struct ck_error **reterr);
 /* Stops if needed and removes everything: shim, runc state, bundle, netns, veth, port rules. */

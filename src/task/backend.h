@@ -93,6 +93,11 @@ struct task_backend {
         /* Unmounts it (its contents vanish with it) and removes the directory; safe to repeat. */
         int (*secret_dir_remove)(void *ud, const char *task_id, struct ck_error **reterr);
 
+        /* Optional (NULL: not offered): the container's network ahead of container_run, made
+         * while the image is pulled; a failure is not the task's (container_run sets it up
+         * itself and reports). container_delete removes it. */
+        int (*container_prepare_network)(void *ud, const char *task_id, const struct task_port *ports,
+                                         size_t n_ports, struct ck_error **reterr);
         int (*container_run)(void *ud, const struct task_run_spec *spec, struct ck_error **reterr);
         int (*container_stop)(void *ud, const char *task_id, unsigned timeout_s, struct ck_error **reterr);
         /* Removes the container and its shim, bundle, netns and port rules; safe to repeat. */

@@ -445,6 +445,43 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
         return 0;
 }
 
+/* The container's network, made on its own thread while the pipeline pulls the image (with
+ * pull-policy always even a cached image costs a registry round trip). */
+struct net_prep {
+        struct task_manager *m;
+        struct task *t;
+        pthread_t thread;
+        bool started;
+};
+
+static void *net_prep_main(void *arg)
+{
+        struct net_prep *np = arg;
+        const struct task_backend *be = np->m->be;
+        _cleanup_error_ struct ck_error *e = NULL;
+        int r = be->container_prepare_network(be->userdata, np->t->id, np->t->req.ports, np->t->req.n_ports,
+                                              &e);
+
+        if (r < 0)
+                log_debug("task %s: network not prepared ahead (the start sets it up): %s", np->t->id,
+                          ck_error_message(e, r));
+        return NULL;
+}
+
+static void net_prep_start(struct net_prep *np)
+{
+        if (np->m->be->container_prepare_network)
+                np->started = pthread_create(&np->thread, NULL, net_prep_main, np) == 0;
+}
+
+/* Before any later step or the cleanup: both may touch the same network. */
+static void net_prep_join(struct net_prep *np)
+{
+        if (np->started)
+                pthread_join(np->thread, NULL);
+        np->started = false;
+}
+
 static void *pipeline_main(void *arg)
 {
         struct task *t = arg;
@@ -454,9 +491,12 @@ static void *pipeline_main(void *arg)
         size_t n_secrets = 0;
         struct created c = {0};
         enum task_event_type step = TASK_EVENT_PULLING;
+        struct net_prep np = {.m = m, .t = t};
         int r, cancel;
 
+        net_prep_start(&np);
         r = step_pull(m, t, &e);
+        net_prep_join(&np);
         if (r >= 0 && (r = check_cancel(t)) >= 0) {
                 step = TASK_EVENT_ATTESTING;
                 r = step_attest(m, t, &secrets, &n_secrets, &e);

@@ -328,6 +328,19 @@ static int real_run(void *ud, const struct task_run_spec *s, struct ck_error **r
         return runtime_run(x->rt, &spec, reterr);
 }
 
+static int real_prepare_network(void *ud, const char *id, const struct task_port *tp, size_t n,
+                                struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_free_ struct runtime_port *ports = calloc(n + 1, sizeof(*ports));
+
+        if (!ports)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                ports[i] = (struct runtime_port){tp[i].target, tp[i].published, false};
+        return runtime_prepare_network(x->rt, id, ports, n, reterr);
+}
+
 static int real_stop(void *ud, const char *id, unsigned timeout_s, struct ck_error **reterr)
 {
         struct real *x = ud;
@@ -429,6 +442,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .volume_delete = real_volume_delete,
                 .secret_dir_create = real_secret_create,
                 .secret_dir_remove = real_secret_remove,
+                .container_prepare_network = real_prepare_network,
                 .container_run = real_run,
                 .container_stop = real_stop,
                 .container_delete = real_delete,

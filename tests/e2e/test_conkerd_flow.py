@@ -266,6 +266,22 @@ def event_unix_time(ev: dict) -> float:
     return base.timestamp() + float("0." + frac)
 
 
+def network_of(d, port):
+    """What a task's network leaves on the host: netns files, the published port in the table,
+    per-container net state files."""
+    found = []
+    ns_dir = d.dir / "netns"
+    if ns_dir.is_dir() and any(ns_dir.iterdir()):
+        found.append("netns " + ",".join(p.name for p in ns_dir.iterdir()))
+    rules = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True).stdout
+    if f"dport {port} " in rules:
+        found.append("port rule")
+    states = d.run_dir / "net" / "containers"
+    if states.is_dir() and any(states.iterdir()):
+        found.append("net state")
+    return found
+
+
 def test_cancel_during_throttled_pull(tmp_path):
     needs()
     with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
@@ -274,8 +290,10 @@ def test_cancel_during_throttled_pull(tmp_path):
         host = f"127.0.0.1:{proxy.port}"
         try:
             with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
+                port = free_published_port()
                 r = d.api("POST", P, data=json.dumps({"Name": "slow",
-                                                      "ImageInfo": {"ImageName": f"{host}/reckey/conker-example-app:latest"}}))
+                                                      "ImageInfo": {"ImageName": f"{host}/reckey/conker-example-app:latest"},
+                                                      "Ports": [{"TargetPort": 8080, "PublishedPort": port}]}))
                 assert r.status_code == 200, r.text
                 # Wait until the layer download is under way.
                 deadline = time.time() + 60
@@ -285,6 +303,9 @@ def test_cancel_during_throttled_pull(tmp_path):
                         break
                     time.sleep(0.1)
                 assert t["Status"] == "Pulling", t["Events"]
+                # The network is made while the image is pulled (docs/start-latency.md).
+                assert sorted(network_of(d, port)) == ["net state", "netns d%s-%s" % (d.tag, t["Id"][:12]),
+                                                       "port rule"], network_of(d, port)
                 t0 = time.time()
                 r = d.api("POST", f"{P}/slow/cancel")
                 assert r.status_code == 200, r.text
@@ -294,6 +315,7 @@ def test_cancel_during_throttled_pull(tmp_path):
                 # time against the moment the request was sent, not by this test's polling.
                 assert event_unix_time(t["Events"][-1]) - t0 < 1.0, t["Events"][-1]
                 assert t["Events"][-1]["Message"] == "cancelled by request during Pulling"
+                assert network_of(d, port) == []
                 # Nothing of the image is visible.
                 assert d.api("DELETE", f"{P}/slow").status_code == 200
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
@@ -363,7 +385,9 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
         ref = f"{host}/reckey/conker-example-app:latest"
         try:
             with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
-                body = {"ImageInfo": {"ImageName": ref}, "Mounts": [{"Type": "volume", "Target": "/v", "Source": "v"}]}
+                port = free_published_port()
+                body = {"ImageInfo": {"ImageName": ref}, "Mounts": [{"Type": "volume", "Target": "/v", "Source": "v"}],
+                        "Ports": [{"TargetPort": 8080, "PublishedPort": port}]}
                 # One pull at a time: a second pull of the same blobs waits for the first
                 # writer in the image store.
                 r = d.api("POST", P, data=json.dumps(dict(body, Name="gone")))
@@ -375,6 +399,7 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
                 assert r.status_code == 200, r.text
                 assert time.time() - t0 < 5
                 assert d.api("GET", f"{P}/gone").status_code == 404
+                assert network_of(d, port) == []
 
                 r = d.api("POST", P, data=json.dumps(dict(body, Name="crash")))
                 assert r.status_code == 200, r.text
@@ -385,6 +410,8 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
                 t = d.task("crash")
                 assert t["Status"] == "Failed", t["Events"]
                 assert t["Events"][-1]["Message"] == "conkerd restarted during Pulling"
+                # The network made during the pull does not survive the restart's cleanup.
+                assert network_of(d, port) == []
                 tid = t["Id"]
                 assert not (d.data / "containers" / tid).exists()
                 assert not (d.run_dir / "tasks" / tid).exists()

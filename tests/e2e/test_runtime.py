@@ -1,6 +1,8 @@
-"""End-to-end tests of the container runtime (runc through conker-shim), driven through
-runtime-driver inside a network namespace each test creates. Needs root, runc and busybox."""
+"""End-to-end tests of the container runtime (runc, and crun where installed, through conker-shim),
+driven through runtime-driver inside a network namespace each test creates. Needs root, runc and
+busybox; the tests taking `env` run once per runtime."""
 
+import base64
 import json
 import os
 import signal
@@ -11,13 +13,30 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers.runtime import RuntimeEnv, skip_reason  # noqa: E402
+from helpers.runtime import RuntimeEnv, runtimes, skip_reason  # noqa: E402
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 
+RUNTIMES = runtimes()
+CRUN = next((r for r in RUNTIMES if os.path.basename(r) == "crun"), None)
+
+
+def runtime_id(r):
+    return os.path.basename(r)
+
+
+@pytest.fixture(params=RUNTIMES, ids=runtime_id)
+def env(request):
+    e = RuntimeEnv(runtime=request.param)
+    try:
+        yield e
+    finally:
+        e.close()
+
+
 @pytest.fixture
-def env():
+def runc_env():
     e = RuntimeEnv()
     try:
         yield e
@@ -185,6 +204,48 @@ def test_secret_readonly_and_security_defaults(env):
         subprocess.run(["umount", "-l", os.path.join(secret, "sub")])
 
 
+@pytest.mark.skipif(CRUN is None, reason="crun is not installed (scripts/deps.sh installs it)")
+def test_crun_seccomp_filter_kept_and_reused():
+    """crun compiles the profile for the first container; its filter is kept under the run dir and
+    handed to the next container with the same profile, which then has the same defaults in force
+    (seccomp mode 2, `unshare -U` refused, caps, devices, masked paths)."""
+    e = RuntimeEnv(runtime=CRUN)
+    try:
+        secret = os.path.join(e.tmp, "secret")
+        os.makedirs(secret)
+        cache = os.path.join(e.run_dir, "seccomp")
+        first = e.new_id()
+        e.run(first, ["sleep", "1000"])
+        with open(os.path.join(e.data, "containers", first, "bundle", "config.json")) as f:
+            assert "run.oci.seccomp_bpf_data" not in json.load(f).get("annotations", {})
+        kept = os.listdir(cache)
+        assert len(kept) == 1 and kept[0].endswith(".bpf"), kept
+        with open(os.path.join(cache, kept[0]), "rb") as f:
+            filt = f.read()
+        with open(os.path.join(e.run_dir, "runc", first, "seccomp.bpf"), "rb") as f:
+            assert f.read() == filt  # the bytes crun compiled
+        assert len(filt) % 8 == 0 and len(filt) > 8
+        e.driver("delete", first)
+
+        # The second start carries the filter instead of compiling it, and the defaults hold.
+        orig = e.driver
+
+        def driver_keep_config(*args, **kw):
+            cfg = os.path.join(e.data, "containers", args[1] if len(args) > 1 else "", "bundle", "config.json")
+            if args and args[0] == "delete" and os.path.exists(cfg):
+                with open(cfg) as f:
+                    e.last_config = json.load(f)
+            return orig(*args, **kw)
+
+        e.driver = driver_keep_config
+        check_secret_and_defaults(e, secret)
+        ann = e.last_config["annotations"]["run.oci.seccomp_bpf_data"]
+        assert base64.b64decode(ann) == filt
+        assert os.listdir(cache) == kept
+    finally:
+        e.close()
+
+
 def test_secret_readable_by_non_root_user(env):
     """conkerd writes secrets 0400 in a 0700 directory; an image running as a user must still read its own."""
     secret = os.path.join(env.tmp, "secret-nobody")
@@ -213,7 +274,7 @@ def check_secret_and_defaults(env, secret):
               "echo x > /secret/sub/new 2>/dev/null; echo subwrite=$?; "
               "grep CapInh /proc/self/status; grep CapAmb /proc/self/status; grep CapBnd /proc/self/status; "
               "mknod /tmp/blk b 8 0 && cat /tmp/blk >/dev/null 2>&1; echo blk=$?; "
-              "unshare -U true 2>/dev/null; echo unshare=$?; "
+              "unshare -U true 2>/dev/null; echo unshare=$?; grep Seccomp: /proc/self/status; "
               "cat /proc/kcore >/dev/null 2>&1; echo kcore=$?; "
               "echo 1 > /proc/sys/kernel/domainname 2>/dev/null; echo procsys=$?; "
               "ulimit -n; hostname; id")
@@ -229,6 +290,7 @@ def check_secret_and_defaults(env, secret):
     assert "CapBnd:\t00000000a80425fb" in out  # the 14 default capabilities
     assert "blk=0" not in out
     assert "unshare=0" not in out
+    assert "Seccomp:\t2\n" in out
     assert "kcore=0" not in out
     assert "procsys=0" not in out
     assert "\n1024\n" in out
@@ -236,9 +298,11 @@ def check_secret_and_defaults(env, secret):
     assert "uid=0(root) gid=0(root)" in out
     assert not os.path.exists(os.path.join(secret, "new"))
     env.driver("delete", cid)
+    return cid
 
 
-def test_runtime_version_floor(env):
+def test_runtime_version_floor(runc_env):
+    env = runc_env
     fake = os.path.join(env.tmp, "old-runc")
     with open(fake, "w") as f:
         f.write("#!/bin/sh\necho 'runc version 1.0.3'\necho 'spec: 1.0.2-dev'\n")
@@ -275,10 +339,11 @@ def test_oom_kill_recorded(env):
     assert not os.path.exists(f"/sys/fs/cgroup/memory/conker/{cid}")
 
 
-def test_fork_bomb_stops_at_the_pids_limit():
+@pytest.mark.parametrize("runtime", RUNTIMES, ids=runtime_id)
+def test_fork_bomb_stops_at_the_pids_limit(runtime):
     """Issue 9, finding 10: a container that forks without end stops at its pids limit (conkerd's
     container-pids-limit) instead of exhausting the TD. Bounded: 200 attempts, limit 40."""
-    e = RuntimeEnv(pids_limit=40)
+    e = RuntimeEnv(pids_limit=40, runtime=runtime)
     try:
         cid = e.new_id()
         # The bomb runs in a child shell, which dies at its first failed fork; the parent then

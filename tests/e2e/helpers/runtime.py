@@ -17,6 +17,18 @@ def build_dir():
         os.path.dirname(__file__), "..", "..", "..", "build")
 
 
+def runtimes():
+    """The OCI runtimes to run the tests under: runc, and crun when installed (scripts/deps.sh
+    installs both; CONKER_CRUN names a crun binary elsewhere, e.g. one unpacked from its package)."""
+    found = []
+    if shutil.which("runc"):
+        found.append("runc")
+    crun = os.environ.get("CONKER_CRUN") or shutil.which("crun")
+    if crun:
+        found.append(crun)
+    return found
+
+
 def skip_reason():
     if os.geteuid() != 0:
         return "needs root"
@@ -49,8 +61,10 @@ def make_rootfs(path):
 
 
 class RuntimeEnv:
-    def __init__(self, log_max_bytes=None, log_max_files=None, pids_limit=None):
+    def __init__(self, log_max_bytes=None, log_max_files=None, pids_limit=None, runtime=None):
+        """runtime: a path or name for --runtime (None: the driver's default, runc)."""
         tag = "%06x" % random.randrange(1 << 24)
+        self.runtime = runtime
         self.tag = tag
         self.tmp = tempfile.mkdtemp(prefix=f"ck-rt-{tag}-")
         self.netns = f"ckrt{tag}"
@@ -140,6 +154,8 @@ class RuntimeEnv:
             argv += ["--log-max-files", str(self.log_max_files)]
         if self.pids_limit:
             argv += ["--pids-limit", str(self.pids_limit)]
+        if self.runtime:
+            argv += ["--runtime", self.runtime]
         return argv + list(args)
 
     def driver(self, *args, check=True, timeout=120):
