@@ -1,0 +1,187 @@
+/* conker-fetch: conkerd's pull helper. conkerd starts one per pull with a SOCK_SEQPACKET socket
+ * as fd 3 (src/fetch/fetch-proto.h): it reads the request and the password, opens the image
+ * store (conkerd holds it open, so no recovery runs here), pulls with image_pull(), reports
+ * progress and the result, and exits. A cancel message, or conkerd closing the socket, cancels
+ * the pull. Keeping the pull in its own process keeps libcurl, libarchive and the
+ * decompressors out of conkerd's memory (docs/start-latency.md). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fetch-proto.h"
+#include "log.h"
+#include "metrics.h"
+#include "pull.h"
+#include "secret.h"
+#include "store.h"
+
+#define SOCK_FD 3
+
+static atomic_int cancel_flag;
+
+static void on_progress(void *userdata, const struct image_pull_progress *p)
+{
+        struct fetch_progress fp = {p->phase, p->done_bytes, p->total_bytes, p->layers_done,
+                                    p->layers_total};
+        _cleanup_free_ uint8_t *m = NULL;
+        size_t len = 0;
+
+        if (fetch_progress_encode(&fp, &m, &len) == 0)
+                (void)fetch_msg_send(SOCK_FD, (char)m[0], m + 1, len - 1);
+}
+
+/* Waits for a cancel message or the end of the stream (conkerd gone): either cancels. */
+static void *watch_cancel(void *arg)
+{
+        uint8_t *buf = arg;
+
+        for (;;) {
+                size_t len = 0;
+                char type = 0;
+                int q = fetch_msg_recv(SOCK_FD, buf, &type, &len);
+
+                if (q == -EINTR)
+                        continue;
+                if (q <= 0 || type == FETCH_MSG_CANCEL) {
+                        atomic_store(&cancel_flag, 1);
+                        if (q <= 0)
+                                return NULL;
+                }
+        }
+}
+
+/* Receives one message of the expected type into buf. */
+static int recv_expect(uint8_t *buf, char want, size_t *ret_len, struct ck_error **reterr)
+{
+        char type = 0;
+        int q;
+
+        do
+                q = fetch_msg_recv(SOCK_FD, buf, &type, ret_len);
+        while (q == -EINTR);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "reading the request");
+        if (q == 0 || type != want)
+                return ck_error_set(reterr, -EPROTO, "expected message '%c'", want);
+        return 0;
+}
+
+static int pull(const struct fetch_request *req, const struct ck_secret *password, struct fetch_result *res,
+                struct ck_error **reterr)
+{
+        struct image_store *store = NULL;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+        _cleanup_free_ struct image_mirror *mirrors = NULL;
+        struct image_limits lim;
+        struct ck_metric *pulled;
+        int q;
+
+        image_limits_default(&lim);
+        lim.max_blob_size = req->max_blob_size;
+        lim.max_layer_unpacked = req->max_layer_unpacked;
+        lim.max_layer_entries = req->max_layer_entries;
+        lim.max_ratio = req->max_ratio;
+        q = image_layer_format_from_string(req->layer_format);
+        if (q < 0 || q == IMAGE_LAYER_AUTO)
+                return ck_error_set(reterr, -EINVAL, "bad layer format in the request");
+        lim.layer_format = q;
+        mirrors = calloc(req->n_mirrors + 1, sizeof(*mirrors));
+        if (!mirrors)
+                return -ENOMEM;
+        for (size_t i = 0; i < req->n_mirrors; i++)
+                mirrors[i] = (struct image_mirror){req->mirror_domains[i], req->mirror_endpoints[i]};
+
+        q = image_metrics_declare();
+        if (q < 0)
+                return q;
+        pulled = ck_metric_get(IMAGE_METRIC_PULLED_BYTES, NULL);
+        q = image_store_open(req->data_dir, &lim, &store, reterr);
+        if (q < 0)
+                return ck_error_prefix(reterr, q, "image store");
+        q = image_pull(store,
+                       &(struct image_pull_opts){
+                               .ref = req->ref,
+                               .username = req->username,
+                               .password = password,
+                               .ca_file = req->ca_file,
+                               .mirrors = mirrors,
+                               .n_mirrors = req->n_mirrors,
+                               .insecure_registries = (const char *const *)req->insecure,
+                               .cancel = &cancel_flag,
+                               .progress = on_progress,
+                       },
+                       &rec, NULL, reterr);
+        image_store_free(store);
+        res->pulled_bytes = ck_metric_count(pulled);
+        if (q < 0)
+                return q;
+        res->id = strdup(rec.id);
+        res->name = strdup(rec.name);
+        return res->id && res->name ? 0 : -ENOMEM;
+}
+
+int main(int argc, char **argv)
+{
+        _cleanup_(fetch_request_clear) struct fetch_request req = {0};
+        _cleanup_(ck_secret_freep) struct ck_secret *password = NULL;
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ uint8_t *buf = NULL, *out = NULL;
+        struct fetch_result res = {0};
+        struct stat st;
+        pthread_t watcher;
+        size_t len = 0;
+        int q;
+
+        ck_log_set_ident("conker-fetch");
+        if (argc > 1 || fstat(SOCK_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+                fprintf(stderr, "conker-fetch: conkerd's image pull helper; conkerd starts it with its "
+                                "socket as fd 3 (it takes no arguments)\n");
+                return 2;
+        }
+        buf = malloc(FETCH_MSG_MAX);
+        if (!buf)
+                return 1;
+        q = recv_expect(buf, FETCH_MSG_REQUEST, &len, &err);
+        if (q >= 0)
+                q = fetch_request_decode(buf, len, &req, &err);
+        if (q >= 0)
+                q = recv_expect(buf, FETCH_MSG_PASSWORD, &len, &err);
+        if (q >= 0 && len > FETCH_PASSWORD_MAX)
+                q = ck_error_set(&err, -EINVAL, "password longer than %u bytes", FETCH_PASSWORD_MAX);
+        if (q >= 0 && len > 0 && !(password = ck_secret_new(buf, len)))
+                q = -ENOMEM;
+        ck_free_wiped(TAKE_PTR(buf)); /* held the password */
+        if (q < 0) {
+                log_error("%s", ck_error_message(err, q));
+                return 1;
+        }
+        if (req.log_level && ck_log_level_from_string(req.log_level) >= 0)
+                ck_log_set_level((enum ck_log_level)ck_log_level_from_string(req.log_level));
+
+        buf = malloc(FETCH_MSG_MAX);
+        if (!buf || pthread_create(&watcher, NULL, watch_cancel, buf) != 0)
+                return 1;
+        q = pull(&req, password, &res, &err);
+        if (q < 0) {
+                res.err = q;
+                res.message = strndup(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
+                if (!res.message)
+                        return 1;
+                /* The message may quote a registry: no control characters cross. */
+                for (char *c = res.message; *c; c++)
+                        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                                *c = ' ';
+        }
+        q = fetch_result_encode(&res, &out, &len);
+        fetch_result_clear(&res);
+        if (q < 0 || fetch_msg_send(SOCK_FD, (char)out[0], out + 1, len - 1) < 0)
+                return 1;
+        /* The watcher still reads the socket; exiting ends it. buf stays its until then. */
+        TAKE_PTR(buf);
+        return 0;
+}

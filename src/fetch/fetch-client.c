@@ -1,0 +1,206 @@
+/* Running conker-fetch for one pull (fetch-client.h): a SOCK_SEQPACKET socketpair whose far end
+ * is the helper's fd 3, the request and the password sent at once, then progress relayed until
+ * the result. The cancel flag is polled every POLL_MS; after a cancel the helper has
+ * FETCH_CANCEL_GRACE_MS to report before it is killed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch-client.h"
+#include "log.h"
+#include "secret.h"
+
+#define POLL_MS 50
+
+extern char **environ;
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts helper with sock as its fd 3 and default signal handling. */
+static int spawn_helper(const char *helper, int sock, pid_t *ret_pid)
+{
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, dfl;
+        char *argv[] = {(char *)helper, NULL};
+        int r;
+
+        sigemptyset(&none);
+        sigemptyset(&dfl);
+        sigaddset(&dfl, SIGPIPE);
+        sigaddset(&dfl, SIGTERM);
+        sigaddset(&dfl, SIGINT);
+        sigaddset(&dfl, SIGHUP);
+        sigaddset(&dfl, SIGCHLD);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_adddup2(&fa, sock, 3);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &dfl);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        r = posix_spawn(ret_pid, helper, &fa, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        return -r;
+}
+
+/* Waits for the helper (killing it first when kill is set) and describes how it ended. */
+static void reap(pid_t pid, bool kill_it, char *desc, size_t n)
+{
+        int status = 0;
+
+        if (kill_it)
+                kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (WIFSIGNALED(status))
+                snprintf(desc, n, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+                snprintf(desc, n, "exited with status %d", WEXITSTATUS(status));
+}
+
+struct session {
+        const struct fetch_pull_opts *o;
+        int fd;
+        bool cancel_sent;
+        int64_t cancel_deadline;
+        struct fetch_result res;
+        bool have_result;
+};
+
+/* Handles one message; 1 once the result is in. */
+static int on_message(struct session *s, char type, const uint8_t *p, size_t len, struct ck_error **reterr)
+{
+        struct fetch_progress pr;
+        int q;
+
+        switch (type) {
+        case FETCH_MSG_PROGRESS:
+                q = fetch_progress_decode(p, len, &pr, reterr);
+                if (q < 0)
+                        return q;
+                if (s->o->progress)
+                        s->o->progress(s->o->progress_userdata, &pr);
+                return 0;
+        case FETCH_MSG_RESULT:
+                q = fetch_result_decode(p, len, &s->res, reterr);
+                if (q < 0)
+                        return q;
+                s->have_result = true;
+                return 1;
+        default:
+                return ck_error_set(reterr, -EPROTO, "unexpected message type 0x%02x", (unsigned char)type);
+        }
+}
+
+/* Reads messages until the result or the end of the stream; forwards a cancel. 0 at the end of
+ * the stream without a result, 1 with one, -ETIMEDOUT when the grace after a cancel ran out. */
+static int relay(struct session *s, struct ck_error **reterr)
+{
+        _cleanup_free_ uint8_t *buf = malloc(FETCH_MSG_MAX);
+
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+                size_t len = 0;
+                char type = 0;
+                int q;
+
+                if (!s->cancel_sent && s->o->cancel && atomic_load(s->o->cancel)) {
+                        (void)fetch_msg_send(s->fd, FETCH_MSG_CANCEL, NULL, 0);
+                        s->cancel_sent = true;
+                        s->cancel_deadline = now_ms() + (s->o->cancel_grace_ms ? s->o->cancel_grace_ms
+                                                                               : FETCH_CANCEL_GRACE_MS);
+                }
+                if (s->cancel_sent && now_ms() > s->cancel_deadline)
+                        return -ETIMEDOUT;
+                q = poll(&pfd, 1, POLL_MS);
+                if (q < 0 && errno != EINTR)
+                        return ck_error_errno(reterr, -errno, "poll");
+                if (q <= 0)
+                        continue;
+                q = fetch_msg_recv(s->fd, buf, &type, &len);
+                /* ECONNRESET: the helper exited without reading all we sent (reported once);
+                 * what it wrote before is still queued. */
+                if (q == -EINTR || q == -EAGAIN || q == -ECONNRESET)
+                        continue;
+                if (q == -EMSGSIZE)
+                        return ck_error_set(reterr, -EPROTO, "oversized message");
+                if (q < 0 || (q == 0 && type == 0))
+                        return 0; /* gone */
+                q = on_message(s, type, buf, len, reterr);
+                if (q != 0)
+                        return q;
+        }
+}
+
+int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_pulled,
+               struct ck_error **reterr)
+{
+        _cleanup_error_ struct ck_error *perr = NULL;
+        _cleanup_free_ uint8_t *req = NULL;
+        _cleanup_close_ int fd = -1;
+        struct session s = {.o = o};
+        int sv[2], q, child;
+        size_t req_len = 0;
+        char how[128];
+        pid_t pid;
+
+        q = fetch_request_encode(o->req, &req, &req_len);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "image pull request");
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return ck_error_errno(reterr, -errno, "socketpair");
+        fd = sv[0];
+        /* Keep the child's end off fd 3, so that dup2 onto 3 clears its close-on-exec. */
+        child = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        close(sv[1]);
+        if (child < 0)
+                return ck_error_errno(reterr, -errno, "fcntl");
+        q = spawn_helper(o->helper, child, &pid);
+        close(child);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "cannot start the image pull helper %s", o->helper);
+        s.fd = fd;
+
+        /* A helper that fails early closes its end: the sends then fail and relay() reports it. */
+        if (fetch_msg_send(fd, FETCH_MSG_REQUEST, req + 1, req_len - 1) == 0)
+                (void)fetch_msg_send(fd, FETCH_MSG_PASSWORD, o->password ? o->password->data : NULL,
+                                     o->password ? o->password->len : 0);
+        q = relay(&s, &perr);
+        reap(pid, q != 1, how, sizeof(how));
+        if (q != 1 && s.cancel_sent)
+                return ck_error_set(reterr, -ECANCELED, "cancelled");
+        if (q == -ETIMEDOUT || q == 0)
+                return ck_error_set(reterr, -EIO, "image pull helper %s died before reporting: %s",
+                                    o->helper, how);
+        if (q < 0)
+                return ck_error_set(reterr, -EIO, "image pull helper %s: %s", o->helper,
+                                    ck_error_message(perr, q));
+        if (ret_pulled)
+                *ret_pulled = s.res.pulled_bytes;
+        if (s.res.err < 0) {
+                q = ck_error_set(reterr, s.res.err, "%s", s.res.message);
+                fetch_result_clear(&s.res);
+                return q;
+        }
+        *ret_name = TAKE_PTR(s.res.name);
+        fetch_result_clear(&s.res);
+        return 0;
+}

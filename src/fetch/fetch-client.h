@@ -1,0 +1,35 @@
+/* conkerd's side of the pull helper: runs conker-fetch for one pull, hands it the request and
+ * the password, relays its progress, forwards a cancel, and returns its result. conkerd thus
+ * never maps libcurl, libarchive or the decompressors (docs/start-latency.md, Memory).
+ *
+ * Contract header (owned by the fetch module). */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "fetch-proto.h"
+#include "secret.h"
+
+/* After a cancel, how long the helper has to report before it is killed (default). */
+#define FETCH_CANCEL_GRACE_MS 10000
+
+typedef void (*fetch_progress_fn)(void *userdata, const struct fetch_progress *p);
+
+struct fetch_pull_opts {
+        const char *helper; /* path of conker-fetch */
+        const struct fetch_request *req;
+        const struct ck_secret *password; /* NULL: none */
+        atomic_int *cancel;               /* polled; NULL: never */
+        fetch_progress_fn progress;       /* NULL: none */
+        void *progress_userdata;
+        unsigned cancel_grace_ms; /* 0: FETCH_CANCEL_GRACE_MS */
+};
+
+/* Runs the pull. On success *ret_name is the stored record's name (free()). The helper's own error
+ * comes back as it rendered it (same code, same message); a helper that dies before reporting
+ * is -EIO "image pull helper ... died: ..." (or -ECANCELED once cancelled). *ret_pulled (may be
+ * NULL) receives the bytes the helper downloaded, on failure too. */
+int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_pulled,
+               struct ck_error **reterr);
