@@ -55,8 +55,9 @@ static void *watch_cancel(void *arg)
         }
 }
 
-/* Receives one message of the expected type into buf. */
-static int recv_expect(uint8_t *buf, char want, size_t *ret_len, struct ck_error **reterr)
+/* Receives one message of an expected type into buf (want2: another accepted type, or 0). */
+static int recv_expect(uint8_t *buf, char want, char want2, char *ret_type, size_t *ret_len,
+                       struct ck_error **reterr)
 {
         char type = 0;
         int q;
@@ -66,9 +67,50 @@ static int recv_expect(uint8_t *buf, char want, size_t *ret_len, struct ck_error
         while (q == -EINTR);
         if (q < 0)
                 return ck_error_errno(reterr, q, "reading the request");
-        if (q == 0 || type != want)
+        if (q == 0 || (type != want && (!want2 || type != want2)))
                 return ck_error_set(reterr, -EPROTO, "expected message '%c'", want);
+        if (ret_type)
+                *ret_type = type;
         return 0;
+}
+
+static int send_result(struct fetch_result *res)
+{
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t len = 0;
+        int q = fetch_result_encode(res, &out, &len);
+
+        fetch_result_clear(res);
+        if (q < 0)
+                return q;
+        return fetch_msg_send(SOCK_FD, (char)out[0], out + 1, len - 1);
+}
+
+/* The EROFS probe (fetch-proto.h): which format new layers of this store are written in. */
+static int probe(const uint8_t *buf, size_t len)
+{
+        _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ char *data_dir = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        struct image_store *store = NULL;
+        struct fetch_result res = {0};
+        size_t out_len = 0;
+        int q;
+
+        q = fetch_probe_decode(buf, len, &data_dir, &err);
+        if (q >= 0)
+                q = image_store_open(data_dir, NULL, &store, &err);
+        if (q < 0) {
+                res.err = q;
+                res.message = strndup(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
+                return res.message ? send_result(&res) : -ENOMEM;
+        }
+        q = fetch_format_encode(image_layer_format_to_string(image_store_layer_format(store)), &out,
+                                &out_len);
+        image_store_free(store);
+        if (q < 0)
+                return q;
+        return fetch_msg_send(SOCK_FD, (char)out[0], out + 1, out_len - 1);
 }
 
 static int pull(const struct fetch_request *req, const struct ck_secret *password, struct fetch_result *res,
@@ -130,11 +172,12 @@ int main(int argc, char **argv)
         _cleanup_(fetch_request_clear) struct fetch_request req = {0};
         _cleanup_(ck_secret_freep) struct ck_secret *password = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
-        _cleanup_free_ uint8_t *buf = NULL, *out = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
         struct fetch_result res = {0};
         struct stat st;
         pthread_t watcher;
         size_t len = 0;
+        char type = 0;
         int q;
 
         ck_log_set_ident("conker-fetch");
@@ -146,11 +189,13 @@ int main(int argc, char **argv)
         buf = malloc(FETCH_MSG_MAX);
         if (!buf)
                 return 1;
-        q = recv_expect(buf, FETCH_MSG_REQUEST, &len, &err);
+        q = recv_expect(buf, FETCH_MSG_REQUEST, FETCH_MSG_PROBE, &type, &len, &err);
+        if (q >= 0 && type == FETCH_MSG_PROBE)
+                return probe(buf, len) < 0 ? 1 : 0;
         if (q >= 0)
                 q = fetch_request_decode(buf, len, &req, &err);
         if (q >= 0)
-                q = recv_expect(buf, FETCH_MSG_PASSWORD, &len, &err);
+                q = recv_expect(buf, FETCH_MSG_PASSWORD, 0, NULL, &len, &err);
         if (q >= 0 && len > FETCH_PASSWORD_MAX)
                 q = ck_error_set(&err, -EINVAL, "password longer than %u bytes", FETCH_PASSWORD_MAX);
         if (q >= 0 && len > 0 && !(password = ck_secret_new(buf, len)))
@@ -177,9 +222,7 @@ int main(int argc, char **argv)
                         if ((unsigned char)*c < 0x20 || *c == 0x7f)
                                 *c = ' ';
         }
-        q = fetch_result_encode(&res, &out, &len);
-        fetch_result_clear(&res);
-        if (q < 0 || fetch_msg_send(SOCK_FD, (char)out[0], out + 1, len - 1) < 0)
+        if (send_result(&res) < 0)
                 return 1;
         /* The watcher still reads the socket; exiting ends it. buf stays its until then. */
         TAKE_PTR(buf);

@@ -81,6 +81,7 @@ struct session {
         int64_t cancel_deadline;
         struct fetch_result res;
         bool have_result;
+        const char *format; /* a probe's answer */
 };
 
 /* Handles one message; 1 once the result is in. */
@@ -103,6 +104,9 @@ static int on_message(struct session *s, char type, const uint8_t *p, size_t len
                         return q;
                 s->have_result = true;
                 return 1;
+        case FETCH_MSG_FORMAT:
+                q = fetch_format_decode(p, len, &s->format, reterr);
+                return q < 0 ? q : 1;
         default:
                 return ck_error_set(reterr, -EPROTO, "unexpected message type 0x%02x", (unsigned char)type);
         }
@@ -150,21 +154,17 @@ static int relay(struct session *s, struct ck_error **reterr)
         }
 }
 
-int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_pulled,
-               struct ck_error **reterr)
+/* Starts the helper, sends msg (and the password after a request), relays until the helper's
+ * answer (in s) or its end. */
+static int run_helper(struct session *s, const uint8_t *msg, size_t len, struct ck_error **reterr)
 {
+        const struct fetch_pull_opts *o = s->o;
         _cleanup_error_ struct ck_error *perr = NULL;
-        _cleanup_free_ uint8_t *req = NULL;
         _cleanup_close_ int fd = -1;
-        struct session s = {.o = o};
         int sv[2], q, child;
-        size_t req_len = 0;
         char how[128];
         pid_t pid;
 
-        q = fetch_request_encode(o->req, &req, &req_len);
-        if (q < 0)
-                return ck_error_errno(reterr, q, "image pull request");
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return ck_error_errno(reterr, -errno, "socketpair");
         fd = sv[0];
@@ -177,15 +177,15 @@ int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_p
         close(child);
         if (q < 0)
                 return ck_error_errno(reterr, q, "cannot start the image pull helper %s", o->helper);
-        s.fd = fd;
+        s->fd = fd;
 
         /* A helper that fails early closes its end: the sends then fail and relay() reports it. */
-        if (fetch_msg_send(fd, FETCH_MSG_REQUEST, req + 1, req_len - 1) == 0)
+        if (fetch_msg_send(fd, (char)msg[0], msg + 1, len - 1) == 0 && msg[0] == FETCH_MSG_REQUEST)
                 (void)fetch_msg_send(fd, FETCH_MSG_PASSWORD, o->password ? o->password->data : NULL,
                                      o->password ? o->password->len : 0);
-        q = relay(&s, &perr);
+        q = relay(s, &perr);
         reap(pid, q != 1, how, sizeof(how));
-        if (q != 1 && s.cancel_sent)
+        if (q != 1 && s->cancel_sent)
                 return ck_error_set(reterr, -ECANCELED, "cancelled");
         if (q == -ETIMEDOUT || q == 0)
                 return ck_error_set(reterr, -EIO, "image pull helper %s died before reporting: %s",
@@ -193,6 +193,25 @@ int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_p
         if (q < 0)
                 return ck_error_set(reterr, -EIO, "image pull helper %s: %s", o->helper,
                                     ck_error_message(perr, q));
+        return 0;
+}
+
+int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_pulled,
+               struct ck_error **reterr)
+{
+        _cleanup_free_ uint8_t *req = NULL;
+        struct session s = {.o = o};
+        size_t req_len = 0;
+        int q;
+
+        q = fetch_request_encode(o->req, &req, &req_len);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "image pull request");
+        q = run_helper(&s, req, req_len, reterr);
+        if (q < 0)
+                return q;
+        if (!s.have_result)
+                return ck_error_set(reterr, -EIO, "image pull helper %s: no result", o->helper);
         if (ret_pulled)
                 *ret_pulled = s.res.pulled_bytes;
         if (s.res.err < 0) {
@@ -202,5 +221,29 @@ int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_p
         }
         *ret_name = TAKE_PTR(s.res.name);
         fetch_result_clear(&s.res);
+        return 0;
+}
+
+int fetch_probe(const char *helper, const char *data_dir, const char **ret_format, struct ck_error **reterr)
+{
+        struct fetch_pull_opts o = {.helper = helper};
+        _cleanup_free_ uint8_t *msg = NULL;
+        struct session s = {.o = &o};
+        size_t len = 0;
+        int q;
+
+        q = fetch_probe_encode(data_dir, &msg, &len);
+        if (q < 0)
+                return ck_error_errno(reterr, q, "probe request");
+        q = run_helper(&s, msg, len, reterr);
+        if (q < 0)
+                return q;
+        if (s.have_result) {
+                q = ck_error_set(reterr, s.res.err < 0 ? s.res.err : -EPROTO, "%s",
+                                 s.res.message ? s.res.message : "probe: unexpected result");
+                fetch_result_clear(&s.res);
+                return q;
+        }
+        *ret_format = s.format;
         return 0;
 }

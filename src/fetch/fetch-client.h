@@ -33,3 +33,7 @@ struct fetch_pull_opts {
  * NULL) receives the bytes the helper downloaded, on failure too. */
 int fetch_pull(const struct fetch_pull_opts *o, char **ret_name, uint64_t *ret_pulled,
                struct ck_error **reterr);
+
+/* Asks the helper which layer format the store at data_dir takes (the EROFS probe, for
+ * layer-format auto): "erofs" or "dir" (static). Errors as for fetch_pull(). */
+int fetch_probe(const char *helper, const char *data_dir, const char **ret_format, struct ck_error **reterr);

@@ -309,6 +309,51 @@ int fetch_result_decode(const uint8_t *buf, size_t len, struct fetch_result *ret
         return 0;
 }
 
+int fetch_probe_encode(const char *data_dir, uint8_t **ret, size_t *ret_len)
+{
+        return encode(FETCH_MSG_PROBE, json_pack("{ss}", "data_dir", data_dir), ret, ret_len);
+}
+
+int fetch_probe_decode(const uint8_t *buf, size_t len, char **ret_data_dir, struct ck_error **reterr)
+{
+        _cleanup_json_ json_t *o = NULL;
+        int q;
+
+        q = ck_json_loadb(buf, len, 8192, &o, reterr);
+        if (q >= 0 && !json_is_object(o))
+                q = ck_error_set(reterr, -EINVAL, "not an object");
+        if (q >= 0)
+                q = get_str(o, "data_dir", true, 4096, ret_data_dir, reterr);
+        return q < 0 ? ck_error_prefix(reterr, q, "probe request") : 0;
+}
+
+int fetch_format_encode(const char *format, uint8_t **ret, size_t *ret_len)
+{
+        return encode(FETCH_MSG_FORMAT, json_pack("{ss}", "layer_format", format), ret, ret_len);
+}
+
+int fetch_format_decode(const uint8_t *buf, size_t len, const char **ret, struct ck_error **reterr)
+{
+        _cleanup_json_ json_t *o = NULL;
+        const char *f = NULL;
+        int q;
+
+        q = ck_json_loadb(buf, len, 1024, &o, reterr);
+        if (q >= 0 && !json_is_object(o))
+                q = ck_error_set(reterr, -EINVAL, "not an object");
+        if (q >= 0)
+                q = ck_json_get_string(o, "layer_format", &f, reterr);
+        if (q < 0)
+                return ck_error_prefix(reterr, q, "probe answer");
+        if (strcmp(f, "erofs") == 0)
+                *ret = "erofs";
+        else if (strcmp(f, "dir") == 0)
+                *ret = "dir";
+        else
+                return ck_error_set(reterr, -EINVAL, "probe answer: unknown layer format");
+        return 0;
+}
+
 int fetch_msg_send(int fd, char type, const void *payload, size_t len)
 {
         struct iovec iov[2] = {{&type, 1}, {(void *)payload, len}};

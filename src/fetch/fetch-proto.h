@@ -5,6 +5,10 @@
  *   conkerd -> helper   'R' request (JSON, below), then 'P' password (raw bytes, may be empty),
  *                       later perhaps 'C' cancel (empty);
  *   helper -> conkerd   'p' progress (JSON), then exactly one 'r' result (JSON).
+ * or, once at conkerd's start when the layer format is auto:
+ *   conkerd -> helper   'Q' probe {"data_dir": ...}
+ *   helper -> conkerd   'f' {"layer_format": "erofs"|"dir"}, or an 'r' result with the error.
+ * (The probe writes an EROFS image, which needs the writer: conkerd does not link it.)
  * The password travels in a message of its own so that it never sits in a JSON tree (jansson
  * does not wipe what it frees); both sides wipe the buffers it passed through. A closed socket
  * means cancel to the helper, and "the helper died" to conkerd.
@@ -34,6 +38,8 @@ enum fetch_msg_type {
         FETCH_MSG_CANCEL = 'C',
         FETCH_MSG_PROGRESS = 'p',
         FETCH_MSG_RESULT = 'r',
+        FETCH_MSG_PROBE = 'Q',
+        FETCH_MSG_FORMAT = 'f',
 };
 
 /* What to pull and where. Strings are owned by the struct (fetch_request_clear()). */
@@ -79,6 +85,12 @@ int fetch_request_decode(const uint8_t *buf, size_t len, struct fetch_request *r
 int fetch_progress_decode(const uint8_t *buf, size_t len, struct fetch_progress *ret,
                           struct ck_error **reterr);
 int fetch_result_decode(const uint8_t *buf, size_t len, struct fetch_result *ret, struct ck_error **reterr);
+
+/* The probe and its answer. The decoded format is a static string ("erofs" or "dir"). */
+int fetch_probe_encode(const char *data_dir, uint8_t **ret, size_t *ret_len);
+int fetch_probe_decode(const uint8_t *buf, size_t len, char **ret_data_dir, struct ck_error **reterr);
+int fetch_format_encode(const char *format, uint8_t **ret, size_t *ret_len);
+int fetch_format_decode(const uint8_t *buf, size_t len, const char **ret, struct ck_error **reterr);
 
 /* Sends one message of type with payload (len < FETCH_MSG_MAX). MSG_NOSIGNAL; -errno. */
 int fetch_msg_send(int fd, char type, const void *payload, size_t len);

@@ -448,6 +448,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .log_max_files = cfg->log_max_files,
         };
         struct volume_config vc = {.data_dir = cfg->data_dir, .backing_size = cfg->volume_backing_size};
+        const char *format = NULL;
         struct real *x;
         int r;
 
@@ -504,10 +505,19 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 r = ck_error_prefix(reterr, r, "image store");
                 goto fail;
         }
-        /* Decided now rather than at the first pull, so the log says it at start; the pull
-         * helper is told, so that it never probes. */
-        log_info("image layers: %s", image_layer_format_to_string(image_store_layer_format(x->images)));
-        x->pull.layer_format = strdup(image_layer_format_to_string(image_store_layer_format(x->images)));
+        /* Decided now rather than at the first pull, so the log says it at start, and handed to
+         * every pull. The probe writes an EROFS image, which takes the layer writer: conker-fetch
+         * runs it, so that conkerd does not link the writer (and libarchive). */
+        r = lim.layer_format == IMAGE_LAYER_AUTO ? fetch_probe(x->fetch_path, cfg->data_dir, &format, reterr)
+                                                 : 0;
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "image store: probing the layer format");
+                goto fail;
+        }
+        if (lim.layer_format != IMAGE_LAYER_AUTO)
+                format = image_layer_format_to_string(lim.layer_format);
+        log_info("image layers: %s", format);
+        x->pull.layer_format = strdup(format);
         x->pull.max_blob_size = lim.max_blob_size;
         x->pull.max_layer_unpacked = lim.max_layer_unpacked;
         x->pull.max_layer_entries = lim.max_layer_entries;

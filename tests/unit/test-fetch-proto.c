@@ -2,7 +2,8 @@
  * round-trip; the decoders reject missing fields, wrong types, too many entries, unknown phases,
  * an id with an error, control characters and cut messages; fetch_pull() relays progress and a
  * helper's error, and reports a helper that dies before its result, one that speaks garbage, and
- * one that ignores a cancel (killed after the grace). The helpers here are small shell scripts
+ * one that ignores a cancel (killed after the grace); fetch_probe() takes a known format or an
+ * error and rejects an unknown one. The helpers here are small shell scripts
  * writing whole messages to their fd 3. */
 #include "cmocka-wrap.h"
 
@@ -294,13 +295,39 @@ static void helper_ignores_cancel(void **state)
         ck_error_free(err);
 }
 
+static void helper_probe(void **state)
+{
+        struct ck_error *err = NULL;
+        const char *format = NULL;
+        char *path = script("printf 'f{\"layer_format\":\"erofs\"}' >&3");
+
+        assert_int_equal(fetch_probe(path, "/nonexistent", &format, &err), 0);
+        assert_string_equal(format, "erofs");
+        unlink(path);
+        free(path);
+        path = script("printf 'f{\"layer_format\":\"zfs\"}' >&3");
+        assert_int_equal(fetch_probe(path, "/nonexistent", &format, &err), -EIO);
+        assert_non_null(strstr(ck_error_message(err, 0), "unknown layer format"));
+        ck_error_free(err);
+        err = NULL;
+        unlink(path);
+        free(path);
+        path = script(
+                "printf 'r{\"errno\":13,\"pulled\":0,\"message\":\"cannot open data directory\"}' >&3");
+        assert_int_equal(fetch_probe(path, "/nonexistent", &format, &err), -EACCES);
+        assert_string_equal(ck_error_message(err, 0), "cannot open data directory");
+        ck_error_free(err);
+        unlink(path);
+        free(path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(request_roundtrip),     cmocka_unit_test(request_rejects),
                 cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
                 cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
-                cmocka_unit_test(helper_ignores_cancel),
+                cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
