@@ -31,6 +31,28 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* conkerd's environment plus GNUTLS_NO_IMPLICIT_INIT=1: libcurl's dependency chain brings
+ * GnuTLS (through librtmp), whose constructor would otherwise load its configuration at every
+ * start of the helper (a few ms per pull); the helper never uses GnuTLS (libcurl is built on
+ * OpenSSL). The strings are borrowed; free() the array. */
+static char **helper_env(void)
+{
+        static char gnutls[] = "GNUTLS_NO_IMPLICIT_INIT=1";
+        size_t n = 0, k = 0;
+        char **env;
+
+        while (environ && environ[n])
+                n++;
+        env = calloc(n + 2, sizeof(char *));
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(environ[i], "GNUTLS_NO_IMPLICIT_INIT=", 24) != 0)
+                        env[k++] = environ[i];
+        env[k] = gnutls;
+        return env;
+}
+
 /* Starts helper with sock as its fd 3 and default signal handling. */
 static int spawn_helper(const char *helper, int sock, pid_t *ret_pid)
 {
@@ -38,6 +60,7 @@ static int spawn_helper(const char *helper, int sock, pid_t *ret_pid)
         posix_spawnattr_t attr;
         sigset_t none, dfl;
         char *argv[] = {(char *)helper, NULL};
+        char **env = helper_env();
         int r;
 
         sigemptyset(&none);
@@ -53,9 +76,10 @@ static int spawn_helper(const char *helper, int sock, pid_t *ret_pid)
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &dfl);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        r = posix_spawn(ret_pid, helper, &fa, &attr, argv, environ);
+        r = env ? posix_spawn(ret_pid, helper, &fa, &attr, argv, env) : ENOMEM;
         posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
+        free(env);
         return -r;
 }
 
