@@ -36,7 +36,7 @@ conker_files=(
   usr/sbin/conkerd usr/bin/conker usr/bin/conker-shim usr/bin/conker-fetch
   etc/conker/conkerd.conf lib/systemd/system/conkerd.service usr/lib/tmpfiles.d/conker.conf
   usr/share/man/man8/conkerd.8 usr/share/man/man5/conkerd.conf.5 usr/share/man/man1/conker.1
-  usr/share/man/man8/conker-shim.8
+  usr/share/man/man8/conker-shim.8 usr/share/man/man8/conker-fetch.8
 )
 broker_files=(
   usr/bin/conker-broker etc/conker/conker-broker.conf lib/systemd/system/conker-broker.service

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -98,6 +99,146 @@ static void reap(pid_t pid, bool kill_it, char *desc, size_t n)
                 snprintf(desc, n, "exited with status %d", WEXITSTATUS(status));
 }
 
+/* ---- the pool of idle helpers ---- */
+
+struct idle_helper {
+        pid_t pid;
+        int fd;
+        int64_t since;
+};
+
+struct fetch_pool {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t reaper;
+        bool stopping;
+        unsigned idle_ms;
+        struct idle_helper idle[FETCH_POOL_MAX];
+        size_t n_idle;
+};
+
+/* Closes an idle helper's socket (it exits at the end of the stream) and waits for it. */
+static void end_helper(pid_t pid, int fd, bool kill_it)
+{
+        char how[128];
+
+        safe_close(fd);
+        reap(pid, kill_it, how, sizeof(how));
+}
+
+static void *pool_reaper(void *arg)
+{
+        struct fetch_pool *p = arg;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                struct idle_helper gone[FETCH_POOL_MAX];
+                size_t n_gone = 0;
+                int64_t now = now_ms(), next = -1;
+
+                for (size_t i = 0; i < p->n_idle;) {
+                        int64_t until = p->idle[i].since + p->idle_ms;
+
+                        if (p->stopping || now >= until) {
+                                gone[n_gone++] = p->idle[i];
+                                p->idle[i] = p->idle[--p->n_idle];
+                                continue;
+                        }
+                        if (next < 0 || until < next)
+                                next = until;
+                        i++;
+                }
+                if (n_gone > 0) {
+                        pthread_mutex_unlock(&p->lock);
+                        for (size_t i = 0; i < n_gone; i++)
+                                end_helper(gone[i].pid, gone[i].fd, false);
+                        pthread_mutex_lock(&p->lock);
+                        continue;
+                }
+                if (p->stopping)
+                        break;
+                if (next < 0) {
+                        pthread_cond_wait(&p->cond, &p->lock);
+                } else {
+                        struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
+                        pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+                }
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+int fetch_pool_new(unsigned idle_ms, struct fetch_pool **ret)
+{
+        struct fetch_pool *p = calloc(1, sizeof(*p));
+        pthread_condattr_t ca;
+
+        if (!p)
+                return -ENOMEM;
+        p->idle_ms = idle_ms;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        if (pthread_create(&p->reaper, NULL, pool_reaper, p) != 0) {
+                pthread_cond_destroy(&p->cond);
+                pthread_mutex_destroy(&p->lock);
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+void fetch_pool_free(struct fetch_pool *p)
+{
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->reaper, NULL);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+/* The most recently idle helper, if any. */
+static bool pool_take(struct fetch_pool *p, pid_t *ret_pid, int *ret_fd)
+{
+        bool found = false;
+
+        pthread_mutex_lock(&p->lock);
+        if (p->n_idle > 0 && !p->stopping) {
+                size_t i = p->n_idle - 1;
+
+                *ret_pid = p->idle[i].pid;
+                *ret_fd = p->idle[i].fd;
+                p->n_idle--;
+                found = true;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return found;
+}
+
+/* Keeps a helper that answered for the next pull, or ends it when the pool is full. */
+static void pool_put(struct fetch_pool *p, pid_t pid, int fd)
+{
+        pthread_mutex_lock(&p->lock);
+        if (!p->stopping && p->n_idle < FETCH_POOL_MAX) {
+                p->idle[p->n_idle++] = (struct idle_helper){pid, fd, now_ms()};
+                pthread_cond_signal(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+                return;
+        }
+        pthread_mutex_unlock(&p->lock);
+        end_helper(pid, fd, false);
+}
+
+/* ---- one exchange ---- */
+
 struct session {
         const struct fetch_pull_opts *o;
         int fd;
@@ -106,6 +247,7 @@ struct session {
         struct fetch_result res;
         bool have_result;
         const char *format; /* a probe's answer */
+        bool heard;         /* any message from the helper */
 };
 
 /* Handles one message; 1 once the result is in. */
@@ -114,6 +256,7 @@ static int on_message(struct session *s, char type, const uint8_t *p, size_t len
         struct fetch_progress pr;
         int q;
 
+        s->heard = true;
         switch (type) {
         case FETCH_MSG_PROGRESS:
                 q = fetch_progress_decode(p, len, &pr, reterr);
@@ -178,36 +321,77 @@ static int relay(struct session *s, struct ck_error **reterr)
         }
 }
 
-/* Starts the helper, sends msg (and the password after a request), relays until the helper's
- * answer (in s) or its end. */
+/* A new helper: its pid and our end of its socket. */
+static int start_helper(const char *helper, pid_t *ret_pid, int *ret_fd, struct ck_error **reterr)
+{
+        int sv[2], q, child;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return ck_error_errno(reterr, -errno, "socketpair");
+        /* Keep the child's end off fd 3, so that dup2 onto 3 clears its close-on-exec. */
+        child = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        close(sv[1]);
+        if (child < 0) {
+                close(sv[0]);
+                return ck_error_errno(reterr, -errno, "fcntl");
+        }
+        q = spawn_helper(helper, child, ret_pid);
+        close(child);
+        if (q < 0) {
+                close(sv[0]);
+                return ck_error_errno(reterr, q, "cannot start the image pull helper %s", helper);
+        }
+        *ret_fd = sv[0];
+        return 0;
+}
+
+/* Sends msg, and the password after a request. */
+static int send_request(int fd, const struct fetch_pull_opts *o, const uint8_t *msg, size_t len)
+{
+        int q = fetch_msg_send(fd, (char)msg[0], msg + 1, len - 1);
+
+        if (q == 0 && msg[0] == FETCH_MSG_REQUEST)
+                q = fetch_msg_send(fd, FETCH_MSG_PASSWORD, o->password ? o->password->data : NULL,
+                                   o->password ? o->password->len : 0);
+        return q;
+}
+
+/* Takes an idle helper from the pool or starts one, sends msg (and the password after a
+ * request), relays until the helper's answer (in s) or its end. A helper that answered goes back
+ * to the pool (or is ended); any other is killed. */
 static int run_helper(struct session *s, const uint8_t *msg, size_t len, struct ck_error **reterr)
 {
         const struct fetch_pull_opts *o = s->o;
         _cleanup_error_ struct ck_error *perr = NULL;
-        _cleanup_close_ int fd = -1;
-        int sv[2], q, child;
         char how[128];
-        pid_t pid;
+        pid_t pid = 0;
+        int fd = -1, q;
 
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                return ck_error_errno(reterr, -errno, "socketpair");
-        fd = sv[0];
-        /* Keep the child's end off fd 3, so that dup2 onto 3 clears its close-on-exec. */
-        child = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-        close(sv[1]);
-        if (child < 0)
-                return ck_error_errno(reterr, -errno, "fcntl");
-        q = spawn_helper(o->helper, child, &pid);
-        close(child);
+        /* An idle helper may have gone meanwhile: its socket then refuses the request, or it
+         * closes without a word; either way the request goes to a new helper. */
+        while (o->pool && pool_take(o->pool, &pid, &fd)) {
+                if (send_request(fd, o, msg, len) == 0) {
+                        s->fd = fd;
+                        q = relay(s, &perr);
+                        if (q != 0 || s->heard || s->cancel_sent)
+                                goto answered;
+                }
+                end_helper(pid, fd, true);
+        }
+        q = start_helper(o->helper, &pid, &fd, reterr);
         if (q < 0)
-                return ck_error_errno(reterr, q, "cannot start the image pull helper %s", o->helper);
-        s->fd = fd;
-
+                return q;
         /* A helper that fails early closes its end: the sends then fail and relay() reports it. */
-        if (fetch_msg_send(fd, (char)msg[0], msg + 1, len - 1) == 0 && msg[0] == FETCH_MSG_REQUEST)
-                (void)fetch_msg_send(fd, FETCH_MSG_PASSWORD, o->password ? o->password->data : NULL,
-                                     o->password ? o->password->len : 0);
+        (void)send_request(fd, o, msg, len);
+        s->fd = fd;
         q = relay(s, &perr);
+answered:
+        if (q == 1 && o->pool) {
+                pool_put(o->pool, pid, fd);
+                return 0;
+        }
+        /* Closed first: a helper that answered waits for its next request until then. */
+        safe_close(fd);
         reap(pid, q != 1, how, sizeof(how));
         if (q != 1 && s->cancel_sent)
                 return ck_error_set(reterr, -ECANCELED, "cancelled");

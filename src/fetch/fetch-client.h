@@ -17,6 +17,15 @@
 
 typedef void (*fetch_progress_fn)(void *userdata, const struct fetch_progress *p);
 
+/* Helpers kept between pulls: a helper that answered is kept up to idle_ms for the next pull
+ * (at most FETCH_POOL_MAX idle at once), then its socket is closed and it exits. */
+#define FETCH_POOL_MAX     4
+#define FETCH_POOL_IDLE_MS 5000u
+struct fetch_pool;
+int fetch_pool_new(unsigned idle_ms, struct fetch_pool **ret);
+/* Ends every idle helper and waits for them. */
+void fetch_pool_free(struct fetch_pool *p);
+
 struct fetch_pull_opts {
         const char *helper; /* path of conker-fetch */
         const struct fetch_request *req;
@@ -25,6 +34,7 @@ struct fetch_pull_opts {
         fetch_progress_fn progress;       /* NULL: none */
         void *progress_userdata;
         unsigned cancel_grace_ms; /* 0: FETCH_CANCEL_GRACE_MS */
+        struct fetch_pool *pool;  /* NULL: a helper for this pull only */
 };
 
 /* Runs the pull. On success *ret_name is the stored record's name (free()). The helper's own error

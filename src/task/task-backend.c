@@ -35,6 +35,7 @@ struct real {
         /* What every pull asks conker-fetch for, less the reference and the user name. */
         struct fetch_request pull;
         char *fetch_path;
+        struct fetch_pool *fetch_pool; /* helpers kept a few seconds for the next pull */
         enum task_pull_policy pull_policy;
 };
 
@@ -128,6 +129,7 @@ static int real_pull(void *ud, const struct task_pull_request *r, struct task_im
         struct fetch_request req = x->pull; /* shallow: only ref and username differ */
         struct fetch_pull_opts o = {
                 .helper = x->fetch_path,
+                .pool = x->fetch_pool,
                 .req = &req,
                 .password = r->password,
                 .cancel = r->cancel,
@@ -409,6 +411,9 @@ static int pull_template(struct real *x, const struct task_backend_config *cfg, 
         r = ck_exec_find(cfg->fetch && *cfg->fetch ? cfg->fetch : "conker-fetch", &x->fetch_path);
         if (r < 0)
                 return ck_error_errno(reterr, r, "conker-fetch not found");
+        r = fetch_pool_new(FETCH_POOL_IDLE_MS, &x->fetch_pool);
+        if (r < 0)
+                return r;
         x->pull.data_dir = strdup(cfg->data_dir);
         x->pull.ca_file =
                 cfg->registry_ca_file && *cfg->registry_ca_file ? strdup(cfg->registry_ca_file) : NULL;
@@ -552,6 +557,7 @@ void task_backend_real_free(struct task_backend *be)
         volume_manager_free(x->vm);
         runtime_free(x->rt);
         image_store_free(x->images);
+        fetch_pool_free(x->fetch_pool);
         fetch_request_clear(&x->pull);
         free(x->fetch_path);
         free(x->data_dir);

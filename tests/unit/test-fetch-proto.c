@@ -3,11 +3,13 @@
  * an id with an error, control characters and cut messages; fetch_pull() relays progress and a
  * helper's error, and reports a helper that dies before its result, one that speaks garbage, and
  * one that ignores a cancel (killed after the grace); fetch_probe() takes a known format or an
- * error and rejects an unknown one. The helpers here are small shell scripts
+ * error and rejects an unknown one; a pool reuses an idle helper, replaces one killed while
+ * idle, and ends helpers past their idle time and when it is freed. The helpers here are small shell scripts
  * writing whole messages to their fd 3. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +323,80 @@ static void helper_probe(void **state)
         free(path);
 }
 
+/* A helper that serves requests until the end of the stream, answering with its pid as the
+ * image name. */
+static char *serving_helper(void)
+{
+        return script("exec /usr/bin/python3 -c '\n"
+                      "import json, os, socket\n"
+                      "s = socket.socket(fileno=3)\n"
+                      "while True:\n"
+                      "    m = s.recv(65536)\n"
+                      "    if not m:\n"
+                      "        break\n"
+                      "    if m[:1] == b\"R\":\n"
+                      "        s.recv(65536)\n"
+                      "        r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": "
+                      "\"pid-%d\" % os.getpid()}\n"
+                      "        s.send(b\"r\" + json.dumps(r).encode())\n"
+                      "'");
+}
+
+static pid_t name_pid(const char *name)
+{
+        long v = strtol(name + 4, NULL, 10);
+
+        return (pid_t)v;
+}
+
+static char *pooled_pull(struct fetch_pool *pool, const char *helper)
+{
+        struct fetch_request req = {.ref = "r:1", .data_dir = "/nonexistent", .layer_format = "dir"};
+        struct fetch_pull_opts o = {.helper = helper, .req = &req, .pool = pool};
+        struct ck_error *err = NULL;
+        char *name = NULL;
+
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), 0);
+        return name;
+}
+
+static void helper_pool(void **state)
+{
+        struct fetch_pool *pool = NULL;
+        char *path = serving_helper();
+        char *a, *b, *c;
+        pid_t pid;
+
+        assert_int_equal(fetch_pool_new(300, &pool), 0);
+        a = pooled_pull(pool, path);
+        b = pooled_pull(pool, path);
+        /* The second pull was served by the helper the first one left idle. */
+        assert_string_equal(a, b);
+        pid = name_pid(a);
+        assert_true(pid > 0);
+        /* Killed while idle: the next pull notices and starts another. */
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        c = pooled_pull(pool, path);
+        assert_string_not_equal(c, a);
+        free(b);
+        b = c;
+        /* Past the idle time the helper is ended (and reaped: its pid is gone). */
+        pid = name_pid(b);
+        for (int i = 0; i < 200 && kill(pid, 0) == 0; i++)
+                usleep(10000);
+        assert_int_equal(kill(pid, 0), -1);
+        c = pooled_pull(pool, path);
+        assert_string_not_equal(c, b);
+        fetch_pool_free(pool); /* ends c's helper */
+        pid = name_pid(c);
+        assert_int_equal(kill(pid, 0), -1);
+        free(a);
+        free(b);
+        free(c);
+        unlink(path);
+        free(path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -328,6 +404,7 @@ int main(void)
                 cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
                 cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
                 cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
+                cmocka_unit_test(helper_pool),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
