@@ -230,7 +230,8 @@ static int serve(uint8_t *buf, size_t len, struct watcher *w, struct ck_error **
                 q = ck_error_set(reterr, -EINVAL, "password longer than %u bytes", FETCH_PASSWORD_MAX);
         if (q >= 0 && len > 0 && !(password = ck_secret_new(buf, len)))
                 q = -ENOMEM;
-        OPENSSL_cleanse(buf, len < FETCH_MSG_MAX ? len : FETCH_MSG_MAX); /* held the password */
+        /* held the password (fetch_msg_recv() moved it down one byte: its last byte is twice) */
+        OPENSSL_cleanse(buf, len < FETCH_MSG_MAX ? len + 1 : FETCH_MSG_MAX);
         if (q < 0)
                 return q;
         if (req.log_level && ck_log_level_from_string(req.log_level) >= 0)
