@@ -2,7 +2,8 @@
 
 - the registry password reaches the helper over its socket only: never its argv or environment;
 - a helper killed mid-pull fails the task with a reason that says so, and leaves no helper behind;
-- a cancel stops the helper (the process is gone), and so does conkerd's own death;
+- a cancel stops the pull (its helper, kept idle for the next pull, is ended after its idle
+  time), and conkerd's own death ends a helper mid-pull;
 - conkerd itself links neither libcurl nor libarchive (the point of the helper).
 
 The pulls go through a throttling relay so that there is time to look at the helper."""
@@ -104,8 +105,9 @@ def test_cancel_and_conkerd_death_end_the_helper(tmp_path):
                 assert r.status_code == 200, r.text
                 t = d.wait_status("slow", {"Cancelled", "Failed"}, timeout=30)
                 assert t["Status"] == "Cancelled", t["Events"]
+                # Kept idle for the next pull, then ended (5 s).
                 wait_for(lambda: not Path(f"/proc/{pid}").exists() or helpers_of(d.proc.pid) == [], 30,
-                         "the helper to exit after the cancel")
+                         "the helper to exit after its idle time")
 
                 # conkerd killed: the helper sees its socket close and stops on its own.
                 pid = start_pull(d, "orphan", f"{host}/{REF_PATH}")
