@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian packages `conker` (conkerd, conker-shim, the conker CLI, conkerd.service,
+# Builds the Debian packages `conker` (conkerd, conker-shim, conker-fetch, the conker CLI, conkerd.service,
 # conkerd.conf, man pages) and `conker-broker` (the broker, its unit, conf, system user and man
 # page) from this tree:
 #   scripts/deb.sh [OUT]        (default OUT=build-deb; the .deb files land in OUT/)
@@ -33,10 +33,10 @@ DESTDIR="$root" meson install -C "$bdir" --no-rebuild --strip --quiet
 
 # Package contents, relative to the staging root.
 conker_files=(
-  usr/sbin/conkerd usr/bin/conker usr/bin/conker-shim
+  usr/sbin/conkerd usr/bin/conker usr/bin/conker-shim usr/bin/conker-fetch
   etc/conker/conkerd.conf lib/systemd/system/conkerd.service usr/lib/tmpfiles.d/conker.conf
   usr/share/man/man8/conkerd.8 usr/share/man/man5/conkerd.conf.5 usr/share/man/man1/conker.1
-  usr/share/man/man8/conker-shim.8
+  usr/share/man/man8/conker-shim.8 usr/share/man/man8/conker-fetch.8
 )
 broker_files=(
   usr/bin/conker-broker etc/conker/conker-broker.conf lib/systemd/system/conker-broker.service
@@ -102,12 +102,12 @@ finish() { # finish PKG "DEPENDS" "SHORT" "LONG" CONFFILE...
 }
 
 conker_libs=$(shlibs conker "$stage/conker/usr/sbin/conkerd" "$stage/conker/usr/bin/conker" \
-  "$stage/conker/usr/bin/conker-shim")
+  "$stage/conker/usr/bin/conker-shim" "$stage/conker/usr/bin/conker-fetch")
 broker_libs=$(shlibs conker-broker "$stage/conker-broker/usr/bin/conker-broker")
 
 finish conker "$conker_libs, runc, nftables, iproute2, e2fsprogs, ca-certificates" \
   "confidential container engine for Intel TDX" \
-  "conkerd runs in a TDX confidential VM: it takes container requests over a REST API, pulls the image itself, proves the VM's measurements and the image to secret brokers over RA-TLS, writes the released secrets into the container, gives it encrypted volumes and runs it with runc. This package has conkerd, conker-shim, the conker command-line client, the systemd unit and the man pages." \
+  "conkerd runs in a TDX confidential VM: it takes container requests over a REST API, pulls the image itself, proves the VM's measurements and the image to secret brokers over RA-TLS, writes the released secrets into the container, gives it encrypted volumes and runs it with runc. This package has conkerd, conker-shim, conker-fetch (its pull helper), the conker command-line client, the systemd unit and the man pages." \
   /etc/conker/conkerd.conf
 finish conker-broker "$broker_libs, adduser, ca-certificates" \
   "secret broker for Conker confidential containers" \

@@ -20,6 +20,8 @@
 #include "verify.h"
 
 #define ATTEST_SVN_COMPONENTS 16
+/* Largest CRL accepted (DER), loaded or fetched. */
+#define CRL_MAX (512 * 1024)
 
 struct attest_isv_level {
         uint16_t isvsvn;

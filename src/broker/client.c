@@ -1,21 +1,28 @@
-/* Client of the broker protocol (docs/protocol.md), on libcurl for name resolution, connection
- * and TLS (1.3 only, the per-connection client certificate, and the broker certificate pin
- * through a certificate-verify callback, so that nothing is sent to a broker whose certificate
- * does not match). The connection is made with CURLOPT_CONNECT_ONLY: the evidence depends on
- * the session's exporter value, so it is made after the handshake and before the request, which
- * is then written and its answer read over the same session. */
+/* Client of the broker protocol (docs/protocol.md), straight on sockets and OpenSSL: name
+ * resolution, a non-blocking connect bounded by the exchange's deadline, then TLS (1.3 only, the
+ * per-connection client certificate, and the broker certificate pin through a
+ * certificate-verify callback, so that nothing is sent to a broker whose certificate does not
+ * match). The evidence depends on the session's exporter value, so it is made after the
+ * handshake and before the request, which is then written and its answer read over the same
+ * session: one POST with a Content-Length body, one bounded answer. No libcurl, so that conkerd
+ * does not map it (docs/start-latency.md). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "client.h"
-#include "curl.h"
 #include "exporter.h"
 #include "json.h"
 #include "log.h"
@@ -64,21 +71,18 @@ static int pin_verify(X509_STORE_CTX *x, void *arg)
         return 1;
 }
 
-static CURLcode ssl_ctx_setup(CURL *curl, void *sslctx, void *arg)
+static int ssl_ctx_setup(SSL_CTX *ctx, struct fetch_ctx *f)
 {
-        struct fetch_ctx *f = arg;
-        SSL_CTX *ctx = sslctx;
-
         if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
             SSL_CTX_use_certificate(ctx, f->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, f->key) != 1)
-                return CURLE_SSL_CERTPROBLEM;
+                return -EINVAL;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_cert_verify_callback(ctx, pin_verify, f);
         /* A broker's certificate may carry evidence (an RA-TLS server); nothing larger. */
         SSL_CTX_set_max_cert_list(ctx, BROKER_CLIENT_MAX_CERT_LIST);
         /* The secret crosses this session: wipe plaintext from the record buffers. */
         SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-        return CURLE_OK;
+        return 0;
 }
 
 static int64_t now_ms(void)
@@ -89,17 +93,14 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int wait_socket(CURL *curl, short events, int64_t deadline)
+static int wait_socket(int sock, short events, int64_t deadline)
 {
-        curl_socket_t sock = CURL_SOCKET_BAD;
         struct pollfd p;
         int64_t left = deadline - now_ms();
         int r;
 
         if (left <= 0)
                 return -ETIMEDOUT;
-        if (curl_easy_getinfo(curl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK || sock == CURL_SOCKET_BAD)
-                return -ECONNRESET;
         p = (struct pollfd){.fd = sock, .events = events};
         do
                 r = poll(&p, 1, (int)left);
@@ -109,21 +110,31 @@ static int wait_socket(CURL *curl, short events, int64_t deadline)
         return r == 0 ? -ETIMEDOUT : 0;
 }
 
-static int send_all(CURL *curl, const uint8_t *p, size_t len, int64_t deadline)
+/* Waits for what a non-blocking SSL call asked for; -EPIPE for any other failure. */
+static int ssl_wait(SSL *ssl, int ret, int64_t deadline)
+{
+        switch (SSL_get_error(ssl, ret)) {
+        case SSL_ERROR_WANT_READ:
+                return wait_socket(SSL_get_fd(ssl), POLLIN, deadline);
+        case SSL_ERROR_WANT_WRITE:
+                return wait_socket(SSL_get_fd(ssl), POLLOUT, deadline);
+        default:
+                return -EPIPE;
+        }
+}
+
+static int send_all(SSL *ssl, const uint8_t *p, size_t len, int64_t deadline)
 {
         while (len > 0) {
                 size_t n = 0;
-                CURLcode cc = curl_easy_send(curl, p, len, &n);
-                int r;
+                int ret = SSL_write_ex(ssl, p, len, &n), r;
 
-                if (cc == CURLE_OK) {
+                if (ret == 1) {
                         p += n;
                         len -= n;
                         continue;
                 }
-                if (cc != CURLE_AGAIN)
-                        return -EPIPE;
-                r = wait_socket(curl, POLLOUT, deadline);
+                r = ssl_wait(ssl, ret, deadline);
                 if (r < 0)
                         return r;
         }
@@ -131,27 +142,29 @@ static int send_all(CURL *curl, const uint8_t *p, size_t len, int64_t deadline)
 }
 
 /* Reads until the broker closes (it answers one request per connection, Connection: close). */
-static int recv_all(CURL *curl, struct ck_buf *b, int64_t deadline)
+static int recv_all(SSL *ssl, struct ck_buf *b, int64_t deadline)
 {
         uint8_t chunk[4096];
 
         for (;;) {
                 size_t n = 0;
-                CURLcode cc = curl_easy_recv(curl, chunk, sizeof(chunk), &n);
-                int r;
+                int ret = SSL_read_ex(ssl, chunk, sizeof(chunk), &n), r, e;
 
-                if (cc == CURLE_OK) {
-                        if (n == 0)
-                                break;
+                if (ret == 1) {
                         r = ck_buf_append(b, chunk, n);
                         OPENSSL_cleanse(chunk, n);
                         if (r < 0)
                                 return -EFBIG;
                         continue;
                 }
-                if (cc != CURLE_AGAIN)
+                e = SSL_get_error(ssl, ret);
+                if (e == SSL_ERROR_ZERO_RETURN)
+                        break;
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                        ERR_clear_error();
                         return b->len > 0 ? 0 : -ECONNRESET; /* a missing close_notify is checked below */
-                r = wait_socket(curl, POLLIN, deadline);
+                }
+                r = ssl_wait(ssl, ret, deadline);
                 if (r < 0)
                         return r;
         }
@@ -196,7 +209,7 @@ static int parse_response(const uint8_t *buf, size_t len, long *ret_status, size
         return 0;
 }
 
-static int exchange(CURL *curl, struct fetch_ctx *f, const char *endpoint, broker_evidence_fn fn,
+static int exchange(SSL *ssl, struct fetch_ctx *f, const char *endpoint, broker_evidence_fn fn,
                     void *userdata, int64_t deadline, struct ck_buf *resp, struct ck_error **reterr)
 {
         _cleanup_free_ uint8_t *body = NULL;
@@ -205,9 +218,8 @@ static int exchange(CURL *curl, struct fetch_ctx *f, const char *endpoint, broke
         struct ck_buf req;
         int rc;
 
-        /* The session the pin was checked on (libcurl does not hand it out in connect-only
-         * mode on every version), which must have completed its handshake. */
-        if (!f->ssl)
+        /* The session the pin was checked on, which must have completed its handshake. */
+        if (!f->ssl || f->ssl != ssl)
                 return ck_error_set(reterr, -EPROTO, "broker %s: no TLS session to bind the evidence to",
                                     endpoint);
         if (broker_tls_exporter(f->ssl, exporter) < 0)
@@ -224,12 +236,12 @@ static int exchange(CURL *curl, struct fetch_ctx *f, const char *endpoint, broke
                            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                            f->ep->host, body_len);
         if (rc >= 0)
-                rc = send_all(curl, req.data, req.len, deadline);
+                rc = send_all(ssl, req.data, req.len, deadline);
         ck_buf_free(&req);
         if (rc >= 0)
-                rc = send_all(curl, body, body_len, deadline);
+                rc = send_all(ssl, body, body_len, deadline);
         if (rc >= 0)
-                rc = recv_all(curl, resp, deadline);
+                rc = recv_all(ssl, resp, deadline);
         if (rc == -EFBIG)
                 return ck_error_set(reterr, rc, "broker %s: response larger than %u bytes", endpoint,
                                     BROKER_CLIENT_MAX_SECRET);
@@ -239,11 +251,91 @@ static int exchange(CURL *curl, struct fetch_ctx *f, const char *endpoint, broke
         return 0;
 }
 
+/* A TCP connection to ep, trying each resolved address in turn until the deadline. */
+static int connect_tcp(const struct broker_endpoint *ep, const char *endpoint, int64_t deadline,
+                       struct ck_error **reterr)
+{
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        char port[8];
+        int r, last = -ECONNREFUSED;
+
+        snprintf(port, sizeof(port), "%u", ep->port);
+        r = getaddrinfo(ep->host, port, &hints, &ai);
+        if (r != 0)
+                return ck_error_set(reterr, -ECONNREFUSED, "broker %s: cannot resolve %s: %s", endpoint,
+                                    ep->host, gai_strerror(r));
+        for (struct addrinfo *a = ai; a; a = a->ai_next) {
+                int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+                int err = 0;
+                socklen_t len = sizeof(err);
+
+                if (fd < 0) {
+                        last = -errno;
+                        continue;
+                }
+                if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 ||
+                    (errno == EINPROGRESS && (last = wait_socket(fd, POLLOUT, deadline)) == 0 &&
+                     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)) {
+                        freeaddrinfo(ai);
+                        return fd;
+                }
+                if (err)
+                        last = -err;
+                else if (last == 0 || errno != EINPROGRESS)
+                        last = -errno;
+                close(fd);
+                if (last == -ETIMEDOUT)
+                        break;
+        }
+        freeaddrinfo(ai);
+        return ck_error_errno(reterr, last, "broker %s: cannot connect", endpoint);
+}
+
+static bool is_ip_literal(const char *host)
+{
+        uint8_t a[16];
+
+        return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* The TLS handshake on fd, bounded by the deadline. The pin and the broker's attestation are
+ * checked inside it (pin_verify()). */
+static int tls_connect(int fd, struct fetch_ctx *f, const char *endpoint, int64_t deadline, SSL **ret,
+                       struct ck_error **reterr)
+{
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        int r;
+
+        if (!ctx || ssl_ctx_setup(ctx, f) < 0 || !(ssl = SSL_new(ctx)) || SSL_set_fd(ssl, fd) != 1)
+                return ck_ssl_error(reterr, -ENOMEM, "broker %s: TLS setup", endpoint);
+        /* Server name indication for a DNS name, as any HTTPS client sends it. */
+        if (!is_ip_literal(f->ep->host))
+                (void)SSL_set_tlsext_host_name(ssl, f->ep->host);
+        for (;;) {
+                ERR_clear_error();
+                r = SSL_connect(ssl);
+                if (r == 1)
+                        break;
+                if (f->pin_mismatch || f->attest_reason)
+                        return -EKEYREJECTED;
+                r = ssl_wait(ssl, r, deadline);
+                if (r == -ETIMEDOUT)
+                        return ck_error_set(reterr, r, "broker %s: TLS handshake timed out", endpoint);
+                if (r < 0)
+                        return ck_ssl_error(reterr, -ECONNREFUSED, "broker %s: TLS handshake failed",
+                                            endpoint);
+        }
+        *ret = TAKE_PTR(ssl);
+        return 0;
+}
+
 int broker_fetch_secret_with(const char *endpoint, const struct broker_client_opts *opts, EVP_PKEY *key,
                              X509 *cert, broker_evidence_fn fn, void *userdata, struct ck_secret **ret,
                              struct ck_error **reterr)
 {
-        _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
+        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        _cleanup_close_ int fd = -1;
         struct broker_endpoint ep;
         _cleanup_error_ struct ck_error *attest_error = NULL;
         struct fetch_ctx f = {.ep = &ep,
@@ -253,12 +345,10 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                               .attest_error = &attest_error};
         unsigned timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : FETCH_TIMEOUT_MS_DEFAULT;
         int64_t deadline = now_ms() + timeout_ms;
-        char url[300], errbuf[CURL_ERROR_SIZE] = "";
         struct ck_secret *secret;
         struct ck_buf resp;
         size_t body_off = 0;
         long status = 0;
-        CURLcode cc;
         int rc;
 
         rc = broker_endpoint_parse(endpoint, &ep, reterr);
@@ -273,53 +363,28 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                         "authenticated: add #sha256:<its fingerprint> (conker-broker logs it) or set "
                         "kms-allow-unpinned = true",
                         endpoint);
-        if (ck_curl_global_init() < 0)
-                return ck_error_set(reterr, -EIO, "libcurl initialisation failed");
         if (!ep.has_pin && !f.attestation)
                 log_warn("broker %s: no certificate pin and kms-allow-unpinned is set: the broker is not "
                          "authenticated",
                          endpoint);
-        snprintf(url, sizeof(url), strchr(ep.host, ':') ? "https://[%s]:%u/" : "https://%s:%u/", ep.host,
-                 ep.port);
 
-        curl = curl_easy_init();
-        if (!curl)
-                return ck_error_set(reterr, -ENOMEM, "curl_easy_init");
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-        curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(curl, CURLOPT_SSLVERSION,
-                         (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_TLSv1_3));
-        /* Chain and host checks are replaced by the pin check in pin_verify(). */
-        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-        /* No CA store either: loading the system bundle costs more than the handshake. */
-        curl_easy_setopt(curl, CURLOPT_CAINFO, NULL);
-        curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_setup);
-        curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &f);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-
-        cc = curl_easy_perform(curl);
-        if (cc != CURLE_OK) {
-                if (f.pin_mismatch)
-                        return ck_error_set(reterr, -EKEYREJECTED,
-                                            "broker %s: certificate does not match the pinned fingerprint",
-                                            endpoint);
-                if (f.attest_reason)
-                        return ck_error_set(reterr, -EKEYREJECTED,
-                                            "broker %s: the broker's attestation failed: %s: %s", endpoint,
-                                            f.attest_reason, ck_error_message(attest_error, -EKEYREJECTED));
-                return ck_error_set(reterr, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
-                                    "broker %s: %s", endpoint, *errbuf ? errbuf : curl_easy_strerror(cc));
-        }
+        fd = connect_tcp(&ep, endpoint, deadline, reterr);
+        if (fd < 0)
+                return fd;
+        rc = tls_connect(fd, &f, endpoint, deadline, &ssl, reterr);
+        if (rc == -EKEYREJECTED && f.pin_mismatch)
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "broker %s: certificate does not match the pinned fingerprint",
+                                    endpoint);
+        if (rc == -EKEYREJECTED)
+                return ck_error_set(reterr, -EKEYREJECTED,
+                                    "broker %s: the broker's attestation failed: %s: %s", endpoint,
+                                    f.attest_reason, ck_error_message(attest_error, -EKEYREJECTED));
+        if (rc < 0)
+                return rc;
 
         ck_buf_init_secret(&resp, BROKER_CLIENT_MAX_SECRET + RESPONSE_HEAD_MAX);
-        rc = exchange(curl, &f, endpoint, fn, userdata, deadline, &resp, reterr);
+        rc = exchange(ssl, &f, endpoint, fn, userdata, deadline, &resp, reterr);
         if (rc >= 0 && parse_response(resp.data, resp.len, &status, &body_off) < 0)
                 rc = ck_error_set(reterr, -EPROTO, "broker %s: malformed or truncated HTTP response",
                                   endpoint);

@@ -199,6 +199,11 @@ static double bitsd(uint64_t u)
         return v;
 }
 
+uint64_t ck_metric_count(struct ck_metric *m)
+{
+        return m && m->fam->type == CK_METRIC_COUNTER ? atomic_load(&m->value) : 0;
+}
+
 void ck_metric_add(struct ck_metric *m, uint64_t n)
 {
         if (!m)

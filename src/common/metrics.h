@@ -44,6 +44,8 @@ struct ck_metric *ck_metric_get(const char *name, const char *const *label_value
 void ck_metric_add(struct ck_metric *m, uint64_t n);   /* counters (and gauges, as a count) */
 void ck_metric_set(struct ck_metric *m, double v);     /* gauges */
 void ck_metric_observe(struct ck_metric *m, double v); /* histograms */
+/* A counter's value (0 for NULL): how a helper process reports what it counted. */
+uint64_t ck_metric_count(struct ck_metric *m);
 
 /* Shorthands: get + update. Up to three label values; unused ones NULL. */
 void ck_metrics_inc(const char *name, const char *l1, const char *l2);

@@ -22,13 +22,20 @@ int ck_sqlite_exec(sqlite3 *db, const char *sql, struct ck_error **reterr)
 int ck_sqlite_open(const char *path, sqlite3 **ret, struct ck_error **reterr)
 {
         sqlite3 *db = NULL;
+        struct stat st;
         int fd, rc, r;
 
-        /* Create the file with 0600 before SQLite does, so it never exists world-readable. */
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
+        /* Create the file with 0600 before SQLite does, so it never exists world-readable. Only
+         * when it is new: closing an fd of a file drops every POSIX lock this process holds on
+         * it, and another connection of ours (conkerd has two) would lose its locks, letting a
+         * second process (the pull helper) checkpoint and reset the WAL under it. */
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST)
                 return ck_error_errno(reterr, -errno, "cannot open database %s", path);
-        close(fd);
+        if (fd < 0 && (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)))
+                return ck_error_set(reterr, -ELOOP, "cannot open database %s: not a regular file", path);
+        if (fd >= 0)
+                close(fd);
 
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc != SQLITE_OK) {

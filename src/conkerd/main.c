@@ -133,8 +133,8 @@ static int broker_attestation_open(const struct conkerd_config *c, struct broker
         return 0;
 }
 
-/* conker-shim next to this executable, else PATH. */
-static char *shim_default(void)
+/* A helper program (conker-shim, conker-fetch) next to this executable, else PATH. */
+static char *helper_default(const char *name)
 {
         char self[PATH_MAX], *slash, *p = NULL;
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -146,8 +146,8 @@ static char *shim_default(void)
                         *slash = 0;
                         /* The build tree keeps programs in sibling directories. */
                         for (int i = 0; i < 2; i++) {
-                                if (asprintf(&p, i == 0 ? "%s/conker-shim" : "%s/../conker-shim/conker-shim",
-                                             self) < 0)
+                                if ((i == 0 ? asprintf(&p, "%s/%s", self, name)
+                                            : asprintf(&p, "%s/../%s/%s", self, name, name)) < 0)
                                         return NULL;
                                 if (access(p, X_OK) == 0)
                                         return p;
@@ -156,14 +156,14 @@ static char *shim_default(void)
                         }
                 }
         }
-        return strdup("conker-shim");
+        return strdup(name);
 }
 
 static int run(struct conkerd_config *c)
 {
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_(ck_secret_freep) struct ck_secret *token = NULL;
-        _cleanup_free_ char *shim = NULL;
+        _cleanup_free_ char *shim = NULL, *fetch = NULL;
         _cleanup_(attest_tee_freep) struct attest_tee *tee = NULL;
         _cleanup_(attest_collateral_freep) struct attest_collateral *broker_col = NULL;
         _cleanup_(X509_freep) X509 *broker_root = NULL;
@@ -202,8 +202,9 @@ static int run(struct conkerd_config *c)
                         c->listen);
         }
 
-        shim = *c->shim ? strdup(c->shim) : shim_default();
-        if (!shim) {
+        shim = *c->shim ? strdup(c->shim) : helper_default("conker-shim");
+        fetch = helper_default("conker-fetch");
+        if (!shim || !fetch) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -212,6 +213,7 @@ static int run(struct conkerd_config *c)
                 .run_dir = c->run_dir,
                 .runtime = c->runtime,
                 .shim = shim,
+                .fetch = fetch,
                 .bridge = c->bridge,
                 .subnet = c->subnet,
                 .nft_table = c->nft_table,

@@ -919,10 +919,3 @@ out:
         pthread_mutex_destroy(&p.lock);
         return r;
 }
-
-int image_metrics_declare(void)
-{
-        return ck_metrics_declare(IMAGE_METRIC_PULLED_BYTES, CK_METRIC_COUNTER,
-                                  "Blob bytes (layers and configs) downloaded from registries.", NULL, NULL,
-                                  0);
-}

@@ -169,8 +169,10 @@ static int lower_open(const char *path, int *ret_fd, struct ck_error **reterr)
 
         if (lstat(path, &st) < 0)
                 return ck_error_errno(reterr, -errno, "cannot stat layer %s", path);
-        return image_layer_backend(S_ISREG(st.st_mode) ? IMAGE_LAYER_EROFS : IMAGE_LAYER_DIR)
-                ->open_lower(path, ret_fd, reterr);
+        if (S_ISREG(st.st_mode))
+                return image_erofs_mount(path, ret_fd, reterr);
+        *ret_fd = -1; /* a directory: overlayfs takes its path */
+        return 0;
 }
 
 int image_rootfs_mount(struct image_store *s, const char *id, const char *state_dir, const char *target,

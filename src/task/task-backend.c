@@ -12,8 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec.h"
+#include "fetch-client.h"
 #include "fs.h"
 #include "log.h"
+#include "metrics.h"
 #include "pull.h"
 #include "reference.h"
 #include "request.h"
@@ -29,11 +32,10 @@ struct real {
         struct image_store *images;
         struct runtime *rt;
         struct volume_manager *vm;
-        struct image_mirror *mirrors;
-        char **mirror_storage;
-        size_t n_mirrors;
-        char *const *insecure;
-        const char *ca_file;
+        /* What every pull asks conker-fetch for, less the reference and the user name. */
+        struct fetch_request pull;
+        char *fetch_path;
+        struct fetch_pool *fetch_pool; /* helpers kept a few seconds for the next pull */
         enum task_pull_policy pull_policy;
 };
 
@@ -62,18 +64,14 @@ static int real_ref_normalize(void *ud, const char *ref, char **ret, struct ck_e
         return 0;
 }
 
-struct progress_adapter {
-        const struct task_pull_request *r;
-};
-
-static void on_pull_progress(void *userdata, const struct image_pull_progress *p)
+static void on_pull_progress(void *userdata, const struct fetch_progress *p)
 {
-        struct progress_adapter *a = userdata;
+        const struct task_pull_request *r = userdata;
         struct task_pull_progress tp = {p->phase, p->done_bytes, p->total_bytes, p->layers_done,
                                         p->layers_total};
 
-        if (a->r->progress)
-                a->r->progress(a->r->progress_userdata, &tp);
+        if (r->progress)
+                r->progress(r->progress_userdata, &tp);
 }
 
 /* The task_image of a stored record and its parsed config. */
@@ -126,19 +124,20 @@ static int real_pull(void *ud, const struct task_pull_request *r, struct task_im
         struct real *x = ud;
         _cleanup_(image_record_clear) struct image_record rec = {0};
         _cleanup_(image_config_clear) struct image_config cfg = {0};
-        struct progress_adapter a = {r};
-        struct image_pull_opts o = {
-                .ref = r->ref,
-                .username = r->username,
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_free_ char *name = NULL;
+        struct fetch_request req = x->pull; /* shallow: only ref and username differ */
+        struct fetch_pull_opts o = {
+                .helper = x->fetch_path,
+                .pool = x->fetch_pool,
+                .req = &req,
                 .password = r->password,
-                .ca_file = x->ca_file,
-                .mirrors = x->mirrors,
-                .n_mirrors = x->n_mirrors,
-                .insecure_registries = (const char *const *)x->insecure,
                 .cancel = r->cancel,
                 .progress = on_pull_progress,
-                .progress_userdata = &a,
+                .progress_userdata = (void *)r,
         };
+        uint64_t pulled = 0;
+        size_t len = 0;
         int q;
 
         if (x->pull_policy != TASK_PULL_ALWAYS) {
@@ -152,9 +151,20 @@ static int real_pull(void *ud, const struct task_pull_request *r, struct task_im
                         return ck_error_set(reterr, -ENOENT,
                                             "image %s is not in the store and pull-policy is never", r->ref);
         }
-        q = image_pull(x->images, &o, &rec, &cfg, reterr);
+        req.ref = (char *)r->ref;
+        req.username = (char *)r->username;
+        q = fetch_pull(&o, &name, &pulled, reterr);
+        ck_metric_add(ck_metric_get(IMAGE_METRIC_PULLED_BYTES, NULL), pulled);
         if (q < 0)
                 return q;
+        /* The helper stored it; read back what image_pull() returned to it. */
+        q = image_store_get(x->images, name, &rec, reterr);
+        if (q >= 0)
+                q = image_store_read_blob(x->images, rec.id, IMAGE_CONFIG_MAX, &buf, &len, reterr);
+        if (q >= 0)
+                q = image_config_parse(buf, len, &cfg, reterr);
+        if (q < 0)
+                return ck_error_prefix(reterr, q, "image %s after the pull", name);
         return task_image_from(&rec, &cfg, r->ref, ret);
 }
 
@@ -384,24 +394,55 @@ static int parse_mirrors(struct real *x, char *const *list, struct ck_error **re
 
         while (list && list[n])
                 n++;
-        x->mirrors = calloc(n + 1, sizeof(*x->mirrors));
-        x->mirror_storage = calloc(n + 1, sizeof(char *));
-        if (!x->mirrors || !x->mirror_storage)
+        if (n > FETCH_MIRRORS_MAX)
+                return ck_error_set(reterr, -EINVAL, "more than %u registry mirrors", FETCH_MIRRORS_MAX);
+        x->pull.mirror_domains = calloc(n + 1, sizeof(char *));
+        x->pull.mirror_endpoints = calloc(n + 1, sizeof(char *));
+        if (!x->pull.mirror_domains || !x->pull.mirror_endpoints)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                char *eq, *s = strdup(list[i]);
-                if (!s)
-                        return -ENOMEM;
-                x->mirror_storage[i] = s;
-                eq = strchr(s, '=');
-                if (!eq || eq == s || !eq[1])
+                const char *eq = strchr(list[i], '=');
+
+                if (!eq || eq == list[i] || !eq[1])
                         return ck_error_set(reterr, -EINVAL,
                                             "registry-mirror \"%s\" is not DOMAIN=HOST:PORT", list[i]);
-                *eq = 0;
-                x->mirrors[i] = (struct image_mirror){s, eq + 1};
-                x->n_mirrors++;
+                x->pull.mirror_domains[i] = strndup(list[i], (size_t)(eq - list[i]));
+                x->pull.mirror_endpoints[i] = strdup(eq + 1);
+                x->pull.n_mirrors++;
+                if (!x->pull.mirror_domains[i] || !x->pull.mirror_endpoints[i])
+                        return -ENOMEM;
         }
         return 0;
+}
+
+/* The fixed part of every pull request: the helper, the data dir, the registry settings. */
+static int pull_template(struct real *x, const struct task_backend_config *cfg, struct ck_error **reterr)
+{
+        size_t n = 0;
+        int r;
+
+        r = ck_exec_find(cfg->fetch && *cfg->fetch ? cfg->fetch : "conker-fetch", &x->fetch_path);
+        if (r < 0)
+                return ck_error_errno(reterr, r, "conker-fetch not found");
+        r = fetch_pool_new(FETCH_POOL_IDLE_MS, &x->fetch_pool);
+        if (r < 0)
+                return r;
+        x->pull.data_dir = strdup(cfg->data_dir);
+        x->pull.ca_file =
+                cfg->registry_ca_file && *cfg->registry_ca_file ? strdup(cfg->registry_ca_file) : NULL;
+        x->pull.log_level = strdup(ck_log_level_to_string(ck_log_get_level()));
+        while (cfg->insecure_registries && cfg->insecure_registries[n])
+                n++;
+        if (n > FETCH_INSECURE_MAX)
+                return ck_error_set(reterr, -EINVAL, "more than %u insecure registries", FETCH_INSECURE_MAX);
+        x->pull.insecure = calloc(n + 1, sizeof(char *));
+        if (!x->pull.data_dir || !x->pull.log_level || !x->pull.insecure ||
+            (cfg->registry_ca_file && *cfg->registry_ca_file && !x->pull.ca_file))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(x->pull.insecure[i] = strdup(cfg->insecure_registries[i])))
+                        return -ENOMEM;
+        return parse_mirrors(x, cfg->registry_mirrors, reterr);
 }
 
 int task_backend_real_new(const struct task_backend_config *cfg, struct task_backend **ret,
@@ -425,6 +466,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .log_max_files = cfg->log_max_files,
         };
         struct volume_config vc = {.data_dir = cfg->data_dir, .backing_size = cfg->volume_backing_size};
+        const char *format = NULL;
         struct real *x;
         int r;
 
@@ -452,14 +494,12 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
         };
         x->data_dir = strdup(cfg->data_dir);
         x->run_dir = strdup(cfg->run_dir);
-        x->insecure = cfg->insecure_registries;
-        x->ca_file = cfg->registry_ca_file && *cfg->registry_ca_file ? cfg->registry_ca_file : NULL;
         x->pull_policy = cfg->pull_policy;
         if (!x->data_dir || !x->run_dir) {
                 r = -ENOMEM;
                 goto fail;
         }
-        r = parse_mirrors(x, cfg->registry_mirrors, reterr);
+        r = pull_template(x, cfg, reterr);
         if (r < 0)
                 goto fail;
         image_limits_default(&lim);
@@ -484,8 +524,27 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 r = ck_error_prefix(reterr, r, "image store");
                 goto fail;
         }
-        /* Decided now rather than at the first pull, so the log says it at start. */
-        log_info("image layers: %s", image_layer_format_to_string(image_store_layer_format(x->images)));
+        /* Decided now rather than at the first pull, so the log says it at start, and handed to
+         * every pull. The probe writes an EROFS image, which takes the layer writer: conker-fetch
+         * runs it, so that conkerd does not link the writer (and libarchive). */
+        r = lim.layer_format == IMAGE_LAYER_AUTO ? fetch_probe(x->fetch_path, cfg->data_dir, &format, reterr)
+                                                 : 0;
+        if (r < 0) {
+                r = ck_error_prefix(reterr, r, "image store: probing the layer format");
+                goto fail;
+        }
+        if (lim.layer_format != IMAGE_LAYER_AUTO)
+                format = image_layer_format_to_string(lim.layer_format);
+        log_info("image layers: %s", format);
+        x->pull.layer_format = strdup(format);
+        x->pull.max_blob_size = lim.max_blob_size;
+        x->pull.max_layer_unpacked = lim.max_layer_unpacked;
+        x->pull.max_layer_entries = lim.max_layer_entries;
+        x->pull.max_ratio = lim.max_ratio;
+        if (!x->pull.layer_format) {
+                r = -ENOMEM;
+                goto fail;
+        }
         r = runtime_open(&rc, &x->rt, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r, "runtime");
@@ -512,10 +571,9 @@ void task_backend_real_free(struct task_backend *be)
         volume_manager_free(x->vm);
         runtime_free(x->rt);
         image_store_free(x->images);
-        for (size_t i = 0; x->mirror_storage && x->mirror_storage[i]; i++)
-                free(x->mirror_storage[i]);
-        free(x->mirror_storage);
-        free(x->mirrors);
+        fetch_pool_free(x->fetch_pool);
+        fetch_request_clear(&x->pull);
+        free(x->fetch_path);
         free(x->data_dir);
         free(x->run_dir);
         free(x);

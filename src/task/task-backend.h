@@ -29,6 +29,7 @@ struct task_backend_config {
         const char *run_dir;
         const char *runtime; /* runc or crun */
         const char *shim;    /* conker-shim path */
+        const char *fetch;   /* conker-fetch path (the pull helper); NULL or empty: PATH */
         const char *bridge;
         const char *subnet;
         const char *nft_table;
