@@ -9,7 +9,9 @@
 #                 "error PATH MESSAGE" when it cannot be read (an I/O error), then "files N errors M"
 #   volume-put PID TEXT   writes TEXT ([A-Za-z0-9-]) to conker-vm-test.txt in the /data volume
 #                 of the container whose process is PID (through /proc/PID/root), then sync
-#   kill PID      SIGKILL to that container process (its restart policy starts it again)
+#   kill PID      kills that container process and drops the caches before its shim restarts
+#                 it (the shim, its parent, is stopped meanwhile), so the restart reads the
+#                 binary from the disk again, not from the page cache
 #   procs         every process: pid, state and command line (to see what hangs)
 #   journal       the journal of conkerd, the state disk and the setup units, the kernel's,
 #                 and the containers' shim logs
@@ -55,7 +57,14 @@ while :; do
         ;;
       kill\ *)
         read -r _ pid <<<"$cmd"
-        [[ $pid =~ ^[0-9]+$ ]] && kill -KILL "$pid"
+        [[ $pid =~ ^[0-9]+$ ]] && shim=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status") &&
+          kill -STOP "$shim" && kill -KILL "$pid" && {
+          while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+            sleep 0.1
+          done
+          sync && echo 3 >/proc/sys/vm/drop_caches
+          kill -CONT "$shim"
+        }
         ;;
       procs)
         for p in /proc/[0-9]*; do
