@@ -27,10 +27,10 @@ while [ $# -gt 0 ]; do
     --memory) mem=$2 ;;
     --disk)
       extra+=(-drive "file=$2,if=none,id=state,format=raw,discard=off"
-        -device virtio-blk-pci,drive=state,serial=conker-state) ;;
+        -device "virtio-blk-pci,drive=state,serial=conker-state") ;;
     --agent)
       extra+=(-device virtio-serial-pci -chardev "socket,id=agent,path=$2,server=on,wait=off"
-        -device virtserialport,chardev=agent,name=org.conker.test) ;;
+        -device "virtserialport,chardev=agent,name=org.conker.test") ;;
     --fw-cfg) extra+=(-fw_cfg "name=${2%%=*},file=${2#*=}") ;;
     --hostfwd) net+=",hostfwd=tcp:127.0.0.1:${2%%:*}-:${2#*:}" ;;
     --guestfwd) net+=",guestfwd=tcp:${2%%=*}-cmd:socat - TCP:127.0.0.1:${2#*=}" ;;

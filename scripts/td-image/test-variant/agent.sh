@@ -6,7 +6,8 @@
 #   drop-caches   sync, then drop the page, dentry and inode caches
 #   storage       the device, type and dm table of the filesystem holding /var/lib/conker
 #   digests       "SHA256 PATH" for every regular file under /var/lib/conker, or
-#                 "error PATH MESSAGE" when it cannot be read (an I/O error), then "files N errors M"
+#                 "error PATH MESSAGE" when it (or a directory) cannot be read, then
+#                 "files N errors M"
 #   volume-put PID TEXT   writes TEXT ([A-Za-z0-9-]) to conker-vm-test.txt in the /data volume
 #                 of the container whose process is PID (through /proc/PID/root), then sync
 #   kill PID      kills that container process and drops the caches before its shim restarts
@@ -22,7 +23,7 @@ until [ -e "$port" ]; do sleep 1; done
 exec 3<>"$port"
 
 digests() {
-  local n=0 bad=0 f out
+  local n=0 bad=0 f out line err=/run/conker-test-agent.find-errors
   while IFS= read -r -d '' f; do
     n=$((n + 1))
     if out=$(sha256sum <"$f" 2>&1); then
@@ -31,8 +32,16 @@ digests() {
       bad=$((bad + 1))
       echo "error $f ${out//$'\n'/ }"
     fi
-  done < <(find "$state" -xdev -type f -print0 2>/dev/null)
-  find "$state" -xdev -type f >/dev/null 2>&1 || echo "error $state directory walk failed"
+  done < <(find "$state" -xdev -type f -print0 2>"$err")
+  # A directory that cannot be read: find says "find: 'PATH': MESSAGE".
+  while IFS= read -r line; do
+    bad=$((bad + 1))
+    if [[ $line =~ ^find:\ \'(.*)\':\ (.*)$ ]]; then
+      echo "error ${BASH_REMATCH[1]} find: ${BASH_REMATCH[2]}"
+    else
+      echo "error $state $line"
+    fi
+  done <"$err"
   echo "files $n errors $bad"
 }
 

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import requests
-import urllib3
 
-from .conkerd import BUILD, CONKER, free_port
+from .conkerd import CONKER, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = Path(os.environ.get("CONKER_TD_OUT", ROOT / "build" / "td-image"))
@@ -30,8 +29,6 @@ VM_SH = ROOT / "scripts" / "td-image" / "vm.sh"
 REGISTRY_ADDR = "10.0.2.100:5000"
 BROKER_ADDR = "10.0.2.101:3333"
 APP_PORT = 30080  # the app's published port inside the guest
-
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def skip_reason() -> str | None:
@@ -135,6 +132,14 @@ class Vm:
     def api(self, method: str, path: str, timeout: float = 60, **kw):
         return requests.request(method, f"https://127.0.0.1:{self.api_port}{path}", verify=False,
                                 headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout, **kw)
+
+    def conker_attested(self, ref: Path, sim: Path, *args) -> subprocess.CompletedProcess:
+        """`conker --attest REF ... ARGS`: the CLI verifies conkerd's RA-TLS certificate (the
+        simulated TD's quote, trusted through sim's root) against REF before sending the token."""
+        return subprocess.run([CONKER, "--attest", str(ref), "--trust-sim-root", str(sim / "root-ca.pem"),
+                               "--collateral", str(sim / "collateral.json"), args[0], "--host",
+                               f"https://127.0.0.1:{self.api_port}", "--token-file", str(self.work / "token"),
+                               *args[1:]], capture_output=True, text=True, timeout=120)
 
     def task(self, tid: str) -> dict:
         r = self.api("GET", f"/sw/api/v1/container/{tid}")
