@@ -31,6 +31,7 @@ from helpers.broker import BROKER, Broker
 from helpers.conkerd import BUILD, CONKER
 from helpers.registry import Registry
 from helpers.vm import BROKER_ADDR, REGISTRY_ADDR, UKI, UKI_ALT, APP_PORT, Vm, predict, sim_for, skip_reason
+from test_seed_story import http_get
 
 ROOT = Path(__file__).resolve().parents[2]
 P = "/sw/api/v1/container"
@@ -105,7 +106,7 @@ class World:
         r = self.vm.api("POST", P, data=self.body(name))
         assert r.status_code == 200, r.text
         tid = r.json()["data"]["Id"]
-        t = self.vm.wait_status(tid, set(statuses))
+        t = self.vm.wait_status(tid, set(statuses), timeout=600)
         self.timings[f"POST {name} to {t['Status']}"] = time.monotonic() - t0
         return tid, t
 
@@ -167,7 +168,7 @@ def test_seed_story(world):
     tid, t = world.post("conker-example-app")
     assert t["Status"] == "Running", t["Events"]
     assert [e["Action"] for e in t["Events"]] == PIPELINE, t["Events"]
-    r = vm.app_get("/api/v1/getsecret")
+    r = http_get(vm.app_port, "/api/v1/getsecret", timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["data"] == world.secret.read_text()
     audit = world.broker.audit()
@@ -216,7 +217,7 @@ def test_tampered_disk(world):
     vm = world.vm
     tid, t = world.post("tampered")
     assert t["Status"] == "Running", t["Events"]
-    assert vm.app_get("/api/v1/getsecret").status_code == 200
+    assert http_get(vm.app_port, "/api/v1/getsecret", timeout=60).status_code == 200
     pid = t["ContainerInspect"]["State"]["Pid"]
     assert vm.agent(f"volume-put {pid} {world.volume_marker}")[0] == 0
     assert vm.agent("drop-caches")[0] == 0

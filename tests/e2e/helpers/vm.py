@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from .conkerd import CONKER, free_port
+from .conkerd import CONKER, Conkerd, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = Path(os.environ.get("CONKER_TD_OUT", ROOT / "build" / "td-image"))
@@ -141,31 +141,9 @@ class Vm:
                                f"https://127.0.0.1:{self.api_port}", "--token-file", str(self.work / "token"),
                                *args[1:]], capture_output=True, text=True, timeout=120)
 
-    def task(self, tid: str) -> dict:
-        r = self.api("GET", f"/sw/api/v1/container/{tid}")
-        assert r.status_code == 200, r.text
-        return r.json()["data"]
-
-    def wait_status(self, tid: str, statuses: set[str], timeout: float = 600) -> dict:
-        deadline = time.monotonic() + timeout
-        t: dict = {}
-        while time.monotonic() < deadline:
-            t = self.task(tid)
-            if t["Status"] in statuses:
-                return t
-            time.sleep(1)
-        raise AssertionError(f"task {tid} is {t.get('Status')}, not in {statuses}: {t.get('Events')}")
-
-    def app_get(self, path: str, timeout: float = 60):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                return requests.get(f"http://127.0.0.1:{self.app_port}{path}", timeout=10)
-            except requests.RequestException as e:
-                last = e
-                time.sleep(1)
-        raise AssertionError(f"the app does not answer on the forwarded port: {last}")
+    # The task document and its polling need only api(): the same as for a conkerd on the host.
+    task = Conkerd.task
+    wait_status = Conkerd.wait_status
 
     # -- the test agent (scripts/td-image/test-variant/agent.sh) ------------------------------
     def agent(self, cmd: str, timeout: float = 300) -> tuple[int, list[str]]:
