@@ -267,7 +267,11 @@ def test_initrd_contents(td_image):
     # cpio stores the names without find's "./".
     for prog in ["usr/sbin/conkerd", "usr/bin/conker", "usr/bin/conker-shim", "usr/sbin/runc",
                  "usr/sbin/nft", "usr/sbin/cryptsetup", "usr/lib/systemd/systemd",
-                 "etc/systemd/network/20-conker-td.network", "dev/console"]:
+                 "etc/systemd/network/20-conker-td.network", "dev/console",
+                 "usr/libexec/conker/conker-statedisk",
+                 "usr/lib/systemd/system/conker-statedisk.service",
+                 "usr/lib/systemd/system/conkerd.service.d/10-statedisk.conf", "usr/bin/keyctl",
+                 "usr/sbin/mkfs.ext4"]:
         assert prog in have, prog
     mods = [n for n in names if "/kernel/" in n]
     for mod in ["tdx-guest.ko", "tsm_report.ko", "dm-integrity.ko", "dm-crypt.ko", "virtio_net.ko",
