@@ -155,8 +155,10 @@ def test_boot(td_image, tmp_path):
     assert "Reached target multi-user.target" in console
     assert "login:" not in console
     assert "Started systemd-networkd.service" in console
-    # No state disk: the unit says so and succeeds; the data dir stays on the initramfs.
+    # No state disk: the unit says so and succeeds; the data dir stays on the initramfs, which
+    # conkerd's check calls TD memory.
     assert "statedisk: no state disk" in console
+    assert "data dir /var/lib/conker: rootfs (TD memory: the initramfs): host-proof" in console
     assert "Finished conker-statedisk.service" in console
 
 
@@ -171,7 +173,7 @@ def test_boot_state_disk(td_image, tmp_path):
     assert rc == 0, err + console[-4000:]
     assert "Finished conker-statedisk.service" in console
     assert VERDICT in console
-    assert "Dependency failed for conkerd.service" not in console
+    assert "Dependency failed for conkerd.serv" not in console
     data = disk.read_bytes()
     assert data[:8] == b"integrt\0"
     assert b"LUKS\xba\xbe" not in data and b"SKUL\xba\xbe" not in data
@@ -186,7 +188,8 @@ def test_state_disk_failure_stops_conkerd(td_image, tmp_path):
     assert rc == 1, console[-4000:]
     assert "the state disk unit failed" in err
     assert "Failed to start conker-statedisk.service" in console
-    assert "Dependency failed for conkerd.service" in console
+    # systemd shortens status lines to the console's 80 columns: "conkerd.serv…".
+    assert "Dependency failed for conkerd.serv" in console
     assert "Started conkerd.service" not in console
 
 
@@ -206,7 +209,8 @@ def test_state_disk_tamper(td_image, tmp_path):
     """Flipped bytes under the mapping read as I/O errors, never as altered data. A test-only
     unit (tests/data/td-image/tamper-check, appended to the initrd of a direct kernel boot of
     the image's own kernel, initrd and command line) fills the state filesystem, flips 16 bytes
-    of the raw disk (what the host can write), and reads the file back block by block."""
+    of the raw disk (what the host can write), and reads the file back block by block, buffered
+    and with O_DIRECT."""
     out, _, _ = td_image
     script = open(os.path.join(SRC, "tests", "data", "td-image", "tamper-check"), "rb").read()
     unit = (b"[Unit]\nRequires=conker-statedisk.service\nAfter=conker-statedisk.service\n"
@@ -219,14 +223,17 @@ def test_state_disk_tamper(td_image, tmp_path):
         ("etc/systemd/system/multi-user.target.wants/tamper-check.service", 0o120777,
          b"/usr/lib/systemd/system/tamper-check.service"),
     ]))
-    rc, err, console = boot(out, tmp_path, state_disk(tmp_path, 128 << 20), extra)
+    rc, err, console = boot(out, tmp_path, state_disk(tmp_path, 64 << 20), extra)
     assert rc == 0, err + console[-4000:]
     assert VERDICT in console
-    m = re.search(r"tamper-check: read back: (\d+) blocks failed with an I/O error, (-?\d+) blocks "
+    m = re.search(r"tamper-check: read back: (\d+) blocks failed with an I/O error, (\d+) blocks "
                   r"differ without one, of (\d+)", console)
     assert m, console[-4000:]
     eio, silent, total = map(int, m.groups())
     assert eio >= 1 and silent == 0 and total > 16
+    # With O_DIRECT the same blocks fail, and no other block differs.
+    assert f"read back with O_DIRECT: {eio} blocks failed with an I/O error, {eio} blocks differ" \
+        in console
     assert "tamper-check: PASS" in console
 
 
@@ -260,7 +267,11 @@ def test_initrd_contents(td_image):
     # cpio stores the names without find's "./".
     for prog in ["usr/sbin/conkerd", "usr/bin/conker", "usr/bin/conker-shim", "usr/sbin/runc",
                  "usr/sbin/nft", "usr/sbin/cryptsetup", "usr/lib/systemd/systemd",
-                 "etc/systemd/network/20-conker-td.network", "dev/console"]:
+                 "etc/systemd/network/20-conker-td.network", "dev/console",
+                 "usr/libexec/conker/conker-statedisk",
+                 "usr/lib/systemd/system/conker-statedisk.service",
+                 "usr/lib/systemd/system/conkerd.service.d/10-statedisk.conf", "usr/bin/keyctl",
+                 "usr/sbin/mkfs.ext4"]:
         assert prog in have, prog
     mods = [n for n in names if "/kernel/" in n]
     for mod in ["tdx-guest.ko", "tsm_report.ko", "dm-integrity.ko", "dm-crypt.ko", "virtio_net.ko",
