@@ -25,9 +25,10 @@ tests=(
 )
 # make td-image (scripts/td-image/): mmdebstrap assembles the TD from the locked packages,
 # apt-ftparchive (apt-utils) indexes the local repository of those packages; QEMU boots the
-# image in its test (make td-image-test).
+# image in its test (make td-image-test); make vm-test forwards the guest's connections to the
+# host's registry and broker with socat (one process per connection, QEMU guestfwd cmd:).
 td_image=(
-  mmdebstrap apt-utils qemu-system-x86
+  mmdebstrap apt-utils qemu-system-x86 socat
 )
 
 want=("${build[@]}" "${runtime[@]}" "${tests[@]}" "${td_image[@]}")

@@ -54,6 +54,19 @@ if meson test -C "$build" --list 2>/dev/null | grep -q ' slow '; then
   add $(count_meson "$build")
 fi
 
+# The TD image booted under QEMU (tests/e2e/test_vm.py, minutes): where QEMU and the image
+# build's tools are present, build the image and its test variant first; otherwise the test
+# skips and says which is missing.
+if [ "$(id -u)" = 0 ] && command -v qemu-system-x86_64 >/dev/null && command -v mmdebstrap >/dev/null; then
+  echo "== TD image and its test variant (for tests/e2e/test_vm.py)"
+  if CONKER_TD_TEST_VARIANT=1 bash scripts/td-image/build.sh "$PWD/$build/src/cli/conker" >"$report/out" 2>&1; then
+    export CONKER_VM_TEST=1
+  else
+    tail -n 20 "$report/out"
+    add 0 1 0
+  fi
+fi
+
 if ls tests/e2e/test_*.py >/dev/null 2>&1; then
   echo "== end to end"
   CONKER_BUILD="$PWD/$build" "$py" -m pytest -v -rs --junitxml="$report/e2e.xml" tests/e2e 2>&1 | tail -n 60

@@ -55,3 +55,11 @@ if [ -e "$root/usr/lib/systemd/system/conkerd.service" ]; then
   ln -sf "/usr/lib/systemd/system/conkerd.service" \
     "$root/etc/systemd/system/multi-user.target.wants/conkerd.service"
 fi
+
+# The state disk (docs/td-image.md §8): a oneshot that makes a fresh LUKS2-with-integrity
+# filesystem on the virtio disk "conker-state" and mounts it on the data dir; conkerd requires it.
+sd=$(dirname "$0")/statedisk
+install -D -m 0755 "$sd/conker-statedisk" "$root/usr/libexec/conker/conker-statedisk"
+install -D -m 0644 "$sd/conker-statedisk.service" \
+  "$root/usr/lib/systemd/system/conker-statedisk.service"
+install -D -m 0644 "$sd/10-statedisk.conf" "$root/usr/lib/systemd/system/conkerd.service.d/10-statedisk.conf"

@@ -7,6 +7,7 @@
 #   SHA256SUMS         their digests
 #   reference-values.json   `conker tdx predict --firmware OVMF.fd --uki conker-td.efi`
 #                      (MRTD, RTMR1, RTMR2)
+#   test/              with CONKER_TD_TEST_VARIANT=1 only: the test variant (test-variant.sh)
 # SOURCE_DATE_EPOCH is the time of the last commit unless set.
 set -euo pipefail
 here=$(dirname "$0")
@@ -34,6 +35,10 @@ done
 kver=$(bash "$here/kernel.sh" "$work/tools/td-root" "$TD_OUT")
 echo "td-image: packing the initrd and the unified kernel image (kernel $kver)"
 bash "$here/pack.sh" "$work/tools" "$kver" "$TD_OUT"
+# The test variant (`make vm-test` only), with the same build environment: never shipped.
+if [ "${CONKER_TD_TEST_VARIANT:-0}" = 1 ]; then
+  bash "$here/test-variant.sh" "$work/tools" "$kver" "$TD_OUT"
+fi
 # The firmware, unpacked from its locked package.
 fw=$(mktemp -d)
 dpkg-deb -x "$(bash "$here/fetch.sh")"/firmware/"$TD_FIRMWARE_PACKAGE"_*.deb "$fw"

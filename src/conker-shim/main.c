@@ -921,6 +921,11 @@ int main(int argc, char **argv)
         int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
+        /* conkerd.service is Type=notify: the service manager's socket is in our environment.
+         * runc must not see it: `runc run --detach` would hand it to the container and wait for
+         * the container's READY=1 (forever, for an app that never sends one), and the container
+         * could talk to the service manager. */
+        unsetenv("NOTIFY_SOCKET");
         if (shim_parse_args(&s, argc, argv, &ready_fd) < 0) {
                 usage();
                 return 2;

@@ -538,6 +538,7 @@ enum {
         ARG_CONFIG = 0x100,
         ARG_PRINT_EXAMPLE,
         ARG_VERSION,
+        ARG_CHECK_STORAGE,
         ARG_KEY_BASE = 0x200,    /* + index: --key VALUE */
         ARG_NO_KEY_BASE = 0x300, /* + index: --no-key */
 };
@@ -545,7 +546,7 @@ enum {
 int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, struct conkerd_args *ret_args,
                              struct ck_error **reterr)
 {
-        struct option opts[2 * ELEMENTSOF(keys) + 5];
+        struct option opts[2 * ELEMENTSOF(keys) + 6];
         char no_names[ELEMENTSOF(keys)][64];
         struct conkerd_args args = {0};
         const char *config_file = NULL;
@@ -566,6 +567,7 @@ int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, st
         opts[n++] = (struct option){"config", required_argument, NULL, ARG_CONFIG};
         opts[n++] = (struct option){"print-config-example", no_argument, NULL, ARG_PRINT_EXAMPLE};
         opts[n++] = (struct option){"version", no_argument, NULL, ARG_VERSION};
+        opts[n++] = (struct option){"check-storage", required_argument, NULL, ARG_CHECK_STORAGE};
         opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
         opts[n] = (struct option){0};
 
@@ -603,6 +605,8 @@ int conkerd_config_from_args(struct conkerd_config *c, int argc, char **argv, st
                                 args.print_example = true;
                         else if (ch == ARG_VERSION)
                                 args.version = true;
+                        else if (ch == ARG_CHECK_STORAGE)
+                                args.check_storage = optarg;
                         else if (ch == 'h')
                                 args.help = true;
                         r = 0;
@@ -681,4 +685,6 @@ void conkerd_config_usage(FILE *f)
                 fprintf(f, "  %-28s %s [%s]\n", flag, keys[i].help, keys[i].def);
         }
         fprintf(f, "  %-28s %s\n", "--print-config-example", "print the example config file and exit");
+        fprintf(f, "  %-28s %s\n", "--check-storage DIR",
+                "print whether DIR is host-proof storage and exit (0 yes, 1 no, 2 cannot tell)");
 }

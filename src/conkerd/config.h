@@ -102,9 +102,11 @@ bool conkerd_config_tls_auto(const struct conkerd_config *c);
 bool conkerd_listen_is_loopback(const char *listen);
 
 /* Parses argv (after argv[0]). Flags not in the table: --config FILE, --print-config-example,
- * --help, --version; they are reported through the out-params. Returns 0, or -EINVAL with a
+ * --check-storage DIR (check_storage points into argv), --help, --version; they are reported
+ * through the out-params. Returns 0, or -EINVAL with a
  * message on a bad flag. The config file is read before the other flags are applied. */
 struct conkerd_args {
+        const char *check_storage;
         bool print_example;
         bool help;
         bool version;

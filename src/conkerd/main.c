@@ -68,30 +68,42 @@ static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, str
 
 /* Issue 10 item 3: on a real TD everything conkerd keeps must be out of the host's hands, so the
  * data dir must be in TD memory or on LUKS2 with integrity (docs/conkerd.md "Host-proof
- * storage"). The simulated TD is a test bench on the host's own disk: not checked. */
+ * storage"). Under every TEE the verdict is logged (the VM test reads it); only TDX enforces it:
+ * the simulated TD is a test bench on the host's own disk. */
 static int storage_check(const struct conkerd_config *c, const struct attest_tee *tee,
                          struct ck_error **reterr)
 {
         const struct conkerd_storage_roots roots = CONKERD_STORAGE_ROOTS_DEFAULT;
-        _cleanup_free_ char *what = NULL;
-        bool ok = false;
+        _cleanup_free_ char *what = NULL, *line = NULL;
+        bool enforce = attest_tee_kind(tee) == ATTEST_TEE_KIND_TDX, ok = false;
         int r;
 
-        if (attest_tee_kind(tee) != ATTEST_TEE_KIND_TDX)
-                return 0;
         r = conkerd_storage_check(c->data_dir, &roots, &ok, &what, reterr);
+        if (r < 0 && !enforce) {
+                log_warn("data dir %s: %s (not enforced: not a TDX TD)", c->data_dir,
+                         ck_error_message(*reterr, r));
+                ck_error_free(*reterr);
+                *reterr = NULL;
+                return 0;
+        }
         if (r < 0)
                 return ck_error_prefix(reterr, r,
                                        "data dir %s: cannot tell whether it is host-proof storage (pass "
                                        "--insecure-storage to start anyway)",
                                        c->data_dir);
+        line = conkerd_storage_describe(c->data_dir, ok, what);
+        if (!line)
+                return -ENOMEM;
+        if (!enforce) {
+                log_info("%s (not enforced: not a TDX TD)", line);
+                return 0;
+        }
         if (ok) {
-                log_info("data dir %s: %s", c->data_dir, what);
+                log_info("%s", line);
                 return 0;
         }
         if (c->insecure_storage) {
-                log_warn("data dir %s is on %s: the host can read and rewrite it (--insecure-storage)",
-                         c->data_dir, what);
+                log_warn("%s (--insecure-storage)", line);
                 return 0;
         }
         return ck_error_set(reterr, -EPERM,
@@ -99,6 +111,28 @@ static int storage_check(const struct conkerd_config *c, const struct attest_tee
                             "integrity (dm-crypt + dm-integrity), or the host can read and rewrite layers, "
                             "conker.db and volumes; pass --insecure-storage to start anyway",
                             c->data_dir, what);
+}
+
+/* --check-storage DIR: the verdict on stdout; exit 0 when host-proof, 1 when not, 2 when it
+ * cannot tell. The TD image's state disk unit runs it before conkerd starts. */
+static int check_storage_only(const char *dir)
+{
+        const struct conkerd_storage_roots roots = CONKERD_STORAGE_ROOTS_DEFAULT;
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *what = NULL, *line = NULL;
+        bool ok = false;
+        int r;
+
+        r = conkerd_storage_check(dir, &roots, &ok, &what, &e);
+        if (r < 0) {
+                fprintf(stderr, "conkerd: data dir %s: %s\n", dir, ck_error_message(e, r));
+                return 2;
+        }
+        line = conkerd_storage_describe(dir, ok, what);
+        if (!line)
+                return 2;
+        printf("%s\n", line);
+        return ok ? 0 : 1;
 }
 
 /* kms-broker-reference-values: load what conkerd checks the brokers' RA-TLS certificates
@@ -359,8 +393,9 @@ int main(int argc, char **argv)
                 return 1;
         }
         r = conkerd_config_from_args(&c, argc, argv, &args, &e);
-        /* --help, --version and --print-config-example work whatever the configuration. */
-        if (r >= 0 && !args.help && !args.version && !args.print_example)
+        /* --help, --version, --print-config-example and --check-storage work whatever the
+         * configuration. */
+        if (r >= 0 && !args.help && !args.version && !args.print_example && !args.check_storage)
                 r = conkerd_config_check(&c, &e);
         if (r < 0) {
                 fprintf(stderr, "conkerd: %s\n", ck_error_message(e, r));
@@ -376,6 +411,10 @@ int main(int argc, char **argv)
                 printf("conkerd %s\n", CONKER_VERSION);
                 conkerd_config_clear(&c);
                 return 0;
+        }
+        if (args.check_storage) {
+                conkerd_config_clear(&c);
+                return check_storage_only(args.check_storage);
         }
         if (args.print_example) {
                 _cleanup_free_ char *ex = conkerd_config_example();

@@ -115,9 +115,30 @@ static int dev_name(int devfd, char **ret, struct ck_error **reterr)
         return *ret ? 0 : -ENOMEM;
 }
 
-/* A LUKS2 mapping has integrity when its only underlying device is the dm-integrity device
- * cryptsetup made for it (uuid "CRYPT-SUBDEV-…", name "<name>_dif"). */
-static int luks2_has_integrity(int rootfd, int devfd, bool *ret, struct ck_error **reterr)
+/* Is uuid the dm uuid cryptsetup gives the dm-integrity device it makes for the LUKS2 volume
+ * whose uuid is luks2_uuid ("CRYPT-LUKS2-<hex>-<name>")? cryptsetup 2.7 names it
+ * "CRYPT-INTEGRITY-<hex>-<name>_dif", older releases "CRYPT-SUBDEV-<hex>-…": the same <hex>,
+ * so that a dm-integrity device of another volume or of integritysetup does not count. */
+static bool integrity_of(const char *uuid, const char *luks2_uuid)
+{
+        const char *hex = luks2_uuid + strlen("CRYPT-LUKS2-"), *dash = strchr(hex, '-'), *rest;
+
+        if (!dash || dash == hex)
+                return false;
+        if (ck_startswith(uuid, "CRYPT-INTEGRITY-"))
+                rest = uuid + strlen("CRYPT-INTEGRITY-");
+        else if (ck_startswith(uuid, "CRYPT-SUBDEV-"))
+                rest = uuid + strlen("CRYPT-SUBDEV-");
+        else
+                return false;
+        return strncmp(rest, hex, (size_t)(dash - hex + 1)) == 0;
+}
+
+/* A LUKS2 mapping (dm uuid luks2_uuid) has integrity when its only underlying device is the
+ * dm-integrity device cryptsetup made for it (integrity_of). When it has, *ret_slave is that
+ * device's kernel name ("dm-0"). */
+static int luks2_has_integrity(int rootfd, int devfd, const char *luks2_uuid, bool *ret, char **ret_slave,
+                               struct ck_error **reterr)
 {
         _cleanup_(closedirp) DIR *d = NULL;
         _cleanup_free_ char *slave = NULL, *uuid = NULL;
@@ -153,7 +174,9 @@ static int luks2_has_integrity(int rootfd, int devfd, bool *ret, struct ck_error
         r = attr_read(sfd, "dm/uuid", &uuid, reterr);
         if (r < 0)
                 return r;
-        *ret = uuid && ck_startswith(uuid, "CRYPT-SUBDEV-");
+        *ret = uuid && integrity_of(uuid, luks2_uuid);
+        if (*ret)
+                *ret_slave = TAKE_PTR(slave);
         return 0;
 }
 
@@ -161,7 +184,7 @@ static int luks2_has_integrity(int rootfd, int devfd, bool *ret, struct ck_error
 static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_what, struct ck_error **reterr)
 {
         _cleanup_close_ int rootfd = -EBADF, devfd = -EBADF;
-        _cleanup_free_ char *name = NULL, *uuid = NULL, *dmname = NULL, *backing = NULL;
+        _cleanup_free_ char *name = NULL, *uuid = NULL, *dmname = NULL, *backing = NULL, *slave = NULL;
         char path[64], *what = NULL;
         bool ok = false, integ = false;
         int r;
@@ -200,12 +223,15 @@ static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_wh
                 r = asprintf(&what, "%s %s: dm-crypt but not LUKS2 with integrity", name,
                              dmname ? dmname : "?");
         else {
-                r = luks2_has_integrity(rootfd, devfd, &integ, reterr);
+                r = luks2_has_integrity(rootfd, devfd, uuid, &integ, &slave, reterr);
                 if (r < 0)
                         return r;
                 ok = integ;
-                r = asprintf(&what, "%s %s: LUKS2 %s", name, dmname ? dmname : "?",
-                             integ ? "with integrity" : "without integrity");
+                if (integ)
+                        r = asprintf(&what, "%s %s: LUKS2 with integrity over %s", name,
+                                     dmname ? dmname : "?", slave);
+                else
+                        r = asprintf(&what, "%s %s: LUKS2 without integrity", name, dmname ? dmname : "?");
         }
         if (r < 0)
                 return -ENOMEM;
@@ -232,6 +258,11 @@ int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roo
         if (strcmp(fstype, "tmpfs") == 0 || strcmp(fstype, "ramfs") == 0) {
                 ok = true;
                 r = asprintf(&what, "%s (TD memory)", fstype);
+        } else if (strcmp(fstype, "rootfs") == 0) {
+                /* The kernel's initial root, visible only when nothing was mounted over it: the
+                 * initramfs is the root filesystem (the TD image), held in TD memory. */
+                ok = true;
+                r = asprintf(&what, "rootfs (TD memory: the initramfs)");
         } else {
                 r = block_judge(roots->sysfs, st.st_dev, &ok, &dev, reterr);
                 if (r < 0)
@@ -246,4 +277,14 @@ int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roo
         else
                 free(what);
         return 0;
+}
+
+char *conkerd_storage_describe(const char *data_dir, bool ok, const char *what)
+{
+        char *line = NULL;
+
+        if (asprintf(&line, "data dir %s: %s: %s", data_dir, what,
+                     ok ? "host-proof" : "NOT host-proof (the host can read and rewrite it)") < 0)
+                return NULL;
+        return line;
 }

@@ -20,8 +20,14 @@ struct conkerd_storage_roots {
         }
 
 /* Finds the filesystem data_dir is on and decides. Sets *ret_ok and, when given, *ret_what to a
- * malloc'd description of what was found ("tmpfs", "ext4 on /dev/mapper/state (dm-0: LUKS2 with
- * integrity)", "ext4 on /dev/vda1 (vda1: not dm-crypt)"). A negative return is a failure to
+ * malloc'd description of what was found ("tmpfs (TD memory)", "rootfs (TD memory: the
+ * initramfs)", "ext4 on /dev/mapper/state (dm-1 state: LUKS2 with integrity over dm-0)", "ext4
+ * on /dev/vda1 (vda1: not dm-crypt with integrity)"). A negative return is a failure to
  * look (no mount found for the directory, unreadable sysfs), never a verdict. */
 int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roots *roots, bool *ret_ok,
                           char **ret_what, struct ck_error **reterr);
+
+/* The verdict as conkerd logs it at start and prints for --check-storage: "data dir DIR: WHAT:
+ * host-proof" or "...: NOT host-proof (the host can read and rewrite it)". Malloc'd; NULL when
+ * out of memory. */
+char *conkerd_storage_describe(const char *data_dir, bool ok, const char *what);

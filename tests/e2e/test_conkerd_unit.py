@@ -7,7 +7,8 @@ a root process, hold nothing else), and a task pulls its image, attests to the b
 encrypted volume (loop device, fscrypt key), its network (veth, bridge, nftables) and its
 secret tmpfs, runs with Docker's default capabilities, and serves the released secret.
 
-Type=notify: both daemons send READY=1 to $NOTIFY_SOCKET only once they listen, and STOPPING=1
+The seed story also runs with $NOTIFY_SOCKET set, as under Type=notify (the shim keeps it from
+runc). Type=notify: both daemons send READY=1 to $NOTIFY_SOCKET only once they listen, and STOPPING=1
 when they shut down."""
 
 import os
@@ -47,12 +48,16 @@ def unit_capabilities() -> list[str]:
 
 
 class BoundedConkerd(Conkerd):
-    """conkerd started under the unit's capability bounding set."""
+    """conkerd started under the unit's capability bounding set and, as Type=notify gives it,
+    with $NOTIFY_SOCKET set (its shims and runc must not inherit it: `runc run --detach` would
+    wait for the container's READY=1, and the task would hang at Starting)."""
     caps: list[str] = []
+    notify: str = ""
 
     def argv(self):
         spec = "-all," + ",".join("+" + c.removeprefix("CAP_").lower() for c in self.caps)
-        return ["setpriv", "--bounding-set", spec, "--inh-caps", "-all", "--"] + super().argv()
+        return ["env", f"NOTIFY_SOCKET={self.notify}", "setpriv", "--bounding-set", spec, "--inh-caps",
+                "-all", "--"] + super().argv()
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +66,17 @@ def seed(tmp_path_factory):
     if subprocess.run(["setpriv", "--help"], capture_output=True).returncode != 0:
         pytest.skip("setpriv (util-linux) is not available")
     BoundedConkerd.caps = unit_capabilities()
+    tmp = tmp_path_factory.mktemp("unitcaps")
+    n = NotifySocket(tmp / "notify")
+    BoundedConkerd.notify = str(n.path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(test_seed_story, "Conkerd", BoundedConkerd)
-        s = Seed(tmp_path_factory.mktemp("unitcaps"))
+        s = Seed(tmp)
     try:
         yield s
     finally:
         s.close()
+        n.close()
 
 
 def test_seed_story_under_unit_capabilities(seed):

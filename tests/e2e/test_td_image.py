@@ -7,7 +7,10 @@ with the package cache warm, and a boot under QEMU TCG, ~1 min), so they run onl
 (CONKER_TD_IMAGE_TEST=1, `make td-image-test`): the image is built twice into two directories,
 every artefact's digest and the predicted reference values are compared, the initrd's entries
 are read back, and the first build is booted to systemd's multi-user.target on the serial
-console with the image's own (locked) firmware."""
+console with the image's own (locked) firmware: without a disk (the data dir stays in TD
+memory), with a fresh state disk (LUKS2 with integrity, conkerd's storage verdict host-proof),
+with a disk too small to format (conkerd is not started), and with a test-only program added to
+the initrd that flips bytes under the state disk's mapping (I/O errors, never altered bytes)."""
 import json
 import re
 import os
@@ -116,20 +119,122 @@ def test_reproducible(td_image, tmp_path):
     assert cmdline in (out_a / "conker-td.efi").read_bytes()
 
 
-def test_boot(td_image, tmp_path):
-    out, _, _ = td_image
+def boot(out, tmp_path, disk=None, extra_initrd=None):
+    """boot.sh on the built UKI: (exit status, boot.sh's stderr, the console without colours)."""
     need_tools("qemu-system-x86_64")
     # boot.sh boots with the image's own firmware, out/OVMF.fd.
     assert (out / "OVMF.fd").exists()
     log = tmp_path / "console.log"
-    r = subprocess.run(["bash", os.path.join(SCRIPTS, "boot.sh"), str(out / "conker-td.efi"),
-                        str(log), "600"], capture_output=True, text=True, timeout=700)
+    env = dict(os.environ)
+    if extra_initrd:
+        env["CONKER_TD_EXTRA_INITRD"] = str(extra_initrd)
+    args = ["bash", os.path.join(SCRIPTS, "boot.sh"), str(out / "conker-td.efi"), str(log), "600"]
+    r = subprocess.run(args + ([str(disk)] if disk else []), capture_output=True, text=True,
+                       timeout=700, env=env)
     console = re.sub(r"\x1b\[[0-9;]*m", "", log.read_bytes().decode(errors="replace"))
-    assert r.returncode == 0, r.stderr + console[-4000:]
+    return r.returncode, r.stderr, console
+
+
+def state_disk(tmp_path, size):
+    """A fresh sparse raw file: what a host gives the TD as its state disk."""
+    disk = tmp_path / "state.img"
+    with open(disk, "wb") as f:
+        f.truncate(size)
+    return disk
+
+
+VERDICT = ("data dir /var/lib/conker: ext4 on /dev/mapper/conker-state (dm-1 conker-state: LUKS2 "
+           "with integrity over dm-0): host-proof")
+
+
+def test_boot(td_image, tmp_path):
+    out, _, _ = td_image
+    rc, err, console = boot(out, tmp_path)
+    assert rc == 0, err + console[-4000:]
     # Booted from the UKI's own command line, and no login prompt on the host's serial port.
     assert "Reached target multi-user.target" in console
     assert "login:" not in console
     assert "Started systemd-networkd.service" in console
+    # No state disk: the unit says so and succeeds; the data dir stays on the initramfs, which
+    # conkerd's check calls TD memory.
+    assert "statedisk: no state disk" in console
+    assert "data dir /var/lib/conker: rootfs (TD memory: the initramfs): host-proof" in console
+    assert "Finished conker-statedisk.service" in console
+
+
+def test_boot_state_disk(td_image, tmp_path):
+    """A fresh 256 MiB disk: formatted as LUKS2 with integrity under a key made in the TD,
+    mounted on the data dir, and conkerd's own check (conkerd --check-storage) says host-proof.
+    The LUKS2 header stays in TD memory: the disk carries dm-integrity's superblock and
+    ciphertext, no LUKS header and no ext4 label in clear."""
+    out, _, _ = td_image
+    disk = state_disk(tmp_path, 256 << 20)
+    rc, err, console = boot(out, tmp_path, disk)
+    assert rc == 0, err + console[-4000:]
+    assert "Finished conker-statedisk.service" in console
+    assert VERDICT in console
+    assert "Dependency failed for conkerd.serv" not in console
+    data = disk.read_bytes()
+    assert data[:8] == b"integrt\0"
+    assert b"LUKS\xba\xbe" not in data and b"SKUL\xba\xbe" not in data
+    assert b"conker-state" not in data
+
+
+def test_state_disk_failure_stops_conkerd(td_image, tmp_path):
+    """A disk too small to hold the filesystem: the unit fails, and conkerd, which requires it,
+    is not started (it never runs on a disk it could not protect)."""
+    out, _, _ = td_image
+    rc, err, console = boot(out, tmp_path, state_disk(tmp_path, 8 << 20))
+    assert rc == 1, console[-4000:]
+    assert "the state disk unit failed" in err
+    assert "Failed to start conker-statedisk.service" in console
+    # systemd shortens status lines to the console's 80 columns: "conkerd.serv…".
+    assert "Dependency failed for conkerd.serv" in console
+    assert "Started conkerd.service" not in console
+
+
+def cpio_newc_write(entries):
+    """An uncompressed newc archive of (name, mode, data) entries, with its trailer."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
+        fields = [ino, mode, 0, 0, 1, int(SOURCE_DATE_EPOCH), len(data), 0, 0, 0, 0,
+                  len(name) + 1, 0]
+        out += b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0"
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def test_state_disk_tamper(td_image, tmp_path):
+    """Flipped bytes under the mapping read as I/O errors, never as altered data. A test-only
+    unit (tests/data/td-image/tamper-check, appended to the initrd of a direct kernel boot of
+    the image's own kernel, initrd and command line) fills the state filesystem, flips 16 bytes
+    of the raw disk (what the host can write), and reads the file back block by block, buffered
+    and with O_DIRECT."""
+    out, _, _ = td_image
+    script = open(os.path.join(SRC, "tests", "data", "td-image", "tamper-check"), "rb").read()
+    unit = (b"[Unit]\nRequires=conker-statedisk.service\nAfter=conker-statedisk.service\n"
+            b"[Service]\nType=oneshot\nExecStart=/usr/libexec/conker/tamper-check\n"
+            b"StandardOutput=journal+console\nStandardError=journal+console\n")
+    extra = tmp_path / "tamper.cpio"
+    extra.write_bytes(cpio_newc_write([
+        ("usr/libexec/conker/tamper-check", 0o100755, script),
+        ("usr/lib/systemd/system/tamper-check.service", 0o100644, unit),
+        ("etc/systemd/system/multi-user.target.wants/tamper-check.service", 0o120777,
+         b"/usr/lib/systemd/system/tamper-check.service"),
+    ]))
+    rc, err, console = boot(out, tmp_path, state_disk(tmp_path, 64 << 20), extra)
+    assert rc == 0, err + console[-4000:]
+    assert VERDICT in console
+    m = re.search(r"tamper-check: read back: (\d+) blocks failed with an I/O error, (\d+) blocks "
+                  r"differ without one, of (\d+)", console)
+    assert m, console[-4000:]
+    eio, silent, total = map(int, m.groups())
+    assert eio >= 1 and silent == 0 and total > 16
+    # With O_DIRECT the same blocks fail, and no other block differs.
+    assert f"read back with O_DIRECT: {eio} blocks failed with an I/O error, {eio} blocks differ" \
+        in console
+    assert "tamper-check: PASS" in console
 
 
 def cpio_newc(data):
@@ -162,7 +267,11 @@ def test_initrd_contents(td_image):
     # cpio stores the names without find's "./".
     for prog in ["usr/sbin/conkerd", "usr/bin/conker", "usr/bin/conker-shim", "usr/sbin/runc",
                  "usr/sbin/nft", "usr/sbin/cryptsetup", "usr/lib/systemd/systemd",
-                 "etc/systemd/network/20-conker-td.network", "dev/console"]:
+                 "etc/systemd/network/20-conker-td.network", "dev/console",
+                 "usr/libexec/conker/conker-statedisk",
+                 "usr/lib/systemd/system/conker-statedisk.service",
+                 "usr/lib/systemd/system/conkerd.service.d/10-statedisk.conf", "usr/bin/keyctl",
+                 "usr/sbin/mkfs.ext4"]:
         assert prog in have, prog
     mods = [n for n in names if "/kernel/" in n]
     for mod in ["tdx-guest.ko", "tsm_report.ko", "dm-integrity.ko", "dm-crypt.ko", "virtio_net.ko",

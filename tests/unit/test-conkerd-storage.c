@@ -110,6 +110,28 @@ static void test_tmpfs(void **state)
         check(true, "ramfs (TD memory)");
 }
 
+/* The TD image without a state disk: the data dir is on the initramfs, the kernel's rootfs. */
+static void test_initramfs_rootfs(void **state)
+{
+        mount_as("rootfs", "rootfs");
+        check(true, "rootfs (TD memory: the initramfs)");
+}
+
+/* The line conkerd logs at start (under every TEE) and prints for --check-storage. */
+static void test_describe(void **state)
+{
+        _cleanup_free_ char *yes = conkerd_storage_describe(
+                "/var/lib/conker", true,
+                "ext4 on /dev/mapper/conker-state (dm-1 conker-state: LUKS2 with integrity over dm-0)");
+        _cleanup_free_ char *no =
+                conkerd_storage_describe("/d", false, "ext4 on /dev/vda (vda: not dm-crypt with integrity)");
+
+        assert_string_equal(yes, "data dir /var/lib/conker: ext4 on /dev/mapper/conker-state (dm-1 "
+                                 "conker-state: LUKS2 with integrity over dm-0): host-proof");
+        assert_string_equal(no, "data dir /d: ext4 on /dev/vda (vda: not dm-crypt with integrity): NOT "
+                                "host-proof (the host can read and rewrite it)");
+}
+
 static void test_plain_disk_refused(void **state)
 {
         mount_as("ext4", "/dev/vda1");
@@ -133,7 +155,25 @@ static void test_luks2_integrity_accepted(void **state)
         put("class/block/dm-0/uevent", "DEVNAME=dm-0\n");
         put("class/block/dm-0/dm/name", "state_dif\n");
         put("class/block/dm-0/dm/uuid", "CRYPT-SUBDEV-0f4c2c1e6a2b4e3c9d7a1b2c3d4e5f60-state_dif\n");
-        check(true, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 with integrity)");
+        check(true, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 with integrity over dm-0)");
+        /* cryptsetup 2.7 (the TD image's) names it CRYPT-INTEGRITY-, as read in the TD. */
+        put("class/block/dm-0/dm/uuid", "CRYPT-INTEGRITY-0f4c2c1e6a2b4e3c9d7a1b2c3d4e5f60-state_dif\n");
+        check(true, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 with integrity over dm-0)");
+}
+
+/* A dm-integrity device that is not this volume's own (integritysetup's, or another LUKS2
+ * volume's) under a LUKS2 mapping without integrity: not authenticated encryption. */
+static void test_foreign_integrity_refused(void **state)
+{
+        luks2_top();
+        put_dev("slaves/dm-0/dev", "252:0\n");
+        put("class/block/dm-0/uevent", "DEVNAME=dm-0\n");
+        put("class/block/dm-0/dm/uuid", "CRYPT-INTEGRITY-other\n");
+        check(false, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 without integrity)");
+        put("class/block/dm-0/dm/uuid", "CRYPT-INTEGRITY-1111111111111111111111111111111-x_dif\n");
+        check(false, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 without integrity)");
+        put("class/block/dm-0/dm/uuid", "CRYPT-INTEGRITY-0f4c2c1e6a2b4e3c9d7a1b2c3d4e5f6\n");
+        check(false, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 without integrity)");
 }
 
 static void test_luks2_without_integrity_refused(void **state)
@@ -196,9 +236,12 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_tmpfs, fresh_sysfs),
+                cmocka_unit_test_setup(test_initramfs_rootfs, fresh_sysfs),
+                cmocka_unit_test_setup(test_describe, fresh_sysfs),
                 cmocka_unit_test_setup(test_plain_disk_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_luks2_integrity_accepted, fresh_sysfs),
                 cmocka_unit_test_setup(test_luks2_without_integrity_refused, fresh_sysfs),
+                cmocka_unit_test_setup(test_foreign_integrity_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_other_dm_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_loop_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_not_block_refused, fresh_sysfs),

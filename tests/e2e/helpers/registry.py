@@ -67,9 +67,9 @@ def run(cmd, **kw):
     return r
 
 
-def make_ca_and_server_cert(d: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it.
-    Returns (ca.crt, server.crt, server.key)."""
+def make_ca_and_server_cert(d: Path, extra_ips=()) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost (and extra_ips) signed
+    by it. Returns (ca.crt, server.crt, server.key)."""
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt = d / "ca.key", d / "ca.crt"
     key, csr, crt, ext = d / "server.key", d / "server.csr", d / "server.crt", d / "server.ext"
@@ -77,7 +77,8 @@ def make_ca_and_server_cert(d: Path) -> tuple[Path, Path, Path]:
          "-keyout", ca_key, "-out", ca_crt, "-days", "2", "-subj", "/CN=conker test CA"])
     run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"])
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    ext.write_text("subjectAltName=" + ",".join(f"IP:{ip}" for ip in ("127.0.0.1", *extra_ips)) +
+                   ",DNS:localhost\n"
                    "extendedKeyUsage=serverAuth\n")
     run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
          "-out", crt, "-days", "2", "-extfile", ext])
@@ -98,11 +99,13 @@ class Registry:
     """docker-registry on 127.0.0.1:<free port>. tls/auth default on."""
 
     def __init__(self, workdir: Path | None = None, tls: bool = True, auth: bool = True,
-                 user: str = "conker", password: str = "s3cret-Passw0rd"):
+                 user: str = "conker", password: str = "s3cret-Passw0rd", extra_ips=()):
+        """extra_ips: more addresses in the server certificate (a VM reaches it through one)."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ck-registry-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls, self.auth = tls, auth
+        self.extra_ips = tuple(extra_ips)
         self.user, self.password = (user, password) if auth else (None, None)
         self.storage = self.workdir / "storage"
         self.certs = self.workdir / "certs"
@@ -130,7 +133,7 @@ class Registry:
     def start(self, attempts: int = 5):
         self.storage.mkdir(parents=True, exist_ok=True)
         if self.tls:
-            self.ca_file, crt, key = make_ca_and_server_cert(self.certs)
+            self.ca_file, crt, key = make_ca_and_server_cert(self.certs, self.extra_ips)
         if self.auth:
             r = run(["htpasswd", "-Bbn", self.user, self.password], text=True)
             (self.workdir / "htpasswd").write_text(r.stdout)
