@@ -25,7 +25,8 @@ if [ -n "${CONKER_TD_EXTRA_INITRD:-}" ]; then
   initrd=$(mktemp)
   cat "$parts/initrd.cpio.zst" >"$initrd"
   # The kernel looks for the next archive at a multiple of 4 bytes and skips zeros.
-  head -c $(((4 - $(stat -c %s "$initrd") % 4) % 4)) /dev/zero >>"$initrd"
+  len=$(stat -c %s "$initrd")
+  head -c $(((4 - len % 4) % 4)) /dev/zero >>"$initrd"
   cat "$CONKER_TD_EXTRA_INITRD" >>"$initrd"
   kernel=(-kernel "$parts/vmlinuz" -initrd "$initrd" -append "$(cat "$parts/cmdline")")
 fi
