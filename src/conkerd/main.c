@@ -253,6 +253,7 @@ static int run(struct conkerd_config *c)
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
                 .container_pids_limit = c->container_pids_limit,
                 .container_memory_limit = c->container_memory_limit,
+                .container_runtime = task_backend_real_runtime(be),
                 .kms_allow_unpinned = c->kms_allow_unpinned,
                 .kms_broker_attestation = broker_attested ? &broker_policy : NULL,
         };

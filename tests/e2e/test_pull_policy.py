@@ -160,3 +160,40 @@ def test_other_policies(tmp_path, policy):
             assert front.requests[seen_before:] == []
             assert d.api("DELETE", f"{P}/{b}", timeout=120).status_code == 200
         assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
+
+
+def test_tag_moved_discards_the_rootfs_mounted_ahead(env, tmp_path):
+    """The start mounts the rootfs of the image stored under the reference while the pull asks the
+    registry; when the tag has moved meanwhile, that rootfs is dropped and the task runs the
+    image the registry named (its config, its ID measured and shown), never the stored one."""
+    d, front = env
+    a, port_a = create(d, "before", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    old_id = t["ContainerInspect"]["Image"]
+
+    # A new image under the same tag: same layer, another config (one more variable).
+    layout = tmp_path / "moved"
+    subprocess.run(["cp", "-a", os.path.join(BUILD, "images", "conker-example-app"), str(layout)], check=True)
+    subprocess.run(["umoci", "config", "--image", f"{layout}:latest", "--config.env", "MOVED=yes"],
+                   check=True, capture_output=True)
+    reg = front.upstream
+    subprocess.run(["skopeo", "copy", "--quiet", *reg.skopeo_dest_args(), f"oci:{layout}:latest",
+                    f"docker://{reg.host}/{IMAGE}"], check=True, capture_output=True, timeout=120)
+
+    b, port_b = create(d, "after", ("owner", "owner-pw"))
+    t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    new_id = t["ContainerInspect"]["Image"]
+    assert new_id != old_id
+    assert "MOVED=yes" in t["ContainerInspect"]["Config"]["Env"], t["ContainerInspect"]["Config"]
+    log = d.log()
+    assert f"is image {new_id} now, not {old_id}: the rootfs mounted ahead is discarded" in log, log[-3000:]
+    # The running container is the new image's: its process sees the new variable.
+    pid = t["ContainerInspect"]["State"]["Pid"]
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        assert b"MOVED=yes" in f.read().split(b"\0")
+    assert answers(port_b)
+    assert d.task(a)["Status"] == "Running"
+    for tid in (a, b):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
