@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -197,3 +198,50 @@ def test_tag_moved_discards_the_rootfs_mounted_ahead(env, tmp_path):
     assert d.task(a)["Status"] == "Running"
     for tid in (a, b):
         assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+def test_cancel_while_the_manifest_is_asked_removes_the_early_rootfs(env):
+    """A cancel while the registry has not answered the manifest yet, with the rootfs of the
+    stored image already mounted for the task: the task ends Cancelled, nothing ran, and its
+    rootfs mount and directory are gone; the task that shares the image runs on."""
+    d, front = env
+    a, _ = create(d, "sharer", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+
+    asked, release = threading.Event(), threading.Event()
+
+    def stall_manifest(path, body):
+        if "/manifests/" in path:
+            asked.set()
+            release.wait(30)
+        return body
+
+    front.mutate = stall_manifest
+    try:
+        b, _ = create(d, "cancelled", ("owner", "owner-pw"))
+        assert asked.wait(30), "the manifest was never asked for"
+        rootfs = str(d.data / "containers" / b / "rootfs")
+        deadline = time.time() + 20
+        while time.time() < deadline and not mounted(rootfs):
+            time.sleep(0.01)
+        assert mounted(rootfs), "the rootfs was not mounted during the pull"
+        assert d.task(b)["Status"] == "Pulling"
+        assert d.api("POST", f"{P}/{b}/cancel").status_code == 200
+        t = d.wait_status(b, {"Cancelled", "Failed", "Running"}, timeout=60)
+    finally:
+        release.set()
+        front.mutate = None
+    assert t["Status"] == "Cancelled", t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Cancelled"], t["Events"]
+    assert t["ContainerInspect"]["State"]["Pid"] == 0
+    assert not mounted(rootfs)
+    assert not (d.data / "containers" / b).exists()
+    assert d.task(a)["Status"] == "Running"
+    for tid in (a, b):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+def mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
