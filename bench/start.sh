@@ -3,7 +3,8 @@
 # image conkerd already has, against `podman run -d` of the same image (same machine, same run,
 # 5 runs each, interleaved, median), both publishing a port. Prints the ratio (goal <= 0.2), how much of
 # conkerd's time is the pull step (with the default pull-policy `always`, every start asks the
-# registry -- here on loopback -- for the manifest), and conkerd's RSS (VmRSS, RssAnon and RssFile
+# registry -- here on loopback -- for the manifest) and the Creating step (with the image cached
+# under the reference its rootfs is mounted during the pull), and conkerd's RSS (VmRSS, RssAnon and RssFile
 # from /proc/<pid>/status) idle, after the timed runs and after TASKS (default 50) more tasks came
 # and went.
 #
@@ -78,8 +79,9 @@ def start_one(d, name, port):
     t = d.task(name)
     assert t["Status"] == "Running", t
     pull = event_time(t, "Pulled") - event_time(t, "Pulling")
+    create = event_time(t, "Created") - event_time(t, "Creating")
     d.api("DELETE", f"{P}/{name}", timeout=120)
-    return took, pull
+    return took, pull, create
 
 
 def podman_one(image, i):
@@ -113,11 +115,12 @@ with Registry(tmp / "reg", tls=False, auth=False) as reg:
                                capture_output=True, text=True).stdout.split()[0]
         # Interleaved, one conkerd start then one podman start, so that both see the same load on
         # a shared machine.
-        conker_times, pull_times, podman_times = [], [], []
+        conker_times, pull_times, create_times, podman_times = [], [], [], []
         for i in range(runs):
-            took, pull = start_one(d, f"b{i}", free_port() % 30000 + 30000)
+            took, pull, create = start_one(d, f"b{i}", free_port() % 30000 + 30000)
             conker_times.append(took)
             pull_times.append(pull)
+            create_times.append(create)
             podman_times.append(podman_one(image, i))
         busy_rss = rss(d.proc.pid)
         for i in range(tasks):
@@ -132,6 +135,8 @@ print(f"start latency, cached image, median of {runs}; conkerd runtime: {runtime
 print(f"  conkerd POST -> Running : {ms(c)}   (runs: {', '.join(ms(x) for x in conker_times)})")
 print(f"    of which pull step    : {ms(statistics.median(pull_times))}   (pull-policy always: manifest "
       f"request to a registry on loopback; runs: {', '.join(ms(x) for x in pull_times)})")
+print(f"    of which Creating     : {ms(statistics.median(create_times))}   (rootfs, volumes, secret tmpfs; "
+      f"runs: {', '.join(ms(x) for x in create_times)})")
 print(f"  podman run -d           : {ms(p)}   (runs: {', '.join(ms(x) for x in podman_times)})")
 print(f"  ratio conkerd/podman    : {c / p:.2f}   (goal <= 0.2)")
 print(f"  conkerd RSS idle        : {idle_rss}")

@@ -10,7 +10,8 @@ build=(
   libevent-dev libcbor-dev libcmocka-dev libclang-rt-14-dev libseccomp-dev libnftables-dev
   libisal-dev libzstd-dev scdoc
 )
-# crun: the faster OCI runtime (`runtime crun`, docs/runtime.md); runc stays the default. With
+# crun: the faster OCI runtime, which conkerd's default `runtime = auto` takes when it is in PATH
+# (docs/runtime.md); runc stays the fallback and the TD image's runtime. With
 # crun installed podman prefers it, which fails on hybrid cgroup hosts: our podman calls pass
 # `--runtime runc`.
 runtime=(

@@ -287,6 +287,7 @@ static int run(struct conkerd_config *c)
                 .kms_timeout_ms = (unsigned)c->kms_timeout * 1000u,
                 .container_pids_limit = c->container_pids_limit,
                 .container_memory_limit = c->container_memory_limit,
+                .container_runtime = task_backend_real_runtime(be),
                 .kms_allow_unpinned = c->kms_allow_unpinned,
                 .kms_broker_attestation = broker_attested ? &broker_policy : NULL,
         };
@@ -383,9 +384,14 @@ int main(int argc, char **argv)
          * own, up to 8 per core, and keeps what they touched. conkerd's threads spend their time
          * waiting on runc, the network and the disk, not in malloc: two arenas keep the
          * contention low and the idle footprint small. MALLOC_ARENA_MAX in the environment
-         * still wins (it is read before main). */
+         * still wins (it is read before main). A fixed trim threshold: glibc otherwise raises it
+         * (up to 64 MiB) each time a large block is freed, after which the second arena's top,
+         * which malloc_trim() leaves alone, keeps the high-water mark of overlapping threads
+         * (the pull and the preparations made during it) resident. */
         if (!getenv("MALLOC_ARENA_MAX"))
                 (void)mallopt(M_ARENA_MAX, 2);
+        if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+                (void)mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
         r = conkerd_config_init(&c, &e);
         if (r < 0) {

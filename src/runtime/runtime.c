@@ -159,6 +159,63 @@ static int runtime_version_check(struct runtime *rt, struct ck_error **reterr)
         return 0;
 }
 
+static void runtime_forget(struct runtime *rt)
+{
+        free(rt->runtime_path);
+        free(rt->runtime_version);
+        rt->runtime_path = rt->runtime_version = NULL;
+        rt->crun = false;
+}
+
+/* One named runtime (a name looked up in PATH or a path), checked against its version floor. */
+static int runtime_use(struct runtime *rt, const char *name, struct ck_error **reterr)
+{
+        int r = ck_exec_find(name, &rt->runtime_path);
+
+        if (r < 0)
+                return ck_error_errno(reterr, r, "container runtime %s not found", name);
+        return runtime_version_check(rt, reterr);
+}
+
+/* "auto": crun when it is in PATH, answers --version as crun and passes its floor (1.8), else
+ * runc. Anything else names the runtime; it must work or conkerd does not start. */
+static int runtime_choose(struct runtime *rt, const char *want, struct ck_error **reterr)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        int r;
+
+        if (strcmp(want, "auto") != 0) {
+                r = runtime_use(rt, want, reterr);
+                if (r >= 0)
+                        log_info("container runtime: %s (%s)", rt->runtime_version, rt->runtime_path);
+                return r;
+        }
+        r = runtime_use(rt, "crun", &e);
+        if (r >= 0 && rt->crun) {
+                log_info("container runtime: %s (%s), chosen by runtime = auto", rt->runtime_version,
+                         rt->runtime_path);
+                return 0;
+        }
+        if (r >= 0)
+                log_info("runtime = auto: %s (%s) is not crun; using runc", rt->runtime_version,
+                         rt->runtime_path);
+        else if (r == -ENOENT)
+                log_info("runtime = auto: crun is not in PATH; using runc");
+        else
+                log_warn("runtime = auto: crun is not usable (%s); using runc", ck_error_message(e, r));
+        runtime_forget(rt);
+        r = runtime_use(rt, "runc", reterr);
+        if (r >= 0)
+                log_info("container runtime: %s (%s), chosen by runtime = auto", rt->runtime_version,
+                         rt->runtime_path);
+        return r;
+}
+
+const char *runtime_name(const struct runtime *rt)
+{
+        return rt->crun ? "crun" : "runc";
+}
+
 static char *path_join(const char *a, const char *b)
 {
         char *p = NULL;
@@ -261,11 +318,6 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         if (!rt)
                 return -ENOMEM;
         pthread_mutex_init(&rt->prepared_lock, NULL);
-        r = ck_exec_find(cfg->runtime_path && *cfg->runtime_path ? cfg->runtime_path : "runc",
-                         &rt->runtime_path);
-        if (r < 0)
-                return ck_error_errno(reterr, r, "container runtime %s not found",
-                                      cfg->runtime_path ? cfg->runtime_path : "runc");
         r = ck_exec_find(cfg->shim_path && *cfg->shim_path ? cfg->shim_path : "conker-shim", &rt->shim_path);
         if (r < 0)
                 return ck_error_errno(reterr, r, "conker-shim not found");
@@ -306,7 +358,7 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         if (strchr(rt->netns_prefix, '/') || strlen(rt->netns_prefix) > 32)
                 return ck_error_set(reterr, -EINVAL, "invalid netns prefix");
 
-        r = runtime_version_check(rt, reterr);
+        r = runtime_choose(rt, cfg->runtime_path && *cfg->runtime_path ? cfg->runtime_path : "runc", reterr);
         if (r < 0)
                 return r;
         if (rt->crun) {

@@ -14,7 +14,7 @@
 #include "manifest.h" /* struct image_config */
 
 struct runtime_config {
-        const char *runtime_path; /* "runc" (PATH lookup) or an absolute path */
+        const char *runtime_path; /* "runc"/"crun" (PATH), a path, or "auto" (crun if usable); NULL: runc */
         const char *shim_path;    /* conker-shim */
         const char *data_dir;     /* /var/lib/conker: containers/<id>/ (bundle, upper) */
         const char *run_dir;      /* /run/conker: shims/<id>/ */
@@ -89,6 +89,8 @@ struct runtime;
  * and re-adopts shims that survived a previous conkerd. */
 int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct ck_error **reterr);
 void runtime_free(struct runtime *rt);
+/* The kind of runtime in use: "crun" or "runc" (its version is logged at runtime_open). */
+const char *runtime_name(const struct runtime *rt);
 
 /* Writes the bundle, sets up the network namespace and port rules, starts the shim, which
  * creates and starts the container and applies the restart policy. */

@@ -74,6 +74,10 @@ struct task_backend {
         /* Pulls (or finds cached) and unpacks the image; -ECANCELED when *cancel became non-zero. */
         int (*image_pull)(void *ud, const struct task_pull_request *r, struct task_image *ret,
                           struct ck_error **reterr);
+        /* Optional (NULL: not offered): the ID of the image the store holds under this
+         * (normalised) reference now, without asking the registry (malloc'd); -ENOENT when none.
+         * The pipeline mounts that image's rootfs while the pull confirms or replaces it. */
+        int (*image_cached_id)(void *ud, const char *ref, char **ret_id, struct ck_error **reterr);
         /* Removes the image and what only it used; -ENOENT is fine. */
         int (*image_remove)(void *ud, const char *image_id, struct ck_error **reterr);
 

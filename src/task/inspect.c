@@ -176,7 +176,8 @@ static json_t *inspect_json(const struct task *t)
 }
 
 /* The per-container limits conkerd applies (config keys container-pids-limit and
- * container-memory-limit), under Docker's names; 0 means none, as in Docker. */
+ * container-memory-limit), under Docker's names; 0 means none, as in Docker. Runtime: the OCI
+ * runtime conkerd runs containers with now (runtime = auto picks it at start). */
 static void host_config_add_limits(const struct task *t, json_t *host_config)
 {
         if (!host_config)
@@ -185,6 +186,8 @@ static void host_config_add_limits(const struct task *t, json_t *host_config)
                             json_integer((json_int_t)t->m->cfg.container_pids_limit));
         json_object_set_new(host_config, "Memory",
                             json_integer((json_int_t)t->m->cfg.container_memory_limit));
+        if (t->m->cfg.container_runtime)
+                json_object_set_new(host_config, "Runtime", json_string(t->m->cfg.container_runtime));
 }
 
 json_t *task_to_json(const struct task *t)

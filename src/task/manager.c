@@ -362,6 +362,7 @@ static int task_add_volume(struct task_manager *m, struct task *t, const char *n
         return v && v[t->n_volumes - 1] ? 0 : -ENOMEM;
 }
 
+/* c->rootfs already set: the rootfs mounted ahead of the pull for this very image ID. */
 static int step_create(struct task_manager *m, struct task *t, const struct task_released_secret *secrets,
                        size_t n_secrets, struct created *c, struct ck_error **reterr)
 {
@@ -372,9 +373,11 @@ static int step_create(struct task_manager *m, struct task *t, const struct task
                    "creating the container: rootfs, %zu volume%s, secret directory", t->req.n_mounts,
                    t->req.n_mounts == 1 ? "" : "s");
 
-        r = be->rootfs_mount(be->userdata, t->id, t->image.id, &c->rootfs, reterr);
-        if (r < 0)
-                return ck_error_prefix(reterr, r, "mounting the rootfs");
+        if (!c->rootfs) {
+                r = be->rootfs_mount(be->userdata, t->id, t->image.id, &c->rootfs, reterr);
+                if (r < 0)
+                        return ck_error_prefix(reterr, r, "mounting the rootfs");
+        }
         if ((r = check_cancel(t)) < 0)
                 return r;
 
@@ -445,41 +448,103 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
         return 0;
 }
 
-/* The container's network, made on its own thread while the pipeline pulls the image (with
- * pull-policy always even a cached image costs a registry round trip). */
-struct net_prep {
+/* What can be made while the pipeline pulls the image (with pull-policy always even a cached
+ * image costs a registry round trip), on a thread of its own: the container's network, and the
+ * rootfs of the image the store holds under the task's reference now. Nothing of it runs
+ * anything: the container starts only after the pull confirmed the image ID and the Attesting
+ * step measured it and got the secrets. A rootfs for another image than the pull answers is
+ * unmounted (early_rootfs_settle); a failure here is no failure of the task (the normal steps
+ * make the same things). */
+struct prep {
         struct task_manager *m;
         struct task *t;
         pthread_t thread;
         bool started;
+        char *image_id, *rootfs; /* the rootfs mounted ahead and the image it is of */
 };
 
-static void *net_prep_main(void *arg)
+static void prep_rootfs(struct prep *p)
 {
-        struct net_prep *np = arg;
-        const struct task_backend *be = np->m->be;
+        const struct task_backend *be = p->m->be;
         _cleanup_error_ struct ck_error *e = NULL;
-        int r = be->container_prepare_network(be->userdata, np->t->id, np->t->req.ports, np->t->req.n_ports,
-                                              &e);
+        _cleanup_free_ char *id = NULL;
+        int r;
 
+        if (!be->image_cached_id || check_cancel(p->t) < 0)
+                return;
+        r = be->image_cached_id(be->userdata, p->t->image_ref, &id, &e);
         if (r < 0)
-                log_debug("task %s: network not prepared ahead (the start sets it up): %s", np->t->id,
+                return;
+        r = be->rootfs_mount(be->userdata, p->t->id, id, &p->rootfs, &e);
+        if (r < 0) {
+                log_debug("task %s: rootfs of %s not mounted ahead: %s", p->t->id, id,
                           ck_error_message(e, r));
+                return;
+        }
+        p->image_id = TAKE_PTR(id);
+}
+
+static void *prep_main(void *arg)
+{
+        struct prep *p = arg;
+        const struct task_backend *be = p->m->be;
+        _cleanup_error_ struct ck_error *e = NULL;
+        int r;
+
+        if (be->container_prepare_network) {
+                r = be->container_prepare_network(be->userdata, p->t->id, p->t->req.ports, p->t->req.n_ports,
+                                                  &e);
+                if (r < 0)
+                        log_debug("task %s: network not prepared ahead (the start sets it up): %s", p->t->id,
+                                  ck_error_message(e, r));
+        }
+        prep_rootfs(p);
         return NULL;
 }
 
-static void net_prep_start(struct net_prep *np)
+static void prep_start(struct prep *p)
 {
-        if (np->m->be->container_prepare_network)
-                np->started = pthread_create(&np->thread, NULL, net_prep_main, np) == 0;
+        if (p->m->be->container_prepare_network || p->m->be->image_cached_id)
+                p->started = pthread_create(&p->thread, NULL, prep_main, p) == 0;
 }
 
-/* Before any later step or the cleanup: both may touch the same network. */
-static void net_prep_join(struct net_prep *np)
+/* Before any later step or the cleanup: both may touch the same network and rootfs. */
+static void prep_join(struct prep *p)
 {
-        if (np->started)
-                pthread_join(np->thread, NULL);
-        np->started = false;
+        if (p->started)
+                pthread_join(p->thread, NULL);
+        p->started = false;
+}
+
+/* After a successful pull: the rootfs mounted ahead becomes the container's when it is of the
+ * image the pull answered; otherwise (the tag moved) it is unmounted, and step_create mounts the
+ * new image. A rootfs left here by a failed pull goes with the task's cleanup. */
+static int early_rootfs_settle(struct task_manager *m, struct task *t, struct prep *p, struct created *c,
+                               struct ck_error **reterr)
+{
+        const struct task_backend *be = m->be;
+        int r;
+
+        if (!p->rootfs)
+                return 0;
+        if (t->image.id && strcmp(p->image_id, t->image.id) == 0) {
+                log_debug("task %s: the rootfs mounted during the pull is of %s: kept", t->id, p->image_id);
+                c->rootfs = TAKE_PTR(p->rootfs);
+                return 0;
+        }
+        log_info("task %s: %s is image %s now, not %s: the rootfs mounted ahead is discarded", t->id,
+                 t->image_ref, t->image.id ? t->image.id : "?", p->image_id);
+        r = be->rootfs_umount(be->userdata, t->id, p->image_id, reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "unmounting the rootfs mounted ahead");
+        return 0;
+}
+
+static void prep_clear(struct prep *p)
+{
+        free(p->image_id);
+        free(p->rootfs);
+        p->image_id = p->rootfs = NULL;
 }
 
 static void *pipeline_main(void *arg)
@@ -491,12 +556,15 @@ static void *pipeline_main(void *arg)
         size_t n_secrets = 0;
         struct created c = {0};
         enum task_event_type step = TASK_EVENT_PULLING;
-        struct net_prep np = {.m = m, .t = t};
+        struct prep prep = {.m = m, .t = t};
         int r, cancel;
 
-        net_prep_start(&np);
+        prep_start(&prep);
         r = step_pull(m, t, &e);
-        net_prep_join(&np);
+        prep_join(&prep);
+        if (r >= 0)
+                r = early_rootfs_settle(m, t, &prep, &c, &e);
+        prep_clear(&prep);
         if (r >= 0 && (r = check_cancel(t)) >= 0) {
                 step = TASK_EVENT_ATTESTING;
                 r = step_attest(m, t, &secrets, &n_secrets, &e);

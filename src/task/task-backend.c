@@ -118,6 +118,19 @@ static int cached_image(struct real *x, const char *ref, struct task_image *ret)
         return task_image_from(&rec, &cfg, ref, ret);
 }
 
+static int real_image_cached_id(void *ud, const char *ref, char **ret_id, struct ck_error **reterr)
+{
+        struct real *x = ud;
+        _cleanup_(image_record_clear) struct image_record rec = {0};
+
+        (void)reterr;
+        if (image_store_get(x->images, ref, &rec, NULL) < 0 || !rec.name || !rec.id ||
+            strcmp(rec.name, ref) != 0)
+                return -ENOENT;
+        *ret_id = TAKE_PTR(rec.id);
+        return 0;
+}
+
 static int real_pull(void *ud, const struct task_pull_request *r, struct task_image *ret,
                      struct ck_error **reterr)
 {
@@ -478,6 +491,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .image_ref_normalize = real_ref_normalize,
                 .image_pull = real_pull,
                 .image_remove = real_image_remove,
+                .image_cached_id = real_image_cached_id,
                 .rootfs_mount = real_rootfs_mount,
                 .rootfs_umount = real_rootfs_umount,
                 .volume_create = real_volume_create,
@@ -560,6 +574,11 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
 fail:
         task_backend_real_free(&x->be);
         return r;
+}
+
+const char *task_backend_real_runtime(const struct task_backend *be)
+{
+        return runtime_name(((const struct real *)be)->rt);
 }
 
 void task_backend_real_free(struct task_backend *be)

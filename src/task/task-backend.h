@@ -58,3 +58,5 @@ struct task_backend_config {
 int task_backend_real_new(const struct task_backend_config *cfg, struct task_backend **ret,
                           struct ck_error **reterr);
 void task_backend_real_free(struct task_backend *be);
+/* The container runtime in use: "crun" or "runc". */
+const char *task_backend_real_runtime(const struct task_backend *be);

@@ -63,6 +63,9 @@ struct task_manager_config {
          * (PidsLimit, Memory); 0: none. */
         uint64_t container_pids_limit;
         uint64_t container_memory_limit;
+        /* The OCI runtime the backend runs containers with ("runc", "crun"), shown in
+         * ContainerInspect.HostConfig.Runtime as Docker does; NULL: not shown. */
+        const char *container_runtime;
         bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
         /* Mutual attestation of the brokers (not owned; outlives the manager); NULL: none. */
         const struct broker_peer_policy *kms_broker_attestation;

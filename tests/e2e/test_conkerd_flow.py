@@ -9,6 +9,7 @@ docker-registry as reckey/conker-example-app:latest; conkerd reaches docker.io t
 import datetime
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -99,6 +100,15 @@ def _volume_image(d: Conkerd) -> Path:
     return d.data / "volumes.img"
 
 
+def _auto_runtime() -> str:
+    crun = shutil.which("crun")
+    if not crun:
+        return "runc"
+    out = subprocess.run([crun, "--version"], capture_output=True, text=True).stdout.split()
+    v = tuple(int(x) for x in out[2].split(".")[:2]) if out[:2] == ["crun", "version"] else (0, 0)
+    return "crun" if v >= (1, 8) else "runc"
+
+
 def _cgroup_value(controller: str, tid: str, v1: str, v2: str) -> str | None:
     for path in (f"/sys/fs/cgroup/{controller}/conker/{tid}/{v1}", f"/sys/fs/cgroup/conker/{tid}/{v2}"):
         if os.path.exists(path):
@@ -112,6 +122,8 @@ def _check_limits_and_secret_tmpfs(d: Conkerd, tid: str, ci: dict):
     (shown under Docker's names), and its secret tmpfs is noswap where the kernel has it."""
     assert ci["HostConfig"]["PidsLimit"] == 4096  # the default
     assert ci["HostConfig"]["Memory"] == 256 << 20  # --container-memory-limit 256M
+    # runtime = auto (the default): crun when it is in PATH at 1.8 or later, else runc.
+    assert ci["HostConfig"]["Runtime"] == _auto_runtime()
     pids = _cgroup_value("pids", tid, "pids.max", "pids.max")
     assert pids is not None, "no pids cgroup found for the container"
     assert pids == "4096"

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,87 @@ def test_other_policies(tmp_path, policy):
             assert front.requests[seen_before:] == []
             assert d.api("DELETE", f"{P}/{b}", timeout=120).status_code == 200
         assert d.api("DELETE", f"{P}/{a}", timeout=120).status_code == 200
+
+
+def test_tag_moved_discards_the_rootfs_mounted_ahead(env, tmp_path):
+    """The start mounts the rootfs of the image stored under the reference while the pull asks the
+    registry; when the tag has moved meanwhile, that rootfs is dropped and the task runs the
+    image the registry named (its config, its ID measured and shown), never the stored one."""
+    d, front = env
+    a, port_a = create(d, "before", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    old_id = t["ContainerInspect"]["Image"]
+
+    # A new image under the same tag: same layer, another config (one more variable).
+    layout = tmp_path / "moved"
+    subprocess.run(["cp", "-a", os.path.join(BUILD, "images", "conker-example-app"), str(layout)], check=True)
+    subprocess.run(["umoci", "config", "--image", f"{layout}:latest", "--config.env", "MOVED=yes"],
+                   check=True, capture_output=True)
+    reg = front.upstream
+    subprocess.run(["skopeo", "copy", "--quiet", *reg.skopeo_dest_args(), f"oci:{layout}:latest",
+                    f"docker://{reg.host}/{IMAGE}"], check=True, capture_output=True, timeout=120)
+
+    b, port_b = create(d, "after", ("owner", "owner-pw"))
+    t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    new_id = t["ContainerInspect"]["Image"]
+    assert new_id != old_id
+    assert "MOVED=yes" in t["ContainerInspect"]["Config"]["Env"], t["ContainerInspect"]["Config"]
+    log = d.log()
+    assert f"is image {new_id} now, not {old_id}: the rootfs mounted ahead is discarded" in log, log[-3000:]
+    # The running container is the new image's: its process sees the new variable.
+    pid = t["ContainerInspect"]["State"]["Pid"]
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        assert b"MOVED=yes" in f.read().split(b"\0")
+    assert answers(port_b)
+    assert d.task(a)["Status"] == "Running"
+    for tid in (a, b):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+def test_cancel_while_the_manifest_is_asked_removes_the_early_rootfs(env):
+    """A cancel while the registry has not answered the manifest yet, with the rootfs of the
+    stored image already mounted for the task: the task ends Cancelled, nothing ran, and its
+    rootfs mount and directory are gone; the task that shares the image runs on."""
+    d, front = env
+    a, _ = create(d, "sharer", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+
+    asked, release = threading.Event(), threading.Event()
+
+    def stall_manifest(path, body):
+        if "/manifests/" in path:
+            asked.set()
+            release.wait(30)
+        return body
+
+    front.mutate = stall_manifest
+    try:
+        b, _ = create(d, "cancelled", ("owner", "owner-pw"))
+        assert asked.wait(30), "the manifest was never asked for"
+        rootfs = str(d.data / "containers" / b / "rootfs")
+        deadline = time.time() + 20
+        while time.time() < deadline and not mounted(rootfs):
+            time.sleep(0.01)
+        assert mounted(rootfs), "the rootfs was not mounted during the pull"
+        assert d.task(b)["Status"] == "Pulling"
+        assert d.api("POST", f"{P}/{b}/cancel").status_code == 200
+        t = d.wait_status(b, {"Cancelled", "Failed", "Running"}, timeout=60)
+    finally:
+        release.set()
+        front.mutate = None
+    assert t["Status"] == "Cancelled", t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Cancelled"], t["Events"]
+    assert t["ContainerInspect"]["State"]["Pid"] == 0
+    assert not mounted(rootfs)
+    assert not (d.data / "containers" / b).exists()
+    assert d.task(a)["Status"] == "Running"
+    for tid in (a, b):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+def mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "task.h"
 
@@ -22,15 +25,30 @@ struct script {
         int rootfs, secret, container, volumes, images, image_removes;
         bool port_busy;
         struct runtime_state state;
+        /* Set: the store holds this image under every reference (image_cached_id), and the pull
+         * waits until the pipeline's early rootfs mount was tried, so the calls keep one order. */
+        const char *cached_id;
+        atomic_int early_tried;
+        char rootfs_image[80]; /* the image the mounted rootfs is of */
+        char run_image[80];    /* the image whose rootfs the container was started on */
 };
 
 static struct script sc;
+static pthread_mutex_t sc_lock = PTHREAD_MUTEX_INITIALIZER; /* calls: the early rootfs has a thread */
+
+static void record(const char *name)
+{
+        size_t n;
+
+        pthread_mutex_lock(&sc_lock);
+        n = strlen(sc.calls);
+        snprintf(sc.calls + n, sizeof(sc.calls) - n, "%s;", name);
+        pthread_mutex_unlock(&sc_lock);
+}
 
 static int op(const char *name, struct ck_error **reterr)
 {
-        size_t n = strlen(sc.calls);
-
-        snprintf(sc.calls + n, sizeof(sc.calls) - n, "%s;", name);
+        record(name);
         if (sc.cancel_at && strcmp(sc.cancel_at, name) == 0)
                 assert_int_equal(task_manager_cancel(g_m, NULL, NULL, NULL), 0);
         if (sc.fail_at && strcmp(sc.fail_at, name) == 0)
@@ -53,6 +71,8 @@ static int s_pull(void *ud, const struct task_pull_request *r, struct task_image
         int q;
 
         r->progress(r->progress_userdata, &p);
+        for (int i = 0; sc.cached_id && !atomic_load(&sc.early_tried) && i < 5000; i++)
+                usleep(1000);
         q = op("pull", reterr);
         if (q < 0)
                 return q;
@@ -77,19 +97,38 @@ static int s_image_remove(void *ud, const char *id, struct ck_error **reterr)
         return op("image_remove", reterr);
 }
 
+static int s_image_cached_id(void *ud, const char *ref, char **ret_id, struct ck_error **reterr)
+{
+        if (!sc.cached_id)
+                return -ENOENT;
+        record("image_cached_id");
+        *ret_id = strdup(sc.cached_id);
+        return *ret_id ? 0 : -ENOMEM;
+}
+
 static int s_rootfs_mount(void *ud, const char *tid, const char *iid, char **ret, struct ck_error **reterr)
 {
         int q = op("rootfs_mount", reterr);
+
+        atomic_store(&sc.early_tried, 1);
         if (q < 0)
                 return q;
         sc.rootfs = 1;
+        snprintf(sc.rootfs_image, sizeof(sc.rootfs_image), "%s", iid);
         *ret = strdup("/nonexistent/rootfs");
         return 0;
 }
 
 static int s_rootfs_umount(void *ud, const char *tid, const char *iid, struct ck_error **reterr)
 {
+        char name[128];
+
+        if (sc.rootfs) {
+                snprintf(name, sizeof(name), "rootfs_umount:%s", iid ? iid : "-");
+                record(name);
+        }
         sc.rootfs = 0;
+        sc.rootfs_image[0] = 0;
         return 0;
 }
 
@@ -134,6 +173,8 @@ static int s_run(void *ud, const struct task_run_spec *spec, struct ck_error **r
                 return q;
         assert_string_equal(spec->rootfs, "/nonexistent/rootfs");
         assert_string_equal(spec->secret_dir, tmpdir);
+        assert_int_equal(sc.rootfs, 1);
+        snprintf(sc.run_image, sizeof(sc.run_image), "%s", sc.rootfs_image);
         sc.container = 1;
         sc.state = (struct runtime_state){.status = RUNTIME_RUNNING, .pid = 4242, .exit_code = -1};
         return 0;
@@ -173,6 +214,7 @@ static bool s_port_in_use(void *ud, uint16_t port)
 static const struct task_backend backend = {
         .image_ref_normalize = s_normalize,
         .image_pull = s_pull,
+        .image_cached_id = s_image_cached_id,
         .image_remove = s_image_remove,
         .rootfs_mount = s_rootfs_mount,
         .rootfs_umount = s_rootfs_umount,

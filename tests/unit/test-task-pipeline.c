@@ -161,6 +161,69 @@ static void test_happy_path(void **state)
                 "userId=secret-127.0.0.1:3333");
 }
 
+#define IMAGE_PULLED "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define IMAGE_BEFORE "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+/* The image under the reference is in the store and the pull answers the same ID: the rootfs
+ * mounted during the pull is the container's, and nothing else is mounted. */
+static void test_early_rootfs_same_image(void **state)
+{
+        char ev[512];
+
+        sc.cached_id = IMAGE_PULLED;
+        _cleanup_free_ char *id = create(seed, 0);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running");
+        assert_string_equal(sc.calls, "image_cached_id;rootfs_mount;pull;volume_create;secret_dir_create;"
+                                      "container_run;");
+        assert_string_equal(sc.run_image, IMAGE_PULLED);
+}
+
+/* The tag moved while the image was cached: the pull answers another ID, the early rootfs is
+ * unmounted and the container runs on a rootfs of the pulled image. */
+static void test_early_rootfs_discarded_when_the_tag_moved(void **state)
+{
+        char ev[512];
+
+        sc.cached_id = IMAGE_BEFORE;
+        _cleanup_free_ char *id = create(seed, 0);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running");
+        assert_string_equal(sc.calls, "image_cached_id;rootfs_mount;pull;rootfs_umount:" IMAGE_BEFORE
+                                      ";rootfs_mount;volume_create;secret_dir_create;container_run;");
+        assert_string_equal(sc.run_image, IMAGE_PULLED);
+}
+
+/* A cancel while the rootfs is mounted ahead, and a failed pull after it: the early rootfs goes
+ * with the task's cleanup, and nothing ran. */
+static void test_early_rootfs_cancel_cleans_up(void **state)
+{
+        char ev[512];
+
+        sc.cached_id = IMAGE_BEFORE;
+        sc.cancel_at = "rootfs_mount";
+        _cleanup_free_ char *id = create(seed, 0);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Cancelled");
+        assert_non_null(strstr(sc.calls, "image_cached_id;rootfs_mount;"));
+        assert_null(strstr(sc.calls, "container_run"));
+        assert_clean();
+}
+
+static void test_early_rootfs_failed_pull_cleans_up(void **state)
+{
+        char ev[512];
+
+        sc.cached_id = IMAGE_PULLED;
+        sc.fail_at = "pull";
+        _cleanup_free_ char *id = create(seed, 0);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Failed");
+        assert_non_null(strstr(sc.calls, "image_cached_id;rootfs_mount;pull;rootfs_umount:"));
+        assert_null(strstr(sc.calls, "container_run"));
+        assert_clean();
+}
+
 static void test_password_not_on_disk(void **state)
 {
         _cleanup_free_ char *id = create(seed, 0);
@@ -448,6 +511,11 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_happy_path, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_password_not_on_disk, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_early_rootfs_same_image, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_early_rootfs_discarded_when_the_tag_moved, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_early_rootfs_cancel_cleans_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_early_rootfs_failed_pull_cleans_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attest_unavailable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fail_pull, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fail_rootfs, setup, teardown),
