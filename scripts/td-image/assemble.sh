@@ -14,6 +14,10 @@ find "$root/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
 find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
 rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/locale" \
   "$root/usr/share/lintian" "$root/var/cache/debconf"/*-old "$root/var/lib/dpkg"/*-old
+# The TD never runs apt: no package lists or download cache. (Their partial/ directories were
+# owned by apt's sandbox user or by root depending on the build host's environment, which made
+# two builds differ.)
+rm -rf "$root/var/lib/apt/lists" "$root/var/cache/apt"
 cp -a "$conker"/. "$root"/
 
 # systemd: an empty machine-id (a transient one is made at each boot: the TD has no identity
