@@ -5,11 +5,19 @@
  * Quote v4 layout (reference §1): header 48 | TD report body 584 | sig_data_len u32 | quote
  * signature r||s by the attestation key over [0,632) | AK X||Y | cert type 6 | size |
  * QE report 384 (REPORTDATA = SHA-256(AK || auth) || 0^32) | QE report signature by the PCK key |
- * auth size 32 | auth | cert type 5 | size | PEM chain. */
+ * auth size 32 | auth | cert type 5 | size | PEM chain.
+ *
+ * Opening checks everything that needs no cryptography (profile, chain, key files present,
+ * regular, readable and non-empty, the state directory) so that a daemon with a broken sim
+ * directory still refuses to start; the keys are parsed and the QE report signed at the first
+ * quote. An idle daemon thus never initialises OpenSSL (about 2.5 MB of its RSS). A key that does
+ * not parse then fails that quote with the key's name, and the next quote tries again. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -20,6 +28,7 @@
 
 #include "fs.h"
 #include "parse.h"
+#include "secret.h"
 #include "sim-internal.h"
 #include "ssl.h"
 #include "tee-internal.h"
@@ -33,11 +42,15 @@
 
 struct sim_priv {
         struct sim_profile prof;
+        int dir_fd;
+        /* Guards the lazily loaded keys and QE report below (quotes come from task threads). */
+        pthread_mutex_t keys_lock;
+        bool keys_ready;
         EVP_PKEY *pck_key;
         EVP_PKEY *ak_key;
         uint8_t ak_pub[64];
-        /* The QE's report on the AK and its PCK signature, made once when the TD is opened, as
-         * a real QE certifies its attestation key once rather than per quote. */
+        /* The QE's report on the AK and its PCK signature, made once (at the first quote), as a
+         * real QE certifies its attestation key once rather than per quote. */
         uint8_t qe_auth[QE_AUTH];
         uint8_t qe_report_signed[QE_REPORT + 64];
         char *chain;
@@ -57,6 +70,8 @@ static void sim_free(void *p)
         free(s->chain);
         free(s->rt_log_path);
         safe_close(s->state_fd);
+        safe_close(s->dir_fd);
+        pthread_mutex_destroy(&s->keys_lock);
         free(s);
 }
 
@@ -73,6 +88,23 @@ static int load_key(int dfd, const char *name, EVP_PKEY **ret, struct ck_error *
                 return ck_error_set(reterr, -EBADMSG, "%s: not a P-256 key", name);
         }
         *ret = k;
+        return 0;
+}
+
+/* What opening checks of a key file without parsing it: present, a regular file of at most 64 KiB
+ * (ck_ssl_key_load_at's limit), readable by us and not empty. The bytes are wiped at once. */
+static int key_file_check(int dfd, const char *name, struct ck_error **reterr)
+{
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        r = ck_secret_file_read_at(dfd, name, 64u << 10, &buf, &len, NULL, reterr);
+        if (r < 0)
+                return r;
+        ck_free_wiped(buf);
+        if (len == 0)
+                return ck_error_set(reterr, -EBADMSG, "%s: not a PEM private key (size 0)", name);
         return 0;
 }
 
@@ -210,6 +242,45 @@ static int qe_report_write(struct sim_priv *s, uint8_t *q, const uint8_t auth[QE
         return 0;
 }
 
+/* Parses the keys and makes the QE's signed report on the AK, once; called with keys_lock held.
+ * Nothing is kept from a failed attempt. */
+static int sim_keys_load(struct sim_priv *s, struct ck_error **reterr)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pck = NULL, *ak = NULL;
+        int r;
+
+        r = load_key(s->dir_fd, SIM_FILE_PCK_KEY, &pck, reterr);
+        if (r >= 0)
+                r = load_key(s->dir_fd, SIM_FILE_AK_KEY, &ak, reterr);
+        if (r >= 0)
+                r = sim_pubkey_raw(ak, s->ak_pub, reterr);
+        if (r >= 0 && RAND_bytes(s->qe_auth, sizeof(s->qe_auth)) != 1)
+                r = ck_ssl_error(reterr, -EIO, "no randomness");
+        if (r >= 0)
+                r = qe_report_write(s, s->qe_report_signed, s->qe_auth, reterr);
+        /* The QE report is signed by the PCK key: that is what ties the AK to the platform. */
+        if (r >= 0)
+                r = sim_sign_raw(pck, s->qe_report_signed, QE_REPORT, s->qe_report_signed + QE_REPORT,
+                                 reterr);
+        if (r < 0)
+                return ck_error_prefix(reterr, r, "simulated TD keys");
+        s->pck_key = TAKE_PTR(pck);
+        s->ak_key = TAKE_PTR(ak);
+        s->keys_ready = true;
+        return 0;
+}
+
+static int sim_keys_ensure(struct sim_priv *s, struct ck_error **reterr)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&s->keys_lock);
+        if (!s->keys_ready)
+                r = sim_keys_load(s, reterr);
+        pthread_mutex_unlock(&s->keys_lock);
+        return r;
+}
+
 static int sim_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_t **ret, size_t *ret_len,
                      struct ck_error **reterr)
 {
@@ -219,6 +290,9 @@ static int sim_quote(struct attest_tee *t, const uint8_t report_data[64], uint8_
         size_t cert6_len, sig_len, total, off;
         int r;
 
+        r = sim_keys_ensure(s, reterr);
+        if (r < 0)
+                return r;
         r = sim_measurements(t, &m, reterr);
         if (r < 0)
                 return r;
@@ -304,6 +378,8 @@ int attest_tee_sim_open(const struct attest_tee_config *cfg, struct attest_tee *
         if (!s)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
         s->state_fd = -1;
+        s->dir_fd = -1;
+        pthread_mutex_init(&s->keys_lock, NULL);
         t->priv = s;
         t->ops = &sim_ops; /* from here on attest_tee_free() releases s */
 
@@ -313,22 +389,13 @@ int attest_tee_sim_open(const struct attest_tee_config *cfg, struct attest_tee *
         if (r >= 0)
                 r = ck_read_file_at(dfd, SIM_FILE_PCK_CHAIN, SIM_CHAIN_MAX, &chain, &s->chain_len, reterr);
         if (r >= 0)
-                r = load_key(dfd, SIM_FILE_PCK_KEY, &s->pck_key, reterr);
+                r = key_file_check(dfd, SIM_FILE_PCK_KEY, reterr);
         if (r >= 0)
-                r = load_key(dfd, SIM_FILE_AK_KEY, &s->ak_key, reterr);
-        if (r >= 0)
-                r = sim_pubkey_raw(s->ak_key, s->ak_pub, reterr);
-        if (r >= 0 && RAND_bytes(s->qe_auth, sizeof(s->qe_auth)) != 1)
-                r = ck_ssl_error(reterr, -EIO, "no randomness");
-        if (r >= 0)
-                r = qe_report_write(s, s->qe_report_signed, s->qe_auth, reterr);
-        /* The QE report is signed by the PCK key: that is what ties the AK to the platform. */
-        if (r >= 0)
-                r = sim_sign_raw(s->pck_key, s->qe_report_signed, QE_REPORT, s->qe_report_signed + QE_REPORT,
-                                 reterr);
+                r = key_file_check(dfd, SIM_FILE_AK_KEY, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "sim directory %s", cfg->sim_dir);
         s->chain = (char *)TAKE_PTR(chain);
+        s->dir_fd = TAKE_FD(dfd);
 
         if (cfg->sim_state_dir) {
                 state_dir = strdup(cfg->sim_state_dir);

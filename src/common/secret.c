@@ -3,12 +3,12 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,9 +79,19 @@ int ck_secret_random(size_t len, struct ck_secret **ret)
         s = secret_alloc(len);
         if (!s)
                 return -ENOMEM;
-        if (RAND_bytes(s->data, (int)len) != 1) {
-                ck_secret_free(s);
-                return -EIO;
+        /* Straight from the kernel's CSPRNG (what OpenSSL's DRBG seeds from): a daemon that only
+         * makes its API token at start does not initialise OpenSSL for it. getrandom() blocks
+         * until the pool is initialised and returns at most 32 MiB - 1 per call. */
+        for (size_t off = 0; off < len;) {
+                ssize_t n = getrandom(s->data + off, len - off, 0);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        ck_secret_free(s);
+                        return -EIO;
+                }
+                off += (size_t)n;
         }
         *ret = s;
         return 0;

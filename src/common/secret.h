@@ -26,7 +26,7 @@ struct ck_secret {
 struct ck_secret *ck_secret_alloc(size_t len);
 /* Copies len bytes into a new secret; NULL on OOM. */
 struct ck_secret *ck_secret_new(const void *data, size_t len);
-/* len random bytes from the OpenSSL DRBG. */
+/* len random bytes from the kernel's CSPRNG (getrandom(2)). */
 int ck_secret_random(size_t len, struct ck_secret **ret);
 bool ck_secret_equal(const struct ck_secret *a, const void *b, size_t blen);
 void ck_secret_free(struct ck_secret *s);

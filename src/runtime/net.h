@@ -31,8 +31,8 @@ struct net_config {
         struct net_nft *nft;   /* NULL: each call makes (and frees) its own context */
 };
 
-/* The context the runtime keeps for its life; NULL on allocation failure. Freed by
- * net_nft_free (NULL is fine). */
+/* The context the runtime keeps for its life (made at its first run); NULL on allocation
+ * failure. Freed by net_nft_free (NULL is fine). */
 struct net_nft *net_nft_new(void);
 void net_nft_free(struct net_nft *n);
 

@@ -285,11 +285,17 @@ int nl_reply_parse(const uint8_t *buf, size_t len, uint32_t seq, int *ret_error,
 
 int nl_open(struct ck_error **reterr)
 {
+        return nl_open_protocol(NETLINK_ROUTE, reterr);
+}
+
+int nl_open_protocol(int protocol, struct ck_error **reterr)
+{
         struct timeval tv = {.tv_sec = NL_TIMEOUT_S};
-        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
 
         if (fd < 0)
-                return ck_error_errno(reterr, -errno, "cannot open an rtnetlink socket");
+                return ck_error_errno(reterr, -errno, "cannot open a netlink socket (protocol %d)",
+                                      protocol);
         /* The kernel answers synchronously; the timeout only guards against a lost ack. */
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         return fd;

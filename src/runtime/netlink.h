@@ -61,6 +61,8 @@ int nl_reply_parse(const uint8_t *buf, size_t len, uint32_t seq, int *ret_error,
 
 /* An rtnetlink socket in the caller's (thread's) network namespace. */
 int nl_open(struct ck_error **reterr);
+/* The same for another netlink protocol (NETLINK_NETFILTER for nft-table.c). */
+int nl_open_protocol(int protocol, struct ck_error **reterr);
 /* Sends m and waits for its ack; returns 0 or the kernel's -errno (no reterr: callers decide
  * which errors are fine, e.g. -ENODEV on a delete). ret_ifindex (optional) gets the index from an
  * RTM_GETLINK reply. */

@@ -102,3 +102,34 @@ def test_auto_never_picks_the_simulator(sim):
     assert "--tee sim" in p.stderr
     p = conker("tdx", "quote", "--report-data", "00", "--sim-dir", str(sim["dir"]), check=False)
     assert p.returncode == 2
+
+
+def test_sim_keys_checked_at_open_parsed_at_quote(sim, tmp_path):
+    """The simulated TD parses its keys only at the first quote (an idle conkerd does not start
+    OpenSSL), but a missing key still refuses the open, in conkerd before anything else happens,
+    and a key that does not parse fails the quote naming the file."""
+    ak = sim["dir"] / "qe-ak-key.pem"
+    good = ak.read_bytes()
+    ak.unlink()
+    p = conker("tdx", "info", *sim["tee"], check=False)
+    assert p.returncode != 0 and "qe-ak-key.pem" in p.stderr, p.stderr
+
+    from helpers.conkerd import CONKERD
+    (tmp_path / "none.conf").write_text("")
+    p = subprocess.run([CONKERD, "--config", str(tmp_path / "none.conf"), "--listen", "127.0.0.1:1",
+                        "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+                        "--token-file", str(tmp_path / "token"), *sim["tee"]],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "qe-ak-key.pem" in p.stderr, p.stderr
+    assert not (tmp_path / "data").exists()
+
+    ak.write_text("not a key\n")
+    ak.chmod(0o600)
+    conker("tdx", "info", *sim["tee"])  # measurements need no key
+    p = conker("tdx", "quote", "--report-data", "00" * 64, *sim["tee"], "-o", str(tmp_path / "q"), check=False)
+    assert p.returncode != 0 and "qe-ak-key.pem" in p.stderr, p.stderr
+    assert not (tmp_path / "q").exists() or (tmp_path / "q").stat().st_size == 0
+
+    ak.write_bytes(good)
+    conker("tdx", "quote", "--report-data", "00" * 64, *sim["tee"], "-o", str(tmp_path / "q"))
+    assert (tmp_path / "q").stat().st_size > 1000

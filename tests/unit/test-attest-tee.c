@@ -422,6 +422,62 @@ static void test_sim_measure_once(void **state)
         assert_int_equal(attest_tee_rt_log_check_room(t1, 1, ATTEST_RT_LOG_MAX, NULL), -ENOSPC);
 }
 
+/* Opening checks the key files without parsing them (an idle daemon does not initialise
+ * OpenSSL): a missing key refuses the open; a key that does not parse fails the first quote,
+ * naming the file, and a quote after the key is repaired works. */
+static void test_sim_keys_at_first_quote(void **state)
+{
+        char simdir[256], statedir[256], kp[300], saved[300];
+        struct attest_sim_init_opts o = {.now = 1767225600, .validity_days = 30};
+        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
+        _cleanup_(attest_tee_freep) struct attest_tee *t = NULL;
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ uint8_t *q = NULL;
+        uint8_t rd[64] = {0};
+        size_t qlen = 0;
+        int r;
+
+        path(simdir, sizeof(simdir), "sim");
+        path(statedir, sizeof(statedir), "state");
+        assert_int_equal(attest_sim_init(simdir, &o, NULL), 0);
+        cfg.sim_dir = simdir;
+        cfg.sim_state_dir = statedir;
+        snprintf(kp, sizeof(kp), "%s/qe-ak-key.pem", simdir);
+        snprintf(saved, sizeof(saved), "%s/ak.saved", tmp);
+
+        /* Missing: refused at open. */
+        assert_int_equal(rename(kp, saved), 0);
+        r = attest_tee_open(&cfg, &t, &e);
+        assert_int_equal(r, -ENOENT);
+        assert_non_null(strstr(ck_error_message(e, r), "qe-ak-key.pem"));
+        assert_null(t);
+        ck_error_free(e);
+        e = NULL;
+        /* Empty: refused at open. */
+        put(simdir, "qe-ak-key.pem", "", 0);
+        r = attest_tee_open(&cfg, &t, &e);
+        assert_int_equal(r, -EBADMSG);
+        assert_null(t);
+        ck_error_free(e);
+        e = NULL;
+
+        /* Not a key: opens, the quote fails and says which file. */
+        put(simdir, "qe-ak-key.pem", "not a key\n", 10);
+        assert_int_equal(attest_tee_open(&cfg, &t, NULL), 0);
+        r = attest_tee_quote(t, rd, &q, &qlen, &e);
+        assert_int_equal(r, -EBADMSG);
+        assert_non_null(strstr(ck_error_message(e, r), "qe-ak-key.pem"));
+        assert_null(q);
+        ck_error_free(e);
+        e = NULL;
+
+        /* Repaired: the next quote loads it. */
+        assert_int_equal(rename(saved, kp), 0);
+        assert_int_equal(attest_tee_quote(t, rd, &q, &qlen, NULL), 0);
+        assert_true(qlen > 632);
+        assert_int_equal(q[0], 4);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -434,6 +490,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_sim_rtmr_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sim_measure_and_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sim_measure_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sim_keys_at_first_quote, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
