@@ -58,6 +58,19 @@ bool conkerd_kmsg_is_integrity_failure(const char *buf, size_t len, char *const 
         msg = semi + 1;
         end = memchr(msg, '\n', len - (size_t)(msg - buf));
         n = end ? (size_t)(end - msg) : len - (size_t)(msg - buf);
+        /* Some kernels' dm-crypt lines carry another file's pr_fmt ("trusted_key: device-mapper:
+         * crypt: …"): one leading "word: " is skipped. */
+        if (!starts(msg, n, "device-mapper: ")) {
+                size_t k = 0;
+                while (k < n && k < 32 &&
+                       (msg[k] == '_' || msg[k] == '-' || (msg[k] >= 'a' && msg[k] <= 'z') ||
+                        (msg[k] >= '0' && msg[k] <= '9')))
+                        k++;
+                if (k > 0 && k + 2 <= n && msg[k] == ':' && msg[k + 1] == ' ') {
+                        msg += k + 2;
+                        n -= k + 2;
+                }
+        }
         if (starts(msg, n, "device-mapper: crypt: "))
                 return names_dev(msg + 22, n - 22, devs, "INTEGRITY AEAD ERROR");
         if (starts(msg, n, "device-mapper: integrity: "))
@@ -88,6 +101,14 @@ int conkerd_integrity_log_open(const char *path, char *const *devs, struct conke
                 int r = -errno;
                 conkerd_integrity_log_free(l);
                 return ck_error_errno(reterr, r, "cannot open %s", path);
+        }
+        /* Only what is logged from now on: before conkerd starts, the state disk unit's fresh
+         * mapping is probed (udev, blkid) where nothing was written yet, and with
+         * --integrity-no-wipe such sectors have no valid tag either. */
+        if (lseek(l->fd, 0, SEEK_END) < 0) {
+                int r = -errno;
+                conkerd_integrity_log_free(l);
+                return ck_error_errno(reterr, r, "cannot seek to the end of %s", path);
         }
         *ret = l;
         return 0;

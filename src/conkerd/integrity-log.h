@@ -24,11 +24,11 @@ bool conkerd_kmsg_is_integrity_failure(const char *buf, size_t len, char *const 
 
 struct conkerd_integrity_log;
 
-/* Opens path ("/dev/kmsg") from its first record and copies devs. */
+/* Opens path ("/dev/kmsg") at its end (what the kernel logs from now on) and copies devs. */
 int conkerd_integrity_log_open(const char *path, char *const *devs, struct conkerd_integrity_log **ret,
                                struct ck_error **reterr);
 /* Reads the records logged since the last call (without blocking) and returns the number of
- * failures seen since boot (or since the oldest record the kernel still had at open). Records
- * the kernel overwrote before they were read are skipped. Thread-safe. */
+ * failures seen since open. Records the kernel overwrote before they were read are skipped.
+ * Thread-safe. */
 int conkerd_integrity_log_count(struct conkerd_integrity_log *l, uint64_t *ret, struct ck_error **reterr);
 void conkerd_integrity_log_free(struct conkerd_integrity_log *l);

@@ -248,7 +248,10 @@ def test_tampered_disk(world):
     # letting the restart policy run it again; new tasks are refused for the same reason.
     rc, out = vm.agent(f"kill {pid}")
     assert rc == 0, out
-    t = vm.wait_status(tid, {"Failed"}, timeout=120)
+    try:
+        t = vm.wait_status(tid, {"Failed"}, timeout=120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{vm.journal()}") from None
     failed = [e for e in t["Events"] if e["Action"] == "Failed"]
     assert failed, t["Events"]
     reason = failed[0]["Message"]
