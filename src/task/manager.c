@@ -225,7 +225,7 @@ static char *storage_tampered(struct task_manager *m)
         else
                 r = asprintf(&reason,
                              "the state disk failed its integrity check (%" PRIu64
-                             " sectors): the host altered it; not restarting",
+                             " failed sector reads): the host altered it; not restarting",
                              n);
         return r < 0 ? (char *)tampered_oom : reason;
 }

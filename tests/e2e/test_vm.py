@@ -255,8 +255,8 @@ def test_tampered_disk(world):
     failed = [e for e in t["Events"] if e["Action"] == "Failed"]
     assert failed, t["Events"]
     reason = failed[0]["Message"]
-    assert re.fullmatch(r"the state disk failed its integrity check \(\d+ sectors\): the host altered "
-                        r"it; not restarting", reason), t["Events"]
+    assert re.fullmatch(r"the state disk failed its integrity check \(\d+ failed sector reads\): "
+                        r"the host altered it; not restarting", reason), t["Events"]
     events = vm.api("GET", f"{P}/{tid}/events").json()["data"]
     assert {"Action": "Failed", "Message": reason} in [
         {"Action": e["Action"], "Message": e["Message"]} for e in events], events

@@ -397,8 +397,9 @@ static void test_watcher(void **state)
 static void test_tampered_state_disk(void **state)
 {
         _cleanup_free_ char *id = create(seed, 0);
-        const char *reason = "the state disk failed its integrity check (3 sectors): the host altered it; "
-                             "not restarting";
+        const char *reason =
+                "the state disk failed its integrity check (3 failed sector reads): the host altered it; "
+                "not restarting";
         char ev[512], msg[256];
 
         tamper_failures = 3;
