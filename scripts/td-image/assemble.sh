@@ -55,6 +55,11 @@ ln -sf /usr/lib/systemd/system/systemd-networkd.socket \
 ln -sf /usr/lib/systemd/system/systemd-networkd-wait-online.service \
   "$root/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"
 
+# Layers are EROFS images (docs/image.md): conkerd probes EROFS over overlayfs when it starts,
+# under ProtectKernelModules, so both modules are loaded at boot rather than on first use.
+mkdir -p "$root/etc/modules-load.d"
+printf '%s\n' erofs overlay >"$root/etc/modules-load.d/conker.conf"
+
 if [ -e "$root/usr/lib/systemd/system/conkerd.service" ]; then
   ln -sf "/usr/lib/systemd/system/conkerd.service" \
     "$root/etc/systemd/system/multi-user.target.wants/conkerd.service"

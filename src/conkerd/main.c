@@ -19,6 +19,7 @@
 #include "collateral.h"
 #include "config.h"
 #include "fs.h"
+#include "integrity-log.h"
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
@@ -70,15 +71,43 @@ static int tee_open(const struct conkerd_config *c, struct attest_tee **ret, str
  * data dir must be in TD memory or on LUKS2 with integrity (docs/conkerd.md "Host-proof
  * storage"). Under every TEE the verdict is logged (the VM test reads it); only TDX enforces it:
  * the simulated TD is a test bench on the host's own disk. */
+/* Issue 10 item 6: on LUKS2 with integrity, a read of a sector the host altered is an I/O error
+ * that dm-crypt logs; conkerd counts those (integrity-log.h) and the task manager fails closed
+ * once there is one. Under TDX a kernel log conkerd cannot read stops it from starting. */
+static int integrity_watch(char *const *devs, bool enforce, struct conkerd_integrity_log **ret,
+                           struct ck_error **reterr)
+{
+        int r = conkerd_integrity_log_open("/dev/kmsg", devs, ret, reterr);
+
+        if (r >= 0) {
+                log_info("state disk: watching the kernel log for integrity failures of %s", devs[0]);
+                return 0;
+        }
+        if (enforce)
+                return ck_error_prefix(reterr, r,
+                                       "cannot watch the state disk for integrity failures (conkerd needs "
+                                       "CAP_SYSLOG and ProtectKernelLogs=no)");
+        log_warn("state disk: integrity failures are not watched: %s", ck_error_message(*reterr, r));
+        ck_error_free(*reterr);
+        *reterr = NULL;
+        return 0;
+}
+
+static int integrity_failures(void *ud, uint64_t *ret, struct ck_error **reterr)
+{
+        return conkerd_integrity_log_count(ud, ret, reterr);
+}
+
 static int storage_check(const struct conkerd_config *c, const struct attest_tee *tee,
-                         struct ck_error **reterr)
+                         struct conkerd_integrity_log **ret_log, struct ck_error **reterr)
 {
         const struct conkerd_storage_roots roots = CONKERD_STORAGE_ROOTS_DEFAULT;
         _cleanup_free_ char *what = NULL, *line = NULL;
+        _cleanup_(conkerd_storage_devs_freep) char **devs = NULL;
         bool enforce = attest_tee_kind(tee) == ATTEST_TEE_KIND_TDX, ok = false;
         int r;
 
-        r = conkerd_storage_check(c->data_dir, &roots, &ok, &what, reterr);
+        r = conkerd_storage_check(c->data_dir, &roots, &ok, &what, &devs, reterr);
         if (r < 0 && !enforce) {
                 log_warn("data dir %s: %s (not enforced: not a TDX TD)", c->data_dir,
                          ck_error_message(*reterr, r));
@@ -94,6 +123,11 @@ static int storage_check(const struct conkerd_config *c, const struct attest_tee
         line = conkerd_storage_describe(c->data_dir, ok, what);
         if (!line)
                 return -ENOMEM;
+        if (devs) {
+                r = integrity_watch(devs, enforce, ret_log, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (!enforce) {
                 log_info("%s (not enforced: not a TDX TD)", line);
                 return 0;
@@ -123,7 +157,7 @@ static int check_storage_only(const char *dir)
         bool ok = false;
         int r;
 
-        r = conkerd_storage_check(dir, &roots, &ok, &what, &e);
+        r = conkerd_storage_check(dir, &roots, &ok, &what, NULL, &e);
         if (r < 0) {
                 fprintf(stderr, "conkerd: data dir %s: %s\n", dir, ck_error_message(e, r));
                 return 2;
@@ -204,6 +238,7 @@ static int run(struct conkerd_config *c)
         struct broker_peer_policy broker_policy = {0};
         bool broker_attested = false;
         struct task_backend *be = NULL;
+        struct conkerd_integrity_log *ilog = NULL;
         struct task_manager *m = NULL;
         struct api_server *api = NULL;
         struct event_base *base = NULL;
@@ -223,7 +258,7 @@ static int run(struct conkerd_config *c)
                 r = ck_error_errno(&e, -errno, "cannot create %s or %s", c->data_dir, c->run_dir);
                 goto out;
         }
-        r = storage_check(c, tee, &e);
+        r = storage_check(c, tee, &ilog, &e);
         if (r < 0)
                 goto out;
         if (c->auth) {
@@ -290,6 +325,8 @@ static int run(struct conkerd_config *c)
                 .container_runtime = task_backend_real_runtime(be),
                 .kms_allow_unpinned = c->kms_allow_unpinned,
                 .kms_broker_attestation = broker_attested ? &broker_policy : NULL,
+                .storage_failures = ilog ? integrity_failures : NULL,
+                .storage_userdata = ilog,
         };
         r = image_metrics_declare();
         if (r < 0) {
@@ -359,6 +396,7 @@ out:
                 event_free(sigint);
         api_server_free(api);
         task_manager_free(m);
+        conkerd_integrity_log_free(ilog);
         task_backend_real_free(be);
         if (base)
                 event_base_free(base);

@@ -180,11 +180,38 @@ static int luks2_has_integrity(int rootfd, int devfd, const char *luks2_uuid, bo
         return 0;
 }
 
-/* Judges the block device dev: fills *ret_ok and a description in parentheses. */
-static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_what, struct ck_error **reterr)
+/* The names the kernel may give a LUKS2-with-integrity volume in its messages: the dm-crypt
+ * device's kernel and dm names and the dm-integrity device's kernel name; NULL-terminated. */
+static char **devs_new(const char *crypt, const char *dmname, const char *integrity)
+{
+        char **v = calloc(4, sizeof(*v));
+        size_t n = 0;
+
+        if (!v)
+                return NULL;
+        if (!(v[n++] = strdup(crypt)) || (dmname && !(v[n++] = strdup(dmname))) ||
+            !(v[n++] = strdup(integrity))) {
+                conkerd_storage_devs_free(v);
+                return NULL;
+        }
+        return v;
+}
+
+void conkerd_storage_devs_free(char **devs)
+{
+        for (size_t i = 0; devs && devs[i]; i++)
+                free(devs[i]);
+        free(devs);
+}
+
+/* Judges the block device dev: fills *ret_ok, a description in parentheses and, for LUKS2 with
+ * integrity, the device names (devs_new). */
+static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_what, char ***ret_devs,
+                       struct ck_error **reterr)
 {
         _cleanup_close_ int rootfd = -EBADF, devfd = -EBADF;
         _cleanup_free_ char *name = NULL, *uuid = NULL, *dmname = NULL, *backing = NULL, *slave = NULL;
+        _cleanup_(conkerd_storage_devs_freep) char **devs = NULL;
         char path[64], *what = NULL;
         bool ok = false, integ = false;
         int r;
@@ -227,6 +254,11 @@ static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_wh
                 if (r < 0)
                         return r;
                 ok = integ;
+                if (integ && ret_devs) {
+                        devs = devs_new(name, dmname, slave);
+                        if (!devs)
+                                return -ENOMEM;
+                }
                 if (integ)
                         r = asprintf(&what, "%s %s: LUKS2 with integrity over %s", name,
                                      dmname ? dmname : "?", slave);
@@ -237,12 +269,15 @@ static int block_judge(const char *sysfs, dev_t dev, bool *ret_ok, char **ret_wh
                 return -ENOMEM;
         *ret_ok = ok;
         *ret_what = what;
+        if (ret_devs)
+                *ret_devs = TAKE_PTR(devs);
         return 0;
 }
 
 int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roots *roots, bool *ret_ok,
-                          char **ret_what, struct ck_error **reterr)
+                          char **ret_what, char ***ret_devs, struct ck_error **reterr)
 {
+        char **devs = NULL;
         _cleanup_free_ char *fstype = NULL, *source = NULL, *dev = NULL;
         char *what = NULL;
         struct stat st;
@@ -264,14 +299,18 @@ int conkerd_storage_check(const char *data_dir, const struct conkerd_storage_roo
                 ok = true;
                 r = asprintf(&what, "rootfs (TD memory: the initramfs)");
         } else {
-                r = block_judge(roots->sysfs, st.st_dev, &ok, &dev, reterr);
+                r = block_judge(roots->sysfs, st.st_dev, &ok, &dev, ret_devs ? &devs : NULL, reterr);
                 if (r < 0)
                         return ck_error_prefix(reterr, r, "cannot tell what %s is on", data_dir);
                 r = asprintf(&what, "%s on %s (%s)", fstype, source, dev);
         }
-        if (r < 0)
+        if (r < 0) {
+                conkerd_storage_devs_free(devs);
                 return -ENOMEM;
+        }
         *ret_ok = ok;
+        if (ret_devs)
+                *ret_devs = devs;
         if (ret_what)
                 *ret_what = what;
         else

@@ -8,6 +8,7 @@
  * between each hold one. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -194,6 +195,45 @@ static int task_cleanup_resources(struct task_manager *m, struct task *t, struct
                                               ck_error_message(e, r));
         }
         return ret;
+}
+
+/* ---- the state disk's integrity ---- */
+
+/* NULL when the data dir's storage has not failed an authentication check (or nothing watches
+ * it); otherwise why conkerd fails closed (malloc'd; a static string when out of memory). A
+ * count that cannot be read counts as a failure. */
+static const char tampered_oom[] =
+        "the state disk failed its integrity check: the host altered it; not restarting";
+
+static char *storage_tampered(struct task_manager *m)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        uint64_t n = 0;
+        char *reason = NULL;
+        int r;
+
+        if (!m->cfg.storage_failures)
+                return NULL;
+        r = m->cfg.storage_failures(m->cfg.storage_userdata, &n, &e);
+        if (r >= 0 && n == 0)
+                return NULL;
+        if (r < 0)
+                r = asprintf(&reason,
+                             "cannot tell whether the state disk failed its integrity check (%s); not "
+                             "restarting",
+                             ck_error_message(e, r));
+        else
+                r = asprintf(&reason,
+                             "the state disk failed its integrity check (%" PRIu64
+                             " failed sector reads): the host altered it; not restarting",
+                             n);
+        return r < 0 ? (char *)tampered_oom : reason;
+}
+
+static void reason_free(char *reason)
+{
+        if (reason != tampered_oom)
+                free(reason);
 }
 
 /* ---- the pipeline ---- */
@@ -431,6 +471,12 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
         int r;
 
         task_event(m, t, TASK_EVENT_STARTING, "starting the container");
+        char *tampered = storage_tampered(m);
+        if (tampered) {
+                r = ck_error_set(reterr, -EAGAIN, "%s", tampered);
+                reason_free(tampered);
+                return r;
+        }
         r = be->container_run(be->userdata, &spec, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "starting the container");
@@ -695,6 +741,12 @@ int task_manager_create(struct task_manager *m, const void *buf, size_t len, cha
         r = task_request_parse(buf, len, m->cfg.max_request_size, &m->cfg.limits, &t->req, reterr);
         if (r < 0)
                 goto fail;
+        char *tampered = storage_tampered(m);
+        if (tampered) {
+                r = ck_error_set(reterr, -EAGAIN, "%s", tampered);
+                reason_free(tampered);
+                goto fail;
+        }
         r = m->be->image_ref_normalize(m->be->userdata, t->req.image, &t->image_ref, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r == -ENOMEM ? r : -EINVAL, "ImageInfo.ImageName");
@@ -1080,11 +1132,30 @@ static void watch_apply_locked(struct task_manager *m, struct task *t, const str
         t->have_state = true;
 }
 
+/* The watcher saw t's container exit or restart on a tampered state disk: the task ends Failed
+ * and its container, shim and resources go, so nothing runs again from altered bytes. */
+static void watch_fail_tampered(struct task_manager *m, struct task *t, const char *reason)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        int r;
+
+        log_error("task %s (%s): %s", t->id, t->name, reason);
+        r = task_cleanup_resources(m, t, &e);
+        pthread_mutex_lock(&m->lock);
+        task_event_locked(m, t, TASK_EVENT_FAILED, "%s", reason);
+        if (r < 0)
+                task_event_locked(m, t, t->status, "cleanup incomplete (DELETE retries it): %s",
+                                  ck_error_message(e, r));
+        t->deleting = false;
+        pthread_mutex_unlock(&m->lock);
+}
+
 void task_manager_watch_once(struct task_manager *m)
 {
         struct task **watch = NULL;
         size_t n = 0;
         int64_t now = task_time_now_ns();
+        char *tampered = storage_tampered(m);
 
         pthread_mutex_lock(&m->lock);
         watch = calloc(m->n_tasks + 1, sizeof(*watch));
@@ -1109,13 +1180,25 @@ void task_manager_watch_once(struct task_manager *m)
                 struct runtime_state st = {0};
                 int r = m->be->container_state(m->be->userdata, watch[i]->id, &st, NULL);
 
+                struct task *t = watch[i];
+                bool fail = false;
+
                 pthread_mutex_lock(&m->lock);
-                if (r >= 0 && !watch[i]->deleting)
-                        watch_apply_locked(m, watch[i], &st);
-                task_unref_locked(watch[i]);
+                if (r >= 0 && !t->deleting) {
+                        fail = tampered && (st.status == RUNTIME_EXITED || st.status == RUNTIME_RESTARTING ||
+                                            (t->have_state && st.restart_count > t->state.restart_count));
+                        watch_apply_locked(m, t, &st);
+                        /* Held off DELETE (-EBUSY) while the container is removed. */
+                        t->deleting = fail;
+                }
                 pthread_mutex_unlock(&m->lock);
+                if (fail)
+                        watch_fail_tampered(m, t, tampered);
+                task_unref(m, t);
         }
         free(watch);
+        if (tampered)
+                reason_free(tampered);
 }
 
 static void *watcher_main(void *arg)

@@ -69,6 +69,15 @@ struct task_manager_config {
         bool kms_allow_unpinned; /* accept KMS endpoints without a certificate pin */
         /* Mutual attestation of the brokers (not owned; outlives the manager); NULL: none. */
         const struct broker_peer_policy *kms_broker_attestation;
+        /* Optional (NULL: the data dir is in TD memory or nothing watches it): how many sectors of
+         * the data dir's storage failed their authentication check since boot, that is, reads of
+         * blocks the host altered. Once it is > 0 (or cannot be read) conkerd fails closed: a task
+         * whose container exits or restarts ends Failed and its container is removed (the shim
+         * restarts nothing), no container starts, and new tasks are refused (-EAGAIN: only a
+         * reboot, with a fresh state disk, recovers). Called from the watcher, the API and the
+         * pipelines: must be thread-safe. */
+        int (*storage_failures)(void *ud, uint64_t *ret, struct ck_error **reterr);
+        void *storage_userdata;
 };
 
 struct task_manager;
@@ -89,7 +98,8 @@ int task_metrics_init(struct task_manager *m);
 /* Validates the request (buf, len) and starts its pipeline. ret_id: malloc'd task ID.
  * Errors: -EBADMSG/-EINVAL/-ERANGE bad request, -E2BIG too large (the body, or the task-config
  * document of a task with KmsEndpoints), -EEXIST name or port in use, -EBUSY too many tasks,
- * -EAGAIN shutting down or the RTMR3 log is full (the TD must reboot). */
+ * -EAGAIN shutting down, the RTMR3 log is full or the state disk failed its integrity check (the TD
+ * must reboot). */
 int task_manager_create(struct task_manager *m, const void *buf, size_t len, char **ret_id,
                         struct ck_error **reterr);
 
@@ -117,7 +127,9 @@ int task_manager_log_path(struct task_manager *m, const char *ref, char **ret_id
 bool task_manager_exists(struct task_manager *m, const char *id);
 
 /* One pass of the watcher: polls the runtime for every task with a container and appends
- * Running/Restarting/Exited events when its state changed; fails pulls past pull_timeout. */
+ * Running/Restarting/Exited events when its state changed; fails pulls past pull_timeout, and
+ * tasks whose container exited or restarted once the state disk failed its integrity check
+ * (task_manager_config.storage_failures). */
 void task_manager_watch_once(struct task_manager *m);
 /* Waits until no pipeline of the task is running (tests, shutdown). */
 void task_manager_wait(struct task_manager *m, const char *id);

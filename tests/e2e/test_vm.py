@@ -10,7 +10,8 @@ RTMR2) and the image. In order (one module, one shared state disk):
   registry password are nowhere on the state disk; DELETE.
 - test_tampered_disk: a second task; the host flips bytes across the state disk while the guest
   runs; every file the guest reads back is either unchanged or an I/O error; the app, killed,
-  is not started again from altered code.
+  is not started again: conkerd fails the task ("the state disk failed its integrity check")
+  and refuses new ones.
 - test_restart_one_byte_refused: the VM restarts on the same state disk with the UKI whose
   command line differs by one byte (its own predicted profile): conkerd starts clean, the old
   state is unreadable, and the same broker refuses it.
@@ -164,6 +165,11 @@ def test_seed_story(world):
     # the values predicted from the UKI.
     p = vm.conker_attested(world.tmp / "reference-values.json", world.base_sim, "ps")
     assert p.returncode == 0, p.stderr
+    # Layers are EROFS images on the state disk (the image loads erofs and overlay at boot), and
+    # conkerd watches the kernel log for the state disk's integrity failures.
+    journal = vm.journal()
+    assert "image layers: erofs" in journal, journal
+    assert "state disk: watching the kernel log for integrity failures" in journal, journal
 
     tid, t = world.post("conker-example-app")
     assert t["Status"] == "Running", t["Events"]
@@ -237,25 +243,37 @@ def test_tampered_disk(world):
     print(f"\n{flipped} bytes flipped; {len(after)} files read back unchanged, {len(errors)} I/O errors")
 
     # The app, killed with the caches dropped before its restart, must not run from altered
-    # bytes: each page of its binary that the host altered reads as an I/O error, which the
-    # kernel delivers as SIGBUS when the page is touched (exit code 135). It never answers
-    # again, and conkerd's events show the crashes as it keeps restarting it.
+    # bytes: the reads above made dm-crypt report the altered sectors, so conkerd fails the task
+    # when its container exits (removing the container, so its shim restarts nothing) instead of
+    # letting the restart policy run it again; new tasks are refused for the same reason.
     rc, out = vm.agent(f"kill {pid}")
     assert rc == 0, out
-    n_events = len(vm.task(tid)["Events"])
-    deadline = time.monotonic() + 90
-    crashed = []
-    while time.monotonic() < deadline and not crashed:
-        try:
-            r = requests.get(f"http://127.0.0.1:{vm.app_port}/api/v1/getsecret", timeout=5)
-            assert r.status_code != 200, "the app answered from the tampered disk"
-        except requests.RequestException:
-            pass
-        events = vm.task(tid)["Events"][n_events:]
-        crashed = [e for e in events if "exited with code 135" in e["Message"]]
-        time.sleep(2)
-    print(f"\nafter the kill: {[e['Message'] for e in vm.task(tid)['Events'][n_events:]][:4]}")
-    assert crashed, vm.task(tid)["Events"][n_events:]
+    try:
+        t = vm.wait_status(tid, {"Failed"}, timeout=120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{vm.journal()}") from None
+    failed = [e for e in t["Events"] if e["Action"] == "Failed"]
+    assert failed, t["Events"]
+    reason = failed[0]["Message"]
+    assert re.fullmatch(r"the state disk failed its integrity check \(\d+ failed sector reads\): "
+                        r"the host altered it; not restarting", reason), t["Events"]
+    events = vm.api("GET", f"{P}/{tid}/events").json()["data"]
+    assert {"Action": "Failed", "Message": reason} in [
+        {"Action": e["Action"], "Message": e["Message"]} for e in events], events
+    print(f"\nafter the kill: {[e['Message'] for e in t['Events'][-3:]]}")
+    # It stays failed: no restart, the app never answers again, and a new task is refused.
+    time.sleep(10)
+    t2 = vm.task(tid)
+    assert t2["Status"] == "Failed" and t2["Events"] == t["Events"], t2["Events"][len(t["Events"]):]
+    try:
+        r = requests.get(f"http://127.0.0.1:{vm.app_port}/api/v1/getsecret", timeout=5)
+        assert r.status_code != 200, "the app answered from the tampered disk"
+    except requests.RequestException:
+        pass
+    rc, ps = vm.agent("procs")
+    assert rc == 0 and not [p for p in ps if "conker-example-app" in p], ps
+    r = vm.api("POST", P, data=world.body("after-tamper"))
+    assert r.status_code == 503 and "the state disk failed its integrity check" in r.text, r.text
 
 
 def test_restart_one_byte_refused(world):

@@ -95,7 +95,7 @@ static void check(bool want_ok, const char *want_what)
         bool ok = !want_ok;
         int r;
 
-        r = conkerd_storage_check(data_dir, &roots, &ok, &what, &e);
+        r = conkerd_storage_check(data_dir, &roots, &ok, &what, NULL, &e);
         if (r < 0)
                 fail_msg("%s", ck_error_message(e, r));
         assert_string_equal(what, want_what);
@@ -226,7 +226,7 @@ static void test_no_mount_is_an_error(void **state)
         assert_non_null(f);
         fprintf(f, "22 1 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n");
         assert_int_equal(fclose(f), 0);
-        assert_int_equal(conkerd_storage_check(data_dir, &roots, &ok, &what, &e), -ENOENT);
+        assert_int_equal(conkerd_storage_check(data_dir, &roots, &ok, &what, NULL, &e), -ENOENT);
         assert_true(ok); /* untouched on failure */
         assert_null(what);
         assert_non_null(strstr(ck_error_message(e, -ENOENT), data_dir));

@@ -1,6 +1,7 @@
 /* The task state machine driven by a scripted backend: the order of events, cancel at each
  * step, failure at each step (and that everything made is cleaned up), delete, the watcher,
- * recovery after a restart, conflicts, and that the registry password never reaches the disk. */
+ * recovery after a restart, conflicts, that the registry password never reaches the disk, and
+ * failing closed on a tampered state disk. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -26,6 +27,21 @@ static const char seed[] =
 static const char with_kms[] =
         "{\"Name\":\"k\",\"ImageInfo\":{\"ImageName\":\"app\"},\"KmsEndpoints\":[\"127.0.0.1:3333\"]}";
 
+/* The state disk's integrity failures as storage_failures reports them: tamper_failures from the
+ * tamper_from-th call on (1-based; 0: never), or an error when tamper_error. */
+static uint64_t tamper_failures;
+static unsigned tamper_from, tamper_calls;
+static bool tamper_error;
+
+static int s_storage_failures(void *ud, uint64_t *ret, struct ck_error **reterr)
+{
+        tamper_calls++;
+        if (tamper_error)
+                return ck_error_set(reterr, -EIO, "scripted kernel log failure");
+        *ret = tamper_from && tamper_calls >= tamper_from ? tamper_failures : 0;
+        return 0;
+}
+
 static void open_manager(void)
 {
         struct task_manager_config cfg = {
@@ -35,6 +51,7 @@ static void open_manager(void)
                 .stop_timeout_s = 1,
                 .pull_timeout_s = 60,
                 .max_request_size = 1 << 20,
+                .storage_failures = s_storage_failures,
         };
         _cleanup_error_ struct ck_error *e = NULL;
         int r = task_manager_new(&cfg, &backend, &g_m, &e);
@@ -48,6 +65,9 @@ static int setup(void **state)
         if (!mkdtemp(tmpdir))
                 return -1;
         memset(&sc, 0, sizeof(sc));
+        tamper_failures = 0;
+        tamper_from = tamper_calls = 0;
+        tamper_error = false;
         open_manager();
         return 0;
 }
@@ -434,6 +454,76 @@ static void test_watcher(void **state)
         assert_non_null(strstr(last_message(id, msg, sizeof(msg)), "code 137 (killed: out of memory)"));
 }
 
+/* Issue 10: once the state disk failed its integrity check, a container that exits or restarts
+ * ends its task Failed with everything removed (the shim restarts nothing); a running one is
+ * left alone; nothing starts and no task is created. */
+static void test_tampered_state_disk(void **state)
+{
+        _cleanup_free_ char *id = create(seed, 0);
+        const char *reason =
+                "the state disk failed its integrity check (3 failed sector reads): the host altered it; "
+                "not restarting";
+        char ev[512], msg[256];
+
+        tamper_failures = 3;
+        tamper_from = 1;
+        task_manager_watch_once(g_m); /* running, no exit: left alone */
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running");
+        assert_int_equal(sc.container, 1);
+
+        sc.state =
+                (struct runtime_state){.status = RUNTIME_RESTARTING, .exit_code = 135, .restart_count = 0};
+        task_manager_watch_once(g_m);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running,Restarting,Failed");
+        assert_string_equal(last_message(id, msg, sizeof(msg)), reason);
+        assert_clean();
+        task_manager_watch_once(g_m); /* it stays failed */
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running,Restarting,Failed");
+
+        /* No new task. */
+        _cleanup_error_ struct ck_error *e = NULL;
+        char *id2 = NULL;
+        assert_int_equal(task_manager_create(g_m, seed, strlen(seed), &id2, &e), -EAGAIN);
+        assert_string_equal(ck_error_message(e, -EAGAIN), reason);
+        assert_int_equal(task_manager_delete(g_m, id, NULL, NULL), 0);
+
+        /* A failure reported while a task is in its pipeline: it does not start. */
+        tamper_calls = 0;
+        tamper_from = 2; /* the create passes, the Starting step sees it */
+        sc.calls[0] = 0;
+        _cleanup_free_ char *id3 = create(seed, 0);
+        events_of(id3, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Failed");
+        assert_non_null(strstr(last_message(id3, msg, sizeof(msg)), reason));
+        assert_null(strstr(sc.calls, "container_run;"));
+        assert_clean();
+        assert_int_equal(task_manager_delete(g_m, id3, NULL, NULL), 0);
+
+        /* A kernel log that cannot be read counts as a failure. */
+        tamper_error = true;
+        assert_int_equal(task_manager_create(g_m, seed, strlen(seed), &id2, NULL), -EAGAIN);
+}
+
+/* A restart seen only as a higher restart count (the container already runs again) counts as
+ * an exit. */
+static void test_tampered_restart_count(void **state)
+{
+        _cleanup_free_ char *id = create(seed, 0);
+        char ev[512];
+
+        task_manager_watch_once(g_m);
+        tamper_failures = 1;
+        tamper_from = 1;
+        sc.state.restart_count = 1;
+        task_manager_watch_once(g_m);
+        events_of(id, ev, sizeof(ev));
+        assert_string_equal(ev, "Pulling,Pulled,Creating,Created,Starting,Running,Running,Failed");
+        assert_clean();
+}
+
 static void test_recovery_readopts_running(void **state)
 {
         _cleanup_free_ char *id = create(seed, 0);
@@ -531,6 +621,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_delete_keeps_shared_image, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watcher, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tampered_state_disk, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tampered_restart_count, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_recovery_readopts_running, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_recovery_mid_pipeline, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
