@@ -23,7 +23,7 @@ static void test_defaults(void **state)
         assert_string_equal(c.listen, "0.0.0.0:8383");
         assert_string_equal(c.data_dir, "/var/lib/conker");
         assert_string_equal(c.run_dir, "/run/conker");
-        assert_string_equal(c.runtime, "runc");
+        assert_string_equal(c.runtime, "auto");
         assert_string_equal(c.tee, "auto");
         assert_string_equal(c.token_file, "/etc/conker/token");
         assert_true(c.auth);
