@@ -28,12 +28,10 @@
 #include "fs.h"
 #include "json.h"
 #include "parse.h"
-#include "sim.h"
+#include "sim-td-fixture.h"
 #include "ssl.h"
 
-static char tmp[64], simdir[128], statedir[128], colpath[192];
-static struct attest_tee *the_tee;
-static X509 *sim_root;
+static struct sim_td td;
 static struct event_base *base;
 static struct api_server *api;
 static pthread_t loop_thread;
@@ -57,7 +55,7 @@ static int server_start(bool tls_auto)
                                 .auth = true,
                                 .token = tok,
                                 .tls_auto = tls_auto,
-                                .tee = the_tee,
+                                .tee = td.tee,
                                 .max_body_size = 4096,
                                 .max_header_size = 8192,
                                 .max_connections = 16,
@@ -104,39 +102,24 @@ static void server_stop(void)
 
 static int setup(void **state)
 {
-        struct attest_sim_init_opts o = {.validity_days = 30};
-        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
-        char p[256];
-
         if (evthread_use_pthreads() < 0)
                 return -1;
         tok = ck_secret_new("0123456789abcdef", 16);
-        snprintf(tmp, sizeof(tmp), "/tmp/ck-test-apiatt-XXXXXX");
-        if (!tok || !mkdtemp(tmp))
+        if (!tok)
                 return -1;
-        snprintf(simdir, sizeof(simdir), "%s/sim", tmp);
-        snprintf(statedir, sizeof(statedir), "%s/state", tmp);
-        snprintf(colpath, sizeof(colpath), "%s/collateral.json", simdir);
-        cfg.sim_dir = simdir;
-        cfg.sim_state_dir = statedir;
-        if (attest_sim_init(simdir, &o, NULL) < 0 || attest_tee_open(&cfg, &the_tee, NULL) < 0)
-                return -1;
-        snprintf(p, sizeof(p), "%s/root-ca.pem", simdir);
-        return attest_root_load_file(p, &sim_root, NULL);
+        return sim_td_setup(&td, "ck-test-apiatt");
 }
 
 static int teardown(void **state)
 {
-        attest_tee_free(the_tee);
-        X509_free(sim_root);
         ck_secret_free(tok);
-        return ck_rm_rf_at(AT_FDCWD, tmp);
+        return sim_td_teardown(&td);
 }
 
 static int get_collateral(void *userdata, const uint8_t *quote, size_t len, struct attest_collateral **ret,
                           struct ck_error **reterr)
 {
-        return attest_collateral_load_file(colpath, ret, reterr);
+        return attest_collateral_load_file(td.colpath, ret, reterr);
 }
 
 struct conn {
@@ -222,7 +205,7 @@ static void test_served_identity_and_fresh_evidence(void **state)
         _cleanup_(attest_result_freep) struct attest_result *cert_res = NULL, *res = NULL;
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_free_ uint8_t *ev = NULL;
-        struct attest_verify_opts opts = {.now = time(NULL), .root = sim_root};
+        struct attest_verify_opts opts = {.now = time(NULL), .root = td.root};
         struct conn c1, c2;
         uint8_t ekm1[32], ekm2[32], nonce[32];
         json_t *env = NULL;

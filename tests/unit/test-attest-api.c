@@ -15,51 +15,32 @@
 #include "api-evidence.h"
 #include "fs.h"
 #include "ratls.h"
-#include "sim.h"
+#include "sim-td-fixture.h"
 #include "ssl.h"
 
-static char tmp[64], simdir[128], statedir[128], colpath[192];
-static X509 *sim_root;
-static struct attest_tee *the_tee;
+static struct sim_td td;
 static unsigned collateral_calls;
 
 static int setup(void **state)
 {
-        struct attest_sim_init_opts o = {.validity_days = 30};
-        struct attest_tee_config cfg = {.kind = ATTEST_TEE_KIND_SIM};
-        char p[256];
-
-        snprintf(tmp, sizeof(tmp), "/tmp/ck-test-apiev-XXXXXX");
-        if (!mkdtemp(tmp))
-                return -1;
-        snprintf(simdir, sizeof(simdir), "%s/sim", tmp);
-        snprintf(statedir, sizeof(statedir), "%s/state", tmp);
-        snprintf(colpath, sizeof(colpath), "%s/collateral.json", simdir);
-        cfg.sim_dir = simdir;
-        cfg.sim_state_dir = statedir;
-        if (attest_sim_init(simdir, &o, NULL) < 0 || attest_tee_open(&cfg, &the_tee, NULL) < 0)
-                return -1;
-        snprintf(p, sizeof(p), "%s/root-ca.pem", simdir);
-        return attest_root_load_file(p, &sim_root, NULL);
+        return sim_td_setup(&td, "ck-test-apiev");
 }
 
 static int teardown(void **state)
 {
-        attest_tee_free(the_tee);
-        X509_free(sim_root);
-        return ck_rm_rf_at(AT_FDCWD, tmp);
+        return sim_td_teardown(&td);
 }
 
 static int get_collateral(void *userdata, const uint8_t *quote, size_t len, struct attest_collateral **ret,
                           struct ck_error **reterr)
 {
         collateral_calls++;
-        return attest_collateral_load_file(colpath, ret, reterr);
+        return attest_collateral_load_file(td.colpath, ret, reterr);
 }
 
 static struct attest_verify_opts sim_opts(void)
 {
-        return (struct attest_verify_opts){.now = time(NULL), .root = sim_root};
+        return (struct attest_verify_opts){.now = time(NULL), .root = td.root};
 }
 
 struct identity {
@@ -71,7 +52,7 @@ static struct identity identity_make(void)
 {
         _cleanup_error_ struct ck_error *e = NULL;
         struct identity id = {0};
-        int r = attest_api_identity_make(the_tee, &id.key, &id.cert, &e);
+        int r = attest_api_identity_make(td.tee, &id.key, &id.cert, &e);
 
         if (r < 0)
                 fail_msg("identity: %s", ck_error_message(e, r));
@@ -103,7 +84,7 @@ static void test_identity_verifies(void **state)
         if (r < 0)
                 fail_msg("%s", ck_error_message(e, r));
         assert_true(res->simulated);
-        assert_int_equal(attest_tee_measurements(the_tee, &m, NULL), 0);
+        assert_int_equal(attest_tee_measurements(td.tee, &m, NULL), 0);
         assert_memory_equal(res->m.mr_td, m.mr_td, 48);
         identity_clear(&id);
 }
@@ -136,11 +117,11 @@ static void test_domain_separation(void **state)
         struct identity id = identity_make();
         _cleanup_(attest_collateral_freep) struct attest_collateral *col = NULL;
 
-        assert_int_equal(attest_ratls_make_identity(the_tee, &c, 3600, &key, &cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_identity(td.tee, &c, 3600, &key, &cert, NULL), 0);
         assert_true(attest_api_cert_verify(cert, get_collateral, NULL, &opts, &res, &e) < 0);
         assert_non_null(strstr(ck_error_message(e, -1), "conker/api/v1"));
 
-        assert_int_equal(attest_collateral_load_file(colpath, &col, NULL), 0);
+        assert_int_equal(attest_collateral_load_file(td.colpath, &col, NULL), 0);
         assert_true(attest_ratls_verify_cert(id.cert, col, &opts, &ev, &e2) < 0);
         assert_null(ev);
         assert_non_null(strstr(ck_error_message(e2, -1), "ctx"));
@@ -157,7 +138,7 @@ static void test_fresh_evidence(void **state)
         size_t len = 0;
         int r;
 
-        r = attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, &e);
+        r = attest_api_evidence_make(td.tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, &e);
         if (r < 0)
                 fail_msg("%s", ck_error_message(e, r));
         r = attest_api_evidence_verify(ev, len, id.cert, nonce, sizeof(nonce), ekm, get_collateral, NULL,
@@ -183,7 +164,7 @@ static void test_fresh_evidence_replay(void **state)
         memcpy(ekm2, ekm, 32);
         ekm2[31] ^= 0x80;
         assert_int_equal(
-                attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
+                attest_api_evidence_make(td.tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
         {
                 _cleanup_error_ struct ck_error *e = NULL;
                 struct attest_result *res = NULL;
@@ -221,7 +202,7 @@ static void test_fresh_evidence_tampered(void **state)
         size_t len = 0;
 
         assert_int_equal(
-                attest_api_evidence_make(the_tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
+                attest_api_evidence_make(td.tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
         ev[64] ^= 0x01; /* inside the quote's header/body, after the CBOR framing */
         collateral_calls = 0;
         assert_true(attest_api_evidence_verify(ev, len, id.cert, nonce, 32, ekm, get_collateral, NULL, &opts,
@@ -238,10 +219,10 @@ static void test_nonce_bounds(void **state)
         size_t len = 0;
         struct identity id = identity_make();
 
-        assert_int_equal(attest_api_evidence_make(the_tee, id.cert, big, ATTEST_API_NONCE_MIN - 1, ekm, &ev,
+        assert_int_equal(attest_api_evidence_make(td.tee, id.cert, big, ATTEST_API_NONCE_MIN - 1, ekm, &ev,
                                                   &len, NULL),
                          -EINVAL);
-        assert_int_equal(attest_api_evidence_make(the_tee, id.cert, big, sizeof(big), ekm, &ev, &len, NULL),
+        assert_int_equal(attest_api_evidence_make(td.tee, id.cert, big, sizeof(big), ekm, &ev, &len, NULL),
                          -EINVAL);
         assert_null(ev);
         identity_clear(&id);
