@@ -135,7 +135,8 @@ int fetch_result_encode(const struct fetch_result *r, uint8_t **ret, size_t *ret
         return encode(FETCH_MSG_RESULT, o, ret, ret_len);
 }
 
-/* An optional string field, copied; max bounds its length, printable says it must be. */
+/* A string field (required or optional), copied; max bounds its length, and a non-zero max
+ * also rejects an empty string. */
 static int get_str(json_t *o, const char *key, bool required, size_t max, char **ret,
                    struct ck_error **reterr)
 {

@@ -1,6 +1,6 @@
 /* Fuzz target: the pull helper's messages (src/fetch/fetch-proto.h). The first byte picks the
- * decoder (request, progress, result), the rest is the payload; whatever decodes must encode
- * again and decode to the same thing. */
+ * decoder (request, progress, result, probe, probe answer), the rest is the payload; whatever decodes must
+ * encode again and decode to the same thing. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +57,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case FETCH_MSG_RESULT:
                 check_result(data + 1, size - 1);
                 break;
+        case FETCH_MSG_PROBE: {
+                char *dir = NULL;
+
+                if (fetch_probe_decode(data + 1, size - 1, &dir, NULL) == 0 && (!dir || !*dir))
+                        __builtin_trap();
+                free(dir);
+                break;
+        }
+        case FETCH_MSG_FORMAT: {
+                const char *f = NULL;
+
+                if (fetch_format_decode(data + 1, size - 1, &f, NULL) == 0 && strcmp(f, "erofs") != 0 &&
+                    strcmp(f, "dir") != 0)
+                        __builtin_trap();
+                break;
+        }
         default:
                 if (fetch_progress_decode(data + 1, size - 1, &pr, NULL) == 0 && !pr.phase)
                         __builtin_trap();

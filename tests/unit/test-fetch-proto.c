@@ -1,11 +1,11 @@
 /* Unit tests for the pull helper's protocol and conkerd's side of it (src/fetch/): messages
  * round-trip; the decoders reject missing fields, wrong types, too many entries, unknown phases,
- * an id with an error, control characters and cut messages; fetch_pull() relays progress and a
- * helper's error, and reports a helper that dies before its result, one that speaks garbage, and
- * one that ignores a cancel (killed after the grace); fetch_probe() takes a known format or an
- * error and rejects an unknown one; a pool reuses an idle helper, replaces one killed while
- * idle, and ends helpers past their idle time and when it is freed. The helpers here are small shell scripts
- * writing whole messages to their fd 3. */
+ * an id with an error, control characters and cut messages, a bad probe or probe answer; fetch_pull() relays
+ * progress and a helper's error, and reports a helper that dies before its result, one that speaks garbage,
+ * and one that ignores a cancel (killed after the grace); fetch_probe() takes a known format or an error and
+ * rejects an unknown one; a pool reuses an idle helper, replaces one killed while idle, and ends helpers
+ * past their idle time and when it is freed. The helpers here are small shell scripts writing whole messages
+ * to their fd 3. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -150,6 +150,59 @@ static void progress_and_result(void **state)
                     0);
         assert_true(fetch_result_decode(S("{\"errno\":5,\"pulled\":0,\"message\":\"a\\u001b[2Jb\"}"), &r,
                                         NULL) < 0);
+}
+
+/* The probe (conkerd -> helper) and its answer (helper -> conkerd), each with hostile payloads. */
+static void probe_and_format(void **state)
+{
+        static const char *bad_probe[] = {
+                "",
+                "[]",
+                "{}",
+                "{\"data_dir\":\"\"}",
+                "{\"data_dir\":7}",
+                "{\"data_dir\":null}",
+                "{\"data_dir\":\"/a\"",
+        };
+        static const char *bad_format[] = {
+                "",
+                "[\"erofs\"]",
+                "{}",
+                "{\"layer_format\":\"\"}",
+                "{\"layer_format\":\"erofs2\"}",
+                "{\"layer_format\":\"EROFS\"}",
+                "{\"layer_format\":1}",
+        };
+        char *dir = NULL, big[9000];
+        const char *f = NULL;
+        uint8_t *m = NULL;
+        size_t len = 0;
+
+        (void)state;
+        assert_int_equal(fetch_probe_encode("/var/lib/conker", &m, &len), 0);
+        assert_int_equal(m[0], FETCH_MSG_PROBE);
+        assert_int_equal(fetch_probe_decode(m + 1, len - 1, &dir, NULL), 0);
+        assert_string_equal(dir, "/var/lib/conker");
+        free(dir);
+        free(m);
+        assert_int_equal(fetch_format_encode("dir", &m, &len), 0);
+        assert_int_equal(fetch_format_decode(m + 1, len - 1, &f, NULL), 0);
+        assert_string_equal(f, "dir");
+        free(m);
+        for (size_t i = 0; i < sizeof(bad_probe) / sizeof(bad_probe[0]); i++) {
+                dir = NULL;
+                assert_true(fetch_probe_decode(S(bad_probe[i]), &dir, NULL) < 0);
+                assert_null(dir);
+        }
+        for (size_t i = 0; i < sizeof(bad_format) / sizeof(bad_format[0]); i++)
+                assert_true(fetch_format_decode(S(bad_format[i]), &f, NULL) < 0);
+        /* past the probe's size bound, and a data_dir past its own */
+        memset(big, 'a', sizeof(big));
+        memcpy(big, "{\"data_dir\":\"/", 13);
+        memcpy(big + sizeof(big) - 3, "\"}", 3);
+        assert_true(fetch_probe_decode(S(big), &dir, NULL) < 0);
+        memcpy(big + 4200, "\"}", 3);
+        assert_true(fetch_probe_decode(S(big), &dir, NULL) < 0);
 }
 
 static void cut_message(void **state)
@@ -404,7 +457,7 @@ int main(void)
                 cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
                 cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
                 cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
-                cmocka_unit_test(helper_pool),
+                cmocka_unit_test(helper_pool),           cmocka_unit_test(probe_and_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
