@@ -78,7 +78,7 @@ int seccomp_cache_annotate(const char *dir, const char *key, json_t *cfg, struct
         json_t *ann;
         int r;
 
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        dfd = open_dir(dir, NULL);
         if (dfd < 0)
                 return 0;
         snprintf(name, sizeof(name), "%s.bpf", key);

@@ -199,41 +199,30 @@ static int task_cleanup_resources(struct task_manager *m, struct task *t, struct
 
 /* ---- the state disk's integrity ---- */
 
-/* NULL when the data dir's storage has not failed an authentication check (or nothing watches
- * it); otherwise why conkerd fails closed (malloc'd; a static string when out of memory). A
- * count that cannot be read counts as a failure. */
-static const char tampered_oom[] =
-        "the state disk failed its integrity check: the host altered it; not restarting";
-
-static char *storage_tampered(struct task_manager *m)
+/* 0 when the data dir's storage has not failed an authentication check (or nothing watches
+ * it); otherwise -EAGAIN with why conkerd fails closed in *reterr. A count that cannot be read
+ * counts as a failure. */
+static int storage_intact(struct task_manager *m, struct ck_error **reterr)
 {
         _cleanup_error_ struct ck_error *e = NULL;
         uint64_t n = 0;
-        char *reason = NULL;
         int r;
 
         if (!m->cfg.storage_failures)
-                return NULL;
+                return 0;
         r = m->cfg.storage_failures(m->cfg.storage_userdata, &n, &e);
-        if (r >= 0 && n == 0)
-                return NULL;
         if (r < 0)
-                r = asprintf(&reason,
-                             "cannot tell whether the state disk failed its integrity check (%s); not "
-                             "restarting",
-                             ck_error_message(e, r));
-        else
-                r = asprintf(&reason,
-                             "the state disk failed its integrity check (%" PRIu64
-                             " failed sector reads): the host altered it; not restarting",
-                             n);
-        return r < 0 ? (char *)tampered_oom : reason;
-}
-
-static void reason_free(char *reason)
-{
-        if (reason != tampered_oom)
-                free(reason);
+                return ck_error_set(
+                        reterr, -EAGAIN,
+                        "cannot tell whether the state disk failed its integrity check (%s); not "
+                        "restarting",
+                        ck_error_message(e, r));
+        if (n > 0)
+                return ck_error_set(reterr, -EAGAIN,
+                                    "the state disk failed its integrity check (%" PRIu64
+                                    " failed sector reads): the host altered it; not restarting",
+                                    n);
+        return 0;
 }
 
 /* ---- the pipeline ---- */
@@ -471,12 +460,9 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
         int r;
 
         task_event(m, t, TASK_EVENT_STARTING, "starting the container");
-        char *tampered = storage_tampered(m);
-        if (tampered) {
-                r = ck_error_set(reterr, -EAGAIN, "%s", tampered);
-                reason_free(tampered);
+        r = storage_intact(m, reterr);
+        if (r < 0)
                 return r;
-        }
         r = be->container_run(be->userdata, &spec, reterr);
         if (r < 0)
                 return ck_error_prefix(reterr, r, "starting the container");
@@ -741,12 +727,9 @@ int task_manager_create(struct task_manager *m, const void *buf, size_t len, cha
         r = task_request_parse(buf, len, m->cfg.max_request_size, &m->cfg.limits, &t->req, reterr);
         if (r < 0)
                 goto fail;
-        char *tampered = storage_tampered(m);
-        if (tampered) {
-                r = ck_error_set(reterr, -EAGAIN, "%s", tampered);
-                reason_free(tampered);
+        r = storage_intact(m, reterr);
+        if (r < 0)
                 goto fail;
-        }
         r = m->be->image_ref_normalize(m->be->userdata, t->req.image, &t->image_ref, reterr);
         if (r < 0) {
                 r = ck_error_prefix(reterr, r == -ENOMEM ? r : -EINVAL, "ImageInfo.ImageName");
@@ -1155,7 +1138,9 @@ void task_manager_watch_once(struct task_manager *m)
         struct task **watch = NULL;
         size_t n = 0;
         int64_t now = task_time_now_ns();
-        char *tampered = storage_tampered(m);
+        _cleanup_error_ struct ck_error *te = NULL;
+        int tr = storage_intact(m, &te);
+        const char *tampered = tr < 0 ? ck_error_message(te, tr) : NULL;
 
         pthread_mutex_lock(&m->lock);
         watch = calloc(m->n_tasks + 1, sizeof(*watch));
@@ -1197,8 +1182,6 @@ void task_manager_watch_once(struct task_manager *m)
                 task_unref(m, t);
         }
         free(watch);
-        if (tampered)
-                reason_free(tampered);
 }
 
 static void *watcher_main(void *arg)
