@@ -2,9 +2,11 @@
  * (src/fetch/fetch-proto.h): it reads the request and the password, opens the image store (conkerd holds it
  * open, so no recovery runs here), pulls with image_pull(), reports progress and the result, and waits for
  * the next request: conkerd keeps a helper for a few seconds after a pull, so a burst of pulls pays one
- * exec. A cancel message, or conkerd closing the socket, cancels the pull; the end of the stream between
- * pulls ends the helper. Keeping the pull in its own process keeps libcurl, libarchive and the decompressors
- * out of conkerd's memory (docs/start-latency.md). */
+ * exec, one store open (the store's lock is held only during a pull) and, per registry, one
+ * connection and one /v2/ request (registry_keep: no credentials are kept). A cancel message, or conkerd
+ * closing the socket, cancels the pull; the end of the stream between pulls ends the helper. Keeping the
+ * pull in its own process keeps libcurl, libarchive and the decompressors out of conkerd's memory
+ * (docs/start-latency.md). */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <poll.h>
@@ -21,12 +23,58 @@
 #include "log.h"
 #include "metrics.h"
 #include "pull.h"
+#include "registry.h"
 #include "secret.h"
 #include "store.h"
 
 #define SOCK_FD 3
 
 static atomic_int cancel_flag;
+
+/* Kept between the pulls of this helper: the store (its directory fds and SQLite connection,
+ * but not its lock: held only during a pull) and the registries' connections and auth schemes
+ * (registry.h; no credentials). */
+static struct image_store *kept_store;
+static char *kept_dir;
+static struct registry_keep *kept_registries;
+
+/* The store of data_dir with these limits, held for one pull (store_done() after it). */
+static int store_get(const char *data_dir, const struct image_limits *lim, struct image_store **ret,
+                     struct ck_error **reterr)
+{
+        int q;
+
+        if (kept_store && strcmp(kept_dir, data_dir) == 0) {
+                q = image_store_hold(kept_store, reterr);
+                if (q < 0)
+                        return q;
+                image_store_set_limits(kept_store, lim);
+                *ret = kept_store;
+                return 0;
+        }
+        image_store_free(TAKE_PTR(kept_store));
+        free(TAKE_PTR(kept_dir));
+        q = image_store_open(data_dir, lim, ret, reterr);
+        if (q < 0)
+                return q;
+        kept_dir = strdup(data_dir);
+        if (kept_dir)
+                kept_store = *ret;
+        return 0;
+}
+
+/* After a pull: the kept store is released for the time this helper idles; any other is
+ * closed. */
+static void store_done(struct image_store *store)
+{
+        if (store == kept_store && image_store_release(store, NULL) >= 0)
+                return;
+        if (store == kept_store) {
+                kept_store = NULL;
+                free(TAKE_PTR(kept_dir));
+        }
+        image_store_free(store);
+}
 
 static void on_progress(void *userdata, const struct image_pull_progress *p)
 {
@@ -166,7 +214,7 @@ static int pull(const struct fetch_request *req, const struct ck_secret *passwor
                 return q;
         pulled = ck_metric_get(IMAGE_METRIC_PULLED_BYTES, NULL);
         before = ck_metric_count(pulled); /* the counter lives as long as this helper */
-        q = image_store_open(req->data_dir, &lim, &store, reterr);
+        q = store_get(req->data_dir, &lim, &store, reterr);
         if (q < 0)
                 return ck_error_prefix(reterr, q, "image store");
         q = image_pull(store,
@@ -180,9 +228,10 @@ static int pull(const struct fetch_request *req, const struct ck_secret *passwor
                                .insecure_registries = (const char *const *)req->insecure,
                                .cancel = &cancel_flag,
                                .progress = on_progress,
+                               .keep = kept_registries,
                        },
                        &rec, NULL, reterr);
-        image_store_free(store);
+        store_done(store);
         res->pulled_bytes = ck_metric_count(pulled) - before;
         if (q < 0)
                 return q;
@@ -278,13 +327,18 @@ int main(int argc, char **argv)
         wbuf = malloc(FETCH_MSG_MAX);
         w.buf = wbuf;
         w.stop_fd = eventfd(0, EFD_CLOEXEC);
-        if (!buf || !wbuf || w.stop_fd < 0)
+        if (!buf || !wbuf || w.stop_fd < 0 || registry_keep_new(&kept_registries) < 0)
                 return 1;
         /* conkerd may keep this helper for the next pull: serve requests until it closes. */
         for (;;) {
                 q = next_request(buf, &type, &len, &err);
-                if (q == 0)
+                if (q == 0) {
+                        /* conkerd is done with this helper: close the store cleanly (SQLite). */
+                        image_store_free(kept_store);
+                        registry_keep_free(kept_registries);
+                        free(kept_dir);
                         return 0;
+                }
                 if (q > 0 && type == FETCH_MSG_PROBE)
                         q = probe(buf, len);
                 else if (q > 0)

@@ -228,6 +228,30 @@ dberr:
         return k;
 }
 
+int image_store_record_complete(struct image_store *s, const struct image_record *r,
+                                struct ck_error **reterr)
+{
+        char name[32];
+        struct stat st;
+
+        if (!r->id || !image_store_has_blob(s, r->id))
+                return 0;
+        for (size_t i = 0; i < r->n_layers; i++) {
+                int64_t n = 0;
+                int k;
+
+                if (!image_store_has_blob(s, r->layers[i]))
+                        return 0;
+                k = image_layer_lookup(s, r->diff_ids[i], &n, reterr);
+                if (k <= 0)
+                        return k;
+                snprintf(name, sizeof(name), "%" PRId64, n);
+                if (fstatat(s->layers_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return 0;
+        }
+        return 1;
+}
+
 static char *column_strdup(sqlite3_stmt *st, int i)
 {
         const unsigned char *t = sqlite3_column_text(st, i);

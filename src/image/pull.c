@@ -572,9 +572,12 @@ static int manifest_kind(const char *content_type, const uint8_t *buf, size_t le
 }
 
 /* Fetches the reference's manifest, following indexes to the linux/amd64 image. ret_digest is
- * the digest of the first document (what the tag points to, what one would pin). */
-static int resolve(struct pull *p, const char *reference, struct image_manifest *ret, char **ret_digest,
-                   struct ck_error **reterr)
+ * the digest of the first document (what the tag points to, what one would pin). Returns 1,
+ * with only ret_digest set, when that first document hashes to `known` (the digest of a
+ * complete stored record of this name): then nothing below it can differ from what the record
+ * was made from, and it is not fetched. */
+static int resolve(struct pull *p, const char *reference, const char *known, struct image_manifest *ret,
+                   char **ret_digest, struct ck_error **reterr)
 {
         _cleanup_free_ char *top_digest = NULL, *want = NULL;
         uint64_t want_size = 0;
@@ -594,10 +597,15 @@ static int resolve(struct pull *p, const char *reference, struct image_manifest 
                         return ck_error_set(reterr, -EBADMSG,
                                             "manifest %s is %zu bytes, the index says %" PRIu64, want, len,
                                             want_size);
-                if (!top_digest)
+                if (!top_digest) {
                         top_digest = strdup(digest);
-                if (!top_digest)
-                        return -ENOMEM;
+                        if (!top_digest)
+                                return -ENOMEM;
+                        if (known && strcmp(top_digest, known) == 0) {
+                                *ret_digest = TAKE_PTR(top_digest);
+                                return 1;
+                        }
+                }
                 r = manifest_kind(media_type, body, len, &kind, reterr);
                 if (r < 0)
                         return r;
@@ -762,6 +770,35 @@ static void pull_discard(struct pull *p, bool config_committed)
         ck_error_free(err);
 }
 
+/* The tag still names the stored image (resolve() returned 1): answer from its record. No
+ * blob is written, no layer unpacked, nothing synced and the record is not rewritten. */
+static int pull_unchanged(struct pull *p, struct image_record *known, const char *manifest_digest,
+                          struct image_record *ret, struct image_config *ret_config,
+                          struct ck_error **reterr)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        if (user_cancelled(p))
+                return ck_error_set(reterr, -ECANCELED, "cancelled");
+        log_debug("%s: manifest %s is the stored one; the stored image %s stands", p->ref_str,
+                  manifest_digest, known->id);
+        if (ret_config) {
+                r = image_store_read_blob(p->s, known->id, IMAGE_CONFIG_MAX, &buf, &len, reterr);
+                if (r >= 0)
+                        r = image_config_parse(buf, len, ret_config, reterr);
+                if (r < 0)
+                        return ck_error_prefix(reterr, r, "config %s", known->id);
+        }
+        progress(p, "done");
+        if (ret) {
+                *ret = *known;
+                *known = (struct image_record){0};
+        }
+        return 0;
+}
+
 int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
                struct image_config *ret_config, struct ck_error **reterr)
 {
@@ -769,6 +806,7 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
         _cleanup_(image_manifest_clear) struct image_manifest m = {0};
         _cleanup_(image_config_clear) struct image_config cfg = {0};
         _cleanup_free_ char *name = NULL, *manifest_digest = NULL;
+        _cleanup_(image_record_clear) struct image_record known = {0};
         _cleanup_free_ uint8_t *cfg_buf = NULL;
         struct pull p = {.s = s, .o = o};
         struct registry_opts ro = {0};
@@ -800,10 +838,29 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 .ca_file = o->ca_file,
                 .plain_http = is_insecure(o, endpoint),
                 .cancel = &p.stop,
+                .cancel_also = o->cancel, /* no watcher thread needed while resolving */
+                .keep = o->keep,
         };
         r = registry_client_new(&ro, &p.client, reterr);
         if (r < 0)
                 goto out;
+        if (endpoint != ref.domain)
+                log_debug("pulling %s through mirror %s", name, endpoint);
+
+        /* What the store has under this name, if it is complete: the manifest decides below
+         * whether it still stands. */
+        if (image_store_get(s, name, &known, NULL) < 0 || !known.name || strcmp(known.name, name) != 0 ||
+            image_store_record_complete(s, &known, NULL) <= 0)
+                image_record_clear(&known);
+
+        progress(&p, "resolving");
+        r = resolve(&p, image_ref_reference(&ref), known.manifest_digest, &m, &manifest_digest, reterr);
+        if (r < 0)
+                goto out;
+        if (r == 1) {
+                r = pull_unchanged(&p, &known, manifest_digest, ret, ret_config, reterr);
+                goto out;
+        }
         if (o->cancel) {
                 if (pthread_create(&watcher, NULL, watcher_main, &p) != 0) {
                         r = ck_error_set(reterr, -EAGAIN, "cannot start the cancel watcher thread");
@@ -811,13 +868,6 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 }
                 have_watcher = true;
         }
-        if (endpoint != ref.domain)
-                log_debug("pulling %s through mirror %s", name, endpoint);
-
-        progress(&p, "resolving");
-        r = resolve(&p, image_ref_reference(&ref), &m, &manifest_digest, reterr);
-        if (r < 0)
-                goto out;
         p.m = &m;
         p.total_bytes = m.config.size;
         p.pulled_bytes = ck_metric_get(IMAGE_METRIC_PULLED_BYTES, NULL);

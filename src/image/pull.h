@@ -13,6 +13,8 @@
 #include "secret.h"
 #include "store.h"
 
+struct registry_keep;
+
 /* Progress: called from the pulling threads; must be cheap and thread-safe. */
 struct image_pull_progress {
         const char *phase;    /* "resolving", "downloading", "unpacking", "done" */
@@ -40,10 +42,20 @@ struct image_pull_opts {
         atomic_int *cancel;
         image_pull_progress_fn progress;
         void *progress_userdata;
+        struct registry_keep *keep; /* NULL, or connections and auth schemes kept between pulls
+                                     * of this process (registry.h) */
 };
 
 /* On success ret (may be NULL) receives the stored record; ret_config (may be NULL) the parsed
- * image config. */
+ * image config.
+ *
+ * The manifest is fetched from the registry, and its digest computed, on every call. When the
+ * first document the reference names (manifest or index) has the digest the store already
+ * records under that name, and that record is complete (its config blob stored, every layer
+ * ready), the pull ends there: the record stands as it is (its `created` time is not renewed),
+ * nothing is written and nothing is synced. That is safe because a record is committed only
+ * after everything it references was synced (image_store_put()), and the same digest means the
+ * same bytes, hence the same platform manifest, config and layers. */
 int image_pull(struct image_store *s, const struct image_pull_opts *o, struct image_record *ret,
                struct image_config *ret_config, struct ck_error **reterr);
 

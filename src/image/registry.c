@@ -2,7 +2,8 @@
  *
  * One client serves one registry and may be used from several threads at once (the pull runs
  * three blob downloads in parallel): each request takes an easy+multi handle pair from a small
- * pool (so connections are reused per pair), DNS and TLS sessions are shared through a CURLSH, and the
+ * pool (so connections are reused per pair), DNS and TLS sessions are shared through a CURLSH
+ * (registry-conns.c, which may hand both on to the next client through a registry_keep), and the
  * auth state (challenge, token cache) is behind locks.
  *
  * Security rules kept here:
@@ -11,7 +12,8 @@
  *  - Credentials go in an Authorization header we build per request; libcurl drops custom
  *    Authorization headers when a redirect changes host, port or scheme, and we never set
  *    CURLOPT_UNRESTRICTED_AUTH, so a blob redirect to a CDN carries no credentials.
- *  - Credentials are sent only after the registry challenged us (never preemptively), and
+ *  - Credentials are sent only after the registry challenged us (never preemptively; the
+ *    challenge may be one the same registry sent an earlier client of this process), and
  *    the header strings are wiped after each request. Passwords and tokens never appear in
  *    an error message or a log line; curl's verbose mode is never enabled.
  *  - Every response body is capped in the write callback; a blob may not exceed the size its
@@ -43,9 +45,9 @@
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
+#include "registry-conns.h"
 #include "registry.h"
 
-#define POOL_MAX           4
 #define POLL_INTERVAL_MS   100
 #define ERROR_BODY_MAX     (64u << 10)
 #define HEADER_LINE_MAX    8192
@@ -64,15 +66,6 @@ static const char manifest_accept[] =
         "application/vnd.docker.distribution.manifest.list.v2+json, "
         "application/vnd.docker.distribution.manifest.v2+json";
 
-/* An easy handle and the multi handle it runs in. The multi owns the connection cache, so the
- * pair is pooled together; the multi loop lets us look at the cancel flag every
- * POLL_INTERVAL_MS even while a transfer is stalled (the easy interface's progress callback
- * only comes about once a second then). */
-struct conn {
-        CURL *easy;
-        CURLM *multi;
-};
-
 struct registry_client {
         char *domain;   /* as given, used in messages and as the token cache key */
         char *base_url; /* "https://host[:port]" */
@@ -82,16 +75,16 @@ struct registry_client {
         bool plain_http;
         long connect_timeout_ms;
         unsigned retries;
-        atomic_int *cancel;
+        atomic_int *cancel, *cancel_also;
 
-        CURLSH *share;
-        pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+        struct registry_conns *conns;
+        struct registry_keep *keep; /* where conns go back to, or NULL */
 
-        pthread_mutex_t lock; /* guards pinged, challenge, pool */
+        pthread_mutex_t lock; /* guards pinged, inherited, answered, challenge, conns->pool */
         bool pinged;
+        bool inherited; /* challenge came from the keep and no request confirmed it yet */
+        bool answered;  /* the registry answered a request of ours with 2xx */
         struct registry_challenge challenge;
-        struct conn pool[POOL_MAX];
-        size_t n_pool;
 
         struct registry_token_cache *tokens;
 };
@@ -129,33 +122,8 @@ struct xfer {
 
 static bool cancelled(const struct registry_client *c)
 {
-        return c->cancel && atomic_load(c->cancel) != 0;
-}
-
-/* -- curl share locking ----------------------------------------------------------------- */
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userptr)
-{
-        struct registry_client *c = userptr;
-
-        if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
-                pthread_mutex_lock(&c->share_locks[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *userptr)
-{
-        struct registry_client *c = userptr;
-
-        if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
-                pthread_mutex_unlock(&c->share_locks[data]);
-}
-
-static void conn_free(struct conn *k)
-{
-        if (k->multi)
-                curl_multi_cleanup(k->multi);
-        if (k->easy)
-                curl_easy_cleanup(k->easy);
-        *k = (struct conn){0};
+        return (c->cancel && atomic_load(c->cancel) != 0) ||
+               (c->cancel_also && atomic_load(c->cancel_also) != 0);
 }
 
 /* -- construction ------------------------------------------------------------------------ */
@@ -184,12 +152,11 @@ int registry_client_new(const struct registry_opts *o, struct registry_client **
         if (!c)
                 return -ENOMEM;
         pthread_mutex_init(&c->lock, NULL);
-        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-                pthread_mutex_init(&c->share_locks[i], NULL);
         c->plain_http = o->plain_http;
         c->connect_timeout_ms = o->connect_timeout_ms ? (long)o->connect_timeout_ms : DEFAULT_CONNECT_MS;
         c->retries = o->retries ? o->retries : DEFAULT_RETRIES;
         c->cancel = o->cancel;
+        c->cancel_also = o->cancel_also;
         /* Docker Hub's API lives on registry-1.docker.io. */
         host = strcmp(o->domain, "docker.io") == 0 ? "registry-1.docker.io" : o->domain;
         c->domain = strdup(o->domain);
@@ -214,14 +181,17 @@ int registry_client_new(const struct registry_opts *o, struct registry_client **
         }
         if (registry_token_cache_new(&c->tokens) < 0)
                 goto oom;
-        c->share = curl_share_init();
-        if (!c->share)
+        if (registry_conns_take(o->keep, c->base_url, c->ca_file, &c->conns) < 0)
                 goto oom;
-        curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
-        curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-        curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        c->keep = o->keep;
+        if (c->conns->learned) {
+                /* What this registry answered an earlier client: try it without asking again
+                 * (registry_get_manifest() asks again when the registry refuses). */
+                c->challenge = c->conns->challenge;
+                c->conns->challenge = (struct registry_challenge){0};
+                c->conns->learned = false;
+                c->pinged = c->inherited = true;
+        }
         *ret = c;
         return 0;
 oom:
@@ -233,10 +203,16 @@ void registry_client_free(struct registry_client *c)
 {
         if (!c)
                 return;
-        for (size_t i = 0; i < c->n_pool; i++)
-                conn_free(&c->pool[i]);
-        if (c->share)
-                curl_share_cleanup(c->share);
+        if (c->conns && c->answered && c->pinged && !c->inherited) {
+                /* The registry answered us under this scheme: the next client may start from it.
+                 * After a failure nothing is kept: the next client asks the registry again. */
+                c->conns->challenge = c->challenge;
+                c->challenge = (struct registry_challenge){0};
+                c->conns->learned = true;
+                registry_conns_give(c->keep, c->conns);
+        } else {
+                registry_conns_free(c->conns);
+        }
         registry_token_cache_free(c->tokens);
         registry_challenge_clear(&c->challenge);
         ck_secret_free(c->basic);
@@ -244,48 +220,8 @@ void registry_client_free(struct registry_client *c)
         free(c->ca_file);
         free(c->base_url);
         free(c->domain);
-        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-                pthread_mutex_destroy(&c->share_locks[i]);
         pthread_mutex_destroy(&c->lock);
         free(c);
-}
-
-static int conn_get(struct registry_client *c, struct conn *ret)
-{
-        struct conn k = {0};
-        bool found = false;
-
-        pthread_mutex_lock(&c->lock);
-        if (c->n_pool > 0) {
-                k = c->pool[--c->n_pool];
-                found = true;
-        }
-        pthread_mutex_unlock(&c->lock);
-        if (found) {
-                curl_easy_reset(k.easy);
-        } else {
-                k.easy = curl_easy_init();
-                k.multi = curl_multi_init();
-                if (!k.easy || !k.multi) {
-                        conn_free(&k);
-                        return -ENOMEM;
-                }
-        }
-        *ret = k;
-        return 0;
-}
-
-static void conn_put(struct registry_client *c, struct conn *k)
-{
-        /* Drop per-request pointers (headers, callbacks' data) before parking the handle. */
-        curl_easy_reset(k->easy);
-        pthread_mutex_lock(&c->lock);
-        if (c->n_pool < POOL_MAX) {
-                c->pool[c->n_pool++] = *k;
-                *k = (struct conn){0};
-        }
-        pthread_mutex_unlock(&c->lock);
-        conn_free(k);
 }
 
 /* -- callbacks ---------------------------------------------------------------------------- */
@@ -474,12 +410,12 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
 {
         const char *protos = c->plain_http ? "http,https" : "https";
         CURLcode cc = CURLE_FAILED_INIT;
-        struct conn k = {0};
+        struct registry_conn k = {0};
         CURL *h;
         int r;
 
         *ret_transient = false;
-        r = conn_get(c, &k);
+        r = registry_conn_get(c->conns, &k);
         if (r < 0)
                 return r;
         h = k.easy;
@@ -496,7 +432,7 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+        curl_easy_setopt(h, CURLOPT_SHARE, c->conns->share);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protos);
         curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, protos);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
@@ -525,7 +461,7 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
         if (curl_multi_add_handle(k.multi, h) != CURLM_OK) {
-                conn_free(&k);
+                registry_conn_free(&k);
                 return -ENOMEM;
         }
         for (;;) {
@@ -550,7 +486,7 @@ static int xfer_perform(struct registry_client *c, const char *url, struct curl_
                         break;
         }
         curl_multi_remove_handle(k.multi, h);
-        conn_put(c, &k);
+        registry_conn_put(c->conns, &k);
 
         if (x->err)
                 return x->err;
@@ -986,6 +922,13 @@ static int request(struct registry_client *c, const struct req *q, struct xfer *
                                         return transport_error(c, q, r, "", reterr);
                                 continue;
                         }
+                        if (q->kind == REQ_MANIFEST || q->kind == REQ_BLOB) {
+                                /* The scheme we hold got us an answer: worth keeping. */
+                                pthread_mutex_lock(&c->lock);
+                                c->answered = true;
+                                c->inherited = false;
+                                pthread_mutex_unlock(&c->lock);
+                        }
                         return 0;
                 }
                 if (x->status == 401 && q->kind != REQ_TOKEN && q->kind != REQ_PING && !auth_retried) {
@@ -1163,6 +1106,22 @@ static int ping(struct registry_client *c, struct ck_error **reterr)
         return r;
 }
 
+/* True when the client's scheme came from a keep and no request confirmed it: it is then
+ * forgotten, so that the next ping() asks the registry. */
+static bool forget_inherited(struct registry_client *c)
+{
+        bool was;
+
+        pthread_mutex_lock(&c->lock);
+        was = c->inherited;
+        if (was) {
+                c->inherited = c->pinged = false;
+                registry_challenge_clear(&c->challenge);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return was;
+}
+
 /* Repository names and references go into URLs: accept only their grammar's characters. */
 static bool repo_valid(const char *s)
 {
@@ -1216,6 +1175,7 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
 {
         _cleanup_free_ char *url = NULL, *digest = NULL, *media_type = NULL;
         _cleanup_buf_ struct ck_buf body = {0};
+        struct ck_error *err = NULL;
         struct xfer x = {.c = c};
         struct req q = {
                 .kind = REQ_MANIFEST, .repo = repo, .reference = reference, .accept = manifest_accept};
@@ -1238,11 +1198,25 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
         ck_buf_init(&x.errbody, ERROR_BODY_MAX);
         ck_buf_init(&x.www_auth, REGISTRY_CHALLENGE_MAX);
         x.body = &body;
-        r = request(c, &q, &x, reterr);
+        r = request(c, &q, &x, &err);
+        if (r < 0 && r != -ECANCELED && r != -ENOENT && forget_inherited(c)) {
+                /* The scheme kept from an earlier client may be stale (the registry changed
+                 * its authentication, or the token realm moved): learn it again, as a new
+                 * client would, and try once more. */
+                log_debug("registry %s: %s; asking /v2/ again", c->domain, ck_error_message(err, r));
+                ck_error_free(TAKE_PTR(err));
+                r = ping(c, &err);
+                if (r >= 0)
+                        r = request(c, &q, &x, &err);
+        }
         ck_buf_free(&x.errbody);
         ck_buf_free(&x.www_auth);
-        if (r < 0)
+        if (r < 0) {
+                if (err && reterr && !*reterr)
+                        *reterr = TAKE_PTR(err);
+                ck_error_free(err);
                 return r;
+        }
 
         md = image_digest_valid(reference) ? digest_md(reference) : EVP_sha256();
         r = digest_of(md, body.data, body.len, &digest);

@@ -23,7 +23,23 @@ struct registry_opts {
         unsigned connect_timeout_ms; /* default 10000 */
         unsigned retries;            /* default 4 */
         atomic_int *cancel;          /* when it becomes non-zero, transfers stop with -ECANCELED */
+        atomic_int *cancel_also;     /* NULL, or a second flag with the same effect */
+        struct registry_keep *keep;  /* NULL, or where the client leaves its connections (below) */
 };
+
+/* What clients of the same registry (base URL and CA file) hand on to the next one in this
+ * process: the open connections, libcurl's DNS and TLS session caches, and the authentication
+ * scheme the registry announced (none, Basic, or a Bearer realm and service), which spares the
+ * next client the /v2/ request. Never a credential or a token: those stay with the client they
+ * were given to and are wiped with it. A client that saw no 2xx answer from the registry keeps
+ * nothing. The kept scheme is only a first guess: a 401 still leads to the challenge and the
+ * token, and when the manifest request fails under a kept scheme the client forgets it, asks
+ * /v2/ and tries once more (an auth change on the registry between two clients). A keep may be
+ * shared by clients on several threads; each entry serves one client at a time. */
+struct registry_keep;
+int registry_keep_new(struct registry_keep **ret);
+/* Closes the kept connections. No client that was given keep may still exist. */
+void registry_keep_free(struct registry_keep *keep);
 
 struct registry_client;
 

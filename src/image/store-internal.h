@@ -36,7 +36,7 @@ struct image_busy {
 struct image_store {
         char *dir;
         int dir_fd, blobs_fd, ingest_fd, layers_fd;
-        int lock_fd; /* shared flock on <dir>/store.lock for the store's lifetime */
+        int lock_fd; /* shared flock on <dir>/store.lock while open (dropped by image_store_release()) */
         sqlite3 *db;
         struct image_limits lim;
 

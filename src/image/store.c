@@ -162,6 +162,30 @@ int image_store_open(const char *dir, const struct image_limits *lim, struct ima
         return 0;
 }
 
+int image_store_release(struct image_store *s, struct ck_error **reterr)
+{
+        if (flock(s->lock_fd, LOCK_UN) < 0)
+                return ck_error_errno(reterr, -errno, "cannot unlock %s/store.lock", s->dir);
+        return 0;
+}
+
+int image_store_hold(struct image_store *s, struct ck_error **reterr)
+{
+        while (flock(s->lock_fd, LOCK_SH) < 0)
+                if (errno != EINTR)
+                        return ck_error_errno(reterr, -errno, "cannot lock %s/store.lock", s->dir);
+        return 0;
+}
+
+void image_store_set_limits(struct image_store *s, const struct image_limits *lim)
+{
+        pthread_mutex_lock(&s->mutex);
+        if (lim->layer_format != s->lim.layer_format)
+                s->layer_format = 0; /* resolved again at the next write */
+        s->lim = *lim;
+        pthread_mutex_unlock(&s->mutex);
+}
+
 void image_store_free(struct image_store *s)
 {
         if (!s)

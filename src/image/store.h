@@ -45,6 +45,16 @@ int image_store_open(const char *dir, const struct image_limits *lim, struct ima
                      struct ck_error **reterr);
 void image_store_free(struct image_store *s);
 
+/* For a process that keeps a store open between uses (conker-fetch between pulls): release()
+ * drops the shared lock on store.lock that image_store_open() took, so that an idle holder does
+ * not keep another process's recovery or prune out; hold() takes it again before the next use
+ * (it waits while someone has the store exclusively). Nothing may be written through s while
+ * it is released. */
+int image_store_release(struct image_store *s, struct ck_error **reterr);
+int image_store_hold(struct image_store *s, struct ck_error **reterr);
+/* New limits (and layer format) for the next writes; only while nothing is written through s. */
+void image_store_set_limits(struct image_store *s, const struct image_limits *lim);
+
 /* The format new layers are written in: the configured one, or for auto the result of the
  * EROFS probe (a file-backed EROFS mount on the layers' file system, overlay lower layers by
  * fd), made once per store; never IMAGE_LAYER_AUTO. */
@@ -97,6 +107,12 @@ struct image_record {
 void image_record_clear(struct image_record *r);
 
 int image_store_put(struct image_store *s, const struct image_record *r, struct ck_error **reterr);
+/* 1 when everything record r references is in the store: its config blob, each layer's blob
+ * and its ready layer (a record read back with image_store_get() normally is: put() commits it
+ * only after all of that was synced; a removal of another image or a damaged store may have
+ * taken something away since). 0 when something is missing, -errno when the store cannot say. */
+int image_store_record_complete(struct image_store *s, const struct image_record *r,
+                                struct ck_error **reterr);
 /* Looks up by name, by ID or by unique ID prefix (>= 12 hex). -ENOENT when absent. */
 int image_store_get(struct image_store *s, const char *name_or_id, struct image_record *ret,
                     struct ck_error **reterr);

@@ -141,6 +141,63 @@ def test_repeat_pull_transfers_no_blob_and_delete_keeps_the_sharer(env):
         assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
 
 
+def test_repeat_start_skips_the_ping_and_reuses_the_connection(env):
+    """Within the helper's keep time (5 s) a second start of the unchanged image asks the registry
+    one thing: the manifest, with this task's credentials, on a connection the first pull opened;
+    no /v2/ ping, no token, no blob. The task runs the stored image."""
+    d, front = env
+    a, _ = create(d, "first", ("owner", "owner-pw"))
+    t = d.wait_status(a, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    first = list(front.requests)
+    assert [r["path"] for r in first if r["path"] == "/v2/"], first  # the first pull asked /v2/
+
+    seen_before = len(front.requests)
+    b, port_b = create(d, "second", ("owner", "owner-pw"))
+    t = d.wait_status(b, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    repeat = front.requests[seen_before:]
+    assert [r["path"] for r in repeat] == ["/v2/reckey/conker-example-app/manifests/latest"], repeat
+    assert "authorization" in repeat[0]["headers"], repeat
+    assert repeat[0]["peer"] in {r["peer"] for r in first}, (repeat, first)
+    assert t["ContainerInspect"]["Image"] == d.task(a)["ContainerInspect"]["Image"]
+    assert answers(port_b)
+    for tid in (a, b):
+        assert d.api("DELETE", f"{P}/{tid}", timeout=120).status_code == 200
+
+
+def test_repeat_start_with_a_wrong_password_still_fails(env):
+    """Two starts in a row with the right password both run, the second without the /v2/ ping;
+    a third with a wrong password (the Basic scheme is known by then) is refused by the registry
+    and fails cleanly at Pulling, and the next right one runs again."""
+    d, front = env
+    ids = []
+    for name in ("one", "two"):
+        seen_before = len(front.requests)
+        tid, _ = create(d, name, ("owner", "owner-pw"))
+        t = d.wait_status(tid, {"Running", "Failed"}, timeout=120)
+        assert t["Status"] == "Running", t["Events"]
+        ids.append(tid)
+    assert "/v2/" not in [r["path"] for r in front.requests[seen_before:]], front.requests[seen_before:]
+
+    tid, _ = create(d, "wrong", ("owner", "not-the-password"))
+    t = d.wait_status(tid, {"Running", "Failed"}, timeout=60)
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Failed"], t["Events"]
+    msg = t["Events"][-1]["Message"]
+    assert msg.startswith("Pulling failed: ") and "rejected the credentials for user owner" in msg, msg
+    assert "not-the-password" not in d.log()
+    assert t["ContainerInspect"]["State"]["Pid"] == 0
+    assert not (d.data / "containers" / tid).exists() or not mounted(str(d.data / "containers" / tid / "rootfs"))
+    assert d.api("DELETE", f"{P}/{tid}").status_code == 200
+
+    tid, _ = create(d, "right-again", ("owner", "owner-pw"))
+    t = d.wait_status(tid, {"Running", "Failed"}, timeout=120)
+    assert t["Status"] == "Running", t["Events"]
+    for x in (*ids, tid):
+        assert d.api("DELETE", f"{P}/{x}", timeout=120).status_code == 200
+
+
 @pytest.mark.parametrize("policy", ["missing", "never"])
 def test_other_policies(tmp_path, policy):
     """missing: a stored image is used without asking the registry (so a task without credentials

@@ -31,6 +31,8 @@ enum mode {
         MODE_BAD_REALM,
         MODE_ERROR_JSON,
         MODE_SHORT_BLOB,
+        MODE_KEEP_OPEN,  /* no authentication */
+        MODE_KEEP_BASIC, /* Basic, user "u" password "p" */
 };
 
 static struct {
@@ -42,6 +44,8 @@ static struct {
         atomic_int hits;
         atomic_int manifest_hits;
         atomic_llong first_ms, second_ms;
+        atomic_int pings;
+        atomic_int last_port; /* the client port of the last request */
 } srv;
 
 static long long now_ms(void)
@@ -75,7 +79,30 @@ static void handler(struct evhttp_request *req, void *arg)
         char loc[128];
 
         atomic_fetch_add(&srv.hits, 1);
+        if (strcmp(uri, "/v2/") == 0)
+                atomic_fetch_add(&srv.pings, 1);
+        {
+                char *addr = NULL;
+                ev_uint16_t port = 0;
+
+                evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+                atomic_store(&srv.last_port, port);
+        }
         switch (atomic_load(&srv.mode)) {
+        case MODE_KEEP_BASIC: {
+                const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+                if (!a || strcmp(a, "Basic dTpw") != 0) { /* base64("u:p") */
+                        evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"test\"");
+                        return reply_s(req, 401, "application/json", "{}");
+                }
+        }
+                /* fall through */
+        case MODE_KEEP_OPEN:
+                if (strcmp(uri, "/v2/") == 0)
+                        return reply_s(req, 200, "application/json", "{}");
+                return reply_s(req, 200, "application/vnd.oci.image.manifest.v1+json",
+                               "{\"schemaVersion\":2}");
         case MODE_PING_404:
                 return reply_s(req, 404, "text/plain", "no");
         case MODE_BASIC_ONLY:
@@ -226,6 +253,7 @@ static void start(enum mode m)
         atomic_store(&srv.mode, m);
         atomic_store(&srv.hits, 0);
         atomic_store(&srv.manifest_hits, 0);
+        atomic_store(&srv.pings, 0);
 }
 
 static void test_ping_404(void **state)
@@ -369,6 +397,85 @@ static void test_bad_arguments_and_cancel(void **state)
         assert_int_equal(registry_client_new(&o, &c2, NULL), -EINVAL);
 }
 
+static struct registry_client *kept_client(struct registry_keep *keep, const char *user, const char *pw)
+{
+        _cleanup_(ck_secret_freep) struct ck_secret *secret = pw ? ck_secret_new(pw, strlen(pw)) : NULL;
+        struct registry_client *c = NULL;
+        char domain[64];
+        struct registry_opts o = {
+                .domain = domain,
+                .username = user,
+                .password = secret,
+                .plain_http = 1,
+                .retries = 1,
+                .connect_timeout_ms = 2000,
+                .keep = keep,
+        };
+
+        snprintf(domain, sizeof(domain), "127.0.0.1:%d", srv.port);
+        assert_int_equal(registry_client_new(&o, &c, NULL), 0);
+        return c;
+}
+
+/* A keep: the next client skips /v2/ and reuses the connection; a registry that starts asking for
+ * Basic is answered through the 401; wrong credentials still fail, after asking /v2/ again, and
+ * leave nothing kept. */
+static void test_keep(void **state)
+{
+        struct registry_keep *keep = NULL;
+        struct registry_client *c;
+        _cleanup_error_ struct ck_error *err = NULL;
+        int port;
+
+        assert_int_equal(registry_keep_new(&keep), 0);
+        start(MODE_KEEP_OPEN);
+        c = kept_client(keep, NULL, NULL);
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 1);
+        port = atomic_load(&srv.last_port);
+        registry_client_free(c);
+
+        start(MODE_KEEP_OPEN);
+        c = kept_client(keep, NULL, NULL);
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 0);
+        assert_int_equal(atomic_load(&srv.hits), 1);
+        assert_int_equal(atomic_load(&srv.last_port), port); /* the same connection */
+        registry_client_free(c);
+
+        /* The registry now wants Basic: the 401 teaches it, no /v2/ needed. */
+        start(MODE_KEEP_BASIC);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 0);
+        assert_int_equal(atomic_load(&srv.hits), 2);
+        registry_client_free(c);
+
+        /* Wrong password: refused under the kept scheme, then /v2/ again and refused again. */
+        start(MODE_KEEP_BASIC);
+        c = kept_client(keep, "u", "wrong");
+        assert_int_equal(get_manifest(c, "a/b", "t", &err), -EACCES);
+        assert_non_null(strstr(err->msg, "rejected the credentials for user u"));
+        assert_int_equal(atomic_load(&srv.pings), 1);
+        registry_client_free(c);
+
+        /* The failed client kept nothing: the next one asks /v2/ first. */
+        start(MODE_KEEP_BASIC);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 1);
+        assert_int_equal(atomic_load(&srv.hits), 2); /* ping, then the manifest with credentials */
+        registry_client_free(c);
+
+        /* Back to no authentication: the kept Basic is offered, the registry does not mind. */
+        start(MODE_KEEP_OPEN);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.hits), 1);
+        registry_client_free(c);
+        registry_keep_free(keep);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -381,6 +488,7 @@ int main(void)
                 cmocka_unit_test(test_error_message_sanitised),
                 cmocka_unit_test(test_blob_sizes),
                 cmocka_unit_test(test_bad_arguments_and_cancel),
+                cmocka_unit_test(test_keep),
         };
 
         /* The scripted server writes with plain write(): a reply to a client that already gave up

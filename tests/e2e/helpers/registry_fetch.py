@@ -92,7 +92,8 @@ class _Server:
 
     def record(self, h) -> dict:
         entry = {"t": time.monotonic(), "method": h.command, "path": h.path,
-                 "headers": {k.lower(): v for k, v in h.headers.items()}}
+                 "headers": {k.lower(): v for k, v in h.headers.items()},
+                 "peer": h.client_address[1]}  # the client's port: one per connection
         with self.lock:
             self.requests.append(entry)
         return entry
