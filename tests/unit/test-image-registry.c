@@ -88,8 +88,7 @@ static void handler(struct evhttp_request *req, void *arg)
                 evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
                 atomic_store(&srv.last_port, port);
         }
-        switch (atomic_load(&srv.mode)) {
-        case MODE_KEEP_BASIC: {
+        if (atomic_load(&srv.mode) == MODE_KEEP_BASIC) {
                 const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 
                 if (!a || strcmp(a, "Basic dTpw") != 0) { /* base64("u:p") */
@@ -97,7 +96,8 @@ static void handler(struct evhttp_request *req, void *arg)
                         return reply_s(req, 401, "application/json", "{}");
                 }
         }
-                /* fall through */
+        switch (atomic_load(&srv.mode)) {
+        case MODE_KEEP_BASIC:
         case MODE_KEEP_OPEN:
                 if (strcmp(uri, "/v2/") == 0)
                         return reply_s(req, 200, "application/json", "{}");
