@@ -520,6 +520,56 @@ static void test_prune_unreferenced(void **state)
         image_store_free(s);
 }
 
+/* A holder that released the store (conker-fetch between pulls) keeps no prune out; once it holds
+ * it again, prune is refused. A record is complete while everything it names is there. */
+static void test_release_hold_and_complete(void **state)
+{
+        struct image_store *s = store_open(), *other = NULL;
+        struct image_descriptor layer = {0};
+        char did[72], cfg[72], man[72];
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *dir = NULL;
+
+        make_layer(s, "complete", &layer, did);
+        make_config(s, "{\"config\":2}", cfg);
+        make_config(s, "{\"manifest\":2}", man);
+        char *layers[] = {layer.digest}, *diffs[] = {did};
+        struct image_record r = {.name = "localhost/complete:1",
+                                 .manifest_digest = man,
+                                 .id = cfg,
+                                 .layers = layers,
+                                 .diff_ids = diffs,
+                                 .n_layers = 1};
+        assert_int_equal(image_store_put(s, &r, &e), 0);
+        assert_int_equal(image_store_record_complete(s, &r, &e), 1);
+
+        other = store_open();
+        assert_int_equal(image_store_prune(other, &e), -EBUSY);
+        assert_int_equal(image_store_release(s, &e), 0);
+        assert_int_equal(image_store_prune(other, &e), 0); /* nothing unreferenced */
+        assert_int_equal(image_store_hold(s, &e), 0);
+        assert_int_equal(image_store_prune(other, &e), -EBUSY);
+        image_store_free(other);
+
+        /* The layer gone behind the store's back, then the config: incomplete. */
+        dir = image_store_layer_dir(s, did);
+        assert_non_null(dir);
+        assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
+        assert_int_equal(image_store_record_complete(s, &r, &e), 0);
+        r.layers = NULL;
+        r.diff_ids = NULL;
+        r.n_layers = 0;
+        assert_int_equal(image_store_record_complete(s, &r, &e), 1);
+        {
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/blobs/sha256/%s", tmpdir, cfg + 7);
+                assert_int_equal(unlink(path), 0);
+        }
+        assert_int_equal(image_store_record_complete(s, &r, &e), 0);
+        desc_free(&layer);
+        image_store_free(s);
+}
+
 static void test_discard_failed_pull(void **state)
 {
         struct image_store *s = store_open();
@@ -654,6 +704,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_unpack_layer_from_stream, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_unreferenced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discard_failed_pull, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_release_hold_and_complete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cross_process_writers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_mount_row_does_not_block_removal, setup,
                                                 teardown),
