@@ -117,7 +117,8 @@ struct xfer {
         bool body_started;
         bool sink_failed; /* x->err came from the sink, which keeps its own error */
         struct ck_buf errbody;
-        int err; /* set by a callback that aborted the transfer */
+        int err;          /* set by a callback that aborted the transfer */
+        bool auth_failed; /* request() could not get credentials (the token step failed) */
 };
 
 static bool cancelled(const struct registry_client *c)
@@ -882,8 +883,10 @@ static int request(struct registry_client *c, const struct req *q, struct xfer *
                         return transport_error(c, q, -ECANCELED, "", reterr);
                 if (q->kind != REQ_PING && q->kind != REQ_TOKEN) {
                         r = auth_header(c, q->repo, &authz, &token, reterr);
-                        if (r < 0)
+                        if (r < 0) {
+                                x->auth_failed = true;
                                 return r;
+                        }
                 }
                 sent_auth = authz != NULL;
                 r = 0;
@@ -1199,10 +1202,11 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
         ck_buf_init(&x.www_auth, REGISTRY_CHALLENGE_MAX);
         x.body = &body;
         r = request(c, &q, &x, &err);
-        if (r < 0 && r != -ECANCELED && r != -ENOENT && forget_inherited(c)) {
+        if (r < 0 && r != -ECANCELED && (x.status != 0 || x.auth_failed) && forget_inherited(c)) {
                 /* The scheme kept from an earlier client may be stale (the registry changed
                  * its authentication, or the token realm moved): learn it again, as a new
-                 * client would, and try once more. */
+                 * client would, and try once more. Not when the registry could not be reached
+                 * at all: asking /v2/ would only repeat the retries. */
                 log_debug("registry %s: %s; asking /v2/ again", c->domain, ck_error_message(err, r));
                 ck_error_free(TAKE_PTR(err));
                 r = ping(c, &err);

@@ -31,8 +31,10 @@ enum mode {
         MODE_BAD_REALM,
         MODE_ERROR_JSON,
         MODE_SHORT_BLOB,
-        MODE_KEEP_OPEN,  /* no authentication */
-        MODE_KEEP_BASIC, /* Basic, user "u" password "p" */
+        MODE_KEEP_OPEN,         /* no authentication */
+        MODE_KEEP_BASIC,        /* Basic, user "u" password "p" */
+        MODE_KEEP_BEARER,       /* Bearer, tokens from /token for u:p */
+        MODE_KEEP_BEARER_MOVED, /* the same with the realm moved to /token2 (/token is gone) */
 };
 
 static struct {
@@ -95,6 +97,26 @@ static void handler(struct evhttp_request *req, void *arg)
                         evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"test\"");
                         return reply_s(req, 401, "application/json", "{}");
                 }
+        }
+        if (atomic_load(&srv.mode) == MODE_KEEP_BEARER || atomic_load(&srv.mode) == MODE_KEEP_BEARER_MOVED) {
+                bool moved = atomic_load(&srv.mode) == MODE_KEEP_BEARER_MOVED;
+                const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+                if (strncmp(uri, moved ? "/token2?" : "/token?", moved ? 8 : 7) == 0) {
+                        if (!a || strcmp(a, "Basic dTpw") != 0)
+                                return reply_s(req, 401, "application/json", "{}");
+                        return reply_s(req, 200, "application/json", "{\"token\":\"tok\"}");
+                }
+                if (strncmp(uri, "/token", 6) == 0)
+                        return reply_s(req, 404, "text/plain", "no");
+                if (!a || strcmp(a, "Bearer tok") != 0) {
+                        snprintf(loc, sizeof(loc), "Bearer realm=\"http://127.0.0.1:%d/%s\",service=\"t\"",
+                                 srv.port, moved ? "token2" : "token");
+                        evhttp_add_header(out, "WWW-Authenticate", loc);
+                        return reply_s(req, 401, "application/json", "{}");
+                }
+                return reply_s(req, 200, "application/vnd.oci.image.manifest.v1+json",
+                               "{\"schemaVersion\":2}");
         }
         switch (atomic_load(&srv.mode)) {
         case MODE_KEEP_BASIC:
@@ -476,6 +498,37 @@ static void test_keep(void **state)
         registry_keep_free(keep);
 }
 
+/* Bearer: a kept realm spares the ping (the token is fetched again: none is kept); a realm that
+ * moved fails the token request, and the client asks /v2/ again and gets through. */
+static void test_keep_bearer(void **state)
+{
+        struct registry_keep *keep = NULL;
+        struct registry_client *c;
+
+        assert_int_equal(registry_keep_new(&keep), 0);
+        start(MODE_KEEP_BEARER);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 1);
+        assert_int_equal(atomic_load(&srv.hits), 3); /* ping, token, manifest */
+        registry_client_free(c);
+
+        start(MODE_KEEP_BEARER);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 0);
+        assert_int_equal(atomic_load(&srv.hits), 2); /* token, manifest */
+        registry_client_free(c);
+
+        start(MODE_KEEP_BEARER_MOVED);
+        c = kept_client(keep, "u", "p");
+        assert_int_equal(get_manifest(c, "a/b", "t", NULL), 0);
+        assert_int_equal(atomic_load(&srv.pings), 1);
+        assert_int_equal(atomic_load(&srv.hits), 4); /* old token realm 404, ping, new token, manifest */
+        registry_client_free(c);
+        registry_keep_free(keep);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -489,6 +542,7 @@ int main(void)
                 cmocka_unit_test(test_blob_sizes),
                 cmocka_unit_test(test_bad_arguments_and_cancel),
                 cmocka_unit_test(test_keep),
+                cmocka_unit_test(test_keep_bearer),
         };
 
         /* The scripted server writes with plain write(): a reply to a client that already gave up
