@@ -33,8 +33,9 @@ struct registry_opts {
  * next client the /v2/ request. Never a credential or a token: those stay with the client they
  * were given to and are wiped with it. A client that saw no 2xx answer from the registry keeps
  * nothing. The kept scheme is only a first guess: a 401 still leads to the challenge and the
- * token, and when the manifest request fails under a kept scheme the client forgets it, asks
- * /v2/ and tries once more (an auth change on the registry between two clients). A keep may be
+ * token, and when the manifest request fails under a kept scheme (an HTTP error, or the token
+ * step failed; not an unreachable registry) the client forgets it, asks /v2/ and tries once
+ * more (an auth change on the registry between two clients). A keep may be
  * shared by clients on several threads; each entry serves one client at a time. */
 struct registry_keep;
 int registry_keep_new(struct registry_keep **ret);
