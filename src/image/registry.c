@@ -80,7 +80,7 @@ struct registry_client {
         struct registry_conns *conns;
         struct registry_keep *keep; /* where conns go back to, or NULL */
 
-        pthread_mutex_t lock; /* guards pinged, inherited, answered, challenge, conns->pool */
+        pthread_mutex_t lock; /* guards pinged, inherited, answered, challenge */
         bool pinged;
         bool inherited; /* challenge came from the keep and no request confirmed it yet */
         bool answered;  /* the registry answered a request of ours with 2xx */
