@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attest-step.h"
@@ -487,65 +488,88 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
  * step measured it and got the secrets. A rootfs for another image than the pull answers is
  * unmounted (early_rootfs_settle); a failure here is no failure of the task (the normal steps
  * make the same things). */
+/* What a start prepares while the pull step asks the registry: the container's network, and
+ * the rootfs of the image the store holds under the task's reference. Each on a thread of its
+ * own (they share nothing), so the pull waits for the longer of the two, not their sum. */
 struct prep {
         struct task_manager *m;
         struct task *t;
-        pthread_t thread;
-        bool started;
-        char *image_id, *rootfs; /* the rootfs mounted ahead and the image it is of */
+        pthread_t net_thread, rootfs_thread;
+        bool net_started, rootfs_started;
+        int64_t net_us, rootfs_us; /* how long each took, for the debug line */
+        char *image_id, *rootfs;   /* the rootfs mounted ahead and the image it is of */
 };
 
-static void prep_rootfs(struct prep *p)
+static int64_t prep_now_us(void)
 {
-        const struct task_backend *be = p->m->be;
-        _cleanup_error_ struct ck_error *e = NULL;
-        _cleanup_free_ char *id = NULL;
-        int r;
-
-        if (!be->image_cached_id || check_cancel(p->t) < 0)
-                return;
-        r = be->image_cached_id(be->userdata, p->t->image_ref, &id, &e);
-        if (r < 0)
-                return;
-        r = be->rootfs_mount(be->userdata, p->t->id, id, &p->rootfs, &e);
-        if (r < 0) {
-                log_debug("task %s: rootfs of %s not mounted ahead: %s", p->t->id, id,
-                          ck_error_message(e, r));
-                return;
-        }
-        p->image_id = TAKE_PTR(id);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void *prep_main(void *arg)
+static void *prep_rootfs_main(void *arg)
 {
         struct prep *p = arg;
         const struct task_backend *be = p->m->be;
         _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ char *id = NULL;
+        int64_t t0 = prep_now_us();
         int r;
 
-        if (be->container_prepare_network) {
-                r = be->container_prepare_network(be->userdata, p->t->id, p->t->req.ports, p->t->req.n_ports,
-                                                  &e);
-                if (r < 0)
-                        log_debug("task %s: network not prepared ahead (the start sets it up): %s", p->t->id,
-                                  ck_error_message(e, r));
+        if (check_cancel(p->t) < 0)
+                goto out;
+        r = be->image_cached_id(be->userdata, p->t->image_ref, &id, &e);
+        if (r < 0)
+                goto out;
+        r = be->rootfs_mount(be->userdata, p->t->id, id, &p->rootfs, &e);
+        if (r < 0) {
+                log_debug("task %s: rootfs of %s not mounted ahead: %s", p->t->id, id,
+                          ck_error_message(e, r));
+                goto out;
         }
-        prep_rootfs(p);
+        p->image_id = TAKE_PTR(id);
+out:
+        p->rootfs_us = prep_now_us() - t0;
+        return NULL;
+}
+
+static void *prep_net_main(void *arg)
+{
+        struct prep *p = arg;
+        const struct task_backend *be = p->m->be;
+        _cleanup_error_ struct ck_error *e = NULL;
+        int64_t t0 = prep_now_us();
+        int r;
+
+        r = be->container_prepare_network(be->userdata, p->t->id, p->t->req.ports, p->t->req.n_ports, &e);
+        if (r < 0)
+                log_debug("task %s: network not prepared ahead (the start sets it up): %s", p->t->id,
+                          ck_error_message(e, r));
+        p->net_us = prep_now_us() - t0;
         return NULL;
 }
 
 static void prep_start(struct prep *p)
 {
-        if (p->m->be->container_prepare_network || p->m->be->image_cached_id)
-                p->started = pthread_create(&p->thread, NULL, prep_main, p) == 0;
+        const struct task_backend *be = p->m->be;
+
+        if (be->container_prepare_network)
+                p->net_started = pthread_create(&p->net_thread, NULL, prep_net_main, p) == 0;
+        if (be->image_cached_id)
+                p->rootfs_started = pthread_create(&p->rootfs_thread, NULL, prep_rootfs_main, p) == 0;
 }
 
 /* Before any later step or the cleanup: both may touch the same network and rootfs. */
 static void prep_join(struct prep *p)
 {
-        if (p->started)
-                pthread_join(p->thread, NULL);
-        p->started = false;
+        if (p->net_started)
+                pthread_join(p->net_thread, NULL);
+        if (p->rootfs_started)
+                pthread_join(p->rootfs_thread, NULL);
+        if (p->net_started || p->rootfs_started)
+                log_debug("task %s: prepared during the pull: network %.1f ms, rootfs %.1f ms", p->t->id,
+                          p->net_us / 1000.0, p->rootfs_us / 1000.0);
+        p->net_started = p->rootfs_started = false;
 }
 
 /* After a successful pull: the rootfs mounted ahead becomes the container's when it is of the
