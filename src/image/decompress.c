@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "decompress.h"
+#include "hugebuf.h"
 #include "manifest.h"
 
 #define DECOMP_OUT (1u << 20)
@@ -29,6 +30,7 @@ struct image_decomp {
         bool eof;  /* the source said end of input */
         bool done; /* gzip: the current member ended; zstd: the last frame ended */
 
+        uint8_t *ring; /* IMAGE_DECOMP_RING buffers of DECOMP_OUT bytes, one after another */
         uint8_t *outs[IMAGE_DECOMP_RING];
         uint8_t *out; /* outs[next], where the next output goes */
         size_t next;
@@ -217,8 +219,7 @@ void image_decomp_free(struct image_decomp *d)
                 return;
         free(d->gz);
         ZSTD_freeDStream(d->zs);
-        for (size_t i = 0; i < IMAGE_DECOMP_RING; i++)
-                free(d->outs[i]);
+        image_hugebuf_free(d->ring, (size_t)IMAGE_DECOMP_RING * DECOMP_OUT);
         free(d);
 }
 
@@ -252,11 +253,12 @@ int image_decomp_new(int kind, uint64_t max_out, image_decomp_source_fn source, 
                 ZSTD_initDStream(d->zs);
         }
         if (kind != IMAGE_MEDIA_LAYER_TAR) {
-                for (size_t i = 0; i < IMAGE_DECOMP_RING; i++) {
-                        d->outs[i] = malloc(DECOMP_OUT);
-                        if (!d->outs[i])
-                                return ck_error_set(reterr, -ENOMEM, "out of memory");
-                }
+                /* One mapping for the ring (hugebuf.h: huge pages, not 1,024 page faults). */
+                d->ring = image_hugebuf_alloc((size_t)IMAGE_DECOMP_RING * DECOMP_OUT);
+                if (!d->ring)
+                        return ck_error_set(reterr, -ENOMEM, "out of memory");
+                for (size_t i = 0; i < IMAGE_DECOMP_RING; i++)
+                        d->outs[i] = d->ring + i * DECOMP_OUT;
                 d->out = d->outs[0];
         }
         *ret = TAKE_PTR(d);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "hugebuf.h"
 #include "store-internal.h"
 
 static uint64_t align_down(uint64_t x)
@@ -31,7 +32,7 @@ static int set_direct(struct image_seqw *w, bool on)
 int image_seqw_init(struct image_seqw *w, int fd, uint64_t start)
 {
         *w = (struct image_seqw){.fd = fd, .pos = align_down(start), .kicked = align_down(start)};
-        w->buf = aligned_alloc(IMAGE_SEQW_ALIGN, IMAGE_SEQW_BUF);
+        w->buf = image_hugebuf_alloc(IMAGE_SEQW_BUF);
         if (!w->buf)
                 return -ENOMEM;
         /* A file system without direct I/O refuses the flag: buffered writes then. */
@@ -67,7 +68,7 @@ static void *seqw_main(void *arg)
 
 static int seqw_start(struct image_seqw *w)
 {
-        w->spare = aligned_alloc(IMAGE_SEQW_ALIGN, IMAGE_SEQW_BUF);
+        w->spare = image_hugebuf_alloc(IMAGE_SEQW_BUF);
         if (!w->spare)
                 return -ENOMEM;
         pthread_mutex_init(&w->lock, NULL);
@@ -75,7 +76,7 @@ static int seqw_start(struct image_seqw *w)
         if (pthread_create(&w->thread, NULL, seqw_main, w) != 0) {
                 pthread_cond_destroy(&w->cond);
                 pthread_mutex_destroy(&w->lock);
-                free(w->spare);
+                image_hugebuf_free(w->spare, IMAGE_SEQW_BUF);
                 w->spare = NULL;
                 return -EAGAIN;
         }
@@ -95,8 +96,8 @@ void image_seqw_clear(struct image_seqw *w)
                 pthread_mutex_destroy(&w->lock);
                 w->started = false;
         }
-        free(w->spare);
-        free(w->buf);
+        image_hugebuf_free(w->spare, IMAGE_SEQW_BUF);
+        image_hugebuf_free(w->buf, IMAGE_SEQW_BUF);
         w->spare = w->buf = NULL;
 }
 
