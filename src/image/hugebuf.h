@@ -1,6 +1,6 @@
 /* Large working buffers of a pull (the O_DIRECT writers' buffers, the decompressor's output
- * ring, the EROFS tree's chunks), mapped on 2 MiB boundaries and marked MADV_HUGEPAGE, and handed from a layer that
- * ended to the next one.
+ * ring, the EROFS tree's chunks), mapped on 2 MiB boundaries and marked MADV_HUGEPAGE, and handed from a
+ * layer that ended to the next one.
  *
  * Why: a pull's buffers are fresh memory, and every layer takes ~12 MiB of them. Faulted in
  * 4 KiB at a time that was ~5 % of a pull's CPU (one page fault, one memcg charge, one page

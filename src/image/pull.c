@@ -254,7 +254,8 @@ static int stream_push(struct layer_stream *ls, const uint8_t *data, size_t len)
         while (len > 0) {
                 size_t off, n;
 
-                while (!ls->closed && ls->tail - ls->head == STREAM_QUEUE_MAX && !atomic_load(&ls->p->stop)) {
+                while (!ls->closed && ls->tail - ls->head == STREAM_QUEUE_MAX &&
+                       !atomic_load(&ls->p->stop)) {
                         ls->writer_waits = true;
                         stream_wait(ls);
                         ls->writer_waits = false;
