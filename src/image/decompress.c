@@ -119,7 +119,9 @@ static ssize_t gzip_read(struct image_decomp *d, const uint8_t **ret_buf, struct
                         d->gz->crc_flag = ISAL_DEFLATE;
                         d->gz_phase = GZ_HEADER;
                 }
-                if (d->in_len == 0 && d->eof)
+                /* The inflater may still hold input and output of its own: only the framing
+                 * around it is truncated by the end of the input. */
+                if (d->in_len == 0 && d->eof && d->gz_phase != GZ_DATA)
                         return decomp_fail(d, -EBADMSG, reterr, "gzip: truncated stream");
                 if (d->gz_phase == GZ_TRAILER) {
                         size_t n = 8 - d->trailer_len < d->in_len ? 8 - d->trailer_len : d->in_len;
@@ -150,7 +152,7 @@ static ssize_t gzip_read(struct image_decomp *d, const uint8_t **ret_buf, struct
                         d->in = d->gz->next_in;
                         if (r == ISAL_DECOMP_OK)
                                 d->gz_phase = GZ_DATA;
-                        else if (r != ISAL_END_INPUT)
+                        else if (r != ISAL_END_INPUT || d->in_len == in_before)
                                 return decomp_fail(d, -EBADMSG, reterr, "gzip: bad header (igzip error %d)",
                                                    r);
                         continue;
@@ -182,6 +184,8 @@ static ssize_t gzip_read(struct image_decomp *d, const uint8_t **ret_buf, struct
                         return decomp_produced(d, produced, d->out, ret_buf, reterr);
                 if (d->gz_phase == GZ_TRAILER)
                         continue;
+                if (d->in_len == 0 && d->eof)
+                        return decomp_fail(d, -EBADMSG, reterr, "gzip: truncated stream");
                 if (d->in_len > 0 && d->in_len == in_before)
                         return decomp_fail(d, -EBADMSG, reterr, "gzip: stream makes no progress");
         }
