@@ -82,7 +82,7 @@ void *erofs_alloc(struct erofs_writer *w, size_t size)
                 return NULL;
         }
         w->memory += size;
-        if (size <= CHUNK_ITEM)
+        if (!IMAGE_HUGEBUF_CHECKED && size <= CHUNK_ITEM) /* hugebuf.h: ASan sees each item */
                 return chunk_alloc(w, size ? size : 1);
         if (w->n_arena == w->cap_arena) {
                 size_t ncap = w->cap_arena ? 2 * w->cap_arena : 1024;
@@ -92,7 +92,7 @@ void *erofs_alloc(struct erofs_writer *w, size_t size)
                 w->arena = na;
                 w->cap_arena = ncap;
         }
-        p = calloc(1, size);
+        p = calloc(1, size ? size : 1);
         if (p)
                 w->arena[w->n_arena++] = p;
         return p;

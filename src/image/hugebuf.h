@@ -15,6 +15,19 @@
 
 #include <stddef.h>
 
+/* Under AddressSanitizer the buffers are plain heap blocks, neither pooled nor carved up
+ * (erofs-tree.c), so that overruns and uses after free stay visible to it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IMAGE_HUGEBUF_CHECKED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IMAGE_HUGEBUF_CHECKED 1
+#endif
+#endif
+#ifndef IMAGE_HUGEBUF_CHECKED
+#define IMAGE_HUGEBUF_CHECKED 0
+#endif
+
 /* A buffer of at least len bytes, 4096-aligned (2 MiB-aligned from 1 MiB up), holding
  * whatever its last user left (like malloc()), or NULL with errno set. Freed with
  * image_hugebuf_free() and the same len. */
