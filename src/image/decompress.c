@@ -17,7 +17,7 @@
 #include "hugebuf.h"
 #include "manifest.h"
 
-#define DECOMP_OUT (1u << 20)
+#define DECOMP_OUT (512u << 10)
 
 struct image_decomp {
         int kind;

@@ -1,16 +1,16 @@
-/* Large working buffers of a pull (the O_DIRECT writers' buffers, the decompressor's output
- * ring, the EROFS tree's chunks), mapped on 2 MiB boundaries and marked MADV_HUGEPAGE, and handed from a
- * layer that ended to the next one.
+/* Large working buffers of a pull (the O_DIRECT writers' buffers, the inflate and download
+ * rings, the EROFS tree's chunks), mapped on 2 MiB boundaries and marked MADV_HUGEPAGE, and
+ * handed from a layer that ended to the next one.
  *
- * Why: a pull's buffers are fresh memory, and every layer takes ~12 MiB of them. Faulted in
+ * Why: a pull's buffers are fresh memory, 8 MiB and more per layer in flight. Faulted in
  * 4 KiB at a time that was ~5 % of a pull's CPU (one page fault, one memcg charge, one page
  * clear per 4 KiB), and the pinning of every O_DIRECT write walks the same small pages again.
  * With transparent huge pages in `madvise` mode (the common default), a 2 MiB buffer is one
- * fault and one pin per 2 MiB. Where the kernel gives no huge page the mapping works as small
- * pages, as before. Fresh memory is also the expensive kind in a VM (and more so in a TD, where
- * it must be accepted first), so a freed buffer is kept for the next layer while any buffer is
- * in use (at most 32); when the last one is freed, i.e. the pull is over, all are unmapped, and
- * an idle process keeps none. Internal to the image module; thread-safe. */
+ * fault and one pin. Where the kernel gives no huge page the mapping works as small pages.
+ * Clearing a fresh page is still expensive in a VM (and more so in a TD, where it must be
+ * accepted first), so a freed buffer is kept for the next layer while any buffer is in use
+ * (at most 32); when the last one is freed, i.e. the pull is over, all are unmapped, and an
+ * idle process keeps none. Internal to the image module; thread-safe. */
 #pragma once
 
 #include <stddef.h>

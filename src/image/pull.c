@@ -37,7 +37,7 @@
 
 #define PULL_PARALLEL       3
 #define UNPACK_PARALLEL_MAX 8
-#define STREAM_QUEUE_MAX    (4u << 20)
+#define STREAM_QUEUE_MAX    (2u << 20)
 #define STREAM_CHUNK        (256u << 10)
 #define INDEX_DEPTH_MAX     3
 #define PROGRESS_STEP       (256u << 10)
