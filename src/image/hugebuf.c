@@ -10,7 +10,8 @@
 #define HUGE_SIZE  ((size_t)2 << 20)
 #define HUGE_FROM  ((size_t)1 << 20) /* smaller buffers are not worth a 2 MiB page */
 #define PAGE_ALIGN ((size_t)4096)
-#define POOL_SLOTS 32 /* 3 layers in flight: 2 writers x 2, a ring, the EROFS tree's chunks */
+#define POOL_SLOTS 32                 /* 3 layers in flight: 2 writers, 2 rings, the EROFS tree's chunks */
+#define POOL_BYTES ((size_t)32 << 20) /* kept for the next layer at most (a pull's peak stays put) */
 
 struct pooled {
         void *p;
@@ -19,7 +20,7 @@ struct pooled {
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pooled pool[POOL_SLOTS];
-static size_t pool_n;
+static size_t pool_n, pool_bytes;
 static size_t live; /* buffers handed out and not freed yet */
 
 static size_t mapped_len(size_t len)
@@ -68,6 +69,7 @@ void *image_hugebuf_alloc(size_t len)
         for (size_t i = 0; i < pool_n; i++)
                 if (pool[i].len == n) {
                         p = pool[i].p;
+                        pool_bytes -= n;
                         pool[i] = pool[--pool_n];
                         break;
                 }
@@ -97,14 +99,18 @@ void image_hugebuf_free(void *p, size_t len)
         }
         pthread_mutex_lock(&pool_lock);
         live--;
-        if (live > 0 && pool_n < POOL_SLOTS) {
+        if (live > 0 && pool_n < POOL_SLOTS && pool_bytes + mapped_len(len) <= POOL_BYTES) {
                 pool[pool_n++] = (struct pooled){.p = p, .len = mapped_len(len)};
+                pool_bytes += mapped_len(len);
         } else {
-                /* The last user is gone (a pull ended): nothing stays mapped for the next. */
+                /* The pool is full, or the last user is gone (the pull ended): then nothing
+                 * stays mapped for the next one. */
                 drop[n_drop++] = (struct pooled){.p = p, .len = mapped_len(len)};
-                if (live == 0)
+                if (live == 0) {
                         while (pool_n > 0)
                                 drop[n_drop++] = pool[--pool_n];
+                        pool_bytes = 0;
+                }
         }
         pthread_mutex_unlock(&pool_lock);
         for (size_t i = 0; i < n_drop; i++)

@@ -9,7 +9,7 @@
  * fault and one pin. Where the kernel gives no huge page the mapping works as small pages.
  * Clearing a fresh page is still expensive in a VM (and more so in a TD, where it must be
  * accepted first), so a freed buffer is kept for the next layer while any buffer is in use
- * (at most 32); when the last one is freed, i.e. the pull is over, all are unmapped, and an
+ * (at most 32 MiB); when the last one is freed, i.e. the pull is over, all are unmapped, and an
  * idle process keeps none. Internal to the image module; thread-safe. */
 #pragma once
 
