@@ -215,8 +215,7 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, bool *re
  * fresh page per chunk); the download blocks (checking stop) when the unpacker lags. The
  * unpacker is lent up to STREAM_CHUNK contiguous bytes at a time, released on its next read,
  * so the download can refill the rest meanwhile. Each side signals the other only when it
- * waits: a download delivers ~16 KiB per callback, and a wakeup each was most of the pull's
- * context switches. */
+ * waits: a broadcast per curl callback and per read is a futex call each, mostly for nobody. */
 struct layer_stream {
         struct pull *p;
         size_t index;
