@@ -29,7 +29,7 @@ struct image_decomp {
         const uint8_t *in; /* compressed bytes not consumed yet */
         size_t in_len;
         bool eof;  /* the source said end of input */
-        bool done; /* gzip: the current member ended; zstd: the last frame ended */
+        bool done; /* zstd: the last frame ended (gzip: gz_phase) */
 
         uint8_t *ring; /* IMAGE_DECOMP_RING buffers of DECOMP_OUT bytes, one after another */
         uint8_t *outs[IMAGE_DECOMP_RING];
