@@ -332,7 +332,7 @@ static int write_superblock(struct erofs_writer *w, uint64_t inos, uint32_t meta
 int erofs_format_finish(struct erofs_writer *w, struct ck_error **reterr)
 {
         _cleanup_free_ struct erofs_node **nodes = NULL;
-        _cleanup_free_ uint8_t *meta = NULL;
+        _cleanup_free_ uint8_t *scratch = NULL;
         struct dir_info *dirs = NULL;
         size_t n = 0, nd = 0;
         uint64_t pos = 32, meta_len, meta_blkaddr, blocks;
@@ -374,19 +374,25 @@ int erofs_format_finish(struct erofs_writer *w, struct ck_error **reterr)
         blocks = meta_blkaddr + meta_len / EROFS_BLKSZ;
         if (blocks > UINT32_MAX)
                 return ck_error_set(reterr, -EFBIG, "layer image too large");
-        meta = calloc(1, meta_len ? meta_len : 1);
-        if (!meta)
+        /* The metadata area follows the data, through the same direct writer, record by
+         * record in nid order (placement above only moves forward): the writer zero-fills the
+         * gaps and pads the last block, so the area is never assembled in a buffer of its own
+         * (tens of MiB of fresh pages and one more copy of every inline tail). */
+        scratch = malloc(EROFS_ISIZE_BIG + EROFS_XATTR_MAX);
+        if (!scratch)
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; r >= 0 && i < n; i++) {
                 struct erofs_node *x = nodes[i];
-                uint8_t *p = meta + x->nid * 32;
-                encode_inode(w, x, p);
-                if (!x->plain && x->tail_len)
-                        memcpy(p + node_isize(w, x) + x->xattr_size, x->tail, x->tail_len);
+                uint64_t at = (meta_blkaddr << EROFS_BLKBITS) + x->nid * 32;
+                size_t head = node_isize(w, x) + x->xattr_size;
+
+                memset(scratch, 0, head);
+                encode_inode(w, x, scratch);
+                r = erofs_data_write(w, at, scratch, head);
+                if (r >= 0 && !x->plain && x->tail_len)
+                        r = erofs_data_write(w, at + head, x->tail, x->tail_len);
         }
-        /* The metadata area follows the data (the same direct writer); then the superblock,
-         * the one write behind it. */
-        r = erofs_data_write(w, meta_blkaddr << EROFS_BLKBITS, meta, meta_len);
+        /* Then the superblock, the one write behind it. */
         if (r >= 0)
                 r = erofs_data_flush(w);
         if (r >= 0)

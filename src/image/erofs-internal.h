@@ -86,6 +86,11 @@ struct erofs_dentry {
         struct erofs_dentry *anext; /* every dentry, for freeing children arrays */
 };
 
+struct erofs_chunk {
+        uint8_t *p;
+        size_t len;
+};
+
 struct erofs_writer {
         int fd;
         const struct image_limits *lim;
@@ -95,9 +100,14 @@ struct erofs_writer {
         /* (parent, name) -> dentry */
         struct erofs_dentry **hash;
         size_t hash_size, hash_count;
-        /* everything allocated, freed at the end (replaced members stay until then) */
+        /* everything allocated, freed at the end (replaced members stay until then): small
+         * items are cut from chunks (hugebuf.h), large ones are allocated on their own */
         void **arena;
         size_t n_arena, cap_arena;
+        struct erofs_chunk *chunks;
+        size_t n_chunks, cap_chunks;
+        uint8_t *bump; /* the free rest of the last chunk */
+        size_t bump_left;
         uint64_t inline_bytes;
         uint64_t memory; /* bytes allocated for the tree; past EROFS_MEMORY_MAX the layer fails */
         bool over_memory;

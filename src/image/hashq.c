@@ -19,6 +19,8 @@ struct image_hashq {
         struct hashq_slot slots[IMAGE_HASHQ_SLOTS];
         size_t head, tail; /* pushed: tail; hashed: head (both count up) */
         bool stop;
+        bool hasher_waits, pusher_waits; /* signal only a side that waits: one wakeup per
+                                            buffer each way was most of the switches */
         int err;
 };
 
@@ -30,8 +32,11 @@ static void *hashq_main(void *arg)
         for (;;) {
                 struct hashq_slot s;
 
-                while (q->head == q->tail && !q->stop)
+                while (q->head == q->tail && !q->stop) {
+                        q->hasher_waits = true;
                         pthread_cond_wait(&q->cond, &q->lock);
+                        q->hasher_waits = false;
+                }
                 if (q->stop)
                         break;
                 s = q->slots[q->head % IMAGE_HASHQ_SLOTS];
@@ -41,7 +46,8 @@ static void *hashq_main(void *arg)
                 if (!ok && !q->err)
                         q->err = -EIO;
                 q->head++;
-                pthread_cond_broadcast(&q->cond);
+                if (q->pusher_waits)
+                        pthread_cond_broadcast(&q->cond);
         }
         pthread_mutex_unlock(&q->lock);
         return NULL;
@@ -79,19 +85,26 @@ int image_hashq_new(const EVP_MD *md, struct image_hashq **ret)
 void image_hashq_wait(struct image_hashq *q, size_t outstanding)
 {
         pthread_mutex_lock(&q->lock);
-        while (q->tail - q->head > outstanding)
+        while (q->tail - q->head > outstanding) {
+                q->pusher_waits = true;
                 pthread_cond_wait(&q->cond, &q->lock);
+                q->pusher_waits = false;
+        }
         pthread_mutex_unlock(&q->lock);
 }
 
 void image_hashq_push(struct image_hashq *q, const uint8_t *buf, size_t len)
 {
         pthread_mutex_lock(&q->lock);
-        while (q->tail - q->head >= IMAGE_HASHQ_SLOTS)
+        while (q->tail - q->head >= IMAGE_HASHQ_SLOTS) {
+                q->pusher_waits = true;
                 pthread_cond_wait(&q->cond, &q->lock);
+                q->pusher_waits = false;
+        }
         q->slots[q->tail % IMAGE_HASHQ_SLOTS] = (struct hashq_slot){.buf = buf, .len = len};
         q->tail++;
-        pthread_cond_broadcast(&q->cond);
+        if (q->hasher_waits)
+                pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hugebuf.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,7 +37,7 @@
 
 #define PULL_PARALLEL       3
 #define UNPACK_PARALLEL_MAX 8
-#define STREAM_QUEUE_MAX    (4u << 20)
+#define STREAM_QUEUE_MAX    (2u << 20)
 #define STREAM_CHUNK        (256u << 10)
 #define INDEX_DEPTH_MAX     3
 #define PROGRESS_STEP       (256u << 10)
@@ -209,26 +210,25 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, bool *re
 
 /* -- streaming a layer: network -> blob writer and -> unpacker ----------------------------- */
 
-/* The bytes of a layer being downloaded, queued for its unpack thread. At most
- * STREAM_QUEUE_MAX bytes wait; the download blocks (checking stop) when the unpacker lags. */
-struct stream_chunk {
-        struct stream_chunk *next;
-        size_t len, cap;
-        uint8_t data[];
-};
-
+/* The bytes of a layer being downloaded, queued for its unpack thread in a ring of
+ * STREAM_QUEUE_MAX bytes (one of the pull's reusable buffers, hugebuf.h: no allocation and no
+ * fresh page per chunk); the download blocks (checking stop) when the unpacker lags. The
+ * unpacker is lent up to STREAM_CHUNK contiguous bytes at a time, released on its next read,
+ * so the download can refill the rest meanwhile. Each side signals the other only when it
+ * waits: a broadcast per curl callback and per read is a futex call each, mostly for nobody. */
 struct layer_stream {
         struct pull *p;
         size_t index;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        struct stream_chunk *head, *tail;
-        size_t queued;
-        struct stream_chunk *cur; /* handed to the unpacker, freed on its next read */
-        int end;                  /* 0 open, 1 blob committed (verified), < 0 download failed */
-        bool closed;              /* the unpacker is done: what arrives is dropped */
-        int result;               /* the unpacker's */
-        struct ck_error *err;     /* and why */
+        uint8_t *ring;
+        uint64_t head, tail; /* consumed (released) and written bytes, counting up */
+        size_t lent;         /* ring bytes from head handed to the unpacker */
+        bool reader_waits, writer_waits;
+        int end;              /* 0 open, 1 blob committed (verified), < 0 download failed */
+        bool closed;          /* the unpacker is done: what arrives is dropped */
+        int result;           /* the unpacker's */
+        struct ck_error *err; /* and why */
 };
 
 static void stream_wait(struct layer_stream *ls)
@@ -250,34 +250,37 @@ static int stream_push(struct layer_stream *ls, const uint8_t *data, size_t len)
         int r = 0;
 
         pthread_mutex_lock(&ls->lock);
-        while (!ls->closed && ls->queued >= STREAM_QUEUE_MAX && !atomic_load(&ls->p->stop))
-                stream_wait(ls);
-        if (ls->closed)
-                goto out;
-        if (atomic_load(&ls->p->stop)) {
-                r = -ECANCELED;
-                goto out;
-        }
-        if (!ls->tail || ls->tail->cap - ls->tail->len < len) {
-                size_t cap = len > STREAM_CHUNK ? len : STREAM_CHUNK;
-                struct stream_chunk *c = malloc(sizeof(*c) + cap);
+        while (len > 0) {
+                size_t off, n;
 
-                if (!c) {
-                        r = -ENOMEM;
-                        goto out;
+                while (!ls->closed && ls->tail - ls->head == STREAM_QUEUE_MAX &&
+                       !atomic_load(&ls->p->stop)) {
+                        ls->writer_waits = true;
+                        stream_wait(ls);
+                        ls->writer_waits = false;
                 }
-                *c = (struct stream_chunk){.cap = cap};
-                if (ls->tail)
-                        ls->tail->next = c;
-                else
-                        ls->head = c;
-                ls->tail = c;
+                if (ls->closed)
+                        break;
+                if (atomic_load(&ls->p->stop)) {
+                        r = -ECANCELED;
+                        break;
+                }
+                off = (size_t)(ls->tail % STREAM_QUEUE_MAX);
+                n = STREAM_QUEUE_MAX - (size_t)(ls->tail - ls->head);
+                if (n > STREAM_QUEUE_MAX - off)
+                        n = STREAM_QUEUE_MAX - off;
+                if (n > len)
+                        n = len;
+                /* [tail, tail + n) is this thread's until tail moves: copy without the lock. */
+                pthread_mutex_unlock(&ls->lock);
+                memcpy(ls->ring + off, data, n);
+                pthread_mutex_lock(&ls->lock);
+                ls->tail += n;
+                data += n;
+                len -= n;
+                if (ls->reader_waits)
+                        pthread_cond_broadcast(&ls->cond);
         }
-        memcpy(ls->tail->data + ls->tail->len, data, len);
-        ls->tail->len += len;
-        ls->queued += len;
-        pthread_cond_broadcast(&ls->cond);
-out:
         pthread_mutex_unlock(&ls->lock);
         return r;
 }
@@ -289,19 +292,26 @@ static ssize_t stream_read(void *userdata, const uint8_t **ret_buf)
         ssize_t r;
 
         pthread_mutex_lock(&ls->lock);
-        free(ls->cur);
-        ls->cur = NULL;
-        while (!ls->head && ls->end == 0 && !atomic_load(&ls->p->stop))
-                stream_wait(ls);
-        if (ls->head) {
-                ls->cur = ls->head;
-                ls->head = ls->cur->next;
-                if (!ls->head)
-                        ls->tail = NULL;
-                ls->queued -= ls->cur->len;
+        ls->head += ls->lent; /* the previous read's bytes are consumed */
+        ls->lent = 0;
+        if (ls->writer_waits)
                 pthread_cond_broadcast(&ls->cond);
-                *ret_buf = ls->cur->data;
-                r = (ssize_t)ls->cur->len;
+        while (ls->tail == ls->head && ls->end == 0 && !atomic_load(&ls->p->stop)) {
+                ls->reader_waits = true;
+                stream_wait(ls);
+                ls->reader_waits = false;
+        }
+        if (ls->tail > ls->head) {
+                size_t off = (size_t)(ls->head % STREAM_QUEUE_MAX);
+                size_t n = (size_t)(ls->tail - ls->head);
+
+                if (n > STREAM_QUEUE_MAX - off)
+                        n = STREAM_QUEUE_MAX - off;
+                if (n > STREAM_CHUNK)
+                        n = STREAM_CHUNK;
+                ls->lent = n;
+                *ret_buf = ls->ring + off;
+                r = (ssize_t)n;
         } else if (ls->end == 1) {
                 r = 0;
         } else {
@@ -319,19 +329,6 @@ static void stream_end(struct layer_stream *ls, int end)
         pthread_mutex_unlock(&ls->lock);
 }
 
-static void stream_free_queue(struct layer_stream *ls)
-{
-        while (ls->head) {
-                struct stream_chunk *c = ls->head;
-                ls->head = c->next;
-                free(c);
-        }
-        ls->tail = NULL;
-        ls->queued = 0;
-        free(ls->cur);
-        ls->cur = NULL;
-}
-
 static void *stream_unpack_main(void *arg)
 {
         struct layer_stream *ls = arg;
@@ -345,7 +342,8 @@ static void *stream_unpack_main(void *arg)
         ls->closed = true;
         ls->result = r;
         ls->err = err;
-        stream_free_queue(ls);
+        ls->head = ls->tail; /* nothing more is read */
+        ls->lent = 0;
         pthread_cond_broadcast(&ls->cond);
         pthread_mutex_unlock(&ls->lock);
         return NULL;
@@ -389,6 +387,11 @@ static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_
                 *ret_committed = false;
                 return 0;
         }
+        ls.ring = image_hugebuf_alloc(STREAM_QUEUE_MAX);
+        if (!ls.ring) {
+                image_blob_abort(ss.bs.w);
+                return ck_error_set(reterr, -ENOMEM, "out of memory");
+        }
         pthread_mutex_init(&ls.lock, NULL);
         pthread_cond_init(&ls.cond, NULL);
         if (pthread_create(&t, NULL, stream_unpack_main, &ls) != 0) {
@@ -424,7 +427,7 @@ static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_
         }
 out:
         ck_error_free(ls.err);
-        stream_free_queue(&ls);
+        image_hugebuf_free(ls.ring, STREAM_QUEUE_MAX);
         pthread_cond_destroy(&ls.cond);
         pthread_mutex_destroy(&ls.lock);
         return r;

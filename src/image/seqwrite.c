@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "hugebuf.h"
 #include "store-internal.h"
 
 static uint64_t align_down(uint64_t x)
@@ -31,9 +32,13 @@ static int set_direct(struct image_seqw *w, bool on)
 int image_seqw_init(struct image_seqw *w, int fd, uint64_t start)
 {
         *w = (struct image_seqw){.fd = fd, .pos = align_down(start), .kicked = align_down(start)};
-        w->buf = aligned_alloc(IMAGE_SEQW_ALIGN, IMAGE_SEQW_BUF);
-        if (!w->buf)
+        /* Both buffers in one mapping: one huge page (hugebuf.h), fresh memory being the
+         * expensive kind; the spare is used once the write thread starts. */
+        w->base = image_hugebuf_alloc(2 * (size_t)IMAGE_SEQW_BUF);
+        if (!w->base)
                 return -ENOMEM;
+        w->buf = w->base;
+        w->spare = w->base + IMAGE_SEQW_BUF;
         /* A file system without direct I/O refuses the flag: buffered writes then. */
         (void)set_direct(w, true);
         return 0;
@@ -67,16 +72,11 @@ static void *seqw_main(void *arg)
 
 static int seqw_start(struct image_seqw *w)
 {
-        w->spare = aligned_alloc(IMAGE_SEQW_ALIGN, IMAGE_SEQW_BUF);
-        if (!w->spare)
-                return -ENOMEM;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
         if (pthread_create(&w->thread, NULL, seqw_main, w) != 0) {
                 pthread_cond_destroy(&w->cond);
                 pthread_mutex_destroy(&w->lock);
-                free(w->spare);
-                w->spare = NULL;
                 return -EAGAIN;
         }
         w->started = true;
@@ -95,9 +95,8 @@ void image_seqw_clear(struct image_seqw *w)
                 pthread_mutex_destroy(&w->lock);
                 w->started = false;
         }
-        free(w->spare);
-        free(w->buf);
-        w->spare = w->buf = NULL;
+        image_hugebuf_free(w->base, 2 * (size_t)IMAGE_SEQW_BUF);
+        w->base = w->spare = w->buf = NULL;
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */

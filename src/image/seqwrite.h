@@ -22,11 +22,12 @@
 #include <stdint.h>
 
 #define IMAGE_SEQW_ALIGN 4096u
-#define IMAGE_SEQW_BUF   (2u << 20)
+#define IMAGE_SEQW_BUF   (1u << 20) /* two of them: one 2 MiB huge page */
 
 struct image_seqw {
         int fd;                    /* not owned */
         bool direct;               /* O_DIRECT is set on fd */
+        uint8_t *base;             /* both buffers, one mapping (hugebuf.h) */
         uint8_t *buf;              /* the buffer being filled: IMAGE_SEQW_BUF bytes, aligned */
         uint64_t pos;              /* file offset of buf[0], aligned */
         size_t len;                /* bytes of buf in use (gaps zeroed) */
@@ -35,7 +36,7 @@ struct image_seqw {
         /* Full buffers go to the disk on a thread of the writer's own (started with the first
          * one, so small files never start it) while the other buffer fills: the inflating
          * thread does not wait for the device. One write in flight at a time. */
-        uint8_t *spare; /* the other buffer, allocated with the thread */
+        uint8_t *spare; /* the other buffer, used once the thread runs */
         bool started;
         pthread_t thread;
         pthread_mutex_t lock;

@@ -198,6 +198,30 @@ static void test_concatenated(void **state)
         }
 }
 
+/* The gzip header is parsed here, not by the inflater (decompress.c): optional fields
+ * (FEXTRA, FNAME, FCOMMENT) are skipped, in one piece or split anywhere. */
+static void test_gzip_header_fields(void **state)
+{
+        static const uint8_t hdr[] = {0x1f, 0x8b, 8,   0x1c, 0,   0,   0,   0,   0, 3,   4,   0,
+                                      'a',  'b',  'c', 'd',  'n', 'a', 'm', 'e', 0, 'h', 'i', 0};
+        _cleanup_free_ uint8_t *in = sample(70000), *z = NULL, *both = NULL;
+        uint8_t out[70000];
+        size_t zl = 0, l = 0, ol = 0;
+
+        z = gzip_make(in, 70000, &zl);
+        assert_true(zl > 10 && z[3] == 0); /* ISA-L wrote a plain 10-byte header */
+        both = concat(hdr, sizeof(hdr), z + 10, zl - 10, &l);
+        for (size_t chunk = 1; chunk < 100000; chunk = chunk * 5 + 2) {
+                assert_int_equal(
+                        run(IMAGE_MEDIA_LAYER_GZIP, both, l, chunk, UINT64_MAX, out, sizeof(out), &ol), 0);
+                assert_int_equal(ol, 70000);
+                assert_memory_equal(out, in, 70000);
+        }
+        /* Not the deflate method. */
+        both[2] = 7;
+        assert_int_equal(run(IMAGE_MEDIA_LAYER_GZIP, both, l, 4096, UINT64_MAX, NULL, 0, NULL), -EBADMSG);
+}
+
 static void test_truncated_and_empty(void **state)
 {
         uint8_t *(*makers[])(const uint8_t *, size_t, size_t *) = {gzip_make, zstd_make};
@@ -234,12 +258,26 @@ static void test_corrupt_and_trailing(void **state)
                 free(TAKE_PTR(tail));
                 tail = concat(z, zl, (const uint8_t *)"\0\0\0\0", 4, &tl);
                 assert_int_equal(run(kinds[k], tail, tl, 4096, UINT64_MAX, NULL, 0, NULL), -EBADMSG);
-                /* A flipped bit in the magic, in the data (the CRC32 / the frame checksum
-                 * catch what the decoder does not), in the trailer. */
-                const size_t at[] = {0, zl / 3, zl - 6};
+                /* A flipped bit in the magic, in the data, in the trailer. zstd: the frame
+                 * checksum catches what the decoder does not. gzip: the CRC32 is not checked
+                 * (decompress.c: the diff_id covers the same bytes), so a flip in the data
+                 * must fail or change the output, and one in the CRC field goes unnoticed;
+                 * the length field is checked. */
+                const size_t at[] = {0, zl / 3, zl - 6, zl - 2};
                 for (size_t i = 0; i < ELEMENTSOF(at); i++) {
+                        _cleanup_free_ uint8_t *out = malloc(200000 + 65536);
+                        size_t ol = 0;
+                        int r;
+
+                        assert_non_null(out);
                         z[at[i]] ^= 0x10;
-                        assert_int_equal(run(kinds[k], z, zl, 4096, UINT64_MAX, NULL, 0, NULL), -EBADMSG);
+                        r = run(kinds[k], z, zl, 4096, UINT64_MAX, out, 200000 + 65536, &ol);
+                        if (kinds[k] == IMAGE_MEDIA_LAYER_GZIP && at[i] == zl / 3)
+                                assert_true(r == -EBADMSG || ol != 200000 || memcmp(out, in, ol) != 0);
+                        else if (kinds[k] == IMAGE_MEDIA_LAYER_GZIP && at[i] == zl - 6)
+                                assert_true(r == 0 && ol == 200000 && memcmp(out, in, ol) == 0);
+                        else
+                                assert_int_equal(r, -EBADMSG);
                         z[at[i]] ^= 0x10;
                 }
                 assert_int_equal(run(kinds[k], z, zl, 4096, UINT64_MAX, NULL, 0, NULL), 0);
@@ -302,10 +340,15 @@ static void test_source_error_and_bad_kind(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_gzip_roundtrip),      cmocka_unit_test(test_zstd_roundtrip),
-                cmocka_unit_test(test_plain_passthrough),   cmocka_unit_test(test_concatenated),
-                cmocka_unit_test(test_truncated_and_empty), cmocka_unit_test(test_corrupt_and_trailing),
-                cmocka_unit_test(test_bomb_past_the_cap),   cmocka_unit_test(test_source_error_and_bad_kind),
+                cmocka_unit_test(test_gzip_roundtrip),
+                cmocka_unit_test(test_zstd_roundtrip),
+                cmocka_unit_test(test_plain_passthrough),
+                cmocka_unit_test(test_concatenated),
+                cmocka_unit_test(test_gzip_header_fields),
+                cmocka_unit_test(test_truncated_and_empty),
+                cmocka_unit_test(test_corrupt_and_trailing),
+                cmocka_unit_test(test_bomb_past_the_cap),
+                cmocka_unit_test(test_source_error_and_bad_kind),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
