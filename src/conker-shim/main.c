@@ -1,5 +1,6 @@
 /* conker-shim: one per container. Started by conkerd (setsid + double fork) so that it outlives
- * it, it is the subreaper of the container, runs `runc run --detach` with stdio pipes it holds (never
+ * it, or started ahead as conkerd's spare and handed its command line later (spare_wait()). It
+ * is the subreaper of the container, runs `runc run --detach` with stdio pipes it holds (never
  * a terminal), writes the container's output as JSON lines with rotation, records
  * state.json/exit.json atomically, applies restart=always with exponential backoff, and answers
  * state/stop/delete on its control socket (protocol in src/runtime/shim-proto.h). */
@@ -688,12 +689,60 @@ static void ready(int *fd, const char *msg)
         }
 }
 
+/* `--spare`: started ahead by conkerd (shim-spare.c) with its socket on fd 3. Waits for the
+ * assignment (shim-proto.h), makes the log fd that came with it stdout and stderr, and returns
+ * the command line in *ret_argv (pointing into *ret_buf, which the caller keeps). 0 on EOF: conkerd
+ * is gone or shut down, nothing to do. */
+static int spare_wait(uint8_t **ret_buf, char *ret_argv[SHIM_ASSIGN_ARGS_MAX + 2], int *ret_argc)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } ctl;
+        _cleanup_free_ uint8_t *buf = malloc(SHIM_MSG_MAX + 1);
+        struct iovec iov = {.iov_base = buf, .iov_len = SHIM_MSG_MAX + 1};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+        struct cmsghdr *c;
+        int logfd = -1, r;
+        ssize_t n;
+
+        if (!buf)
+                return -ENOMEM;
+        do
+                n = recvmsg(3, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&logfd, CMSG_DATA(c), sizeof(int));
+        if (n == 0 && logfd < 0)
+                return 0;
+        if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || logfd < 0 || (c && CMSG_NXTHDR(&mh, c))) {
+                safe_close(logfd);
+                return -EBADMSG;
+        }
+        r = dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ? -errno : 0;
+        if (logfd > 2) /* always: 0-3 are taken */
+                safe_close(logfd);
+        if (r < 0)
+                return r;
+        r = shim_assign_parse(buf, (size_t)n, "conker-shim", ret_argv, ret_argc);
+        if (r < 0)
+                return r;
+        *ret_buf = TAKE_PTR(buf);
+        return 1;
+}
+
 static void usage(void)
 {
         fprintf(stderr,
                 "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
                 "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH] [--hide-cgroup2]\n");
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH] [--hide-cgroup2]\n"
+                "       conker-shim --spare   (conkerd's spare: the same options come later over fd 3)\n");
 }
 
 /* Fills s and *ready_fd from the command line; -EINVAL on anything unknown, malformed or missing. */
@@ -918,9 +967,20 @@ int main(int argc, char **argv)
                          .out_lb = {.stream = "stdout"},
                          .err_lb = {.stream = "stderr"}};
         _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ uint8_t *assignment = NULL;
+        char *assigned_argv[SHIM_ASSIGN_ARGS_MAX + 2];
         int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
+        if (argc == 2 && strcmp(argv[1], "--spare") == 0) {
+                r = spare_wait(&assignment, assigned_argv, &argc);
+                if (r <= 0) {
+                        if (r < 0)
+                                log_error("spare: bad assignment: %s", strerror(-r));
+                        return r < 0 ? 2 : 0;
+                }
+                argv = assigned_argv;
+        }
         /* conkerd.service is Type=notify: the service manager's socket is in our environment.
          * runc must not see it: `runc run --detach` would hand it to the container and wait for
          * the container's READY=1 (forever, for an app that never sends one), and the container

@@ -30,6 +30,7 @@
 #include "runtime.h"
 #include "seccomp-cache.h"
 #include "shim-proto.h"
+#include "shim-spare.h"
 #include "spec.h"
 
 /* CVE-2024-21626 is fixed in 1.1.12; older 1.1.x still runs (with WorkingDir checks) but warns. */
@@ -66,6 +67,7 @@ struct runtime {
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
         uint64_t pids_limit, memory_limit;
+        struct shim_spare *spare; /* NULL unless cfg->spare_shim */
 };
 
 static bool id_valid(const char *id)
@@ -83,6 +85,7 @@ void runtime_free(struct runtime *rt)
 {
         if (!rt)
                 return;
+        shim_spare_free(rt->spare);
         free(rt->runtime_path);
         free(rt->shim_path);
         free(rt->data_dir);
@@ -395,6 +398,10 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
                 }
                 free(ids);
         }
+        /* Last, once the runtime and the directories are known good. Not fatal: without a spare
+         * each start execs its shim. */
+        if (cfg->spare_shim && (r = shim_spare_new(rt->shim_path, &rt->spare)) < 0)
+                log_warn("no spare conker-shim: %s", strerror(-r));
         *ret = TAKE_PTR(rt);
         return 0;
 }
@@ -452,7 +459,7 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
 }
 
 static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const char *bundle,
-                      const char *log_path, const char *sdir, struct ck_error **reterr)
+                      const char *log_path, const char *sdir, bool *ret_spare, struct ck_error **reterr)
 {
         _cleanup_free_ char *shim_log = path_join(sdir, "shim.log");
         _cleanup_close_ int logfd = -1, rd = -1;
@@ -499,6 +506,21 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
         logfd = open(shim_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (logfd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open %s", shim_log);
+        /* The spare, when one is ready, gets the same command line; it answers on its socket. */
+        *ret_spare = false;
+        if (rt->spare) {
+                size_t n = 1;
+                int fd;
+
+                while (argv[n])
+                        n++;
+                fd = shim_spare_assign(rt->spare, argv + 1, n - 1, logfd);
+                if (fd >= 0) {
+                        rd = fd;
+                        *ret_spare = true;
+                        goto wait_ready;
+                }
+        }
         if (pipe2(p, O_CLOEXEC) < 0)
                 return ck_error_errno(reterr, -errno, "pipe");
         rd = p[0];
@@ -534,6 +556,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                 if (errno != EINTR)
                         break;
 
+wait_ready:
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
                 struct pollfd pfd = {.fd = rd, .events = POLLIN};
@@ -660,6 +683,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         struct shim_state st;
         char ip[16], hostname[64], seccomp_key[65];
         struct prepared_net *prep;
+        bool spare = false;
         int64_t t[5];
         int r;
 
@@ -714,7 +738,9 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         if (r < 0)
                 goto fail;
         t[3] = mono_us();
-        r = shim_spawn(rt, spec, bundle, log_path, sdir, reterr);
+        r = shim_spawn(rt, spec, bundle, log_path, sdir, &spare, reterr);
+        /* The next spare, made a little after this start's end (shim-spare.c). */
+        shim_spare_refill(rt->spare);
         if (r < 0)
                 goto fail;
         t[4] = mono_us();
@@ -725,10 +751,10 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                         log_warn("cannot keep the seccomp filter of %s: %s", spec->id,
                                  ck_error_message(err, -EIO));
         }
-        log_debug(
-                "container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, shim + runc %.1f",
-                spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
-                (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000, (double)(t[4] - t[3]) / 1000);
+        log_debug("container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, %s + runc %.1f",
+                  spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
+                  (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000, spare ? "spare shim" : "shim",
+                  (double)(t[4] - t[3]) / 1000);
         return 0;
 fail:
         /* Leave nothing half-made behind; the caller may still call runtime_delete(). */
