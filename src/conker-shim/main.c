@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,6 +58,7 @@ struct shim {
         int state_dfd;
         int out_r, out_w, err_r, err_w;
         int listen_fd, sig_fd, backoff_fd, kill_fd, pidfd;
+        int runtime_fd; /* a spare's sealed copy of the runtime, for the first run only */
         int log_fd;
         uint64_t log_size;
         struct linebuf out_lb, err_lb;
@@ -341,9 +344,13 @@ static int runc_run_detached(struct shim *s, struct ck_error **reterr)
                 /* The container inherits these: the pipes, never a terminal. */
                 if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0)
                         _exit(126);
+                if (s->runtime_fd >= 0) /* falls through to the path if the copy cannot run */
+                        syscall(SYS_execveat, s->runtime_fd, "", argv, environ, AT_EMPTY_PATH);
                 execv(prog, argv);
                 _exit(127);
         }
+        /* Restarts run the binary on disk again (crun then makes its own sealed copy). */
+        s->runtime_fd = safe_close(s->runtime_fd);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return ck_error_errno(reterr, -errno, "waitpid");
@@ -689,6 +696,39 @@ static void ready(int *fd, const char *msg)
         }
 }
 
+/* crun (like runc 1.1) re-executes itself from a sealed copy of its binary before it touches a
+ * container (CVE-2019-5736: a container must never reach a writable host runtime through
+ * /proc/self/exe), and skips that step when /proc/self/exe already is a memfd sealed with
+ * exactly these seals. A spare makes that copy while it waits, so the start does not pay crun's
+ * bind mount, detach and second exec. */
+#define RUNTIME_COPY_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#define RUNTIME_COPY_MAX   (256u << 20)
+
+static int runtime_copy_sealed(const char *path)
+{
+        _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC), out = -1;
+        struct stat st;
+        off_t off = 0;
+
+        if (in < 0 || fstat(in, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > RUNTIME_COPY_MAX)
+                return -EINVAL;
+        out = memfd_create("conker-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (out < 0)
+                return -errno;
+        while (off < st.st_size) {
+                ssize_t n = sendfile(out, in, &off, (size_t)(st.st_size - off));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+        }
+        if (fcntl(out, F_ADD_SEALS, RUNTIME_COPY_SEALS) < 0)
+                return -errno;
+        return TAKE_FD(out);
+}
+
 /* `--spare`: started ahead by conkerd (shim-spare.c) with its socket on fd 3. Waits for the
  * assignment (shim-proto.h), makes the log fd that came with it stdout and stderr, and returns
  * the command line in *ret_argv (pointing into *ret_buf, which the caller keeps). 0 on EOF: conkerd
@@ -962,6 +1002,7 @@ int main(int argc, char **argv)
                          .backoff_fd = -1,
                          .kill_fd = -1,
                          .pidfd = -1,
+                         .runtime_fd = -1,
                          .log_fd = -1,
                          .backoff_ms = BACKOFF_START_MS,
                          .out_lb = {.stream = "stdout"},
@@ -969,10 +1010,19 @@ int main(int argc, char **argv)
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_free_ uint8_t *assignment = NULL;
         char *assigned_argv[SHIM_ASSIGN_ARGS_MAX + 2];
+        const char *runtime_copy = NULL;
         int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
-        if (argc == 2 && strcmp(argv[1], "--spare") == 0) {
+        if (argc >= 2 && strcmp(argv[1], "--spare") == 0) {
+                /* --spare [--runtime-copy PATH]: PATH is crun's, copied and sealed ahead. */
+                runtime_copy = argc == 4 && strcmp(argv[2], "--runtime-copy") == 0 ? argv[3] : NULL;
+                if (argc != 2 && !runtime_copy) {
+                        usage();
+                        return 2;
+                }
+                if (runtime_copy && (s.runtime_fd = runtime_copy_sealed(runtime_copy)) < 0)
+                        s.runtime_fd = -1; /* crun copies itself, as without a spare */
                 r = spare_wait(&assignment, assigned_argv, &argc);
                 if (r <= 0) {
                         if (r < 0)
@@ -990,6 +1040,9 @@ int main(int argc, char **argv)
                 usage();
                 return 2;
         }
+        /* The copy is of the runtime this container is to run, or it is not used. */
+        if (s.runtime_fd >= 0 && strcmp(s.runtime, runtime_copy) != 0)
+                s.runtime_fd = safe_close(s.runtime_fd);
         r = shim_setup(&s, &err);
         if (r >= 0)
                 r = shim_start(&s, &err);

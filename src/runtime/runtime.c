@@ -400,7 +400,8 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
         }
         /* Last, once the runtime and the directories are known good. Not fatal: without a spare
          * each start execs its shim. */
-        if (cfg->spare_shim && (r = shim_spare_new(rt->shim_path, &rt->spare)) < 0)
+        if (cfg->spare_shim &&
+            (r = shim_spare_new(rt->shim_path, rt->crun ? rt->runtime_path : NULL, &rt->spare)) < 0)
                 log_warn("no spare conker-shim: %s", strerror(-r));
         *ret = TAKE_PTR(rt);
         return 0;

@@ -28,7 +28,7 @@
 #define SPARE_REFILL_DELAY_MS 50
 
 struct shim_spare {
-        char *shim_path;
+        char *shim_path, *runtime_copy;
         pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -40,9 +40,10 @@ struct shim_spare {
 };
 
 /* Starts one spare; returns our end of its socket. */
-static int spare_spawn(const char *shim_path)
+static int spare_spawn(const char *shim_path, const char *runtime_copy)
 {
-        char *argv[] = {(char *)shim_path, "--spare", NULL};
+        char *argv[] = {(char *)shim_path, "--spare", runtime_copy ? "--runtime-copy" : NULL,
+                        (char *)runtime_copy, NULL};
         int sp[2], status;
         pid_t pid;
 
@@ -114,7 +115,7 @@ static void *spare_thread(void *arg)
                         continue;
                 }
                 pthread_mutex_unlock(&sp->lock);
-                fd = spare_spawn(sp->shim_path);
+                fd = spare_spawn(sp->shim_path, sp->runtime_copy);
                 pthread_mutex_lock(&sp->lock);
                 if (fd < 0) {
                         log_warn("cannot start a spare conker-shim: %s", strerror(-fd));
@@ -131,12 +132,15 @@ static void *spare_thread(void *arg)
         return NULL;
 }
 
-int shim_spare_new(const char *shim_path, struct shim_spare **ret)
+int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_spare **ret)
 {
         struct shim_spare *sp = calloc(1, sizeof(*sp));
         int r;
 
-        if (!sp || !(sp->shim_path = strdup(shim_path))) {
+        if (!sp || !(sp->shim_path = strdup(shim_path)) ||
+            (runtime_copy && !(sp->runtime_copy = strdup(runtime_copy)))) {
+                if (sp)
+                        free(sp->shim_path);
                 free(sp);
                 return -ENOMEM;
         }
@@ -149,6 +153,7 @@ int shim_spare_new(const char *shim_path, struct shim_spare **ret)
                 pthread_cond_destroy(&sp->cond);
                 pthread_mutex_destroy(&sp->lock);
                 free(sp->shim_path);
+                free(sp->runtime_copy);
                 free(sp);
                 return -r;
         }
@@ -169,6 +174,7 @@ void shim_spare_free(struct shim_spare *sp)
         pthread_cond_destroy(&sp->cond);
         pthread_mutex_destroy(&sp->lock);
         free(sp->shim_path);
+        free(sp->runtime_copy);
         free(sp);
 }
 

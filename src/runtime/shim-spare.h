@@ -7,8 +7,10 @@
 
 struct shim_spare;
 
-/* Starts the thread that keeps one spare of shim_path ready (the first is started at once). */
-int shim_spare_new(const char *shim_path, struct shim_spare **ret);
+/* Starts the thread that keeps one spare of shim_path ready (the first is started at once).
+ * runtime_copy: crun's path, which each spare copies into a sealed memfd ahead (conker-shim's
+ * runtime_copy_sealed()), or NULL. */
+int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_spare **ret);
 /* Stops the thread and closes the spare's socket: an unused spare sees EOF and exits. */
 void shim_spare_free(struct shim_spare *sp);
 

@@ -69,7 +69,7 @@ def spares_of(conkerd_pid: int) -> list[int]:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[1:3] == [b"--spare", b""] and peer in mine and alive(pid):
+        if argv[1:2] == [b"--spare"] and peer in mine and alive(pid):
             out.append(pid)
     return out
 
@@ -170,3 +170,46 @@ def test_spare_dies_with_conkerd_and_containers_are_readopted(tmp_path, reg):
         while alive(spare) and time.time() < deadline:
             time.sleep(0.05)
         assert not alive(spare), "the spare outlived a stopped conkerd"
+
+
+def memfds(pid: int) -> dict[str, str]:
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("/memfd:conker-runtime"):
+            out[fd] = link
+    return out
+
+
+def test_spare_holds_a_sealed_copy_of_crun_used_once(tmp_path, reg):
+    """With crun, the spare copies the runtime into a memfd sealed the way crun checks for (so crun
+    does not copy itself again): the copy is byte-identical, cannot be written, and is gone from
+    the shim once its container runs (restarts use the binary on disk again)."""
+    ref = f"{reg.host}/reckey/conker-example-app:latest"
+    with Conkerd(tmp_path, extra_args=["--insecure-registry", reg.host]) as d:
+        spare = wait_spare(d)
+        if "--runtime-copy" not in Path(f"/proc/{spare}/cmdline").read_bytes().decode(errors="replace"):
+            pytest.skip("conkerd runs runc here (crun is not installed)")
+        argv = Path(f"/proc/{spare}/cmdline").read_bytes().split(b"\0")
+        crun = argv[argv.index(b"--runtime-copy") + 1].decode()
+        deadline = time.time() + 10
+        while not memfds(spare) and time.time() < deadline:
+            time.sleep(0.05)
+        (fd, _), = memfds(spare).items()
+        with open(f"/proc/{spare}/fd/{fd}", "rb") as f, open(crun, "rb") as g:
+            assert f.read() == g.read()
+        w = os.open(f"/proc/{spare}/fd/{fd}", os.O_WRONLY)
+        try:
+            with pytest.raises(PermissionError):  # F_SEAL_WRITE
+                os.write(w, b"\x7fELF")
+            with pytest.raises(PermissionError):  # F_SEAL_SHRINK
+                os.ftruncate(w, 0)
+        finally:
+            os.close(w)
+        start(d, "sealed", ref)
+        assert shim_pid(d, "sealed") == spare
+        assert memfds(spare) == {}
+        assert d.api("DELETE", f"{P}/sealed").status_code == 200
