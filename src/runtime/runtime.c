@@ -29,6 +29,7 @@
 #include "parse.h"
 #include "runtime.h"
 #include "seccomp-cache.h"
+#include "shim-exec.h"
 #include "shim-proto.h"
 #include "shim-spare.h"
 #include "spec.h"
@@ -494,9 +495,8 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         cgroup,
                         rt->hide_cgroup2 ? "--hide-cgroup2" : NULL,
                         NULL};
-        int p[2], status;
+        int p[2], r;
         size_t got = 0;
-        pid_t pid;
         struct timespec t0, t1;
 
         if (!shim_log)
@@ -525,37 +525,10 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
         if (pipe2(p, O_CLOEXEC) < 0)
                 return ck_error_errno(reterr, -errno, "pipe");
         rd = p[0];
-
-        pid = fork();
-        if (pid < 0) {
-                close(p[1]);
-                return ck_error_errno(reterr, -errno, "fork");
-        }
-        if (pid == 0) {
-                /* New session, then fork again: the shim is nobody's child in conkerd's session
-                 * and process group, so nothing aimed at conkerd (kill -9, ^C) reaches it. */
-                sigset_t none;
-                int nullfd;
-
-                if (setsid() < 0)
-                        _exit(1);
-                pid = fork();
-                if (pid != 0)
-                        _exit(pid < 0 ? 1 : 0);
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
-                    dup2(p[1], 3) < 0 || chdir("/") < 0)
-                        _exit(1);
-                execv(rt->shim_path, argv);
-                _exit(127);
-        }
+        r = shim_exec_detached(argv, logfd, p[1]);
         close(p[1]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        break;
+        if (r < 0)
+                return ck_error_errno(reterr, r, "fork");
 
 wait_ready:
         clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -6,19 +6,17 @@
  * died (killed, failed exec) is seen at assignment (hang-up) and the start falls back to its own
  * exec; the next one is started when asked for, SPARE_REFILL_DELAY_MS after the start that asked. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "log.h"
+#include "shim-exec.h"
 #include "shim-proto.h"
 #include "shim-spare.h"
 
@@ -44,44 +42,16 @@ static int spare_spawn(const char *shim_path, const char *runtime_copy)
 {
         char *argv[] = {(char *)shim_path, "--spare", runtime_copy ? "--runtime-copy" : NULL,
                         (char *)runtime_copy, NULL};
-        int sp[2], status;
-        pid_t pid;
+        int sp[2], r;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 return -errno;
-        pid = fork();
-        if (pid < 0) {
-                int r = -errno;
+        r = shim_exec_detached(argv, -1, sp[1]); /* stdout/stderr: shim.log at assignment */
+        close(sp[1]);
+        if (r < 0) {
                 close(sp[0]);
-                close(sp[1]);
                 return r;
         }
-        if (pid == 0) {
-                sigset_t none;
-                int nullfd;
-
-                if (setsid() < 0)
-                        _exit(1);
-                pid = fork();
-                if (pid != 0)
-                        _exit(pid < 0 ? 1 : 0);
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-                /* stdout/stderr become the container's shim.log at assignment. */
-                if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || dup2(nullfd, 2) < 0 ||
-                    dup2(sp[1], 3) < 0 || chdir("/") < 0)
-                        _exit(1);
-                if (sp[1] == 3 && fcntl(3, F_SETFD, 0) < 0) /* dup2 onto itself keeps CLOEXEC */
-                        _exit(1);
-                execv(shim_path, argv);
-                _exit(127);
-        }
-        close(sp[1]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        break;
         return sp[0];
 }
 

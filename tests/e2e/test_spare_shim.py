@@ -39,16 +39,18 @@ def alive(pid: int) -> bool:
         return False
 
 
-def socket_inodes(pid: int) -> set[str]:
-    out = set()
+def fd_links(pid: int) -> dict[str, str]:
+    out = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            out[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            continue
-        if link.startswith("socket:["):
-            out.add(link[8:-1])
+            pass
     return out
+
+
+def socket_inodes(pid: int) -> set[str]:
+    return {link[8:-1] for link in fd_links(pid).values() if link.startswith("socket:[")}
 
 
 def spares_of(conkerd_pid: int) -> list[int]:
@@ -173,15 +175,7 @@ def test_spare_dies_with_conkerd_and_containers_are_readopted(tmp_path, reg):
 
 
 def memfds(pid: int) -> dict[str, str]:
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("/memfd:conker-runtime"):
-            out[fd] = link
-    return out
+    return {fd: link for fd, link in fd_links(pid).items() if link.startswith("/memfd:conker-runtime")}
 
 
 def test_spare_holds_a_sealed_copy_of_crun_used_once(tmp_path, reg):
