@@ -69,7 +69,7 @@ static void *spare_thread(void *arg)
                 }
                 if (sp->failed || sp->delay) {
                         struct timespec until;
-                        clock_gettime(CLOCK_REALTIME, &until);
+                        clock_gettime(CLOCK_MONOTONIC, &until);
                         if (sp->failed)
                                 until.tv_sec += SPARE_RETRY_S;
                         else
@@ -105,6 +105,7 @@ static void *spare_thread(void *arg)
 int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_spare **ret)
 {
         struct shim_spare *sp = calloc(1, sizeof(*sp));
+        pthread_condattr_t ca;
         int r;
 
         if (!sp || !(sp->shim_path = strdup(shim_path)) ||
@@ -117,7 +118,10 @@ int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_
         sp->fd = -1;
         sp->wanted = true;
         pthread_mutex_init(&sp->lock, NULL);
-        pthread_cond_init(&sp->cond, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the thread's waits: not the wall clock */
+        pthread_cond_init(&sp->cond, &ca);
+        pthread_condattr_destroy(&ca);
         r = pthread_create(&sp->thread, NULL, spare_thread, sp);
         if (r != 0) {
                 pthread_cond_destroy(&sp->cond);
