@@ -1,5 +1,6 @@
 /* conker-shim: one per container. Started by conkerd (setsid + double fork) so that it outlives
- * it, it is the subreaper of the container, runs `runc run --detach` with stdio pipes it holds (never
+ * it, or started ahead as conkerd's spare and handed its command line later (spare_wait()). It
+ * is the subreaper of the container, runs `runc run --detach` with stdio pipes it holds (never
  * a terminal), writes the container's output as JSON lines with rotation, records
  * state.json/exit.json atomically, applies restart=always with exponential backoff, and answers
  * state/stop/delete on its control socket (protocol in src/runtime/shim-proto.h). */
@@ -11,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,6 +58,7 @@ struct shim {
         int state_dfd;
         int out_r, out_w, err_r, err_w;
         int listen_fd, sig_fd, backoff_fd, kill_fd, pidfd;
+        int runtime_fd; /* a spare's sealed copy of the runtime, for the first run only */
         int log_fd;
         uint64_t log_size;
         struct linebuf out_lb, err_lb;
@@ -340,9 +344,13 @@ static int runc_run_detached(struct shim *s, struct ck_error **reterr)
                 /* The container inherits these: the pipes, never a terminal. */
                 if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(s->out_w, 1) < 0 || dup2(s->err_w, 2) < 0)
                         _exit(126);
+                if (s->runtime_fd >= 0) /* falls through to the path if the copy cannot run */
+                        syscall(SYS_execveat, s->runtime_fd, "", argv, environ, AT_EMPTY_PATH);
                 execv(prog, argv);
                 _exit(127);
         }
+        /* Restarts run the binary on disk again (crun then makes its own sealed copy). */
+        s->runtime_fd = safe_close(s->runtime_fd);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return ck_error_errno(reterr, -errno, "waitpid");
@@ -688,12 +696,93 @@ static void ready(int *fd, const char *msg)
         }
 }
 
+/* crun (like runc 1.1) re-executes itself from a sealed copy of its binary before it touches a
+ * container (CVE-2019-5736: a container must never reach a writable host runtime through
+ * /proc/self/exe), and skips that step when /proc/self/exe already is a memfd sealed with
+ * exactly these seals. A spare makes that copy while it waits, so the start does not pay crun's
+ * bind mount, detach and second exec. */
+#define RUNTIME_COPY_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#define RUNTIME_COPY_MAX   (256u << 20)
+
+static int runtime_copy_sealed(const char *path)
+{
+        _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC), out = -1;
+        struct stat st;
+        off_t off = 0;
+
+        if (in < 0 || fstat(in, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > RUNTIME_COPY_MAX)
+                return -EINVAL;
+        out = memfd_create("conker-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (out < 0)
+                return -errno;
+        while (off < st.st_size) {
+                ssize_t n = sendfile(out, in, &off, (size_t)(st.st_size - off));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+        }
+        if (fcntl(out, F_ADD_SEALS, RUNTIME_COPY_SEALS) < 0)
+                return -errno;
+        return TAKE_FD(out);
+}
+
+/* `--spare`: started ahead by conkerd (shim-spare.c) with its socket on fd 3. Waits for the
+ * assignment (shim-proto.h), makes the log fd that came with it stdout and stderr, and returns
+ * the command line in *ret_argv (pointing into *ret_buf, which the caller keeps). 0 on EOF: conkerd
+ * is gone or shut down, nothing to do. */
+static int spare_wait(uint8_t **ret_buf, char *ret_argv[SHIM_ASSIGN_ARGS_MAX + 2], int *ret_argc)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } ctl;
+        _cleanup_free_ uint8_t *buf = malloc(SHIM_MSG_MAX + 1);
+        struct iovec iov = {.iov_base = buf, .iov_len = SHIM_MSG_MAX + 1};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+        struct cmsghdr *c;
+        int logfd = -1, r;
+        ssize_t n;
+
+        if (!buf)
+                return -ENOMEM;
+        do
+                n = recvmsg(3, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&logfd, CMSG_DATA(c), sizeof(int));
+        if (n == 0 && logfd < 0)
+                return 0;
+        if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || logfd < 0 || (c && CMSG_NXTHDR(&mh, c))) {
+                safe_close(logfd);
+                return -EBADMSG;
+        }
+        r = dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ? -errno : 0;
+        if (logfd > 2) /* always: 0-3 are taken */
+                safe_close(logfd);
+        if (r < 0)
+                return r;
+        r = shim_assign_parse(buf, (size_t)n, "conker-shim", ret_argv, ret_argc);
+        if (r < 0)
+                return r;
+        *ret_buf = TAKE_PTR(buf);
+        return 1;
+}
+
 static void usage(void)
 {
         fprintf(stderr,
                 "usage: conker-shim --id ID --bundle DIR --state-dir DIR --runtime RUNC --runtime-root DIR "
                 "--log FILE [--log-max-bytes N] [--log-max-files N] [--restart no|always] "
-                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH] [--hide-cgroup2]\n");
+                "[--stop-signal SIG] [--ready-fd FD] [--cgroup PATH] [--hide-cgroup2]\n"
+                "       conker-shim --spare   (conkerd's spare: the same options come later over fd 3)\n");
 }
 
 /* Fills s and *ready_fd from the command line; -EINVAL on anything unknown, malformed or missing. */
@@ -913,14 +1002,35 @@ int main(int argc, char **argv)
                          .backoff_fd = -1,
                          .kill_fd = -1,
                          .pidfd = -1,
+                         .runtime_fd = -1,
                          .log_fd = -1,
                          .backoff_ms = BACKOFF_START_MS,
                          .out_lb = {.stream = "stdout"},
                          .err_lb = {.stream = "stderr"}};
         _cleanup_error_ struct ck_error *err = NULL;
+        _cleanup_free_ uint8_t *assignment = NULL;
+        char *assigned_argv[SHIM_ASSIGN_ARGS_MAX + 2];
+        const char *runtime_copy = NULL;
         int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
+        if (argc >= 2 && strcmp(argv[1], "--spare") == 0) {
+                /* --spare [--runtime-copy PATH]: PATH is crun's, copied and sealed ahead. */
+                runtime_copy = argc == 4 && strcmp(argv[2], "--runtime-copy") == 0 ? argv[3] : NULL;
+                if (argc != 2 && !runtime_copy) {
+                        usage();
+                        return 2;
+                }
+                if (runtime_copy && (s.runtime_fd = runtime_copy_sealed(runtime_copy)) < 0)
+                        s.runtime_fd = -1; /* crun copies itself, as without a spare */
+                r = spare_wait(&assignment, assigned_argv, &argc);
+                if (r <= 0) {
+                        if (r < 0)
+                                log_error("spare: bad assignment: %s", strerror(-r));
+                        return r < 0 ? 2 : 0;
+                }
+                argv = assigned_argv;
+        }
         /* conkerd.service is Type=notify: the service manager's socket is in our environment.
          * runc must not see it: `runc run --detach` would hand it to the container and wait for
          * the container's READY=1 (forever, for an app that never sends one), and the container
@@ -930,6 +1040,9 @@ int main(int argc, char **argv)
                 usage();
                 return 2;
         }
+        /* The copy is of the runtime this container is to run, or it is not used. */
+        if (s.runtime_fd >= 0 && strcmp(s.runtime, runtime_copy) != 0)
+                s.runtime_fd = safe_close(s.runtime_fd);
         r = shim_setup(&s, &err);
         if (r >= 0)
                 r = shim_start(&s, &err);

@@ -29,7 +29,9 @@
 #include "parse.h"
 #include "runtime.h"
 #include "seccomp-cache.h"
+#include "shim-exec.h"
 #include "shim-proto.h"
+#include "shim-spare.h"
 #include "spec.h"
 
 /* CVE-2024-21626 is fixed in 1.1.12; older 1.1.x still runs (with WorkingDir checks) but warns. */
@@ -66,6 +68,7 @@ struct runtime {
         unsigned stop_timeout_s, log_max_files, start_timeout_s;
         uint64_t log_max_bytes;
         uint64_t pids_limit, memory_limit;
+        struct shim_spare *spare; /* NULL unless cfg->spare_shim */
 };
 
 static bool id_valid(const char *id)
@@ -83,6 +86,7 @@ void runtime_free(struct runtime *rt)
 {
         if (!rt)
                 return;
+        shim_spare_free(rt->spare);
         free(rt->runtime_path);
         free(rt->shim_path);
         free(rt->data_dir);
@@ -395,6 +399,11 @@ int runtime_open(const struct runtime_config *cfg, struct runtime **ret, struct 
                 }
                 free(ids);
         }
+        /* Last, once the runtime and the directories are known good. Not fatal: without a spare
+         * each start execs its shim. */
+        if (cfg->spare_shim &&
+            (r = shim_spare_new(rt->shim_path, rt->crun ? rt->runtime_path : NULL, &rt->spare)) < 0)
+                log_warn("no spare conker-shim: %s", strerror(-r));
         *ret = TAKE_PTR(rt);
         return 0;
 }
@@ -452,7 +461,7 @@ static int write_config(struct runtime *rt, const struct runtime_spec *spec, con
 }
 
 static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const char *bundle,
-                      const char *log_path, const char *sdir, struct ck_error **reterr)
+                      const char *log_path, const char *sdir, bool *ret_spare, struct ck_error **reterr)
 {
         _cleanup_free_ char *shim_log = path_join(sdir, "shim.log");
         _cleanup_close_ int logfd = -1, rd = -1;
@@ -486,9 +495,8 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         cgroup,
                         rt->hide_cgroup2 ? "--hide-cgroup2" : NULL,
                         NULL};
-        int p[2], status;
+        int p[2], r;
         size_t got = 0;
-        pid_t pid;
         struct timespec t0, t1;
 
         if (!shim_log)
@@ -499,41 +507,30 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
         logfd = open(shim_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (logfd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open %s", shim_log);
+        /* The spare, when one is ready, gets the same command line; it answers on its socket. */
+        *ret_spare = false;
+        if (rt->spare) {
+                size_t n = 1;
+                int fd;
+
+                while (argv[n])
+                        n++;
+                fd = shim_spare_assign(rt->spare, argv + 1, n - 1, logfd);
+                if (fd >= 0) {
+                        rd = fd;
+                        *ret_spare = true;
+                        goto wait_ready;
+                }
+        }
         if (pipe2(p, O_CLOEXEC) < 0)
                 return ck_error_errno(reterr, -errno, "pipe");
         rd = p[0];
-
-        pid = fork();
-        if (pid < 0) {
-                close(p[1]);
-                return ck_error_errno(reterr, -errno, "fork");
-        }
-        if (pid == 0) {
-                /* New session, then fork again: the shim is nobody's child in conkerd's session
-                 * and process group, so nothing aimed at conkerd (kill -9, ^C) reaches it. */
-                sigset_t none;
-                int nullfd;
-
-                if (setsid() < 0)
-                        _exit(1);
-                pid = fork();
-                if (pid != 0)
-                        _exit(pid < 0 ? 1 : 0);
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (nullfd < 0 || dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
-                    dup2(p[1], 3) < 0 || chdir("/") < 0)
-                        _exit(1);
-                execv(rt->shim_path, argv);
-                _exit(127);
-        }
+        r = shim_exec_detached(argv, logfd, p[1]);
         close(p[1]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        break;
+        if (r < 0)
+                return ck_error_errno(reterr, r, "fork");
 
+wait_ready:
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
                 struct pollfd pfd = {.fd = rd, .events = POLLIN};
@@ -660,6 +657,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         struct shim_state st;
         char ip[16], hostname[64], seccomp_key[65];
         struct prepared_net *prep;
+        bool spare = false;
         int64_t t[5];
         int r;
 
@@ -714,7 +712,9 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         if (r < 0)
                 goto fail;
         t[3] = mono_us();
-        r = shim_spawn(rt, spec, bundle, log_path, sdir, reterr);
+        r = shim_spawn(rt, spec, bundle, log_path, sdir, &spare, reterr);
+        /* The next spare, made a little after this start's end (shim-spare.c). */
+        shim_spare_refill(rt->spare);
         if (r < 0)
                 goto fail;
         t[4] = mono_us();
@@ -725,10 +725,10 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                         log_warn("cannot keep the seccomp filter of %s: %s", spec->id,
                                  ck_error_message(err, -EIO));
         }
-        log_debug(
-                "container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, shim + runc %.1f",
-                spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
-                (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000, (double)(t[4] - t[3]) / 1000);
+        log_debug("container %s started in %.1f ms: checks %.1f, network %.1f, bundle %.1f, %s + runc %.1f",
+                  spec->id, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
+                  (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000, spare ? "spare shim" : "shim",
+                  (double)(t[4] - t[3]) / 1000);
         return 0;
 fail:
         /* Leave nothing half-made behind; the caller may still call runtime_delete(). */

@@ -32,6 +32,9 @@ struct runtime_config {
         /* Limits of every container (linux.resources), 0: none. */
         uint64_t pids_limit;   /* processes and threads */
         uint64_t memory_limit; /* bytes */
+        /* Keep one conker-shim started ahead for the next start (shim-spare.h); conkerd sets it,
+         * one-shot users of the library (runtime-driver) do not. */
+        bool spare_shim;
 };
 
 struct runtime_port {

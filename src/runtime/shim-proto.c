@@ -114,6 +114,56 @@ int shim_frame_write(int fd, const void *buf, size_t len)
         return r < 0 ? r : ck_write_all(fd, buf, len);
 }
 
+int shim_assign_format(char *const *argv, size_t n, uint8_t **ret, size_t *ret_len)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t total = 0, off = 0;
+
+        if (n == 0 || n > SHIM_ASSIGN_ARGS_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++) {
+                size_t l = argv[i] ? strlen(argv[i]) : 0;
+                if (l == 0)
+                        return -EINVAL;
+                if (l + 1 > SHIM_MSG_MAX - total)
+                        return -EMSGSIZE;
+                total += l + 1;
+        }
+        buf = malloc(total);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strlen(argv[i]) + 1;
+                memcpy(buf + off, argv[i], l);
+                off += l;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = total;
+        return 0;
+}
+
+int shim_assign_parse(uint8_t *buf, size_t len, char *argv0, char *ret_argv[SHIM_ASSIGN_ARGS_MAX + 2],
+                      int *ret_argc)
+{
+        char *args[SHIM_ASSIGN_ARGS_MAX + 2];
+        size_t n = 1, off = 0;
+
+        if (len == 0 || len > SHIM_MSG_MAX || buf[len - 1] != 0)
+                return -EBADMSG;
+        args[0] = argv0;
+        while (off < len) {
+                size_t l = strnlen((const char *)buf + off, len - off);
+                if (l == 0 || n > SHIM_ASSIGN_ARGS_MAX)
+                        return -EBADMSG;
+                args[n++] = (char *)buf + off;
+                off += l + 1;
+        }
+        args[n] = NULL;
+        memcpy(ret_argv, args, (n + 1) * sizeof(*args));
+        *ret_argc = (int)n;
+        return 0;
+}
+
 int shim_request_parse(const uint8_t *buf, size_t len, struct shim_request *ret, struct ck_error **reterr)
 {
         _cleanup_json_ json_t *j = NULL;

@@ -8,7 +8,13 @@
  * State files in the same directory, replaced atomically: state.json (the state object below,
  * rewritten on every change) and exit.json ({"exit_code","finished_at","oom_killed",
  * "restart_count"}, written at every exit of the container), so an exit that happened while
- * nobody was connected is still known. */
+ * nobody was connected is still known.
+ *
+ * Spare shim (shim-spare.c): conkerd keeps one `conker-shim --spare` started ahead, holding one end
+ * of a SOCK_SEQPACKET socketpair on fd 3. Its assignment is one message: the command line a shim
+ * would have been started with (argv without argv[0]), each argument NUL-terminated, with the
+ * shim's log fd attached (SCM_RIGHTS). From then on fd 3 is the shim's ready fd. EOF before an
+ * assignment (conkerd gone or done) makes the spare exit. */
 #pragma once
 
 #include <stdbool.h>
@@ -54,6 +60,17 @@ json_t *shim_state_to_json(const struct shim_state *s);
 int shim_state_from_json(json_t *j, struct shim_state *ret, struct ck_error **reterr);
 /* state.json of a shim directory. */
 int shim_state_read(int dirfd, struct shim_state *ret, struct ck_error **reterr);
+
+#define SHIM_ASSIGN_ARGS_MAX 32u
+
+/* The assignment message of argv[0..n-1] (each non-empty, n <= SHIM_ASSIGN_ARGS_MAX, total <=
+ * SHIM_MSG_MAX). Returns a malloc'd buffer (the caller frees it) and its length in *ret_len. */
+int shim_assign_format(char *const *argv, size_t n, uint8_t **ret, size_t *ret_len);
+/* Splits an assignment message in place: ret_argv[0] = argv0, then pointers into buf (which must
+ * outlive them), NULL-terminated; ret_argv has room for SHIM_ASSIGN_ARGS_MAX + 2 entries.
+ * -EBADMSG unless buf is 1..SHIM_MSG_MAX bytes of non-empty NUL-terminated strings. */
+int shim_assign_parse(uint8_t *buf, size_t len, char *argv0, char *ret_argv[SHIM_ASSIGN_ARGS_MAX + 2],
+                      int *ret_argc);
 
 /* Parses a response frame: state on success, the shim's error otherwise. */
 int shim_response_parse(const uint8_t *buf, size_t len, struct shim_state *ret, struct ck_error **reterr);

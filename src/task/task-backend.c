@@ -477,6 +477,7 @@ int task_backend_real_new(const struct task_backend_config *cfg, struct task_bac
                 .memory_limit = cfg->container_memory_limit,
                 .log_max_bytes = cfg->log_max_bytes,
                 .log_max_files = cfg->log_max_files,
+                .spare_shim = true,
         };
         struct volume_config vc = {.data_dir = cfg->data_dir, .backing_size = cfg->volume_backing_size};
         const char *format = NULL;

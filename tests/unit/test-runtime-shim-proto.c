@@ -1,5 +1,6 @@
 /* Unit tests for the shim protocol: frame lengths (hostile ones included), request parsing,
- * state round trips, responses, and a client/server exchange over a socketpair. */
+ * state round trips, responses, a client/server exchange over a socketpair, and the spare
+ * shim's assignment message. */
 #include "cmocka-wrap.h"
 
 #include <errno.h>
@@ -178,13 +179,91 @@ static void test_oom_kill(void **state)
         assert_int_equal(shim_parse_oom_kill("oom_kill 1", 8, &n), -ENOENT); /* truncated by len */
 }
 
+static void test_assign_roundtrip(void **state)
+{
+        char *in[] = {"--id", "abcdefabcdef", "--bundle", "/var/lib/conker/containers/x/bundle",
+                      "--hide-cgroup2"};
+        char *out[SHIM_ASSIGN_ARGS_MAX + 2];
+        uint8_t *msg = NULL;
+        size_t len;
+        int argc = 0;
+
+        assert_int_equal(shim_assign_format(in, 5, &msg, &len), 0);
+        assert_int_equal(msg[len - 1], 0);
+        assert_int_equal(shim_assign_parse(msg, len, "conker-shim", out, &argc), 0);
+        assert_int_equal(argc, 6);
+        assert_string_equal(out[0], "conker-shim");
+        for (int i = 0; i < 5; i++)
+                assert_string_equal(out[i + 1], in[i]);
+        assert_null(out[6]);
+        free(msg);
+}
+
+static void test_assign_format_limits(void **state)
+{
+        char *many[SHIM_ASSIGN_ARGS_MAX + 1];
+        char *empty[] = {"--id", ""};
+        char *big = malloc(SHIM_MSG_MAX + 1);
+        uint8_t *msg = NULL;
+        size_t len;
+
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                many[i] = "x";
+        assert_int_equal(shim_assign_format(many, 0, &msg, &len), -E2BIG);
+        assert_int_equal(shim_assign_format(many, SHIM_ASSIGN_ARGS_MAX + 1, &msg, &len), -E2BIG);
+        assert_int_equal(shim_assign_format(empty, 2, &msg, &len), -EINVAL);
+        assert_non_null(big);
+        memset(big, 'a', SHIM_MSG_MAX);
+        big[SHIM_MSG_MAX] = 0;
+        assert_int_equal(shim_assign_format(&big, 1, &msg, &len), -EMSGSIZE);
+        big[SHIM_MSG_MAX - 1] = 0; /* exactly SHIM_MSG_MAX with its NUL */
+        assert_int_equal(shim_assign_format(&big, 1, &msg, &len), 0);
+        assert_int_equal(len, SHIM_MSG_MAX);
+        free(msg);
+        free(big);
+        assert_int_equal(shim_assign_format(many, SHIM_ASSIGN_ARGS_MAX, &msg, &len), 0);
+        free(msg);
+}
+
+static void test_assign_parse_hostile(void **state)
+{
+        char *out[SHIM_ASSIGN_ARGS_MAX + 2];
+        uint8_t buf[2 * (SHIM_ASSIGN_ARGS_MAX + 1)];
+        int argc = -1;
+
+        assert_int_equal(shim_assign_parse((uint8_t *)"", 0, "s", out, &argc), -EBADMSG);
+        /* Not NUL-terminated at the end. */
+        memcpy(buf, "--id\0abc", 8);
+        assert_int_equal(shim_assign_parse(buf, 8, "s", out, &argc), -EBADMSG);
+        /* An empty argument (two NULs in a row). */
+        memcpy(buf, "--id\0\0", 6);
+        assert_int_equal(shim_assign_parse(buf, 6, "s", out, &argc), -EBADMSG);
+        /* One argument too many. */
+        for (size_t i = 0; i < SHIM_ASSIGN_ARGS_MAX + 1; i++) {
+                buf[2 * i] = 'x';
+                buf[2 * i + 1] = 0;
+        }
+        assert_int_equal(shim_assign_parse(buf, sizeof(buf), "s", out, &argc), -EBADMSG);
+        assert_int_equal(argc, -1);
+        /* The most that is allowed. */
+        assert_int_equal(shim_assign_parse(buf, sizeof(buf) - 2, "s", out, &argc), 0);
+        assert_int_equal(argc, SHIM_ASSIGN_ARGS_MAX + 1);
+        assert_null(out[SHIM_ASSIGN_ARGS_MAX + 1]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_frame_length),   cmocka_unit_test(test_frame_io),
-                cmocka_unit_test(test_request_parse),  cmocka_unit_test(test_state_roundtrip),
-                cmocka_unit_test(test_response_error), cmocka_unit_test(test_status_strings),
+                cmocka_unit_test(test_frame_length),
+                cmocka_unit_test(test_frame_io),
+                cmocka_unit_test(test_request_parse),
+                cmocka_unit_test(test_state_roundtrip),
+                cmocka_unit_test(test_response_error),
+                cmocka_unit_test(test_status_strings),
                 cmocka_unit_test(test_oom_kill),
+                cmocka_unit_test(test_assign_roundtrip),
+                cmocka_unit_test(test_assign_format_limits),
+                cmocka_unit_test(test_assign_parse_hostile),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,10 @@
+/* Starting a conker-shim detached from conkerd: used for a container's shim (runtime.c) and for
+ * the spare (shim-spare.c). */
+#pragma once
+
+/* fork → setsid → fork → exec of argv[0] (path) with /dev/null on stdin, out_fd (or /dev/null
+ * when -1) on stdout and stderr, fd3 on fd 3, in "/", with an empty signal mask. The shim is in
+ * its own session and process group and is nobody's child in conkerd, so nothing aimed at
+ * conkerd (kill -9 of its process group, ^C) reaches it. Waits for the intermediate process
+ * only. Returns 0 or -errno (the exec's own failure shows as fd3's other end closing). */
+int shim_exec_detached(char *const *argv, int out_fd, int fd3);
