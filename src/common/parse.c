@@ -167,6 +167,16 @@ bool ck_is_printable(const char *s, size_t len)
         return true;
 }
 
+char *ck_strndup_utf8(const char *s, size_t max)
+{
+        size_t n = strnlen(s, max);
+
+        if (n == max && s[n] != 0)
+                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                        n--;
+        return strndup(s, n);
+}
+
 bool ck_startswith(const char *s, const char *prefix)
 {
         return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -72,5 +72,9 @@ int ck_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
 /* True when s[0..len) is printable ASCII with no control characters. */
 bool ck_is_printable(const char *s, size_t len);
+/* strndup() that never cuts a UTF-8 sequence: when s is longer than max bytes, the cut moves back
+ * over continuation bytes to the start of the character that would not fit whole. For messages
+ * that go on into JSON, where a split character would make the whole document invalid. */
+char *ck_strndup_utf8(const char *s, size_t max);
 /* Constant-time-irrelevant helpers for text. */
 bool ck_startswith(const char *s, const char *prefix);

@@ -22,6 +22,7 @@
 #include "fetch-proto.h"
 #include "log.h"
 #include "metrics.h"
+#include "parse.h"
 #include "pull.h"
 #include "registry.h"
 #include "secret.h"
@@ -172,7 +173,7 @@ static int probe(const uint8_t *buf, size_t len)
                 q = image_store_open(data_dir, NULL, &store, &err);
         if (q < 0) {
                 res.err = q;
-                res.message = strndup(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
+                res.message = ck_strndup_utf8(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
                 return res.message ? send_result(&res) : -ENOMEM;
         }
         q = fetch_format_encode(image_layer_format_to_string(image_store_layer_format(store)), &out,
@@ -296,7 +297,7 @@ static int serve(uint8_t *buf, size_t len, struct watcher *w, struct ck_error **
         (void)eventfd_read(w->stop_fd, &one);
         if (q < 0) {
                 res.err = q;
-                res.message = strndup(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
+                res.message = ck_strndup_utf8(ck_error_message(err, q), FETCH_ERROR_MSG_MAX);
                 if (!res.message)
                         return -ENOMEM;
                 /* The message may quote a registry: no control characters cross. */

@@ -70,13 +70,32 @@ static void test_numbers(void **state)
         assert_false(ck_is_printable("abc\n", 4));
 }
 
+static void test_strndup_utf8(void **state)
+{
+        /* "aé€" is 1 + 2 + 3 bytes. */
+        const char *s = "a\xc3\xa9\xe2\x82\xac";
+        const struct {
+                size_t max;
+                const char *want;
+        } cases[] = {
+                {0, ""},          {1, "a"}, {2, "a"}, {3, "a\xc3\xa9"}, {4, "a\xc3\xa9"},
+                {5, "a\xc3\xa9"}, {6, s},   {7, s},   {100, s},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *t = ck_strndup_utf8(s, cases[i].max);
+                assert_non_null(t);
+                assert_string_equal(t, cases[i].want);
+                free(t);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_cursor_bounds),
-                cmocka_unit_test(test_cursor_u64),
-                cmocka_unit_test(test_hex),
-                cmocka_unit_test(test_numbers),
+                cmocka_unit_test(test_cursor_bounds), cmocka_unit_test(test_cursor_u64),
+                cmocka_unit_test(test_hex),           cmocka_unit_test(test_numbers),
+                cmocka_unit_test(test_strndup_utf8),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
