@@ -247,6 +247,7 @@ struct session {
         struct fetch_result res;
         bool have_result;
         const char *format; /* a probe's answer */
+        bool probe;         /* the request was a probe: a format answer is expected */
         bool heard;         /* any message from the helper */
 };
 
@@ -272,11 +273,16 @@ static int on_message(struct session *s, char type, const uint8_t *p, size_t len
                 s->have_result = true;
                 return 1;
         case FETCH_MSG_FORMAT:
+                /* Only a probe's answer: to a pull it would end the exchange without a result
+                 * and return a helper that does not follow the protocol to the pool. */
+                if (!s->probe)
+                        break;
                 q = fetch_format_decode(p, len, &s->format, reterr);
                 return q < 0 ? q : 1;
         default:
-                return ck_error_set(reterr, -EPROTO, "unexpected message type 0x%02x", (unsigned char)type);
+                break;
         }
+        return ck_error_set(reterr, -EPROTO, "unexpected message type 0x%02x", (unsigned char)type);
 }
 
 /* Reads messages until the result or the end of the stream; forwards a cancel. 0 at the end of
@@ -436,7 +442,7 @@ int fetch_probe(const char *helper, const char *data_dir, const char **ret_forma
 {
         struct fetch_pull_opts o = {.helper = helper};
         _cleanup_free_ uint8_t *msg = NULL;
-        struct session s = {.o = &o};
+        struct session s = {.o = &o, .probe = true};
         size_t len = 0;
         int q;
 

@@ -335,6 +335,13 @@ static void helper_dies(void **state)
         assert_int_equal(
                 run("printf 'p{\"phase\":\"x\"}' >&3; exec sleep 30", NULL, &seen, &name, NULL, &err), -EIO);
         ck_error_free(err);
+        err = NULL;
+        /* A probe's answer to a pull: a protocol error, the helper ended. */
+        assert_int_equal(run("printf 'f{\"layer_format\":\"erofs\"}' >&3; exec sleep 30", NULL, &seen, &name,
+                             NULL, &err),
+                         -EIO);
+        assert_non_null(strstr(ck_error_message(err, 0), "unexpected message type 0x66"));
+        ck_error_free(err);
 }
 
 static void helper_ignores_cancel(void **state)
