@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,56 @@ static int lookup(struct image_store *s, const char *arg, struct image_record *r
         return image_store_get(s, key, ret, reterr);
 }
 
+/* The store of a pull, opened (on a new data dir: created, 7 synced writes) on a thread of its
+ * own while the pull asks the registry for /v2/ and the manifest; image_pull() takes it through
+ * store_wait once the first manifest document is in. */
+struct store_opening {
+        const struct image_cli *c;
+        pthread_t thread;
+        bool started, joined;
+        int r;
+        struct image_store *s;
+        struct ck_error *err;
+};
+
+static void *store_opening_main(void *arg)
+{
+        struct store_opening *so = arg;
+
+        so->r = store_open(so->c, &so->s, &so->err);
+        return NULL;
+}
+
+static void store_opening_join(struct store_opening *so)
+{
+        if (so->started && !so->joined)
+                pthread_join(so->thread, NULL);
+        so->joined = true;
+}
+
+static int store_opening_wait(void *userdata, struct image_store **ret, struct ck_error **reterr)
+{
+        struct store_opening *so = userdata;
+
+        store_opening_join(so);
+        if (!so->started) /* no thread: open it here */
+                so->r = store_open(so->c, &so->s, &so->err);
+        if (so->r < 0) {
+                if (reterr && !*reterr)
+                        *reterr = TAKE_PTR(so->err);
+                return so->r;
+        }
+        *ret = so->s;
+        return 0;
+}
+
+/* userdata points to a bool: whether stderr is a terminal, asked once per pull rather than at
+ * each of the hundreds of progress calls (an ioctl each). */
 static void progress_print(void *userdata, const struct image_pull_progress *p)
 {
-        (void)userdata;
-        if (isatty(STDERR_FILENO))
+        const bool *tty = userdata;
+
+        if (*tty)
                 fprintf(stderr, "\r%-11s %u/%u layers, %" PRIu64 "/%" PRIu64 " MB   ", p->phase,
                         p->layers_done, p->layers_total, p->done_bytes >> 20, p->total_bytes >> 20);
 }
@@ -140,6 +187,7 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
         _cleanup_secret_ struct ck_secret *password = NULL;
         _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_(image_record_clear) struct image_record rec = {0};
+        struct store_opening so = {0};
         struct image_ref ref = {0};
         const char *user = NULL, *ca_file = NULL;
         bool password_stdin = false, plain = false;
@@ -207,8 +255,10 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                 insecure[0] = ref.domain;
         }
 
-        r = store_open(c, &s, &err);
-        if (r >= 0) {
+        so.c = c;
+        so.started = pthread_create(&so.thread, NULL, store_opening_main, &so) == 0;
+        {
+                bool tty = isatty(STDERR_FILENO);
                 struct image_pull_opts o = {
                         .ref = argv[optind],
                         .username = user,
@@ -216,13 +266,20 @@ static int image_pull_cmd(struct image_cli *c, int argc, char **argv)
                         .ca_file = ca_file,
                         .insecure_registries = plain ? insecure : NULL,
                         .progress = progress_print,
+                        .progress_userdata = &tty,
+                        .store_wait = store_opening_wait,
+                        .store_userdata = &so,
                 };
-                r = image_pull(s, &o, &rec, NULL, &err);
-                if (isatty(STDERR_FILENO))
+                r = image_pull(NULL, &o, &rec, NULL, &err);
+                if (tty)
                         fputc('\n', stderr);
+                /* The pull may have failed before it needed the store. */
+                store_opening_join(&so);
+                s = TAKE_PTR(so.s);
+                ck_error_free(so.err);
                 /* Leave the store as it was: drop what the failed pull fetched (unless another
                  * process is using the store, whose pulls must not lose their blobs). */
-                if (r < 0)
+                if (r < 0 && s)
                         (void)image_store_prune(s, NULL);
         }
         image_ref_clear(&ref);

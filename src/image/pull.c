@@ -1,9 +1,11 @@
 /* Pulling an image: reference -> (mirror) -> manifest (through indexes, linux/amd64) -> config
  * -> layers, into the content store, then the image record.
  *
- * Threads: the calling thread resolves the manifest and fetches the config; then up to
- * PULL_PARALLEL download threads fetch layer blobs (Docker's and containerd's default of 3),
- * each through the same registry client (own easy handle, shared token cache). Each download
+ * Threads: the calling thread resolves the manifest, starts up to PULL_PARALLEL download
+ * threads for the layer blobs (Docker's and containerd's default of 3) and fetches the config
+ * beside them; every unpacker waits for the config (its diff_ids) to be verified and checked
+ * before it starts, so a layer's bytes may queue but nothing is unpacked or committed before.
+ * The download threads share one registry client (own easy handle, shared token cache). Each download
  * feeds its bytes both to the blob writer and, through a bounded queue, to an unpack thread of
  * its own, so a layer is unpacked while it downloads; layers whose blob is already stored are
  * unpacked from disk by a pool of one thread per CPU, in any order: every layer goes to its own
@@ -63,7 +65,7 @@ struct pull {
         const char *ref_str;
         const char *repo;
         const struct image_manifest *m;
-        const struct image_config *cfg;
+        const struct image_config *cfg; /* set under lock (cond broadcast) once checked */
 
         atomic_int stop;     /* raised on user cancel or on the first failure */
         atomic_int finished; /* tells the watcher to exit */
@@ -82,6 +84,7 @@ struct pull {
         uint64_t total_bytes;
         atomic_uint layers_done;
         struct ck_metric *pulled_bytes; /* NULL when the program exports no metrics */
+        bool config_committed;          /* this pull wrote the config blob */
 };
 
 static void progress(struct pull *p, const char *phase)
@@ -129,6 +132,40 @@ static bool user_cancelled(const struct pull *p)
         return p->o->cancel && atomic_load(p->o->cancel) != 0;
 }
 
+/* WATCH_INTERVAL from now, for the pull's bounded condition waits (CLOCK_REALTIME, the
+ * conditions' default clock). */
+static struct timespec watch_deadline(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_INTERVAL_NSEC;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        return ts;
+}
+
+/* The config is fetched beside the layers: an unpacker waits here for it (its diff_ids) before
+ * it starts, so no layer is unpacked, compared or committed before the config was verified and
+ * checked against the manifest. Returns false when the pull stopped first. */
+static bool wait_config(struct pull *p)
+{
+        bool ok;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->cfg && !atomic_load(&p->stop) && !p->err_code) {
+                struct timespec ts = watch_deadline();
+
+                /* Bounded: a user cancel is seen even without a watcher's broadcast. */
+                pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+        ok = p->cfg && !atomic_load(&p->stop) && !p->err_code;
+        pthread_mutex_unlock(&p->lock);
+        return ok;
+}
+
 /* Watches the user's cancel flag. It waits on p->cond (bounded by WATCH_INTERVAL) rather than
  * sleeping, so that the end of a pull (finished + broadcast under p->lock) releases it at once:
  * a pull that only resolves a manifest must not wait out a sleep before it can return. */
@@ -145,12 +182,7 @@ static void *watcher_main(void *arg)
                         pthread_cond_broadcast(&p->cond);
                         break;
                 }
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += WATCH_INTERVAL_NSEC;
-                if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                }
+                ts = watch_deadline();
                 pthread_cond_timedwait(&p->cond, &p->lock, &ts);
         }
         pthread_mutex_unlock(&p->lock);
@@ -233,15 +265,9 @@ struct layer_stream {
 
 static void stream_wait(struct layer_stream *ls)
 {
-        struct timespec ts;
-
         /* Bounded waits: a stop (cancel, failure elsewhere) is seen within WATCH_INTERVAL. */
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCH_INTERVAL_NSEC;
-        if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = watch_deadline();
+
         pthread_cond_timedwait(&ls->cond, &ls->lock, &ts);
 }
 
@@ -334,10 +360,11 @@ static void *stream_unpack_main(void *arg)
         struct layer_stream *ls = arg;
         struct pull *p = ls->p;
         struct ck_error *err = NULL;
-        int r;
+        int r = -ECANCELED;
 
-        r = image_store_unpack_layer_from(p->s, &p->m->layers[ls->index], p->cfg->diff_ids[ls->index],
-                                          stream_read, ls, &err);
+        if (wait_config(p))
+                r = image_store_unpack_layer_from(p->s, &p->m->layers[ls->index],
+                                                  p->cfg->diff_ids[ls->index], stream_read, ls, &err);
         pthread_mutex_lock(&ls->lock);
         ls->closed = true;
         ls->result = r;
@@ -509,6 +536,8 @@ static void *unpack_main(void *arg)
         struct pull *p = arg;
         size_t i;
 
+        if (!wait_config(p))
+                return NULL;
         while (unpack_take(p, &i)) {
                 struct ck_error *err = NULL;
                 int r;
@@ -574,13 +603,32 @@ static int manifest_kind(const char *content_type, const uint8_t *buf, size_t le
         return 0;
 }
 
+/* What the store has under p's name, if it is complete (else known is left empty): the first
+ * manifest document decides whether it still stands. When the caller opens the store meanwhile
+ * (o->store_wait), this is where the pull waits for it. */
+static int pull_known(struct pull *p, struct image_record *known, struct ck_error **reterr)
+{
+        if (!p->s) {
+                int r = p->o->store_wait(p->o->store_userdata, &p->s, reterr);
+
+                if (r < 0)
+                        return r;
+                if (!p->s)
+                        return ck_error_set(reterr, -EINVAL, "image_pull: no store");
+        }
+        if (image_store_get(p->s, p->ref_str, known, NULL) < 0 || !known->name ||
+            strcmp(known->name, p->ref_str) != 0 || image_store_record_complete(p->s, known, NULL) <= 0)
+                image_record_clear(known);
+        return 0;
+}
+
 /* Fetches the reference's manifest, following indexes to the linux/amd64 image. ret_digest is
  * the digest of the first document (what the tag points to, what one would pin). Returns 1,
- * with only ret_digest set, when that first document hashes to `known` (the digest of a
- * complete stored record of this name): then nothing below it can differ from what the record
- * was made from, and it is not fetched. */
-static int resolve(struct pull *p, const char *reference, const char *known, struct image_manifest *ret,
-                   char **ret_digest, struct ck_error **reterr)
+ * with only ret_digest set, when that first document hashes to the digest of `known` (filled
+ * by pull_known() once it has arrived: a complete stored record of this name): then nothing
+ * below it can differ from what the record was made from, and it is not fetched. */
+static int resolve(struct pull *p, const char *reference, struct image_record *known,
+                   struct image_manifest *ret, char **ret_digest, struct ck_error **reterr)
 {
         _cleanup_free_ char *top_digest = NULL, *want = NULL;
         uint64_t want_size = 0;
@@ -604,7 +652,10 @@ static int resolve(struct pull *p, const char *reference, const char *known, str
                         top_digest = strdup(digest);
                         if (!top_digest)
                                 return -ENOMEM;
-                        if (known && strcmp(top_digest, known) == 0) {
+                        r = pull_known(p, known, reterr);
+                        if (r < 0)
+                                return r;
+                        if (known->manifest_digest && strcmp(top_digest, known->manifest_digest) == 0) {
                                 *ret_digest = TAKE_PTR(top_digest);
                                 return 1;
                         }
@@ -694,10 +745,54 @@ static size_t unpack_threads(size_t n_layers)
         return (size_t)n < n_layers ? (size_t)n : n_layers;
 }
 
+/* The config, on the calling thread while the layers download: fetched (digest and size
+ * verified by the blob writer), parsed within its limits, checked against the manifest, and
+ * only then published in p->cfg, which releases the unpackers. A failure stops the pull. */
+static void pull_config(struct pull *p, struct image_config *cfg)
+{
+        const struct image_manifest *m = p->m;
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct ck_error *err = NULL;
+        size_t len = 0;
+        int r;
+
+        r = fetch_blob(p, &m->config, &p->config_committed, &err);
+        if (r >= 0)
+                r = image_store_read_blob(p->s, m->config.digest, IMAGE_CONFIG_MAX, &buf, &len, &err);
+        if (r >= 0)
+                r = image_config_parse(buf, len, cfg, &err);
+        if (r < 0) {
+                /* A stop raised by a failing layer shows up here as ECANCELED: not ours. */
+                if (r == -ECANCELED && atomic_load(&p->stop) && !user_cancelled(p)) {
+                        ck_error_free(err);
+                        return;
+                }
+                r = ck_error_prefix(&err, r, "config %s", m->config.digest);
+        } else if ((cfg->os && strcmp(cfg->os, "linux") != 0) ||
+                   (cfg->architecture && strcmp(cfg->architecture, "amd64") != 0)) {
+                r = ck_error_set(&err, -EPROTONOSUPPORT, "image is for %s/%s, not linux/amd64",
+                                 cfg->os ? cfg->os : "?", cfg->architecture ? cfg->architecture : "?");
+        } else if (cfg->n_diff_ids != m->n_layers) {
+                r = ck_error_set(&err, -EBADMSG,
+                                 "the config lists %zu layer diff_ids, the manifest %zu layers",
+                                 cfg->n_diff_ids, m->n_layers);
+        }
+        if (r < 0) {
+                fail(p, 0, r, &err);
+                ck_error_free(err);
+                return;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->cfg = cfg;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
 /* Downloads (PULL_PARALLEL threads) and unpacks (one thread per CPU, each layer as soon as its
- * blob is in) every layer. Failures are recorded in p (fail()); the return value only reports
- * -ENOMEM before anything started. */
-static int pull_layers(struct pull *p)
+ * blob is in) every layer, and fetches the config meanwhile on the calling thread: the first
+ * blob requests need not wait for it, the unpackers do (wait_config()). Failures are recorded
+ * in p (fail()); the return value only reports -ENOMEM before anything started. */
+static int pull_layers(struct pull *p, struct image_config *cfg)
 {
         const struct image_manifest *m = p->m;
         pthread_t threads[PULL_PARALLEL + UNPACK_PARALLEL_MAX];
@@ -732,6 +827,7 @@ static int pull_layers(struct pull *p)
                 }
                 n_threads++;
         }
+        pull_config(p, cfg);
         /* Download threads see stop (or run out of layers) and end, transfers abort within a
          * second; unpack threads end once every layer is taken or on stop. */
         for (size_t i = 0; i < n_threads; i++)
@@ -810,17 +906,14 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
         _cleanup_(image_config_clear) struct image_config cfg = {0};
         _cleanup_free_ char *name = NULL, *manifest_digest = NULL;
         _cleanup_(image_record_clear) struct image_record known = {0};
-        _cleanup_free_ uint8_t *cfg_buf = NULL;
         struct pull p = {.s = s, .o = o};
         struct registry_opts ro = {0};
         pthread_t watcher;
         bool have_watcher = false;
         const char *endpoint;
-        size_t cfg_len = 0;
-        bool config_committed = false;
         int r;
 
-        if (!s || !o || !o->ref)
+        if (!o || (!s && !o->store_wait) || !o->ref)
                 return ck_error_set(reterr, -EINVAL, "image_pull: no store or reference");
         r = image_ref_parse(o->ref, &ref, reterr);
         if (r < 0)
@@ -850,14 +943,8 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
         if (endpoint != ref.domain)
                 log_debug("pulling %s through mirror %s", name, endpoint);
 
-        /* What the store has under this name, if it is complete: the manifest decides below
-         * whether it still stands. */
-        if (image_store_get(s, name, &known, NULL) < 0 || !known.name || strcmp(known.name, name) != 0 ||
-            image_store_record_complete(s, &known, NULL) <= 0)
-                image_record_clear(&known);
-
         progress(&p, "resolving");
-        r = resolve(&p, image_ref_reference(&ref), known.manifest_digest, &m, &manifest_digest, reterr);
+        r = resolve(&p, image_ref_reference(&ref), &known, &m, &manifest_digest, reterr);
         if (r < 0)
                 goto out;
         if (r == 1) {
@@ -882,35 +969,8 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 p.total_bytes += m.layers[i].size;
         }
 
-        /* The config: small, fetched first, checked against the manifest. */
         progress(&p, "downloading");
-        r = fetch_blob(&p, &m.config, &config_committed, reterr);
-        if (r < 0) {
-                r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
-                goto out;
-        }
-        r = image_store_read_blob(s, m.config.digest, IMAGE_CONFIG_MAX, &cfg_buf, &cfg_len, reterr);
-        if (r >= 0)
-                r = image_config_parse(cfg_buf, cfg_len, &cfg, reterr);
-        if (r < 0) {
-                r = ck_error_prefix(reterr, r, "config %s", m.config.digest);
-                goto out;
-        }
-        if ((cfg.os && strcmp(cfg.os, "linux") != 0) ||
-            (cfg.architecture && strcmp(cfg.architecture, "amd64") != 0)) {
-                r = ck_error_set(reterr, -EPROTONOSUPPORT, "image is for %s/%s, not linux/amd64",
-                                 cfg.os ? cfg.os : "?", cfg.architecture ? cfg.architecture : "?");
-                goto out;
-        }
-        if (cfg.n_diff_ids != m.n_layers) {
-                r = ck_error_set(reterr, -EBADMSG,
-                                 "the config lists %zu layer diff_ids, the manifest %zu layers",
-                                 cfg.n_diff_ids, m.n_layers);
-                goto out;
-        }
-
-        p.cfg = &cfg;
-        r = pull_layers(&p);
+        r = pull_layers(&p, &cfg);
         if (r >= 0 && p.err_code) {
                 r = p.err_code;
                 if (reterr && !*reterr) {
@@ -939,7 +999,7 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 goto out;
         progress(&p, "done");
         if (ret) {
-                r = image_store_get(s, name, ret, reterr);
+                r = image_store_get(p.s, name, ret, reterr);
                 if (r < 0)
                         goto out;
         }
@@ -961,7 +1021,7 @@ out:
                 ck_error_set(reterr, r, "cancelled");
         }
         if (r < 0) {
-                pull_discard(&p, config_committed);
+                pull_discard(&p, p.config_committed);
                 r = ck_error_prefix(reterr, r, "pulling %s", name);
         }
         registry_client_free(p.client);

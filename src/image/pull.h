@@ -44,10 +44,15 @@ struct image_pull_opts {
         void *progress_userdata;
         struct registry_keep *keep; /* NULL, or connections and auth schemes kept between pulls
                                      * of this process (registry.h) */
+        /* With s NULL: how image_pull gets the store, which the caller opens (creates) on another
+         * thread meanwhile. Called once, on the calling thread, when the first manifest document
+         * has arrived and before anything touches the store; a failure fails the pull. */
+        int (*store_wait)(void *userdata, struct image_store **ret, struct ck_error **reterr);
+        void *store_userdata;
 };
 
-/* On success ret (may be NULL) receives the stored record; ret_config (may be NULL) the parsed
- * image config.
+/* s may be NULL when o->store_wait is set (above). On success ret (may be NULL) receives the stored record;
+ * ret_config (may be NULL) the parsed image config.
  *
  * The manifest is fetched from the registry, and its digest computed, on every call. When the
  * first document the reference names (manifest or index) has the digest the store already

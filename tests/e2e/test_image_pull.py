@@ -232,6 +232,59 @@ def test_tampered_blob_fails_and_store_unchanged(conker, reg):
     assert conker.images() == []
 
 
+CONFIG_FAULTS = ("tampered", "arch", "diff_id_count", "wrong_diff_id")
+
+
+@pytest.mark.parametrize("fault", CONFIG_FAULTS)
+def test_bad_config_while_layers_in_flight_leaves_nothing(conker, reg, fault):
+    """The config is fetched beside the layers: one that fails its digest or its checks, with
+    layer downloads (a few MB) in flight or already committed, fails the pull, and nothing of it
+    stays in the store: no blob, no layer, no image."""
+    layers = []
+    for size in (6 << 20, 64 << 10, 4096):
+        plain = tar_bytes([{"name": f"f{size}", "data": os.urandom(size)}])
+        layers.append((plain, plain, OCI_LAYER_TAR))
+    diff_ids = [hashlib.sha256(p).hexdigest() for _, p, _ in layers]
+    extra = {"arch": {"architecture": "arm64"},
+             "diff_id_count": {"rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_ids[0]]}},
+             "wrong_diff_id": {"rootfs": {"type": "layers",
+                                          "diff_ids": ["sha256:" + d for d in diff_ids[:2]] +
+                                          ["sha256:" + "0" * 64]}}}.get(fault)
+    info = reg.push_image(f"demo/badcfg-{fault}", "v1", layers, config_extra=extra)
+    if fault == "tampered":
+        data = reg.blob_data_path(info["config"])
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        data.write_bytes(bytes(raw))
+
+    r = conker.pull(f"demo/badcfg-{fault}:v1")
+    assert r.returncode != 0
+    want = {"tampered": info["config"], "arch": "linux/amd64", "diff_id_count": "diff_ids",
+            "wrong_diff_id": info["layers"][2]}[fault]
+    assert want in r.stderr, r.stderr
+    assert store_files(conker.data_dir) == {"blobs": [], "layers": [], "ingest": []}
+    assert conker.images() == []
+
+
+def test_store_opened_beside_the_manifest_fails_either_way(conker, multilayer, tmp_path):
+    """The CLI opens the store on a thread while the pull asks for the manifest: a store that
+    cannot be created fails a pull whose registry answers, and an unknown tag fails a pull whose
+    store opens (and leaves that store empty)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    bad = Conker(blocker / "data", conker.reg, conker.fmt)
+    r = bad.pull("demo/multi:v1")
+    assert r.returncode != 0
+    assert "data directory" in r.stderr, r.stderr
+    assert blocker.read_text() == ""
+
+    r = conker.pull("demo/multi:no-such-tag")
+    assert r.returncode != 0
+    assert "data directory" not in r.stderr, r.stderr
+    assert store_files(conker.data_dir) == {"blobs": [], "layers": [], "ingest": []}
+    assert conker.images() == []
+
+
 @pytest.mark.parametrize("case", sorted(hostile.CASES))
 def test_hostile_layer_rejected_or_confined(conker, reg, tmp_path, case):
     make, expect = hostile.CASES[case]
