@@ -19,7 +19,6 @@
  * and size and their diff_id verified; the record is written last. A pull that fails or is cancelled
  * discards the blobs it committed (and the layers unpacked from them) unless an image references them. */
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,10 +28,10 @@
 #include <unistd.h>
 
 #include "hugebuf.h"
-#include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "manifest.h"
+#include "pull-resolve.h"
 #include "pull.h"
 #include "reference.h"
 #include "registry.h"
@@ -41,7 +40,6 @@
 #define UNPACK_PARALLEL_MAX 8
 #define STREAM_QUEUE_MAX    (2u << 20)
 #define STREAM_CHUNK        (256u << 10)
-#define INDEX_DEPTH_MAX     3
 #define PROGRESS_STEP       (256u << 10)
 #define WATCH_INTERVAL_NSEC 50000000L
 
@@ -558,51 +556,6 @@ static void *unpack_main(void *arg)
         return NULL;
 }
 
-/* -- manifests ---------------------------------------------------------------------------- */
-
-/* What a manifest body is: its own mediaType when it has one (it must then agree with the
- * Content-Type, when that names a manifest type), else the Content-Type, else its shape. */
-static int manifest_kind(const char *content_type, const uint8_t *buf, size_t len,
-                         enum image_media_kind *ret, struct ck_error **reterr)
-{
-        _cleanup_json_ json_t *root = NULL;
-        enum image_media_kind ct = image_media_kind_from_string(content_type), body = IMAGE_MEDIA_UNKNOWN;
-        json_t *mt, *sv;
-        int r;
-
-        r = ck_json_loadb(buf, len, IMAGE_MANIFEST_MAX, &root, reterr);
-        if (r < 0)
-                return ck_error_prefix(reterr, r, "manifest");
-        if (!json_is_object(root))
-                return ck_error_set(reterr, -EBADMSG, "manifest is not a JSON object");
-        sv = json_object_get(root, "schemaVersion");
-        if (json_is_integer(sv) && json_integer_value(sv) == 1)
-                return ck_error_set(
-                        reterr, -EPROTONOSUPPORT,
-                        "schema 1 manifests are not supported; push the image again with a current client");
-        mt = json_object_get(root, "mediaType");
-        if (json_is_string(mt)) {
-                body = image_media_kind_from_string(json_string_value(mt));
-                if (body == IMAGE_MEDIA_UNKNOWN)
-                        return ck_error_set(reterr, -EPROTONOSUPPORT,
-                                            "unsupported manifest media type \"%.100s\"",
-                                            json_string_value(mt));
-        }
-        if (ct != IMAGE_MEDIA_OCI_MANIFEST && ct != IMAGE_MEDIA_OCI_INDEX &&
-            ct != IMAGE_MEDIA_DOCKER_MANIFEST && ct != IMAGE_MEDIA_DOCKER_LIST)
-                ct = IMAGE_MEDIA_UNKNOWN;
-        if (body != IMAGE_MEDIA_UNKNOWN && ct != IMAGE_MEDIA_UNKNOWN && body != ct)
-                return ck_error_set(reterr, -EBADMSG,
-                                    "registry sent Content-Type %.100s for a manifest whose mediaType is %s",
-                                    content_type, image_media_kind_to_string(body));
-        if (body == IMAGE_MEDIA_UNKNOWN)
-                body = ct;
-        if (body == IMAGE_MEDIA_UNKNOWN)
-                body = json_object_get(root, "manifests") ? IMAGE_MEDIA_OCI_INDEX : IMAGE_MEDIA_OCI_MANIFEST;
-        *ret = body;
-        return 0;
-}
-
 /* What the store has under p's name, if it is complete (else known is left empty): the first
  * manifest document decides whether it still stands. When the caller opens the store meanwhile
  * (o->store_wait), this is where the pull waits for it. */
@@ -622,69 +575,22 @@ static int pull_known(struct pull *p, struct image_record *known, struct ck_erro
         return 0;
 }
 
-/* Fetches the reference's manifest, following indexes to the linux/amd64 image. ret_digest is
- * the digest of the first document (what the tag points to, what one would pin). Returns 1,
- * with only ret_digest set, when that first document hashes to the digest of `known` (filled
- * by pull_known() once it has arrived: a complete stored record of this name): then nothing
- * below it can differ from what the record was made from, and it is not fetched. */
-static int resolve(struct pull *p, const char *reference, struct image_record *known,
-                   struct image_manifest *ret, char **ret_digest, struct ck_error **reterr)
+struct first_document {
+        struct pull *p;
+        struct image_record *known;
+};
+
+/* image_resolve()'s stop test, once the document the reference names has arrived: 1 when it
+ * is the one of the complete record stored under the name (then nothing below it can differ
+ * from what the record was made from, and it is not fetched). */
+static int first_document(void *userdata, const char *digest, struct ck_error **reterr)
 {
-        _cleanup_free_ char *top_digest = NULL, *want = NULL;
-        uint64_t want_size = 0;
+        struct first_document *f = userdata;
+        int r = pull_known(f->p, f->known, reterr);
 
-        for (unsigned depth = 0;; depth++) {
-                _cleanup_free_ uint8_t *body = NULL;
-                _cleanup_free_ char *media_type = NULL, *digest = NULL;
-                enum image_media_kind kind = IMAGE_MEDIA_UNKNOWN;
-                size_t len = 0;
-                int r;
-
-                r = registry_get_manifest(p->client, p->repo, want ? want : reference, &body, &len,
-                                          &media_type, &digest, reterr);
-                if (r < 0)
-                        return r;
-                if (want && len != want_size)
-                        return ck_error_set(reterr, -EBADMSG,
-                                            "manifest %s is %zu bytes, the index says %" PRIu64, want, len,
-                                            want_size);
-                if (!top_digest) {
-                        top_digest = strdup(digest);
-                        if (!top_digest)
-                                return -ENOMEM;
-                        r = pull_known(p, known, reterr);
-                        if (r < 0)
-                                return r;
-                        if (known->manifest_digest && strcmp(top_digest, known->manifest_digest) == 0) {
-                                *ret_digest = TAKE_PTR(top_digest);
-                                return 1;
-                        }
-                }
-                r = manifest_kind(media_type, body, len, &kind, reterr);
-                if (r < 0)
-                        return r;
-
-                if (kind == IMAGE_MEDIA_OCI_INDEX || kind == IMAGE_MEDIA_DOCKER_LIST) {
-                        struct image_descriptor d = {0};
-
-                        if (depth >= INDEX_DEPTH_MAX)
-                                return ck_error_set(reterr, -ELOOP, "indexes nested deeper than %d levels",
-                                                    INDEX_DEPTH_MAX);
-                        r = image_index_select(body, len, &d, reterr);
-                        if (r < 0)
-                                return r;
-                        free(want);
-                        want = TAKE_PTR(d.digest);
-                        want_size = d.size;
-                        image_descriptor_clear(&d);
-                        continue;
-                }
-                r = image_manifest_parse(body, len, ret, reterr);
-                if (r < 0)
-                        return r;
-                *ret_digest = TAKE_PTR(top_digest);
-                return 0;
-        }
+        if (r < 0)
+                return r;
+        return f->known->manifest_digest && strcmp(digest, f->known->manifest_digest) == 0;
 }
 
 /* -- the pull ----------------------------------------------------------------------------- */
@@ -869,8 +775,8 @@ static void pull_discard(struct pull *p, bool config_committed)
         ck_error_free(err);
 }
 
-/* The tag still names the stored image (resolve() returned 1): answer from its record. No
- * blob is written, no layer unpacked, nothing synced and the record is not rewritten. */
+/* The tag still names the stored image (image_resolve() stopped at the first document): answer from its
+ * record. No blob is written, no layer unpacked, nothing synced and the record is not rewritten. */
 static int pull_unchanged(struct pull *p, struct image_record *known, const char *manifest_digest,
                           struct image_record *ret, struct image_config *ret_config,
                           struct ck_error **reterr)
@@ -944,7 +850,8 @@ int image_pull(struct image_store *s, const struct image_pull_opts *o, struct im
                 log_debug("pulling %s through mirror %s", name, endpoint);
 
         progress(&p, "resolving");
-        r = resolve(&p, image_ref_reference(&ref), &known, &m, &manifest_digest, reterr);
+        r = image_resolve(p.client, p.repo, image_ref_reference(&ref), first_document,
+                          &(struct first_document){.p = &p, .known = &known}, &m, &manifest_digest, reterr);
         if (r < 0)
                 goto out;
         if (r == 1) {
