@@ -10,9 +10,7 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import requests
 
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
 from helpers.registry import Registry
+from helpers.throttle import ThrottleProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = os.path.join(BUILD, "src", "example-app", "conker-example-app")
@@ -224,53 +223,6 @@ def test_seed_to_running_readopt_and_delete(env):
     assert str(port) not in rules
 
 
-class ThrottleProxy:
-    """A TCP relay on 127.0.0.1 that sends the upstream's answers at `rate` bytes/s."""
-
-    def __init__(self, upstream_port: int, rate: int = 32 * 1024):
-        self.upstream = upstream_port
-        self.rate = rate
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
-
-    def _pipe(self, src, dst, rate):
-        try:
-            while not self.stopping:
-                data = src.recv(4096)
-                if not data:
-                    break
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-
-
 def event_unix_time(ev: dict) -> float:
     """An event's Time (RFC 3339 with nanoseconds, UTC) as a unix time."""
     whole, frac = ev["Time"].rstrip("Z").split(".")
@@ -298,9 +250,8 @@ def test_cancel_during_throttled_pull(tmp_path):
     needs()
     with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
         push_example(reg)
-        proxy = ThrottleProxy(reg.port, rate=16 * 1024)
-        host = f"127.0.0.1:{proxy.port}"
-        try:
+        with ThrottleProxy(reg.port, rate=16 * 1024) as proxy:
+            host = f"127.0.0.1:{proxy.port}"
             with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
                 port = free_published_port()
                 r = d.api("POST", P, data=json.dumps({"Name": "slow",
@@ -331,8 +282,6 @@ def test_cancel_during_throttled_pull(tmp_path):
                 # Nothing of the image is visible.
                 assert d.api("DELETE", f"{P}/slow").status_code == 200
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
-        finally:
-            proxy.close()
 
 
 def test_cli_task_commands(env, tmp_path):
@@ -392,10 +341,9 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
     needs()
     with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
         push_example(reg)
-        proxy = ThrottleProxy(reg.port, rate=8 * 1024)
-        host = f"127.0.0.1:{proxy.port}"
-        ref = f"{host}/reckey/conker-example-app:latest"
-        try:
+        with ThrottleProxy(reg.port, rate=8 * 1024) as proxy:
+            host = f"127.0.0.1:{proxy.port}"
+            ref = f"{host}/reckey/conker-example-app:latest"
             with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
                 port = free_published_port()
                 body = {"ImageInfo": {"ImageName": ref}, "Mounts": [{"Type": "volume", "Target": "/v", "Source": "v"}],
@@ -429,8 +377,6 @@ def test_restart_mid_pull_and_delete_while_pulling(tmp_path):
                 assert not (d.run_dir / "tasks" / tid).exists()
                 assert d.api("DELETE", f"{P}/crash").status_code == 200
                 assert d.api("GET", "/sw/api/v1/containers").json()["data"] == []
-        finally:
-            proxy.close()
 
 
 def test_watcher_reports_restarts(tmp_path, image_builder):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from helpers.conkerd import BUILD, Conkerd
 from helpers.registry import Registry
-from test_conkerd_flow import P, ThrottleProxy, needs, push_example
+from helpers.throttle import ThrottleProxy
+from test_conkerd_flow import P, needs, push_example
 
 REF_PATH = "reckey/conker-example-app:latest"
 
@@ -62,9 +63,8 @@ def test_helper_killed_mid_pull_and_credentials(tmp_path):
     needs()
     with Registry(tmp_path / "registry", tls=True, auth=True) as reg:
         push_example(reg)
-        proxy = ThrottleProxy(reg.port, rate=8 * 1024)
-        host = f"127.0.0.1:{proxy.port}"
-        try:
+        with ThrottleProxy(reg.port, rate=8 * 1024) as proxy:
+            host = f"127.0.0.1:{proxy.port}"
             with Conkerd(tmp_path, extra_args=["--registry-ca-file", str(reg.ca_file)]) as d:
                 pid = start_pull(d, "victim", f"{host}/{REF_PATH}", reg.user, reg.password)
                 # The password crosses the socket only.
@@ -88,17 +88,14 @@ def test_helper_killed_mid_pull_and_credentials(tmp_path):
                 t = d.wait_status("after", {"Failed", "Running"}, timeout=120)
                 assert t["Status"] == "Running", t["Events"]
                 assert d.api("DELETE", f"{P}/after").status_code == 200
-        finally:
-            proxy.close()
 
 
 def test_cancel_and_conkerd_death_end_the_helper(tmp_path):
     needs()
     with Registry(tmp_path / "registry", tls=False, auth=False) as reg:
         push_example(reg)
-        proxy = ThrottleProxy(reg.port, rate=8 * 1024)
-        host = f"127.0.0.1:{proxy.port}"
-        try:
+        with ThrottleProxy(reg.port, rate=8 * 1024) as proxy:
+            host = f"127.0.0.1:{proxy.port}"
             with Conkerd(tmp_path, extra_args=["--insecure-registry", host]) as d:
                 pid = start_pull(d, "slow", f"{host}/{REF_PATH}")
                 r = d.api("POST", f"{P}/slow/cancel")
@@ -115,8 +112,6 @@ def test_cancel_and_conkerd_death_end_the_helper(tmp_path):
                 wait_for(lambda: not Path(f"/proc/{pid}/stat").exists()
                          or Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z", 30,
                          "the orphaned helper to exit")
-        finally:
-            proxy.close()
 
 
 def test_conkerd_maps_no_pull_libraries():
