@@ -26,6 +26,7 @@
 #include "exporter.h"
 #include "json.h"
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "secret-store.h"
 #include "ssl.h"
@@ -85,18 +86,10 @@ static int ssl_ctx_setup(SSL_CTX *ctx, struct fetch_ctx *f)
         return 0;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_socket(int sock, short events, int64_t deadline)
 {
         struct pollfd p;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ck_now_ms();
         int r;
 
         if (left <= 0)
@@ -344,7 +337,7 @@ int broker_fetch_secret_with(const char *endpoint, const struct broker_client_op
                               .attestation = opts ? opts->broker_attestation : NULL,
                               .attest_error = &attest_error};
         unsigned timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : FETCH_TIMEOUT_MS_DEFAULT;
-        int64_t deadline = now_ms() + timeout_ms;
+        int64_t deadline = ck_now_ms() + timeout_ms;
         struct ck_secret *secret;
         struct ck_buf resp;
         size_t body_off = 0;

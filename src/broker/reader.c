@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotonic.h"
 #include "reader.h"
 #include "ssl.h"
 
@@ -58,14 +59,6 @@ struct broker_reader {
 
 /* epoll_data.ptr values for the two shared descriptors; connections use their own address. */
 static char tag_listen, tag_stop;
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void broker_conn_free(struct broker_conn *c)
 {
@@ -214,7 +207,7 @@ static void conn_advance(struct broker_reader_loop *l, struct broker_conn *c)
                 }
                 list_remove(&l->lists[PHASE_HANDSHAKE], c);
                 c->phase = PHASE_REQUEST;
-                c->deadline = now_ms() + r->cfg.request_timeout_ms;
+                c->deadline = ck_now_ms() + r->cfg.request_timeout_ms;
                 list_append(&l->lists[PHASE_REQUEST], c);
         }
 
@@ -307,7 +300,7 @@ static void accept_pending(struct broker_reader_loop *l)
                 }
                 peer_name(fd, c->peer, sizeof(c->peer));
                 c->phase = PHASE_HANDSHAKE;
-                c->deadline = now_ms() + r->cfg.handshake_timeout_ms;
+                c->deadline = ck_now_ms() + r->cfg.handshake_timeout_ms;
                 ev.data.ptr = c;
                 if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                         log_error("epoll: %s", strerror(errno));
@@ -324,7 +317,7 @@ static void accept_pending(struct broker_reader_loop *l)
 static int expire(struct broker_reader_loop *l)
 {
         static const char *const why[_PHASE_MAX] = {"TLS handshake timed out", "request timed out"};
-        int64_t now = now_ms(), next = -1;
+        int64_t now = ck_now_ms(), next = -1;
 
         for (int p = 0; p < _PHASE_MAX; p++) {
                 struct broker_conn *c;

@@ -29,6 +29,7 @@
 #include "broker-metrics.h"
 #include "exporter.h"
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "reader.h"
 #include "server.h"
@@ -155,19 +156,11 @@ static int tls_context_new(const struct broker_server_config *cfg, SSL_CTX **ret
         return 0;
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for the direction OpenSSL asked for, until deadline. */
 static int wait_io(int fd, int ssl_err, int64_t deadline)
 {
         struct pollfd p = {.fd = fd, .events = ssl_err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ck_now_ms();
         int r;
 
         if (left <= 0)
@@ -367,7 +360,7 @@ static void serve_secret(struct broker_server *s, SSL *ssl, int fd, const char *
  * request, else the release decision. */
 static void serve_request(struct broker_server *s, struct broker_conn *c)
 {
-        int64_t deadline = now_ms() + s->cfg.request_timeout_ms;
+        int64_t deadline = ck_now_ms() + s->cfg.request_timeout_ms;
         int rc = c->error;
 
         if (rc == -E2BIG)
@@ -615,7 +608,7 @@ static void stop_all(struct broker_server *s)
 int broker_server_run(struct broker_server *s, struct ck_error **reterr)
 {
         int ifd = broker_secret_store_fd(s->cfg.secrets);
-        int64_t summary_at = now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
+        int64_t summary_at = ck_now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
 
         for (;;) {
                 struct pollfd p[3] = {
@@ -623,12 +616,12 @@ int broker_server_run(struct broker_server *s, struct ck_error **reterr)
                         {.fd = s->sig_fd, .events = POLLIN},
                         {.fd = ifd, .events = POLLIN},
                 };
-                int64_t left = summary_at - now_ms();
+                int64_t left = summary_at - ck_now_ms();
                 int r;
 
                 if (left <= 0) {
                         audit_flush(s);
-                        summary_at = now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
+                        summary_at = ck_now_ms() + (int64_t)s->cfg.audit_summary_secs * 1000;
                         continue;
                 }
                 r = poll(p, 3, (int)left);

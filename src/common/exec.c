@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "exec.h"
+#include "monotonic.h"
 
 int ck_exec_find(const char *name, char **ret)
 {
@@ -46,13 +47,6 @@ int ck_exec_find(const char *name, char **ret)
                         p++;
         }
         return -ENOENT;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Keeps the first line(s) of a program's stderr short enough for an error message. */
@@ -101,7 +95,7 @@ _Noreturn static void exec_child(const char *prog, char *const argv[], const str
 static int exec_pump(const struct ck_exec_opts *o, int in_w, int out_r, int err_r, struct ck_buf *out,
                      struct ck_buf *err)
 {
-        int64_t deadline = now_ms() + (int64_t)(o->timeout_s ? o->timeout_s : 60) * 1000;
+        int64_t deadline = ck_now_ms() + (int64_t)(o->timeout_s ? o->timeout_s : 60) * 1000;
         size_t in_off = 0;
         int r = 0;
 
@@ -111,7 +105,7 @@ static int exec_pump(const struct ck_exec_opts *o, int in_w, int out_r, int err_
                 struct pollfd pfd[3] = {{.fd = out_r, .events = POLLIN},
                                         {.fd = err_r, .events = POLLIN},
                                         {.fd = in_w, .events = POLLOUT}};
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - ck_now_ms();
                 uint8_t chunk[4096];
 
                 if (left <= 0) {

@@ -18,19 +18,12 @@
 
 #include "fetch-client.h"
 #include "log.h"
+#include "monotonic.h"
 #include "secret.h"
 
 #define POLL_MS 50
 
 extern char **environ;
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* conkerd's environment plus GNUTLS_NO_IMPLICIT_INIT=1: libcurl's dependency chain brings
  * GnuTLS (through librtmp), whose constructor would otherwise load its configuration at every
@@ -134,7 +127,7 @@ static void *pool_reaper(void *arg)
         for (;;) {
                 struct idle_helper gone[FETCH_POOL_MAX];
                 size_t n_gone = 0;
-                int64_t now = now_ms(), next = -1;
+                int64_t now = ck_now_ms(), next = -1;
 
                 for (size_t i = 0; i < p->n_idle;) {
                         int64_t until = p->idle[i].since + p->idle_ms;
@@ -228,7 +221,7 @@ static void pool_put(struct fetch_pool *p, pid_t pid, int fd)
 {
         pthread_mutex_lock(&p->lock);
         if (!p->stopping && p->n_idle < FETCH_POOL_MAX) {
-                p->idle[p->n_idle++] = (struct idle_helper){pid, fd, now_ms()};
+                p->idle[p->n_idle++] = (struct idle_helper){pid, fd, ck_now_ms()};
                 pthread_cond_signal(&p->cond);
                 pthread_mutex_unlock(&p->lock);
                 return;
@@ -302,10 +295,10 @@ static int relay(struct session *s, struct ck_error **reterr)
                 if (!s->cancel_sent && s->o->cancel && atomic_load(s->o->cancel)) {
                         (void)fetch_msg_send(s->fd, FETCH_MSG_CANCEL, NULL, 0);
                         s->cancel_sent = true;
-                        s->cancel_deadline = now_ms() + (s->o->cancel_grace_ms ? s->o->cancel_grace_ms
-                                                                               : FETCH_CANCEL_GRACE_MS);
+                        s->cancel_deadline = ck_now_ms() + (s->o->cancel_grace_ms ? s->o->cancel_grace_ms
+                                                                                  : FETCH_CANCEL_GRACE_MS);
                 }
-                if (s->cancel_sent && now_ms() > s->cancel_deadline)
+                if (s->cancel_sent && ck_now_ms() > s->cancel_deadline)
                         return -ETIMEDOUT;
                 q = poll(&pfd, 1, POLL_MS);
                 if (q < 0 && errno != EINTR)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "auth.h"
 #include "json.h"
@@ -30,14 +29,6 @@ const char *registry_auth_scheme_to_string(enum registry_auth_scheme s)
         if ((int)s < 0 || s >= _REGISTRY_AUTH_SCHEME_MAX)
                 return NULL;
         return scheme_table[s];
-}
-
-uint64_t registry_now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 }
 
 void registry_challenge_clear(struct registry_challenge *c)

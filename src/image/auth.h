@@ -64,5 +64,3 @@ int registry_token_cache_put(struct registry_token_cache *c, const char *host, c
  * have replaced it with a fresh one, which is kept. */
 void registry_token_cache_drop(struct registry_token_cache *c, const char *host, const char *scope,
                                const struct ck_secret *token);
-
-uint64_t registry_now_usec(void);

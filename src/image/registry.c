@@ -44,6 +44,7 @@
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "registry-conns.h"
 #include "registry.h"
@@ -820,13 +821,13 @@ static int auth_header(struct registry_client *c, const char *repo, struct ck_se
                 r = (scope = strdup("")) ? 0 : -ENOMEM;
         if (r < 0)
                 return r;
-        r = registry_token_cache_get(c->tokens, c->domain, scope, registry_now_usec(), &token);
+        r = registry_token_cache_get(c->tokens, c->domain, scope, (uint64_t)ck_now_us(), &token);
         if (r == -ENOENT) {
                 r = fetch_token(c, &ch, repo ? scope : NULL, &token, &expires, reterr);
                 if (r < 0)
                         return r;
                 r = registry_token_cache_put(c->tokens, c->domain, scope, token, expires,
-                                             registry_now_usec());
+                                             (uint64_t)ck_now_us());
         }
         if (r < 0)
                 return r;

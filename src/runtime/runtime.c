@@ -25,6 +25,7 @@
 #include "fs.h"
 #include "json.h"
 #include "log.h"
+#include "monotonic.h"
 #include "net.h"
 #include "parse.h"
 #include "runtime.h"
@@ -570,13 +571,6 @@ wait_ready:
                             shim_log);
 }
 
-static int64_t mono_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static char *container_dir(struct runtime *rt, const char *id, const char *sub)
 {
         char *p = NULL;
@@ -661,7 +655,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         int64_t t[5];
         int r;
 
-        t[0] = mono_us();
+        t[0] = ck_now_us();
         if (!spec || !id_valid(spec->id))
                 return ck_error_set(reterr, -EINVAL, "invalid container ID (want [a-z0-9]{12,64})");
         if (!spec->rootfs || spec->rootfs[0] != '/')
@@ -690,7 +684,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         if (bundlefd < 0)
                 return ck_error_errno(reterr, -errno, "cannot open %s", bundle);
 
-        t[1] = mono_us();
+        t[1] = ck_now_us();
         prep = prepared_take(rt, spec->id);
         if (prep && ports_equal(prep->ports, prep->n_ports, spec->ports, spec->n_ports)) {
                 memcpy(ip, prep->ip, sizeof(ip));
@@ -703,7 +697,7 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
                 if (r < 0)
                         goto fail;
         }
-        t[2] = mono_us();
+        t[2] = ck_now_us();
         spec_hostname(spec, hostname);
         r = spec_write_etc(bundlefd, hostname, ip, rt->resolv_conf, reterr);
         if (r < 0)
@@ -711,13 +705,13 @@ int runtime_run(struct runtime *rt, const struct runtime_spec *spec, struct ck_e
         r = write_config(rt, spec, bundle, bundlefd, netns, seccomp_key, reterr);
         if (r < 0)
                 goto fail;
-        t[3] = mono_us();
+        t[3] = ck_now_us();
         r = shim_spawn(rt, spec, bundle, log_path, sdir, &spare, reterr);
         /* The next spare, made a little after this start's end (shim-spare.c). */
         shim_spare_refill(rt->spare);
         if (r < 0)
                 goto fail;
-        t[4] = mono_us();
+        t[4] = ck_now_us();
         if (seccomp_key[0]) {
                 _cleanup_error_ struct ck_error *err = NULL;
                 /* Not fatal: the next start compiles the profile again. */

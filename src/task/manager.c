@@ -24,6 +24,7 @@
 #include "image-info.h"
 #include "json.h"
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "task-internal.h"
 
@@ -500,20 +501,13 @@ struct prep {
         char *image_id, *rootfs;   /* the rootfs mounted ahead and the image it is of */
 };
 
-static int64_t prep_now_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void *prep_rootfs_main(void *arg)
 {
         struct prep *p = arg;
         const struct task_backend *be = p->m->be;
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_free_ char *id = NULL;
-        int64_t t0 = prep_now_us();
+        int64_t t0 = ck_now_us();
         int r;
 
         if (check_cancel(p->t) < 0)
@@ -529,7 +523,7 @@ static void *prep_rootfs_main(void *arg)
         }
         p->image_id = TAKE_PTR(id);
 out:
-        p->rootfs_us = prep_now_us() - t0;
+        p->rootfs_us = ck_now_us() - t0;
         return NULL;
 }
 
@@ -538,14 +532,14 @@ static void *prep_net_main(void *arg)
         struct prep *p = arg;
         const struct task_backend *be = p->m->be;
         _cleanup_error_ struct ck_error *e = NULL;
-        int64_t t0 = prep_now_us();
+        int64_t t0 = ck_now_us();
         int r;
 
         r = be->container_prepare_network(be->userdata, p->t->id, p->t->req.ports, p->t->req.n_ports, &e);
         if (r < 0)
                 log_debug("task %s: network not prepared ahead (the start sets it up): %s", p->t->id,
                           ck_error_message(e, r));
-        p->net_us = prep_now_us() - t0;
+        p->net_us = ck_now_us() - t0;
         return NULL;
 }
 
