@@ -704,7 +704,7 @@ static void ready(int *fd, const char *msg)
 #define RUNTIME_COPY_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define RUNTIME_COPY_MAX   (256u << 20)
 
-static int runtime_copy_sealed(const char *path)
+static int runtime_copy_sealed(const char *path, struct stat *ret_st)
 {
         _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC), out = -1;
         struct stat st;
@@ -712,6 +712,7 @@ static int runtime_copy_sealed(const char *path)
 
         if (in < 0 || fstat(in, &st) < 0)
                 return -errno;
+        *ret_st = st;
         if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > RUNTIME_COPY_MAX)
                 return -EINVAL;
         out = memfd_create("conker-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -727,6 +728,20 @@ static int runtime_copy_sealed(const char *path)
         if (fcntl(out, F_ADD_SEALS, RUNTIME_COPY_SEALS) < 0)
                 return -errno;
         return TAKE_FD(out);
+}
+
+/* Whether path is still the file a spare copied (st, from runtime_copy_sealed()): a spare may
+ * wait for minutes, and a runtime upgraded meanwhile (a package replaces the file, a new inode;
+ * an in-place write changes size, mtime and ctime) must not run its old, possibly vulnerable
+ * code even once. */
+static bool runtime_copy_current(const char *path, const struct stat *st)
+{
+        struct stat now;
+
+        return stat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
+               now.st_size == st->st_size && now.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+               now.st_mtim.tv_nsec == st->st_mtim.tv_nsec && now.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+               now.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 /* `--spare`: started ahead by conkerd (shim-spare.c) with its socket on fd 3. Waits for the
@@ -1011,6 +1026,7 @@ int main(int argc, char **argv)
         _cleanup_free_ uint8_t *assignment = NULL;
         char *assigned_argv[SHIM_ASSIGN_ARGS_MAX + 2];
         const char *runtime_copy = NULL;
+        struct stat copied = {0};
         int ready_fd = -1, r;
 
         ck_log_set_ident("conker-shim");
@@ -1021,7 +1037,7 @@ int main(int argc, char **argv)
                         usage();
                         return 2;
                 }
-                if (runtime_copy && (s.runtime_fd = runtime_copy_sealed(runtime_copy)) < 0)
+                if (runtime_copy && (s.runtime_fd = runtime_copy_sealed(runtime_copy, &copied)) < 0)
                         s.runtime_fd = -1; /* crun copies itself, as without a spare */
                 r = spare_wait(&assignment, assigned_argv, &argc);
                 if (r <= 0) {
@@ -1040,9 +1056,15 @@ int main(int argc, char **argv)
                 usage();
                 return 2;
         }
-        /* The copy is of the runtime this container is to run, or it is not used. */
+        /* The copy is of the runtime this container is to run, as it is on disk now, or it is not
+         * used: crun then copies itself from the file, as without a spare. */
         if (s.runtime_fd >= 0 && strcmp(s.runtime, runtime_copy) != 0)
                 s.runtime_fd = safe_close(s.runtime_fd);
+        if (s.runtime_fd >= 0 && !runtime_copy_current(runtime_copy, &copied)) {
+                log_info("%s changed since this spare copied it: running the file, not the copy",
+                         runtime_copy);
+                s.runtime_fd = safe_close(s.runtime_fd);
+        }
         r = shim_setup(&s, &err);
         if (r >= 0)
                 r = shim_start(&s, &err);

@@ -7,6 +7,7 @@ A spare is told apart from other processes by its command line (`conker-shim --s
 other conkerds' spares by its socket: the peer of its fd 3 is a socket of our conkerd."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -207,3 +208,37 @@ def test_spare_holds_a_sealed_copy_of_crun_used_once(tmp_path, reg):
         assert shim_pid(d, "sealed") == spare
         assert memfds(spare) == {}
         assert d.api("DELETE", f"{P}/sealed").status_code == 200
+
+
+def test_runtime_replaced_while_the_spare_waits_runs_from_disk(tmp_path, reg):
+    """A spare may wait for minutes with its copy of crun. When the file is replaced meanwhile (a
+    package upgrade renames a new binary over it), the next start must run the new file, never
+    the old copy: here the new file is a wrapper that records its `run` and then execs crun."""
+    crun = shutil.which("crun")
+    if not crun:
+        pytest.skip("crun is not installed (scripts/deps.sh installs it)")
+    ref = f"{reg.host}/reckey/conker-example-app:latest"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    runtime = bindir / "crun"
+    shutil.copy2(crun, runtime)
+    marker = tmp_path / "runtime-calls"
+    with Conkerd(tmp_path, extra_args=["--insecure-registry", reg.host, "--runtime", str(runtime)]) as d:
+        spare = wait_spare(d)
+        if "--runtime-copy" not in Path(f"/proc/{spare}/cmdline").read_bytes().decode(errors="replace"):
+            pytest.skip("conkerd does not run crun here")
+        deadline = time.time() + 10
+        while not memfds(spare) and time.time() < deadline:
+            time.sleep(0.05)
+        assert memfds(spare), "the spare made no copy of crun"
+        new = bindir / "crun.new"
+        new.write_text(f'#!/bin/sh\necho "$*" >> {marker}\nexec {crun} "$@"\n')
+        new.chmod(0o755)
+        os.replace(new, runtime)
+        start(d, "upgraded", ref)
+        assert shim_pid(d, "upgraded") == spare
+        calls = marker.read_text().splitlines() if marker.exists() else []
+        assert any(" run " in f" {c} " for c in calls), calls
+        cid = d.task("upgraded")["ContainerInspect"]["Id"]
+        assert "changed since this spare copied it" in (d.run_dir / "shims" / cid / "shim.log").read_text()
+        assert d.api("DELETE", f"{P}/upgraded").status_code == 200
