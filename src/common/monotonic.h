@@ -1,4 +1,5 @@
-/* The monotonic clock, for deadlines and durations (never for wall-clock times). */
+/* The monotonic clock, for deadlines and durations (never for wall-clock times), and deadlines
+ * for pthread_cond_timedwait(). */
 #pragma once
 
 #include <stdint.h>
@@ -15,4 +16,20 @@ static inline int64_t ck_now_us(void)
 static inline int64_t ck_now_ms(void)
 {
         return ck_now_us() / 1000;
+}
+
+/* ns nanoseconds (>= 0) from now on clock, as pthread_cond_timedwait() takes it: CLOCK_MONOTONIC
+ * for a condition variable set to that clock, CLOCK_REALTIME for a default one. */
+static inline struct timespec ck_deadline_ns(clockid_t clock, int64_t ns)
+{
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec += (long)(ns % 1000000000);
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        return ts;
 }

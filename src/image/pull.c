@@ -27,10 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hugebuf.h"
+#include "byteq.h"
 #include "log.h"
-#include "metrics.h"
 #include "manifest.h"
+#include "metrics.h"
+#include "monotonic.h"
 #include "pull-resolve.h"
 #include "pull.h"
 #include "reference.h"
@@ -38,8 +39,6 @@
 
 #define PULL_PARALLEL       3
 #define UNPACK_PARALLEL_MAX 8
-#define STREAM_QUEUE_MAX    (2u << 20)
-#define STREAM_CHUNK        (256u << 10)
 #define PROGRESS_STEP       (256u << 10)
 #define WATCH_INTERVAL_NSEC 50000000L
 
@@ -134,15 +133,7 @@ static bool user_cancelled(const struct pull *p)
  * conditions' default clock). */
 static struct timespec watch_deadline(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCH_INTERVAL_NSEC;
-        if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-        }
-        return ts;
+        return ck_deadline_ns(CLOCK_REALTIME, WATCH_INTERVAL_NSEC);
 }
 
 /* The config is fetched beside the layers: an unpacker waits here for it (its diff_ids) before
@@ -240,137 +231,29 @@ static int fetch_blob(struct pull *p, const struct image_descriptor *d, bool *re
 
 /* -- streaming a layer: network -> blob writer and -> unpacker ----------------------------- */
 
-/* The bytes of a layer being downloaded, queued for its unpack thread in a ring of
- * STREAM_QUEUE_MAX bytes (one of the pull's reusable buffers, hugebuf.h: no allocation and no
- * fresh page per chunk); the download blocks (checking stop) when the unpacker lags. The
- * unpacker is lent up to STREAM_CHUNK contiguous bytes at a time, released on its next read,
- * so the download can refill the rest meanwhile. Each side signals the other only when it
- * waits: a broadcast per curl callback and per read is a futex call each, mostly for nobody. */
+/* A layer being downloaded and, on a thread of its own, unpacked from the same bytes, which
+ * reach the unpacker through a bounded queue (byteq.h): the download waits when the unpacker
+ * lags. */
 struct layer_stream {
         struct pull *p;
         size_t index;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        uint8_t *ring;
-        uint64_t head, tail; /* consumed (released) and written bytes, counting up */
-        size_t lent;         /* ring bytes from head handed to the unpacker */
-        bool reader_waits, writer_waits;
-        int end;              /* 0 open, 1 blob committed (verified), < 0 download failed */
-        bool closed;          /* the unpacker is done: what arrives is dropped */
-        int result;           /* the unpacker's */
+        struct image_byteq *q;
+        int result;           /* the unpacker's, read after it was joined */
         struct ck_error *err; /* and why */
 };
-
-static void stream_wait(struct layer_stream *ls)
-{
-        /* Bounded waits: a stop (cancel, failure elsewhere) is seen within WATCH_INTERVAL. */
-        struct timespec ts = watch_deadline();
-
-        pthread_cond_timedwait(&ls->cond, &ls->lock, &ts);
-}
-
-static int stream_push(struct layer_stream *ls, const uint8_t *data, size_t len)
-{
-        int r = 0;
-
-        pthread_mutex_lock(&ls->lock);
-        while (len > 0) {
-                size_t off, n;
-
-                while (!ls->closed && ls->tail - ls->head == STREAM_QUEUE_MAX &&
-                       !atomic_load(&ls->p->stop)) {
-                        ls->writer_waits = true;
-                        stream_wait(ls);
-                        ls->writer_waits = false;
-                }
-                if (ls->closed)
-                        break;
-                if (atomic_load(&ls->p->stop)) {
-                        r = -ECANCELED;
-                        break;
-                }
-                off = (size_t)(ls->tail % STREAM_QUEUE_MAX);
-                n = STREAM_QUEUE_MAX - (size_t)(ls->tail - ls->head);
-                if (n > STREAM_QUEUE_MAX - off)
-                        n = STREAM_QUEUE_MAX - off;
-                if (n > len)
-                        n = len;
-                /* [tail, tail + n) is this thread's until tail moves: copy without the lock. */
-                pthread_mutex_unlock(&ls->lock);
-                memcpy(ls->ring + off, data, n);
-                pthread_mutex_lock(&ls->lock);
-                ls->tail += n;
-                data += n;
-                len -= n;
-                if (ls->reader_waits)
-                        pthread_cond_broadcast(&ls->cond);
-        }
-        pthread_mutex_unlock(&ls->lock);
-        return r;
-}
-
-/* The unpacker's source (image_store_unpack_layer_from()). */
-static ssize_t stream_read(void *userdata, const uint8_t **ret_buf)
-{
-        struct layer_stream *ls = userdata;
-        ssize_t r;
-
-        pthread_mutex_lock(&ls->lock);
-        ls->head += ls->lent; /* the previous read's bytes are consumed */
-        ls->lent = 0;
-        if (ls->writer_waits)
-                pthread_cond_broadcast(&ls->cond);
-        while (ls->tail == ls->head && ls->end == 0 && !atomic_load(&ls->p->stop)) {
-                ls->reader_waits = true;
-                stream_wait(ls);
-                ls->reader_waits = false;
-        }
-        if (ls->tail > ls->head) {
-                size_t off = (size_t)(ls->head % STREAM_QUEUE_MAX);
-                size_t n = (size_t)(ls->tail - ls->head);
-
-                if (n > STREAM_QUEUE_MAX - off)
-                        n = STREAM_QUEUE_MAX - off;
-                if (n > STREAM_CHUNK)
-                        n = STREAM_CHUNK;
-                ls->lent = n;
-                *ret_buf = ls->ring + off;
-                r = (ssize_t)n;
-        } else if (ls->end == 1) {
-                r = 0;
-        } else {
-                r = ls->end < 0 ? ls->end : -ECANCELED;
-        }
-        pthread_mutex_unlock(&ls->lock);
-        return r;
-}
-
-static void stream_end(struct layer_stream *ls, int end)
-{
-        pthread_mutex_lock(&ls->lock);
-        ls->end = end;
-        pthread_cond_broadcast(&ls->cond);
-        pthread_mutex_unlock(&ls->lock);
-}
 
 static void *stream_unpack_main(void *arg)
 {
         struct layer_stream *ls = arg;
         struct pull *p = ls->p;
-        struct ck_error *err = NULL;
         int r = -ECANCELED;
 
         if (wait_config(p))
                 r = image_store_unpack_layer_from(p->s, &p->m->layers[ls->index],
-                                                  p->cfg->diff_ids[ls->index], stream_read, ls, &err);
-        pthread_mutex_lock(&ls->lock);
-        ls->closed = true;
+                                                  p->cfg->diff_ids[ls->index], image_byteq_read, ls->q,
+                                                  &ls->err);
         ls->result = r;
-        ls->err = err;
-        ls->head = ls->tail; /* nothing more is read */
-        ls->lent = 0;
-        pthread_cond_broadcast(&ls->cond);
-        pthread_mutex_unlock(&ls->lock);
+        image_byteq_close(ls->q);
         return NULL;
 }
 
@@ -386,7 +269,7 @@ static int stream_sink_write(void *userdata, const uint8_t *data, size_t len)
 
         if (r < 0)
                 return r;
-        return stream_push(ss->ls, data, len);
+        return image_byteq_push(ss->ls->q, data, len);
 }
 
 /* Downloads layer i into a blob writer and, at the same time, unpacks it from the same bytes
@@ -412,13 +295,10 @@ static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_
                 *ret_committed = false;
                 return 0;
         }
-        ls.ring = image_hugebuf_alloc(STREAM_QUEUE_MAX);
-        if (!ls.ring) {
+        if (image_byteq_new(&p->stop, &ls.q) < 0) {
                 image_blob_abort(ss.bs.w);
                 return ck_error_set(reterr, -ENOMEM, "out of memory");
         }
-        pthread_mutex_init(&ls.lock, NULL);
-        pthread_cond_init(&ls.cond, NULL);
         if (pthread_create(&t, NULL, stream_unpack_main, &ls) != 0) {
                 image_blob_abort(ss.bs.w);
                 r = ck_error_set(reterr, -EAGAIN, "cannot start an unpack thread");
@@ -439,7 +319,7 @@ static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_
                 p->layers[i].committed = true;
                 pthread_mutex_unlock(&p->lock);
         }
-        stream_end(&ls, r < 0 ? r : 1);
+        image_byteq_end(ls.q, r < 0 ? r : 1);
         pthread_join(t, NULL);
         /* A failed download (digest mismatch above all) explains a failed unpack, not the
          * reverse: the unpacker's error counts only for a verified blob. */
@@ -452,9 +332,7 @@ static int fetch_layer(struct pull *p, size_t i, bool *ret_committed, struct ck_
         }
 out:
         ck_error_free(ls.err);
-        image_hugebuf_free(ls.ring, STREAM_QUEUE_MAX);
-        pthread_cond_destroy(&ls.cond);
-        pthread_mutex_destroy(&ls.lock);
+        image_byteq_free(ls.q);
         return r;
 }
 

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "monotonic.h"
 #include "shim-exec.h"
 #include "shim-proto.h"
 #include "shim-spare.h"
@@ -68,16 +69,9 @@ static void *spare_thread(void *arg)
                         continue;
                 }
                 if (sp->failed || sp->delay) {
-                        struct timespec until;
-                        clock_gettime(CLOCK_MONOTONIC, &until);
-                        if (sp->failed)
-                                until.tv_sec += SPARE_RETRY_S;
-                        else
-                                until.tv_nsec += SPARE_REFILL_DELAY_MS * 1000000L;
-                        if (until.tv_nsec >= 1000000000L) {
-                                until.tv_sec++;
-                                until.tv_nsec -= 1000000000L;
-                        }
+                        struct timespec until = ck_deadline_ns(
+                                CLOCK_MONOTONIC, sp->failed ? SPARE_RETRY_S * 1000000000LL
+                                                            : SPARE_REFILL_DELAY_MS * 1000000LL);
                         sp->failed = sp->delay = false;
                         /* Until then, or until shim_spare_free() (stop is checked above). */
                         while (!sp->stop && pthread_cond_timedwait(&sp->cond, &sp->lock, &until) == 0)
