@@ -1,7 +1,7 @@
 /* The task pipeline's view of the rest of the engine: images, rootfs, volumes, the secret
  * tmpfs and the container runtime, as one table of operations.
  *
- * The pipeline (manager.c) only talks to these; task-backend.c implements them with the real
+ * The pipeline (pipeline.c) only talks to these; task-backend.c implements them with the real
  * image, runtime and volume modules, and the unit tests implement them with a scripted backend
  * that records calls and injects failures. Every operation is keyed by the task ID and must be
  * idempotent (repeating it after a crash completes or undoes it). */

@@ -1,5 +1,6 @@
-/* Internals shared by the task manager's files (manager.c: lifecycle and pipeline,
- * inspect.c: JSON views). Not for other modules. */
+/* Internals shared by the task manager's files (manager.c: the task list, events, queries,
+ * cancel, delete and recovery; pipeline.c: creation and the pipeline worker; watcher.c: the
+ * runtime watcher; inspect.c: JSON views; metrics.c). Not for other modules. */
 #pragma once
 
 #include <pthread.h>
@@ -75,3 +76,32 @@ void task_metrics_event(const struct task *t, enum task_event_type type, int64_t
 /* inspect.c; called with the lock held. */
 json_t *task_to_json(const struct task *t);
 json_t *task_events_to_json(const struct task *t);
+
+/* manager.c: references. A task is freed when its last reference goes (task_free only for one
+ * that never reached the list); task_unref takes the lock, task_unref_locked needs it held. */
+void task_free(struct task *t);
+void task_unref_locked(struct task *t);
+void task_unref(struct task_manager *m, struct task *t);
+/* Appends t to the list, which takes over the caller's reference; with the lock held. */
+int tasks_append_locked(struct task_manager *m, struct task *t);
+
+/* manager.c: appends an event to t, in the store then in memory, and makes it t's status; with
+ * the lock held (task_event takes it). */
+void task_event_locked(struct task_manager *m, struct task *t, enum task_event_type type, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+#define task_event(m, t, ...)                                                                               \
+        do {                                                                                                \
+                pthread_mutex_lock(&(m)->lock);                                                             \
+                task_event_locked(m, t, __VA_ARGS__);                                                       \
+                pthread_mutex_unlock(&(m)->lock);                                                           \
+        } while (0)
+
+/* manager.c: removes what the pipeline may have made except the image; without the lock. */
+int task_cleanup_resources(struct task_manager *m, struct task *t, struct ck_error **reterr);
+/* manager.c: 0, or -EAGAIN when the state disk failed (or cannot tell) its integrity check. */
+int task_storage_intact(struct task_manager *m, struct ck_error **reterr);
+
+/* watcher.c: records st, the runtime state of t's container, as t's status; with the lock held. */
+void task_watch_apply_locked(struct task_manager *m, struct task *t, const struct runtime_state *st);
+/* watcher.c: the watcher thread of m, until m->stopping. */
+void *task_watcher_main(void *arg);
