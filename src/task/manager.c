@@ -596,6 +596,7 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
         _cleanup_free_ char *db_path = NULL;
         struct task_store_task *recs = NULL;
         struct task_manager *m;
+        pthread_condattr_t ca;
         size_t n_recs = 0;
         int r;
 
@@ -606,7 +607,12 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
         m->be = be;
         m->next_seq = 1;
         pthread_mutex_init(&m->lock, NULL);
-        pthread_cond_init(&m->cond, NULL);
+        /* The watcher's timed wait counts on the monotonic clock: a step of the wall clock must
+         * neither stall nor hurry its polls. */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&m->cond, &ca);
+        pthread_condattr_destroy(&ca);
         m->data_dir = strdup(cfg->data_dir);
         m->cfg.data_dir = m->data_dir;
         if (!m->data_dir || asprintf(&db_path, "%s/conker.db", cfg->data_dir) < 0) {

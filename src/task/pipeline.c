@@ -164,7 +164,7 @@ static void created_clear(struct created *c)
 static int task_add_volume(struct task_manager *m, struct task *t, const char *name,
                            struct ck_error **reterr)
 {
-        char **v;
+        char **v, *copy = NULL;
         int r;
 
         for (size_t i = 0; i < t->n_volumes; i++)
@@ -178,12 +178,15 @@ static int task_add_volume(struct task_manager *m, struct task *t, const char *n
         v = realloc(t->volumes, (t->n_volumes + 2) * sizeof(char *));
         if (v) {
                 t->volumes = v;
-                v[t->n_volumes] = strdup(name);
-                if (v[t->n_volumes])
-                        v[++t->n_volumes] = NULL;
+                copy = strdup(name);
+                if (copy) {
+                        v[t->n_volumes++] = copy;
+                        v[t->n_volumes] = NULL;
+                }
         }
         pthread_mutex_unlock(&m->lock);
-        return v && v[t->n_volumes - 1] ? 0 : -ENOMEM;
+        /* Then the caller fails the task before it makes the volume. */
+        return copy ? 0 : ck_error_set(reterr, -ENOMEM, "out of memory");
 }
 
 /* c->rootfs already set: the rootfs mounted ahead of the pull for this very image ID. */
@@ -275,16 +278,14 @@ static int step_start(struct task_manager *m, struct task *t, const struct creat
         return 0;
 }
 
-/* What can be made while the pipeline pulls the image (with pull-policy always even a cached
- * image costs a registry round trip), on a thread of its own: the container's network, and the
- * rootfs of the image the store holds under the task's reference now. Nothing of it runs
- * anything: the container starts only after the pull confirmed the image ID and the Attesting
- * step measured it and got the secrets. A rootfs for another image than the pull answers is
- * unmounted (early_rootfs_settle); a failure here is no failure of the task (the normal steps
- * make the same things). */
-/* What a start prepares while the pull step asks the registry: the container's network, and
- * the rootfs of the image the store holds under the task's reference. Each on a thread of its
- * own (they share nothing), so the pull waits for the longer of the two, not their sum. */
+/* What a start prepares while the pull step asks the registry (with pull-policy always even a
+ * cached image costs a round trip): the container's network, and the rootfs of the image the
+ * store holds under the task's reference now. Each on a thread of its own (they share nothing),
+ * so the pull waits for the longer of the two, not their sum. Nothing of it runs anything: the
+ * container starts only after the pull confirmed the image ID and the Attesting step measured it
+ * and got the secrets. A rootfs for another image than the pull answers is unmounted
+ * (early_rootfs_settle); a failure here is no failure of the task (the normal steps make the
+ * same things). */
 struct prep {
         struct task_manager *m;
         struct task *t;

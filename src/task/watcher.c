@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "monotonic.h"
 #include "task-internal.h"
 
 /* ---- the watcher ---- */
@@ -129,10 +130,7 @@ void *task_watcher_main(void *arg)
                 pthread_mutex_unlock(&m->lock);
                 task_manager_watch_once(m);
                 pthread_mutex_lock(&m->lock);
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)(m->cfg.watch_interval_ms % 1000) * 1000000;
-                ts.tv_sec += m->cfg.watch_interval_ms / 1000 + ts.tv_nsec / 1000000000;
-                ts.tv_nsec %= 1000000000;
+                ts = ck_deadline_ns(CLOCK_MONOTONIC, (int64_t)m->cfg.watch_interval_ms * 1000000);
                 if (!m->stopping)
                         pthread_cond_timedwait(&m->cond, &m->lock, &ts);
         }
