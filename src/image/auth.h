@@ -1,8 +1,9 @@
 /* Registry authentication pieces that need no network: WWW-Authenticate challenge parsing,
  * token-server replies, Basic credentials, and the per-(host, scope) bearer token cache.
  *
- * Internal to the image module (registry.c uses it; unit-tested on its own). Tokens and
- * credentials are ck_secrets: callers free them with ck_secret_free(), which wipes them. */
+ * Internal to the image module (the registry client's registry-*.c files use it; unit-tested on
+ * its own). Tokens and credentials are ck_secrets: callers free them with ck_secret_free(),
+ * which wipes them. */
 #pragma once
 
 #include <stddef.h>

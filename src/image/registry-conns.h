@@ -1,4 +1,4 @@
-/* The registry client's connections (registry.c): libcurl (easy, multi) pairs, each keeping its
+/* The registry client's connections (registry-*.c): libcurl (easy, multi) pairs, each keeping its
  * open connections, and one CURLSH with the DNS and TLS session caches; and the keep in which a
  * client leaves them, with the authentication scheme it learned, for the next client of the same
  * registry in this process (registry_keep in registry.h).
