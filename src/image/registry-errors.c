@@ -99,8 +99,8 @@ int registry_status_error(struct registry_client *c, const struct req *q, const 
                                             "%s does not serve the registry API (/v2/ not found)",
                                             c->domain);
                 if (strcmp(code, "NAME_UNKNOWN") == 0)
-                        return ck_error_set(reterr, -ENOENT, "repository unknown: %s (registry %s)", q->repo,
-                                            c->domain);
+                        return ck_error_set(reterr, -ENOENT, "repository unknown: %s (registry %s)",
+                                            q->repo ? q->repo : "the registry", c->domain);
                 if (q->kind == REQ_MANIFEST)
                         return ck_error_set(reterr, -ENOENT, "manifest unknown: %s (registry %s)", what,
                                             c->domain);

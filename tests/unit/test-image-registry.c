@@ -29,6 +29,7 @@ enum mode {
         MODE_BIG_MANIFEST,
         MODE_BAD_TOKEN,
         MODE_BAD_REALM,
+        MODE_TOKEN_NAME_UNKNOWN, /* the token server answers 404 NAME_UNKNOWN */
         MODE_ERROR_JSON,
         MODE_SHORT_BLOB,
         MODE_KEEP_OPEN,         /* no authentication */
@@ -175,6 +176,14 @@ static void handler(struct evhttp_request *req, void *arg)
                         return reply_s(req, 200, "application/json", "{\"token\":\"abc\\r\\nX-Evil: 1\"}");
                 snprintf(loc, sizeof(loc), "Bearer realm=\"%s://127.0.0.1:%d/token\",service=\"t\"",
                          atomic_load(&srv.mode) == MODE_BAD_REALM ? "ftp" : "http", srv.port);
+                evhttp_add_header(out, "WWW-Authenticate", loc);
+                return reply_s(req, 401, "application/json", "{}");
+        case MODE_TOKEN_NAME_UNKNOWN:
+                if (strncmp(uri, "/token", 6) == 0)
+                        return reply_s(req, 404, "application/json",
+                                       "{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"message\":\"no\"}]}");
+                snprintf(loc, sizeof(loc), "Bearer realm=\"http://127.0.0.1:%d/token\",service=\"t\"",
+                         srv.port);
                 evhttp_add_header(out, "WWW-Authenticate", loc);
                 return reply_s(req, 401, "application/json", "{}");
         case MODE_ERROR_JSON:
@@ -357,6 +366,21 @@ static void test_bad_token_and_realm(void **state)
         registry_client_free(c);
 }
 
+/* A token server that says 404 NAME_UNKNOWN: the token request names no repository, so the
+ * message names the registry (it used to print a NULL repository). */
+static void test_token_name_unknown(void **state)
+{
+        struct registry_client *c = client(NULL, 1);
+        _cleanup_error_ struct ck_error *err = NULL;
+
+        (void)state;
+        start(MODE_TOKEN_NAME_UNKNOWN);
+        assert_int_equal(get_manifest(c, "a", "t", &err), -ENOENT);
+        assert_non_null(strstr(err->msg, "repository unknown: the registry"));
+        assert_null(strstr(err->msg, "(null)"));
+        registry_client_free(c);
+}
+
 static void test_error_message_sanitised(void **state)
 {
         struct registry_client *c = client(NULL, 1);
@@ -533,6 +557,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ping_404),
+                cmocka_unit_test(test_token_name_unknown),
                 cmocka_unit_test(test_basic_needed),
                 cmocka_unit_test(test_redirect_loop),
                 cmocka_unit_test(test_retry_after_date),
