@@ -126,7 +126,8 @@ void linebuf_flush(struct shim *s, struct linebuf *lb)
         }
 }
 
-/* Reads what is available on one pipe; returns false at EOF. */
+/* Logs what is available on one pipe now: it returns at EOF and when nothing is left to read
+ * (the pipe is non-blocking); the caller learns of the end from the exit, not from here. */
 void pipe_drain(struct shim *s, int fd, struct linebuf *lb)
 {
         uint8_t buf[8192];

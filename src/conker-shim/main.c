@@ -146,6 +146,9 @@ static int shim_parse_args(struct shim *s, int argc, char **argv, int *ready_fd)
         if (!s->id || !s->bundle || !s->state_dir || !s->runtime || !s->root || !s->log_path ||
             optind != argc)
                 return -EINVAL;
+        /* The names made from these (runc.log, the rotated log.N) must fit their buffers. */
+        if (strlen(s->state_dir) > SHIM_PATH_MAX || strlen(s->log_path) > SHIM_PATH_MAX)
+                return -ENAMETOOLONG;
         return 0;
 }
 

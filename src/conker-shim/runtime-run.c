@@ -23,12 +23,15 @@
 #include "fs.h"
 #include "json.h"
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "shim.h"
 
 #define DELETE_KILL_WAIT_MS 10000
 
-static int64_t now_ns(void)
+/* Wall-clock time, for the state's started/finished times only: durations and deadlines use the
+ * monotonic clock, which no clock step moves. */
+static int64_t wall_ns(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -42,8 +45,13 @@ int runc(struct shim *s, char *const *args, size_t n, struct ck_error **reterr)
                           "--log-format",     "json"};
         size_t k = 7;
 
-        snprintf(log_arg, sizeof(log_arg), "%s/runc.log", s->state_dir);
-        for (size_t i = 0; i < n && k < ELEMENTSOF(argv) - 1; i++)
+        if (n > ELEMENTSOF(argv) - 1 - k)
+                return ck_error_set(reterr, -E2BIG, "runtime: %zu arguments, at most %zu", n,
+                                    ELEMENTSOF(argv) - 1 - k);
+        if ((size_t)snprintf(log_arg, sizeof(log_arg), "%s/runc.log", s->state_dir) >= sizeof(log_arg))
+                return ck_error_set(reterr, -ENAMETOOLONG,
+                                    "runtime: the state directory's path is too long");
+        for (size_t i = 0; i < n; i++)
                 argv[k++] = args[i];
         argv[k] = NULL;
         return ck_exec(argv, NULL, NULL, NULL, reterr);
@@ -192,14 +200,16 @@ void set_timer(int fd, uint64_t ms)
         struct itimerspec its = {
                 .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000}};
         if (ms == 0)
-                its.it_value.tv_nsec = 1; /* 0 would disarm */
-        timerfd_settime(fd, 0, &its, NULL);
+                its.it_value.tv_nsec = 1;           /* 0 would disarm */
+        if (timerfd_settime(fd, 0, &its, NULL) < 0) /* only with a bad fd or value: a bug */
+                log_error("cannot arm a timer: %s", strerror(errno));
 }
 
 void clear_timer(int fd)
 {
         struct itimerspec its = {0};
-        timerfd_settime(fd, 0, &its, NULL);
+        if (timerfd_settime(fd, 0, &its, NULL) < 0)
+                log_error("cannot disarm a timer: %s", strerror(errno));
 }
 
 /* runc keeps one directory per container under its --root. */
@@ -232,7 +242,8 @@ int container_start(struct shim *s, struct ck_error **reterr)
         s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         s->st.st.pid = pid;
         s->st.st.status = RUNTIME_RUNNING;
-        s->st.st.started_at_ns = now_ns();
+        s->st.st.started_at_ns = wall_ns();
+        s->started_mono_us = ck_now_us();
         state_write(s);
         return 0;
 }
@@ -281,12 +292,12 @@ static void on_exit_status(struct shim *s, int status)
         linebuf_flush(s, &s->err_lb);
 
         s->st.st.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        s->st.st.finished_at_ns = now_ns();
+        s->st.st.finished_at_ns = wall_ns();
         s->st.st.oom_killed = cgroup_oom_killed(s);
         s->st.st.pid = 0;
         s->pidfd = safe_close(s->pidfd);
         clear_timer(s->kill_fd);
-        ran = s->st.st.finished_at_ns - s->st.st.started_at_ns;
+        ran = (ck_now_us() - s->started_mono_us) * 1000;
         exit_write(s);
 
         if (s->restart_always && !s->stopping) {
@@ -318,8 +329,8 @@ void reap(struct shim *s)
 /* Waits (bounded) for the init to die after SIGKILL, for delete. */
 void wait_init_gone(struct shim *s)
 {
-        int64_t deadline = now_ns() + (int64_t)DELETE_KILL_WAIT_MS * 1000000;
-        while (s->st.st.pid > 0 && now_ns() < deadline) {
+        int64_t deadline = ck_now_ms() + DELETE_KILL_WAIT_MS;
+        while (s->st.st.pid > 0 && ck_now_ms() < deadline) {
                 struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
                 if (s->pidfd >= 0)
                         (void)poll(&p, 1, 100);
@@ -343,7 +354,7 @@ void on_backoff(struct shim *s)
                 const char *m = ck_error_message(err, -EIO);
                 log_error("restart of %s failed: %s", s->id, m);
                 log_line(s, "stderr", (const uint8_t *)m, strlen(m));
-                s->st.st.finished_at_ns = now_ns();
+                s->st.st.finished_at_ns = wall_ns();
                 s->st.st.started_at_ns = s->st.st.finished_at_ns;
                 s->st.st.pid = 0;
                 set_timer(s->backoff_fd, s->backoff_ms);

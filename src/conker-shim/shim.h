@@ -16,6 +16,10 @@
 #define BACKOFF_MAX_MS   60000
 #define BACKOFF_RESET_NS (10LL * 1000000000LL)
 
+/* The longest state dir and log path taken: what is made from them ("/runc.log", ".N" for a
+ * rotated log, N < 100) fits the 4 KiB path buffers. */
+#define SHIM_PATH_MAX 4000
+
 struct linebuf {
         const char *stream;
         uint8_t data[LINE_MAX_BYTES];
@@ -37,8 +41,9 @@ struct shim {
         uint64_t log_size;
         struct linebuf out_lb, err_lb;
         struct shim_state st;
-        bool stopping, deleting;
+        bool stopping;
         uint64_t backoff_ms;
+        int64_t started_mono_us; /* when the container last started, on the monotonic clock */
 };
 
 /* container-log.c */

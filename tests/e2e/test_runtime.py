@@ -14,7 +14,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers.runtime import RuntimeEnv, runtimes, skip_reason  # noqa: E402
+from helpers.runtime import RuntimeEnv, build_dir, runtimes, skip_reason  # noqa: E402
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
@@ -606,3 +606,25 @@ def test_runtime_auto_prefers_crun(runc_env):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         shim_argv = f.read().split(b"\0")
     assert shim_argv[shim_argv.index(b"--runtime") + 1] == os.path.join(bindir, "crun").encode(), shim_argv
+
+
+def test_shim_refuses_paths_too_long_for_its_buffers(tmp_path):
+    """The shim makes runc.log and the rotated log.N from its --state-dir and --log: a path too
+    long for its 4 KiB buffers is refused at the command line (exit 2, usage) instead of being cut
+    short, which would rotate or write files under another name."""
+    shim = os.path.join(build_dir(), "src", "conker-shim", "conker-shim")
+    if not os.path.exists(shim):
+        pytest.skip("conker-shim is not built")
+
+    def run(log: str) -> subprocess.CompletedProcess:
+        return subprocess.run([shim, "--id", "x", "--bundle", str(tmp_path / "b"), "--state-dir",
+                               str(tmp_path / "missing"), "--runtime", "/bin/false", "--runtime-root",
+                               str(tmp_path / "root"), "--log", log],
+                              capture_output=True, text=True, timeout=30)
+
+    long = run(str(tmp_path / ("l" * 4000)))
+    assert long.returncode == 2 and "usage:" in long.stderr, long
+    # The same command with a short log path gets past the command line and fails later, on the
+    # missing state dir.
+    short = run(str(tmp_path / "log"))
+    assert short.returncode == 1 and "usage:" not in short.stderr, short
