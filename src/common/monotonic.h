@@ -2,6 +2,7 @@
  * for pthread_cond_timedwait(). */
 #pragma once
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -32,4 +33,16 @@ static inline struct timespec ck_deadline_ns(clockid_t clock, int64_t ns)
                 ts.tv_nsec -= 1000000000L;
         }
         return ts;
+}
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (deadlines from
+ * ck_deadline_ns(CLOCK_MONOTONIC, ...)), so that a step of the wall clock moves none of them. */
+static inline void ck_cond_init_monotonic(pthread_cond_t *cond)
+{
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(cond, &ca);
+        pthread_condattr_destroy(&ca);
 }

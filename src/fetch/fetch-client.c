@@ -164,16 +164,12 @@ static void *pool_reaper(void *arg)
 int fetch_pool_new(unsigned idle_ms, struct fetch_pool **ret)
 {
         struct fetch_pool *p = calloc(1, sizeof(*p));
-        pthread_condattr_t ca;
 
         if (!p)
                 return -ENOMEM;
         p->idle_ms = idle_ms;
         pthread_mutex_init(&p->lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&p->cond, &ca);
-        pthread_condattr_destroy(&ca);
+        ck_cond_init_monotonic(&p->cond);
         if (pthread_create(&p->reaper, NULL, pool_reaper, p) != 0) {
                 pthread_cond_destroy(&p->cond);
                 pthread_mutex_destroy(&p->lock);

@@ -27,7 +27,6 @@ struct image_byteq {
 int image_byteq_new(const atomic_int *stop, struct image_byteq **ret)
 {
         struct image_byteq *q = calloc(1, sizeof(*q));
-        pthread_condattr_t ca;
 
         if (!q)
                 return -ENOMEM;
@@ -38,10 +37,7 @@ int image_byteq_new(const atomic_int *stop, struct image_byteq **ret)
         }
         q->stop = stop;
         pthread_mutex_init(&q->lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&q->cond, &ca);
-        pthread_condattr_destroy(&ca);
+        ck_cond_init_monotonic(&q->cond);
         *ret = q;
         return 0;
 }

@@ -99,7 +99,6 @@ static void *spare_thread(void *arg)
 int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_spare **ret)
 {
         struct shim_spare *sp = calloc(1, sizeof(*sp));
-        pthread_condattr_t ca;
         int r;
 
         if (!sp || !(sp->shim_path = strdup(shim_path)) ||
@@ -112,10 +111,7 @@ int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_
         sp->fd = -1;
         sp->wanted = true;
         pthread_mutex_init(&sp->lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the thread's waits: not the wall clock */
-        pthread_cond_init(&sp->cond, &ca);
-        pthread_condattr_destroy(&ca);
+        ck_cond_init_monotonic(&sp->cond);
         r = pthread_create(&sp->thread, NULL, spare_thread, sp);
         if (r != 0) {
                 pthread_cond_destroy(&sp->cond);

@@ -20,6 +20,7 @@
 #include "image-info.h"
 #include "json.h"
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
 #include "task-internal.h"
 
@@ -596,7 +597,6 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
         _cleanup_free_ char *db_path = NULL;
         struct task_store_task *recs = NULL;
         struct task_manager *m;
-        pthread_condattr_t ca;
         size_t n_recs = 0;
         int r;
 
@@ -609,10 +609,7 @@ int task_manager_new(const struct task_manager_config *cfg, const struct task_ba
         pthread_mutex_init(&m->lock, NULL);
         /* The watcher's timed wait counts on the monotonic clock: a step of the wall clock must
          * neither stall nor hurry its polls. */
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&m->cond, &ca);
-        pthread_condattr_destroy(&ca);
+        ck_cond_init_monotonic(&m->cond);
         m->data_dir = strdup(cfg->data_dir);
         m->cfg.data_dir = m->data_dir;
         if (!m->data_dir || asprintf(&db_path, "%s/conker.db", cfg->data_dir) < 0) {
