@@ -480,26 +480,45 @@ static void test_unpack_layer_from_stream(void **state)
         image_store_free(s);
 }
 
+/* A stored image of one layer (holding `content`) under name, its config and manifest blobs made
+ * from the texts given. o->r points into o: o stays where it is while r is used. */
+struct one_layer_image {
+        struct image_descriptor layer;
+        char did[72], cfg[72], man[72];
+        char *layers[1], *diffs[1];
+        struct image_record r;
+};
+
+static void put_one_layer_image(struct image_store *s, const char *name, const char *content,
+                                const char *config, const char *manifest, struct one_layer_image *o)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        make_layer(s, content, &o->layer, o->did);
+        make_config(s, config, o->cfg);
+        make_config(s, manifest, o->man);
+        o->layers[0] = o->layer.digest;
+        o->diffs[0] = o->did;
+        o->r = (struct image_record){.name = (char *)name,
+                                     .manifest_digest = o->man,
+                                     .id = o->cfg,
+                                     .layers = o->layers,
+                                     .diff_ids = o->diffs,
+                                     .n_layers = 1};
+        assert_int_equal(image_store_put(s, &o->r, &e), 0);
+}
+
 static void test_prune_unreferenced(void **state)
 {
         struct image_store *s = store_open();
-        struct image_descriptor kept = {0}, orphan = {0};
-        char did_kept[72], did_orphan[72], cfg[72], man[72], stray[72];
+        struct image_descriptor orphan = {0};
+        struct one_layer_image kept = {0};
+        char did_orphan[72], stray[72];
         _cleanup_error_ struct ck_error *e = NULL;
 
-        make_layer(s, "kept", &kept, did_kept);
+        put_one_layer_image(s, "localhost/kept:1", "kept", "{\"config\":1}", "{\"manifest\":1}", &kept);
         make_layer(s, "orphan", &orphan, did_orphan);
-        make_config(s, "{\"config\":1}", cfg);
-        make_config(s, "{\"manifest\":1}", man);
         make_config(s, "stray blob of a failed pull", stray);
-        char *layers[] = {kept.digest}, *diffs[] = {did_kept};
-        struct image_record r = {.name = "localhost/kept:1",
-                                 .manifest_digest = man,
-                                 .id = cfg,
-                                 .layers = layers,
-                                 .diff_ids = diffs,
-                                 .n_layers = 1};
-        assert_int_equal(image_store_put(s, &r, &e), 0);
 
         /* Another handle on the store (as another process would have): refused. */
         {
@@ -511,11 +530,11 @@ static void test_prune_unreferenced(void **state)
         assert_false(image_store_has_blob(s, orphan.digest));
         assert_false(image_store_has_blob(s, stray));
         assert_null(image_store_layer_dir(s, did_orphan));
-        assert_true(image_store_has_blob(s, kept.digest));
-        assert_true(image_store_has_blob(s, cfg));
-        assert_true(image_store_has_blob(s, man));
+        assert_true(image_store_has_blob(s, kept.layer.digest));
+        assert_true(image_store_has_blob(s, kept.cfg));
+        assert_true(image_store_has_blob(s, kept.man));
         assert_int_equal(count_dir("layers"), 1);
-        desc_free(&kept);
+        desc_free(&kept.layer);
         desc_free(&orphan);
         image_store_free(s);
 }
@@ -525,23 +544,14 @@ static void test_prune_unreferenced(void **state)
 static void test_release_hold_and_complete(void **state)
 {
         struct image_store *s = store_open(), *other = NULL;
-        struct image_descriptor layer = {0};
-        char did[72], cfg[72], man[72];
+        struct one_layer_image img = {0};
+        struct image_record *r = &img.r;
         _cleanup_error_ struct ck_error *e = NULL;
         _cleanup_free_ char *dir = NULL;
 
-        make_layer(s, "complete", &layer, did);
-        make_config(s, "{\"config\":2}", cfg);
-        make_config(s, "{\"manifest\":2}", man);
-        char *layers[] = {layer.digest}, *diffs[] = {did};
-        struct image_record r = {.name = "localhost/complete:1",
-                                 .manifest_digest = man,
-                                 .id = cfg,
-                                 .layers = layers,
-                                 .diff_ids = diffs,
-                                 .n_layers = 1};
-        assert_int_equal(image_store_put(s, &r, &e), 0);
-        assert_int_equal(image_store_record_complete(s, &r, &e), 1);
+        put_one_layer_image(s, "localhost/complete:1", "complete", "{\"config\":2}", "{\"manifest\":2}",
+                            &img);
+        assert_int_equal(image_store_record_complete(s, r, &e), 1);
 
         other = store_open();
         assert_int_equal(image_store_prune(other, &e), -EBUSY);
@@ -552,53 +562,44 @@ static void test_release_hold_and_complete(void **state)
         image_store_free(other);
 
         /* The layer gone behind the store's back, then the config: incomplete. */
-        dir = image_store_layer_dir(s, did);
+        dir = image_store_layer_dir(s, img.did);
         assert_non_null(dir);
         assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
-        assert_int_equal(image_store_record_complete(s, &r, &e), 0);
-        r.layers = NULL;
-        r.diff_ids = NULL;
-        r.n_layers = 0;
-        assert_int_equal(image_store_record_complete(s, &r, &e), 1);
+        assert_int_equal(image_store_record_complete(s, r, &e), 0);
+        r->layers = NULL;
+        r->diff_ids = NULL;
+        r->n_layers = 0;
+        assert_int_equal(image_store_record_complete(s, r, &e), 1);
         {
                 char path[PATH_MAX];
-                snprintf(path, sizeof(path), "%s/blobs/sha256/%s", tmpdir, cfg + 7);
+                snprintf(path, sizeof(path), "%s/blobs/sha256/%s", tmpdir, img.cfg + 7);
                 assert_int_equal(unlink(path), 0);
         }
-        assert_int_equal(image_store_record_complete(s, &r, &e), 0);
-        desc_free(&layer);
+        assert_int_equal(image_store_record_complete(s, r, &e), 0);
+        desc_free(&img.layer);
         image_store_free(s);
 }
 
 static void test_discard_failed_pull(void **state)
 {
         struct image_store *s = store_open();
-        struct image_descriptor kept = {0}, fetched = {0};
-        char did_kept[72], did_fetched[72], cfg[72], man[72], stray[72];
+        struct image_descriptor fetched = {0};
+        struct one_layer_image kept = {0};
+        char did_fetched[72], stray[72];
         _cleanup_error_ struct ck_error *e = NULL;
         /* A second handle is open (like another process): discard still works, prune would not. */
         struct image_store *other = store_open();
 
-        make_layer(s, "kept", &kept, did_kept);
-        make_config(s, "{\"config\":2}", cfg);
-        make_config(s, "{\"manifest\":2}", man);
-        char *layers[] = {kept.digest}, *diffs[] = {did_kept};
-        struct image_record r = {.name = "localhost/kept:2",
-                                 .manifest_digest = man,
-                                 .id = cfg,
-                                 .layers = layers,
-                                 .diff_ids = diffs,
-                                 .n_layers = 1};
-        assert_int_equal(image_store_put(s, &r, &e), 0);
+        put_one_layer_image(s, "localhost/kept:2", "kept", "{\"config\":2}", "{\"manifest\":2}", &kept);
 
         /* A pull that failed after fetching a shared blob, a new layer and a config. */
         make_layer(s, "fetched", &fetched, did_fetched);
         make_config(s, "config of the failed pull", stray);
-        char *mine[] = {kept.digest, fetched.digest, stray};
+        char *mine[] = {kept.layer.digest, fetched.digest, stray};
         assert_int_equal(image_store_discard(s, mine, 3, &e), 0);
-        assert_true(image_store_has_blob(s, kept.digest));
+        assert_true(image_store_has_blob(s, kept.layer.digest));
         {
-                _cleanup_free_ char *dir = image_store_layer_dir(s, did_kept);
+                _cleanup_free_ char *dir = image_store_layer_dir(s, kept.did);
                 assert_non_null(dir);
         }
         assert_false(image_store_has_blob(s, fetched.digest));
@@ -606,7 +607,7 @@ static void test_discard_failed_pull(void **state)
         assert_false(image_store_has_blob(s, stray));
         assert_int_equal(count_dir("layers"), 1);
         assert_int_equal(count_dir("ingest"), 0);
-        desc_free(&kept);
+        desc_free(&kept.layer);
         desc_free(&fetched);
         image_store_free(other);
         image_store_free(s);
