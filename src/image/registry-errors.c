@@ -68,6 +68,8 @@ int registry_status_error(struct registry_client *c, const struct req *q, const 
                           struct ck_error **reterr)
 {
         char code[64], msg[REGISTRY_MSG_MAX], what[600];
+        /* A token request names no repository. */
+        const char *repo = q->repo ? q->repo : "the registry";
 
         registry_error_text(&x->errbody, code, sizeof(code), msg, sizeof(msg));
         req_what(q, what, sizeof(what));
@@ -83,24 +85,23 @@ int registry_status_error(struct registry_client *c, const struct req *q, const 
                                 reterr, -EACCES,
                                 "registry %s rejected the credentials for user %s (pull access to %s "
                                 "denied%s%s)",
-                                c->domain, c->username, q->repo ? q->repo : "the registry",
-                                msg[0] ? ": " : "", msg);
+                                c->domain, c->username, repo, msg[0] ? ": " : "", msg);
                 return ck_error_set(
                         reterr, -EACCES,
                         "registry %s requires authentication for %s (pull access denied%s%s); give a "
                         "user name and password",
-                        c->domain, q->repo ? q->repo : "the registry", msg[0] ? ": " : "", msg);
+                        c->domain, repo, msg[0] ? ": " : "", msg);
         case 403:
-                return ck_error_set(reterr, -EACCES, "registry %s denied access to %s%s%s", c->domain,
-                                    q->repo ? q->repo : "the registry", msg[0] ? ": " : "", msg);
+                return ck_error_set(reterr, -EACCES, "registry %s denied access to %s%s%s", c->domain, repo,
+                                    msg[0] ? ": " : "", msg);
         case 404:
                 if (q->kind == REQ_PING)
                         return ck_error_set(reterr, -EPROTO,
                                             "%s does not serve the registry API (/v2/ not found)",
                                             c->domain);
                 if (strcmp(code, "NAME_UNKNOWN") == 0)
-                        return ck_error_set(reterr, -ENOENT, "repository unknown: %s (registry %s)",
-                                            q->repo ? q->repo : "the registry", c->domain);
+                        return ck_error_set(reterr, -ENOENT, "repository unknown: %s (registry %s)", repo,
+                                            c->domain);
                 if (q->kind == REQ_MANIFEST)
                         return ck_error_set(reterr, -ENOENT, "manifest unknown: %s (registry %s)", what,
                                             c->domain);
