@@ -1,6 +1,6 @@
-/* Fuzzes what spec.c parses from an untrusted rootfs or host file: /etc/passwd and /etc/group
- * with a User string (input = user NUL passwd NUL group), resolv.conf filtering and the
- * WorkingDir check. */
+/* Fuzzes what the spec parses from an untrusted rootfs or host file: /etc/passwd and /etc/group
+ * with a User string (input = user NUL passwd NUL group, spec-user.c), resolv.conf filtering
+ * (spec-etc.c) and the WorkingDir check (spec.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
