@@ -1,4 +1,4 @@
-/* Starting a conker-shim detached from conkerd: used for a container's shim (runtime.c) and for
+/* Starting a conker-shim detached from conkerd: used for a container's shim (runtime-start.c) and for
  * the spare (shim-spare.c). */
 #pragma once
 
