@@ -1,6 +1,8 @@
 /* The files a bundle gives the container's /etc: hostname, hosts and resolv.conf (the host's
  * minus loopback nameservers), bind-mounted by the spec (spec.c). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +11,21 @@
 #include "fs.h"
 #include "spec.h"
 
+/* 127.0.0.0/8 (as glibc reads it: "127." and any tail), or any spelling of ::1 or of a
+ * v4-mapped 127.x: inside the container those name its own loopback, where nothing answers. */
 static bool is_loopback_ns(const char *a, size_t n)
 {
-        return (n >= 4 && strncmp(a, "127.", 4) == 0) || (n == 3 && strncmp(a, "::1", 3) == 0) ||
-               (n >= 16 && strncmp(a, "0:0:0:0:0:0:0:1", 15) == 0);
+        char s[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+
+        if (n >= 4 && strncmp(a, "127.", 4) == 0)
+                return true;
+        if (n == 0 || n >= sizeof(s))
+                return false;
+        memcpy(s, a, n);
+        s[n] = 0;
+        return inet_pton(AF_INET6, s, &a6) == 1 &&
+               (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127));
 }
 
 int spec_resolv_filter(const char *buf, size_t len, char **ret)

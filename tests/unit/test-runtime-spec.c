@@ -168,22 +168,28 @@ static void test_cwd(void **state)
         assert_true(spec_cwd_valid("/procx"));
 }
 
-static void test_resolv(void **state)
+static void assert_resolv(const char *in, const char *want)
 {
-        const char *in = "# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\n"
-                         "search example.com\noptions edns0\nnameserver 127.0.0.1";
         char *out = NULL;
 
         assert_int_equal(spec_resolv_filter(in, strlen(in), &out), 0);
-        assert_string_equal(out, "# generated\nnameserver 10.0.0.2\nsearch example.com\noptions edns0\n");
+        assert_string_equal(out, want);
         free(out);
-        const char *stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\n";
-        assert_int_equal(spec_resolv_filter(stub, strlen(stub), &out), 0);
-        assert_string_equal(out, "options edns0 trust-ad\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-        free(out);
-        assert_int_equal(spec_resolv_filter("", 0, &out), 0);
-        assert_string_equal(out, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-        free(out);
+}
+
+static void test_resolv(void **state)
+{
+        assert_resolv("# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\n"
+                      "search example.com\noptions edns0\nnameserver 127.0.0.1",
+                      "# generated\nnameserver 10.0.0.2\nsearch example.com\noptions edns0\n");
+        assert_resolv("nameserver 127.0.0.53\noptions edns0 trust-ad\n",
+                      "options edns0 trust-ad\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        assert_resolv("", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        /* Every spelling of ::1 (and ::ffff:127.x) is the container's own loopback; ::10 is not. */
+        assert_resolv("nameserver 0:0:0:0:0:0:0:1\nnameserver 0::1\nnameserver ::ffff:127.0.0.53\n"
+                      "nameserver 0:0:0:0:0:0:0:10\n",
+                      "nameserver 0:0:0:0:0:0:0:10\n");
+        assert_resolv("nameserver 0:0:0:0:0:0:0:1\n", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
 }
 
 static void test_seccomp(void **state)
