@@ -167,11 +167,15 @@ wait_ready:
                 if (left <= 0)
                         return ck_error_set(reterr, -ETIMEDOUT, "container %s did not start within %u s",
                                             spec->id, rt->start_timeout_s);
-                if (poll(&pfd, 1, (int)left) < 0) {
+                r = poll(&pfd, 1, (int)left);
+                if (r < 0) {
                         if (errno == EINTR)
                                 continue;
                         return ck_error_errno(reterr, -errno, "poll");
                 }
+                /* Nothing yet: a read would block past the deadline, which the top checks. */
+                if (r == 0)
+                        continue;
                 n = read(rd, buf + got, sizeof(buf) - 1 - got);
                 if (n < 0 && errno == EINTR)
                         continue;

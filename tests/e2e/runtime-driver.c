@@ -19,7 +19,8 @@ static int usage(void)
         fprintf(stderr,
                 "usage: runtime-driver [--data D] [--run R] [--bridge B] [--subnet S] [--netns-dir N]\n"
                 "  [--netns-prefix P] [--nft-table T] [--shim PATH] [--runtime PATH] [--log-max-bytes N]\n"
-                "  [--log-max-files N] [--resolv FILE] [--pids-limit N] COMMAND ...\n"
+                "  [--log-max-files N] [--resolv FILE] [--pids-limit N] [--start-timeout SECONDS] COMMAND "
+                "...\n"
                 "commands: run ID ROOTFS [--port PUB:TARGET[/udp]] [--env K=V] [--secret DIR]\n"
                 "            [--mount SRC:DST[:ro]] [--restart always|no] [--user U] [--workdir W]\n"
                 "            [--stop-signal S] [--name N] [--hold] -- ARGS...\n"
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
                 {"log-max-files", required_argument, NULL, 'f'},
                 {"resolv", required_argument, NULL, 'v'},
                 {"pids-limit", required_argument, NULL, 'p'},
+                {"start-timeout", required_argument, NULL, 'T'},
                 {0},
         };
         struct runtime_config cfg = {0};
@@ -228,6 +230,11 @@ int main(int argc, char **argv)
                         if (ck_parse_uint(optarg, 100, &v) < 0)
                                 return usage();
                         cfg.log_max_files = (unsigned)v;
+                        break;
+                case 'T':
+                        if (ck_parse_uint(optarg, 3600, &v) < 0)
+                                return usage();
+                        cfg.start_timeout_s = (unsigned)v;
                         break;
                 default:
                         return usage();

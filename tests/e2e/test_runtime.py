@@ -104,6 +104,34 @@ def test_run_failure_reports_runc_error_and_cleans_up(env):
     assert leftovers(env, cid) == []
 
 
+def test_start_timeout_ends_a_start_whose_shim_never_reports(runc_env):
+    """A shim that neither reports nor exits (here one that only sleeps, holding the ready pipe)
+    must not hold the start for ever: after start-timeout the run fails and leaves nothing."""
+    env = runc_env
+    pidfile = os.path.join(env.tmp, "hung-shim.pid")
+    fake = os.path.join(env.tmp, "hung-shim")
+    with open(fake, "w") as f:
+        f.write(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 600\n")
+    os.chmod(fake, 0o755)
+    cid = env.new_id()
+    argv = env.driver_argv("run", cid, env.rootfs, "--", "true")
+    at = argv.index("run")
+    argv[at:at] = ["--shim", fake, "--start-timeout", "1"]
+    try:
+        # The subprocess timeout only turns a start that never ends into a failure.
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    finally:
+        if os.path.exists(pidfile):
+            with open(pidfile) as f:
+                try:
+                    os.kill(int(f.read()), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert p.returncode != 0
+    assert f"container {cid} did not start within 1 s" in p.stderr, p.stderr
+    assert leftovers(env, cid) == []
+
+
 def test_engine_killed_shim_survives_and_is_adopted(env):
     cid = env.new_id()
     drv = env.run_held(cid, ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"],
