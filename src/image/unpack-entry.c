@@ -610,6 +610,7 @@ static int entry_apply(struct unpack_writer *w, struct archive *a, struct archiv
 int unpack_writer_entry(struct unpack_writer *w, struct archive *a, struct archive_entry *e,
                         struct ck_error **reterr)
 {
+        _cleanup_error_ struct ck_error *err = NULL;
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -619,9 +620,13 @@ int unpack_writer_entry(struct unpack_writer *w, struct archive *a, struct archi
         if (r > 0)
                 return 0; /* "./": the layer root keeps its own attributes */
 
-        r = entry_apply(w, a, e, path, reterr);
-        if (r == -EAGAIN) /* a directory was replaced under the cached parent: once more */
-                r = entry_apply(w, a, e, path, reterr);
+        r = entry_apply(w, a, e, path, &err);
+        if (r == -EAGAIN) { /* a directory was replaced under the cached parent: once more */
+                ck_error_free(TAKE_PTR(err)); /* else it would stand for this member, or the next failure */
+                r = entry_apply(w, a, e, path, &err);
+        }
+        if (r < 0 && reterr && !*reterr)
+                *reterr = TAKE_PTR(err);
         return r;
 }
 

@@ -362,6 +362,7 @@ static void test_replacements_in_one_layer(void **state)
         char buf[64] = {0};
 
         assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+        assert_null(e); /* the dir-over-file retry leaves no error behind */
         assert_int_equal(fstatat(root_fd, "x", &st, AT_SYMLINK_NOFOLLOW), 0);
         assert_true(S_ISDIR(st.st_mode));
         assert_int_equal(fstatat(root_fd, "x/y", &st, AT_SYMLINK_NOFOLLOW), -1);
@@ -381,6 +382,28 @@ static void test_replacements_in_one_layer(void **state)
         assert_int_equal(fstatat(root_fd, "hl-to-symlink", &st2, AT_SYMLINK_NOFOLLOW), 0);
         assert_true(S_ISLNK(st2.st_mode));
         assert_int_equal(st.st_ino, st2.st_ino);
+}
+
+/* A layer that fails after a member was applied on the second try (a directory replaced under
+ * the cached parent) reports the member that failed, not the retried one. */
+static void test_failure_after_a_retried_member_names_the_failure(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "x/", .type = AE_IFDIR},
+                {.path = "x/y", .data = "under the dir"},
+                {.path = "x", .data = "now a file"},
+                {.path = "x/", .type = AE_IFDIR}, /* applied on the second try in the dir format */
+                {.path = "x/z", .data = "z"},
+                {.path = "../evil", .data = "x"},
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+
+        (void)state;
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), -EINVAL);
+        assert_non_null(e);
+        assert_non_null(strstr(e->msg, "../evil"));
+        assert_null(strstr(e->msg, "cannot create"));
+        canary_intact();
 }
 
 static void test_capability_survives_chown(void **state)
@@ -656,6 +679,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_xattr_allow_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_names_and_links, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_replacements_in_one_layer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failure_after_a_retried_member_names_the_failure, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
