@@ -170,9 +170,15 @@ static int collateral_download(const char *base_url, const char *fmspc_hex, cons
 
         r = fetch_one(u_tcb, ca_file, &tcb, &curl, reterr);
         if (r >= 0) {
-                r = fetch_header_value(curl, &tcb, "TCB-Info-Issuer-Chain", &tcb_chain, reterr);
+                /* Without reterr: an error set by the first lookup would outlive the older PCCS
+                 * spelling's success and stand for whatever fails next. */
+                r = fetch_header_value(curl, &tcb, "TCB-Info-Issuer-Chain", &tcb_chain, NULL);
                 if (r == -EBADMSG) /* older PCCS spelling */
                         r = fetch_header_value(curl, &tcb, "SGX-TCB-Info-Issuer-Chain", &tcb_chain, NULL);
+                if (r == -EBADMSG)
+                        r = ck_error_set(reterr, r, "response header TCB-Info-Issuer-Chain is missing");
+                else if (r < 0)
+                        r = ck_error_set(reterr, r, "out of memory");
                 curl_easy_cleanup(TAKE_PTR(curl));
         }
         if (r >= 0) {

@@ -162,3 +162,23 @@ def test_collateral_from_pccs(tmp_path):
             "--cache-dir", str(cache))
     assert r.returncode == 1
     assert "stale" in r.stderr
+
+
+def test_collateral_from_an_older_pccs(tmp_path):
+    """An older PCCS names the TCB info's chain SGX-TCB-Info-Issuer-Chain: the fetch takes it. A
+    later step that fails is reported as itself, not as the header spelling tried first."""
+    if not os.path.exists(CONKER):
+        pytest.skip(f"{CONKER} not built")
+    pcs = FakePcs(TDX, str(tmp_path), tcb_chain_header="SGX-TCB-Info-Issuer-Chain")
+    quote = vec("go-tdx-guest", "tdx_prod_quote_SPR_E4.dat")
+    try:
+        r = run(quote, "--collateral", pcs.url, "--at", T_SPR, "--pcs-ca", pcs.cert)
+        assert r.returncode == 1
+        assert "TCB level: no matching TCB level" in r.stderr, r.stderr
+        del pcs.routes["/sgx/certification/v4/pckcrl"]
+        r = run(quote, "--collateral", pcs.url, "--at", T_SPR, "--pcs-ca", pcs.cert)
+        assert r.returncode == 1
+        assert "404" in r.stderr and "pckcrl" in r.stderr, r.stderr
+        assert "Issuer-Chain" not in r.stderr, r.stderr
+    finally:
+        pcs.stop()

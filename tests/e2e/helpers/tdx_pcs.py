@@ -68,7 +68,10 @@ class RouteServer:
 
 
 class FakePcs(RouteServer):
-    def __init__(self, tdx_dir, workdir):
+    """tcb_chain_header: the header naming the TCB info's issuer chain (older PCCS versions say
+    SGX-TCB-Info-Issuer-Chain). self.routes may be edited while the server runs."""
+
+    def __init__(self, tdx_dir, workdir, tcb_chain_header="TCB-Info-Issuer-Chain"):
         self.dir = os.path.join(tdx_dir, "go-tdx-guest")
         self.workdir = workdir
 
@@ -79,10 +82,11 @@ class FakePcs(RouteServer):
         tcb_chain = urllib.parse.quote(read("tcb_signing_chain.pem", "r"), safe="")
         pck_chain = urllib.parse.quote(read("pck_crl_issuer_chain.pem", "r"), safe="")
         routes = {
-            "/tdx/certification/v4/tcb": (read("sample_tcbInfo_response"), {"TCB-Info-Issuer-Chain": tcb_chain}),
+            "/tdx/certification/v4/tcb": (read("sample_tcbInfo_response"), {tcb_chain_header: tcb_chain}),
             "/tdx/certification/v4/qe/identity": (read("sample_qeIdentity_response"),
                                                   {"SGX-Enclave-Identity-Issuer-Chain": tcb_chain}),
             "/sgx/certification/v4/pckcrl": (read("pckcrl"), {"SGX-PCK-CRL-Issuer-Chain": pck_chain}),
             "/sgx/certification/v4/rootcacrl": (read("rootcrl.der").hex().encode(), {}),
         }
+        self.routes = routes
         super().__init__(routes, workdir, "pcs")
