@@ -435,6 +435,53 @@ static void test_capability_survives_chown(void **state)
         assert_memory_equal(got, cap, sizeof(cap));
 }
 
+/* A security.capability the kernel's setxattr() would refuse is refused in both formats (an
+ * EROFS image would carry it as written); v2 and v3 headers pass. */
+static void test_invalid_capability_refused(void **state)
+{
+        static const char v1[12] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x04};       /* revision 1 */
+        static const char v3_short[20] = {0x01, 0x00, 0x00, 0x03, 0x00, 0x04}; /* v3 magic, v2 size */
+        static const char v2_flags[20] = {0x03, 0x00, 0x00, 0x02, 0x00, 0x04}; /* unknown flag */
+        static const char v3[24] = {0x01, 0x00, 0x00, 0x03, 0x00, 0x04};       /* rootid 0 */
+        const struct {
+                const char *value;
+                size_t len;
+        } bad[] = {{"some value", 10},
+                   {v1, sizeof(v1)},
+                   {v3_short, sizeof(v3_short)},
+                   {v2_flags, sizeof(v2_flags)}};
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                const struct tar_member m[] = {
+                        {.path = "bin/tool",
+                         .data = "x",
+                         .xattr_name = "security.capability",
+                         .xattr_value = bad[i].value,
+                         .xattr_len = bad[i].len},
+                };
+                _cleanup_error_ struct ck_error *e = NULL;
+
+                assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), -EINVAL);
+                assert_non_null(strstr(e->msg, "bin/tool: invalid security.capability xattr"));
+        }
+        {
+                const struct tar_member m[] = {
+                        {.path = "tool",
+                         .data = "x",
+                         .xattr_name = "security.capability",
+                         .xattr_value = v3,
+                         .xattr_len = sizeof(v3)},
+                };
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct stat st;
+
+                assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+                assert_int_equal(fstatat(root_fd, "tool", &st, 0), 0);
+        }
+        canary_intact();
+}
+
 static void test_zstd_layer(void **state)
 {
         const struct tar_member m[] = {
@@ -682,6 +729,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_failure_after_a_retried_member_names_the_failure, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_invalid_capability_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
