@@ -2,16 +2,17 @@
  * memory, and regular file data is written to the image as it streams (see erofs-internal.h
  * for the layout).
  *
- * The rules are those of the directory unpacker (unpack-entry.c), so that a layer means the
- * same whichever format stores it: names are normalised and ".." components rejected; parent
- * directories are resolved in the layer root, following symlinks of this layer with ".."
- * clamped at the root (what openat2(RESOLVE_IN_ROOT) does), and missing ones are created 0755;
- * the last component is never followed; a later member replaces an earlier one (a directory
- * over a directory merges attributes); hard-link targets are resolved the same way and must
- * exist and not be directories; ".wh.<name>" becomes an overlay whiteout (char 0/0) unless
- * this layer has <name>; ".wh..wh..opq" marks the parent with trusted.overlay.opaque=y; only
- * security.capability and user.* (not user.overlay.*) xattrs are kept. Nothing here touches
- * the host file system but the image fd. */
+ * The rules are those of the directory unpacker (unpack-entry.c), so that a layer means the same
+ * whichever format stores it: names are normalised and ".." components rejected; parent
+ * directories are resolved in the layer root, following symlinks of this layer with ".." clamped
+ * at the root (what openat2(RESOLVE_IN_ROOT) does), and missing ones are created 0755 (with the
+ * group and the set-group-ID bit of a set-group-ID parent, as mkdir() gives them); the last
+ * component is never followed; a later member replaces an earlier one (a directory over a
+ * directory merges attributes); hard-link targets are resolved the same way and must exist and not
+ * be directories; ".wh.<name>" becomes an overlay whiteout (char 0/0) unless this layer has
+ * <name>; ".wh..wh..opq" marks the parent with trusted.overlay.opaque=y; only security.capability
+ * and user.* (not user.overlay.*) xattrs are kept.
+ * Nothing here touches the host file system but the image fd. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -303,7 +304,11 @@ static int walk(struct erofs_writer *w, struct erofs_dentry *start, const char *
                         struct erofs_node *n;
                         if (!create)
                                 return -ENOENT;
-                        n = node_new(w, S_IFDIR | 0755, 0, 0);
+                        /* As mkdir() in a set-group-ID directory: the group and the bit go down. */
+                        if (cur->node->mode & S_ISGID)
+                                n = node_new(w, S_IFDIR | S_ISGID | 0755, 0, cur->node->gid);
+                        else
+                                n = node_new(w, S_IFDIR | 0755, 0, 0);
                         if (!n)
                                 return -ENOMEM;
                         r = child_add(w, cur, p, clen, n, &child);

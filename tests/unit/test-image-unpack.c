@@ -482,6 +482,37 @@ static void test_invalid_capability_refused(void **state)
         canary_intact();
 }
 
+/* A directory created for a member's path is 0755 whatever the umask, and inside a
+ * set-group-ID directory it gets that directory's group and the bit (as mkdir() does), in both
+ * formats. */
+static void test_implicit_dir_mode_and_group(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "shared/", .type = AE_IFDIR, .perm = 02775, .gid = 105},
+                {.path = "shared/sub/file", .data = "x", .gid = 7},
+                {.path = "plain/sub/file", .data = "y"},
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct stat st;
+
+        mode_t old_umask = umask(077); /* conkerd's: it must not reach the layer */
+        int r;
+
+        (void)state;
+        r = unpack(m, ELEMENTSOF(m), 0, NULL, &e);
+        umask(old_umask);
+        assert_int_equal(r, 0);
+        assert_int_equal(fstatat(root_fd, "shared/sub", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 02755);
+        assert_int_equal(st.st_gid, 105);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(fstatat(root_fd, "shared/sub/file", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_gid, 7); /* a member's own group stands */
+        assert_int_equal(fstatat(root_fd, "plain/sub", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        assert_int_equal(st.st_gid, 0);
+}
+
 static void test_zstd_layer(void **state)
 {
         const struct tar_member m[] = {
@@ -730,6 +761,7 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_capability_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_implicit_dir_mode_and_group, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
