@@ -559,6 +559,15 @@ static int add_hardlink(struct erofs_writer *w, struct archive_entry *e, struct 
         cur = child_lookup(w, parent, base, strlen(base));
         if (cur && cur->node == t->node)
                 return 0;
+        /* A directory this link replaces takes what is under it along, the target too: the
+         * directory format removes it before its link(), as containerd does. */
+        if (cur && S_ISDIR(cur->node->mode))
+                for (struct erofs_dentry *p = tp;; p = p->parent) {
+                        if (p == cur)
+                                return -ENOENT;
+                        if (p == w->root)
+                                break;
+                }
         if (cur)
                 child_remove(w, cur);
         return child_add(w, parent, base, strlen(base), t->node, &d);

@@ -513,6 +513,37 @@ static void test_implicit_dir_mode_and_group(void **state)
         assert_int_equal(st.st_gid, 0);
 }
 
+/* A hard link that replaces a directory holding its own target finds no target (the directory
+ * goes first, with what is under it), in both formats; one beside it replaces the directory. */
+static void test_hard_link_over_the_directory_of_its_target(void **state)
+{
+        (void)state;
+        {
+                const struct tar_member m[] = {
+                        {.path = "d/d/a", .data = "target"},
+                        {.path = "d", .hardlink = "d/d/a"},
+                };
+                _cleanup_error_ struct ck_error *e = NULL;
+
+                assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), -ENOENT);
+                assert_non_null(strstr(e->msg, "d: cannot create hard link"));
+        }
+        {
+                const struct tar_member m[] = {
+                        {.path = "t", .data = "target"},
+                        {.path = "d/x", .data = "x"},
+                        {.path = "d", .hardlink = "t"},
+                };
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct stat st;
+
+                assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+                assert_int_equal(fstatat(root_fd, "d", &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_true(S_ISREG(st.st_mode));
+                assert_int_equal(st.st_nlink, 2);
+        }
+}
+
 static void test_zstd_layer(void **state)
 {
         const struct tar_member m[] = {
@@ -762,6 +793,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_capability_survives_chown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_capability_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_implicit_dir_mode_and_group, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hard_link_over_the_directory_of_its_target, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
