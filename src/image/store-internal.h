@@ -169,6 +169,8 @@ struct archive_entry;
 
 struct unpack_dir_time {
         char *path; /* normalised, relative to the layer root */
+        dev_t dev;  /* the directory the member made: a path that leads elsewhere by the end */
+        ino_t ino;  /* (its directory replaced, a parent now a symlink) is not dated */
         struct timespec ts[2];
 };
 

@@ -9,9 +9,10 @@
  * same way and so always name a file of this layer.
  *
  * Attributes: chown before chmod (chown clears setuid/setgid) and before xattrs (chown
- * clears security.capability); directory times last, in finish(). Only security.capability
- * and user.* (not user.overlay.*) xattrs are applied: overlayfs trusts trusted.overlay.*
- * and user.overlay.* (redirect, metacopy, opaque), which a layer must not forge. */
+ * clears security.capability); directory times last, in finish(), in member order, and only
+ * on the directory the member made. Only security.capability and user.* (not user.overlay.*)
+ * xattrs are applied: overlayfs trusts trusted.overlay.* and user.overlay.* (redirect,
+ * metacopy, opaque), which a layer must not forge. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -404,8 +405,12 @@ static int write_file(struct unpack_writer *w, struct archive *a, struct archive
         return 0;
 }
 
-static int push_dir_time(struct unpack_writer *w, const char *path, struct archive_entry *e)
+static int push_dir_time(struct unpack_writer *w, const char *path, int fd, struct archive_entry *e)
 {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
         if (w->n_dirs == w->cap_dirs) {
                 size_t ncap = w->cap_dirs ? 2 * w->cap_dirs : 64;
                 struct unpack_dir_time *nd = reallocarray(w->dirs, ncap, sizeof(*nd));
@@ -417,6 +422,8 @@ static int push_dir_time(struct unpack_writer *w, const char *path, struct archi
         w->dirs[w->n_dirs].path = strdup(path);
         if (!w->dirs[w->n_dirs].path)
                 return -ENOMEM;
+        w->dirs[w->n_dirs].dev = st.st_dev;
+        w->dirs[w->n_dirs].ino = st.st_ino;
         entry_times(e, w->dirs[w->n_dirs].ts);
         w->n_dirs++;
         return 0;
@@ -443,7 +450,7 @@ static int write_dir(struct unpack_writer *w, struct archive_entry *e, int pfd, 
         r = apply_attrs_fd(fd, e, uid, gid);
         if (r < 0)
                 return r;
-        return push_dir_time(w, path, e);
+        return push_dir_time(w, path, fd, e);
 }
 
 static int write_symlink(struct unpack_writer *w, struct archive_entry *e, int pfd, const char *base,
@@ -680,15 +687,23 @@ int unpack_writer_finish(struct unpack_writer *w, struct ck_error **reterr)
         char sb[200];
 
         parent_cache_drop(w);
-        for (size_t i = w->n_dirs; i > 0; i--) {
-                struct unpack_dir_time *d = &w->dirs[i - 1];
+        /* In member order, so that a directory named twice gets the later member's times. */
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                struct unpack_dir_time *d = &w->dirs[i];
                 _cleanup_close_ int fd = ck_openat2(w->root_fd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
                                                     0, RESOLVE_LAYER);
+                struct stat st;
+
                 if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP)
                         continue; /* replaced by a later member */
                 if (fd < 0)
                         return ck_error_errno(reterr, fd, "%s: cannot open directory",
                                               unpack_shown(d->path, sb));
+                if (fstat(fd, &st) < 0)
+                        return ck_error_errno(reterr, -errno, "%s: cannot stat directory",
+                                              unpack_shown(d->path, sb));
+                if (st.st_dev != d->dev || st.st_ino != d->ino)
+                        continue; /* the path leads to another directory now */
                 if (futimens(fd, d->ts) < 0)
                         return ck_error_errno(reterr, -errno, "%s: cannot set times",
                                               unpack_shown(d->path, sb));

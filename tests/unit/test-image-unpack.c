@@ -544,6 +544,30 @@ static void test_hard_link_over_the_directory_of_its_target(void **state)
         }
 }
 
+/* Directory times: a directory named twice keeps the later member's; a directory whose path
+ * leads elsewhere by the end of the layer (a parent replaced by a symlink) dates nothing. Both
+ * formats. */
+static void test_directory_times(void **state)
+{
+        const struct tar_member m[] = {
+                {.path = "b/", .type = AE_IFDIR, .mtime = 1600000100},
+                {.path = "b/x", .data = "x"},
+                {.path = "b/", .type = AE_IFDIR, .mtime = 1600000200},
+                {.path = "a/b/", .type = AE_IFDIR, .mtime = 1600000300},
+                {.path = "a", .type = AE_IFLNK, .link = "c"},
+                {.path = "c/b/", .type = AE_IFDIR, .mtime = 1600000400},
+        };
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct stat st;
+
+        (void)state;
+        assert_int_equal(unpack(m, ELEMENTSOF(m), 0, NULL, &e), 0);
+        assert_int_equal(fstatat(root_fd, "b", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mtime, 1600000200);
+        assert_int_equal(fstatat(root_fd, "c/b", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mtime, 1600000400);
+}
+
 static void test_zstd_layer(void **state)
 {
         const struct tar_member m[] = {
@@ -795,6 +819,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_implicit_dir_mode_and_group, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hard_link_over_the_directory_of_its_target, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_directory_times, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zstd_layer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_diff_id_checked, setup, teardown),
