@@ -14,7 +14,7 @@
 
 struct tar_member {
         const char *path;
-        mode_t type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO; 0 = AE_IFREG */
+        mode_t type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFBLK, AE_IFIFO; 0 = AE_IFREG */
         mode_t perm;
         int uid, gid;
         const char *data;     /* regular files */
@@ -23,7 +23,8 @@ struct tar_member {
         const char *xattr_name, *xattr_value;
         size_t xattr_len; /* 0 = strlen(xattr_value) */
         long mtime;
-        size_t zeros; /* a regular file of this many zero bytes (data ignored) */
+        size_t zeros;                  /* a regular file of this many zero bytes (data ignored) */
+        unsigned dev_major, dev_minor; /* AE_IFCHR, AE_IFBLK */
 };
 
 /* Writes members as a pax tar into a malloc'd buffer. compress: 0 none, 1 gzip, 2 zstd. */
@@ -62,6 +63,10 @@ static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compr
                         archive_entry_set_perm(e, m[i].perm ? m[i].perm : (type == AE_IFDIR ? 0755 : 0644));
                         if (type == AE_IFLNK)
                                 archive_entry_set_symlink(e, m[i].link);
+                        if (type == AE_IFCHR || type == AE_IFBLK) {
+                                archive_entry_set_rdevmajor(e, m[i].dev_major);
+                                archive_entry_set_rdevminor(e, m[i].dev_minor);
+                        }
                         if (type == AE_IFREG)
                                 archive_entry_set_size(e, (la_int64_t)len);
                 }
