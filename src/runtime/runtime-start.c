@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,8 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
                         NULL};
         int p[2], r;
         size_t got = 0;
-        struct timespec t0, t1;
+        pid_t pgid = 0;
+        int64_t deadline;
 
         if (!shim_log)
                 return -ENOMEM;
@@ -139,7 +141,7 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
 
                 while (argv[n])
                         n++;
-                fd = shim_spare_assign(rt->spare, argv + 1, n - 1, logfd);
+                fd = shim_spare_assign(rt->spare, argv + 1, n - 1, logfd, &pgid);
                 if (fd >= 0) {
                         rd = fd;
                         *ret_spare = true;
@@ -149,24 +151,27 @@ static int shim_spawn(struct runtime *rt, const struct runtime_spec *spec, const
         if (pipe2(p, O_CLOEXEC) < 0)
                 return ck_error_errno(reterr, -errno, "pipe");
         rd = p[0];
-        r = shim_exec_detached(argv, logfd, p[1]);
+        pgid = shim_exec_detached(argv, logfd, p[1]);
         close(p[1]);
-        if (r < 0)
-                return ck_error_errno(reterr, r, "fork");
+        if (pgid < 0)
+                return ck_error_errno(reterr, (int)pgid, "fork");
 
 wait_ready:
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        deadline = ck_now_ms() + (int64_t)rt->start_timeout_s * 1000;
         for (;;) {
                 struct pollfd pfd = {.fd = rd, .events = POLLIN};
-                int64_t left;
+                int64_t left = deadline - ck_now_ms();
                 ssize_t n;
 
-                clock_gettime(CLOCK_MONOTONIC, &t1);
-                left = (int64_t)rt->start_timeout_s * 1000 -
-                       ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-                if (left <= 0)
+                if (left <= 0) {
+                        /* The shim still holds its end (no EOF yet), so it lives and the group is
+                         * still its own. Left running, it could start the container after this
+                         * start failed and was cleaned up: it goes, with the runtime it runs. */
+                        if (pgid > 0)
+                                (void)kill(-pgid, SIGKILL);
                         return ck_error_set(reterr, -ETIMEDOUT, "container %s did not start within %u s",
                                             spec->id, rt->start_timeout_s);
+                }
                 r = poll(&pfd, 1, (int)left);
                 if (r < 0) {
                         if (errno == EINTR)

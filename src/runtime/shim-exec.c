@@ -7,7 +7,7 @@
 
 #include "shim-exec.h"
 
-int shim_exec_detached(char *const *argv, int out_fd, int fd3)
+pid_t shim_exec_detached(char *const *argv, int out_fd, int fd3)
 {
         int status;
         pid_t pid = fork();
@@ -39,6 +39,9 @@ int shim_exec_detached(char *const *argv, int out_fd, int fd3)
         }
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        break;
-        return 0;
+                        return -errno;
+        /* Its setsid() or second fork failed: no shim was started. */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -EAGAIN;
+        return pid; /* setsid() made it the id of the shim's group */
 }

@@ -32,27 +32,30 @@ struct shim_spare {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         int fd;      /* our end of the ready spare's socket, -1 when none */
+        pid_t pgid;  /* the ready spare's process group (shim-exec.h) */
         bool wanted; /* start one when fd < 0 */
         bool failed; /* the last one did not come up: wait SPARE_RETRY_S first */
         bool delay;  /* asked for by a start: wait SPARE_REFILL_DELAY_MS first */
         bool stop;
 };
 
-/* Starts one spare; returns our end of its socket. */
-static int spare_spawn(const char *shim_path, const char *runtime_copy)
+/* Starts one spare; returns our end of its socket, and its process group in *ret_pgid. */
+static int spare_spawn(const char *shim_path, const char *runtime_copy, pid_t *ret_pgid)
 {
         char *argv[] = {(char *)shim_path, "--spare", runtime_copy ? "--runtime-copy" : NULL,
                         (char *)runtime_copy, NULL};
-        int sp[2], r;
+        int sp[2];
+        pid_t pgid;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 return -errno;
-        r = shim_exec_detached(argv, -1, sp[1]); /* stdout/stderr: shim.log at assignment */
+        pgid = shim_exec_detached(argv, -1, sp[1]); /* stdout/stderr: shim.log at assignment */
         close(sp[1]);
-        if (r < 0) {
+        if (pgid < 0) {
                 close(sp[0]);
-                return r;
+                return (int)pgid;
         }
+        *ret_pgid = pgid;
         return sp[0];
 }
 
@@ -62,6 +65,7 @@ static void *spare_thread(void *arg)
 
         pthread_mutex_lock(&sp->lock);
         while (!sp->stop) {
+                pid_t pgid = 0;
                 int fd;
 
                 if (sp->fd >= 0 || !sp->wanted) {
@@ -79,7 +83,7 @@ static void *spare_thread(void *arg)
                         continue;
                 }
                 pthread_mutex_unlock(&sp->lock);
-                fd = spare_spawn(sp->shim_path, sp->runtime_copy);
+                fd = spare_spawn(sp->shim_path, sp->runtime_copy, &pgid);
                 pthread_mutex_lock(&sp->lock);
                 if (fd < 0) {
                         log_warn("cannot start a spare conker-shim: %s", strerror(-fd));
@@ -87,10 +91,12 @@ static void *spare_thread(void *arg)
                         continue;
                 }
                 sp->wanted = false;
-                if (sp->stop)
+                if (sp->stop) {
                         close(fd);
-                else
+                } else {
                         sp->fd = fd;
+                        sp->pgid = pgid;
+                }
         }
         pthread_mutex_unlock(&sp->lock);
         return NULL;
@@ -169,7 +175,7 @@ static int spare_send(int fd, const uint8_t *msg, size_t len, int logfd)
         return (size_t)n == len ? 0 : -EIO;
 }
 
-int shim_spare_assign(struct shim_spare *sp, char *const *argv, size_t n, int logfd)
+int shim_spare_assign(struct shim_spare *sp, char *const *argv, size_t n, int logfd, pid_t *ret_pgid)
 {
         _cleanup_free_ uint8_t *msg = NULL;
         _cleanup_close_ int fd = -1;
@@ -182,6 +188,7 @@ int shim_spare_assign(struct shim_spare *sp, char *const *argv, size_t n, int lo
                 return r;
         pthread_mutex_lock(&sp->lock);
         fd = sp->fd;
+        *ret_pgid = sp->pgid;
         sp->fd = -1;
         pthread_mutex_unlock(&sp->lock);
         if (fd < 0)

@@ -15,9 +15,9 @@ int shim_spare_new(const char *shim_path, const char *runtime_copy, struct shim_
 void shim_spare_free(struct shim_spare *sp);
 
 /* Hands the spare argv[0..n-1] (a shim's command line without argv[0]) and its log fd (copied).
- * Returns the socket on which the shim answers like on a --ready-fd (the caller closes it), or
- * -EAGAIN when no live spare is ready (the caller starts a shim itself). Either way a new spare is
- * started after shim_spare_refill(). */
-int shim_spare_assign(struct shim_spare *sp, char *const *argv, size_t n, int logfd);
+ * Returns the socket on which the shim answers like on a --ready-fd (the caller closes it), with
+ * the shim's process group in *ret_pgid, or -EAGAIN when no live spare is ready (the caller starts
+ * a shim itself). Either way a new spare is started after shim_spare_refill(). */
+int shim_spare_assign(struct shim_spare *sp, char *const *argv, size_t n, int logfd, pid_t *ret_pgid);
 /* Asks for the next spare; called once the start that used (or missed) one is done. */
 void shim_spare_refill(struct shim_spare *sp);

@@ -104,9 +104,25 @@ def test_run_failure_reports_runc_error_and_cleans_up(env):
     assert leftovers(env, cid) == []
 
 
+def _gone(pid, within_s):
+    """True once pid is gone or a zombie (it is nobody's child here), waiting up to within_s."""
+    end = time.monotonic() + within_s
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+
+
 def test_start_timeout_ends_a_start_whose_shim_never_reports(runc_env):
     """A shim that neither reports nor exits (here one that only sleeps, holding the ready pipe)
-    must not hold the start for ever: after start-timeout the run fails and leaves nothing."""
+    must not hold the start for ever: after start-timeout the run fails and leaves nothing, the
+    shim included (left running, it could start the container after the start was cleaned up)."""
     env = runc_env
     pidfile = os.path.join(env.tmp, "hung-shim.pid")
     fake = os.path.join(env.tmp, "hung-shim")
@@ -117,9 +133,13 @@ def test_start_timeout_ends_a_start_whose_shim_never_reports(runc_env):
     argv = env.driver_argv("run", cid, env.rootfs, "--", "true")
     at = argv.index("run")
     argv[at:at] = ["--shim", fake, "--start-timeout", "1"]
+    shim_gone = False
     try:
         # The subprocess timeout only turns a start that never ends into a failure.
         p = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        shim_gone = _gone(pid, 10)
     finally:
         if os.path.exists(pidfile):
             with open(pidfile) as f:
@@ -129,6 +149,7 @@ def test_start_timeout_ends_a_start_whose_shim_never_reports(runc_env):
                     pass
     assert p.returncode != 0
     assert f"container {cid} did not start within 1 s" in p.stderr, p.stderr
+    assert shim_gone, "the shim that never reported is still running"
     assert leftovers(env, cid) == []
 
 
