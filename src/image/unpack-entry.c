@@ -221,12 +221,14 @@ static int ensure_dir(struct unpack_writer *w, const char *path, int *ret_fd)
                 return r;
         if (mkdirat(pfd, base, 0755) == 0) {
                 struct stat st;
+                mode_t want;
 
                 /* 0755 whatever the process's umask (conkerd's is 077), keeping the set-group-ID
                  * bit mkdir() gives a directory made in a set-group-ID one. */
-                if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    ((st.st_mode & 07777) != (0755 | (st.st_mode & S_ISGID)) &&
-                     fchmodat(pfd, base, 0755 | (st.st_mode & S_ISGID), 0) < 0))
+                if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                want = 0755 | (st.st_mode & S_ISGID);
+                if ((st.st_mode & 07777) != want && fchmodat(pfd, base, want, 0) < 0)
                         return -errno;
         } else if (errno != EEXIST) {
                 return -errno;

@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PATH_LEN    4096
 
 static const char *const names[] = {"a", "b", "c", "d", ".wh.a", ".wh.b", ".wh..wh..opq", "e"};
-/* With bit 3 of a name byte: the odd ones (a name of NAME_MAX bytes and one over, filled in by
- * names_init()). */
+/* With bit 3 of a name byte: the odd ones (a name of NAME_MAX bytes and one over, filled in on
+ * the first input). */
 static const char *names_odd[] = {".", "", NULL, NULL, "...", ".wh.", "a b", " "};
 static char name_max[NAME_MAX + 1], name_over[NAME_MAX + 2];
 static const size_t edge_sizes[] = {0, 1, 511, 512, 4095, 4096, 4097, 8193};
@@ -54,7 +54,7 @@ static void member_decode(struct built *b, size_t k, const uint8_t in[MEMBER_LEN
 {
         struct tar_member *m = &b->m[k];
         uint8_t op = in[0], n1 = in[1], n2 = in[2], mode = in[3], len = in[4], x = in[5];
-        unsigned depth = 1 + (n1 >> 6) % 3;
+        unsigned kind = op % 10, depth = 1 + (n1 >> 6) % 3;
         size_t size, off = 0;
 
         for (unsigned j = 0; j < depth; j++) { /* at most 3 names of NAME_MAX + 1 bytes: fits */
@@ -64,7 +64,7 @@ static void member_decode(struct built *b, size_t k, const uint8_t in[MEMBER_LEN
         }
         /* No trailing slash on a member that is not a directory: tar readers take such a file for
          * a directory and its data (zeros here) for the end of the archive. */
-        while (off > 0 && b->path[k][off - 1] == '/' && op % 10 != 2 && op % 10 != 8)
+        while (off > 0 && b->path[k][off - 1] == '/' && kind != 2 && kind != 8)
                 b->path[k][--off] = 0;
         m->path = b->path[k];
         m->perm = (mode & 1) ? (mode_t)((((unsigned)mode << 4) | (x & 0xf)) & 07777) : 0;
@@ -72,7 +72,7 @@ static void member_decode(struct built *b, size_t k, const uint8_t in[MEMBER_LEN
         m->gid = (x & 0x20) ? mode : 0;
         m->mtime = 1600000000 + (long)len * 1000;
 
-        switch (op % 10) {
+        switch (kind) {
         case 1:
                 if (x & 0x80) { /* blocks of zeros, up to ~260 KiB */
                         m->zeros = (size_t)len * 1021 + 1;
@@ -180,38 +180,18 @@ static void same_xattrs(const char *a, const char *b, const char *rel)
                         differ(rel, lb + i);
 }
 
-static ssize_t read_full(int fd, char *buf, size_t len)
-{
-        size_t got = 0;
-
-        while (got < len) {
-                ssize_t n = read(fd, buf + got, len - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -1;
-                if (n == 0)
-                        break;
-                got += (size_t)n;
-        }
-        return (ssize_t)got;
-}
-
 static void same_bytes(const char *a, const char *b, const char *rel)
 {
-        static char ba[65536], bb[65536];
         _cleanup_close_ int fa = open(a, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_close_ int fb = open(b, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_free_ uint8_t *da = NULL, *db = NULL;
+        size_t la = 0, lb = 0;
 
-        if (fa < 0 || fb < 0)
-                differ(rel, "openability");
-        for (;;) {
-                ssize_t x = read_full(fa, ba, sizeof(ba)), y = read_full(fb, bb, sizeof(bb));
-                if (x != y || x < 0 || memcmp(ba, bb, (size_t)x) != 0)
-                        differ(rel, "the content");
-                if (x == 0)
-                        return;
-        }
+        if (fa < 0 || fb < 0 || ck_read_fd(fa, 1u << 20, &da, &la) < 0 ||
+            ck_read_fd(fb, 1u << 20, &db, &lb) < 0)
+                differ(rel, "readability");
+        if (la != lb || (la && memcmp(da, db, la) != 0))
+                differ(rel, "the content");
 }
 
 static void same_tree(const char *a, const char *b, const char *rel);
