@@ -608,9 +608,10 @@ static void test_error_map(void **state)
 
 static void test_token_file(void **state)
 {
-        _cleanup_(ck_secret_freep) struct ck_secret *a = NULL, *b = NULL;
+        _cleanup_(ck_secret_freep) struct ck_secret *a = NULL, *b = NULL, *c = NULL;
         _cleanup_error_ struct ck_error *e = NULL;
-        char path[128];
+        char path[128], other[160];
+        int fd;
 
         snprintf(path, sizeof(path), "%s/etc/token", tmpdir);
         assert_int_equal(api_token_load_or_create(path, &a, NULL), 0);
@@ -620,6 +621,27 @@ static void test_token_file(void **state)
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
         assert_non_null(strstr(e->msg, "chmod 600"));
+        /* Readable by the file's group is readable by someone else too. */
+        ck_error_free(TAKE_PTR(e));
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(api_token_load_or_create(path, &b, &e), -EPERM);
+        assert_int_equal(chmod(path, 0600), 0);
+        /* A symbolic link is not followed, even to a good token file: whoever could plant it
+         * would choose the token. */
+        snprintf(other, sizeof(other), "%s/etc/token-link", tmpdir);
+        assert_int_equal(symlink(path, other), 0);
+        assert_true(api_token_load_or_create(other, &c, NULL) < 0);
+        assert_null(c);
+        /* A token short enough to guess is refused. */
+        snprintf(other, sizeof(other), "%s/etc/token-short", tmpdir);
+        fd = open(other, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ck_write_all(fd, "0123456789abcde\n", 16), 0);
+        close(fd);
+        ck_error_free(TAKE_PTR(e));
+        assert_int_equal(api_token_load_or_create(other, &c, &e), -EINVAL);
+        assert_non_null(strstr(e->msg, "fewer than 16"));
+        assert_null(c);
         /* Mode 0600 is no protection when someone else owns the file: they can read and replace
          * the token that conkerd (root) honours. */
         assert_int_equal(chmod(path, 0600), 0);

@@ -289,6 +289,19 @@ static void test_hostile_names_and_links(void **state)
                 assert_int_equal(unpack(m, 1, 0, NULL, &e), -EINVAL);
         }
         {
+                /* A symlink to the root's parent, then a write through it: resolved in the root
+                 * it lands inside; resolved as a plain path it would replace the canary. */
+                const struct tar_member m[] = {
+                        {.path = "parent", .type = AE_IFLNK, .link = ".."},
+                        {.path = "parent/canary", .data = "overwritten"},
+                };
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct stat st;
+                if (unpack(m, ELEMENTSOF(m), 0, NULL, &e) == 0)
+                        assert_int_equal(fstatat(root_fd, "canary", &st, 0), 0);
+        }
+        canary_intact();
+        {
                 /* A symlink out of the root, then writes through it: they land inside. */
                 char target[128];
                 snprintf(target, sizeof(target), "%s", tmpdir);

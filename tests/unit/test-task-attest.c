@@ -425,6 +425,39 @@ static void test_full_log_refused_before_accepting(void **state)
         assert_memory_equal(replayed, m.rtmr[3], 48);
 }
 
+/* A task whose measurement fails (here: the RTMR3 log has no room left) is not attested: the
+ * step fails with the measuring error, and no broker is even connected to, since every quote
+ * of the task must carry its image and task-config in RTMR3. */
+static void test_failed_measure_contacts_no_broker(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof(a);
+        _cleanup_close_ int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        char ep[160];
+        char *eps[] = {ep, NULL};
+        struct task_request req = {.kms = eps, .n_kms = 1};
+        struct task_released_secret *v = NULL;
+        size_t n = 0;
+        int r;
+
+        /* A broker address that listens, so that a connection would be seen. */
+        assert_true(lfd >= 0);
+        assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(lfd, 4), 0);
+        assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+        snprintf(ep, sizeof(ep), "127.0.0.1:%u%s", ntohs(a.sin_port), PIN);
+
+        assert_int_equal(task_attest_admit(the_tee, IMAGE_REF, &req, NULL), 0);
+        fill_log(100);
+        r = run(eps, 1, NULL, the_tee, &v, &n, &e);
+        assert_int_equal(r, -ENOSPC);
+        assert_non_null(strstr(ck_error_message(e, r), "measuring the task into RTMR3"));
+        assert_null(v);
+        assert_int_equal(accept4(lfd, NULL, NULL, SOCK_CLOEXEC), -1);
+        assert_int_equal(errno, EAGAIN);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -437,6 +470,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_new_config_adds_one_event, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_log_refused_before_accepting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unpinned_broker_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_measure_contacts_no_broker, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

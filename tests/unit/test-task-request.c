@@ -214,6 +214,9 @@ static const struct bad bad_cases[] = {
          "certificate pin"},
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1\"]}", -EINVAL,
          "listed twice"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"a/../../x:1\"]}", -EINVAL, "DNS name"},
+        {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h\\u0000/x:1\"]}", -EINVAL,
+         "contains a NUL byte"},
         /* Both would write /secret/secret-h:1.json: the second would silently replace the first. */
         {"{\"ImageInfo\":{\"ImageName\":\"a\"},\"KmsEndpoints\":[\"h:1\",\"h:1#sha256:"
          "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]}",
@@ -302,6 +305,12 @@ static void test_validators(void **state)
         assert_int_equal(task_kms_endpoint_check("a..b:1", NULL), -EINVAL);
         assert_int_equal(task_kms_endpoint_check("-a:1", NULL), -EINVAL);
         assert_int_equal(task_kms_endpoint_check(":1", NULL), -EINVAL);
+        /* The endpoint names its secret's file, /secret/secret-<host:port>.json: nothing that
+         * leads out of that directory. */
+        assert_int_equal(task_kms_endpoint_check("a/b:1", NULL), -EINVAL);
+        assert_int_equal(task_kms_endpoint_check("x/../../../etc/cron.d/y:1", NULL), -EINVAL);
+        assert_int_equal(task_kms_endpoint_check("..:1", NULL), -EINVAL);
+        assert_int_equal(task_kms_endpoint_check("[::1/..]:1", NULL), -EINVAL);
 }
 
 int main(void)

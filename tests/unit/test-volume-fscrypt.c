@@ -244,6 +244,42 @@ static void test_reopen_in_another_mount_namespace(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A volume directory found without an fscrypt policy (made by someone else, or never
+ * encrypted), or whose key is gone (crypto-erased), is refused: never handed to a container as
+ * if it were the encrypted volume. */
+static void test_reopen_refuses_plain_or_erased(void **state)
+{
+        struct fscrypt_get_policy_ex_arg pol = {.policy_size = sizeof(pol.policy)};
+        struct fscrypt_remove_key_arg rk = {.key_spec.type = FSCRYPT_KEY_SPEC_TYPE_IDENTIFIER};
+        _cleanup_error_ struct ck_error *e = NULL, *e2 = NULL;
+        char plain[512], *p = NULL, *q = NULL;
+        int dfd, rootfd;
+
+        NEED_ENV();
+        assert_int_equal(volume_create(vm, OWNER, "erased", &p, NULL), 0);
+        snprintf(plain, sizeof(plain), "%s/%s/plain", volume_manager_root(vm), OWNER);
+        assert_int_equal(mkdir(plain, 0755), 0);
+        assert_true(volume_create(vm, OWNER, "plain", &q, &e) < 0);
+        assert_non_null(strstr(e->msg, "without encryption policy"));
+        assert_null(q);
+
+        dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(ioctl(dfd, FS_IOC_GET_ENCRYPTION_POLICY_EX, &pol), 0);
+        close(dfd);
+        memcpy(rk.key_spec.u.identifier, pol.policy.v2.master_key_identifier, FSCRYPT_KEY_IDENTIFIER_SIZE);
+        rootfd = open(volume_manager_root(vm), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(rootfd >= 0);
+        assert_int_equal(ioctl(rootfd, FS_IOC_REMOVE_ENCRYPTION_KEY, &rk), 0);
+        close(rootfd);
+        assert_int_equal(volume_create(vm, OWNER, "erased", &q, &e2), -ENOKEY);
+        assert_null(q);
+
+        assert_int_equal(volume_delete(vm, OWNER, "plain", NULL), 0);
+        assert_int_equal(volume_delete(vm, OWNER, "erased", NULL), 0);
+        free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -251,6 +287,7 @@ int main(void)
                 cmocka_unit_test(test_encrypted_roundtrip_and_erase),
                 cmocka_unit_test(test_reopen_reuses_mount),
                 cmocka_unit_test(test_reopen_in_another_mount_namespace),
+                cmocka_unit_test(test_reopen_refuses_plain_or_erased),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
