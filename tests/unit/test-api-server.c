@@ -212,6 +212,11 @@ static void test_health_and_auth(void **state)
         r = request("GET", "/sw/api/v1/containers", "wrong-token-wrong-token-wrong-xx", NULL, 0);
         expect(&r, 401, "API token");
         resp_clear(&r);
+        /* Without the token an unknown path is a 401 too: the API tells no one it does not know
+         * which routes exist. */
+        r = request("GET", "/sw/api/v1/nothing", NULL, NULL, 0);
+        expect(&r, 401, "API token");
+        resp_clear(&r);
         r = request("GET", "/sw/api/v1/containers", TOKEN, NULL, 0);
         expect(&r, 200, NULL);
         assert_int_equal(json_array_size(json_object_get(r.body, "data")), 0);

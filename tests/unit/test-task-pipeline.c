@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "json.h"
+#include "task-internal.h"
 #include "task-store.h"
 #include "task.h"
 #include "task-scripted-backend.h"
@@ -264,6 +265,30 @@ static void test_password_not_on_disk(void **state)
                 assert_non_null(memmem(d, n, "conker-example-app", 18));
         }
         open_manager();
+}
+
+/* The registry password serves the pull only: once the pull is over, failed or not, it is
+ * wiped from conkerd's memory rather than kept for the task's lifetime. */
+static void test_password_dropped_after_pull(void **state)
+{
+        const char *fail[] = {"pull", NULL};
+
+        for (size_t k = 0; k < 2; k++) {
+                bool found = false;
+
+                sc.fail_at = fail[k];
+                _cleanup_free_ char *id = create(seed, 0);
+                pthread_mutex_lock(&g_m->lock);
+                for (size_t i = 0; i < g_m->n_tasks; i++) {
+                        if (strcmp(g_m->tasks[i]->id, id) != 0)
+                                continue;
+                        found = true;
+                        assert_null(g_m->tasks[i]->req.password);
+                        assert_string_equal(g_m->tasks[i]->req.username, "user");
+                }
+                pthread_mutex_unlock(&g_m->lock);
+                assert_true(found);
+        }
 }
 
 static void test_attest_unavailable(void **state)
@@ -606,6 +631,7 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_early_rootfs_cancel_cleans_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_early_rootfs_failed_pull_cleans_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_password_dropped_after_pull, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attest_unavailable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fail_pull, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fail_rootfs, setup, teardown),
