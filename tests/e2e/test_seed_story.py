@@ -260,6 +260,30 @@ def test_wrong_mrtd(seed):
     assert [(e["decision"], e["reason"]) for e in b.audit()] == [("refuse", "mrtd_mismatch")]
 
 
+def test_one_refusal_releases_nothing(seed):
+    """Two KMS endpoints, the first releases and the second refuses: the task fails closed and
+    not even the first endpoint's secret is written (nothing is released unless every endpoint
+    released)."""
+    good = seed.seed_broker(seed.secret_file(), name="both-good")
+    other = seed.mrtd[:-1] + ("0" if seed.mrtd[-1] != "0" else "1")
+    bad = seed.seed_broker(seed.secret_file(), mrtd=other, name="both-bad")
+    body = json.loads(seed.body(good.pinned, free_published_port()))
+    body["KmsEndpoints"] = [good.pinned, bad.pinned]
+    r = seed.api("POST", P, data=json.dumps(body))
+    assert r.status_code == 200, r.text
+    tid = r.json()["data"]["Id"]
+    t = seed.d.wait_status(tid, {"Running", "Failed"}, timeout=180)
+    seed.responses.append(json.dumps(t))
+    assert t["Status"] == "Failed", t["Events"]
+    assert [e["Action"] for e in t["Events"]] == ["Pulling", "Pulled", "Attesting", "Failed"], t["Events"]
+    msg = t["Events"][-1]["Message"]
+    assert f"KMS {bad.pinned} refused the attestation: mrtd_mismatch" in msg, msg
+    assert [e["decision"] for e in good.audit()] == ["release"]
+    assert not seed.secret_dir(tid).exists()
+    seed.delete(tid)
+    assert grep_tree(seed.d.dir, MARKER.encode()) == []
+
+
 def test_seed_rtmr1_only_line_stops_the_broker(seed):
     """The seed's example line verbatim names the one flag to add."""
     res = subprocess.run([BROKER, "-m", "-i", "127.0.0.1", "-p", "0", "-v", "tdx_ecdsa", "-a", "nullattester",
