@@ -232,7 +232,7 @@ def test_tampered_blob_fails_and_store_unchanged(conker, reg):
     assert conker.images() == []
 
 
-CONFIG_FAULTS = ("tampered", "arch", "diff_id_count", "wrong_diff_id")
+CONFIG_FAULTS = ("tampered", "arch", "os", "diff_id_count", "diff_id_extra", "wrong_diff_id")
 
 
 @pytest.mark.parametrize("fault", CONFIG_FAULTS)
@@ -246,7 +246,10 @@ def test_bad_config_while_layers_in_flight_leaves_nothing(conker, reg, fault):
         layers.append((plain, plain, OCI_LAYER_TAR))
     diff_ids = [hashlib.sha256(p).hexdigest() for _, p, _ in layers]
     extra = {"arch": {"architecture": "arm64"},
+             "os": {"os": "windows"},
              "diff_id_count": {"rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_ids[0]]}},
+             "diff_id_extra": {"rootfs": {"type": "layers",
+                                          "diff_ids": ["sha256:" + d for d in diff_ids + diff_ids[:1]]}},
              "wrong_diff_id": {"rootfs": {"type": "layers",
                                           "diff_ids": ["sha256:" + d for d in diff_ids[:2]] +
                                           ["sha256:" + "0" * 64]}}}.get(fault)
@@ -259,7 +262,8 @@ def test_bad_config_while_layers_in_flight_leaves_nothing(conker, reg, fault):
 
     r = conker.pull(f"demo/badcfg-{fault}:v1")
     assert r.returncode != 0
-    want = {"tampered": info["config"], "arch": "linux/amd64", "diff_id_count": "diff_ids",
+    want = {"tampered": info["config"], "arch": "linux/amd64", "os": "windows/amd64", "diff_id_count": "diff_ids",
+            "diff_id_extra": "diff_ids",
             "wrong_diff_id": info["layers"][2]}[fault]
     assert want in r.stderr, r.stderr
     assert store_files(conker.data_dir) == {"blobs": [], "layers": [], "ingest": []}

@@ -188,6 +188,21 @@ static void test_luks2_without_integrity_refused(void **state)
         check(false, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 without integrity)");
 }
 
+/* cryptsetup puts the LUKS2 mapping over its own dm-integrity device alone. A second device
+ * under it (a table spanning the integrity device and another one, here one that even claims
+ * the same volume) means some of the data may live outside the integrity device. */
+static void test_two_slaves_refused(void **state)
+{
+        luks2_top();
+        put_dev("slaves/dm-0/dev", "252:0\n");
+        put("class/block/dm-0/uevent", "DEVNAME=dm-0\n");
+        put("class/block/dm-0/dm/uuid", "CRYPT-INTEGRITY-0f4c2c1e6a2b4e3c9d7a1b2c3d4e5f60-state_dif\n");
+        put_dev("slaves/dm-5/dev", "252:5\n");
+        put("class/block/dm-5/uevent", "DEVNAME=dm-5\n");
+        put("class/block/dm-5/dm/uuid", "CRYPT-INTEGRITY-0f4c2c1e6a2b4e3c9d7a1b2c3d4e5f60-other_dif\n");
+        check(false, "ext4 on /dev/mapper/state (dm-1 state: LUKS2 without integrity)");
+}
+
 static void test_other_dm_refused(void **state)
 {
         mount_as("xfs", "/dev/mapper/plain");
@@ -242,6 +257,7 @@ int main(void)
                 cmocka_unit_test_setup(test_luks2_integrity_accepted, fresh_sysfs),
                 cmocka_unit_test_setup(test_luks2_without_integrity_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_foreign_integrity_refused, fresh_sysfs),
+                cmocka_unit_test_setup(test_two_slaves_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_other_dm_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_loop_refused, fresh_sysfs),
                 cmocka_unit_test_setup(test_not_block_refused, fresh_sysfs),

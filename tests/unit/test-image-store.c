@@ -166,6 +166,17 @@ static void test_blob_digest_and_size_mismatch(void **state)
                 assert_int_equal(put_blob(s, "x", 1, "md5:d41d8cd98f00b204e9800998ecf8427e", 1, &e),
                                  -EINVAL);
         }
+        {
+                /* A declared size over max-blob-size is refused before anything is written. */
+                _cleanup_error_ struct ck_error *e = NULL;
+                struct image_blob_writer *w = NULL;
+                struct image_limits lim;
+
+                image_limits_default(&lim);
+                assert_int_equal(image_blob_begin(s, d, lim.max_blob_size + 1, &w, &e), -EFBIG);
+                assert_null(w);
+                assert_non_null(strstr(e->msg, "over the limit"));
+        }
         assert_false(image_store_has_blob(s, d));
         assert_int_equal(count_dir("ingest"), 0);
         assert_int_equal(count_dir("blobs/sha256"), 0);
