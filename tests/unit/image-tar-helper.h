@@ -24,6 +24,7 @@ struct tar_member {
         size_t xattr_len; /* 0 = strlen(xattr_value) */
         long mtime;
         size_t zeros;                  /* a regular file of this many zero bytes (data ignored) */
+        size_t sparse_size;            /* a sparse file of this size: a hole, then data at its end */
         unsigned dev_major, dev_minor; /* AE_IFCHR, AE_IFBLK */
 };
 
@@ -67,8 +68,13 @@ static inline uint8_t *tar_build(const struct tar_member *m, size_t n, int compr
                                 archive_entry_set_rdevmajor(e, m[i].dev_major);
                                 archive_entry_set_rdevminor(e, m[i].dev_minor);
                         }
-                        if (type == AE_IFREG)
+                        if (type == AE_IFREG && m[i].sparse_size) {
+                                archive_entry_set_size(e, (la_int64_t)m[i].sparse_size);
+                                archive_entry_sparse_add_entry(e, (la_int64_t)(m[i].sparse_size - len),
+                                                               (la_int64_t)len);
+                        } else if (type == AE_IFREG) {
                                 archive_entry_set_size(e, (la_int64_t)len);
+                        }
                 }
                 if (m[i].xattr_name)
                         archive_entry_xattr_add_entry(e, m[i].xattr_name, m[i].xattr_value,

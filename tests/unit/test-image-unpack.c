@@ -627,6 +627,27 @@ static void test_caps(void **state)
                 lim.max_layer_unpacked = UINT64_C(1) << 40;
         }
         {
+                /* Members each under the cap whose sum is over it, in a plain tar (no decompressor to
+                 * count): the layer's total counts. */
+                const struct tar_member m[] = {{.path = "p1", .zeros = 1 << 20},
+                                               {.path = "p2", .zeros = 1 << 20},
+                                               {.path = "p3", .zeros = 1 << 20}};
+                _cleanup_error_ struct ck_error *e = NULL;
+                lim.max_layer_unpacked = 2 << 20;
+                assert_int_equal(unpack(m, ELEMENTSOF(m), 0, &lim, &e), -EFBIG);
+                assert_non_null(strstr(e->msg, "size is over the limit"));
+                lim.max_layer_unpacked = UINT64_C(1) << 40;
+        }
+        {
+                /* A sparse member: a few bytes in the stream, a size over the cap once unpacked. */
+                const struct tar_member m[] = {{.path = "sparse", .data = "tail", .sparse_size = 8 << 20}};
+                _cleanup_error_ struct ck_error *e = NULL;
+                lim.max_layer_unpacked = 2 << 20;
+                assert_int_equal(unpack(m, 1, 0, &lim, &e), -EFBIG);
+                assert_non_null(strstr(e->msg, "larger than the unpacked layer limit"));
+                lim.max_layer_unpacked = UINT64_C(1) << 40;
+        }
+        {
                 char longname[300];
                 memset(longname, 'n', sizeof(longname) - 1);
                 longname[sizeof(longname) - 1] = 0;
