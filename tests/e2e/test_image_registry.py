@@ -264,6 +264,30 @@ def test_index_selects_linux_amd64(basic_reg, tmp_path):
     assert "no linux/amd64" in r["error"] and "linux/arm64/v8" in r["error"], r["error"]
 
 
+def test_index_nesting_is_bounded(basic_reg, tmp_path):
+    """Indexes may nest (an entry without a platform that is itself an index), but only
+    IMAGE_INDEX_DEPTH_MAX (3) deep: a longer chain is refused instead of followed."""
+    repo = "demo/nested"
+    amd = basic_reg.push_image(repo, "amd", small_layers(1, "nest"))
+    desc = manifest_desc(basic_reg, repo, amd["manifest"], {"os": "linux", "architecture": "amd64"})
+    for level in range(1, 5):
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [desc]}
+        body = json.dumps(index, separators=(",", ":")).encode()
+        digest = basic_reg.push_manifest(repo, f"n{level}", index, "application/vnd.oci.image.index.v1+json")
+        desc = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": len(body)}
+
+    # Three indexes above the manifest: followed.
+    r = pull(tmp_path / "data", f"{basic_reg.host}/{repo}:n3", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert r["ok"], r
+    assert r["id"] == amd["config"]
+    # Four: refused.
+    r = pull(tmp_path / "data4", f"{basic_reg.host}/{repo}:n4", ca=basic_reg.ca_file, user=basic_reg.user,
+             password=basic_reg.password)
+    assert not r["ok"] and r["code"] == -40, r  # ELOOP
+    assert "nested deeper than 3" in r["error"], r["error"]
+
+
 # -- registries that lie ---------------------------------------------------------------------------
 def lying_pull(reg, tmp_path, mutate, ref):
     cert = (reg.certs / "server.crt", reg.certs / "server.key")
