@@ -217,6 +217,11 @@ def test_seed_flow(seed):
     # The secret lives in a tmpfs of the task, 0400, named after host:port.
     sdir = seed.secret_dir(tid)
     assert mounted(sdir)
+    # Only its owner may enter it, and nothing in it runs or is a device.
+    assert (os.stat(sdir).st_mode & 0o777) == 0o700
+    with open("/proc/self/mountinfo") as mi:
+        opts = next(line.split()[5] for line in mi if line.split()[4] == str(sdir)).split(",")
+    assert {"nosuid", "nodev", "noexec"} <= set(opts), opts
     f = sdir / f"secret-{b.endpoint}.json"
     assert f.read_text() == secret.read_text()
     assert (os.stat(f).st_mode & 0o777) == 0o400

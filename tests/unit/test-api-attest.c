@@ -263,6 +263,10 @@ static void test_nonce_bounds_and_tls12(void **state)
                 "/sw/api/v1/pub/attest?nonce=00112233445566778899aabbccddee",   /* 15 bytes */
                 "/sw/api/v1/pub/attest?nonce=0011223344556677889",              /* odd */
                 "/sw/api/v1/pub/attest?nonce=zz112233445566778899aabbccddeeff", /* not hex */
+                /* 65 bytes: one over ATTEST_API_NONCE_MAX, the size of the buffer it goes in */
+                "/sw/api/v1/pub/attest?nonce="
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
         };
         struct conn c;
 
