@@ -410,6 +410,29 @@ def test_load_oci_layout_matches_umoci(conker, multilayer, tmp_path):
         conker.run("umount", str(target), "--state", str(state), "--remove-state", check=True)
 
 
+def test_load_refuses_a_layout_that_lies(conker, tmp_path):
+    """`conker image load` reads only files inside the layout (a blobs directory that is a
+    symbolic link out of it is not followed) and checks the config against the manifest as a
+    pull does (one diff_id more than layers is refused)."""
+    plain = tar_bytes([{"name": "file", "data": b"x\n"}])
+    info = write_oci_layout(tmp_path / "real", "v1", [(plain, plain, OCI_LAYER_TAR)])
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("index.json", "oci-layout"):
+        (out / name).write_bytes((tmp_path / "real" / name).read_bytes())
+    (out / "blobs").symlink_to(tmp_path / "real" / "blobs")
+    r = conker.run("load", f"{out}:v1", "localhost/outside:v1")
+    assert r.returncode != 0, r.stdout
+    assert info["manifest"].split(":")[1] in r.stderr, r.stderr
+
+    write_oci_layout(tmp_path / "extra", "v1", [(plain, plain, OCI_LAYER_TAR)],
+                     config_extra={"rootfs": {"type": "layers", "diff_ids": [info["diff_ids"][0]] * 2}})
+    r = conker.run("load", f"{tmp_path / 'extra'}:v1", "localhost/extra:v1")
+    assert r.returncode != 0, r.stdout
+    assert "diff_ids" in r.stderr, r.stderr
+    assert conker.images() == []
+
+
 def test_deep_image_mounts_past_one_page(conker, tmp_path):
     """130 layers: the lowerdir list of a data dir this deep in /tmp exceeds one page, so the
     mount goes through fsconfig(lowerdir+); every layer must still be visible, top first."""
