@@ -126,6 +126,10 @@ static void test_tls_cert_auto(void **state)
         assert_false(conkerd_listen_is_loopback("127.0.0.1"));
         assert_false(conkerd_listen_is_loopback("[::1:8383"));
         assert_false(conkerd_listen_is_loopback(NULL));
+        /* An IPv4-mapped address is loopback only when the IPv4 address is. */
+        assert_true(conkerd_listen_is_loopback("[::ffff:127.0.0.1]:8383"));
+        assert_false(conkerd_listen_is_loopback("[::ffff:10.1.2.3]:8383"));
+        assert_false(conkerd_listen_is_loopback("[::ffff:0.0.0.0]:8383"));
 }
 
 static void test_good_file(void **state)
