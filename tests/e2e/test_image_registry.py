@@ -356,6 +356,25 @@ def test_failed_pull_leaves_the_store_as_before(basic_reg, tmp_path):
     assert images(data) == images_before
 
 
+def test_certificate_for_another_name_is_refused(basic_reg, tmp_path):
+    """A certificate the trusted CA issued for another name does not authenticate this
+    registry: the pull fails at the handshake, before any request."""
+    d = tmp_path / "other-name"
+    d.mkdir()
+    key, csr, crt, ext = d / "k.pem", d / "r.csr", d / "c.pem", d / "ext"
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", "/CN=other.example"], check=True, capture_output=True)
+    ext.write_text("subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", basic_reg.certs / "ca.crt",
+                    "-CAkey", basic_reg.certs / "ca.key", "-CAcreateserial", "-out", crt, "-days", "2",
+                    "-extfile", ext], check=True, capture_output=True)
+    with FrontProxy(basic_reg, (crt, key)) as front:
+        r = pull(tmp_path / "data", f"{front.host}/demo/app:v1", ca=basic_reg.ca_file,
+                 user=basic_reg.user, password=basic_reg.password)
+        assert not r["ok"], r
+        assert front.requests == []
+
+
 # -- redirects -----------------------------------------------------------------------------------
 def test_redirect_does_not_leak_authorization(basic_reg, tmp_path):
     cert = (basic_reg.certs / "server.crt", basic_reg.certs / "server.key")
