@@ -5,8 +5,9 @@ safety rule requires, --mrtd (plus --trust-sim-root and an audit log). The seed'
 endpoint and the published port point at this test's free ports (consistently, also in Env).
 
 Covered: the released secret reaches the app byte for byte; the event sequence; the secret
-tmpfs and its file (0400, pin not in the name); DELETE leaves no secret in memory mounts or on
-disk; refusals fail the task closed with the endpoint and the reason and release nothing (wrong
+tmpfs (0700, nosuid, nodev, noexec) and its file (0400, pin not in the name); DELETE leaves no
+secret in memory mounts or on disk; one refusing endpoint of two releases nothing, not even the
+other's secret; refusals fail the task closed with the endpoint and the reason and release nothing (wrong
 MRTD, wrong RTMR1, wrong image, task-config outside policy, untrusted simulator root, TCB status
 outside policy; a prefix of RTMR1, or the seed's RTMR1-only line, stops the broker at start);
 the broker judges the image and the task-config from the RTMR3 log; hot reload of secret.json; one audit entry per decision; certificate
