@@ -302,11 +302,14 @@ static void test_hostile_names_and_links(void **state)
         }
         canary_intact();
         {
-                /* A symlink out of the root, then writes through it: they land inside. */
-                char target[128];
+                /* Symlinks out of the root, then writes through them: they land inside. "up"
+                 * climbs past the host's / and comes back down to tmpdir, so that an escape
+                 * replaces the canary (and writes nowhere else on the host). */
+                char target[128], up[160];
                 snprintf(target, sizeof(target), "%s", tmpdir);
+                snprintf(up, sizeof(up), "../../../../../..%s", tmpdir);
                 const struct tar_member m[] = {
-                        {.path = "up", .type = AE_IFLNK, .link = "../../../../../.."},
+                        {.path = "up", .type = AE_IFLNK, .link = up},
                         {.path = "abs", .type = AE_IFLNK, .link = target},
                         {.path = "up/canary", .data = "overwritten"},
                         {.path = "abs/canary", .data = "overwritten"},
