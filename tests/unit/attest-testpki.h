@@ -50,6 +50,7 @@ struct testpki_opts {
         bool pcesvn_low;             /* PCK PCESVN 10, below the only level (11) */
         bool sgx_svn_low;            /* PCK SGX component 0 is 2, below the level's 3 */
         bool tdx_svn_low;            /* TEE_TCB_SVN[2] is 3, below the level's 4 */
+        bool tdx_svn0_low;           /* TEE_TCB_SVN[0] (module SVN, major 0) is 2, below the level's 3 */
         uint8_t seam_signer_xor;     /* MRSIGNERSEAM differs from the module identity */
         uint8_t seam_attr;           /* SEAMATTRIBUTES byte 0 */
 };
@@ -364,7 +365,7 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         memcpy(head + 12, vendor, 16);
         memcpy(head + 28, "CONKER-SIMULATED", 16);
         uint8_t *b = head + 48;
-        b[0] = 3; /* TEE_TCB_SVN: module SVN 3, major 0 */
+        b[0] = o->tdx_svn0_low ? 2 : 3; /* TEE_TCB_SVN: module SVN 3, major 0 */
         b[2] = o->tdx_svn_low ? 3 : 4;
         b[64] ^= o->seam_signer_xor; /* MRSIGNERSEAM */
         b[112] = o->seam_attr;       /* SEAMATTRIBUTES */

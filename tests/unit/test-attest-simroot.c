@@ -94,6 +94,7 @@ static void test_sim_negative(void **state)
                 {{.now = NOW, .pcesvn_low = true}, -ENOENT, "no matching TCB level"},
                 {{.now = NOW, .sgx_svn_low = true}, -ENOENT, "no matching TCB level"},
                 {{.now = NOW, .tdx_svn_low = true}, -ENOENT, "no matching TCB level"},
+                {{.now = NOW, .tdx_svn0_low = true}, -ENOENT, "no matching TCB level"},
                 {{.now = NOW, .seam_signer_xor = 1}, -EKEYREJECTED, "MRSIGNERSEAM"},
                 {{.now = NOW, .seam_attr = 1}, -EKEYREJECTED, "SEAMATTRIBUTES is not zero"},
         };
