@@ -567,6 +567,52 @@ static void test_claims_exporter_size(void **state)
         assert_int_equal(attest_ratls_parse_claims(short_exporter, sizeof(short_exporter), &ev, pkh, &e),
                          -EBADMSG);
         assert_non_null(strstr(e->msg, "tls-exporter"));
+
+        /* One byte too long is refused too (not cut to 32). */
+        uint8_t long_exporter[ATTEST_RATLS_EXPORTER_LEN + 1] = {0};
+        _cleanup_free_ uint8_t *claims = NULL;
+        _cleanup_error_ struct ck_error *e2 = NULL;
+        cbor_item_t *map = cbor_new_definite_map(1);
+        size_t cl = 0;
+
+        map_put(map, "tls-exporter", long_exporter, sizeof(long_exporter));
+        claims = serialize(map, &cl);
+        assert_int_equal(attest_ratls_parse_claims(claims, cl, &ev, pkh, &e2), -EBADMSG);
+        assert_non_null(strstr(e2->msg, "tls-exporter"));
+}
+
+/* The nonce claim is bounded (1024 bytes) on its own, below the claims' overall limit. */
+static void test_claims_nonce_bound(void **state)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+        static uint8_t nonce[1025];
+
+        for (size_t n = 1024; n <= 1025; n++) {
+                _cleanup_free_ uint8_t *base = NULL, *claims = NULL;
+                struct attest_ratls_evidence ev = {0};
+                struct cbor_load_result res;
+                cbor_item_t *map, *loaded;
+                size_t bl = 0, cl = 0;
+                uint8_t pkh[32];
+                int r;
+
+                base = claims_for(key, ATTEST_RATLS_CTX, APP_ID, &bl);
+                loaded = cbor_load(base, bl, &res);
+                assert_non_null(loaded);
+                map = cbor_new_definite_map(cbor_map_size(loaded) + 1);
+                for (size_t i = 0; i < cbor_map_size(loaded); i++)
+                        assert_true(cbor_map_add(map, cbor_map_handle(loaded)[i]));
+                cbor_decref(&loaded);
+                map_put(map, "nonce", nonce, n);
+                claims = serialize(map, &cl);
+                r = attest_ratls_parse_claims(claims, cl, &ev, pkh, NULL);
+                assert_int_equal(r, n <= 1024 ? 0 : -EBADMSG);
+                if (r == 0) {
+                        assert_int_equal(ev.nonce_len, n);
+                        free(ev.app_id);
+                        free(ev.nonce);
+                }
+        }
 }
 
 /* A profile whose TDX module SVN is below the sim TCB Info's UpToDate level verifies as
@@ -617,6 +663,7 @@ int main(void)
                 cmocka_unit_test(test_sim_outdated_module),
                 cmocka_unit_test(test_bound_evidence),
                 cmocka_unit_test(test_claims_exporter_size),
+                cmocka_unit_test(test_claims_nonce_bound),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -108,6 +108,22 @@ static void test_parse_rejects(void **state)
         expect_reject("{\"name\":\"a\\u0000b\",\"payload\":\"b\",\"digest\":\"00\"}\n");
 }
 
+/* A torn append (the last event without its newline) is refused as such, on an otherwise
+ * intact log. */
+static void test_parse_rejects_unterminated(void **state)
+{
+        _cleanup_free_ char *text = make_log(2);
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct attest_rt_log log = {0};
+
+        assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, NULL), 0);
+        attest_rt_log_clear(&log);
+        text[strlen(text) - 1] = 0;
+        assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, &e), -EBADMSG);
+        assert_non_null(strstr(e->msg, "line 2: no terminating newline"));
+        assert_int_equal(log.n, 0);
+}
+
 static void test_parse_limits(void **state)
 {
         _cleanup_free_ char *many = make_log(ATTEST_RT_LOG_MAX_EVENTS + 1);
@@ -130,6 +146,7 @@ int main(void)
                 cmocka_unit_test(test_digest_is_domain_separated),
                 cmocka_unit_test(test_parse_and_replay),
                 cmocka_unit_test(test_parse_rejects),
+                cmocka_unit_test(test_parse_rejects_unterminated),
                 cmocka_unit_test(test_parse_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
