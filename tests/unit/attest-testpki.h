@@ -32,6 +32,8 @@ struct testpki_opts {
         time_t leaf_not_after;       /* PCK leaf notAfter */
         bool pck_crl_no_next;        /* PCK CRL without nextUpdate */
         bool root_crl_no_next;       /* root CA CRL without nextUpdate */
+        bool pck_crl_expired;        /* PCK CRL nextUpdate a minute ago */
+        bool root_crl_expired;       /* root CA CRL nextUpdate a minute ago */
         bool revoke_ca;              /* list the PCK Platform CA in the root CA CRL */
         bool revoke_root;            /* list the root in the root CA CRL */
         bool root_crl_forged;        /* root CA CRL signed by another key */
@@ -177,7 +179,8 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
         return ext;
 }
 
-static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked, X509 *revoked2, bool no_next)
+static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked, X509 *revoked2, bool no_next,
+                        bool expired)
 {
         X509_CRL *crl = X509_CRL_new();
         ASN1_TIME *t = ASN1_TIME_new();
@@ -186,7 +189,7 @@ static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked, 
         X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
         ASN1_TIME_set(t, now - 3600);
         X509_CRL_set1_lastUpdate(crl, t);
-        ASN1_TIME_set(t, now + 30 * 86400);
+        ASN1_TIME_set(t, expired ? now - 60 : now + 30 * 86400);
         if (!no_next)
                 X509_CRL_set1_nextUpdate(crl, t);
         for (X509 **x = (X509 *[]){revoked, revoked2}, **end = x + 2; x < end; x++) {
@@ -319,11 +322,12 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         tp_sign_raw(t->tcb_key, tcb_text, strlen(tcb_text), tsig);
         tp_sign_raw(t->tcb_key, qe_text, strlen(qe_text), qsig);
 
-        X509_CRL *root_crl =
-                tp_crl(t->root, o->root_crl_forged ? other_key : t->root_key, now,
-                       o->revoke_ca ? t->ca : NULL, o->revoke_root ? t->root : NULL, o->root_crl_no_next);
-        X509_CRL *pck_crl = tp_crl(t->ca, o->pck_crl_forged ? other_key : t->ca_key, now,
-                                   o->revoke_leaf ? t->leaf : NULL, NULL, o->pck_crl_no_next);
+        X509_CRL *root_crl = tp_crl(t->root, o->root_crl_forged ? other_key : t->root_key, now,
+                                    o->revoke_ca ? t->ca : NULL, o->revoke_root ? t->root : NULL,
+                                    o->root_crl_no_next, o->root_crl_expired);
+        X509_CRL *pck_crl =
+                tp_crl(t->ca, o->pck_crl_forged ? other_key : t->ca_key, now,
+                       o->revoke_leaf ? t->leaf : NULL, NULL, o->pck_crl_no_next, o->pck_crl_expired);
         EVP_PKEY_free(other_key);
         _cleanup_free_ uint8_t *root_der = NULL, *pck_der = NULL;
         int rl = i2d_X509_CRL(root_crl, &root_der), pl = i2d_X509_CRL(pck_crl, &pck_der);

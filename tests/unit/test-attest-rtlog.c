@@ -84,18 +84,24 @@ static void expect_reject(const char *text)
 static void test_parse_rejects(void **state)
 {
         _cleanup_free_ char *text = make_log(2);
-        char *p;
+        char *p, saved;
 
         /* A tampered digest. */
         p = strstr(text, "\"digest\":\"") + 10;
+        saved = *p;
         *p = *p == '0' ? '1' : '0';
         expect_reject(text);
-        *p = *p == '0' ? '1' : '0';
+        *p = saved;
         /* A tampered payload. */
         p = strstr(text, "sha256:0");
         p[7] = '9';
         expect_reject(text);
         p[7] = '0';
+        {
+                struct attest_rt_log log = {0};
+                assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, NULL), 0);
+                attest_rt_log_clear(&log);
+        }
         /* Unterminated last line. */
         text[strlen(text) - 1] = 0;
         expect_reject(text);

@@ -70,6 +70,8 @@ static void test_sim_negative(void **state)
                 {{.now = NOW, .pck_crl_forged = true}, -EKEYREJECTED, "PCK CRL: signature"},
                 {{.now = NOW, .root_crl_no_next = true}, -EKEYEXPIRED, "root CA CRL: no nextUpdate"},
                 {{.now = NOW, .pck_crl_no_next = true}, -EKEYEXPIRED, "PCK CRL: no nextUpdate"},
+                {{.now = NOW, .root_crl_expired = true}, -EKEYEXPIRED, "root CA CRL: expired"},
+                {{.now = NOW, .pck_crl_expired = true}, -EKEYEXPIRED, "PCK CRL: expired"},
                 {{.now = NOW, .leaf_forged = true}, -EKEYREJECTED, "PCK chain: PCK certificate"},
                 {{.now = NOW, .leaf_not_after = NOW - 3600}, -EKEYEXPIRED, "PCK chain: PCK certificate"},
                 {{.now = NOW, .leaf_cn = "Test SIMULATED SGX PCK Other"}, -EKEYREJECTED, "leaf CN"},
