@@ -65,7 +65,7 @@ static void test_sim_negative(void **state)
                 {{.now = NOW, .qe_status = "OutOfDate"}, 0, NULL},
                 /* Certificates and CRLs. */
                 {{.now = NOW, .revoke_ca = true}, -EKEYREVOKED, "revoked"},
-                {{.now = NOW, .revoke_root = true}, -EKEYREVOKED, "revoked"},
+                {{.now = NOW, .revoke_root = true}, -EKEYREVOKED, "the root certificate is revoked"},
                 {{.now = NOW, .root_crl_forged = true}, -EKEYREJECTED, "root CA CRL: signature"},
                 {{.now = NOW, .pck_crl_forged = true}, -EKEYREJECTED, "PCK CRL: signature"},
                 {{.now = NOW, .root_crl_no_next = true}, -EKEYEXPIRED, "root CA CRL: no nextUpdate"},
