@@ -55,6 +55,8 @@ struct testpki_opts {
         bool tdx_svn0_low;           /* TEE_TCB_SVN[0] (module SVN, major 0) is 2, below the level's 3 */
         uint8_t seam_signer_xor;     /* MRSIGNERSEAM differs from the module identity */
         uint8_t seam_attr;           /* SEAMATTRIBUTES byte 0 */
+        bool sgx_ext_no_fmspc;       /* the PCK's SGX extension lacks the FMSPC */
+        bool sgx_ext_no_comp16;      /* the PCK's SGX extension TCB lacks component 16 */
 };
 
 struct testpki {
@@ -131,7 +133,7 @@ static void tp_sgx_pair(struct ck_buf *out, int arc, int sub, uint8_t vtag, cons
         ck_buf_free(&b);
 }
 
-static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
+static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn, bool no_fmspc, bool no_comp16)
 {
         struct ck_buf tcb, all, seq;
         uint8_t ppid[16] = {1}, cpusvn[16] = {0}, pceid[2] = {0, 0}, type = 0;
@@ -142,7 +144,7 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
         ck_buf_init(&tcb, 1 << 16);
         ck_buf_init(&all, 1 << 16);
         ck_buf_init(&seq, 1 << 16);
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < (no_comp16 ? 15 : 16); i++) {
                 uint8_t v[2] = {0, comp[i]};
                 /* INTEGER: a leading zero only when the top bit is set */
                 if (comp[i] & 0x80)
@@ -166,7 +168,8 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
                 ck_buf_free(&p);
         }
         tp_sgx_pair(&all, 3, 0, 0x04, pceid, 2);
-        tp_sgx_pair(&all, 4, 0, 0x04, testpki_fmspc, 6);
+        if (!no_fmspc)
+                tp_sgx_pair(&all, 4, 0, 0x04, testpki_fmspc, 6);
         tp_sgx_pair(&all, 5, 0, 0x0a, &type, 1);
         tp_der_append(&seq, 0x30, all.data, all.len);
         ASN1_OCTET_STRING_set(os, seq.data, (int)seq.len);
@@ -266,7 +269,8 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
                         t->root_key, 2, true, now, 0, NULL);
         if (o->sgx_svn_low)
                 comp[0] = 2;
-        X509_EXTENSION *ext = tp_sgx_ext(comp, o->pcesvn_low ? 10 : 11);
+        X509_EXTENSION *ext =
+                tp_sgx_ext(comp, o->pcesvn_low ? 10 : 11, o->sgx_ext_no_fmspc, o->sgx_ext_no_comp16);
         if (o->sgx_svn_low)
                 comp[0] = 3; /* the TCB level keeps 3 */
         t->leaf = tp_cert(o->leaf_cn ? o->leaf_cn : "Test SIMULATED SGX PCK Certificate", t->leaf_key, t->ca,

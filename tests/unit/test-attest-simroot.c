@@ -79,6 +79,8 @@ static void test_sim_negative(void **state)
                  -EKEYREJECTED,
                  "CN is not an SGX PCK CA"},
                 {{.now = NOW, .tcb_signer_cn = "Test SIMULATED SGX Other"}, -EKEYREJECTED, "TCB Signing"},
+                {{.now = NOW, .sgx_ext_no_fmspc = true}, -EBADMSG, "lacks TCB, PCE-ID or FMSPC"},
+                {{.now = NOW, .sgx_ext_no_comp16 = true}, -EBADMSG, "TCB is incomplete"},
                 /* TCB Info and QE Identity. */
                 {{.now = NOW, .tcb_next = NOW - 3600}, -EKEYEXPIRED, "TCB Info: expired"},
                 {{.now = NOW, .tcb_issue = NOW + 3600}, -EKEYEXPIRED, "TCB Info: issue date"},
