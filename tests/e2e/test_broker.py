@@ -94,6 +94,17 @@ def test_release_and_pin(sim, secret, brokers, tmp_path):
     assert b.stop() == 0
 
 
+def test_no_release_without_audit_record(sim, secret, brokers, tmp_path):
+    """A release whose audit record cannot be written is not made: /dev/full fails every write."""
+    b = Broker(tmp_path, seed_args(sim, secret), audit_path="/dev/full")
+    brokers.append(b)
+    res = sim.fetch(b.pinned)
+    assert res.returncode != 0
+    assert MARKER not in res.stdout
+    assert "audit_failed" in res.stderr, res.stderr
+    assert "release of secret" in b.read_log()
+
+
 def test_wrong_rtmr1(sim, secret, brokers, tmp_path):
     other = sim.rtmr1[:-1] + ("0" if sim.rtmr1[-1] != "0" else "1")
     b = start(brokers, tmp_path, seed_args(sim, secret, rtmr1=other))

@@ -26,6 +26,37 @@ struct testpki_opts {
         uint8_t qe_mrsigner_xor;  /* QE Identity mrsigner differs */
         uint8_t td_attr3;         /* TDATTRIBUTES byte 3 */
         const char *level_status; /* TCB level status (default UpToDate) */
+        /* One broken thing each; zero values keep the defaults. */
+        time_t tcb_issue, tcb_next;  /* TCB Info issueDate / nextUpdate */
+        time_t qe_next;              /* QE Identity nextUpdate */
+        time_t leaf_not_after;       /* PCK leaf notAfter */
+        bool pck_crl_no_next;        /* PCK CRL without nextUpdate */
+        bool root_crl_no_next;       /* root CA CRL without nextUpdate */
+        bool pck_crl_expired;        /* PCK CRL nextUpdate a minute ago */
+        bool root_crl_expired;       /* root CA CRL nextUpdate a minute ago */
+        bool revoke_ca;              /* list the PCK Platform CA in the root CA CRL */
+        bool revoke_root;            /* list the root in the root CA CRL */
+        bool root_crl_forged;        /* root CA CRL signed by another key */
+        bool pck_crl_forged;         /* PCK CRL signed by another key */
+        bool leaf_forged;            /* PCK leaf signed by another key than the CA's */
+        const char *tcb_signer_cn;   /* CN of the TCB Signing certificate */
+        const char *leaf_cn, *ca_cn; /* CNs of the PCK leaf and the PCK CA */
+        const char *tcb_id;          /* TCB Info id (default TDX) */
+        const char *tcb_pceid;       /* TCB Info pceId (default 0000, as the PCK) */
+        const char *qe_id;           /* QE Identity id (default TD_QE) */
+        const char *qe_status;       /* QE Identity TCB level status (default UpToDate) */
+        uint16_t qe_prodid_xor;      /* QE report ISVPRODID differs */
+        uint32_t qe_misc;            /* QE report MISCSELECT */
+        uint8_t qe_attr_or;          /* bits or-ed into QE report ATTRIBUTES byte 0 */
+        bool qe_isvsvn_low;          /* QE report ISVSVN 1, below the only level (2) */
+        bool pcesvn_low;             /* PCK PCESVN 10, below the only level (11) */
+        bool sgx_svn_low;            /* PCK SGX component 0 is 2, below the level's 3 */
+        bool tdx_svn_low;            /* TEE_TCB_SVN[2] is 3, below the level's 4 */
+        bool tdx_svn0_low;           /* TEE_TCB_SVN[0] (module SVN, major 0) is 2, below the level's 3 */
+        uint8_t seam_signer_xor;     /* MRSIGNERSEAM differs from the module identity */
+        uint8_t seam_attr;           /* SEAMATTRIBUTES byte 0 */
+        bool sgx_ext_no_fmspc;       /* the PCK's SGX extension lacks the FMSPC */
+        bool sgx_ext_no_comp16;      /* the PCK's SGX extension TCB lacks component 16 */
 };
 
 struct testpki {
@@ -39,7 +70,7 @@ struct testpki {
 static const uint8_t testpki_fmspc[6] = {0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00};
 
 static X509 *tp_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long serial, bool ca,
-                     time_t now, X509_EXTENSION *extra)
+                     time_t now, time_t not_after, X509_EXTENSION *extra)
 {
         X509 *x = X509_new();
         X509V3_CTX v3;
@@ -51,7 +82,7 @@ static X509 *tp_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issu
                                    -1, -1, 0);
         X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(x));
         ASN1_TIME_set(X509_getm_notBefore(x), now - 86400);
-        ASN1_TIME_set(X509_getm_notAfter(x), now + 365 * 86400);
+        ASN1_TIME_set(X509_getm_notAfter(x), not_after ? not_after : now + 365 * 86400);
         X509_set_pubkey(x, key);
         X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
         ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
@@ -102,7 +133,7 @@ static void tp_sgx_pair(struct ck_buf *out, int arc, int sub, uint8_t vtag, cons
         ck_buf_free(&b);
 }
 
-static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
+static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn, bool no_fmspc, bool no_comp16)
 {
         struct ck_buf tcb, all, seq;
         uint8_t ppid[16] = {1}, cpusvn[16] = {0}, pceid[2] = {0, 0}, type = 0;
@@ -113,7 +144,7 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
         ck_buf_init(&tcb, 1 << 16);
         ck_buf_init(&all, 1 << 16);
         ck_buf_init(&seq, 1 << 16);
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < (no_comp16 ? 15 : 16); i++) {
                 uint8_t v[2] = {0, comp[i]};
                 /* INTEGER: a leading zero only when the top bit is set */
                 if (comp[i] & 0x80)
@@ -137,7 +168,8 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
                 ck_buf_free(&p);
         }
         tp_sgx_pair(&all, 3, 0, 0x04, pceid, 2);
-        tp_sgx_pair(&all, 4, 0, 0x04, testpki_fmspc, 6);
+        if (!no_fmspc)
+                tp_sgx_pair(&all, 4, 0, 0x04, testpki_fmspc, 6);
         tp_sgx_pair(&all, 5, 0, 0x0a, &type, 1);
         tp_der_append(&seq, 0x30, all.data, all.len);
         ASN1_OCTET_STRING_set(os, seq.data, (int)seq.len);
@@ -150,7 +182,8 @@ static X509_EXTENSION *tp_sgx_ext(const uint8_t comp[16], uint16_t pcesvn)
         return ext;
 }
 
-static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked)
+static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked, X509 *revoked2, bool no_next,
+                        bool expired)
 {
         X509_CRL *crl = X509_CRL_new();
         ASN1_TIME *t = ASN1_TIME_new();
@@ -159,11 +192,14 @@ static X509_CRL *tp_crl(X509 *issuer, EVP_PKEY *key, time_t now, X509 *revoked)
         X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
         ASN1_TIME_set(t, now - 3600);
         X509_CRL_set1_lastUpdate(crl, t);
-        ASN1_TIME_set(t, now + 30 * 86400);
-        X509_CRL_set1_nextUpdate(crl, t);
-        if (revoked) {
+        ASN1_TIME_set(t, expired ? now - 60 : now + 30 * 86400);
+        if (!no_next)
+                X509_CRL_set1_nextUpdate(crl, t);
+        for (X509 **x = (X509 *[]){revoked, revoked2}, **end = x + 2; x < end; x++) {
+                if (!*x)
+                        continue;
                 X509_REVOKED *r = X509_REVOKED_new();
-                X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked));
+                X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(*x));
                 ASN1_TIME_set(t, now - 60);
                 X509_REVOKED_set_revocationDate(r, t);
                 X509_CRL_add0_revoked(crl, r);
@@ -226,21 +262,35 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         t->leaf_key = EVP_EC_gen("P-256");
         t->tcb_key = EVP_EC_gen("P-256");
         t->ak = EVP_EC_gen("P-256");
-        t->root = tp_cert("Test SIMULATED SGX Root CA", t->root_key, NULL, t->root_key, 1, true, now, NULL);
-        t->ca = tp_cert("Test SIMULATED SGX PCK Platform CA", t->ca_key, t->root, t->root_key, 2, true, now,
-                        NULL);
-        X509_EXTENSION *ext = tp_sgx_ext(comp, 11);
-        t->leaf = tp_cert("Test SIMULATED SGX PCK Certificate", t->leaf_key, t->ca, t->ca_key, 3, false, now,
-                          ext);
+        EVP_PKEY *other_key = EVP_EC_gen("P-256"); /* signs what a test wants forged */
+        t->root =
+                tp_cert("Test SIMULATED SGX Root CA", t->root_key, NULL, t->root_key, 1, true, now, 0, NULL);
+        t->ca = tp_cert(o->ca_cn ? o->ca_cn : "Test SIMULATED SGX PCK Platform CA", t->ca_key, t->root,
+                        t->root_key, 2, true, now, 0, NULL);
+        if (o->sgx_svn_low)
+                comp[0] = 2;
+        X509_EXTENSION *ext =
+                tp_sgx_ext(comp, o->pcesvn_low ? 10 : 11, o->sgx_ext_no_fmspc, o->sgx_ext_no_comp16);
+        if (o->sgx_svn_low)
+                comp[0] = 3; /* the TCB level keeps 3 */
+        t->leaf = tp_cert(o->leaf_cn ? o->leaf_cn : "Test SIMULATED SGX PCK Certificate", t->leaf_key, t->ca,
+                          o->leaf_forged ? other_key : t->ca_key, 3, false, now, o->leaf_not_after, ext);
         X509_EXTENSION_free(ext);
-        t->tcb = tp_cert("Test SIMULATED SGX TCB Signing", t->tcb_key, t->root, t->root_key, 4, false, now,
-                         NULL);
+        t->tcb = tp_cert(o->tcb_signer_cn ? o->tcb_signer_cn : "Test SIMULATED SGX TCB Signing", t->tcb_key,
+                         t->root, t->root_key, 4, false, now, 0, NULL);
 
         /* Collateral. */
+        char tcb_issue[32], tcb_next[32], qe_next[32];
         gmtime_r(&(time_t){now - 86400}, &tm);
         strftime(date_issue, sizeof(date_issue), "%Y-%m-%dT%H:%M:%SZ", &tm);
         gmtime_r(&(time_t){now + 30 * 86400}, &tm);
         strftime(date_next, sizeof(date_next), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gmtime_r(&(time_t){o->tcb_issue ? o->tcb_issue : now - 86400}, &tm);
+        strftime(tcb_issue, sizeof(tcb_issue), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gmtime_r(&(time_t){o->tcb_next ? o->tcb_next : now + 30 * 86400}, &tm);
+        strftime(tcb_next, sizeof(tcb_next), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gmtime_r(&(time_t){o->qe_next ? o->qe_next : now + 30 * 86400}, &tm);
+        strftime(qe_next, sizeof(qe_next), "%Y-%m-%dT%H:%M:%SZ", &tm);
         _cleanup_free_ char *fmspc_hex = tp_hex(testpki_fmspc, 6);
         _cleanup_json_ json_t *sgxc = json_array(), *tdxc = json_array();
         for (int i = 0; i < 16; i++) {
@@ -249,33 +299,40 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         }
         static const char z48[] = "0000000000000000000000000000000000000000000000000000000000000000000000000"
                                   "00000000000000000000000";
-        _cleanup_json_ json_t *tcbj = json_pack(
-                "{s:s,s:i,s:s,s:s,s:s,s:s,s:i,s:i,s:{s:s,s:s,s:s},s:[{s:{s:O,s:i,s:O},s:s,s:s}]}", "id",
-                "TDX", "version", 3, "issueDate", date_issue, "nextUpdate", date_next, "fmspc",
-                o->tcb_fmspc ? o->tcb_fmspc : fmspc_hex, "pceId", "0000", "tcbType", 0,
-                "tcbEvaluationDataNumber", 99, "tdxModule", "mrsigner", z48, "attributes",
-                "0000000000000000", "attributesMask", "FFFFFFFFFFFFFFFF", "tcbLevels", "tcb",
-                "sgxtcbcomponents", sgxc, "pcesvn", 11, "tdxtcbcomponents", tdxc, "tcbDate",
-                "2024-01-01T00:00:00Z", "tcbStatus", o->level_status ? o->level_status : "UpToDate");
+        _cleanup_json_ json_t *tcbj =
+                json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:i,s:i,s:{s:s,s:s,s:s},s:[{s:{s:O,s:i,s:O},s:s,s:s}]}",
+                          "id", o->tcb_id ? o->tcb_id : "TDX", "version", 3, "issueDate", tcb_issue,
+                          "nextUpdate", tcb_next, "fmspc", o->tcb_fmspc ? o->tcb_fmspc : fmspc_hex, "pceId",
+                          o->tcb_pceid ? o->tcb_pceid : "0000", "tcbType", 0, "tcbEvaluationDataNumber", 99,
+                          "tdxModule", "mrsigner", z48, "attributes", "0000000000000000", "attributesMask",
+                          "FFFFFFFFFFFFFFFF", "tcbLevels", "tcb", "sgxtcbcomponents", sgxc, "pcesvn", 11,
+                          "tdxtcbcomponents", tdxc, "tcbDate", "2024-01-01T00:00:00Z", "tcbStatus",
+                          o->level_status ? o->level_status : "UpToDate");
         uint8_t qm[32];
         memcpy(qm, qe_mrsigner, 32);
         qm[0] ^= o->qe_mrsigner_xor;
         _cleanup_free_ char *qm_hex = tp_hex(qm, 32);
-        _cleanup_json_ json_t *qej = json_pack(
-                "{s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:[{s:{s:i},s:s,s:s}]}", "id", "TD_QE",
-                "version", 2, "issueDate", date_issue, "nextUpdate", date_next, "tcbEvaluationDataNumber",
-                99, "miscselect", "00000000", "miscselectMask", "FFFFFFFF", "attributes",
-                "11000000000000000000000000000000", "attributesMask", "FBFFFFFFFFFFFFFF0000000000000000",
-                "mrsigner", qm_hex, "isvprodid", 2, "tcbLevels", "tcb", "isvsvn", 2, "tcbDate",
-                "2024-01-01T00:00:00Z", "tcbStatus", "UpToDate");
+        _cleanup_json_ json_t *qej =
+                json_pack("{s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:[{s:{s:i},s:s,s:s}]}", "id",
+                          o->qe_id ? o->qe_id : "TD_QE", "version", 2, "issueDate", date_issue, "nextUpdate",
+                          qe_next, "tcbEvaluationDataNumber", 99, "miscselect", "00000000", "miscselectMask",
+                          "FFFFFFFF", "attributes", "11000000000000000000000000000000", "attributesMask",
+                          "FBFFFFFFFFFFFFFF0000000000000000", "mrsigner", qm_hex, "isvprodid", 2,
+                          "tcbLevels", "tcb", "isvsvn", 2, "tcbDate", "2024-01-01T00:00:00Z", "tcbStatus",
+                          o->qe_status ? o->qe_status : "UpToDate");
         _cleanup_free_ char *tcb_text = json_dumps(tcbj, JSON_COMPACT);
         _cleanup_free_ char *qe_text = json_dumps(qej, JSON_COMPACT);
         uint8_t tsig[64], qsig[64];
         tp_sign_raw(t->tcb_key, tcb_text, strlen(tcb_text), tsig);
         tp_sign_raw(t->tcb_key, qe_text, strlen(qe_text), qsig);
 
-        X509_CRL *root_crl = tp_crl(t->root, t->root_key, now, NULL);
-        X509_CRL *pck_crl = tp_crl(t->ca, t->ca_key, now, o->revoke_leaf ? t->leaf : NULL);
+        X509_CRL *root_crl = tp_crl(t->root, o->root_crl_forged ? other_key : t->root_key, now,
+                                    o->revoke_ca ? t->ca : NULL, o->revoke_root ? t->root : NULL,
+                                    o->root_crl_no_next, o->root_crl_expired);
+        X509_CRL *pck_crl =
+                tp_crl(t->ca, o->pck_crl_forged ? other_key : t->ca_key, now,
+                       o->revoke_leaf ? t->leaf : NULL, NULL, o->pck_crl_no_next, o->pck_crl_expired);
+        EVP_PKEY_free(other_key);
         _cleanup_free_ uint8_t *root_der = NULL, *pck_der = NULL;
         int rl = i2d_X509_CRL(root_crl, &root_der), pl = i2d_X509_CRL(pck_crl, &pck_der);
         X509_CRL_free(root_crl);
@@ -316,8 +373,10 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         memcpy(head + 12, vendor, 16);
         memcpy(head + 28, "CONKER-SIMULATED", 16);
         uint8_t *b = head + 48;
-        b[0] = 3; /* TEE_TCB_SVN: module SVN 3, major 0 */
-        b[2] = 4;
+        b[0] = o->tdx_svn0_low ? 2 : 3; /* TEE_TCB_SVN: module SVN 3, major 0 */
+        b[2] = o->tdx_svn_low ? 3 : 4;
+        b[64] ^= o->seam_signer_xor; /* MRSIGNERSEAM */
+        b[112] = o->seam_attr;       /* SEAMATTRIBUTES */
         b[120 + 3] = o->td_attr3;
         memset(b + 136, 0x7d, 48); /* MRTD */
         memset(b + 520, 0xab, 64); /* REPORTDATA */
@@ -328,10 +387,11 @@ static void testpki_build(struct testpki *t, const struct testpki_opts *o)
         uint8_t auth[32];
         memset(auth, 0x5a, 32);
         uint8_t qe[384] = {0};
-        qe[48] = 0x11; /* attributes: INIT | MODE64BIT, not DEBUG */
+        qe[48] = 0x11 | o->qe_attr_or; /* attributes: INIT | MODE64BIT, not DEBUG */
+        ck_put_le32(qe + 16, o->qe_misc);
         memcpy(qe + 128, qe_mrsigner, 32);
-        ck_put_le16(qe + 256, 2);
-        ck_put_le16(qe + 258, 2);
+        ck_put_le16(qe + 256, 2 ^ o->qe_prodid_xor);
+        ck_put_le16(qe + 258, o->qe_isvsvn_low ? 1 : 2);
         {
                 EVP_MD_CTX *m = EVP_MD_CTX_new();
                 EVP_DigestInit_ex(m, EVP_sha256(), NULL);

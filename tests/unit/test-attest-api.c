@@ -14,6 +14,7 @@
 
 #include "api-evidence.h"
 #include "fs.h"
+#include "ratls-internal.h"
 #include "ratls.h"
 #include "sim-td-fixture.h"
 #include "ssl.h"
@@ -212,6 +213,53 @@ static void test_fresh_evidence_tampered(void **state)
         identity_clear(&id);
 }
 
+/* The expected claims next to a genuine quote of the same TD made over other claims (another
+ * nonce): the claims match byte for byte and the quote verifies, but REPORTDATA does not cover
+ * these claims. */
+static void test_fresh_evidence_quote_swapped(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_free_ uint8_t *ev = NULL, *ev2 = NULL, *mixed = NULL;
+        struct attest_result *res = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct identity id = identity_make();
+        const uint8_t *q1, *c1, *q2, *c2;
+        size_t len = 0, len2 = 0, ql1 = 0, cl1 = 0, ql2 = 0, cl2 = 0, mlen = 0;
+        uint8_t nonce2[32];
+
+        memcpy(nonce2, nonce, 32);
+        nonce2[5] ^= 0x40;
+        assert_int_equal(
+                attest_api_evidence_make(td.tee, id.cert, nonce, sizeof(nonce), ekm, &ev, &len, NULL), 0);
+        assert_int_equal(attest_api_evidence_make(td.tee, id.cert, nonce2, 32, ekm, &ev2, &len2, NULL), 0);
+        assert_int_equal(attest_ratls_parse_extension(ev, len, &q1, &ql1, &c1, &cl1, NULL), 0);
+        assert_int_equal(attest_ratls_parse_extension(ev2, len2, &q2, &ql2, &c2, &cl2, NULL), 0);
+        assert_int_equal(ratls_evidence_encode(q2, ql2, c1, cl1, &mixed, &mlen), 0);
+        assert_int_equal(attest_api_evidence_verify(mixed, mlen, id.cert, nonce, 32, ekm, get_collateral,
+                                                    NULL, &opts, &res, &e),
+                         -EKEYREJECTED);
+        assert_null(res);
+        assert_non_null(strstr(ck_error_message(e, -1), "REPORTDATA"));
+        identity_clear(&id);
+}
+
+/* conkerd's identity certificate re-signed by another key is refused, evidence intact. */
+static void test_identity_self_signature(void **state)
+{
+        _cleanup_error_ struct ck_error *e = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *other = EVP_EC_gen("P-256");
+        struct attest_result *res = NULL;
+        struct attest_verify_opts opts = sim_opts();
+        struct identity id = identity_make();
+
+        assert_true(X509_sign(id.cert, other, EVP_sha256()) > 0);
+        assert_int_equal(attest_api_cert_verify(id.cert, get_collateral, NULL, &opts, &res, &e),
+                         -EKEYREJECTED);
+        assert_null(res);
+        assert_non_null(strstr(ck_error_message(e, -1), "self-signature"));
+        identity_clear(&id);
+}
+
 static void test_nonce_bounds(void **state)
 {
         uint8_t big[ATTEST_API_NONCE_MAX + 1] = {0};
@@ -257,6 +305,8 @@ int main(void)
                 cmocka_unit_test(test_fresh_evidence),
                 cmocka_unit_test(test_fresh_evidence_replay),
                 cmocka_unit_test(test_fresh_evidence_tampered),
+                cmocka_unit_test(test_fresh_evidence_quote_swapped),
+                cmocka_unit_test(test_identity_self_signature),
                 cmocka_unit_test(test_nonce_bounds),
                 cmocka_unit_test(test_evidence_malformed),
         };

@@ -289,6 +289,13 @@ static void test_length_lies(void **state)
                 put32(b + 50, sizes[i]);
                 assert_int_equal(parse_exact(b, len, &q, NULL), -EBADMSG);
         }
+        /* A TD body (type 3, its size right) under an SGX header. */
+        {
+                _cleanup_free_ uint8_t *b = malloc(len);
+                memcpy(b, v5, len);
+                put32(b + 4, 0);
+                assert_int_equal(parse_exact(b, len, &q, NULL), -EBADMSG);
+        }
         const uint16_t types[] = {1, 2, 4, 0, 0xffff};
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 _cleanup_free_ uint8_t *b = malloc(len);

@@ -253,6 +253,52 @@ static void test_claims_altered_after_quoting(void **state)
         verify(cert, &o, NULL);
 }
 
+/* REPORTDATA is SHA-256(claims) followed by 32 zero bytes: a quote whose second half is not
+ * zero is refused even though its first half matches. */
+static void test_report_data_second_half(void **state)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_free_ uint8_t *claims = NULL, *quote = NULL, *ext = NULL;
+        struct attest_verify_opts o = sim_opts();
+        uint8_t rd[64] = {0};
+        size_t cl = 0, ql = 0, el = 0;
+
+        claims = claims_for(key, ATTEST_RATLS_CTX, APP_ID, &cl);
+        assert_int_equal(ck_sha256(claims, cl, rd), 0);
+        rd[63] = 1;
+        assert_int_equal(attest_tee_quote(the_tee, rd, &quote, &ql, NULL), 0);
+        ext = ext_for(quote, ql, claims, cl, &el);
+        cert = cert_with_ext(key, ext, el);
+        verify(cert, &o, "REPORTDATA");
+}
+
+/* The certificate is one consistent object: a valid evidence extension in a certificate whose
+ * signature is not by its own key, or next to a second evidence extension, is refused. */
+static void test_cert_self_signature_and_single_extension(void **state)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+        _cleanup_(X509_freep) X509 *cert = NULL, *twice = NULL;
+        _cleanup_free_ uint8_t *claims = NULL, *quote = NULL, *ext = NULL;
+        struct attest_verify_opts o = sim_opts();
+        size_t cl = 0, ql = 0, el = 0;
+
+        claims = claims_for(key, ATTEST_RATLS_CTX, APP_ID, &cl);
+        quote = quote_over(claims, cl, &ql);
+        ext = ext_for(quote, ql, claims, cl, &el);
+        cert = cert_with_ext(key, ext, el);
+        verify(cert, &o, NULL);
+        /* Same certificate, signed by another key. */
+        assert_true(X509_sign(cert, other, EVP_sha256()) > 0);
+        verify(cert, &o, "self-signature");
+
+        /* Two copies of the same (valid) extension, signed by the certificate's key. */
+        twice = cert_with_ext(key, ext, el);
+        assert_true(X509_add_ext(twice, X509_get_ext(twice, X509_get_ext_count(twice) - 1), -1) == 1);
+        assert_true(X509_sign(twice, key, EVP_sha256()) > 0);
+        verify(twice, &o, "more than one evidence extension");
+}
+
 static void test_wrong_ctx(void **state)
 {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
@@ -410,6 +456,15 @@ static void test_claims_parser(void **state)
                                  -EBADMSG);
                 assert_non_null(strstr(e->msg, "pubkey-hash"));
         }
+        /* Missing pubkey-hash, with appId and ctx present. */
+        {
+                static const uint8_t no_pkh[] = {0xa2, 0x65, 'a', 'p',  'p', 'I', 'd', 0x41, 'a', 0x63,
+                                                 'c',  't',  'x', 0x50, 'c', 'o', 'n', 'k',  'e', 'r',
+                                                 '/',  'r',  'a', '-',  't', 'l', 's', '/',  'v', '1'};
+                _cleanup_error_ struct ck_error *e = NULL;
+                assert_int_equal(attest_ratls_parse_claims(no_pkh, sizeof(no_pkh), &ev, pkh, &e), -EBADMSG);
+                assert_non_null(strstr(e->msg, "pubkey-hash"));
+        }
 }
 
 /* Evidence bound to a session: made for one (key, exporter value), it verifies for exactly that
@@ -512,6 +567,52 @@ static void test_claims_exporter_size(void **state)
         assert_int_equal(attest_ratls_parse_claims(short_exporter, sizeof(short_exporter), &ev, pkh, &e),
                          -EBADMSG);
         assert_non_null(strstr(e->msg, "tls-exporter"));
+
+        /* One byte too long is refused too (not cut to 32). */
+        uint8_t long_exporter[ATTEST_RATLS_EXPORTER_LEN + 1] = {0};
+        _cleanup_free_ uint8_t *claims = NULL;
+        _cleanup_error_ struct ck_error *e2 = NULL;
+        cbor_item_t *map = cbor_new_definite_map(1);
+        size_t cl = 0;
+
+        map_put(map, "tls-exporter", long_exporter, sizeof(long_exporter));
+        claims = serialize(map, &cl);
+        assert_int_equal(attest_ratls_parse_claims(claims, cl, &ev, pkh, &e2), -EBADMSG);
+        assert_non_null(strstr(e2->msg, "tls-exporter"));
+}
+
+/* The nonce claim is bounded (1024 bytes) on its own, below the claims' overall limit. */
+static void test_claims_nonce_bound(void **state)
+{
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+        static uint8_t nonce[1025];
+
+        for (size_t n = 1024; n <= 1025; n++) {
+                _cleanup_free_ uint8_t *base = NULL, *claims = NULL;
+                struct attest_ratls_evidence ev = {0};
+                struct cbor_load_result res;
+                cbor_item_t *map, *loaded;
+                size_t bl = 0, cl = 0;
+                uint8_t pkh[32];
+                int r;
+
+                base = claims_for(key, ATTEST_RATLS_CTX, APP_ID, &bl);
+                loaded = cbor_load(base, bl, &res);
+                assert_non_null(loaded);
+                map = cbor_new_definite_map(cbor_map_size(loaded) + 1);
+                for (size_t i = 0; i < cbor_map_size(loaded); i++)
+                        assert_true(cbor_map_add(map, cbor_map_handle(loaded)[i]));
+                cbor_decref(&loaded);
+                map_put(map, "nonce", nonce, n);
+                claims = serialize(map, &cl);
+                r = attest_ratls_parse_claims(claims, cl, &ev, pkh, NULL);
+                assert_int_equal(r, n <= 1024 ? 0 : -EBADMSG);
+                if (r == 0) {
+                        assert_int_equal(ev.nonce_len, n);
+                        free(ev.app_id);
+                        free(ev.nonce);
+                }
+        }
 }
 
 /* A profile whose TDX module SVN is below the sim TCB Info's UpToDate level verifies as
@@ -552,6 +653,8 @@ int main(void)
                 cmocka_unit_test(test_good_identity),
                 cmocka_unit_test(test_intel_root_rejects_sim),
                 cmocka_unit_test(test_evidence_moved_to_other_key),
+                cmocka_unit_test(test_report_data_second_half),
+                cmocka_unit_test(test_cert_self_signature_and_single_extension),
                 cmocka_unit_test(test_claims_altered_after_quoting),
                 cmocka_unit_test(test_wrong_ctx),
                 cmocka_unit_test(test_rtmr3_log),
@@ -560,6 +663,7 @@ int main(void)
                 cmocka_unit_test(test_sim_outdated_module),
                 cmocka_unit_test(test_bound_evidence),
                 cmocka_unit_test(test_claims_exporter_size),
+                cmocka_unit_test(test_claims_nonce_bound),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

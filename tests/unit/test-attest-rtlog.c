@@ -84,18 +84,24 @@ static void expect_reject(const char *text)
 static void test_parse_rejects(void **state)
 {
         _cleanup_free_ char *text = make_log(2);
-        char *p;
+        char *p, saved;
 
         /* A tampered digest. */
         p = strstr(text, "\"digest\":\"") + 10;
+        saved = *p;
         *p = *p == '0' ? '1' : '0';
         expect_reject(text);
-        *p = *p == '0' ? '1' : '0';
+        *p = saved;
         /* A tampered payload. */
         p = strstr(text, "sha256:0");
         p[7] = '9';
         expect_reject(text);
         p[7] = '0';
+        {
+                struct attest_rt_log log = {0};
+                assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, NULL), 0);
+                attest_rt_log_clear(&log);
+        }
         /* Unterminated last line. */
         text[strlen(text) - 1] = 0;
         expect_reject(text);
@@ -106,6 +112,22 @@ static void test_parse_rejects(void **state)
         expect_reject("{\"name\":\"a\",\"payload\":\"b\",\"digest\":\"00\",\"x\":1}\n");
         expect_reject("{\"name\":\"a\",\"name\":\"a\",\"payload\":\"b\"}\n");
         expect_reject("{\"name\":\"a\\u0000b\",\"payload\":\"b\",\"digest\":\"00\"}\n");
+}
+
+/* A torn append (the last event without its newline) is refused as such, on an otherwise
+ * intact log. */
+static void test_parse_rejects_unterminated(void **state)
+{
+        _cleanup_free_ char *text = make_log(2);
+        _cleanup_error_ struct ck_error *e = NULL;
+        struct attest_rt_log log = {0};
+
+        assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, NULL), 0);
+        attest_rt_log_clear(&log);
+        text[strlen(text) - 1] = 0;
+        assert_int_equal(attest_rt_log_parse((const uint8_t *)text, strlen(text), &log, &e), -EBADMSG);
+        assert_non_null(strstr(e->msg, "line 2: no terminating newline"));
+        assert_int_equal(log.n, 0);
 }
 
 static void test_parse_limits(void **state)
@@ -130,6 +152,7 @@ int main(void)
                 cmocka_unit_test(test_digest_is_domain_separated),
                 cmocka_unit_test(test_parse_and_replay),
                 cmocka_unit_test(test_parse_rejects),
+                cmocka_unit_test(test_parse_rejects_unterminated),
                 cmocka_unit_test(test_parse_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -225,6 +225,24 @@ static void test_td_relaunch(void **state)
         assert_int_equal(r.status, ATTEST_TCB_OUT_OF_DATE);
         attest_advisories_free(r.advisory_ids);
 
+        /* A relaunch onto a major-0 module: judged by the TCB level's TDX components. */
+        f.q.m.tee_tcb_svn2[1] = 0;
+        f.q.m.tee_tcb_svn2[0] = 9;
+        assert_int_equal(match(&f, &r, NULL), 0);
+        assert_int_equal(r.status, ATTEST_TCB_TD_RELAUNCH_ADVISED);
+        attest_advisories_free(r.advisory_ids);
+        f.q.m.tee_tcb_svn2[0] = 8;
+        assert_int_equal(match(&f, &r, NULL), 0);
+        assert_int_equal(r.status, ATTEST_TCB_OUT_OF_DATE);
+        attest_advisories_free(r.advisory_ids);
+        f.q.m.tee_tcb_svn2[0] = 9;
+        f.q.m.tee_tcb_svn2[2] = 2;
+        assert_int_equal(match(&f, &r, NULL), 0);
+        assert_int_equal(r.status, ATTEST_TCB_OUT_OF_DATE);
+        attest_advisories_free(r.advisory_ids);
+        f.q.m.tee_tcb_svn2[1] = 1;
+        f.q.m.tee_tcb_svn2[2] = 3;
+
         f.q.m.tee_tcb_svn2[0] = 6;
         f.q.body_type = 2; /* only for TD report 1.5 */
         assert_int_equal(match(&f, &r, NULL), 0);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "policy.h"
 
 #define RTMR1_HEX                                                                                           \
@@ -220,11 +221,13 @@ static void test_reason_codes(void **state)
 
         assert_int_equal(flags(RTMR1_HEX, IMAGE_HEX, false, &p, NULL), 0);
 
+        /* The default accepts UpToDate only. */
         good_result(&r);
-        r.status = ATTEST_TCB_OUT_OF_DATE;
-        assert_string_equal(decide(p, &r, img), "tcb_status");
-        r.status = ATTEST_TCB_REVOKED;
-        assert_string_equal(decide(p, &r, img), "tcb_status");
+        for (int s = 0; s < _ATTEST_TCB_STATUS_MAX; s++) {
+                r.status = (enum attest_tcb_status)s;
+                assert_string_equal(decide(p, &r, img),
+                                    s == ATTEST_TCB_UP_TO_DATE ? "default" : "tcb_status");
+        }
 
         good_result(&r);
         r.m.td_attributes[0] = 0x01; /* DEBUG */
@@ -421,6 +424,46 @@ static void test_mrtd_differs_refused(void **state)
         assert_int_equal(d.pinned, BROKER_PIN_MRTD | (BROKER_PIN_RTMR0 << 1) | BROKER_PIN_IMAGE);
         t.r.m.mr_td[47] ^= 1;
         assert_string_equal(td_decide(p, &t), "mrtd_mismatch");
+        td_clear(&t);
+}
+
+/* Each RTMR pin is compared in full, RTMR3 included: a TD whose RTMR differs from the pin is
+ * refused with that RTMR's reason, even with a log that replays. */
+static void test_rtmr_pins(void **state)
+{
+        struct td t;
+
+        td_good(&t);
+        for (unsigned k = 0; k < 4; k++) {
+                _cleanup_(broker_policy_freep) struct broker_policy *p = NULL;
+                _cleanup_error_ struct ck_error *e = NULL;
+                char json[1024], hex[97], reason[32];
+                uint8_t pin[48];
+
+                memcpy(pin, t.r.m.rtmr[k], 48);
+                pin[47] ^= 1;
+                ck_hex_encode(pin, 48, hex);
+                snprintf(
+                        json, sizeof(json),
+                        "{\"secrets\":[{\"id\":\"s\",\"file\":\"/s/s.json\",\"rules\":[{\"mrtd\":\"" MRTD_HEX
+                        "\",\"rtmr%u\":\"%s\",\"imageIds\":[\"sha256:" IMAGE_HEX "\"]}]}]}",
+                        k, hex);
+                if (broker_policy_from_json((const uint8_t *)json, strlen(json), false, &p, &e) < 0)
+                        fail_msg("%s", e->msg);
+                snprintf(reason, sizeof(reason), "rtmr%u_mismatch", k);
+                assert_string_equal(td_decide(p, &t), reason);
+                /* The pin equal to the TD's value is accepted. */
+                broker_policy_free(TAKE_PTR(p));
+                ck_hex_encode(t.r.m.rtmr[k], 48, hex);
+                snprintf(
+                        json, sizeof(json),
+                        "{\"secrets\":[{\"id\":\"s\",\"file\":\"/s/s.json\",\"rules\":[{\"mrtd\":\"" MRTD_HEX
+                        "\",\"rtmr%u\":\"%s\",\"imageIds\":[\"sha256:" IMAGE_HEX "\"]}]}]}",
+                        k, hex);
+                assert_int_equal(
+                        broker_policy_from_json((const uint8_t *)json, strlen(json), false, &p, NULL), 0);
+                assert_string_equal(td_decide(p, &t), "s");
+        }
         td_clear(&t);
 }
 
@@ -686,6 +729,7 @@ int main(void)
                 cmocka_unit_test(test_seed_rtmr1_only_refused),
                 cmocka_unit_test(test_flags_firmware_any),
                 cmocka_unit_test(test_mrtd_differs_refused),
+                cmocka_unit_test(test_rtmr_pins),
                 cmocka_unit_test(test_flags_reference_values),
                 cmocka_unit_test(test_log_missing_or_not_replaying_refused),
                 cmocka_unit_test(test_image_not_in_log_refused),

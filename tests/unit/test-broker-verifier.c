@@ -153,6 +153,78 @@ static void test_verify_and_cache(void **state)
         fixture_close(&f);
 }
 
+/* An appId longer than the broker keeps (256 bytes) but within what RA-TLS carries (1024) is
+ * refused, not cut or copied past its buffer. */
+static void test_long_app_id_refused(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+        static char long_id[301];
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)long_id, .app_id_len = 300};
+        const char *reason = NULL;
+        struct fixture f = {0};
+        uint8_t exporter[32];
+        size_t len = 0;
+
+        memset(long_id, 'a', 300);
+        fixture_open(&f);
+        assert_int_equal(
+                broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col, .root = f.root},
+                                    &v, NULL),
+                0);
+        memset(exporter, 0x44, sizeof(exporter));
+        assert_int_equal(attest_ratls_make_key_cert(600, &key, &cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f.tee, &c, cert, exporter, &body, &len, NULL), 0);
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, time(NULL), &a, &reason, NULL),
+                         -EBADMSG);
+        assert_string_equal(reason, "image_mismatch");
+        fixture_close(&f);
+}
+
+/* A cached verification does not outlive the collateral it was made with: however long the TTL,
+ * past the collateral's nextUpdate the quote is verified again (and now fails). */
+static void test_cache_bounded_by_collateral(void **state)
+{
+        _cleanup_(broker_verifier_freep) struct broker_verifier *v = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        _cleanup_(broker_attested_clear) struct broker_attested a = {0};
+        struct attest_ratls_claims c = {.app_id = (const uint8_t *)app_id, .app_id_len = strlen(app_id)};
+        /* Collateral issued a day ago, so that it expires a day before the client certificate. */
+        struct attest_sim_init_opts o = {.now = time(NULL) - 86400, .validity_days = 30};
+        const char *reason = NULL;
+        struct fixture f = {0};
+        time_t now = time(NULL), after;
+        uint8_t exporter[32];
+        char dir[200];
+        size_t len = 0;
+
+        snprintf(dir, sizeof(dir), "%s/early-sim", tmpdir);
+        assert_int_equal(attest_sim_init(dir, &o, NULL), 0);
+        fixture_open_dir(&f, dir);
+        assert_int_equal(broker_verifier_new(&(struct broker_verifier_config){.collateral = f.col,
+                                                                              .root = f.root,
+                                                                              .cache_ttl_secs = 60 * 86400},
+                                             &v, NULL),
+                         0);
+        memset(exporter, 0x33, sizeof(exporter));
+        assert_int_equal(attest_ratls_make_key_cert(30 * 86400, &key, &cert, NULL), 0);
+        assert_int_equal(attest_ratls_make_evidence(f.tee, &c, cert, exporter, &body, &len, NULL), 0);
+
+        assert_int_equal(broker_verifier_check(v, body, len, cert, exporter, now, &a, &reason, NULL), 0);
+        assert_false(a.cached);
+        broker_attested_clear(&a);
+        after = attest_collateral_next_update(f.col) + 1;
+        assert_true(after < now + 30 * 86400 - 60); /* the client certificate is still valid */
+        assert_true(broker_verifier_check(v, body, len, cert, exporter, after, &a, &reason, NULL) < 0);
+        assert_string_equal(reason, "quote_invalid");
+        fixture_close(&f);
+}
+
 /* The RTMR3 log and the task-config claim reach the policy, from a fresh verification and when
  * the quote's verification comes from the cache alike (the policy judges the image and the task's
  * configuration from them). */
@@ -496,6 +568,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_verify_and_cache),
+                cmocka_unit_test(test_cache_bounded_by_collateral),
+                cmocka_unit_test(test_long_app_id_refused),
                 cmocka_unit_test(test_log_and_task_config_carried),
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_fetch_gated_and_failures_cached),

@@ -53,10 +53,10 @@ class SimTD:
 class Broker:
     """conker-broker with the seed's flags (plus test-only paths), stopped with SIGTERM."""
 
-    def __init__(self, base, args, name="broker"):
+    def __init__(self, base, args, name="broker", audit_path=None):
         self.port = free_port()
         self.log_path = str(base / f"{name}.log")
-        self.audit_path = str(base / f"{name}-audit.jsonl")
+        self.audit_path = audit_path or str(base / f"{name}-audit.jsonl")
         self.fp_path = str(base / f"{name}.fingerprint")
         if "{port}" in args:
             listen = []
