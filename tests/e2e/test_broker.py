@@ -574,3 +574,29 @@ def test_long_rtmr3_log_attests(secret, brokers, tmp_path_factory, tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["password"] == MARKER
     assert [e["decision"] for e in b.audit()] == ["release"]
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    # TDATTRIBUTES byte 0 bit 0: DEBUG (the host can read and write the broker's TD).
+    ("td_attributes", lambda v: "01" + v[2:], "debug_td"),
+    # TEE_TCB_SVN[2] one below what sim-init wrote UpToDate for: the OutOfDate level.
+    ("tee_tcb_svn", lambda v: v[:4] + "%02x" % (int(v[4:6], 16) - 1) + v[6:], "tcb_status"),
+], ids=["debug", "out-of-date"])
+def test_mutual_attestation_refuses_debug_or_outdated_broker(sim, secret, brokers, tmp_path, field, value, reason):
+    """A broker whose TD matches the reference values but runs as a debug TD, or on a platform
+    whose TCB is out of date, is not trusted with the request."""
+    bsim = tmp_path / "broker-td"
+    subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
+    (tmp_path / "broker-td-state").mkdir()
+    prof = json.loads((bsim / "profile.json").read_text())
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr1": prof["rtmr1"], "source": "test"}))
+    prof[field] = value(prof[field])
+    (bsim / "profile.json").write_text(json.dumps(prof))
+    b = start(brokers, tmp_path, seed_args(sim, secret) + [
+        "-a", "sim", "--attester-sim-dir", str(bsim), "--attester-sim-state-dir", str(tmp_path / "broker-td-state")])
+    res = sim.fetch(b.endpoint, IMAGE_ID, "--broker-reference-values", str(good), "--broker-collateral",
+                    str(bsim / "collateral.json"), "--broker-trust-root", str(bsim / "root-ca.pem"))
+    assert res.returncode != 0 and f"the broker's attestation failed: {reason}" in res.stderr, res.stderr
+    assert MARKER not in res.stdout
+    assert b.audit() == []
