@@ -150,6 +150,19 @@ static void progress_and_result(void **state)
                     0);
         assert_true(fetch_result_decode(S("{\"errno\":5,\"pulled\":0,\"message\":\"a\\u001b[2Jb\"}"), &r,
                                         NULL) < 0);
+        /* The errno bound at its edge (a code above 4095 is no errno). */
+        assert_true(fetch_result_decode(S("{\"errno\":4096,\"pulled\":0,\"message\":\"m\"}"), &r, NULL) < 0);
+        assert_int_equal(fetch_result_decode(S("{\"errno\":4095,\"pulled\":0,\"message\":\"m\"}"), &r, NULL),
+                         0);
+        assert_int_equal(r.err, -4095);
+        fetch_result_clear(&r);
+        /* A success's id and name reach the API and the logs: no control characters either. */
+        assert_true(
+                fetch_result_decode(S("{\"errno\":0,\"pulled\":0,\"id\":\"sha256:a\\nb\",\"name\":\"r:1\"}"),
+                                    &r, NULL) < 0);
+        assert_true(fetch_result_decode(
+                            S("{\"errno\":0,\"pulled\":0,\"id\":\"sha256:ab\",\"name\":\"r\\u001b]0;x\"}"),
+                            &r, NULL) < 0);
 }
 
 /* The probe (conkerd -> helper) and its answer (helper -> conkerd), each with hostile payloads. */
