@@ -9,6 +9,7 @@
 #include "cmocka-wrap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "fetch-client.h"
 #include "fetch-proto.h"
+#include "fs.h"
 
 #define S(x) ((const uint8_t *)(x)), strlen(x)
 
@@ -470,6 +472,57 @@ static void helper_pool(void **state)
         free(path);
 }
 
+/* A helper that broke the protocol is ended, never kept for the next pull: this one answers its
+ * first request ever with an unknown message type, then serves, naming how many requests its
+ * process has seen. */
+static void helper_pool_drops_misbehaving(void **state)
+{
+        struct fetch_pool *pool = NULL;
+        struct fetch_request req = {.ref = "r:1", .data_dir = "/nonexistent", .layer_format = "dir"};
+        struct fetch_pull_opts o = {.req = &req};
+        struct ck_error *err = NULL;
+        char dir[64] = "/tmp/ck-test-fetch-XXXXXX", body[1024], *name = NULL, *path;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(
+                body, sizeof(body),
+                "exec /usr/bin/python3 -c '\n"
+                "import json, os, socket\n"
+                "s = socket.socket(fileno=3)\n"
+                "n = 0\n"
+                "while True:\n"
+                "    m = s.recv(65536)\n"
+                "    if not m:\n"
+                "        break\n"
+                "    if m[:1] == b\"R\":\n"
+                "        s.recv(65536)\n"
+                "        n += 1\n"
+                "        if not os.path.exists(\"%s/first\"):\n"
+                "            open(\"%s/first\", \"w\").close()\n"
+                "            s.send(b\"x\")\n"
+                "            continue\n"
+                "        r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": \"n%%d\" %% n}\n"
+                "        s.send(b\"r\" + json.dumps(r).encode())\n"
+                "'",
+                dir, dir);
+        path = script(body);
+        o.helper = path;
+        assert_int_equal(fetch_pool_new(300, &pool), 0);
+        o.pool = pool;
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), -EIO);
+        assert_non_null(strstr(err->msg, "unexpected message type 0x78"));
+        ck_error_free(err);
+        err = NULL;
+        /* A new helper's first request, not the misbehaving one's second. */
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), 0);
+        assert_string_equal(name, "n1");
+        free(name);
+        fetch_pool_free(pool);
+        unlink(path);
+        free(path);
+        ck_rm_rf_at(AT_FDCWD, dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -477,7 +530,8 @@ int main(void)
                 cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
                 cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
                 cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
-                cmocka_unit_test(helper_pool),           cmocka_unit_test(probe_and_format),
+                cmocka_unit_test(helper_pool),           cmocka_unit_test(helper_pool_drops_misbehaving),
+                cmocka_unit_test(probe_and_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
