@@ -296,3 +296,25 @@ def test_attest_tcb_statuses(daemon, tmp_path):
     assert all(auth == "no" for _, auth in requests_since(daemon, mark))
     p = daemon.conker("ps", pre=attest_args(daemon, pol) + ["--attest-tcb", "Revoked"], check=False)
     assert p.returncode != 0 and "not an acceptable TCB status" in p.stderr, p.stderr
+
+
+def test_attest_debug_td_refused(tmp_path):
+    """A conkerd in a debug TD (TDATTRIBUTES.DEBUG: the host can read and write its memory) is
+    refused even when every measurement matches the policy, before the token is sent."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    d = Conkerd(tmp_path, extra_args=["--tls-cert", "auto"], tls={"verify": False})
+    prof_path = d.sim_dir / "profile.json"
+    prof = json.loads(prof_path.read_text())
+    prof["td_attributes"] = "01" + prof["td_attributes"][2:]
+    prof_path.write_text(json.dumps(prof))
+    d.start()
+    try:
+        pol, _ = policy(d, tmp_path, "good.json")
+        mark = len(d.log())
+        p = d.conker("ps", pre=attest_args(d, pol), check=False)
+        assert p.returncode != 0 and "debug_td: conkerd runs in a debug TD" in p.stderr, p.stderr
+        assert all(auth == "no" for _, auth in requests_since(d, mark))
+    finally:
+        d.close()
