@@ -318,3 +318,75 @@ def test_attest_debug_td_refused(tmp_path):
         assert all(auth == "no" for _, auth in requests_since(d, mark))
     finally:
         d.close()
+
+
+def test_later_connection_to_another_key_gets_no_token(daemon, tmp_path):
+    """The attested key is pinned for the rest of the process: `conker run` attests conkerd on
+    its first connection, and its next connection (the task poll) reaches, through the same
+    address, a TLS server with another key. That handshake fails; the server sees no request and
+    no token."""
+    import socket
+    import ssl
+    import threading
+
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=swapped"],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(key))
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(0.2)
+    port = lsock.getsockname()[1]
+    seen, stop = [], threading.Event()
+
+    def pipe(src, dst):
+        try:
+            while (b := src.recv(65536)):
+                dst.sendall(b)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        first = True
+        while not stop.is_set():
+            try:
+                c, _ = lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            if first:  # the attesting connection goes to conkerd, byte for byte
+                first = False
+                up = socket.create_connection(("127.0.0.1", daemon.port))
+                threading.Thread(target=pipe, args=(c, up), daemon=True).start()
+                threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+                continue
+            c.settimeout(10)
+            try:
+                with ctx.wrap_socket(c, server_side=True) as t:
+                    data = t.recv(65536)
+                    seen.append(data)
+                    t.sendall(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except (ssl.SSLError, OSError):
+                pass
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    pol, _ = policy(daemon, tmp_path, "good.json")
+    try:
+        p = subprocess.run([CONKER, *attest_args(daemon, pol), "run", "--name", "attest-swap", "--host",
+                            f"https://127.0.0.1:{port}", "--token-file", str(daemon.token_file),
+                            "127.0.0.1:1/nothing:latest"], capture_output=True, text=True, timeout=120)
+    finally:
+        stop.set()
+        th.join(timeout=10)
+        lsock.close()
+        daemon.api("DELETE", "/sw/api/v1/container/attest-swap")
+    assert p.returncode != 0
+    assert "presented another key than the one attested" in p.stderr, p.stderr
+    assert seen == [], seen
