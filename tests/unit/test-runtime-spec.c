@@ -77,6 +77,43 @@ static void test_env_merge(void **state)
         assert_int_equal(spec_env_merge(NULL, bad1, &out, &err), -EINVAL);
         ck_error_free(err);
         assert_int_equal(spec_env_merge(bad2, NULL, &out, NULL), -EINVAL);
+
+        /* Bounds: SPEC_ENV_MAX entries (plus the default PATH) fit, one more does not; the
+         * entries together (with a NUL each) fit in SPEC_ENV_LEN_MAX bytes, one byte more does not. */
+        {
+                char **many = calloc(SPEC_ENV_MAX + 2, sizeof(char *)), *big;
+                size_t n;
+
+                assert_non_null(many);
+                for (size_t i = 0; i <= SPEC_ENV_MAX; i++)
+                        assert_true(asprintf(&many[i], "K%zu=1", i) > 0);
+                free(many[SPEC_ENV_MAX]);
+                many[SPEC_ENV_MAX] = NULL;
+                assert_int_equal(spec_env_merge(NULL, many, &out, NULL), 0);
+                for (n = 0; out[n]; n++)
+                        ;
+                assert_int_equal(n, SPEC_ENV_MAX + 1);
+                assert_string_equal(out[0], SPEC_DEFAULT_PATH);
+                spec_strv_free(out);
+                assert_true(asprintf(&many[SPEC_ENV_MAX], "K%d=1", SPEC_ENV_MAX) > 0);
+                assert_int_equal(spec_env_merge(NULL, many, &out, NULL), -E2BIG);
+                for (size_t i = 0; i <= SPEC_ENV_MAX; i++)
+                        free(many[i]);
+                free(many);
+
+                big = malloc(SPEC_ENV_LEN_MAX + 1);
+                assert_non_null(big);
+                memset(big, 'v', SPEC_ENV_LEN_MAX);
+                memcpy(big, "A=", 2);
+                big[SPEC_ENV_LEN_MAX - 1] = 0;
+                char *one[] = {big, NULL};
+                assert_int_equal(spec_env_merge(NULL, one, &out, NULL), 0);
+                spec_strv_free(out);
+                big[SPEC_ENV_LEN_MAX - 1] = 'v';
+                big[SPEC_ENV_LEN_MAX] = 0;
+                assert_int_equal(spec_env_merge(NULL, one, &out, NULL), -E2BIG);
+                free(big);
+        }
 }
 
 static void test_user(void **state)
@@ -486,6 +523,15 @@ static void test_golden(void **state)
         mounts[0].target = "/secret/x";
         assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
         mounts[0].target = "rel";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        /* Nor onto /secret itself (it would hide the released secrets), nor over the root. */
+        mounts[0].target = "/secret";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        mounts[0].target = "/";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        /* A source that is not absolute would be taken relative to the runtime's cwd. */
+        mounts[0].target = "/data";
+        mounts[0].source = "volumes/x/data";
         assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
 }
 
