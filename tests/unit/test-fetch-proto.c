@@ -472,6 +472,46 @@ static void helper_pool(void **state)
         free(path);
 }
 
+/* The helper inherits its own socket as fd 3 and nothing else of conkerd's: not conkerd's end
+ * of the pair (it would never see the helper's end of stream), nor a second copy of its own. */
+static void helper_inherits_one_socket(void **state)
+{
+        struct fetch_request req = {.ref = "r:1", .data_dir = "/nonexistent", .layer_format = "dir"};
+        struct fetch_pull_opts o = {.req = &req};
+        struct ck_error *err = NULL;
+        char *name = NULL, *path;
+        int hold[3];
+
+        path = script("exec /usr/bin/python3 -c '\n"
+                      "import json, os, socket, stat\n"
+                      "s = socket.socket(fileno=3)\n"
+                      "s.recv(65536)\n"
+                      "s.recv(65536)\n"
+                      "fds = []\n"
+                      "for fd in range(4, 1024):\n"
+                      "    try:\n"
+                      "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+                      "            fds.append(str(fd))\n"
+                      "    except OSError:\n"
+                      "        pass\n"
+                      "r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": \"fds:\" + "
+                      "\",\".join(fds)}\n"
+                      "s.send(b\"r\" + json.dumps(r).encode())\n"
+                      "'");
+        o.helper = path;
+        /* conkerd's low fds are taken (fd 3 would be overwritten by the helper's socket and hide
+         * a leaked one): hold them here too. */
+        for (int i = 0; i < 3; i++)
+                hold[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), 0);
+        for (int i = 0; i < 3; i++)
+                close(hold[i]);
+        assert_string_equal(name, "fds:");
+        free(name);
+        unlink(path);
+        free(path);
+}
+
 /* A helper that broke the protocol is ended, never kept for the next pull: this one answers its
  * first request ever with an unknown message type, then serves, naming how many requests its
  * process has seen. */
@@ -526,11 +566,17 @@ static void helper_pool_drops_misbehaving(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(request_roundtrip),     cmocka_unit_test(request_rejects),
-                cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
-                cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
-                cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
-                cmocka_unit_test(helper_pool),           cmocka_unit_test(helper_pool_drops_misbehaving),
+                cmocka_unit_test(request_roundtrip),
+                cmocka_unit_test(request_rejects),
+                cmocka_unit_test(progress_and_result),
+                cmocka_unit_test(cut_message),
+                cmocka_unit_test(helper_result),
+                cmocka_unit_test(helper_dies),
+                cmocka_unit_test(helper_ignores_cancel),
+                cmocka_unit_test(helper_probe),
+                cmocka_unit_test(helper_pool),
+                cmocka_unit_test(helper_pool_drops_misbehaving),
+                cmocka_unit_test(helper_inherits_one_socket),
                 cmocka_unit_test(probe_and_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
