@@ -8,12 +8,11 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
 
-from helpers.broker import CLIENT, IMAGE_ID, SimTD
+from helpers.broker import CLIENT, SimTD, self_signed
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CLIENT),
                                 reason="the broker test client is not built (attest RA-TLS missing)")
@@ -26,13 +25,7 @@ def sim(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory):
-    d = tmp_path_factory.mktemp("hostile-id")
-    key, crt = d / "key.pem", d / "crt.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=hostile"],
-                   check=True, capture_output=True)
-    der = subprocess.run(["openssl", "x509", "-in", str(crt), "-outform", "DER"], check=True,
-                         capture_output=True).stdout
+    crt, key, der = self_signed(tmp_path_factory.mktemp("hostile-id"), "hostile")
     return str(crt), str(key), hashlib.sha256(der).hexdigest()
 
 

@@ -329,29 +329,16 @@ def test_later_connection_to_another_key_gets_no_token(daemon, tmp_path):
     import ssl
     import threading
 
-    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=swapped"],
-                   check=True, capture_output=True)
+    from helpers.broker import self_signed
+    from helpers.throttle import pipe
+
+    crt, key, _ = self_signed(tmp_path, "swapped")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(crt), str(key))
     lsock = socket.create_server(("127.0.0.1", 0))
     lsock.settimeout(0.2)
     port = lsock.getsockname()[1]
     seen, stop = [], threading.Event()
-
-    def pipe(src, dst):
-        try:
-            while (b := src.recv(65536)):
-                dst.sendall(b)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def serve():
         first = True

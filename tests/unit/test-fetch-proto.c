@@ -398,19 +398,26 @@ static void helper_probe(void **state)
         free(path);
 }
 
+/* The start of a Python helper that serves requests until the end of the stream: each request
+ * and its password read, n counts the requests this process has seen; the rest answers it. */
+#define SERVE_LOOP                                                                                          \
+        "exec /usr/bin/python3 -c '\n"                                                                      \
+        "import json, os, socket\n"                                                                         \
+        "s = socket.socket(fileno=3)\n"                                                                     \
+        "n = 0\n"                                                                                           \
+        "while True:\n"                                                                                     \
+        "    m = s.recv(65536)\n"                                                                           \
+        "    if not m:\n"                                                                                   \
+        "        break\n"                                                                                   \
+        "    if m[:1] == b\"R\":\n"                                                                         \
+        "        s.recv(65536)\n"                                                                           \
+        "        n += 1\n"
+
 /* A helper that serves requests until the end of the stream, answering with its pid as the
  * image name. */
 static char *serving_helper(void)
 {
-        return script("exec /usr/bin/python3 -c '\n"
-                      "import json, os, socket\n"
-                      "s = socket.socket(fileno=3)\n"
-                      "while True:\n"
-                      "    m = s.recv(65536)\n"
-                      "    if not m:\n"
-                      "        break\n"
-                      "    if m[:1] == b\"R\":\n"
-                      "        s.recv(65536)\n"
+        return script(SERVE_LOOP
                       "        r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": "
                       "\"pid-%d\" % os.getpid()}\n"
                       "        s.send(b\"r\" + json.dumps(r).encode())\n"
@@ -526,17 +533,7 @@ static void helper_pool_drops_misbehaving(void **state)
         assert_non_null(mkdtemp(dir));
         snprintf(
                 body, sizeof(body),
-                "exec /usr/bin/python3 -c '\n"
-                "import json, os, socket\n"
-                "s = socket.socket(fileno=3)\n"
-                "n = 0\n"
-                "while True:\n"
-                "    m = s.recv(65536)\n"
-                "    if not m:\n"
-                "        break\n"
-                "    if m[:1] == b\"R\":\n"
-                "        s.recv(65536)\n"
-                "        n += 1\n"
+                SERVE_LOOP
                 "        if not os.path.exists(\"%s/first\"):\n"
                 "            open(\"%s/first\", \"w\").close()\n"
                 "            s.send(b\"x\")\n"
