@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimPccs, SimTD
+from helpers.broker import BROKER, CLIENT, IMAGE_ID, Broker, SimPccs, SimTD, self_signed
 
 pytestmark = pytest.mark.skipif(not (os.path.exists(BROKER) and os.path.exists(CLIENT)),
                                 reason="conker-broker and its test client are not built (attest RA-TLS missing)")
@@ -473,12 +473,7 @@ def test_collateral_from_pccs(sim, secret, brokers, tmp_path):
 
 def test_broker_identity_from_files(sim, secret, brokers, tmp_path):
     """--cert/--key: the fingerprint conkerd pins is SHA-256 of that certificate's DER."""
-    key, crt = tmp_path / "b.key", tmp_path / "b.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=broker"],
-                   check=True, capture_output=True)
-    der = subprocess.run(["openssl", "x509", "-in", str(crt), "-outform", "DER"], check=True,
-                         capture_output=True).stdout
+    crt, key, der = self_signed(tmp_path, "broker")
     b = start(brokers, tmp_path, seed_args(sim, secret) + ["--cert", str(crt), "--key", str(key)])
     assert b.fingerprint == "sha256:" + hashlib.sha256(der).hexdigest()
     assert b.fingerprint in b.read_log()
@@ -530,22 +525,31 @@ def test_large_secret(sim, tmp_path, brokers):
     assert json.loads(res.stdout) == value
 
 
-def test_mutual_attestation(sim, secret, brokers, tmp_path):
-    """Finding 4, second half: a broker in a TD (-a sim here) presents an RA-TLS server
-    certificate, and the client checks its quote against reference values before it sends
-    anything; that authenticates the broker without a pin. A broker that does not match, or
-    presents an ordinary certificate, gets nothing."""
+def broker_td(tmp_path):
+    """A simulated TD for a broker started with attester_args(): its dir, its profile and
+    reference values that match it (MRTD, RTMR1)."""
     bsim = tmp_path / "broker-td"
     subprocess.run([CLIENT, "sim-init", str(bsim)], check=True, capture_output=True)
     (tmp_path / "broker-td-state").mkdir()
     prof = json.loads((bsim / "profile.json").read_text())
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"mrtd": prof["mr_td"], "rtmr1": prof["rtmr1"], "source": "test"}))
+    return bsim, prof, good
+
+
+def attester_args(tmp_path, bsim):
+    return ["-a", "sim", "--attester-sim-dir", str(bsim), "--attester-sim-state-dir", str(tmp_path / "broker-td-state")]
+
+
+def test_mutual_attestation(sim, secret, brokers, tmp_path):
+    """Finding 4, second half: a broker in a TD (-a sim here) presents an RA-TLS server
+    certificate, and the client checks its quote against reference values before it sends
+    anything; that authenticates the broker without a pin. A broker that does not match, or
+    presents an ordinary certificate, gets nothing."""
+    bsim, prof, good = broker_td(tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"mrtd": "00" * 48}))
-    attested = start(brokers, tmp_path, seed_args(sim, secret) + [
-        "-a", "sim", "--attester-sim-dir", str(bsim), "--attester-sim-state-dir", str(tmp_path / "broker-td-state")],
-        name="attested")
+    attested = start(brokers, tmp_path, seed_args(sim, secret) + attester_args(tmp_path, bsim), name="attested")
     peer = ["--broker-collateral", str(bsim / "collateral.json"), "--broker-trust-root", str(bsim / "root-ca.pem")]
 
     res = sim.fetch(attested.endpoint, IMAGE_ID, "--broker-reference-values", str(good), *peer)
@@ -585,3 +589,23 @@ def test_long_rtmr3_log_attests(secret, brokers, tmp_path_factory, tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["password"] == MARKER
     assert [e["decision"] for e in b.audit()] == ["release"]
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    # TDATTRIBUTES byte 0 bit 0: DEBUG (the host can read and write the broker's TD).
+    ("td_attributes", lambda v: "01" + v[2:], "debug_td"),
+    # TEE_TCB_SVN[2] one below what sim-init wrote UpToDate for: the OutOfDate level.
+    ("tee_tcb_svn", lambda v: v[:4] + "%02x" % (int(v[4:6], 16) - 1) + v[6:], "tcb_status"),
+], ids=["debug", "out-of-date"])
+def test_mutual_attestation_refuses_debug_or_outdated_broker(sim, secret, brokers, tmp_path, field, value, reason):
+    """A broker whose TD matches the reference values but runs as a debug TD, or on a platform
+    whose TCB is out of date, is not trusted with the request."""
+    bsim, prof, good = broker_td(tmp_path)
+    prof[field] = value(prof[field])
+    (bsim / "profile.json").write_text(json.dumps(prof))
+    b = start(brokers, tmp_path, seed_args(sim, secret) + attester_args(tmp_path, bsim))
+    res = sim.fetch(b.endpoint, IMAGE_ID, "--broker-reference-values", str(good), "--broker-collateral",
+                    str(bsim / "collateral.json"), "--broker-trust-root", str(bsim / "root-ca.pem"))
+    assert res.returncode != 0 and f"the broker's attestation failed: {reason}" in res.stderr, res.stderr
+    assert MARKER not in res.stdout
+    assert b.audit() == []

@@ -296,3 +296,84 @@ def test_attest_tcb_statuses(daemon, tmp_path):
     assert all(auth == "no" for _, auth in requests_since(daemon, mark))
     p = daemon.conker("ps", pre=attest_args(daemon, pol) + ["--attest-tcb", "Revoked"], check=False)
     assert p.returncode != 0 and "not an acceptable TCB status" in p.stderr, p.stderr
+
+
+def test_attest_debug_td_refused(tmp_path):
+    """A conkerd in a debug TD (TDATTRIBUTES.DEBUG: the host can read and write its memory) is
+    refused even when every measurement matches the policy, before the token is sent."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    d = Conkerd(tmp_path, extra_args=["--tls-cert", "auto"], tls={"verify": False})
+    prof_path = d.sim_dir / "profile.json"
+    prof = json.loads(prof_path.read_text())
+    prof["td_attributes"] = "01" + prof["td_attributes"][2:]
+    prof_path.write_text(json.dumps(prof))
+    d.start()
+    try:
+        pol, _ = policy(d, tmp_path, "good.json")
+        mark = len(d.log())
+        p = d.conker("ps", pre=attest_args(d, pol), check=False)
+        assert p.returncode != 0 and "debug_td: conkerd runs in a debug TD" in p.stderr, p.stderr
+        assert all(auth == "no" for _, auth in requests_since(d, mark))
+    finally:
+        d.close()
+
+
+def test_later_connection_to_another_key_gets_no_token(daemon, tmp_path):
+    """The attested key is pinned for the rest of the process: `conker run` attests conkerd on
+    its first connection, and its next connection (the task poll) reaches, through the same
+    address, a TLS server with another key. That handshake fails; the server sees no request and
+    no token."""
+    import socket
+    import ssl
+    import threading
+
+    from helpers.broker import self_signed
+    from helpers.throttle import pipe
+
+    crt, key, _ = self_signed(tmp_path, "swapped")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(key))
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(0.2)
+    port = lsock.getsockname()[1]
+    seen, stop = [], threading.Event()
+
+    def serve():
+        first = True
+        while not stop.is_set():
+            try:
+                c, _ = lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            if first:  # the attesting connection goes to conkerd, byte for byte
+                first = False
+                up = socket.create_connection(("127.0.0.1", daemon.port))
+                threading.Thread(target=pipe, args=(c, up), daemon=True).start()
+                threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+                continue
+            c.settimeout(10)
+            try:
+                with ctx.wrap_socket(c, server_side=True) as t:
+                    data = t.recv(65536)
+                    seen.append(data)
+                    t.sendall(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except (ssl.SSLError, OSError):
+                pass
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    pol, _ = policy(daemon, tmp_path, "good.json")
+    try:
+        p = subprocess.run([CONKER, *attest_args(daemon, pol), "run", "--name", "attest-swap", "--host",
+                            f"https://127.0.0.1:{port}", "--token-file", str(daemon.token_file),
+                            "127.0.0.1:1/nothing:latest"], capture_output=True, text=True, timeout=120)
+    finally:
+        stop.set()
+        th.join(timeout=10)
+        lsock.close()
+        daemon.api("DELETE", "/sw/api/v1/container/attest-swap")
+    assert p.returncode != 0
+    assert "presented another key than the one attested" in p.stderr, p.stderr
+    assert seen == [], seen

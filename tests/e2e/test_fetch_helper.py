@@ -124,3 +124,52 @@ def test_conkerd_maps_no_pull_libraries():
     fetch = os.path.join(BUILD, "src", "conker-fetch", "conker-fetch")
     out = subprocess.run(["readelf", "-d", fetch], capture_output=True, text=True, check=True).stdout
     assert "libcurl" in out and "libarchive" in out
+
+
+def test_helper_refuses_an_overlong_password(tmp_path):
+    """conker-fetch itself bounds the password message (4096 bytes), whatever conkerd sends: over
+    that it stops before the pull (no result, an error exit); at the bound it goes on to the pull,
+    which then fails further on (here: a password without a user name), not on its length."""
+    import socket
+    import sys
+
+    helper = os.path.join(BUILD, "src", "conker-fetch", "conker-fetch")
+    if not os.access(helper, os.X_OK):
+        import pytest
+        pytest.skip(f"{helper} not built")
+    req = {"ref": "127.0.0.1:1/none:latest", "data_dir": str(tmp_path / "data"), "layer_format": "dir",
+           "max_blob_size": 1, "max_layer_unpacked": 1, "max_layer_entries": 1, "max_ratio": 1,
+           "mirrors": [], "insecure": []}
+    for size, refused in ((4097, True), (4096, False)):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        trampoline = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.close(int(sys.argv[1])); " \
+                     "os.execv(sys.argv[2], sys.argv[2:])"
+        p = subprocess.Popen([sys.executable, "-c", trampoline, str(b.fileno()), helper],
+                             pass_fds=(b.fileno(),), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        b.close()
+        result = None
+        try:
+            a.settimeout(60)
+            a.send(b"R" + json.dumps(req).encode())
+            a.send(b"P" + b"p" * size)
+            while True:
+                try:
+                    m = a.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not m:
+                    break
+                if m[:1] == b"r":
+                    result = json.loads(m[1:])
+                    break
+        finally:
+            a.close()
+            p.wait(timeout=30)
+            err = p.stderr.read().decode()
+            p.stderr.close()
+        if refused:
+            assert result is None and p.returncode != 0, (result, err)
+            assert "password longer than 4096 bytes" in err, err
+        else:
+            assert result is not None and result["errno"] != 0, err
+            assert "longer than" not in result["message"] and "longer than" not in err, (result, err)

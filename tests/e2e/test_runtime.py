@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -208,6 +209,24 @@ def test_restart_always_backoff_and_stop_suppresses(env):
     with open(os.path.join(env.run_dir, "shims", cid, "exit.json")) as f:
         ex = json.load(f)
     assert ex["exit_code"] == 3 and ex["finished_at"] > 0
+    env.driver("delete", cid)
+
+
+def test_stop_of_running_restart_always_container_does_not_restart(env):
+    """restart=always: a stop while the container runs (not during a backoff) ends it for good;
+    the exit the stop signal causes is not one the policy restarts."""
+    cid = env.new_id()
+    env.run(cid, ["sleep", "1000"], "--restart", "always")
+    assert env.state(cid)["status"] == "running"
+    # The shim's control socket (stop, delete) is for root alone.
+    sock = os.stat(os.path.join(env.run_dir, "shims", cid, "shim.sock"))
+    assert stat.S_ISSOCK(sock.st_mode) and stat.S_IMODE(sock.st_mode) == 0o600 and sock.st_uid == 0
+    st = json.loads(env.driver("stop", cid, "1").stdout)
+    assert st["status"] == "exited" and st["restart_count"] == 0
+    # A restart would come after the first backoff (100 ms); give it ten times that.
+    time.sleep(1)
+    st = env.state(cid)
+    assert st["status"] == "exited" and st["restart_count"] == 0, st
     env.driver("delete", cid)
 
 

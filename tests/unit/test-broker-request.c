@@ -125,6 +125,11 @@ static void test_endpoint_parse(void **state)
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 if (broker_endpoint_parse(bad[i], &e, NULL) != -EINVAL)
                         fail_msg("endpoint \"%s\" was accepted", bad[i]);
+        /* The pin is exactly 64 hex digits: nothing may follow it. */
+        snprintf(s, sizeof(s), "h:1#%s0", pin);
+        assert_int_equal(broker_endpoint_parse(s, &e, NULL), -EINVAL);
+        snprintf(s, sizeof(s), "h:1#%s#x", pin);
+        assert_int_equal(broker_endpoint_parse(s, &e, NULL), -EINVAL);
         assert_int_equal(broker_endpoint_parse("h:1#sha256:zz", &e, &err), -EINVAL);
         assert_non_null(strstr(err->msg, "pin"));
 }

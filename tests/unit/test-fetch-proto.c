@@ -9,6 +9,7 @@
 #include "cmocka-wrap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "fetch-client.h"
 #include "fetch-proto.h"
+#include "fs.h"
 
 #define S(x) ((const uint8_t *)(x)), strlen(x)
 
@@ -150,6 +152,19 @@ static void progress_and_result(void **state)
                     0);
         assert_true(fetch_result_decode(S("{\"errno\":5,\"pulled\":0,\"message\":\"a\\u001b[2Jb\"}"), &r,
                                         NULL) < 0);
+        /* The errno bound at its edge (a code above 4095 is no errno). */
+        assert_true(fetch_result_decode(S("{\"errno\":4096,\"pulled\":0,\"message\":\"m\"}"), &r, NULL) < 0);
+        assert_int_equal(fetch_result_decode(S("{\"errno\":4095,\"pulled\":0,\"message\":\"m\"}"), &r, NULL),
+                         0);
+        assert_int_equal(r.err, -4095);
+        fetch_result_clear(&r);
+        /* A success's id and name reach the API and the logs: no control characters either. */
+        assert_true(
+                fetch_result_decode(S("{\"errno\":0,\"pulled\":0,\"id\":\"sha256:a\\nb\",\"name\":\"r:1\"}"),
+                                    &r, NULL) < 0);
+        assert_true(fetch_result_decode(
+                            S("{\"errno\":0,\"pulled\":0,\"id\":\"sha256:ab\",\"name\":\"r\\u001b]0;x\"}"),
+                            &r, NULL) < 0);
 }
 
 /* The probe (conkerd -> helper) and its answer (helper -> conkerd), each with hostile payloads. */
@@ -383,19 +398,26 @@ static void helper_probe(void **state)
         free(path);
 }
 
+/* The start of a Python helper that serves requests until the end of the stream: each request
+ * and its password read, n counts the requests this process has seen; the rest answers it. */
+#define SERVE_LOOP                                                                                          \
+        "exec /usr/bin/python3 -c '\n"                                                                      \
+        "import json, os, socket\n"                                                                         \
+        "s = socket.socket(fileno=3)\n"                                                                     \
+        "n = 0\n"                                                                                           \
+        "while True:\n"                                                                                     \
+        "    m = s.recv(65536)\n"                                                                           \
+        "    if not m:\n"                                                                                   \
+        "        break\n"                                                                                   \
+        "    if m[:1] == b\"R\":\n"                                                                         \
+        "        s.recv(65536)\n"                                                                           \
+        "        n += 1\n"
+
 /* A helper that serves requests until the end of the stream, answering with its pid as the
  * image name. */
 static char *serving_helper(void)
 {
-        return script("exec /usr/bin/python3 -c '\n"
-                      "import json, os, socket\n"
-                      "s = socket.socket(fileno=3)\n"
-                      "while True:\n"
-                      "    m = s.recv(65536)\n"
-                      "    if not m:\n"
-                      "        break\n"
-                      "    if m[:1] == b\"R\":\n"
-                      "        s.recv(65536)\n"
+        return script(SERVE_LOOP
                       "        r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": "
                       "\"pid-%d\" % os.getpid()}\n"
                       "        s.send(b\"r\" + json.dumps(r).encode())\n"
@@ -457,14 +479,102 @@ static void helper_pool(void **state)
         free(path);
 }
 
+/* The helper inherits its own socket as fd 3 and nothing else of conkerd's: not conkerd's end
+ * of the pair (it would never see the helper's end of stream), nor a second copy of its own. */
+static void helper_inherits_one_socket(void **state)
+{
+        struct fetch_request req = {.ref = "r:1", .data_dir = "/nonexistent", .layer_format = "dir"};
+        struct fetch_pull_opts o = {.req = &req};
+        struct ck_error *err = NULL;
+        char *name = NULL, *path;
+        int hold[3];
+
+        path = script("exec /usr/bin/python3 -c '\n"
+                      "import json, os, socket, stat\n"
+                      "s = socket.socket(fileno=3)\n"
+                      "s.recv(65536)\n"
+                      "s.recv(65536)\n"
+                      "fds = []\n"
+                      "for fd in range(4, 1024):\n"
+                      "    try:\n"
+                      "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+                      "            fds.append(str(fd))\n"
+                      "    except OSError:\n"
+                      "        pass\n"
+                      "r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": \"fds:\" + "
+                      "\",\".join(fds)}\n"
+                      "s.send(b\"r\" + json.dumps(r).encode())\n"
+                      "'");
+        o.helper = path;
+        /* conkerd's low fds are taken (fd 3 would be overwritten by the helper's socket and hide
+         * a leaked one): hold them here too. */
+        for (int i = 0; i < 3; i++)
+                hold[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), 0);
+        for (int i = 0; i < 3; i++)
+                close(hold[i]);
+        assert_string_equal(name, "fds:");
+        free(name);
+        unlink(path);
+        free(path);
+}
+
+/* A helper that broke the protocol is ended, never kept for the next pull: this one answers its
+ * first request ever with an unknown message type, then serves, naming how many requests its
+ * process has seen. */
+static void helper_pool_drops_misbehaving(void **state)
+{
+        struct fetch_pool *pool = NULL;
+        struct fetch_request req = {.ref = "r:1", .data_dir = "/nonexistent", .layer_format = "dir"};
+        struct fetch_pull_opts o = {.req = &req};
+        struct ck_error *err = NULL;
+        char dir[64] = "/tmp/ck-test-fetch-XXXXXX", body[1024], *name = NULL, *path;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(
+                body, sizeof(body),
+                SERVE_LOOP
+                "        if not os.path.exists(\"%s/first\"):\n"
+                "            open(\"%s/first\", \"w\").close()\n"
+                "            s.send(b\"x\")\n"
+                "            continue\n"
+                "        r = {\"errno\": 0, \"pulled\": 1, \"id\": \"sha256:ab\", \"name\": \"n%%d\" %% n}\n"
+                "        s.send(b\"r\" + json.dumps(r).encode())\n"
+                "'",
+                dir, dir);
+        path = script(body);
+        o.helper = path;
+        assert_int_equal(fetch_pool_new(300, &pool), 0);
+        o.pool = pool;
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), -EIO);
+        assert_non_null(strstr(err->msg, "unexpected message type 0x78"));
+        ck_error_free(err);
+        err = NULL;
+        /* A new helper's first request, not the misbehaving one's second. */
+        assert_int_equal(fetch_pull(&o, &name, NULL, &err), 0);
+        assert_string_equal(name, "n1");
+        free(name);
+        fetch_pool_free(pool);
+        unlink(path);
+        free(path);
+        ck_rm_rf_at(AT_FDCWD, dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(request_roundtrip),     cmocka_unit_test(request_rejects),
-                cmocka_unit_test(progress_and_result),   cmocka_unit_test(cut_message),
-                cmocka_unit_test(helper_result),         cmocka_unit_test(helper_dies),
-                cmocka_unit_test(helper_ignores_cancel), cmocka_unit_test(helper_probe),
-                cmocka_unit_test(helper_pool),           cmocka_unit_test(probe_and_format),
+                cmocka_unit_test(request_roundtrip),
+                cmocka_unit_test(request_rejects),
+                cmocka_unit_test(progress_and_result),
+                cmocka_unit_test(cut_message),
+                cmocka_unit_test(helper_result),
+                cmocka_unit_test(helper_dies),
+                cmocka_unit_test(helper_ignores_cancel),
+                cmocka_unit_test(helper_probe),
+                cmocka_unit_test(helper_pool),
+                cmocka_unit_test(helper_pool_drops_misbehaving),
+                cmocka_unit_test(helper_inherits_one_socket),
+                cmocka_unit_test(probe_and_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

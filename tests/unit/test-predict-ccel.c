@@ -7,9 +7,12 @@
 #include "cmocka-wrap.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "eventlog.h"
 #include "predict-testdata.h"
+#include "parse.h"
 #include "predict.h"
 
 #define CFV_4M                                                                                              \
@@ -67,6 +70,51 @@ static void test_cos_113(void **state)
 
         /* GCE's firmware: a different HOB (not checked), keys enrolled, shim and GRUB. */
         check_log("go-eventlog/cos-113-intel-tdx-dupe-separator-unpadded.bin", NULL, 0, 43, 31, rtmr);
+}
+
+/* Appends one event with a SHA-384 digest (of nothing) and no data. */
+static size_t put_event(uint8_t *p, uint32_t mr, uint32_t type)
+{
+        ck_put_le32(p, mr);
+        ck_put_le32(p + 4, type);
+        ck_put_le32(p + 8, 1);
+        ck_put_le16(p + 12, 0x000c);
+        memset(p + 14, 0x5a, 48);
+        ck_put_le32(p + 62, 0);
+        return 66;
+}
+
+/* Crafted logs after the sample's Spec ID event: the MR index is 1..4 (RTMR0-3; 5 would index
+ * past them), and the event count is bounded. */
+static void test_hostile_headers(void **state)
+{
+        size_t len = 0, first, n, cap = (size_t)70000 * 66 + 4096;
+        _cleanup_free_ uint8_t *sample = predict_test_read("dstack/cc-eventlog-samples-ccel.bin", &len);
+        _cleanup_free_ uint8_t *log = malloc(cap);
+        struct predict_ccel_check chk;
+
+        assert_non_null(log);
+        first = 32 + ck_le32(sample + 28);
+        assert_true(first < len);
+        memcpy(log, sample, first);
+
+        n = first + put_event(log + first, 4, 0x0000000d);
+        memset(log + n, 0xff, 16);
+        assert_int_equal(predict_ccel_check(log, n + 16, NULL, 0, &chk, NULL), 0);
+        assert_int_equal(chk.events, 1);
+        for (uint32_t mr = 0; mr <= 5; mr += 5) {
+                n = first + put_event(log + first, mr, 0x0000000d);
+                memset(log + n, 0xff, 16);
+                assert_int_equal(predict_ccel_check(log, n + 16, NULL, 0, &chk, NULL), -EBADMSG);
+        }
+
+        n = first;
+        for (size_t i = 0; i < 65536; i++)
+                n += put_event(log + n, 1, 0x00000003);
+        memset(log + n, 0xff, 66 + 16);
+        assert_int_equal(predict_ccel_check(log, n + 16, NULL, 0, &chk, NULL), 0);
+        n += put_event(log + n, 1, 0x00000003);
+        assert_int_equal(predict_ccel_check(log, n, NULL, 0, &chk, NULL), -E2BIG);
 }
 
 static void test_rederivation_catches_damage(void **state)
@@ -190,9 +238,9 @@ static void test_dstack_quote(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_dstack_sample), cmocka_unit_test(test_intel_ccel),
-                cmocka_unit_test(test_cos_113),       cmocka_unit_test(test_rederivation_catches_damage),
-                cmocka_unit_test(test_dstack_quote),
+                cmocka_unit_test(test_dstack_sample),   cmocka_unit_test(test_intel_ccel),
+                cmocka_unit_test(test_cos_113),         cmocka_unit_test(test_rederivation_catches_damage),
+                cmocka_unit_test(test_hostile_headers), cmocka_unit_test(test_dstack_quote),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,44 @@ static void test_td_hob_vectors(void **state)
         json_decref(v);
 }
 
+/* q35's RAM split (hw/i386/pc_q35.c): below 0xB0000000 all RAM is low; from there on 2 GiB are
+ * low and the rest starts at 4 GiB. The resource HOBs cover the RAM exactly either way. */
+static void test_td_hob_q35_split(void **state)
+{
+        static const struct {
+                uint64_t mib, high;
+        } cases[] = {{2815, 0}, {2816, 2816 - 2048}, {3071, 3071 - 2048}};
+        struct predict_tdvf t;
+
+        assert_int_equal(predict_tdvf_layout("a", &t), 0);
+        for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
+                uint64_t total = 0, high = 0, low_end = 0;
+                uint8_t *hob = NULL;
+                size_t len = 0;
+
+                assert_int_equal(predict_tdhob_build(&t, cases[c].mib << 20, &hob, &len, NULL), 0);
+                assert_true(len > 0x38 && (len - 0x38) % 0x30 == 0);
+                for (size_t off = 0x38; off < len; off += 0x30) {
+                        uint64_t start = 0, n = 0;
+
+                        for (int i = 7; i >= 0; i--) {
+                                start = start << 8 | hob[off + 32 + i];
+                                n = n << 8 | hob[off + 40 + i];
+                        }
+                        assert_int_equal(hob[off], 3);
+                        total += n;
+                        if (start >= 0x100000000ull)
+                                high += n;
+                        else if (start + n > low_end)
+                                low_end = start + n;
+                }
+                assert_int_equal(total, cases[c].mib << 20);
+                assert_int_equal(high, cases[c].high << 20);
+                assert_int_equal(low_end, (cases[c].mib - cases[c].high) << 20);
+                free(hob);
+        }
+}
+
 static void test_td_hob_rejects(void **state)
 {
         _cleanup_error_ struct ck_error *e = NULL;
@@ -250,6 +288,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_td_hob_vectors),
+                cmocka_unit_test(test_td_hob_q35_split),
                 cmocka_unit_test(test_td_hob_rejects),
                 cmocka_unit_test(test_fixed_event_digests),
                 cmocka_unit_test(test_cfv_digest_of_debian_vars),

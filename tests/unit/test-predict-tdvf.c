@@ -143,6 +143,17 @@ static void test_mrtd_orders(void **state)
         }
         assert_memory_equal(single, ref, 48);
 
+        /* Raw data that ends inside a 256-byte chunk: the rest of that chunk is zeros, not the
+         * firmware bytes that follow the section's data in the file. */
+        one.s[0].raw_size = 0x100 + 100;
+        assert_int_equal(predict_tdvf_mrtd(fw, FW_LEN, &one, PREDICT_MRTD_SINGLE_PASS, single, NULL), 0);
+        {
+                static uint8_t page[0x1000];
+                memcpy(page, fw + 0x4000, 0x100 + 100);
+                reference_one_page(page, 0xfffe0000, ref);
+        }
+        assert_memory_equal(single, ref, 48);
+
         /* PAGE.AUG sections are not measured at all. */
         assert_int_equal(predict_tdvf_mrtd(fw, FW_LEN, &t, PREDICT_MRTD_SINGLE_PASS, single, NULL), 0);
         t.s[t.n] = t.s[3];

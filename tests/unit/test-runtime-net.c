@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "net-internal.h"
 #include "net.h"
 
 static void test_subnet(void **state)
@@ -73,6 +74,34 @@ static void test_leases(void **state)
         ck_rm_rf_at(AT_FDCWD, dir);
 }
 
+/* Published ports: none twice in one request, none another container publishes (the same
+ * number over the other protocol is another port), no two IDs sharing their first 12 chars. */
+static void test_conflicts(void **state)
+{
+        char dir[64] = "/tmp/ck-test-net-XXXXXX";
+        struct net_config cfg = {0};
+        struct runtime_port held[] = {{.target = 80, .published = 30080}};
+        struct runtime_port twice[] = {{.target = 80, .published = 30090},
+                                       {.target = 81, .published = 30090}};
+        struct runtime_port both[] = {{.target = 53, .published = 30053},
+                                      {.target = 53, .published = 30053, .udp = true}};
+        struct runtime_port taken[] = {{.target = 8080, .published = 30080}};
+        struct runtime_port other_proto[] = {{.target = 8080, .published = 30080, .udp = true}};
+
+        assert_non_null(mkdtemp(dir));
+        cfg.state_dir = dir;
+        assert_int_equal(net_entry_write(&cfg, "aaaaaaaaaaaa", "10.77.0.2", held, 1, NULL), 0);
+
+        assert_int_equal(net_check_conflicts(&cfg, "bbbbbbbbbbbb", twice, 2, NULL), -EADDRINUSE);
+        assert_int_equal(net_check_conflicts(&cfg, "bbbbbbbbbbbb", both, 2, NULL), 0);
+        assert_int_equal(net_check_conflicts(&cfg, "bbbbbbbbbbbb", taken, 1, NULL), -EADDRINUSE);
+        assert_int_equal(net_check_conflicts(&cfg, "bbbbbbbbbbbb", other_proto, 1, NULL), 0);
+        /* The container that holds the port may apply it again (a restart). */
+        assert_int_equal(net_check_conflicts(&cfg, "aaaaaaaaaaaa", taken, 1, NULL), 0);
+        assert_int_equal(net_check_conflicts(&cfg, "aaaaaaaaaaaaz", NULL, 0, NULL), -EEXIST);
+        ck_rm_rf_at(AT_FDCWD, dir);
+}
+
 static void test_nft_script(void **state)
 {
         struct net_config cfg = {.bridge = "ckbr0", .subnet = "10.77.0.0/16", .nft_table = "conker_t1"};
@@ -125,9 +154,8 @@ static void test_nft_script(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_subnet),
-                cmocka_unit_test(test_ifname),
-                cmocka_unit_test(test_leases),
+                cmocka_unit_test(test_subnet),     cmocka_unit_test(test_ifname),
+                cmocka_unit_test(test_leases),     cmocka_unit_test(test_conflicts),
                 cmocka_unit_test(test_nft_script),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -133,7 +133,22 @@ static void test_state_roundtrip(void **state)
                 "{\"status\":\"running\",\"pid\":-5,\"exit_code\":0,\"oom_killed\":false,"
                 "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
                 "{\"status\":\"running\",\"pid\":1,\"exit_code\":999,\"oom_killed\":false,"
-                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}"};
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
+                /* The bounds themselves: kill(-1, ...) would signal every process. */
+                "{\"status\":\"running\",\"pid\":-1,\"exit_code\":0,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":0,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":-1}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":0,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":2147483648}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":-2,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":384,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":0,\"oom_killed\":false,"
+                "\"restart_count\":-1,\"started_at\":0,\"finished_at\":0,\"shim_pid\":1}",
+                "{\"status\":\"running\",\"pid\":1,\"exit_code\":0,\"oom_killed\":false,"
+                "\"restart_count\":0,\"started_at\":-1,\"finished_at\":0,\"shim_pid\":1}"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 json_t *b = json_loads(bad[i], 0, NULL);
                 assert_non_null(b);

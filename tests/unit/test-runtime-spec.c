@@ -77,6 +77,43 @@ static void test_env_merge(void **state)
         assert_int_equal(spec_env_merge(NULL, bad1, &out, &err), -EINVAL);
         ck_error_free(err);
         assert_int_equal(spec_env_merge(bad2, NULL, &out, NULL), -EINVAL);
+
+        /* Bounds: SPEC_ENV_MAX entries (plus the default PATH) fit, one more does not; the
+         * entries together (with a NUL each) fit in SPEC_ENV_LEN_MAX bytes, one byte more does not. */
+        {
+                char **many = calloc(SPEC_ENV_MAX + 2, sizeof(char *)), *big;
+                size_t n;
+
+                assert_non_null(many);
+                for (size_t i = 0; i <= SPEC_ENV_MAX; i++)
+                        assert_true(asprintf(&many[i], "K%zu=1", i) > 0);
+                free(many[SPEC_ENV_MAX]);
+                many[SPEC_ENV_MAX] = NULL;
+                assert_int_equal(spec_env_merge(NULL, many, &out, NULL), 0);
+                for (n = 0; out[n]; n++)
+                        ;
+                assert_int_equal(n, SPEC_ENV_MAX + 1);
+                assert_string_equal(out[0], SPEC_DEFAULT_PATH);
+                spec_strv_free(out);
+                assert_true(asprintf(&many[SPEC_ENV_MAX], "K%d=1", SPEC_ENV_MAX) > 0);
+                assert_int_equal(spec_env_merge(NULL, many, &out, NULL), -E2BIG);
+                for (size_t i = 0; i <= SPEC_ENV_MAX; i++)
+                        free(many[i]);
+                free(many);
+
+                big = malloc(SPEC_ENV_LEN_MAX + 1);
+                assert_non_null(big);
+                memset(big, 'v', SPEC_ENV_LEN_MAX);
+                memcpy(big, "A=", 2);
+                big[SPEC_ENV_LEN_MAX - 1] = 0;
+                char *one[] = {big, NULL};
+                assert_int_equal(spec_env_merge(NULL, one, &out, NULL), 0);
+                spec_strv_free(out);
+                big[SPEC_ENV_LEN_MAX - 1] = 'v';
+                big[SPEC_ENV_LEN_MAX] = 0;
+                assert_int_equal(spec_env_merge(NULL, one, &out, NULL), -E2BIG);
+                free(big);
+        }
 }
 
 static void test_user(void **state)
@@ -142,6 +179,27 @@ static void test_user_hostile_files(void **state)
         assert_int_equal(symlink("/../../../../etc/shadow-not-here", p), 0);
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -ENOENT);
+        unlink(p);
+        /* Nor does one to a file that exists outside it (a host file with a root entry). */
+        {
+                char host[64], hp[128];
+                FILE *f;
+
+                snprintf(host, sizeof(host), "/tmp/ck-test-spec-host-XXXXXX");
+                assert_non_null(mkdtemp(host));
+                snprintf(hp, sizeof(hp), "%s/passwd", host);
+                f = fopen(hp, "w");
+                assert_non_null(f);
+                fputs("root:x:4242:4242::/:/bin/sh\n", f);
+                fclose(f);
+                assert_int_equal(symlink(hp, p), 0);
+                assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -ENOENT);
+                unlink(p);
+                snprintf(hp, sizeof(hp), "../../../../../../../..%s/passwd", host);
+                assert_int_equal(symlink(hp, p), 0);
+                assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -ENOENT);
+                ck_rm_rf_at(AT_FDCWD, host);
+        }
         /* numeric still works without passwd */
         assert_int_equal(spec_user_resolve(fd, "0", &u, NULL), 0);
         unlink(p);
@@ -150,6 +208,97 @@ static void test_user_hostile_files(void **state)
         assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -EINVAL);
         close(fd);
         ck_rm_rf_at(AT_FDCWD, dir);
+}
+
+/* The supplementary groups come from exact member names, and are bounded. */
+static void test_user_groups_exact_and_bounded(void **state)
+{
+        const char *pw = "app:x:1000:1000::/home/app:/bin/sh\n";
+        const char *gr = "pre:x:77:ap,appx,xapp\nsuf:x:78:sv,app2\nok:x:79:ap,app\n";
+        struct spec_user u;
+        char *many;
+        size_t off = 0;
+
+        assert_int_equal(spec_user_resolve_db(pw, strlen(pw), gr, strlen(gr), "app", &u, NULL), 0);
+        assert_int_equal(u.n_gids, 2);
+        assert_int_equal(u.gids[0], 1000);
+        assert_int_equal(u.gids[1], 79);
+
+        /* An image that lists the user in more groups than the limit gets the first ones. */
+        many = malloc(200 * 32);
+        assert_non_null(many);
+        for (unsigned i = 0; i < 200; i++)
+                off += (size_t)snprintf(many + off, 32, "g%u:x:%u:app\n", i, 2000 + i);
+        assert_int_equal(spec_user_resolve_db(pw, strlen(pw), many, off, "app", &u, NULL), 0);
+        assert_int_equal(u.n_gids, SPEC_GROUPS_MAX);
+        assert_int_equal(u.gids[0], 1000);
+        assert_int_equal(u.gids[SPEC_GROUPS_MAX - 1], 2000 + SPEC_GROUPS_MAX - 2);
+        free(many);
+}
+
+/* A hostile image's /etc/passwd: NUL bytes, a size over the cap, a FIFO. */
+static void test_user_hostile_userdb(void **state)
+{
+        char p[256], dir[64];
+        struct spec_user u;
+        FILE *f;
+        int fd;
+
+        snprintf(dir, sizeof(dir), "/tmp/ck-test-spec3-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(p, sizeof(p), "%s/etc", dir);
+        assert_int_equal(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/etc/passwd", dir);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(fd >= 0);
+
+        f = fopen(p, "w");
+        assert_non_null(f);
+        fwrite("root:x:0:0:root:/root:/bin/sh\n\0app:x:5:5::/:/bin/sh\n", 1, 52, f);
+        fclose(f);
+        assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -EINVAL);
+
+        f = fopen(p, "w");
+        assert_non_null(f);
+        fputs("root:x:0:0:root:/root:/bin/sh\n", f);
+        while (ftell(f) <= (long)SPEC_USERDB_MAX)
+                fputs("# padding padding padding padding padding padding padding paddin\n", f);
+        fclose(f);
+        assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -EFBIG);
+
+        assert_int_equal(unlink(p), 0);
+        assert_int_equal(mkfifo(p, 0644), 0);
+        assert_int_equal(spec_user_resolve(fd, "root", &u, NULL), -EINVAL);
+        close(fd);
+        ck_rm_rf_at(AT_FDCWD, dir);
+}
+
+/* The hostname goes into the bundle's /etc/hostname and /etc/hosts: a name that is not a valid
+ * host name (a newline would add a hosts line) falls back to the id. */
+static void test_hostname(void **state)
+{
+        struct runtime_spec spec = {.id = "0123456789abcdef"};
+        char h[64], long_name[70];
+        const char *bad[] = {"evil\n10.0.0.1", "a b", "-x", ".x", "", "x/y", "x\ty"};
+
+        spec.name = "web-1.a";
+        spec_hostname(&spec, h);
+        assert_string_equal(h, "web-1.a");
+        memset(long_name, 'a', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = 0;
+        long_name[64] = 0;
+        spec.name = long_name;
+        spec_hostname(&spec, h);
+        assert_string_equal(h, "0123456789ab");
+        long_name[64] = 'a';
+        long_name[63] = 0;
+        spec_hostname(&spec, h);
+        assert_string_equal(h, long_name);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                spec.name = bad[i];
+                spec_hostname(&spec, h);
+                assert_string_equal(h, "0123456789ab");
+        }
 }
 
 static void test_cwd(void **state)
@@ -190,6 +339,15 @@ static void test_resolv(void **state)
                       "nameserver 0:0:0:0:0:0:0:10\n",
                       "nameserver 0:0:0:0:0:0:0:10\n");
         assert_resolv("nameserver 0:0:0:0:0:0:0:1\n", "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        /* A line with a NUL byte (the host's DHCP answer wrote it) is dropped, not cut short. */
+        {
+                static const char in[] = "nameserver 10.0.0.2\nsearch a\0.evil\nnameserver 10.0.0.3\n";
+                char *out = NULL;
+
+                assert_int_equal(spec_resolv_filter(in, sizeof(in) - 1, &out), 0);
+                assert_string_equal(out, "nameserver 10.0.0.2\nnameserver 10.0.0.3\n");
+                free(out);
+        }
 }
 
 static void test_seccomp(void **state)
@@ -366,6 +524,15 @@ static void test_golden(void **state)
         assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
         mounts[0].target = "rel";
         assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        /* Nor onto /secret itself (it would hide the released secrets), nor over the root. */
+        mounts[0].target = "/secret";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        mounts[0].target = "/";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
+        /* A source that is not absolute would be taken relative to the runtime's cwd. */
+        mounts[0].target = "/data";
+        mounts[0].source = "volumes/x/data";
+        assert_int_equal(spec_build(&in, rootfd, &j, NULL), -EINVAL);
 }
 
 int main(void)
@@ -374,6 +541,9 @@ int main(void)
                 cmocka_unit_test(test_env_merge),
                 cmocka_unit_test(test_user),
                 cmocka_unit_test(test_user_hostile_files),
+                cmocka_unit_test(test_user_groups_exact_and_bounded),
+                cmocka_unit_test(test_user_hostile_userdb),
+                cmocka_unit_test(test_hostname),
                 cmocka_unit_test(test_cwd),
                 cmocka_unit_test(test_resolv),
                 cmocka_unit_test(test_seccomp),

@@ -23,6 +23,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def self_signed(directory, cn):
+    """An ordinary self-signed P-256 certificate (no evidence) in directory: (cert, key, DER)."""
+    key, crt = directory / f"{cn}.key", directory / f"{cn}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", f"/CN={cn}"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(crt), "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return crt, key, der
+
+
 class SimTD:
     def __init__(self, base):
         self.dir = str(base / "sim")

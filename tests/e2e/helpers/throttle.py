@@ -1,7 +1,27 @@
-"""A throttling TCP relay for tests of slow pulls (cancel, kill mid-pull)."""
+"""A throttling TCP relay for tests of slow pulls (cancel, kill mid-pull), and its one-way pipe."""
 import socket
 import threading
 import time
+
+
+def pipe(src, dst, rate=None, stopping=lambda: False):
+    """Copies src to dst (at most `rate` bytes/s) until either end closes, then shuts both."""
+    try:
+        while not stopping():
+            data = src.recv(4096)
+            if not data:
+                break
+            dst.sendall(data)
+            if rate:
+                time.sleep(len(data) / rate)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class ThrottleProxy:
@@ -29,22 +49,7 @@ class ThrottleProxy:
             threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
 
     def _pipe(self, src, dst, rate):
-        try:
-            while not self.stopping:
-                data = src.recv(4096)
-                if not data:
-                    break
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        pipe(src, dst, rate, lambda: self.stopping)
 
     def close(self):
         self.stopping = True
