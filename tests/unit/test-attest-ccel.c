@@ -77,6 +77,37 @@ static void test_replay_rejects_damage(void **state)
         assert_int_equal(attest_ccel_replay(log, len, &rt, NULL, NULL), 0);
 }
 
+/* An event that names MR index 0 (MRTD, which no event log extends) or 5 (past RTMR3) is
+ * refused rather than replayed into a register that does not exist. */
+static void test_replay_rejects_mr_index(void **state)
+{
+        static const uint32_t bad[] = {0, 5, 0x100};
+        _cleanup_free_ uint8_t *log = NULL;
+        struct attest_rtmrs rt;
+        size_t len = 0, first;
+        uint8_t keep[4];
+
+        log = read_vector("go-tdx-guest/ccel/ccel_data.dat", &len);
+        /* The first TCG_PCR_EVENT2 follows the legacy Spec ID event: 32 bytes of header and its
+         * data, whose size is the header's last u32. Its type is not EV_NO_ACTION, so its MR
+         * index counts. */
+        first = 32 +
+                ((size_t)log[28] | (size_t)log[29] << 8 | (size_t)log[30] << 16 | (size_t)log[31] << 24);
+        assert_true(first + 12 < len);
+        assert_int_equal(log[first + 4] | log[first + 5] << 8 | log[first + 6] << 16, 0x00000b);
+        memcpy(keep, log + first, 4);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_error_ struct ck_error *e = NULL;
+
+                for (int k = 0; k < 4; k++)
+                        log[first + k] = (uint8_t)(bad[i] >> (8 * k));
+                assert_int_equal(attest_ccel_replay(log, len, &rt, NULL, &e), -EBADMSG);
+                assert_non_null(strstr(e->msg, "is not an RTMR"));
+        }
+        memcpy(log + first, keep, 4);
+        assert_int_equal(attest_ccel_replay(log, len, &rt, NULL, NULL), 0);
+}
+
 static void test_replay_bit_flip_changes_result(void **state)
 {
         _cleanup_free_ uint8_t *log = NULL;
@@ -101,6 +132,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_replay_vector),
                 cmocka_unit_test(test_replay_rejects_damage),
+                cmocka_unit_test(test_replay_rejects_mr_index),
                 cmocka_unit_test(test_replay_bit_flip_changes_result),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
