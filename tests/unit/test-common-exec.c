@@ -37,6 +37,29 @@ static void test_failure_message(void **state)
         ck_error_free(e);
 }
 
+/* A failing program's stderr goes into an error message that reaches logs and API clients: it is
+ * cut to 512 bytes and holds no control characters (no forged log lines, no terminal escapes). */
+static void test_failure_message_sanitised(void **state)
+{
+        char *esc[] = {"sh", "-c", "printf 'a\\033[2Jb\\rc\\nfake: line\\n' >&2; exit 1", NULL};
+        char *big[] = {"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x >&2; exit 1", NULL};
+        struct ck_error *e = NULL;
+        char *err = NULL;
+
+        assert_int_equal(ck_exec(esc, NULL, NULL, &err, &e), -EIO);
+        assert_string_equal(err, "a [2Jb c fake: line");
+        for (const char *c = e->msg; *c; c++)
+                assert_true((unsigned char)*c >= 0x20);
+        free(err);
+        ck_error_free(e);
+        e = NULL;
+        assert_int_equal(ck_exec(big, NULL, NULL, &err, &e), -EIO);
+        assert_int_equal(strlen(err), 512);
+        assert_true(strlen(e->msg) < 600);
+        free(err);
+        ck_error_free(e);
+}
+
 static void test_not_found_and_timeout(void **state)
 {
         char *missing[] = {"conker-no-such-program-xyz", NULL};
@@ -69,6 +92,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stdin_and_stdout),
                 cmocka_unit_test(test_failure_message),
+                cmocka_unit_test(test_failure_message_sanitised),
                 cmocka_unit_test(test_not_found_and_timeout),
                 cmocka_unit_test(test_output_cap),
         };
