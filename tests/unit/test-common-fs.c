@@ -5,8 +5,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -126,6 +129,51 @@ static void test_opendir_at(void **state)
         assert_int_equal(errno, ENOENT);
         assert_null(ck_opendir_at(dfd, "a"));
         assert_int_equal(errno, ENOTDIR);
+        assert_int_equal(mkdirat(dfd, "d", 0755), 0);
+        assert_int_equal(symlinkat("d", dfd, "l"), 0);
+        assert_null(ck_opendir_at(dfd, "l")); /* a symlink is not followed, even to a directory */
+}
+
+/* The child of test_rm_rf_stops_at_mounts, in a mount namespace of its own: 0 when rm -rf refused
+ * to enter a tmpfs mounted inside the tree and left its file, 77 when it cannot mount. */
+static int rm_rf_mount_child(void)
+{
+        _cleanup_close_ int dfd = -1;
+        char m[128];
+
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return 77;
+        snprintf(m, sizeof(m), "%s/a/m", tmpdir);
+        if (ck_mkdir_p(m, 0755) < 0 || mount("none", m, "tmpfs", 0, "size=64k") < 0)
+                return 77;
+        /* Opened after the mount, in this namespace: an fd from before would walk the old tree. */
+        dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return 1;
+        snprintf(m, sizeof(m), "%s/a/m/keep", tmpdir);
+        if (creat(m, 0600) < 0)
+                return 2;
+        if (ck_rm_rf_at(dfd, "a") != -EBUSY)
+                return 3;
+        if (access(m, F_OK) < 0)
+                return 4;
+        return 0;
+}
+
+/* rm -rf never crosses into another mount (a volume mounted under a task's directory). */
+static void test_rm_rf_stops_at_mounts(void **state)
+{
+        pid_t pid = fork();
+        int status;
+
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(rm_rf_mount_child());
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77)
+                skip(); /* no CAP_SYS_ADMIN: cannot mount */
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* rm -rf removes symlinks, never what they point to: a link inside the tree and a link given as
@@ -164,6 +212,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_open_in_root_confines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opendir_at, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rm_rf_stops_at_mounts, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
