@@ -34,6 +34,8 @@ static void test_secret_cap(void **state)
         struct ck_secret *s = ck_secret_alloc(CK_SECRET_MAX + 1);
 
         assert_null(s);
+        assert_int_equal(ck_secret_random(1024 * 1024 + 1, &s), -E2BIG);
+        assert_null(s);
         s = ck_secret_alloc(CK_SECRET_MAX);
         assert_non_null(s);
         assert_int_equal(s->len, CK_SECRET_MAX);
@@ -148,6 +150,10 @@ static void test_file_read(void **state)
         assert_int_equal(ck_secret_file_read_at(dfd, "none", 6, &buf, &len, NULL, NULL), -ENOENT);
         assert_int_equal(mkfifoat(dfd, "fifo", 0600), 0);
         assert_int_equal(ck_secret_file_read_at(dfd, "fifo", 6, &buf, &len, NULL, NULL), -EINVAL);
+        /* A file that holds more than its size said while it is read (as /proc files do, at
+         * size 0) is refused, not cut or overrun. */
+        assert_int_equal(ck_secret_file_read_at(AT_FDCWD, "/proc/self/status", 4096, &buf, &len, NULL, NULL),
+                         -EAGAIN);
         assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
 }
 
