@@ -6,12 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
+#include "parse.h"
 #include "sqlite.h"
 
 static char tmpdir[64];
@@ -41,6 +41,7 @@ static void test_settings_and_mode(void **state)
         _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
         char path[128], v[32];
         struct stat st;
+        uint64_t ms = 0;
 
         snprintf(path, sizeof(path), "%s/t.db", tmpdir);
         assert_int_equal(ck_sqlite_open(path, &db, NULL), 0);
@@ -53,7 +54,8 @@ static void test_settings_and_mode(void **state)
         pragma_text(db, "PRAGMA foreign_keys", v, sizeof(v));
         assert_string_equal(v, "1");
         pragma_text(db, "PRAGMA busy_timeout", v, sizeof(v));
-        assert_true(atoi(v) >= 1000);
+        assert_int_equal(ck_parse_uint(v, UINT32_MAX, &ms), 0);
+        assert_true(ms >= 1000);
 }
 
 /* A symlink at the database path (to an empty file beside it, which SQLite would take for a new
