@@ -231,6 +231,42 @@ def test_startup_errors(sim, secret, tmp_path):
     assert res.returncode != 0 and "not valid JSON" in res.stderr
 
 
+def test_flag_refusals(sim, secret, tmp_path):
+    """Command lines the broker refuses before it listens: each with exit 2 and one line."""
+    def run(args):
+        return subprocess.run([BROKER, "-i", "127.0.0.1", "-p", "0", "--audit-log", str(tmp_path / "a.jsonl")]
+                              + args, capture_output=True, text=True, timeout=30)
+
+    ok = seed_args(sim, secret)
+    res = run(ok + ["--cert", str(tmp_path / "c.pem")])
+    assert res.returncode == 2 and "--cert and --key go together" in res.stderr, res.stderr
+    res = run(ok + ["--key", str(tmp_path / "k.pem")])
+    assert res.returncode == 2 and "--cert and --key go together" in res.stderr, res.stderr
+    # --policy is the whole policy: a flag beside it that would pin (or open) something is refused,
+    # not silently ignored.
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"secrets": [{"id": "db", "file": str(secret), "rules": [
+        {"mrtd": sim.mrtd, "rtmr1": sim.rtmr1, "imageIds": [IMAGE_ID]}]}]}))
+    for extra in (["-w", sim.rtmr1], ["--mrtd", sim.mrtd], ["--firmware", "any"], ["-d", IMAGE_ID],
+                  ["-s", str(secret)], ["--image-allowlist", IMAGE_ID], ["--rtmr2", sim.rtmr1],
+                  ["--reference-values", str(policy)]):
+        res = run(["--policy", str(policy), "--trust-sim-root", sim.root] + extra)
+        assert res.returncode == 2 and "--policy replaces" in res.stderr, (extra, res.stderr)
+    # Numbers outside their range, below and above.
+    for flag, bad in (("--workers", "0"), ("--workers", "1025"), ("--max-clients", "0"),
+                      ("--handshake-timeout", "99"), ("--request-timeout", "600001"),
+                      ("--max-secret-bytes", "1"), ("--audit-summary-interval", "0"), ("-p", "65536"),
+                      ("--pcs-max-fetches", "65"), ("--cache-ttl", "-1")):
+        res = run(ok + [flag, bad])
+        assert res.returncode == 2 and "expected a number between" in res.stderr, (flag, bad, res.stderr)
+    res = run(ok + ["stray"])
+    assert res.returncode == 2 and 'unexpected argument "stray"' in res.stderr, res.stderr
+    res = run(ok + ["--audit-fsync", "sometimes"])
+    assert res.returncode == 2 and "expected always or never" in res.stderr, res.stderr
+    res = run(ok + ["-a", "sim"])
+    assert res.returncode != 0 and "--attester-sim-dir" in res.stderr, res.stderr
+
+
 def test_seed_command_line_verbatim(sim, secret, brokers, tmp_path):
     """The seed's flags exactly (listening on 0.0.0.0) plus --mrtd, reached over loopback."""
     b = start(brokers, tmp_path, ["-m", "-i", "0.0.0.0", "-p", "{port}", "-v", "tdx_ecdsa", "-a", "nullattester",

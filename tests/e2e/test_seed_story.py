@@ -613,3 +613,40 @@ def test_conkerd_opens_its_tee_at_start(tmp_path):
                                str(tmp_path / "state")], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "cannot open the TEE (--tee sim)" in p.stderr, p.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_conkerd_refuses_incomplete_broker_attestation(tmp_path):
+    """kms-broker-reference-values makes every broker attest; without the collateral to verify
+    their quotes, or with a file that does not parse, conkerd stops at start (before it creates
+    its data dir) instead of starting with brokers it cannot check."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from helpers.conkerd import CONKER, CONKERD
+    sim = tmp_path / "sim"
+    subprocess.run([CONKER, "tdx-sim", "init", str(sim)], check=True, capture_output=True)
+    (tmp_path / "none.conf").write_text("")
+    rv = tmp_path / "rv.json"
+    rv.write_text(json.dumps({"mrtd": "00" * 48}))
+    junk = tmp_path / "junk"
+    junk.write_text("{nope")
+    base = [CONKERD, "--config", str(tmp_path / "none.conf"), "--listen", "127.0.0.1:1",
+            "--data-dir", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+            "--token-file", str(tmp_path / "token"), "--tee", "sim", "--sim-dir", str(sim),
+            "--sim-state-dir", str(tmp_path / "state"),
+            # A fence: a conkerd that got past these checks stops when it opens its runtime, before
+            # it makes a bridge or touches anything outside tmp_path.
+            "--netns-dir", str(tmp_path / "net ns"), "--bridge", "ckrefuse0", "--nft-table", "ckrefuse0"]
+    cases = [
+        (["--kms-broker-reference-values", str(rv)], "needs kms-broker-collateral"),
+        (["--kms-broker-reference-values", str(junk), "--kms-broker-collateral", str(sim / "collateral.json")],
+         "kms-broker-reference-values"),
+        (["--kms-broker-reference-values", str(rv), "--kms-broker-collateral", str(junk)],
+         "kms-broker-collateral"),
+        (["--kms-broker-reference-values", str(rv), "--kms-broker-collateral", str(sim / "collateral.json"),
+          "--kms-broker-trust-root", str(junk)], "kms-broker-trust-root"),
+    ]
+    for extra, want in cases:
+        p = subprocess.run(base + extra, capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and want in p.stderr, (extra, p.stderr)
+        assert not (tmp_path / "data").exists(), extra

@@ -2,6 +2,7 @@
  * directories (or the files given) is passed to LLVMFuzzerTestOneInput once. Used by the
  * fuzz-regress test suite so that seeds and past crash inputs are run on every build. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int replay_file(int dirfd, const char *name, unsigned *count)
 {
-        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_free_ uint8_t *data = NULL, *exact = NULL;
         size_t len = 0;
         int r = ck_read_file_at(dirfd, name, 64 << 20, &data, &len, NULL);
 
@@ -23,7 +24,14 @@ static int replay_file(int dirfd, const char *name, unsigned *count)
                 fprintf(stderr, "replay: cannot read %s: %s\n", name, strerror(-r));
                 return r;
         }
-        LLVMFuzzerTestOneInput(data, len);
+        /* In a buffer of exactly the input's size, as libFuzzer passes it: ck_read_file_at's
+         * buffer has slack past the end, where ASan would not see an over-read. */
+        exact = malloc(len ? len : 1);
+        if (!exact)
+                return -ENOMEM;
+        if (len)
+                memcpy(exact, data, len);
+        LLVMFuzzerTestOneInput(exact, len);
         (*count)++;
         return 0;
 }

@@ -44,11 +44,17 @@ static void test_hex(void **state)
         assert_string_equal(s, "00abff");
         assert_int_equal(ck_hex_decode("00aBf", 5, out, 3), -EINVAL);
         assert_int_equal(ck_hex_decode("00aBfg", 6, out, 3), -EINVAL);
+        assert_int_equal(ck_hex_decode("00aBfG", 6, out, 3), -EINVAL);
+        /* A pin longer than the digest it stands for is not cut down to its first bytes. */
+        assert_int_equal(ck_hex_decode("00aBff00", 8, out, 3), -EINVAL);
         assert_int_equal(ck_hex_decode_alloc(" 0x0102\n", 8, 16, &d, &n), 0);
         assert_int_equal(n, 2);
         assert_memory_equal(d, "\x01\x02", 2);
         free(d);
         assert_int_equal(ck_hex_decode_alloc("010203", 6, 2, &d, &n), -E2BIG);
+        assert_int_equal(ck_hex_decode_alloc("0102", 4, 2, &d, &n), 0); /* exactly the cap */
+        assert_int_equal(n, 2);
+        free(d);
         assert_int_equal(ck_hex_decode_alloc("012", 3, 2, &d, &n), -EINVAL);
 }
 
@@ -66,8 +72,13 @@ static void test_numbers(void **state)
         assert_int_equal(ck_parse_uint("18446744073709551615", UINT64_MAX, &v), 0);
         assert_true(v == UINT64_MAX);
         assert_int_equal(ck_parse_uint("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+        /* At most 20 digits, even when leading zeros keep the value small. */
+        assert_int_equal(ck_parse_uint("00000000000000000001", 10, &v), 0);
+        assert_int_equal(ck_parse_uint("000000000000000000001", 10, &v), -EINVAL);
         assert_true(ck_is_printable("abc def", 7));
         assert_false(ck_is_printable("abc\n", 4));
+        assert_false(ck_is_printable("abc\x7f", 4)); /* DEL */
+        assert_false(ck_is_printable("a\0c", 3));
 }
 
 static void test_strndup_utf8(void **state)

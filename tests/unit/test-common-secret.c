@@ -27,6 +27,21 @@ static void test_secret_equal(void **state)
         assert_false(ck_secret_equal(NULL, "", 0));
 }
 
+/* A secret over CK_SECRET_MAX is refused, not mapped (a length from a peer must not decide how
+ * much memory gets locked). */
+static void test_secret_cap(void **state)
+{
+        struct ck_secret *s = ck_secret_alloc(CK_SECRET_MAX + 1);
+
+        assert_null(s);
+        assert_int_equal(ck_secret_random(1024 * 1024 + 1, &s), -E2BIG);
+        assert_null(s);
+        s = ck_secret_alloc(CK_SECRET_MAX);
+        assert_non_null(s);
+        assert_int_equal(s->len, CK_SECRET_MAX);
+        ck_secret_free(s);
+}
+
 /* The smaps entry of the mapping that starts at p: its Locked size (kB) and whether its VmFlags
  * hold "dd" (not dumped). */
 static void smaps_of(const void *p, long *ret_locked_kb, bool *ret_dontdump)
@@ -135,6 +150,10 @@ static void test_file_read(void **state)
         assert_int_equal(ck_secret_file_read_at(dfd, "none", 6, &buf, &len, NULL, NULL), -ENOENT);
         assert_int_equal(mkfifoat(dfd, "fifo", 0600), 0);
         assert_int_equal(ck_secret_file_read_at(dfd, "fifo", 6, &buf, &len, NULL, NULL), -EINVAL);
+        /* A file that holds more than its size said while it is read (as /proc files do, at
+         * size 0) is refused, not cut or overrun. */
+        assert_int_equal(ck_secret_file_read_at(AT_FDCWD, "/proc/self/status", 4096, &buf, &len, NULL, NULL),
+                         -EAGAIN);
         assert_int_equal(ck_rm_rf_at(AT_FDCWD, dir), 0);
 }
 
@@ -142,6 +161,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_secret_equal),
+                cmocka_unit_test(test_secret_cap),
                 cmocka_unit_test(test_secret_locked_and_not_dumped),
                 cmocka_unit_test(test_realloc_wiped),
                 cmocka_unit_test(test_file_read),

@@ -57,6 +57,19 @@ static void test_key_load(void **state)
         ck_error_free(TAKE_PTR(e));
         assert_int_equal(mkfifoat(dfd, "fifo.pem", 0600), 0);
         assert_int_equal(ck_ssl_key_load_at(dfd, "fifo.pem", &got, &e), -EINVAL);
+        ck_error_free(TAKE_PTR(e));
+        /* Empty, and past the 64 KiB a key file may hold: refused before parsing, by size. */
+        assert_int_equal(ck_write_file_atomic(dfd, "empty.pem", "", 0, 0600, NULL), 0);
+        assert_int_equal(ck_ssl_key_load_at(dfd, "empty.pem", &got, &e), -EBADMSG);
+        assert_non_null(strstr(e->msg, "size 0"));
+        ck_error_free(TAKE_PTR(e));
+        {
+                _cleanup_free_ char *big = malloc((64u << 10) + 1);
+                assert_non_null(big);
+                memset(big, '\n', (64u << 10) + 1);
+                assert_int_equal(ck_write_file_atomic(dfd, "big.pem", big, (64u << 10) + 1, 0600, NULL), 0);
+                assert_int_equal(ck_ssl_key_load_at(dfd, "big.pem", &got, &e), -EFBIG);
+        }
 }
 
 int main(void)
