@@ -735,5 +735,5 @@ int main(void)
                         "test-image-store: EROFS layers cannot be mounted here (%s); skipping them\n",
                         strerror(-erofs_ok));
         failed += cmocka_run_group_tests_name("EROFS layers", tests, NULL, NULL);
-        return failed;
+        return ck_group_result(failed);
 }

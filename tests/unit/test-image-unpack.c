@@ -882,5 +882,5 @@ int main(void)
                         "test-image-unpack: this kernel cannot mount EROFS layers (%s); skipping them\n",
                         strerror(-erofs_ok));
         failed += cmocka_run_group_tests_name("EROFS layers", tests, NULL, NULL);
-        return failed;
+        return ck_group_result(failed);
 }
