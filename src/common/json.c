@@ -51,6 +51,10 @@ int ck_json_get_string(json_t *obj, const char *key, const char **ret, struct ck
 
         if (r < 0)
                 return r;
+        /* A JSON string may hold \u0000 (documents are loaded with JSON_ALLOW_NUL, as a secret
+         * may); a C string cannot: what a caller checked would be only the part before it. */
+        if (strlen(json_string_value(v)) != json_string_length(v))
+                return ck_error_set(reterr, -EINVAL, "\"%s\" contains a NUL byte", key);
         *ret = json_string_value(v);
         return 0;
 }

@@ -18,7 +18,8 @@ DEFINE_POINTER_CLEANUP(json_t, json_decref, ck_json_decref)
 int ck_json_loadb(const void *buf, size_t len, size_t max, json_t **ret, struct ck_error **reterr);
 
 /* Getters: -ENOENT when the key is absent, -EINVAL (with an error naming the key) when it has
- * the wrong type or is out of range. Returned strings are borrowed from obj. */
+ * the wrong type or is out of range (a string holding a NUL byte is refused). Returned strings
+ * are borrowed from obj. */
 int ck_json_get_string(json_t *obj, const char *key, const char **ret, struct ck_error **reterr);
 int ck_json_get_uint(json_t *obj, const char *key, uint64_t max, uint64_t *ret, struct ck_error **reterr);
 int ck_json_get_bool(json_t *obj, const char *key, bool *ret, struct ck_error **reterr);
