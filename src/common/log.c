@@ -1,6 +1,7 @@
 /* Line-oriented logging with a level filter; thread-safe through a single write per line. */
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "parse.h"
 
 static enum ck_log_level log_level = CK_LOG_INFO;
 static const char *log_ident = "conker";
@@ -54,9 +56,54 @@ void ck_log_set_json(int on)
         log_json = !!on;
 }
 
+/* A message as one line of text: control characters (a newline would start a forged line, an
+ * escape sequence would rewrite the terminal) and bytes that are not UTF-8 (a JSON line could
+ * not carry them, and would be lost) become \xNN. NULL when msg needs nothing; without memory
+ * for the longer copy, such bytes are replaced by '?' in msg itself, and NULL too. */
+static char *escaped(char *msg)
+{
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *p = (const unsigned char *)msg;
+        size_t len = strlen(msg), i = 0, o = 0;
+        char *out = NULL;
+
+        while (i < len) {
+                size_t n = ck_utf8_char_len(p + i, len - i);
+
+                if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+                        if (!out) {
+                                out = len < SIZE_MAX / 4 ? malloc(len * 4 + 1) : NULL;
+                                if (!out) {
+                                        for (; i < len; i += n ? n : 1) {
+                                                n = ck_utf8_char_len(p + i, len - i);
+                                                if (n == 0 || p[i] < 0x20 || p[i] == 0x7f)
+                                                        msg[i] = '?';
+                                        }
+                                        return NULL;
+                                }
+                                memcpy(out, msg, i);
+                                o = i;
+                        }
+                        out[o++] = '\\';
+                        out[o++] = 'x';
+                        out[o++] = hex[p[i] >> 4];
+                        out[o++] = hex[p[i] & 15];
+                        i++;
+                        continue;
+                }
+                if (out)
+                        memcpy(out + o, p + i, n);
+                o += n;
+                i += n;
+        }
+        if (out)
+                out[o] = 0;
+        return out;
+}
+
 void ck_logv(enum ck_log_level l, const char *fmt, va_list ap)
 {
-        _cleanup_free_ char *msg = NULL, *line = NULL;
+        _cleanup_free_ char *msg = NULL, *line = NULL, *clean = NULL;
         char ts[32];
         struct timespec now;
         struct tm tm;
@@ -66,6 +113,11 @@ void ck_logv(enum ck_log_level l, const char *fmt, va_list ap)
                 return;
         if (vasprintf(&msg, fmt, ap) < 0)
                 goto out;
+        clean = escaped(msg);
+        if (clean) {
+                free(msg);
+                msg = TAKE_PTR(clean);
+        }
 
         clock_gettime(CLOCK_REALTIME, &now);
         gmtime_r(&now.tv_sec, &tm);

@@ -167,6 +167,41 @@ bool ck_is_printable(const char *s, size_t len)
         return true;
 }
 
+size_t ck_utf8_char_len(const unsigned char *s, size_t left)
+{
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n;
+
+        if (left == 0)
+                return 0;
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                n = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                n = 3;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                n = 4;
+        else
+                return 0; /* a continuation byte, an overlong lead (C0, C1) or past U+10FFFF */
+        /* The second byte's range excludes overlong forms (E0, F0), surrogates (ED) and code
+         * points past U+10FFFF (F4). */
+        if (s[0] == 0xe0)
+                lo = 0xa0;
+        else if (s[0] == 0xed)
+                hi = 0x9f;
+        else if (s[0] == 0xf0)
+                lo = 0x90;
+        else if (s[0] == 0xf4)
+                hi = 0x8f;
+        if (left < n || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        return n;
+}
+
 char *ck_strndup_utf8(const char *s, size_t max)
 {
         size_t n = strnlen(s, max);

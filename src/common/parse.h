@@ -72,6 +72,9 @@ int ck_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
 /* True when s[0..len) is printable ASCII with no control characters. */
 bool ck_is_printable(const char *s, size_t len);
+/* The length (1-4) of the well-formed UTF-8 character at s[0..left) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 when there is none there. */
+size_t ck_utf8_char_len(const unsigned char *s, size_t left);
 /* strndup() that never cuts a UTF-8 sequence: when s is longer than max bytes, the cut moves back
  * over continuation bytes to the start of the character that would not fit whole. For messages
  * that go on into JSON, where a split character would make the whole document invalid. */
