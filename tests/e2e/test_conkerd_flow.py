@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
+from helpers.leftovers import network_of
 from helpers.registry import Registry
 from helpers.throttle import ThrottleProxy
 
@@ -228,22 +229,6 @@ def event_unix_time(ev: dict) -> float:
     whole, frac = ev["Time"].rstrip("Z").split(".")
     base = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
     return base.timestamp() + float("0." + frac)
-
-
-def network_of(d, port):
-    """What a task's network leaves on the host: netns files, the published port in the table,
-    per-container net state files."""
-    found = []
-    ns_dir = d.dir / "netns"
-    if ns_dir.is_dir() and any(ns_dir.iterdir()):
-        found.append("netns " + ",".join(p.name for p in ns_dir.iterdir()))
-    rules = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True).stdout
-    if f"dport {port} " in rules:
-        found.append("port rule")
-    states = d.run_dir / "net" / "containers"
-    if states.is_dir() and any(states.iterdir()):
-        found.append("net state")
-    return found
 
 
 def test_cancel_during_throttled_pull(tmp_path):

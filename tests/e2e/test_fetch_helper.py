@@ -11,10 +11,9 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-from helpers.conkerd import BUILD, Conkerd
+from helpers.conkerd import BUILD, Conkerd, wait_for
 from helpers.registry import Registry
 from helpers.throttle import ThrottleProxy
 from test_conkerd_flow import P, needs, push_example
@@ -37,17 +36,6 @@ def helpers_of(pid: int) -> list[int]:
         if comm == "conker-fetch" and ppid == pid:
             found.append(int(d.name))
     return found
-
-
-def wait_for(pred, timeout: float, what: str):
-    """Polls pred() until it returns something true; the timeout only bounds a hung test."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_pull(d: Conkerd, name: str, ref: str, user=None, password=None):

@@ -26,6 +26,7 @@ import pytest
 
 from helpers.broker import BROKER, CLIENT, Broker
 from helpers.conkerd import BUILD, Conkerd, free_published_port, skip_reason
+from helpers.leftovers import grep_tree
 from helpers.openapi import OpenApi
 from helpers.registry import Registry
 from helpers.seedshape import mismatches
@@ -183,22 +184,6 @@ def assert_failed_closed(seed: Seed, tid: str, t: dict, endpoint: str, reason: s
     assert not seed.secret_dir(tid).exists()
     assert t["ContainerInspect"]["State"]["Pid"] in (0, None)
     seed.delete(tid)
-
-
-def grep_tree(root: Path, needle: bytes) -> list[str]:
-    hits = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            try:
-                if os.path.islink(p) or not os.path.isfile(p):
-                    continue
-                with open(p, "rb") as fh:
-                    if needle in fh.read():
-                        hits.append(p)
-            except OSError:
-                pass
-    return hits
 
 
 def test_seed_flow(seed):

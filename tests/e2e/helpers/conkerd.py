@@ -50,6 +50,17 @@ def free_published_port() -> int:
     raise RuntimeError("no free port in the published range")
 
 
+def wait_for(pred, timeout: float, what: str):
+    """Polls pred() until it returns something true; the timeout only bounds a hung test."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "conkerd end-to-end tests need root"
