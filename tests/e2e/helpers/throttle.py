@@ -1,4 +1,5 @@
-"""A throttling TCP relay for tests of slow pulls (cancel, kill mid-pull), and its one-way pipe."""
+"""TCP relays for tests: a throttling one for slow pulls (cancel, kill mid-pull), its one-way pipe,
+and one that holds a TLS server's answer (kill mid-attestation)."""
 import socket
 import threading
 import time
@@ -24,12 +25,12 @@ def pipe(src, dst, rate=None, stopping=lambda: False):
                 pass
 
 
-class ThrottleProxy:
-    """A TCP relay on 127.0.0.1 that sends the upstream's answers at `rate` bytes/s."""
+class _Relay:
+    """A TCP relay on 127.0.0.1 to an upstream port: each accepted client gets its own upstream
+    connection, handed to serve(client, upstream)."""
 
-    def __init__(self, upstream_port: int, rate: int = 32 * 1024):
+    def __init__(self, upstream_port: int):
         self.upstream = upstream_port
-        self.rate = rate
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -44,12 +45,10 @@ class ThrottleProxy:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            u = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
+            self.serve(c, socket.create_connection(("127.0.0.1", self.upstream)))
 
-    def _pipe(self, src, dst, rate):
-        pipe(src, dst, rate, lambda: self.stopping)
+    def serve(self, c, u):
+        raise NotImplementedError
 
     def close(self):
         self.stopping = True
@@ -60,3 +59,69 @@ class ThrottleProxy:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ThrottleProxy(_Relay):
+    """A TCP relay on 127.0.0.1 that sends the upstream's answers at `rate` bytes/s."""
+
+    def __init__(self, upstream_port: int, rate: int = 32 * 1024):
+        self.rate = rate
+        super().__init__(upstream_port)
+
+    def serve(self, c, u):
+        threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
+
+    def _pipe(self, src, dst, rate):
+        pipe(src, dst, rate, lambda: self.stopping)
+
+
+class AnswerHold(_Relay):
+    """A TCP relay on 127.0.0.1 that lets a TLS handshake through and then holds the upstream's
+    answer: whatever the upstream sends after the client's second flight (its certificate,
+    Finished and request) is kept back, never forwarded. The client's second flight can only
+    follow the server's whole first flight, so the split needs no timing. `held` is set once
+    held bytes arrived; a closing client drops them."""
+
+    def __init__(self, upstream_port: int):
+        self.held = threading.Event()
+        self.held_bytes = 0
+        super().__init__(upstream_port)
+
+    def serve(self, c, u):
+        state = {"server_spoke": False, "second_flight": False}
+        threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
+        threading.Thread(target=self._down, args=(u, c, state), daemon=True).start()
+
+    def _up(self, c, u, state):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                if state["server_spoke"]:
+                    state["second_flight"] = True
+                u.sendall(data)
+        except OSError:
+            pass
+        for s in (c, u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _down(self, u, c, state):
+        try:
+            while True:
+                data = u.recv(65536)
+                if not data:
+                    break
+                if state["second_flight"]:
+                    self.held_bytes += len(data)
+                    self.held.set()
+                    continue
+                # Set before the bytes leave: the client's answer to them then sees it.
+                state["server_spoke"] = True
+                c.sendall(data)
+        except OSError:
+            pass
