@@ -56,48 +56,51 @@ void ck_log_set_json(int on)
         log_json = !!on;
 }
 
-/* A message as one line of text: control characters (a newline would start a forged line, an
- * escape sequence would rewrite the terminal) and bytes that are not UTF-8 (a JSON line could
- * not carry them, and would be lost) become \xNN. NULL when msg needs nothing; without memory
- * for the longer copy, such bytes are replaced by '?' in msg itself, and NULL too. */
+/* The length of the character at p that a log line carries as it is: well-formed UTF-8 and not a
+ * control character (a newline would start a forged line, an escape sequence would rewrite the
+ * terminal). 0 when the byte at p must be escaped. */
+static size_t plain_len(const unsigned char *p, size_t left)
+{
+        size_t n = ck_utf8_char_len(p, left);
+
+        return n == 0 || p[0] < 0x20 || p[0] == 0x7f ? 0 : n;
+}
+
+/* msg as one line of text, every byte plain_len() refuses as \xNN (a JSON line could not carry
+ * bytes that are not UTF-8, and would be lost). NULL when msg needs nothing; without memory for
+ * the longer copy, such bytes are replaced by '?' in msg itself, and NULL too. */
 static char *escaped(char *msg)
 {
         static const char hex[] = "0123456789abcdef";
         const unsigned char *p = (const unsigned char *)msg;
-        size_t len = strlen(msg), i = 0, o = 0;
-        char *out = NULL;
+        size_t len = strlen(msg), i = 0, o = 0, n = 0;
+        char *out;
 
-        while (i < len) {
-                size_t n = ck_utf8_char_len(p + i, len - i);
-
-                if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
-                        if (!out) {
-                                out = len < SIZE_MAX / 4 ? malloc(len * 4 + 1) : NULL;
-                                if (!out) {
-                                        for (; i < len; i += n ? n : 1) {
-                                                n = ck_utf8_char_len(p + i, len - i);
-                                                if (n == 0 || p[i] < 0x20 || p[i] == 0x7f)
-                                                        msg[i] = '?';
-                                        }
-                                        return NULL;
-                                }
-                                memcpy(out, msg, i);
-                                o = i;
-                        }
-                        out[o++] = '\\';
-                        out[o++] = 'x';
-                        out[o++] = hex[p[i] >> 4];
-                        out[o++] = hex[p[i] & 15];
-                        i++;
+        while (i < len && (n = plain_len(p + i, len - i)) > 0)
+                i += n;
+        if (i == len)
+                return NULL;
+        out = len < SIZE_MAX / 4 ? malloc(len * 4 + 1) : NULL;
+        if (!out) {
+                for (; i < len; i += n ? n : 1)
+                        if ((n = plain_len(p + i, len - i)) == 0)
+                                msg[i] = '?';
+                return NULL;
+        }
+        for (i = 0; i < len; i += n) {
+                n = plain_len(p + i, len - i);
+                if (n > 0) {
+                        memcpy(out + o, p + i, n);
+                        o += n;
                         continue;
                 }
-                if (out)
-                        memcpy(out + o, p + i, n);
-                o += n;
-                i += n;
+                out[o++] = '\\';
+                out[o++] = 'x';
+                out[o++] = hex[p[i] >> 4];
+                out[o++] = hex[p[i] & 15];
+                n = 1;
         }
-        if (out)
-                out[o] = 0;
+        out[o] = 0;
         return out;
 }
 

@@ -5,20 +5,22 @@ import threading
 import time
 
 
-def pipe(src, dst, rate=None, stopping=lambda: False):
-    """Copies src to dst (at most `rate` bytes/s) until either end closes, then shuts both."""
+def pipe(src, dst, rate=None, stopping=lambda: False, forward=lambda data: True, shut=True):
+    """Copies src to dst (at most `rate` bytes/s) until either end closes, then shuts both unless
+    told not to. forward(data) sees each chunk first; the chunk is sent only when it returns true."""
     try:
         while not stopping():
             data = src.recv(4096)
             if not data:
                 break
-            dst.sendall(data)
+            if forward(data):
+                dst.sendall(data)
             if rate:
                 time.sleep(len(data) / rate)
     except OSError:
         pass
     finally:
-        for s in (src, dst):
+        for s in (src, dst) if shut else ():
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -69,11 +71,9 @@ class ThrottleProxy(_Relay):
         super().__init__(upstream_port)
 
     def serve(self, c, u):
-        threading.Thread(target=self._pipe, args=(c, u, None), daemon=True).start()
-        threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
-
-    def _pipe(self, src, dst, rate):
-        pipe(src, dst, rate, lambda: self.stopping)
+        stopping = lambda: self.stopping  # noqa: E731
+        threading.Thread(target=pipe, args=(c, u, None, stopping), daemon=True).start()
+        threading.Thread(target=pipe, args=(u, c, self.rate, stopping), daemon=True).start()
 
 
 class AnswerHold(_Relay):
@@ -90,38 +90,22 @@ class AnswerHold(_Relay):
 
     def serve(self, c, u):
         state = {"server_spoke": False, "second_flight": False}
-        threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
-        threading.Thread(target=self._down, args=(u, c, state), daemon=True).start()
 
-    def _up(self, c, u, state):
-        try:
-            while True:
-                data = c.recv(65536)
-                if not data:
-                    break
-                if state["server_spoke"]:
-                    state["second_flight"] = True
-                u.sendall(data)
-        except OSError:
-            pass
-        for s in (c, u):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        def up(data):
+            if state["server_spoke"]:
+                state["second_flight"] = True
+            return True
 
-    def _down(self, u, c, state):
-        try:
-            while True:
-                data = u.recv(65536)
-                if not data:
-                    break
-                if state["second_flight"]:
-                    self.held_bytes += len(data)
-                    self.held.set()
-                    continue
-                # Set before the bytes leave: the client's answer to them then sees it.
-                state["server_spoke"] = True
-                c.sendall(data)
-        except OSError:
-            pass
+        def down(data):
+            if state["second_flight"]:
+                self.held_bytes += len(data)
+                self.held.set()
+                return False
+            # Set before the bytes leave: the client's answer to them then sees it.
+            state["server_spoke"] = True
+            return True
+
+        threading.Thread(target=pipe, args=(c, u), kwargs={"forward": up}, daemon=True).start()
+        # The upstream closing after its held answer must not end the client's wait.
+        threading.Thread(target=pipe, args=(u, c), kwargs={"forward": down, "shut": False},
+                         daemon=True).start()
